@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what building troupe needs on Debian or Ubuntu, if it is missing:
+# a C/C++ toolchain and libclang (bindgen generates RocksDB's bindings), and Rust via rustup.
+# Safe to run again: it only installs what is absent.
+set -euo pipefail
+
+need=()
+command -v cc >/dev/null 2>&1 || need+=(build-essential)
+command -v c++ >/dev/null 2>&1 || need+=(g++)
+if ! compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null \
+    && ! compgen -G "/usr/lib/x86_64-linux-gnu/libclang*.so*" >/dev/null \
+    && ! compgen -G "/usr/lib/aarch64-linux-gnu/libclang*.so*" >/dev/null; then
+  need+=(libclang-dev)
+fi
+if ((${#need[@]})); then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  echo "troupe: installing ${need[*]} (apt-get)" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "troupe: installing Rust with rustup (https://rustup.rs)" >&2
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi

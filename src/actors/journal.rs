@@ -1,0 +1,284 @@
+//! The journal actor: the one writer of the journal, with group commit.
+//!
+//! # Group commit
+//! An `Append` is staged into the open `WriteBatch` at once (sequence numbers assigned), and
+//! the first append of a batch makes the actor send itself `Commit`. Because a mailbox is
+//! FIFO, that `Commit` is handled after every append that was already queued when it was
+//! sent, so one commit (one write, one fsync under `sync`) acknowledges all of them. While a
+//! commit's fsync runs (on tokio's blocking pool), new appends queue up in the mailbox and
+//! form the next batch. Nothing waits on a timer: an append that arrives alone is committed
+//! alone, at once. A batch that reaches the event or byte cap of [`JournalOptions`] is
+//! committed immediately.
+//!
+//! # Restarts
+//! State is only the writer and the callers waiting for a commit. If the actor dies, staged
+//! events are dropped unacknowledged (their callers' reply ports close), and a restarted
+//! actor takes a fresh writer that continues after the last durable event.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr};
+use tokio::task::JoinHandle;
+
+use crate::messages::journal::{AppendError, JournalMsg, JournalStats};
+use crate::model::{EventRecord, Seq, State};
+use crate::storage::{Durability, Journal, JournalOptions, JournalWriter};
+
+/// The journal actor (stateless; see [`JournalActorState`]).
+pub struct JournalActor;
+
+/// Arguments to spawn a [`JournalActor`].
+pub struct JournalArgs {
+    /// The open journal to write.
+    pub journal: Journal,
+    /// Durability and batch caps.
+    pub options: JournalOptions,
+}
+
+type Waiter = (Range<Seq>, RpcReplyPort<Result<Range<Seq>, AppendError>>);
+
+/// The actor's state.
+pub struct JournalActorState {
+    /// The writer; `None` only while a commit runs on the blocking pool.
+    writer: Option<JournalWriter>,
+    /// Callers whose records are staged, to be acknowledged by the next commit.
+    waiting: Vec<Waiter>,
+    /// A `Commit` message is in the mailbox.
+    commit_scheduled: bool,
+    /// Counters for `Stats`.
+    stats: JournalStats,
+}
+
+impl JournalActorState {
+    fn writer(&mut self) -> &mut JournalWriter {
+        self.writer
+            .as_mut()
+            .expect("the writer is back after every commit")
+    }
+
+    /// Commits what is staged and acknowledges every waiting caller.
+    async fn commit(&mut self) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let mut writer = self.writer.take().expect("writer present");
+        let (writer, result) = if writer.options().durability == Durability::Sync {
+            // fsync blocks for milliseconds: keep it off the async workers.
+            match tokio::task::spawn_blocking(move || {
+                let r = writer.commit();
+                (writer, r)
+            })
+            .await
+            {
+                Ok(pair) => pair,
+                Err(join) => std::panic::resume_unwind(join.into_panic()),
+            }
+        } else {
+            let r = writer.commit();
+            (writer, r)
+        };
+        self.writer = Some(writer);
+        let batch = self.waiting.len() as u64;
+        match result {
+            Ok(committed) => {
+                let events: u64 = self.waiting.iter().map(|(r, _)| r.end - r.start).sum();
+                self.stats.committed_seq = committed;
+                self.stats.appends += batch;
+                self.stats.events += events;
+                self.stats.commits += 1;
+                self.stats.max_batch_events = self.stats.max_batch_events.max(events);
+                for (range, reply) in self.waiting.drain(..) {
+                    // A caller that gave up no longer listens; its records are durable anyway.
+                    let _ = reply.send(Ok(range));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, appends = batch, "journal commit failed");
+                let msg = e.to_string();
+                for (_, reply) in self.waiting.drain(..) {
+                    let _ = reply.send(Err(AppendError::Failed(msg.clone())));
+                }
+            }
+        }
+    }
+}
+
+impl Actor for JournalActor {
+    type Msg = JournalMsg;
+    type State = JournalActorState;
+    type Arguments = JournalArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: JournalArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let writer = args.journal.writer(&args.options)?;
+        let stats = JournalStats {
+            committed_seq: writer.committed_seq(),
+            ..JournalStats::default()
+        };
+        tracing::debug!(path = %args.journal.path().display(), committed = stats.committed_seq, "journal actor started");
+        Ok(JournalActorState {
+            writer: Some(writer),
+            waiting: Vec::new(),
+            commit_scheduled: false,
+            stats,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            JournalMsg::Append { records, reply } => {
+                if records.is_empty() {
+                    let next = state.writer().committed_seq() + 1;
+                    let _ = reply.send(Ok(next..next));
+                    return Ok(());
+                }
+                match state.writer().stage(&records) {
+                    Ok(range) => state.waiting.push((range, reply)),
+                    Err(e) => {
+                        let _ = reply.send(Err(AppendError::Failed(e.to_string())));
+                        return Ok(());
+                    }
+                }
+                if state.writer().batch_full() {
+                    state.commit().await;
+                } else if !state.commit_scheduled {
+                    state.commit_scheduled = true;
+                    myself.cast(JournalMsg::Commit)?;
+                }
+            }
+            JournalMsg::Commit => {
+                state.commit_scheduled = false;
+                state.commit().await;
+            }
+            JournalMsg::Snapshot {
+                state: snapshot,
+                reply,
+            } => {
+                // Anything staged goes first, so the snapshot is never ahead of the journal.
+                state.commit().await;
+                let result = state
+                    .writer()
+                    .write_snapshot(&snapshot)
+                    .map_err(|e| AppendError::Failed(e.to_string()));
+                let _ = reply.send(result);
+            }
+            JournalMsg::Stats { reply } => {
+                let _ = reply.send(state.stats);
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // Appends already staged were accepted into a batch: finish them rather than drop.
+        state.commit().await;
+        Ok(())
+    }
+}
+
+/// A typed handle on a running journal actor. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct JournalRef {
+    actor: ActorRef<JournalMsg>,
+}
+
+fn unavailable<T>(e: ractor::MessagingErr<T>) -> AppendError {
+    AppendError::Unavailable(e.to_string())
+}
+
+fn call_failed<T>(r: ractor::rpc::CallResult<T>) -> Result<T, AppendError> {
+    match r {
+        ractor::rpc::CallResult::Success(v) => Ok(v),
+        ractor::rpc::CallResult::Timeout => Err(AppendError::Unavailable("timed out".into())),
+        ractor::rpc::CallResult::SenderError => Err(AppendError::Unavailable(
+            "the journal actor stopped before replying".into(),
+        )),
+    }
+}
+
+impl JournalRef {
+    /// Spawns a journal actor (unsupervised; the node links it under its supervisor).
+    /// Fails if the journal already has a writer.
+    pub async fn spawn(
+        journal: Journal,
+        options: JournalOptions,
+    ) -> Result<(JournalRef, JoinHandle<()>), SpawnErr> {
+        let (actor, handle) =
+            Actor::spawn(None, JournalActor, JournalArgs { journal, options }).await?;
+        Ok((JournalRef { actor }, handle))
+    }
+
+    /// Spawns a journal actor linked to `supervisor`.
+    pub async fn spawn_linked(
+        journal: Journal,
+        options: JournalOptions,
+        supervisor: ActorCell,
+    ) -> Result<(JournalRef, JoinHandle<()>), SpawnErr> {
+        let (actor, handle) = Actor::spawn_linked(
+            None,
+            JournalActor,
+            JournalArgs { journal, options },
+            supervisor,
+        )
+        .await?;
+        Ok((JournalRef { actor }, handle))
+    }
+
+    /// The underlying actor.
+    pub fn actor(&self) -> &ActorRef<JournalMsg> {
+        &self.actor
+    }
+
+    /// Appends `records` as one unit; returns their sequence numbers once durable.
+    pub async fn append(&self, records: Vec<EventRecord>) -> Result<Range<Seq>, AppendError> {
+        let r = self
+            .actor
+            .call(|reply| JournalMsg::Append { records, reply }, None)
+            .await
+            .map_err(unavailable)?;
+        call_failed(r)?
+    }
+
+    /// Appends one record; returns its sequence number once durable.
+    pub async fn append_one(&self, record: EventRecord) -> Result<Seq, AppendError> {
+        self.append(vec![record]).await.map(|r| r.start)
+    }
+
+    /// Stores a snapshot of `state`.
+    pub async fn snapshot(&self, state: Arc<State>) -> Result<Seq, AppendError> {
+        let r = self
+            .actor
+            .call(|reply| JournalMsg::Snapshot { state, reply }, None)
+            .await
+            .map_err(unavailable)?;
+        call_failed(r)?
+    }
+
+    /// The actor's counters.
+    pub async fn stats(&self) -> Result<JournalStats, AppendError> {
+        let r = self
+            .actor
+            .call(|reply| JournalMsg::Stats { reply }, None)
+            .await
+            .map_err(unavailable)?;
+        call_failed(r)
+    }
+
+    /// Stops the actor after the messages already queued, committing what is staged.
+    pub async fn stop(self) {
+        let _ = self.actor.drain_and_wait(None).await;
+    }
+}

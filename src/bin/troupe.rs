@@ -1,0 +1,417 @@
+//! The `troupe` command line.
+//!
+//! Exit codes (see `../shared/DESIGN.md`): 0 ok; 1 run ended not succeeded; 2 invalid input
+//! or usage; 3 node unreachable or internal error.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use troupe::bench;
+use troupe::model::{render, EventRecord, RunId, Seq, SpecError, Workflow};
+use troupe::storage::{Durability, Journal, JournalError};
+use troupe::workflow_file::load_workflow;
+
+/// troupe: durable workflows on supervised actors, journaled in RocksDB.
+#[derive(Parser)]
+#[command(name = "troupe", version, about)]
+struct Cli {
+    /// Data directory (journal, logs, control socket).
+    /// Default: $XDG_STATE_HOME/troupe, else ~/.local/state/troupe.
+    #[arg(long, global = true, env = "TROUPE_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a workflow file: syntax, fields, dependencies, cycles. Exit 0 if valid, 2 if not.
+    Validate {
+        /// The workflow file (TOML).
+        file: PathBuf,
+        /// Print the result as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a workflow's DAG (exit 2 if the file is invalid).
+    Graph {
+        /// The workflow file (TOML).
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+    /// Print journaled events, oldest first (reads the journal in DATA_DIR directly).
+    Events {
+        /// Only events of this run.
+        #[arg(long, value_name = "RUN")]
+        run: Option<RunId>,
+        /// One JSON object per line: seq, time (RFC 3339), type, and run/task/attempt where
+        /// they apply.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure this machine and disk; each figure is printed beside a baseline from the same run.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    /// Graphviz DOT.
+    Dot,
+    /// Mermaid flowchart.
+    Mermaid,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Durable appends (1, 8, 64 appenders) against raw RocksDB, ack latency, replay rate.
+    Journal {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Scratch directory (removed afterwards). Default: DATA_DIR/bench-<pid>, so the
+        /// disk measured is the one the journal uses.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Seconds per measured case.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// `sync` (fsync per commit, the default) or `buffered`.
+        #[arg(long, default_value = "sync")]
+        durability: Durability,
+        /// Events written and replayed for the replay figure.
+        #[arg(long, default_value_t = 1_000_000)]
+        replay_events: u64,
+        /// Concurrency levels, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+        appenders: Vec<usize>,
+    },
+    /// Parse + validate + toposort of a synthetic N-task workflow against a plain TOML parse.
+    Plan {
+        /// Number of tasks.
+        #[arg(long)]
+        nodes: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Repetitions (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+}
+
+/// Exit status for invalid input or usage.
+const EXIT_INVALID: u8 = 2;
+/// Exit status for an internal error.
+const EXIT_INTERNAL: u8 = 3;
+
+fn default_data_dir() -> PathBuf {
+    if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|s| !s.is_empty()) {
+        return PathBuf::from(state).join("troupe");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+    PathBuf::from(home).join(".local/state/troupe")
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
+    match cli.command {
+        Command::Validate { file, json } => validate(&file, json),
+        Command::Graph { file, format } => graph(&file, format),
+        Command::Events { run, json } => events(&data_dir, run, json),
+        Command::Bench(cmd) => match run_bench(cmd, &data_dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("troupe bench: {e:#}");
+                ExitCode::from(EXIT_INTERNAL)
+            }
+        },
+    }
+}
+
+fn invalid(e: &SpecError) -> ExitCode {
+    eprintln!("{e}");
+    let n = e.problems.len();
+    eprintln!(
+        "{} problem{} found; the workflow is invalid",
+        n,
+        if n == 1 { "" } else { "s" }
+    );
+    ExitCode::from(EXIT_INVALID)
+}
+
+fn print(text: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`troupe graph x | head`) is not an error worth a message.
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+    ExitCode::SUCCESS
+}
+
+fn validate(file: &Path, json: bool) -> ExitCode {
+    match load_workflow(file) {
+        Ok(wf) => {
+            let cp = wf.plan().critical_path(|_| 1);
+            if json {
+                let v = json!({
+                    "valid": true,
+                    "file": file.display().to_string(),
+                    "name": wf.spec().name,
+                    "tasks": wf.len(),
+                    "edges": wf.plan().edge_count(),
+                    "critical_path": cp.tasks.iter().map(|&t| wf.task_id(t).as_str()).collect::<Vec<_>>(),
+                });
+                print(&format!("{v}\n"))
+            } else {
+                print(&summary(file, &wf, cp.length))
+            }
+        }
+        Err(e) if json => {
+            let problems: Vec<_> = e
+                .problems
+                .iter()
+                .map(|p| json!({"line": p.line, "column": p.column, "message": p.message}))
+                .collect();
+            let v = json!({"valid": false, "file": file.display().to_string(), "errors": problems});
+            print(&format!("{v}\n"));
+            ExitCode::from(EXIT_INVALID)
+        }
+        Err(e) => invalid(&e),
+    }
+}
+
+fn summary(file: &Path, wf: &Workflow, critical: u64) -> String {
+    format!(
+        "{}: valid workflow `{}`: {} task{}, {} dependenc{}, critical path {} task{}{}\n",
+        file.display(),
+        wf.spec().name,
+        wf.len(),
+        if wf.len() == 1 { "" } else { "s" },
+        wf.plan().edge_count(),
+        if wf.plan().edge_count() == 1 { "y" } else { "ies" },
+        critical,
+        if critical == 1 { "" } else { "s" },
+        if wf.is_saga() { " (saga)" } else { "" },
+    )
+}
+
+fn graph(file: &Path, format: GraphFormat) -> ExitCode {
+    match load_workflow(file) {
+        Ok(wf) => print(&match format {
+            GraphFormat::Dot => render::to_dot(&wf),
+            GraphFormat::Mermaid => render::to_mermaid(&wf),
+        }),
+        Err(e) => invalid(&e),
+    }
+}
+
+/// Where the journal lives in a data dir.
+fn journal_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("journal")
+}
+
+/// Exit status for a journal that cannot be opened: 2 when the data dir itself is unusable
+/// (permissions, not a directory), 3 when another process holds it or storage failed.
+fn journal_exit(e: &JournalError) -> ExitCode {
+    match e {
+        JournalError::Io { .. } => ExitCode::from(EXIT_INVALID),
+        _ => ExitCode::from(EXIT_INTERNAL),
+    }
+}
+
+fn event_json(seq: Seq, record: &EventRecord) -> serde_json::Value {
+    let mut v = json!({
+        "seq": seq,
+        "time": record.time.to_string(),
+        "type": record.event.type_name(),
+    });
+    if let Some(run) = record.event.run() {
+        v["run"] = json!(run.to_string());
+    }
+    if let Some(task) = record.event.task() {
+        v["task"] = json!(task.as_str());
+    }
+    if let Some(attempt) = record.event.attempt() {
+        v["attempt"] = json!(attempt);
+    }
+    v
+}
+
+fn events(data_dir: &Path, run: Option<RunId>, json: bool) -> ExitCode {
+    let dir = journal_dir(data_dir);
+    if !dir.join("CURRENT").exists() {
+        eprintln!(
+            "troupe events: no journal in {} (nothing has run with this data dir)",
+            data_dir.display()
+        );
+        return ExitCode::from(EXIT_INTERNAL);
+    }
+    let journal = match Journal::open(&dir) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("troupe events: {e}");
+            return journal_exit(&e);
+        }
+    };
+    let items: Box<dyn Iterator<Item = Result<(Seq, EventRecord), JournalError>>> = match run {
+        Some(run) => match journal.run_events(run) {
+            Ok(v) => Box::new(v.into_iter().map(Ok)),
+            Err(e) => {
+                eprintln!("troupe events: {e}");
+                return journal_exit(&e);
+            }
+        },
+        None => Box::new(journal.events_from(1)),
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for item in items {
+        let (seq, record) = match item {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = out.flush();
+                eprintln!("troupe events: {e}");
+                return journal_exit(&e);
+            }
+        };
+        let line = if json {
+            event_json(seq, &record).to_string()
+        } else {
+            let mut line = format!("{seq:>8}  {}  {:<22}", record.time, record.event.type_name());
+            match (record.event.run(), record.event.task()) {
+                (Some(r), Some(t)) => line.push_str(&format!("  {r}/{t}")),
+                (Some(r), None) => line.push_str(&format!("  {r}")),
+                _ => {}
+            }
+            if let Some(a) = record.event.attempt() {
+                line.push_str(&format!("  attempt {a}"));
+            }
+            line
+        };
+        if writeln!(out, "{line}").is_err() {
+            return ExitCode::SUCCESS;
+        }
+    }
+    let _ = out.flush();
+    ExitCode::SUCCESS
+}
+
+fn thousands(x: f64) -> String {
+    let s = format!("{:.0}", x);
+    let (sign, digits) = s.split_at(if s.starts_with('-') { 1 } else { 0 });
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{sign}{out}")
+}
+
+fn run_bench(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Journal {
+            json,
+            dir,
+            seconds,
+            durability,
+            replay_events,
+            appenders,
+        } => {
+            anyhow::ensure!(
+                seconds > 0.0 && seconds.is_finite(),
+                "--seconds must be positive"
+            );
+            anyhow::ensure!(
+                !appenders.is_empty() && appenders.iter().all(|&a| a > 0),
+                "--appenders needs positive counts"
+            );
+            let dir = dir.unwrap_or_else(|| data_dir.join(format!("bench-{}", std::process::id())));
+            let mut opts = bench::JournalBenchOptions::new(dir);
+            opts.case_duration = std::time::Duration::from_secs_f64(seconds);
+            opts.durability = durability;
+            opts.replay_events = replay_events;
+            opts.appenders = appenders;
+            let rt = tokio::runtime::Runtime::new()?;
+            let report = rt.block_on(bench::journal(&opts))?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+                return Ok(());
+            }
+            println!(
+                "troupe bench journal: {}-byte events, durability {}, {:.1} s per case",
+                report.event_bytes,
+                match report.durability {
+                    Durability::Sync => "sync",
+                    Durability::Buffered => "buffered",
+                },
+                seconds
+            );
+            println!(
+                "{:>9}  {:>17}  {:>20}  {:>6}  {:>10}",
+                "appenders", "troupe events/s", "raw RocksDB events/s", "ratio", "mean batch"
+            );
+            for c in &report.append {
+                println!(
+                    "{:>9}  {:>17}  {:>20}  {:>5.2}x  {:>10.1}",
+                    c.appenders,
+                    thousands(c.events_per_sec),
+                    thousands(c.baseline_events_per_sec),
+                    c.ratio,
+                    c.mean_batch
+                );
+            }
+            let l = &report.latency;
+            println!(
+                "ack latency at {} events/s offered: achieved {}/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                thousands(l.offered_per_sec as f64),
+                thousands(l.achieved_per_sec),
+                l.p50_us as f64 / 1e3,
+                l.p99_us as f64 / 1e3,
+                l.max_us as f64 / 1e3
+            );
+            let r = &report.replay;
+            println!(
+                "replay: {} events at {} events/s; raw RocksDB scan {} events/s; ratio {:.2}x",
+                thousands(r.events as f64),
+                thousands(r.events_per_sec),
+                thousands(r.baseline_events_per_sec),
+                r.ratio
+            );
+        }
+        BenchCommand::Plan { nodes, json, runs } => {
+            let report = bench::plan(nodes, runs)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+                return Ok(());
+            }
+            println!(
+                "troupe bench plan: {} tasks, {} dependencies, {:.1} MiB of TOML, median of {} runs",
+                thousands(report.nodes as f64),
+                thousands(report.edges as f64),
+                report.bytes as f64 / (1024.0 * 1024.0),
+                report.runs
+            );
+            println!(
+                "parse + validate + toposort: {:.1} ms; plain TOML parse (baseline): {:.1} ms; ratio {:.2}x",
+                report.figure, report.baseline, report.ratio
+            );
+        }
+    }
+    Ok(())
+}

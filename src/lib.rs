@@ -1,0 +1,51 @@
+//! troupe: a durable actor runtime.
+//!
+//! Work (workflows of tasks with dependencies, retries, approvals and compensations) is run by
+//! typed [ractor](https://docs.rs/ractor) actors under supervision trees, and every state change
+//! is an event appended to a RocksDB journal and replayed on boot, so a crash or `kill -9` loses
+//! nothing that was acknowledged.
+//!
+//! # Layout
+//! - [`model`]: the pure domain: ids, workflow spec and parsing, planning (petgraph), retry
+//!   maths, events, run/task state machines and the fold `apply(state, event)`. No I/O.
+//! - [`storage`]: the journal on RocksDB: record codec (versioned envelope + CRC32C), group
+//!   commit writer, reads by sequence range and by stream, snapshots, replay.
+//! - [`actors`]: ractor actors; so far the journal writer.
+//! - [`messages`]: one message enum per actor.
+//! - [`workflow_file`]: reading workflow files from disk (size cap, UTF-8, positions).
+//! - [`bench`]: the measurements behind `troupe bench`.
+//!
+//! # Example
+//! Parse a workflow and fold the event that submits it:
+//! ```
+//! use std::sync::Arc;
+//! use troupe::model::{parse_workflow, Event, EventRecord, RunId, State, TaskState, Timestamp};
+//!
+//! let wf = parse_workflow(r#"
+//!     name = "hello"
+//!     [[task]]
+//!     id = "greet"
+//!     command = ["echo", "hello"]
+//!     [[task]]
+//!     id = "bye"
+//!     command = ["echo", "bye"]
+//!     depends_on = ["greet"]
+//! "#).unwrap();
+//! let run = RunId::from_ulid(ulid::Ulid::from_parts(1, 1));
+//! let mut state = State::new();
+//! let submitted = EventRecord {
+//!     time: Timestamp(0),
+//!     event: Event::RunSubmitted { run, workflow: Arc::new(wf) },
+//! };
+//! state.apply(1, &submitted).unwrap();
+//! let r = state.run(run).unwrap();
+//! assert_eq!(r.task(0).state, TaskState::Ready);
+//! assert_eq!(r.task(1).state, TaskState::Pending);
+//! ```
+
+pub mod actors;
+pub mod bench;
+pub mod messages;
+pub mod model;
+pub mod storage;
+pub mod workflow_file;

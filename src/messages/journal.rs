@@ -1,0 +1,66 @@
+//! Messages of the journal actor ([`crate::actors::journal`]).
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use ractor::RpcReplyPort;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{EventRecord, Seq, State};
+
+/// Why an append (or snapshot) was not acknowledged. The records may or may not be in the
+/// journal only in the `Unavailable` case with a commit in flight; in every other case they
+/// are not. Callers decide whether to retry; the scheduler treats it as fatal for the
+/// decision that needed the append.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum AppendError {
+    /// The journal refused or failed the write (disk full, I/O error, corrupt record). The
+    /// message is the journal's error.
+    #[error("journal write failed: {0}")]
+    Failed(String),
+    /// The journal actor is not running (stopped, or restarting after a failure).
+    #[error("journal actor unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Counters of the journal actor since it started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct JournalStats {
+    /// Last durable sequence number.
+    pub committed_seq: Seq,
+    /// Append requests acknowledged.
+    pub appends: u64,
+    /// Events made durable.
+    pub events: u64,
+    /// Commits (WriteBatch writes; one fsync each under `sync`).
+    pub commits: u64,
+    /// Largest number of events in one commit.
+    pub max_batch_events: u64,
+}
+
+/// What the journal actor accepts.
+pub enum JournalMsg {
+    /// Append `records` as one unit with consecutive sequence numbers; the reply comes after
+    /// the commit holding them is durable.
+    Append {
+        /// The records, in order.
+        records: Vec<EventRecord>,
+        /// Receives the assigned sequence numbers, or why they were not written.
+        reply: RpcReplyPort<Result<Range<Seq>, AppendError>>,
+    },
+    /// Commit what is staged. The actor sends this to itself after the first append of a
+    /// batch, so it is handled after every append already queued: that is the group.
+    Commit,
+    /// Store a snapshot of `state` (which must not be ahead of the journal).
+    Snapshot {
+        /// The state to store, at `state.last_seq()`.
+        state: Arc<State>,
+        /// Receives the snapshot's sequence number.
+        reply: RpcReplyPort<Result<Seq, AppendError>>,
+    },
+    /// Report counters.
+    Stats {
+        /// Receives the counters.
+        reply: RpcReplyPort<JournalStats>,
+    },
+}

@@ -1,0 +1,416 @@
+//! Events: every state change troupe makes, as the journal stores it.
+//!
+//! # Versioning
+//! The journal envelope carries [`EVENT_SCHEMA_VERSION`]. Adding a variant at the end of
+//! [`Event`] (or of an enum inside it) keeps old journals readable and needs no bump. Changing
+//! or removing fields of an existing variant does: bump the version, keep a decoder for the old
+//! one in `storage::codec`, and add the old encoding to the golden file test.
+//!
+//! Events that derive from others are not stored: readiness (`pending → ready`),
+//! `upstream_failed` propagation, a saga's switch to `compensating` and a run's end all follow
+//! from the fold ([`super::state`]), so they cannot disagree with the events that caused them.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::{RunId, TaskId};
+use super::time::Timestamp;
+use super::workflow::Workflow;
+
+/// Version of the [`Event`] encoding written into each journal record's envelope.
+pub const EVENT_SCHEMA_VERSION: u16 = 1;
+
+/// Journal sequence number: 1 for the first event, then +1 per event, across all runs.
+pub type Seq = u64;
+
+/// What the journal stores per sequence number: the event and when the node decided it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Wall-clock time stamped by the node when it decided the event (ms since the epoch).
+    /// The fold reads time only from here.
+    pub time: Timestamp,
+    /// The change itself.
+    pub event: Event,
+}
+
+/// Why an attempt (or a compensation attempt) did not succeed.
+///
+/// (No serde tagging attributes here or on any journaled type: bincode cannot decode
+/// internally tagged enums.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Failure {
+    /// The process exited with a non-zero status.
+    Exit {
+        /// The exit status (1–255).
+        code: i32,
+    },
+    /// The process was ended by a signal it did not ask for.
+    Signal {
+        /// The signal number (e.g. 9 for SIGKILL).
+        signal: i32,
+    },
+    /// The attempt ran past its timeout and was terminated.
+    TimedOut,
+    /// The process could not be started (program not found, cwd missing, ...).
+    SpawnFailed {
+        /// The operating system's explanation.
+        message: String,
+    },
+    /// The node stopped (crash, kill -9, power loss) while the attempt was running; closed at
+    /// the next boot.
+    Interrupted,
+    /// A human rejected the approval request.
+    ApprovalRejected,
+    /// The approval request expired before anyone decided.
+    ApprovalExpired,
+    /// An in-process task (embedding API) returned an error.
+    Error {
+        /// The task's error message.
+        message: String,
+    },
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Exit { code } => write!(f, "exited with status {code}"),
+            Failure::Signal { signal } => write!(f, "killed by signal {signal}"),
+            Failure::TimedOut => f.write_str("timed out"),
+            Failure::SpawnFailed { message } => write!(f, "could not start: {message}"),
+            Failure::Interrupted => f.write_str("interrupted by a node stop"),
+            Failure::ApprovalRejected => f.write_str("approval rejected"),
+            Failure::ApprovalExpired => f.write_str("approval expired"),
+            Failure::Error { message } => write!(f, "error: {message}"),
+        }
+    }
+}
+
+/// What an attempt's process used (from `getrusage`/`wait4`), journaled with its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ResourceUsage {
+    /// CPU time in user mode, µs.
+    pub user_cpu_us: u64,
+    /// CPU time in kernel mode, µs.
+    pub system_cpu_us: u64,
+    /// Peak resident set size, KiB.
+    pub max_rss_kib: u64,
+}
+
+/// Who decided an approval and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approver {
+    /// The name given with `--as`.
+    pub name: String,
+    /// The OS user behind the control connection (from the socket's peer credentials).
+    pub os_user: String,
+    /// The `--reason` text, if any.
+    pub reason: Option<String>,
+}
+
+/// A state change. Variant order is part of the journal format: append only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    /// A run was created from a validated workflow. Its ready tasks follow from the fold.
+    RunSubmitted {
+        /// The new run's id.
+        run: RunId,
+        /// The workflow exactly as submitted.
+        workflow: Arc<Workflow>,
+    },
+    /// Attempt `attempt` (1-based, +1 per attempt of the task) of a ready or retrying task
+    /// started.
+    AttemptStarted {
+        /// Run of the task.
+        run: RunId,
+        /// The task.
+        task: TaskId,
+        /// Attempt number.
+        attempt: u32,
+    },
+    /// The running attempt succeeded; the task is done.
+    TaskSucceeded {
+        /// Run of the task.
+        run: RunId,
+        /// The task.
+        task: TaskId,
+        /// The attempt that succeeded.
+        attempt: u32,
+        /// What the attempt's process used, if it was a process.
+        usage: Option<ResourceUsage>,
+    },
+    /// The running attempt failed and the retry policy allows another, which will start at
+    /// `retry_at`.
+    AttemptFailed {
+        /// Run of the task.
+        run: RunId,
+        /// The task.
+        task: TaskId,
+        /// The attempt that failed.
+        attempt: u32,
+        /// Why it failed.
+        failure: Failure,
+        /// What the attempt's process used, if it was a process.
+        usage: Option<ResourceUsage>,
+        /// When the next attempt becomes due (backoff with jitter, drawn by the node).
+        retry_at: Timestamp,
+    },
+    /// The running attempt failed and no retry remains (or the failure is not retryable):
+    /// the task failed for good.
+    TaskFailed {
+        /// Run of the task.
+        run: RunId,
+        /// The task.
+        task: TaskId,
+        /// The attempt that failed.
+        attempt: u32,
+        /// Why it failed.
+        failure: Failure,
+        /// What the attempt's process used, if it was a process.
+        usage: Option<ResourceUsage>,
+    },
+    /// An operator cancelled a task (a running attempt is terminated after this is durable).
+    TaskCancelled {
+        /// Run of the task.
+        run: RunId,
+        /// The task.
+        task: TaskId,
+    },
+    /// An operator suspended a waiting task.
+    TaskSuspended {
+        /// Run of the task.
+        run: RunId,
+        /// The task.
+        task: TaskId,
+    },
+    /// An operator resumed a suspended task.
+    TaskResumed {
+        /// Run of the task.
+        run: RunId,
+        /// The task.
+        task: TaskId,
+    },
+    /// An operator reopened a failed or cancelled task with a fresh retry budget; its
+    /// `upstream_failed` dependents reopen with it.
+    TaskRetried {
+        /// Run of the task.
+        run: RunId,
+        /// The task.
+        task: TaskId,
+    },
+    /// An operator cancelled a whole run.
+    RunCancelled {
+        /// The run.
+        run: RunId,
+    },
+    /// An operator suspended a whole run: no task of it is dispatched until resumed.
+    RunSuspended {
+        /// The run.
+        run: RunId,
+    },
+    /// An operator resumed a suspended run.
+    RunResumed {
+        /// The run.
+        run: RunId,
+    },
+    /// A human approved a task's first attempt.
+    ApprovalGranted {
+        /// Run of the task.
+        run: RunId,
+        /// The task.
+        task: TaskId,
+        /// Who approved.
+        approver: Approver,
+    },
+    /// A human rejected a task; it fails for good.
+    ApprovalRejected {
+        /// Run of the task.
+        run: RunId,
+        /// The task.
+        task: TaskId,
+        /// Who rejected.
+        approver: Approver,
+    },
+    /// Nobody decided before the approval timeout; the task fails for good.
+    ApprovalExpired {
+        /// Run of the task.
+        run: RunId,
+        /// The task.
+        task: TaskId,
+    },
+    /// A compensation attempt of a succeeded saga step started.
+    CompensationStarted {
+        /// Run of the task.
+        run: RunId,
+        /// The saga step being undone.
+        task: TaskId,
+        /// Compensation attempt number (1-based, separate from forward attempts).
+        attempt: u32,
+    },
+    /// The compensation succeeded; the step is `compensated` and never undone again.
+    CompensationSucceeded {
+        /// Run of the task.
+        run: RunId,
+        /// The saga step.
+        task: TaskId,
+        /// The compensation attempt that succeeded.
+        attempt: u32,
+        /// What the attempt's process used.
+        usage: Option<ResourceUsage>,
+    },
+    /// A compensation attempt failed; `retry_at` says when the next starts, `None` means it
+    /// failed for good and the run waits for an operator.
+    CompensationFailed {
+        /// Run of the task.
+        run: RunId,
+        /// The saga step.
+        task: TaskId,
+        /// The compensation attempt that failed.
+        attempt: u32,
+        /// Why it failed.
+        failure: Failure,
+        /// What the attempt's process used.
+        usage: Option<ResourceUsage>,
+        /// When the next compensation attempt is due, if any.
+        retry_at: Option<Timestamp>,
+    },
+    /// An operator retried a compensation that failed for good.
+    CompensationRetried {
+        /// Run of the task.
+        run: RunId,
+        /// The saga step.
+        task: TaskId,
+    },
+    /// The node stopped dispatching (`halt`); with `kill`, running attempts are terminated.
+    NodeHalted {
+        /// Whether running attempts are terminated too.
+        kill: bool,
+    },
+    /// Dispatching resumed (`unhalt`).
+    NodeUnhalted,
+}
+
+impl Event {
+    /// Every event type name, in variant order (the `type` field of `events --json`).
+    pub const TYPE_NAMES: [&'static str; 21] = [
+        "run_submitted",
+        "attempt_started",
+        "task_succeeded",
+        "attempt_failed",
+        "task_failed",
+        "task_cancelled",
+        "task_suspended",
+        "task_resumed",
+        "task_retried",
+        "run_cancelled",
+        "run_suspended",
+        "run_resumed",
+        "approval_granted",
+        "approval_rejected",
+        "approval_expired",
+        "compensation_started",
+        "compensation_succeeded",
+        "compensation_failed",
+        "compensation_retried",
+        "node_halted",
+        "node_unhalted",
+    ];
+
+    /// The snake_case type name (`task_succeeded`, ...).
+    pub fn type_name(&self) -> &'static str {
+        Self::TYPE_NAMES[self.variant_index()]
+    }
+
+    fn variant_index(&self) -> usize {
+        match self {
+            Event::RunSubmitted { .. } => 0,
+            Event::AttemptStarted { .. } => 1,
+            Event::TaskSucceeded { .. } => 2,
+            Event::AttemptFailed { .. } => 3,
+            Event::TaskFailed { .. } => 4,
+            Event::TaskCancelled { .. } => 5,
+            Event::TaskSuspended { .. } => 6,
+            Event::TaskResumed { .. } => 7,
+            Event::TaskRetried { .. } => 8,
+            Event::RunCancelled { .. } => 9,
+            Event::RunSuspended { .. } => 10,
+            Event::RunResumed { .. } => 11,
+            Event::ApprovalGranted { .. } => 12,
+            Event::ApprovalRejected { .. } => 13,
+            Event::ApprovalExpired { .. } => 14,
+            Event::CompensationStarted { .. } => 15,
+            Event::CompensationSucceeded { .. } => 16,
+            Event::CompensationFailed { .. } => 17,
+            Event::CompensationRetried { .. } => 18,
+            Event::NodeHalted { .. } => 19,
+            Event::NodeUnhalted => 20,
+        }
+    }
+
+    /// The run the event belongs to, if any (node-level events have none).
+    pub fn run(&self) -> Option<RunId> {
+        match self {
+            Event::RunSubmitted { run, .. }
+            | Event::AttemptStarted { run, .. }
+            | Event::TaskSucceeded { run, .. }
+            | Event::AttemptFailed { run, .. }
+            | Event::TaskFailed { run, .. }
+            | Event::TaskCancelled { run, .. }
+            | Event::TaskSuspended { run, .. }
+            | Event::TaskResumed { run, .. }
+            | Event::TaskRetried { run, .. }
+            | Event::RunCancelled { run }
+            | Event::RunSuspended { run }
+            | Event::RunResumed { run }
+            | Event::ApprovalGranted { run, .. }
+            | Event::ApprovalRejected { run, .. }
+            | Event::ApprovalExpired { run, .. }
+            | Event::CompensationStarted { run, .. }
+            | Event::CompensationSucceeded { run, .. }
+            | Event::CompensationFailed { run, .. }
+            | Event::CompensationRetried { run, .. } => Some(*run),
+            Event::NodeHalted { .. } | Event::NodeUnhalted => None,
+        }
+    }
+
+    /// The task the event belongs to, if any.
+    pub fn task(&self) -> Option<&TaskId> {
+        match self {
+            Event::AttemptStarted { task, .. }
+            | Event::TaskSucceeded { task, .. }
+            | Event::AttemptFailed { task, .. }
+            | Event::TaskFailed { task, .. }
+            | Event::TaskCancelled { task, .. }
+            | Event::TaskSuspended { task, .. }
+            | Event::TaskResumed { task, .. }
+            | Event::TaskRetried { task, .. }
+            | Event::ApprovalGranted { task, .. }
+            | Event::ApprovalRejected { task, .. }
+            | Event::ApprovalExpired { task, .. }
+            | Event::CompensationStarted { task, .. }
+            | Event::CompensationSucceeded { task, .. }
+            | Event::CompensationFailed { task, .. }
+            | Event::CompensationRetried { task, .. } => Some(task),
+            Event::RunSubmitted { .. }
+            | Event::RunCancelled { .. }
+            | Event::RunSuspended { .. }
+            | Event::RunResumed { .. }
+            | Event::NodeHalted { .. }
+            | Event::NodeUnhalted => None,
+        }
+    }
+
+    /// The attempt number the event is about, if any (forward or compensation attempt).
+    pub fn attempt(&self) -> Option<u32> {
+        match self {
+            Event::AttemptStarted { attempt, .. }
+            | Event::TaskSucceeded { attempt, .. }
+            | Event::AttemptFailed { attempt, .. }
+            | Event::TaskFailed { attempt, .. }
+            | Event::CompensationStarted { attempt, .. }
+            | Event::CompensationSucceeded { attempt, .. }
+            | Event::CompensationFailed { attempt, .. } => Some(*attempt),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Identifiers: runs are ULIDs, tasks are the ids users write in workflow files.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Identifies one run of a workflow.
+///
+/// A [ULID](https://github.com/ulid/spec): 48 bits of milliseconds since the Unix epoch followed
+/// by 80 random bits, so ids sort by submission time and two nodes never mint the same one.
+/// Printed as the 26-character Crockford base32 form (`01JD3X...`); stored as a `u128` (16
+/// bytes) in the journal. The model never mints ids (it reads no clock and draws no random
+/// numbers); the node does, with [`RunId::from_ulid`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(u128);
+
+impl RunId {
+    /// Wraps a ULID minted by the caller (the node uses a monotonic generator).
+    pub fn from_ulid(ulid: ulid::Ulid) -> Self {
+        RunId(ulid.0)
+    }
+
+    /// The raw 128-bit value; its big-endian bytes sort like the id.
+    pub fn as_u128(self) -> u128 {
+        self.0
+    }
+
+    /// Rebuilds an id from [`RunId::as_u128`].
+    pub fn from_u128(value: u128) -> Self {
+        RunId(value)
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&ulid::Ulid(self.0), f)
+    }
+}
+
+impl fmt::Debug for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RunId({self})")
+    }
+}
+
+/// A run id that could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{input}` is not a run id (expected a 26-character ULID such as 01JD3X5Q8R2N6V7W0Y4Z9A1B2C)")]
+pub struct ParseRunIdError {
+    /// The text that was given, so the message can quote it.
+    pub input: String,
+}
+
+impl FromStr for RunId {
+    type Err = ParseRunIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ulid::Ulid::from_string(s)
+            .map(RunId::from_ulid)
+            .map_err(|_| ParseRunIdError {
+                input: s.to_owned(),
+            })
+    }
+}
+
+/// Longest task id accepted, in bytes. Ids appear in file names (`logs/RUN/TASK/...`) and in
+/// journal keys, so they are kept well under the usual 255-byte file name limit.
+pub const MAX_TASK_ID_LEN: usize = 128;
+
+/// Identifies a task within its workflow: `[A-Za-z0-9_.-]+`, at most [`MAX_TASK_ID_LEN`] bytes,
+/// and neither `.` nor `..` (ids become directory names under `logs/RUN/`).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct TaskId(String);
+
+/// Why a string is not a valid [`TaskId`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidTaskId {
+    /// The id is the empty string.
+    #[error("task id is empty")]
+    Empty,
+    /// The id is longer than [`MAX_TASK_ID_LEN`].
+    #[error("task id `{0}` is longer than {MAX_TASK_ID_LEN} bytes")]
+    TooLong(String),
+    /// The id holds a character outside `[A-Za-z0-9_.-]`.
+    #[error("task id `{id}` contains {ch:?}; ids may only use letters, digits, `_`, `.` and `-`")]
+    BadCharacter {
+        /// The whole id as given.
+        id: String,
+        /// The first offending character.
+        ch: char,
+    },
+    /// The id is `.` or `..`, which would escape the run's log folder.
+    #[error("task id `{0}` is reserved (it names a directory)")]
+    Reserved(String),
+}
+
+impl TaskId {
+    /// Validates `id` against the rules above.
+    pub fn new(id: impl Into<String>) -> Result<Self, InvalidTaskId> {
+        let id = id.into();
+        if id.is_empty() {
+            return Err(InvalidTaskId::Empty);
+        }
+        if id.len() > MAX_TASK_ID_LEN {
+            return Err(InvalidTaskId::TooLong(id));
+        }
+        if let Some(ch) = id
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+        {
+            return Err(InvalidTaskId::BadCharacter { id, ch });
+        }
+        if id == "." || id == ".." {
+            return Err(InvalidTaskId::Reserved(id));
+        }
+        Ok(TaskId(id))
+    }
+
+    /// The id as written in the workflow file.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        TaskId::new(raw).map_err(serde::de::Error::custom)
+    }
+}
+
+impl FromStr for TaskId {
+    type Err = InvalidTaskId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TaskId::new(s)
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TaskId({})", self.0)
+    }
+}
+
+impl std::borrow::Borrow<str> for TaskId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Position of a task in its workflow's `[[task]]` list (0-based). The model keys per-task
+/// state by index, which is stable for the life of a run because a run's spec never changes.
+pub type TaskIndex = u32;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_id_rules() {
+        assert!(TaskId::new("build-1.2_x").is_ok());
+        assert_eq!(TaskId::new(""), Err(InvalidTaskId::Empty));
+        assert!(matches!(
+            TaskId::new("a b"),
+            Err(InvalidTaskId::BadCharacter { ch: ' ', .. })
+        ));
+        assert!(matches!(
+            TaskId::new("a/b"),
+            Err(InvalidTaskId::BadCharacter { ch: '/', .. })
+        ));
+        assert!(matches!(TaskId::new(".."), Err(InvalidTaskId::Reserved(_))));
+        assert!(matches!(
+            TaskId::new("x".repeat(129)),
+            Err(InvalidTaskId::TooLong(_))
+        ));
+        assert!(TaskId::new("x".repeat(128)).is_ok());
+    }
+
+    #[test]
+    fn run_id_round_trips_through_text_and_sorts_by_time() {
+        let early = RunId::from_ulid(ulid::Ulid::from_parts(1_000, 5));
+        let late = RunId::from_ulid(ulid::Ulid::from_parts(2_000, 1));
+        assert!(early < late);
+        let text = early.to_string();
+        assert_eq!(text.len(), 26);
+        assert_eq!(text.parse::<RunId>().unwrap(), early);
+        assert!("nope".parse::<RunId>().is_err());
+    }
+}

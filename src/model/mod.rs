@@ -1,0 +1,40 @@
+//! The pure, deterministic domain of troupe: no I/O, no clocks, no tokio.
+//!
+//! # Layout
+//! - [`ids`]: run ids (ULIDs) and task ids.
+//! - [`time`]: [`time::Timestamp`], the only form in which time enters the model.
+//! - [`spec`]: the workflow spec as plain data (what the TOML file says).
+//! - [`parse`]: TOML text → validated [`workflow::Workflow`], errors with line and column.
+//! - [`workflow`]: the validated workflow: spec + plan + id index + effective settings.
+//! - [`plan`]: the DAG on petgraph: toposort, cycles, ready set, downstream closure,
+//!   critical path.
+//! - [`render`]: the DAG as Graphviz DOT or Mermaid text.
+//! - [`retry`]: retry policy maths (backoff, jitter, budget) and its documented defaults.
+//! - [`task`], [`run`]: the task and run state machines (legal transitions).
+//! - [`event`]: the journaled events and their versioning rules.
+//! - [`state`]: the fold `apply(state, event)` that rebuilds all state from the journal.
+
+pub mod event;
+pub mod ids;
+pub mod parse;
+pub mod plan;
+pub mod render;
+pub mod retry;
+pub mod run;
+pub mod spec;
+pub mod state;
+pub mod task;
+pub mod time;
+pub mod workflow;
+
+pub use event::{Approver, Event, EventRecord, Failure, ResourceUsage, Seq, EVENT_SCHEMA_VERSION};
+pub use ids::{RunId, TaskId, TaskIndex};
+pub use parse::{parse_workflow, parse_workflow_bytes, MAX_WORKFLOW_BYTES};
+pub use plan::{CriticalPath, Plan};
+pub use retry::{RetryPolicy, RetrySpec};
+pub use run::RunState;
+pub use spec::{Command, Problem, SpecError, TaskDefaults, TaskSpec, WorkflowSpec};
+pub use state::{ApplyError, Change, Compensation, Run, State, Task};
+pub use task::{CompensationState, TaskState};
+pub use time::Timestamp;
+pub use workflow::Workflow;

@@ -1,0 +1,232 @@
+//! The workflow spec: what a workflow file says, as plain data.
+//!
+//! These types mirror the TOML format of `../shared/DESIGN.md` field for field (see
+//! [`super::parse`] for the file syntax and [`super::workflow::Workflow`] for the validated,
+//! planned form). They are also what the journal stores in a `run_submitted` event, so a run
+//! replays against exactly the spec it was submitted with, whatever the file says today.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::TaskId;
+use super::retry::RetrySpec;
+
+/// A whole workflow as written: name, limits, pools, defaults and tasks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowSpec {
+    /// Human name; together with the content it identifies "the same workflow" on resubmit.
+    pub name: String,
+    /// Cap on attempts of this run running at once; `None` leaves only the node's cap.
+    pub max_concurrency: Option<u32>,
+    /// Named concurrency pools: pool name → slots. A task in a pool holds one slot while an
+    /// attempt of it runs.
+    pub pools: BTreeMap<String, u32>,
+    /// Settings every task inherits unless it sets its own.
+    pub defaults: TaskDefaults,
+    /// The tasks in file order; a task's position is its [`super::ids::TaskIndex`].
+    pub tasks: Vec<TaskSpec>,
+}
+
+/// The `[defaults]` table: settings merged into every task. A task's own value wins; `env` is
+/// merged key by key and `retry` field by field.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TaskDefaults {
+    /// Per-attempt timeout; `None` means attempts may run forever.
+    pub timeout: Option<Duration>,
+    /// Retry fields for tasks that do not set them.
+    pub retry: RetrySpec,
+    /// Environment variables added to every attempt (on top of the node's environment).
+    pub env: BTreeMap<String, String>,
+    /// Working directory, relative to the workflow file's folder.
+    pub cwd: Option<String>,
+    /// Pool for tasks that name none.
+    pub pool: Option<String>,
+    /// Priority for tasks that set none (built-in default 0).
+    pub priority: Option<i32>,
+    /// Whether tasks wait for a human approval before their first attempt.
+    pub requires_approval: Option<bool>,
+    /// How long an approval request may stay pending before it expires (counts as rejected).
+    pub approval_timeout: Option<Duration>,
+}
+
+/// One `[[task]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// Unique within the workflow.
+    pub id: TaskId,
+    /// What an attempt executes.
+    pub command: Command,
+    /// Working directory, relative to the workflow file's folder; overrides `[defaults]`.
+    pub cwd: Option<String>,
+    /// Tasks that must succeed before this one may start.
+    pub depends_on: Vec<TaskId>,
+    /// Higher runs first among ready tasks; overrides `[defaults]`.
+    pub priority: Option<i32>,
+    /// Concurrency pool; must be declared under `[pools]`.
+    pub pool: Option<String>,
+    /// Wait for a human approval before the first attempt; overrides `[defaults]`.
+    pub requires_approval: Option<bool>,
+    /// Saga step: what undoes this task's effect if the run fails after it succeeded.
+    pub compensate: Option<Command>,
+    /// Expiry of this task's approval request; overrides `[defaults]`.
+    pub approval_timeout: Option<Duration>,
+    /// Per-attempt timeout; overrides `[defaults]`.
+    pub timeout: Option<Duration>,
+    /// Retry fields; merged field by field over `[defaults].retry`. Boxed because most tasks
+    /// set none and the model keeps every task of every live run in memory.
+    pub retry: Option<Box<RetrySpec>>,
+    /// Environment variables; merged key by key over `[defaults].env`.
+    pub env: BTreeMap<String, String>,
+}
+
+/// What an attempt runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// `command = [...]`: executed directly (program + arguments), never through a shell.
+    Argv(Vec<String>),
+    /// `shell = "..."`: run as `/bin/sh -c <text>`.
+    Shell(String),
+}
+
+impl fmt::Display for Command {
+    /// Shows the command the way a user would type it: argv words joined by spaces (words
+    /// with spaces or quotes are single-quoted), or `sh -c '<text>'`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Argv(argv) => {
+                for (i, word) in argv.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" ")?;
+                    }
+                    write_shell_word(f, word)?;
+                }
+                Ok(())
+            }
+            Command::Shell(text) => {
+                f.write_str("sh -c ")?;
+                write_shell_word(f, text)
+            }
+        }
+    }
+}
+
+fn write_shell_word(f: &mut fmt::Formatter<'_>, word: &str) -> fmt::Result {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if plain {
+        f.write_str(word)
+    } else {
+        write!(f, "'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// One thing wrong with a workflow, with its place in the file when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line in the workflow file; `None` for specs built in code or whole-file issues.
+    pub line: Option<usize>,
+    /// 1-based column (in characters) on that line.
+    pub column: Option<usize>,
+    /// What is wrong, naming the task and field involved.
+    pub message: String,
+}
+
+/// A workflow that cannot be run: every problem found, in file order where known.
+///
+/// Returned by [`super::parse::parse_workflow`] and [`super::workflow::Workflow::from_spec`];
+/// the caller should show it and exit with status 2 (invalid input).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError {
+    /// The file name to print before positions (`pipeline.toml:3:5: ...`), if any.
+    pub source_name: Option<String>,
+    /// At least one problem.
+    pub problems: Vec<Problem>,
+}
+
+impl SpecError {
+    /// An error with one problem and no position.
+    pub fn whole(message: impl Into<String>) -> Self {
+        SpecError {
+            source_name: None,
+            problems: vec![Problem {
+                line: None,
+                column: None,
+                message: message.into(),
+            }],
+        }
+    }
+
+    /// Names the file in front of every problem when displayed.
+    pub fn with_source_name(mut self, name: impl Into<String>) -> Self {
+        self.source_name = Some(name.into());
+        self
+    }
+}
+
+impl fmt::Display for SpecError {
+    /// One line per problem: `FILE:LINE:COLUMN: message` (parts omitted when unknown).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            if let Some(name) = &self.source_name {
+                write!(f, "{name}:")?;
+            }
+            if let Some(line) = p.line {
+                write!(f, "{line}:")?;
+                if let Some(col) = p.column {
+                    write!(f, "{col}:")?;
+                }
+            }
+            if self.source_name.is_some() || p.line.is_some() {
+                f.write_str(" ")?;
+            }
+            f.write_str(&p.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_print_like_a_shell_line() {
+        let c = Command::Argv(vec!["make".into(), "-j2".into(), "a b".into(), "it's".into()]);
+        assert_eq!(c.to_string(), r"make -j2 'a b' 'it'\''s'");
+        assert_eq!(
+            Command::Shell("make && echo ok".into()).to_string(),
+            "sh -c 'make && echo ok'"
+        );
+    }
+
+    #[test]
+    fn spec_error_lists_positions() {
+        let e = SpecError {
+            source_name: Some("wf.toml".into()),
+            problems: vec![
+                Problem {
+                    line: Some(3),
+                    column: Some(5),
+                    message: "bad".into(),
+                },
+                Problem {
+                    line: None,
+                    column: None,
+                    message: "worse".into(),
+                },
+            ],
+        };
+        assert_eq!(e.to_string(), "wf.toml:3:5: bad\nwf.toml: worse");
+        assert_eq!(SpecError::whole("x").to_string(), "x");
+    }
+}

@@ -1,0 +1,19 @@
+//! Durable storage: the event journal on RocksDB.
+//!
+//! # Layout
+//! - [`codec`]: the record envelope (format version, schema version, CRC32C, bincode
+//!   payload); the only place bincode is used.
+//! - [`journal`]: column families, the lock, the single [`journal::JournalWriter`] (stage +
+//!   commit = group commit), reads by sequence range and by run/task stream, snapshots,
+//!   retention.
+//! - [`replay`]: latest snapshot + tail → [`crate::model::State`].
+//!
+//! The on-disk format is described in `docs/journal-format.md`.
+
+pub mod codec;
+pub mod journal;
+pub mod replay;
+
+pub use codec::CodecError;
+pub use journal::{Durability, Journal, JournalError, JournalOptions, JournalWriter};
+pub use replay::{replay, ReplayError, Replayed};

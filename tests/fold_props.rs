@@ -1,0 +1,447 @@
+//! Property tests of the fold.
+//!
+//! Random workflows (DAGs with approvals, saga steps and retry budgets) and random walks
+//! through the events that are legal at each step, mixed with random events that may not be:
+//! - every legal event is accepted, and every state `apply` reaches passes
+//!   `State::check_invariants`;
+//! - a refused event leaves the state exactly as it was;
+//! - replay from a snapshot at any k (through the real snapshot codec) plus the tail equals
+//!   the fold of all events.
+
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use troupe::model::{
+    parse_workflow, Approver, CompensationState, Event, EventRecord, Failure, RunId, RunState,
+    State, TaskIndex, TaskState, Timestamp, Workflow,
+};
+use troupe::storage::codec::{decode_snapshot, encode_snapshot};
+
+#[derive(Debug, Clone)]
+struct Shape {
+    deps: Vec<u8>,
+    approval: Vec<bool>,
+    compensate: Vec<bool>,
+    attempts: Vec<u8>,
+}
+
+fn shape() -> impl Strategy<Value = Shape> {
+    (1usize..=6).prop_flat_map(|n| {
+        (
+            proptest::collection::vec(any::<u8>(), n),
+            proptest::collection::vec(proptest::bool::weighted(0.25), n),
+            proptest::collection::vec(proptest::bool::weighted(0.3), n),
+            proptest::collection::vec(1u8..=3, n),
+        )
+            .prop_map(|(deps, approval, compensate, attempts)| Shape {
+                deps,
+                approval,
+                compensate,
+                attempts,
+            })
+    })
+}
+
+fn workflow(s: &Shape) -> Arc<Workflow> {
+    let mut text = String::from("name = \"prop\"\n");
+    for i in 0..s.deps.len() {
+        text.push_str(&format!(
+            "[[task]]\nid = \"t{i}\"\ncommand = [\"true\"]\nretry = {{ max_attempts = {} }}\n",
+            s.attempts[i]
+        ));
+        let deps: Vec<String> = (0..i)
+            .filter(|j| s.deps[i] & (1 << (j % 8)) != 0)
+            .map(|j| format!("\"t{j}\""))
+            .collect();
+        if !deps.is_empty() {
+            text.push_str(&format!("depends_on = [{}]\n", deps.join(", ")));
+        }
+        if s.approval[i] {
+            text.push_str("requires_approval = true\n");
+        }
+        if s.compensate[i] {
+            text.push_str("compensate = [\"undo\"]\n");
+        }
+    }
+    Arc::new(parse_workflow(&text).unwrap())
+}
+
+fn approver() -> Approver {
+    Approver {
+        name: "prop".into(),
+        os_user: "root".into(),
+        reason: None,
+    }
+}
+
+/// Every event that is legal in `state`, given the runs submitted so far.
+fn legal(state: &State, wfs: &[Arc<Workflow>], submitted: usize, time: Timestamp) -> Vec<Event> {
+    let mut out = Vec::new();
+    if submitted < wfs.len() {
+        out.push(Event::RunSubmitted {
+            run: RunId::from_u128(submitted as u128 + 1),
+            workflow: wfs[submitted].clone(),
+        });
+    }
+    if state.is_halted() {
+        out.push(Event::NodeUnhalted);
+    } else {
+        out.push(Event::NodeHalted { kill: false });
+    }
+    for run in state.runs() {
+        let id = run.id();
+        let wf = run.workflow();
+        let rs = run.state();
+        if rs == RunState::Running {
+            out.push(Event::RunCancelled { run: id });
+            out.push(if run.is_suspended() {
+                Event::RunResumed { run: id }
+            } else {
+                Event::RunSuspended { run: id }
+            });
+        }
+        for (i, t) in run.tasks().iter().enumerate() {
+            let ti = i as TaskIndex;
+            let task = wf.task_id(ti).clone();
+            let running_run = rs == RunState::Running;
+            match t.state {
+                TaskState::Ready | TaskState::Retrying if running_run && !state.is_halted() => {
+                    out.push(Event::AttemptStarted {
+                        run: id,
+                        task: task.clone(),
+                        attempt: t.attempts + 1,
+                    })
+                }
+                TaskState::Running => {
+                    let attempt = t.attempts;
+                    out.push(Event::TaskSucceeded {
+                        run: id,
+                        task: task.clone(),
+                        attempt,
+                        usage: None,
+                    });
+                    out.push(Event::TaskFailed {
+                        run: id,
+                        task: task.clone(),
+                        attempt,
+                        failure: Failure::Exit { code: 1 },
+                        usage: None,
+                    });
+                    out.push(Event::TaskCancelled {
+                        run: id,
+                        task: task.clone(),
+                    });
+                    if running_run
+                        && wf
+                            .retry_policy(ti)
+                            .allows_another(t.attempts - t.budget_base)
+                    {
+                        out.push(Event::AttemptFailed {
+                            run: id,
+                            task: task.clone(),
+                            attempt,
+                            failure: Failure::TimedOut,
+                            usage: None,
+                            retry_at: Timestamp(time.0 + 1_000),
+                        });
+                    }
+                }
+                TaskState::AwaitingApproval if running_run => {
+                    out.push(Event::ApprovalGranted {
+                        run: id,
+                        task: task.clone(),
+                        approver: approver(),
+                    });
+                    out.push(Event::ApprovalRejected {
+                        run: id,
+                        task: task.clone(),
+                        approver: approver(),
+                    });
+                    out.push(Event::ApprovalExpired {
+                        run: id,
+                        task: task.clone(),
+                    });
+                }
+                TaskState::Failed | TaskState::Cancelled
+                    if matches!(rs, RunState::Running | RunState::Failed)
+                        && !wf
+                            .plan()
+                            .upstream(ti)
+                            .any(|u| run.task(u).state.blocks_dependents()) =>
+                {
+                    out.push(Event::TaskRetried {
+                        run: id,
+                        task: task.clone(),
+                    })
+                }
+                _ => {}
+            }
+            if running_run && t.state.is_waiting() {
+                out.push(Event::TaskCancelled {
+                    run: id,
+                    task: task.clone(),
+                });
+                if t.state != TaskState::Suspended {
+                    out.push(Event::TaskSuspended {
+                        run: id,
+                        task: task.clone(),
+                    });
+                }
+            }
+            if running_run && t.suspended && !run.is_suspended() {
+                out.push(Event::TaskResumed {
+                    run: id,
+                    task: task.clone(),
+                });
+            }
+        }
+        if let Some(c) = run.current_compensation() {
+            let task = wf.task_id(c).clone();
+            let comp = run.task(c).compensation.as_ref().unwrap();
+            match comp.state {
+                CompensationState::Pending | CompensationState::Retrying
+                    if rs == RunState::Compensating && run.count(TaskState::Running) == 0 =>
+                {
+                    out.push(Event::CompensationStarted {
+                        run: id,
+                        task,
+                        attempt: comp.attempts + 1,
+                    })
+                }
+                CompensationState::Running => {
+                    out.push(Event::CompensationSucceeded {
+                        run: id,
+                        task: task.clone(),
+                        attempt: comp.attempts,
+                        usage: None,
+                    });
+                    for retry_at in [Some(Timestamp(time.0 + 500)), None] {
+                        out.push(Event::CompensationFailed {
+                            run: id,
+                            task: task.clone(),
+                            attempt: comp.attempts,
+                            failure: Failure::Exit { code: 3 },
+                            usage: None,
+                            retry_at,
+                        });
+                    }
+                }
+                CompensationState::Failed => out.push(Event::CompensationRetried { run: id, task }),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// An event chosen with no regard for legality (it may still happen to be legal).
+fn noise(choice: u32, wfs: &[Arc<Workflow>], time: Timestamp) -> Event {
+    let run = RunId::from_u128((choice % 4) as u128 + 1);
+    let wf = &wfs[(choice as usize / 4) % wfs.len()];
+    let task = wf.task_id((choice / 16) % wf.len() as u32).clone();
+    let attempt = (choice / 128) % 4;
+    match (choice / 512) % 14 {
+        0 => Event::AttemptStarted { run, task, attempt },
+        1 => Event::TaskSucceeded { run, task, attempt, usage: None },
+        2 => Event::AttemptFailed {
+            run, task, attempt, failure: Failure::Interrupted, usage: None, retry_at: time,
+        },
+        3 => Event::TaskFailed { run, task, attempt, failure: Failure::TimedOut, usage: None },
+        4 => Event::TaskCancelled { run, task },
+        5 => Event::TaskSuspended { run, task },
+        6 => Event::TaskResumed { run, task },
+        7 => Event::TaskRetried { run, task },
+        8 => Event::ApprovalGranted { run, task, approver: approver() },
+        9 => Event::CompensationStarted { run, task, attempt },
+        10 => Event::CompensationSucceeded { run, task, attempt, usage: None },
+        11 => Event::CompensationRetried { run, task },
+        12 => Event::RunResumed { run },
+        _ => Event::RunSubmitted { run, workflow: wf.clone() },
+    }
+}
+
+/// Walks `choices` through the legal events (and, for choices with the top bit set, noise),
+/// checking the per-step properties. Returns the applied records.
+fn walk(wfs: &[Arc<Workflow>], choices: &[u32]) -> Result<(State, Vec<EventRecord>), TestCaseError> {
+    let mut state = State::new();
+    let mut log = Vec::new();
+    let mut submitted = 0usize;
+    for (step, &choice) in choices.iter().enumerate() {
+        let time = Timestamp(step as u64 * 1_000);
+        let (event, must_accept) = if choice & 0x8000_0000 != 0 {
+            (noise(choice & 0x7fff_ffff, wfs, time), false)
+        } else {
+            let legal = legal(&state, wfs, submitted, time);
+            (legal[choice as usize % legal.len()].clone(), true)
+        };
+        let record = EventRecord { time, event };
+        let before = state.clone();
+        let seq = log.len() as u64 + 1;
+        match state.apply(seq, &record) {
+            Ok(()) => {
+                if let Event::RunSubmitted { .. } = record.event {
+                    submitted += 1;
+                }
+                log.push(record);
+                if let Err(e) = state.check_invariants() {
+                    return Err(TestCaseError::fail(format!(
+                        "after {} (step {step}): {e}",
+                        log.last().unwrap().event.type_name()
+                    )));
+                }
+            }
+            Err(e) => {
+                prop_assert!(
+                    !must_accept,
+                    "legal {} refused: {e}",
+                    record.event.type_name()
+                );
+                prop_assert_eq!(&state, &before, "a refused event changed the state");
+            }
+        }
+    }
+    Ok((state, log))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn reachable_states_are_legal_and_snapshots_replay_exactly(
+        shapes in proptest::collection::vec(shape(), 1..=3),
+        choices in proptest::collection::vec(any::<u32>(), 0..160),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let wfs: Vec<_> = shapes.iter().map(workflow).collect();
+        let (full, log) = walk(&wfs, &choices)?;
+        // Replay everything from scratch gives the same state.
+        let mut again = State::new();
+        for (i, rec) in log.iter().enumerate() {
+            again.apply(i as u64 + 1, rec).unwrap();
+        }
+        prop_assert_eq!(&again, &full);
+        // Snapshot at k (through the real codec) + the tail gives the same state.
+        let k = if log.is_empty() { 0 } else { cut.index(log.len() + 1) };
+        let mut at_k = State::new();
+        for (i, rec) in log[..k].iter().enumerate() {
+            at_k.apply(i as u64 + 1, rec).unwrap();
+        }
+        let bytes = encode_snapshot(&at_k).unwrap();
+        let mut restored = decode_snapshot(k as u64, &bytes).unwrap();
+        prop_assert_eq!(&restored, &at_k);
+        for (i, rec) in log[k..].iter().enumerate() {
+            restored.apply((k + i) as u64 + 1, rec).unwrap();
+        }
+        prop_assert_eq!(&restored, &full);
+        // Applying an event twice (same seq) is refused: nothing is applied twice.
+        if let Some(last) = log.last() {
+            let mut twice = full.clone();
+            prop_assert!(twice.apply(log.len() as u64, last).is_err());
+            prop_assert_eq!(&twice, &full);
+        }
+    }
+}
+
+#[test]
+fn saga_compensates_in_reverse_completion_order() {
+    let wf = Arc::new(
+        parse_workflow(
+            "name = \"s\"\n\
+             [[task]]\nid = \"a\"\ncommand = [\"x\"]\ncompensate = [\"undo-a\"]\n\
+             [[task]]\nid = \"b\"\ncommand = [\"x\"]\ndepends_on = [\"a\"]\n\
+             [[task]]\nid = \"c\"\ncommand = [\"x\"]\ndepends_on = [\"b\"]\ncompensate = [\"undo-c\"]\n\
+             [[task]]\nid = \"d\"\ncommand = [\"x\"]\ndepends_on = [\"c\"]\nretry = { max_attempts = 1 }\n",
+        )
+        .unwrap(),
+    );
+    let run = RunId::from_u128(9);
+    let mut s = State::new();
+    let mut seq = 0;
+    let mut apply = |s: &mut State, event: Event| {
+        seq += 1;
+        s.apply(seq, &EventRecord { time: Timestamp(seq), event }).unwrap();
+    };
+    apply(&mut s, Event::RunSubmitted { run, workflow: wf.clone() });
+    for t in ["a", "b", "c", "d"] {
+        let task = troupe::model::TaskId::new(t).unwrap();
+        apply(&mut s, Event::AttemptStarted { run, task: task.clone(), attempt: 1 });
+        if t == "d" {
+            apply(&mut s, Event::TaskFailed {
+                run, task, attempt: 1, failure: Failure::Exit { code: 1 }, usage: None,
+            });
+        } else {
+            apply(&mut s, Event::TaskSucceeded { run, task, attempt: 1, usage: None });
+        }
+    }
+    let r = s.run(run).unwrap();
+    assert_eq!(r.state(), RunState::Compensating);
+    assert_eq!(r.current_compensation(), Some(2), "c (newest completion with compensate) first");
+    let c = troupe::model::TaskId::new("c").unwrap();
+    apply(&mut s, Event::CompensationStarted { run, task: c.clone(), attempt: 1 });
+    apply(&mut s, Event::CompensationSucceeded { run, task: c, attempt: 1, usage: None });
+    let r = s.run(run).unwrap();
+    assert_eq!(r.current_compensation(), Some(0), "b has no compensation: a is next");
+    let a = troupe::model::TaskId::new("a").unwrap();
+    // Out of order is refused.
+    let mut copy = s.clone();
+    let err = copy
+        .apply(99, &EventRecord {
+            time: Timestamp(99),
+            event: Event::CompensationStarted { run, task: troupe::model::TaskId::new("b").unwrap(), attempt: 1 },
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("`a` is next"), "{err}");
+    apply(&mut s, Event::CompensationStarted { run, task: a.clone(), attempt: 1 });
+    apply(&mut s, Event::CompensationSucceeded { run, task: a, attempt: 1, usage: None });
+    let r = s.run(run).unwrap();
+    assert_eq!(r.state(), RunState::Compensated);
+    let states: Vec<TaskState> = r.tasks().iter().map(|t| t.state).collect();
+    assert_eq!(
+        states,
+        [TaskState::Compensated, TaskState::Succeeded, TaskState::Compensated, TaskState::Failed]
+    );
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn failure_propagates_upstream_failed_and_retry_reopens() {
+    let wf = Arc::new(
+        parse_workflow(
+            "name = \"p\"\n\
+             [[task]]\nid = \"a\"\ncommand = [\"x\"]\nretry = { max_attempts = 1 }\n\
+             [[task]]\nid = \"b\"\ncommand = [\"x\"]\ndepends_on = [\"a\"]\n\
+             [[task]]\nid = \"c\"\ncommand = [\"x\"]\ndepends_on = [\"b\", \"a\"]\n\
+             [[task]]\nid = \"z\"\ncommand = [\"x\"]\n",
+        )
+        .unwrap(),
+    );
+    let run = RunId::from_u128(1);
+    let a = troupe::model::TaskId::new("a").unwrap();
+    let z = troupe::model::TaskId::new("z").unwrap();
+    let mut s = State::new();
+    let events = vec![
+        Event::RunSubmitted { run, workflow: wf },
+        Event::AttemptStarted { run, task: a.clone(), attempt: 1 },
+        Event::TaskFailed { run, task: a.clone(), attempt: 1, failure: Failure::Exit { code: 2 }, usage: None },
+        Event::AttemptStarted { run, task: z.clone(), attempt: 1 },
+        Event::TaskSucceeded { run, task: z, attempt: 1, usage: None },
+    ];
+    for (i, e) in events.into_iter().enumerate() {
+        s.apply(i as u64 + 1, &EventRecord { time: Timestamp(i as u64), event: e }).unwrap();
+    }
+    let r = s.run(run).unwrap();
+    assert_eq!(r.state(), RunState::Failed);
+    assert_eq!(r.task(1).state, TaskState::UpstreamFailed);
+    assert_eq!(r.task(2).state, TaskState::UpstreamFailed);
+    // A retry of the budget-exhausted task reopens it and its dependents, with a fresh budget.
+    s.apply(6, &EventRecord { time: Timestamp(6), event: Event::TaskRetried { run, task: a.clone() } })
+        .unwrap();
+    let r = s.run(run).unwrap();
+    assert_eq!(r.state(), RunState::Running);
+    assert_eq!(r.task(0).state, TaskState::Ready);
+    assert_eq!(r.task(1).state, TaskState::Pending);
+    assert_eq!(r.task(2).state, TaskState::Pending);
+    s.apply(7, &EventRecord { time: Timestamp(7), event: Event::AttemptStarted { run, task: a, attempt: 2 } })
+        .unwrap();
+    s.check_invariants().unwrap();
+}

@@ -1,0 +1,192 @@
+//! Codec round trip of every event type, and a golden file of encoded events.
+//!
+//! `tests/golden/events-v1.bin` holds the envelopes of [`events`] as written by event schema
+//! version 1: for each, a u32 little-endian length, then the envelope. The test decodes the
+//! file and expects exactly these events back, so a change that breaks reading journals
+//! written today fails CI. To add a new event type, append it to [`events`] and regenerate
+//! with `TROUPE_BLESS=1 cargo test --test golden` (existing bytes must not change; the test
+//! checks the old prefix still matches).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use troupe::model::{
+    parse_workflow, Approver, Event, EventRecord, Failure, ResourceUsage, RunId, TaskId, Timestamp,
+};
+use troupe::storage::codec::{decode_event, encode_event};
+
+const GOLDEN: &str = "tests/golden/events-v1.bin";
+
+fn events() -> Vec<EventRecord> {
+    let run = RunId::from_u128(0x0193_5a7e_1c00_4000_8000_0000_0000_0042);
+    let task = TaskId::new("build.x86_64-linux").unwrap();
+    let usage = Some(ResourceUsage {
+        user_cpu_us: 1_234_567,
+        system_cpu_us: 89_000,
+        max_rss_kib: 65_536,
+    });
+    let approver = Approver {
+        name: "alice".into(),
+        os_user: "deploy".into(),
+        reason: Some("LGTM — ship it".into()),
+    };
+    let wf = Arc::new(
+        parse_workflow(
+            r#"
+name = "golden"
+max_concurrency = 3
+[pools]
+cc = 2
+[defaults]
+timeout = "10m"
+retry = { max_attempts = 3, initial_interval = "1s", backoff_coefficient = 1.5, max_interval = "1m", jitter = 0.1 }
+env = { LC_ALL = "C" }
+cwd = "src"
+[[task]]
+id = "build.x86_64-linux"
+command = ["make", "-j2"]
+pool = "cc"
+priority = -3
+compensate = ["make", "clean"]
+[[task]]
+id = "publish"
+shell = "./publish.sh && echo ok"
+depends_on = ["build.x86_64-linux"]
+requires_approval = true
+approval_timeout = "1h"
+compensate_shell = "./unpublish.sh"
+retry = { max_attempts = 1 }
+env = { TOKEN = "x" }
+timeout = "30s"
+"#,
+        )
+        .unwrap(),
+    );
+    let e = |ms: u64, event: Event| EventRecord {
+        time: Timestamp(1_763_700_000_000 + ms),
+        event,
+    };
+    vec![
+        e(0, Event::RunSubmitted { run, workflow: wf }),
+        e(1, Event::AttemptStarted { run, task: task.clone(), attempt: 1 }),
+        e(2, Event::TaskSucceeded { run, task: task.clone(), attempt: 1, usage }),
+        e(3, Event::AttemptFailed {
+            run,
+            task: task.clone(),
+            attempt: 2,
+            failure: Failure::Exit { code: 2 },
+            usage,
+            retry_at: Timestamp(1_763_700_005_000),
+        }),
+        e(4, Event::TaskFailed {
+            run,
+            task: task.clone(),
+            attempt: 3,
+            failure: Failure::Signal { signal: 9 },
+            usage: None,
+        }),
+        e(5, Event::TaskCancelled { run, task: task.clone() }),
+        e(6, Event::TaskSuspended { run, task: task.clone() }),
+        e(7, Event::TaskResumed { run, task: task.clone() }),
+        e(8, Event::TaskRetried { run, task: task.clone() }),
+        e(9, Event::RunCancelled { run }),
+        e(10, Event::RunSuspended { run }),
+        e(11, Event::RunResumed { run }),
+        e(12, Event::ApprovalGranted { run, task: task.clone(), approver: approver.clone() }),
+        e(13, Event::ApprovalRejected { run, task: task.clone(), approver: Approver { reason: None, ..approver } }),
+        e(14, Event::ApprovalExpired { run, task: task.clone() }),
+        e(15, Event::CompensationStarted { run, task: task.clone(), attempt: 1 }),
+        e(16, Event::CompensationSucceeded { run, task: task.clone(), attempt: 1, usage }),
+        e(17, Event::CompensationFailed {
+            run,
+            task: task.clone(),
+            attempt: 2,
+            failure: Failure::SpawnFailed { message: "No such file or directory (os error 2)".into() },
+            usage: None,
+            retry_at: Some(Timestamp(1_763_700_009_000)),
+        }),
+        e(18, Event::CompensationRetried { run, task: task.clone() }),
+        e(19, Event::NodeHalted { kill: true }),
+        e(20, Event::NodeUnhalted),
+        // Every Failure variant, so none of them can change shape unnoticed.
+        e(21, Event::AttemptFailed {
+            run, task: task.clone(), attempt: 4, failure: Failure::TimedOut, usage: None,
+            retry_at: Timestamp(7),
+        }),
+        e(22, Event::AttemptFailed {
+            run, task: task.clone(), attempt: 5, failure: Failure::Interrupted, usage: None,
+            retry_at: Timestamp(8),
+        }),
+        e(23, Event::TaskFailed {
+            run, task: task.clone(), attempt: 6, failure: Failure::ApprovalRejected, usage: None,
+        }),
+        e(24, Event::TaskFailed {
+            run, task: task.clone(), attempt: 7, failure: Failure::ApprovalExpired, usage: None,
+        }),
+        e(25, Event::TaskFailed {
+            run, task, attempt: 8, failure: Failure::Error { message: "boom".into() }, usage: None,
+        }),
+    ]
+}
+
+fn encode_all(events: &[EventRecord]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, rec) in events.iter().enumerate() {
+        let bytes = encode_event(i as u64 + 1, rec).unwrap();
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
+
+fn split(file: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut rest = file;
+    while !rest.is_empty() {
+        let len = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+        out.push(&rest[4..4 + len]);
+        rest = &rest[4 + len..];
+    }
+    out
+}
+
+#[test]
+fn every_event_type_round_trips() {
+    let events = events();
+    let names: BTreeSet<&str> = events.iter().map(|e| e.event.type_name()).collect();
+    let all: BTreeSet<&str> = Event::TYPE_NAMES.into_iter().collect();
+    assert_eq!(names, all, "the golden list must hold every event type");
+    for (i, rec) in events.iter().enumerate() {
+        let seq = i as u64 + 1;
+        let bytes = encode_event(seq, rec).unwrap();
+        assert_eq!(&decode_event(seq, &bytes).unwrap(), rec, "{}", rec.event.type_name());
+    }
+}
+
+#[test]
+fn golden_file_still_decodes() {
+    let events = events();
+    let fresh = encode_all(&events);
+    let path = Path::new(GOLDEN);
+    if std::env::var_os("TROUPE_BLESS").is_some() {
+        if let Ok(old) = std::fs::read(path) {
+            assert!(
+                fresh.starts_with(&old),
+                "blessing would change existing golden bytes: old journals would misread"
+            );
+        }
+        std::fs::write(path, &fresh).unwrap();
+    }
+    let golden = std::fs::read(path)
+        .unwrap_or_else(|e| panic!("{GOLDEN}: {e}; generate it with TROUPE_BLESS=1"));
+    let records = split(&golden);
+    assert_eq!(records.len(), events.len(), "golden file holds a different number of events");
+    for (i, (bytes, expected)) in records.iter().zip(&events).enumerate() {
+        let seq = i as u64 + 1;
+        let decoded = decode_event(seq, bytes)
+            .unwrap_or_else(|e| panic!("golden event {seq} no longer decodes: {e}"));
+        assert_eq!(&decoded, expected, "golden event {seq} decodes differently");
+    }
+    assert_eq!(golden, fresh, "the encoding of existing events changed");
+}
