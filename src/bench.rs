@@ -17,8 +17,7 @@ use serde::Serialize;
 
 use crate::actors::journal::JournalRef;
 use crate::model::{
-    parse_workflow, Event, EventRecord, Failure, ResourceUsage, RunId, TaskId, Timestamp,
-    Workflow,
+    parse_workflow, Event, EventRecord, Failure, ResourceUsage, RunId, TaskId, Timestamp, Workflow,
 };
 use crate::storage::{codec, replay, Durability, Journal, JournalOptions};
 
@@ -143,7 +142,9 @@ pub fn sized_event(bytes: usize, n: u64) -> EventRecord {
             }),
         },
     };
-    let base = codec::encode_event(1, &make(0)).map(|v| v.len()).unwrap_or(0);
+    let base = codec::encode_event(1, &make(0))
+        .map(|v| v.len())
+        .unwrap_or(0);
     let mut pad = bytes.saturating_sub(base);
     // The message length prefix is a varint: one more byte once it reaches 251.
     let mut rec = make(pad);
@@ -284,7 +285,9 @@ async fn latency_case(
 pub async fn write_replayable(journal: &JournalRef, events: u64) -> anyhow::Result<u64> {
     let mut text = String::from("name = \"replay-bench\"\n");
     for i in 0..1000 {
-        text.push_str(&format!("[[task]]\nid = \"t{i:04}\"\ncommand = [\"true\"]\n"));
+        text.push_str(&format!(
+            "[[task]]\nid = \"t{i:04}\"\ncommand = [\"true\"]\n"
+        ));
     }
     let wf = Arc::new(parse_workflow(&text)?);
     let ids: Vec<TaskId> = (0..1000).map(|i| wf.task_id(i).clone()).collect();

@@ -112,7 +112,9 @@ fn cycle_shows_the_path() {
 #[test]
 fn missing_dependency_names_it_and_the_task() {
     invalid(
-        &format!("{HEAD}[[task]]\nid = \"deploy\"\ncommand = [\"true\"]\ndepends_on = [\"biuld\"]\n"),
+        &format!(
+            "{HEAD}[[task]]\nid = \"deploy\"\ncommand = [\"true\"]\ndepends_on = [\"biuld\"]\n"
+        ),
         ":5:15: task `deploy` depends on `biuld`, which is not a task in this workflow",
     );
 }
@@ -160,7 +162,9 @@ fn empty_argv() {
 #[test]
 fn unknown_pool() {
     invalid(
-        &format!("{HEAD}[pools]\ncc = 2\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\npool = \"gpu\"\n"),
+        &format!(
+            "{HEAD}[pools]\ncc = 2\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\npool = \"gpu\"\n"
+        ),
         ":7:8: task `a` uses pool `gpu`, which is not declared under [pools] (declared: cc)",
     );
 }
@@ -221,7 +225,11 @@ fn missing_file_and_directory() {
     let case = Case::new();
     let out = validate(&case.dir.path().join("nope.toml"));
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("cannot read the file"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot read the file"),
+        "{}",
+        stderr(&out)
+    );
     let out = validate(case.dir.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("is a directory"), "{}", stderr(&out));

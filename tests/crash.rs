@@ -100,36 +100,45 @@ fn every_acknowledged_append_survives_sigkill() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        // libtest prints its own text around ours (`test crash_child ... READY`), so markers
+        // are matched within lines. A reader thread lets a stuck child fail the test instead of
+        // hanging it.
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let parse = |line: &str| -> Option<(Seq, u32, u32)> {
+            let rest = &line[line.find("ACK ")? + 4..];
+            let f: Vec<u64> = rest.split(' ').map(|x| x.parse().unwrap()).collect();
+            Some((f[0], f[1] as u32, f[2] as u32))
+        };
         let mut seen = 0;
         let mut ready = false;
-        while let Some(line) = lines.next() {
-            let line = line.unwrap();
-            if line == "READY" {
+        while !(ready && seen >= wait_for) {
+            let line = rx
+                .recv_timeout(std::time::Duration::from_secs(120))
+                .unwrap_or_else(|e| panic!("child {kill}: no output for 120 s ({e})"));
+            if line.ends_with("READY") {
                 ready = true;
-            } else if let Some(rest) = line.strip_prefix("ACK ") {
-                let f: Vec<u64> = rest.split(' ').map(|x| x.parse().unwrap()).collect();
-                acked.push((f[0], f[1] as u32, f[2] as u32));
+            } else if let Some(ack) = parse(&line) {
+                acked.push(ack);
                 seen += 1;
             }
-            if ready && seen >= wait_for {
-                break;
-            }
         }
-        assert!(ready, "child {kill} died before opening the journal");
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(child.id() as i32),
             nix::sys::signal::Signal::SIGKILL,
         )
         .unwrap();
         // Acks the child printed before the kill landed still count: read them all.
-        for line in lines {
-            let Ok(line) = line else { break };
-            if let Some(rest) = line.strip_prefix("ACK ") {
-                let f: Vec<u64> = rest.split(' ').map(|x| x.parse().unwrap()).collect();
-                acked.push((f[0], f[1] as u32, f[2] as u32));
-            }
-        }
+        reader.join().unwrap();
+        acked.extend(rx.try_iter().filter_map(|l| parse(&l)));
         let status = child.wait().unwrap();
         assert!(!status.success(), "child {kill} was not killed");
 
@@ -151,6 +160,13 @@ fn every_acknowledged_append_survives_sigkill() {
         }
         assert_eq!(count, last);
     }
-    assert!(acked.len() > KILLS, "only {} acks in {KILLS} runs", acked.len());
-    eprintln!("{} acknowledged appends checked across {KILLS} kills", acked.len());
+    assert!(
+        acked.len() > KILLS,
+        "only {} acks in {KILLS} runs",
+        acked.len()
+    );
+    eprintln!(
+        "{} acknowledged appends checked across {KILLS} kills",
+        acked.len()
+    );
 }

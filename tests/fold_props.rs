@@ -79,7 +79,7 @@ fn legal(state: &State, wfs: &[Arc<Workflow>], submitted: usize, time: Timestamp
     let mut out = Vec::new();
     if submitted < wfs.len() {
         out.push(Event::RunSubmitted {
-            run: RunId::from_u128(submitted as u128 + 1),
+            run: RunId::from_u128(100 + submitted as u128),
             workflow: wfs[submitted].clone(),
         });
     }
@@ -105,13 +105,12 @@ fn legal(state: &State, wfs: &[Arc<Workflow>], submitted: usize, time: Timestamp
             let task = wf.task_id(ti).clone();
             let running_run = rs == RunState::Running;
             match t.state {
-                TaskState::Ready | TaskState::Retrying if running_run && !state.is_halted() => {
-                    out.push(Event::AttemptStarted {
+                TaskState::Ready | TaskState::Retrying if running_run && !state.is_halted() => out
+                    .push(Event::AttemptStarted {
                         run: id,
                         task: task.clone(),
                         attempt: t.attempts + 1,
-                    })
-                }
+                    }),
                 TaskState::Running => {
                     let attempt = t.attempts;
                     out.push(Event::TaskSucceeded {
@@ -234,42 +233,78 @@ fn legal(state: &State, wfs: &[Arc<Workflow>], submitted: usize, time: Timestamp
     out
 }
 
-/// An event chosen with no regard for legality (it may still happen to be legal).
-fn noise(choice: u32, wfs: &[Arc<Workflow>], time: Timestamp) -> Event {
-    let run = RunId::from_u128((choice % 4) as u128 + 1);
+/// An event chosen with no regard for legality (it may still happen to be legal): an
+/// existing run or an unknown one, any task of any workflow, any attempt number.
+fn noise(choice: u32, state: &State, wfs: &[Arc<Workflow>], time: Timestamp) -> Event {
+    let runs: Vec<RunId> = state.runs().map(|r| r.id()).collect();
+    let run = runs
+        .get((choice % 4) as usize)
+        .copied()
+        .unwrap_or(RunId::from_u128(999));
     let wf = &wfs[(choice as usize / 4) % wfs.len()];
     let task = wf.task_id((choice / 16) % wf.len() as u32).clone();
     let attempt = (choice / 128) % 4;
     match (choice / 512) % 14 {
         0 => Event::AttemptStarted { run, task, attempt },
-        1 => Event::TaskSucceeded { run, task, attempt, usage: None },
-        2 => Event::AttemptFailed {
-            run, task, attempt, failure: Failure::Interrupted, usage: None, retry_at: time,
+        1 => Event::TaskSucceeded {
+            run,
+            task,
+            attempt,
+            usage: None,
         },
-        3 => Event::TaskFailed { run, task, attempt, failure: Failure::TimedOut, usage: None },
+        2 => Event::AttemptFailed {
+            run,
+            task,
+            attempt,
+            failure: Failure::Interrupted,
+            usage: None,
+            retry_at: time,
+        },
+        3 => Event::TaskFailed {
+            run,
+            task,
+            attempt,
+            failure: Failure::TimedOut,
+            usage: None,
+        },
         4 => Event::TaskCancelled { run, task },
         5 => Event::TaskSuspended { run, task },
         6 => Event::TaskResumed { run, task },
         7 => Event::TaskRetried { run, task },
-        8 => Event::ApprovalGranted { run, task, approver: approver() },
+        8 => Event::ApprovalGranted {
+            run,
+            task,
+            approver: approver(),
+        },
         9 => Event::CompensationStarted { run, task, attempt },
-        10 => Event::CompensationSucceeded { run, task, attempt, usage: None },
+        10 => Event::CompensationSucceeded {
+            run,
+            task,
+            attempt,
+            usage: None,
+        },
         11 => Event::CompensationRetried { run, task },
         12 => Event::RunResumed { run },
-        _ => Event::RunSubmitted { run, workflow: wf.clone() },
+        _ => Event::RunSubmitted {
+            run,
+            workflow: wf.clone(),
+        },
     }
 }
 
 /// Walks `choices` through the legal events (and, for choices with the top bit set, noise),
 /// checking the per-step properties. Returns the applied records.
-fn walk(wfs: &[Arc<Workflow>], choices: &[u32]) -> Result<(State, Vec<EventRecord>), TestCaseError> {
+fn walk(
+    wfs: &[Arc<Workflow>],
+    choices: &[u32],
+) -> Result<(State, Vec<EventRecord>), TestCaseError> {
     let mut state = State::new();
     let mut log = Vec::new();
     let mut submitted = 0usize;
     for (step, &choice) in choices.iter().enumerate() {
         let time = Timestamp(step as u64 * 1_000);
         let (event, must_accept) = if choice & 0x8000_0000 != 0 {
-            (noise(choice & 0x7fff_ffff, wfs, time), false)
+            (noise(choice & 0x7fff_ffff, &state, wfs, time), false)
         } else {
             let legal = legal(&state, wfs, submitted, time);
             (legal[choice as usize % legal.len()].clone(), true)
@@ -304,7 +339,7 @@ fn walk(wfs: &[Arc<Workflow>], choices: &[u32]) -> Result<(State, Vec<EventRecor
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
 
     #[test]
     fn reachable_states_are_legal_and_snapshots_replay_exactly(
@@ -359,46 +394,131 @@ fn saga_compensates_in_reverse_completion_order() {
     let mut seq = 0;
     let mut apply = |s: &mut State, event: Event| {
         seq += 1;
-        s.apply(seq, &EventRecord { time: Timestamp(seq), event }).unwrap();
+        s.apply(
+            seq,
+            &EventRecord {
+                time: Timestamp(seq),
+                event,
+            },
+        )
+        .unwrap();
     };
-    apply(&mut s, Event::RunSubmitted { run, workflow: wf.clone() });
+    apply(
+        &mut s,
+        Event::RunSubmitted {
+            run,
+            workflow: wf.clone(),
+        },
+    );
     for t in ["a", "b", "c", "d"] {
         let task = troupe::model::TaskId::new(t).unwrap();
-        apply(&mut s, Event::AttemptStarted { run, task: task.clone(), attempt: 1 });
+        apply(
+            &mut s,
+            Event::AttemptStarted {
+                run,
+                task: task.clone(),
+                attempt: 1,
+            },
+        );
         if t == "d" {
-            apply(&mut s, Event::TaskFailed {
-                run, task, attempt: 1, failure: Failure::Exit { code: 1 }, usage: None,
-            });
+            apply(
+                &mut s,
+                Event::TaskFailed {
+                    run,
+                    task,
+                    attempt: 1,
+                    failure: Failure::Exit { code: 1 },
+                    usage: None,
+                },
+            );
         } else {
-            apply(&mut s, Event::TaskSucceeded { run, task, attempt: 1, usage: None });
+            apply(
+                &mut s,
+                Event::TaskSucceeded {
+                    run,
+                    task,
+                    attempt: 1,
+                    usage: None,
+                },
+            );
         }
     }
     let r = s.run(run).unwrap();
     assert_eq!(r.state(), RunState::Compensating);
-    assert_eq!(r.current_compensation(), Some(2), "c (newest completion with compensate) first");
+    assert_eq!(
+        r.current_compensation(),
+        Some(2),
+        "c (newest completion with compensate) first"
+    );
     let c = troupe::model::TaskId::new("c").unwrap();
-    apply(&mut s, Event::CompensationStarted { run, task: c.clone(), attempt: 1 });
-    apply(&mut s, Event::CompensationSucceeded { run, task: c, attempt: 1, usage: None });
+    apply(
+        &mut s,
+        Event::CompensationStarted {
+            run,
+            task: c.clone(),
+            attempt: 1,
+        },
+    );
+    apply(
+        &mut s,
+        Event::CompensationSucceeded {
+            run,
+            task: c,
+            attempt: 1,
+            usage: None,
+        },
+    );
     let r = s.run(run).unwrap();
-    assert_eq!(r.current_compensation(), Some(0), "b has no compensation: a is next");
+    assert_eq!(
+        r.current_compensation(),
+        Some(0),
+        "b has no compensation: a is next"
+    );
     let a = troupe::model::TaskId::new("a").unwrap();
     // Out of order is refused.
     let mut copy = s.clone();
     let err = copy
-        .apply(99, &EventRecord {
-            time: Timestamp(99),
-            event: Event::CompensationStarted { run, task: troupe::model::TaskId::new("b").unwrap(), attempt: 1 },
-        })
+        .apply(
+            99,
+            &EventRecord {
+                time: Timestamp(99),
+                event: Event::CompensationStarted {
+                    run,
+                    task: troupe::model::TaskId::new("b").unwrap(),
+                    attempt: 1,
+                },
+            },
+        )
         .unwrap_err();
     assert!(err.to_string().contains("`a` is next"), "{err}");
-    apply(&mut s, Event::CompensationStarted { run, task: a.clone(), attempt: 1 });
-    apply(&mut s, Event::CompensationSucceeded { run, task: a, attempt: 1, usage: None });
+    apply(
+        &mut s,
+        Event::CompensationStarted {
+            run,
+            task: a.clone(),
+            attempt: 1,
+        },
+    );
+    apply(
+        &mut s,
+        Event::CompensationSucceeded {
+            run,
+            task: a,
+            attempt: 1,
+            usage: None,
+        },
+    );
     let r = s.run(run).unwrap();
     assert_eq!(r.state(), RunState::Compensated);
     let states: Vec<TaskState> = r.tasks().iter().map(|t| t.state).collect();
     assert_eq!(
         states,
-        [TaskState::Compensated, TaskState::Succeeded, TaskState::Compensated, TaskState::Failed]
+        [
+            TaskState::Compensated,
+            TaskState::Succeeded,
+            TaskState::Compensated,
+            TaskState::Failed
+        ]
     );
     s.check_invariants().unwrap();
 }
@@ -421,27 +541,120 @@ fn failure_propagates_upstream_failed_and_retry_reopens() {
     let mut s = State::new();
     let events = vec![
         Event::RunSubmitted { run, workflow: wf },
-        Event::AttemptStarted { run, task: a.clone(), attempt: 1 },
-        Event::TaskFailed { run, task: a.clone(), attempt: 1, failure: Failure::Exit { code: 2 }, usage: None },
-        Event::AttemptStarted { run, task: z.clone(), attempt: 1 },
-        Event::TaskSucceeded { run, task: z, attempt: 1, usage: None },
+        Event::AttemptStarted {
+            run,
+            task: a.clone(),
+            attempt: 1,
+        },
+        Event::TaskFailed {
+            run,
+            task: a.clone(),
+            attempt: 1,
+            failure: Failure::Exit { code: 2 },
+            usage: None,
+        },
+        Event::AttemptStarted {
+            run,
+            task: z.clone(),
+            attempt: 1,
+        },
+        Event::TaskSucceeded {
+            run,
+            task: z,
+            attempt: 1,
+            usage: None,
+        },
     ];
     for (i, e) in events.into_iter().enumerate() {
-        s.apply(i as u64 + 1, &EventRecord { time: Timestamp(i as u64), event: e }).unwrap();
+        s.apply(
+            i as u64 + 1,
+            &EventRecord {
+                time: Timestamp(i as u64),
+                event: e,
+            },
+        )
+        .unwrap();
     }
     let r = s.run(run).unwrap();
     assert_eq!(r.state(), RunState::Failed);
     assert_eq!(r.task(1).state, TaskState::UpstreamFailed);
     assert_eq!(r.task(2).state, TaskState::UpstreamFailed);
     // A retry of the budget-exhausted task reopens it and its dependents, with a fresh budget.
-    s.apply(6, &EventRecord { time: Timestamp(6), event: Event::TaskRetried { run, task: a.clone() } })
-        .unwrap();
+    s.apply(
+        6,
+        &EventRecord {
+            time: Timestamp(6),
+            event: Event::TaskRetried {
+                run,
+                task: a.clone(),
+            },
+        },
+    )
+    .unwrap();
     let r = s.run(run).unwrap();
     assert_eq!(r.state(), RunState::Running);
     assert_eq!(r.task(0).state, TaskState::Ready);
     assert_eq!(r.task(1).state, TaskState::Pending);
     assert_eq!(r.task(2).state, TaskState::Pending);
-    s.apply(7, &EventRecord { time: Timestamp(7), event: Event::AttemptStarted { run, task: a, attempt: 2 } })
-        .unwrap();
+    s.apply(
+        7,
+        &EventRecord {
+            time: Timestamp(7),
+            event: Event::AttemptStarted {
+                run,
+                task: a,
+                attempt: 2,
+            },
+        },
+    )
+    .unwrap();
     s.check_invariants().unwrap();
+}
+
+/// The walks above are only as good as what they reach: over a few hundred seeded walks, every
+/// event type is applied and every run state is reached (so the properties were checked on
+/// compensating, compensation_failed, ... states, not just on happy paths).
+#[test]
+fn walks_reach_every_event_type_and_run_state() {
+    use rand::{Rng, SeedableRng};
+    use std::collections::BTreeSet;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut types = BTreeSet::new();
+    let mut run_states = BTreeSet::new();
+    for _ in 0..400 {
+        let shapes: Vec<Shape> = (0..rng.random_range(1..=3))
+            .map(|_| {
+                let n = rng.random_range(1..=6);
+                Shape {
+                    deps: (0..n).map(|_| rng.random()).collect(),
+                    approval: (0..n).map(|_| rng.random_bool(0.25)).collect(),
+                    compensate: (0..n).map(|_| rng.random_bool(0.4)).collect(),
+                    attempts: (0..n).map(|_| rng.random_range(1..=3)).collect(),
+                }
+            })
+            .collect();
+        let wfs: Vec<_> = shapes.iter().map(workflow).collect();
+        let choices: Vec<u32> = (0..rng.random_range(20..200))
+            .map(|_| rng.random::<u32>() & 0x7fff_ffff)
+            .collect();
+        let (_, log) = walk(&wfs, &choices).unwrap();
+        types.extend(log.iter().map(|r| r.event.type_name()));
+        let mut state = State::new();
+        for (i, rec) in log.iter().enumerate() {
+            state.apply(i as u64 + 1, rec).unwrap();
+            run_states.extend(state.runs().map(|r| r.state()));
+        }
+    }
+    let all: BTreeSet<&str> = Event::TYPE_NAMES.into_iter().collect();
+    assert_eq!(
+        types,
+        all,
+        "event types never applied: {:?}",
+        all.difference(&types)
+    );
+    assert_eq!(
+        run_states.len(),
+        RunState::ALL.len(),
+        "run states reached: {run_states:?}"
+    );
 }

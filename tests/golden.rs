@@ -69,64 +69,195 @@ timeout = "30s"
     };
     vec![
         e(0, Event::RunSubmitted { run, workflow: wf }),
-        e(1, Event::AttemptStarted { run, task: task.clone(), attempt: 1 }),
-        e(2, Event::TaskSucceeded { run, task: task.clone(), attempt: 1, usage }),
-        e(3, Event::AttemptFailed {
-            run,
-            task: task.clone(),
-            attempt: 2,
-            failure: Failure::Exit { code: 2 },
-            usage,
-            retry_at: Timestamp(1_763_700_005_000),
-        }),
-        e(4, Event::TaskFailed {
-            run,
-            task: task.clone(),
-            attempt: 3,
-            failure: Failure::Signal { signal: 9 },
-            usage: None,
-        }),
-        e(5, Event::TaskCancelled { run, task: task.clone() }),
-        e(6, Event::TaskSuspended { run, task: task.clone() }),
-        e(7, Event::TaskResumed { run, task: task.clone() }),
-        e(8, Event::TaskRetried { run, task: task.clone() }),
+        e(
+            1,
+            Event::AttemptStarted {
+                run,
+                task: task.clone(),
+                attempt: 1,
+            },
+        ),
+        e(
+            2,
+            Event::TaskSucceeded {
+                run,
+                task: task.clone(),
+                attempt: 1,
+                usage,
+            },
+        ),
+        e(
+            3,
+            Event::AttemptFailed {
+                run,
+                task: task.clone(),
+                attempt: 2,
+                failure: Failure::Exit { code: 2 },
+                usage,
+                retry_at: Timestamp(1_763_700_005_000),
+            },
+        ),
+        e(
+            4,
+            Event::TaskFailed {
+                run,
+                task: task.clone(),
+                attempt: 3,
+                failure: Failure::Signal { signal: 9 },
+                usage: None,
+            },
+        ),
+        e(
+            5,
+            Event::TaskCancelled {
+                run,
+                task: task.clone(),
+            },
+        ),
+        e(
+            6,
+            Event::TaskSuspended {
+                run,
+                task: task.clone(),
+            },
+        ),
+        e(
+            7,
+            Event::TaskResumed {
+                run,
+                task: task.clone(),
+            },
+        ),
+        e(
+            8,
+            Event::TaskRetried {
+                run,
+                task: task.clone(),
+            },
+        ),
         e(9, Event::RunCancelled { run }),
         e(10, Event::RunSuspended { run }),
         e(11, Event::RunResumed { run }),
-        e(12, Event::ApprovalGranted { run, task: task.clone(), approver: approver.clone() }),
-        e(13, Event::ApprovalRejected { run, task: task.clone(), approver: Approver { reason: None, ..approver } }),
-        e(14, Event::ApprovalExpired { run, task: task.clone() }),
-        e(15, Event::CompensationStarted { run, task: task.clone(), attempt: 1 }),
-        e(16, Event::CompensationSucceeded { run, task: task.clone(), attempt: 1, usage }),
-        e(17, Event::CompensationFailed {
-            run,
-            task: task.clone(),
-            attempt: 2,
-            failure: Failure::SpawnFailed { message: "No such file or directory (os error 2)".into() },
-            usage: None,
-            retry_at: Some(Timestamp(1_763_700_009_000)),
-        }),
-        e(18, Event::CompensationRetried { run, task: task.clone() }),
+        e(
+            12,
+            Event::ApprovalGranted {
+                run,
+                task: task.clone(),
+                approver: approver.clone(),
+            },
+        ),
+        e(
+            13,
+            Event::ApprovalRejected {
+                run,
+                task: task.clone(),
+                approver: Approver {
+                    reason: None,
+                    ..approver
+                },
+            },
+        ),
+        e(
+            14,
+            Event::ApprovalExpired {
+                run,
+                task: task.clone(),
+            },
+        ),
+        e(
+            15,
+            Event::CompensationStarted {
+                run,
+                task: task.clone(),
+                attempt: 1,
+            },
+        ),
+        e(
+            16,
+            Event::CompensationSucceeded {
+                run,
+                task: task.clone(),
+                attempt: 1,
+                usage,
+            },
+        ),
+        e(
+            17,
+            Event::CompensationFailed {
+                run,
+                task: task.clone(),
+                attempt: 2,
+                failure: Failure::SpawnFailed {
+                    message: "No such file or directory (os error 2)".into(),
+                },
+                usage: None,
+                retry_at: Some(Timestamp(1_763_700_009_000)),
+            },
+        ),
+        e(
+            18,
+            Event::CompensationRetried {
+                run,
+                task: task.clone(),
+            },
+        ),
         e(19, Event::NodeHalted { kill: true }),
         e(20, Event::NodeUnhalted),
         // Every Failure variant, so none of them can change shape unnoticed.
-        e(21, Event::AttemptFailed {
-            run, task: task.clone(), attempt: 4, failure: Failure::TimedOut, usage: None,
-            retry_at: Timestamp(7),
-        }),
-        e(22, Event::AttemptFailed {
-            run, task: task.clone(), attempt: 5, failure: Failure::Interrupted, usage: None,
-            retry_at: Timestamp(8),
-        }),
-        e(23, Event::TaskFailed {
-            run, task: task.clone(), attempt: 6, failure: Failure::ApprovalRejected, usage: None,
-        }),
-        e(24, Event::TaskFailed {
-            run, task: task.clone(), attempt: 7, failure: Failure::ApprovalExpired, usage: None,
-        }),
-        e(25, Event::TaskFailed {
-            run, task, attempt: 8, failure: Failure::Error { message: "boom".into() }, usage: None,
-        }),
+        e(
+            21,
+            Event::AttemptFailed {
+                run,
+                task: task.clone(),
+                attempt: 4,
+                failure: Failure::TimedOut,
+                usage: None,
+                retry_at: Timestamp(7),
+            },
+        ),
+        e(
+            22,
+            Event::AttemptFailed {
+                run,
+                task: task.clone(),
+                attempt: 5,
+                failure: Failure::Interrupted,
+                usage: None,
+                retry_at: Timestamp(8),
+            },
+        ),
+        e(
+            23,
+            Event::TaskFailed {
+                run,
+                task: task.clone(),
+                attempt: 6,
+                failure: Failure::ApprovalRejected,
+                usage: None,
+            },
+        ),
+        e(
+            24,
+            Event::TaskFailed {
+                run,
+                task: task.clone(),
+                attempt: 7,
+                failure: Failure::ApprovalExpired,
+                usage: None,
+            },
+        ),
+        e(
+            25,
+            Event::TaskFailed {
+                run,
+                task,
+                attempt: 8,
+                failure: Failure::Error {
+                    message: "boom".into(),
+                },
+                usage: None,
+            },
+        ),
     ]
 }
 
@@ -160,7 +291,12 @@ fn every_event_type_round_trips() {
     for (i, rec) in events.iter().enumerate() {
         let seq = i as u64 + 1;
         let bytes = encode_event(seq, rec).unwrap();
-        assert_eq!(&decode_event(seq, &bytes).unwrap(), rec, "{}", rec.event.type_name());
+        assert_eq!(
+            &decode_event(seq, &bytes).unwrap(),
+            rec,
+            "{}",
+            rec.event.type_name()
+        );
     }
 }
 
@@ -181,7 +317,11 @@ fn golden_file_still_decodes() {
     let golden = std::fs::read(path)
         .unwrap_or_else(|e| panic!("{GOLDEN}: {e}; generate it with TROUPE_BLESS=1"));
     let records = split(&golden);
-    assert_eq!(records.len(), events.len(), "golden file holds a different number of events");
+    assert_eq!(
+        records.len(),
+        events.len(),
+        "golden file holds a different number of events"
+    );
     for (i, (bytes, expected)) in records.iter().zip(&events).enumerate() {
         let seq = i as u64 + 1;
         let decoded = decode_event(seq, bytes)

@@ -121,17 +121,22 @@ async fn multi_record_appends_are_contiguous_and_streams_find_them() {
     let first = write_all(dir.path(), run_events(a, 3)).await;
     assert_eq!(first, 1..8);
     let second = write_all(dir.path(), run_events(b, 2)).await;
-    assert_eq!(second, 8..13, "a reopened journal continues after the last event");
+    assert_eq!(
+        second,
+        8..13,
+        "a reopened journal continues after the last event"
+    );
     let journal = Journal::open(dir.path()).unwrap();
     let seqs: Vec<Seq> = journal.run_events(b).unwrap().iter().map(|e| e.0).collect();
     assert_eq!(seqs, (8..13).collect::<Vec<_>>());
-    let t1 = journal
-        .task_events(a, &TaskId::new("t1").unwrap())
-        .unwrap();
+    let t1 = journal.task_events(a, &TaskId::new("t1").unwrap()).unwrap();
     let types: Vec<&str> = t1.iter().map(|(_, r)| r.event.type_name()).collect();
     assert_eq!(types, ["attempt_started", "task_succeeded"]);
     assert_eq!(
-        journal.range(3, 5).map(|e| e.unwrap().0).collect::<Vec<_>>(),
+        journal
+            .range(3, 5)
+            .map(|e| e.unwrap().0)
+            .collect::<Vec<_>>(),
         [3, 4]
     );
     let r = replay(&journal).unwrap();
@@ -146,7 +151,9 @@ async fn multi_record_appends_are_contiguous_and_streams_find_them() {
 async fn snapshot_plus_tail_equals_full_replay_and_compaction_keeps_it() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::open(dir.path()).unwrap();
-    let (actor, handle) = JournalRef::spawn(journal.clone(), buffered()).await.unwrap();
+    let (actor, handle) = JournalRef::spawn(journal.clone(), buffered())
+        .await
+        .unwrap();
     actor.append(run_events(run_id(1), 4)).await.unwrap(); // 1..=9
     let mid = replay(&journal).unwrap().state;
     assert_eq!(mid.last_seq(), 9);
@@ -168,7 +175,11 @@ async fn snapshot_plus_tail_equals_full_replay_and_compaction_keeps_it() {
     // Retention: events before the snapshot may go, and replay still gives the same state.
     let mut writer = journal.writer(&buffered()).unwrap();
     let err = writer.compact_before(11).unwrap_err();
-    assert!(err.to_string().contains("newest snapshot covers only up to 9"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("newest snapshot covers only up to 9"),
+        "{err}"
+    );
     assert_eq!(writer.compact_before(10).unwrap(), 9);
     drop(writer);
     assert_eq!(journal.first_seq().unwrap(), 10);
@@ -195,8 +206,8 @@ fn only_one_writer_at_a_time() {
 fn corrupt(dir: &Path, seq: Seq) -> Vec<u8> {
     let mut opts = rocksdb::Options::default();
     opts.create_if_missing(false);
-    let db = rocksdb::DB::open_cf(&opts, dir, [CF_EVENTS, CF_STREAMS, CF_SNAPSHOTS, CF_META])
-        .unwrap();
+    let db =
+        rocksdb::DB::open_cf(&opts, dir, [CF_EVENTS, CF_STREAMS, CF_SNAPSHOTS, CF_META]).unwrap();
     let cf = db.cf_handle(CF_EVENTS).unwrap();
     let mut value = db.get_cf(cf, seq.to_be_bytes()).unwrap().unwrap();
     let i = value.len() / 2;
@@ -274,7 +285,10 @@ async fn an_event_the_fold_refuses_stops_replay_naming_it() {
     let journal = Journal::open(dir.path()).unwrap();
     let err = replay(&journal).unwrap_err().to_string();
     assert!(err.contains("event 4 cannot be applied"), "{err}");
-    assert!(err.contains("a succeeded task cannot become succeeded"), "{err}");
+    assert!(
+        err.contains("a succeeded task cannot become succeeded"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -304,7 +318,12 @@ async fn a_second_process_on_the_same_data_dir_is_refused_with_the_holders_pid()
         .args(["events", "--json"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -374,8 +393,11 @@ async fn a_data_dir_without_write_permission_is_a_clear_error() {
     for d in [&data, &jdir] {
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o555)).unwrap();
     }
-    std::fs::set_permissions(jdir.join("troupe.lock"), std::fs::Permissions::from_mode(0o444))
-        .unwrap();
+    std::fs::set_permissions(
+        jdir.join("troupe.lock"),
+        std::fs::Permissions::from_mode(0o444),
+    )
+    .unwrap();
     let out = cmd
         .arg("--data-dir")
         .arg(&data)
@@ -391,7 +413,10 @@ async fn a_data_dir_without_write_permission_is_a_clear_error() {
     assert!(err.contains("Permission denied"), "{err}");
     assert!(err.contains(&jdir.display().to_string()), "{err}");
     // Nothing was changed or lost.
-    assert_eq!(std::fs::read(jdir.join("troupe.lock")).unwrap(), lock_before);
+    assert_eq!(
+        std::fs::read(jdir.join("troupe.lock")).unwrap(),
+        lock_before
+    );
     let journal = Journal::open(&jdir).unwrap();
     assert_eq!(replay(&journal).unwrap().events_applied, 3);
     let st = replay(&journal).unwrap().state;

@@ -203,7 +203,11 @@ fn summary(file: &Path, wf: &Workflow, critical: u64) -> String {
         wf.len(),
         if wf.len() == 1 { "" } else { "s" },
         wf.plan().edge_count(),
-        if wf.plan().edge_count() == 1 { "y" } else { "ies" },
+        if wf.plan().edge_count() == 1 {
+            "y"
+        } else {
+            "ies"
+        },
         critical,
         if critical == 1 { "" } else { "s" },
         if wf.is_saga() { " (saga)" } else { "" },
@@ -291,7 +295,11 @@ fn events(data_dir: &Path, run: Option<RunId>, json: bool) -> ExitCode {
         let line = if json {
             event_json(seq, &record).to_string()
         } else {
-            let mut line = format!("{seq:>8}  {}  {:<22}", record.time, record.event.type_name());
+            let mut line = format!(
+                "{seq:>8}  {}  {:<22}",
+                record.time,
+                record.event.type_name()
+            );
             match (record.event.run(), record.event.task()) {
                 (Some(r), Some(t)) => line.push_str(&format!("  {r}/{t}")),
                 (Some(r), None) => line.push_str(&format!("  {r}")),

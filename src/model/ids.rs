@@ -47,7 +47,9 @@ impl fmt::Debug for RunId {
 
 /// A run id that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{input}` is not a run id (expected a 26-character ULID such as 01JD3X5Q8R2N6V7W0Y4Z9A1B2C)")]
+#[error(
+    "`{input}` is not a run id (expected a 26-character ULID such as 01JD3X5Q8R2N6V7W0Y4Z9A1B2C)"
+)]
 pub struct ParseRunIdError {
     /// The text that was given, so the message can quote it.
     pub input: String,

@@ -101,7 +101,10 @@ fn line_col(bytes: &[u8], offset: usize) -> (usize, usize) {
         .iter()
         .rposition(|&b| b == b'\n')
         .map_or(0, |i| i + 1);
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
     (line, column)
 }
 
@@ -461,8 +464,13 @@ approval_timeout = "1h"
 
     #[test]
     fn bad_duration_is_located() {
-        let e = err("name = \"x\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\ntimeout = \"10 parsecs\"\n");
-        assert!(e.starts_with("5:11: invalid duration \"10 parsecs\""), "{e}");
+        let e = err(
+            "name = \"x\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\ntimeout = \"10 parsecs\"\n",
+        );
+        assert!(
+            e.starts_with("5:11: invalid duration \"10 parsecs\""),
+            "{e}"
+        );
     }
 
     #[test]
@@ -484,9 +492,15 @@ approval_timeout = "1h"
     #[test]
     fn command_and_shell_rules() {
         let e = err("name = \"x\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\nshell = \"true\"\n");
-        assert!(e.contains("task `a` sets both `command` and `shell`"), "{e}");
+        assert!(
+            e.contains("task `a` sets both `command` and `shell`"),
+            "{e}"
+        );
         let e = err("name = \"x\"\n[[task]]\nid = \"a\"\n");
-        assert!(e.contains("task `a` has neither `command` nor `shell`"), "{e}");
+        assert!(
+            e.contains("task `a` has neither `command` nor `shell`"),
+            "{e}"
+        );
         let e = err("name = \"x\"\n[[task]]\nid = \"a\"\ncommand = []\n");
         assert!(e.contains("4:11: task `a`: `command` is empty"), "{e}");
     }

@@ -109,7 +109,9 @@ impl Plan {
             .copied()
             .filter(|&t| {
                 state_of(t) == TaskState::Pending
-                    && self.upstream(t).all(|u| state_of(u) == TaskState::Succeeded)
+                    && self
+                        .upstream(t)
+                        .all(|u| state_of(u) == TaskState::Succeeded)
             })
             .collect()
     }
@@ -235,7 +237,11 @@ mod tests {
         let plan = Plan::build(3, &[(0, 2), (1, 2)]).unwrap();
         let states = [TaskState::Succeeded, TaskState::Running, TaskState::Pending];
         assert!(plan.ready_set(|t| states[t as usize]).is_empty());
-        let states = [TaskState::Succeeded, TaskState::Succeeded, TaskState::Pending];
+        let states = [
+            TaskState::Succeeded,
+            TaskState::Succeeded,
+            TaskState::Pending,
+        ];
         assert_eq!(plan.ready_set(|t| states[t as usize]), vec![2]);
     }
 
@@ -245,7 +251,7 @@ mod tests {
         let plan = Plan::build(4, &[(0, 1), (0, 2), (1, 3), (2, 3)]).unwrap();
         let weights = [1, 1, 10, 1];
         let cp = plan.critical_path(|t| weights[t as usize]);
-        assert_eq!(cp.length, 13);
+        assert_eq!(cp.length, 12);
         assert_eq!(cp.tasks, vec![0, 2, 3]);
         assert_eq!(plan.critical_path(|_| 1).length, 3);
     }

@@ -11,7 +11,11 @@ use super::workflow::Workflow;
 /// Graphviz DOT (`dot -Tsvg` renders it).
 pub fn to_dot(workflow: &Workflow) -> String {
     let mut out = String::new();
-    let name = workflow.spec().name.replace('\\', "\\\\").replace('"', "\\\"");
+    let name = workflow
+        .spec()
+        .name
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"");
     let _ = writeln!(out, "digraph \"{name}\" {{");
     out.push_str("  rankdir=LR;\n  node [shape=box];\n");
     for t in 0..workflow.len() as TaskIndex {
@@ -87,6 +91,9 @@ mod tests {
     #[test]
     fn mermaid_uses_index_ids_and_labels() {
         let m = to_mermaid(&parse_workflow(WF).unwrap());
-        assert_eq!(m, "flowchart LR\n  t0[\"a\"]\n  t1{{\"b.c\"}}\n  t0 --> t1\n");
+        assert_eq!(
+            m,
+            "flowchart LR\n  t0[\"a\"]\n  t1{{\"b.c\"}}\n  t0 --> t1\n"
+        );
     }
 }

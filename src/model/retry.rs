@@ -138,9 +138,7 @@ impl RetrySpec {
         RetryPolicy {
             max_attempts: s.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
             initial_interval,
-            backoff_coefficient: s
-                .backoff_coefficient
-                .unwrap_or(DEFAULT_BACKOFF_COEFFICIENT),
+            backoff_coefficient: s.backoff_coefficient.unwrap_or(DEFAULT_BACKOFF_COEFFICIENT),
             max_interval: s
                 .max_interval
                 .unwrap_or(initial_interval.saturating_mul(DEFAULT_MAX_INTERVAL_FACTOR)),

@@ -86,7 +86,11 @@ mod tests {
     #[test]
     fn final_states_have_no_way_out() {
         for to in RunState::ALL {
-            for from in [RunState::Succeeded, RunState::Cancelled, RunState::Compensated] {
+            for from in [
+                RunState::Succeeded,
+                RunState::Cancelled,
+                RunState::Compensated,
+            ] {
                 assert!(!from.can_become(to), "{from} -> {to}");
             }
         }

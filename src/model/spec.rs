@@ -201,7 +201,12 @@ mod tests {
 
     #[test]
     fn commands_print_like_a_shell_line() {
-        let c = Command::Argv(vec!["make".into(), "-j2".into(), "a b".into(), "it's".into()]);
+        let c = Command::Argv(vec![
+            "make".into(),
+            "-j2".into(),
+            "a b".into(),
+            "it's".into(),
+        ]);
         assert_eq!(c.to_string(), r"make -j2 'a b' 'it'\''s'");
         assert_eq!(
             Command::Shell("make && echo ok".into()).to_string(),

@@ -475,6 +475,28 @@ impl Run {
         }
     }
 
+    /// The event ends attempt `attempt` of task `t`, moving it to `to`: the task must be
+    /// running that very attempt.
+    fn require_running_attempt(
+        &self,
+        event: &Event,
+        t: TaskIndex,
+        attempt: u32,
+        to: TaskState,
+    ) -> Result<(), ApplyError> {
+        let task = &self.tasks[t as usize];
+        if task.state != TaskState::Running {
+            return Err(ApplyError::IllegalTaskTransition {
+                event: event.type_name(),
+                run: self.id,
+                task: self.workflow.task_id(t).clone(),
+                from: task.state,
+                to,
+            });
+        }
+        self.require_attempt(event, t, task.attempts, attempt)
+    }
+
     fn require_attempt(
         &self,
         event: &Event,
@@ -533,8 +555,7 @@ impl Run {
             }
             Event::TaskSucceeded { attempt, .. } => {
                 let t = t.expect("task event");
-                self.require_transition(event, t, TaskState::Succeeded)?;
-                self.require_attempt(event, t, self.tasks[t as usize].attempts, *attempt)?;
+                self.require_running_attempt(event, t, *attempt, TaskState::Succeeded)?;
                 self.succeed(t, time, changes);
             }
             Event::AttemptFailed {
@@ -545,9 +566,8 @@ impl Run {
             } => {
                 let t = t.expect("task event");
                 self.require_run_state(event, &[Running])?;
-                self.require_transition(event, t, TaskState::Retrying)?;
+                self.require_running_attempt(event, t, *attempt, TaskState::Retrying)?;
                 let task = &self.tasks[t as usize];
-                self.require_attempt(event, t, task.attempts, *attempt)?;
                 let used = task.attempts - task.budget_base;
                 if !self.workflow.retry_policy(t).allows_another(used) {
                     return Err(self.not_allowed(
@@ -564,8 +584,7 @@ impl Run {
                 attempt, failure, ..
             } => {
                 let t = t.expect("task event");
-                self.require_transition(event, t, TaskState::Failed)?;
-                self.require_attempt(event, t, self.tasks[t as usize].attempts, *attempt)?;
+                self.require_running_attempt(event, t, *attempt, TaskState::Failed)?;
                 self.tasks[t as usize].last_failure = Some(failure.clone());
                 self.fail_for_good(t, TaskState::Failed, time, changes);
             }
@@ -598,10 +617,8 @@ impl Run {
                     return Err(self.not_allowed(event, "the task is not suspended"));
                 }
                 if self.suspended {
-                    return Err(self.not_allowed(
-                        event,
-                        "the whole run is suspended; resume the run instead",
-                    ));
+                    return Err(self
+                        .not_allowed(event, "the whole run is suspended; resume the run instead"));
                 }
                 self.tasks[t as usize].suspended = false;
                 if self.tasks[t as usize].state == TaskState::Suspended {
@@ -743,7 +760,10 @@ impl Run {
                 let c = self.compensation_of(event, t)?;
                 self.require_compensation(event, c.state, CompensationState::Running)?;
                 self.require_attempt(event, t, c.attempts + 1, *attempt)?;
-                let c = self.tasks[t as usize].compensation.as_mut().expect("checked");
+                let c = self.tasks[t as usize]
+                    .compensation
+                    .as_mut()
+                    .expect("checked");
                 c.attempts = *attempt;
                 c.retry_at = None;
                 self.set_compensation(t, CompensationState::Running, changes);
@@ -774,7 +794,10 @@ impl Run {
                 };
                 self.require_compensation(event, c.state, to)?;
                 self.require_attempt(event, t, c.attempts, *attempt)?;
-                let c = self.tasks[t as usize].compensation.as_mut().expect("checked");
+                let c = self.tasks[t as usize]
+                    .compensation
+                    .as_mut()
+                    .expect("checked");
                 c.last_failure = Some(failure.clone());
                 c.retry_at = *retry_at;
                 self.set_compensation(t, to, changes);
@@ -808,7 +831,10 @@ impl Run {
         if s == TaskState::AwaitingApproval {
             Ok(())
         } else {
-            Err(self.not_allowed(event, format!("the task is not awaiting approval (it is {s})")))
+            Err(self.not_allowed(
+                event,
+                format!("the task is not awaiting approval (it is {s})"),
+            ))
         }
     }
 
@@ -1072,7 +1098,10 @@ impl Run {
                 })
                 .count() as u32;
             if waiting != task.waiting_on {
-                return err(&format!("waiting_on {} but {waiting} deps open", task.waiting_on));
+                return err(&format!(
+                    "waiting_on {} but {waiting} deps open",
+                    task.waiting_on
+                ));
             }
             let blocked = plan
                 .upstream(t)
@@ -1088,13 +1117,17 @@ impl Run {
                 return err("dispatchable in a run that is not running");
             }
             match task.state {
-                TaskState::Pending if task.waiting_on == 0 => return err("pending with no deps open"),
+                TaskState::Pending if task.waiting_on == 0 => {
+                    return err("pending with no deps open")
+                }
                 TaskState::Pending if blocked => return err("pending behind a failed dep"),
                 TaskState::Ready if wf.requires_approval(t) && !task.approved => {
                     return err("ready without approval")
                 }
                 TaskState::Ready if task.retry_at.is_some() => return err("ready with retry_at"),
-                TaskState::Retrying if task.retry_at.is_none() => return err("retrying without retry_at"),
+                TaskState::Retrying if task.retry_at.is_none() => {
+                    return err("retrying without retry_at")
+                }
                 TaskState::AwaitingApproval if task.approved || !wf.requires_approval(t) => {
                     return err("awaiting approval it does not need")
                 }
@@ -1102,7 +1135,9 @@ impl Run {
                 TaskState::Suspended if !(task.suspended || self.suspended) => {
                     return err("suspended without a suspension")
                 }
-                TaskState::UpstreamFailed if !blocked => return err("upstream_failed with no failed dep"),
+                TaskState::UpstreamFailed if !blocked => {
+                    return err("upstream_failed with no failed dep")
+                }
                 _ => {}
             }
             if task.attempts < task.budget_base {
@@ -1119,7 +1154,10 @@ impl Run {
             }
         }
         if counts != self.counts {
-            return Err(format!("{id}: counts {:?} but tasks say {counts:?}", self.counts));
+            return Err(format!(
+                "{id}: counts {:?} but tasks say {counts:?}",
+                self.counts
+            ));
         }
         let mut seen = vec![false; self.tasks.len()];
         for &t in &self.completion_order {
@@ -1130,18 +1168,25 @@ impl Run {
                 self.tasks[t as usize].state,
                 TaskState::Succeeded | TaskState::Compensated
             ) {
-                return Err(format!("{id}: completion order holds a task that is not succeeded"));
+                return Err(format!(
+                    "{id}: completion order holds a task that is not succeeded"
+                ));
             }
         }
-        let succeeded = (self.count(TaskState::Succeeded) + self.count(TaskState::Compensated)) as usize;
+        let succeeded =
+            (self.count(TaskState::Succeeded) + self.count(TaskState::Compensated)) as usize;
         if succeeded != self.completion_order.len() {
             return Err(format!("{id}: completion order misses succeeded tasks"));
         }
         let open = self.tasks.iter().filter(|t| !t.state.is_terminal()).count();
         let running = self.count(TaskState::Running);
         match self.state {
-            RunState::Running if open == 0 => return Err(format!("{id}: running with nothing open")),
-            RunState::Succeeded if self.count(TaskState::Succeeded) as usize != self.tasks.len() => {
+            RunState::Running if open == 0 => {
+                return Err(format!("{id}: running with nothing open"))
+            }
+            RunState::Succeeded
+                if self.count(TaskState::Succeeded) as usize != self.tasks.len() =>
+            {
                 return Err(format!("{id}: succeeded with unsucceeded tasks"))
             }
             RunState::Failed | RunState::Cancelled if open != 0 => {
@@ -1150,7 +1195,9 @@ impl Run {
             RunState::Compensating | RunState::Compensated | RunState::CompensationFailed
                 if open != running as usize =>
             {
-                return Err(format!("{id}: compensating with tasks that have not started"))
+                return Err(format!(
+                    "{id}: compensating with tasks that have not started"
+                ))
             }
             RunState::Compensated if running > 0 || self.current_compensation().is_some() => {
                 return Err(format!("{id}: compensated with work left"))

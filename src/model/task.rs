@@ -115,10 +115,15 @@ impl TaskState {
         use TaskState::*;
         matches!(
             (self, to),
-            (Pending, Ready | AwaitingApproval | UpstreamFailed | Cancelled | Suspended)
-                | (AwaitingApproval, Ready | Failed | Cancelled | Suspended)
+            (
+                Pending,
+                Ready | AwaitingApproval | UpstreamFailed | Cancelled | Suspended
+            ) | (AwaitingApproval, Ready | Failed | Cancelled | Suspended)
                 | (Ready, Running | Cancelled | Suspended)
-                | (Running, Succeeded | Retrying | Failed | Cancelled | Suspended)
+                | (
+                    Running,
+                    Succeeded | Retrying | Failed | Cancelled | Suspended
+                )
                 | (Retrying, Running | Cancelled | Suspended)
                 | (
                     Suspended,

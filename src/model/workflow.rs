@@ -137,7 +137,10 @@ impl Workflow {
     /// unknown or repeated dependencies and cycles.
     fn structure(spec: WorkflowSpec, p: &mut Problems<'_>) -> Option<Self> {
         if spec.tasks.is_empty() {
-            p.at(Loc::Nowhere, "workflow has no tasks; add at least one [[task]]");
+            p.at(
+                Loc::Nowhere,
+                "workflow has no tasks; add at least one [[task]]",
+            );
             return None;
         }
         if spec.tasks.len() > TaskIndex::MAX as usize {
@@ -219,7 +222,10 @@ impl Workflow {
                 hasher,
             }),
             Err(cycle) => {
-                let path: Vec<&str> = cycle.iter().map(|&t| tasks[t as usize].id.as_str()).collect();
+                let path: Vec<&str> = cycle
+                    .iter()
+                    .map(|&t| tasks[t as usize].id.as_str())
+                    .collect();
                 p.at(
                     Loc::Task(cycle[0]),
                     format!("dependency cycle: {}", path.join(" → ")),
@@ -405,10 +411,16 @@ fn check_command(
 fn check_env(p: &mut Problems<'_>, at: Loc<'_>, owner: &str, env: &BTreeMap<String, String>) {
     for (k, v) in env {
         if k.is_empty() || k.contains('=') || k.contains('\0') {
-            p.at(at, format!("{owner}: env name `{k}` is not a valid variable name"));
+            p.at(
+                at,
+                format!("{owner}: env name `{k}` is not a valid variable name"),
+            );
         }
         if v.contains('\0') {
-            p.at(at, format!("{owner}: env value of `{k}` contains a NUL byte"));
+            p.at(
+                at,
+                format!("{owner}: env value of `{k}` contains a NUL byte"),
+            );
         }
     }
 }
@@ -532,7 +544,10 @@ fn check_fields(spec: &WorkflowSpec, p: &mut Problems<'_>) {
         }
         check_env(p, Loc::Task(i), &format!("task `{id}`"), &task.env);
         if task.cwd.as_deref().is_some_and(|c| c.contains('\0')) {
-            p.at(Loc::Task(i), format!("task `{id}`: cwd contains a NUL byte"));
+            p.at(
+                Loc::Task(i),
+                format!("task `{id}`: cwd contains a NUL byte"),
+            );
         }
     }
 }
@@ -563,10 +578,14 @@ mod tests {
         ));
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(
-            e[0].ends_with("dependency cycle: a → b → a") || e[0].ends_with("dependency cycle: b → a → b"),
+            e[0].ends_with("dependency cycle: a → b → a")
+                || e[0].ends_with("dependency cycle: b → a → b"),
             "{e:?}"
         );
-        assert!(e[0].starts_with("3:6:") || e[0].starts_with("7:6:"), "{e:?}");
+        assert!(
+            e[0].starts_with("3:6:") || e[0].starts_with("7:6:"),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -621,7 +640,10 @@ mod tests {
              retry = { jitter = 3.0 }\n[[task]]\nid = \"b\"\nshell = \" \"\ntimeout = \"0s\"\n",
         ));
         assert_eq!(e.len(), 6, "{e:?}");
-        assert!(e[0].starts_with("2:1: `max_concurrency` must be at least 1"));
+        assert!(
+            e[0].starts_with("2:19: `max_concurrency` must be at least 1"),
+            "{e:?}"
+        );
         assert!(e[1].starts_with("4:1: pool `cc` has 0 slots"));
         assert!(e[2].contains("program name (`command[0]`) is empty"));
         assert!(e[3].contains("retry: jitter must be between"));
@@ -643,7 +665,10 @@ mod tests {
         let mut spec = wf.spec().clone();
         spec.tasks[0].command = Command::Argv(vec![]);
         let e = Workflow::from_spec(spec).unwrap_err().to_string();
-        assert_eq!(e, "task `a`: `command` is empty; give at least the program to run");
+        assert_eq!(
+            e,
+            "task `a`: `command` is empty; give at least the program to run"
+        );
     }
 
     #[test]

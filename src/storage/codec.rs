@@ -86,7 +86,9 @@ pub enum CodecError {
         found: u8,
     },
     /// The payload schema is newer than this troupe understands.
-    #[error("{kind} {seq}: schema version {found} is newer than this troupe understands ({supported})")]
+    #[error(
+        "{kind} {seq}: schema version {found} is newer than this troupe understands ({supported})"
+    )]
     UnknownSchema {
         /// Event or snapshot.
         kind: RecordKind,
@@ -198,13 +200,11 @@ fn decode<T: DeserializeOwned>(
             supported,
         });
     }
-    let (value, used) =
-        bincode::serde::decode_from_slice::<T, _>(payload, decode_config()).map_err(|e| {
-            CodecError::Decode {
-                kind,
-                seq,
-                message: e.to_string(),
-            }
+    let (value, used) = bincode::serde::decode_from_slice::<T, _>(payload, decode_config())
+        .map_err(|e| CodecError::Decode {
+            kind,
+            seq,
+            message: e.to_string(),
         })?;
     if used != payload.len() {
         return Err(CodecError::Decode {
@@ -218,7 +218,11 @@ fn decode<T: DeserializeOwned>(
 
 /// Appends the envelope of event `seq` to `out` (which may already hold other bytes; the
 /// caller reuses one buffer per batch).
-pub fn encode_event_into(seq: Seq, record: &EventRecord, out: &mut Vec<u8>) -> Result<(), CodecError> {
+pub fn encode_event_into(
+    seq: Seq,
+    record: &EventRecord,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
     encode_into(RecordKind::Event, EVENT_SCHEMA_VERSION, seq, record, out)
 }
 
@@ -276,7 +280,10 @@ mod tests {
     fn round_trip_and_header_layout() {
         let bytes = encode_event(7, &record()).unwrap();
         assert_eq!(bytes[0], FORMAT_VERSION);
-        assert_eq!(u16::from_le_bytes([bytes[1], bytes[2]]), EVENT_SCHEMA_VERSION);
+        assert_eq!(
+            u16::from_le_bytes([bytes[1], bytes[2]]),
+            EVENT_SCHEMA_VERSION
+        );
         assert_eq!(decode_event(7, &bytes).unwrap(), record());
     }
 

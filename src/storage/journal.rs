@@ -305,7 +305,11 @@ impl Journal {
             }
             None => {
                 let mut batch = WriteBatch::default();
-                batch.put_cf(meta, b"format_version", JOURNAL_FORMAT_VERSION.to_be_bytes());
+                batch.put_cf(
+                    meta,
+                    b"format_version",
+                    JOURNAL_FORMAT_VERSION.to_be_bytes(),
+                );
                 batch.put_cf(meta, b"node_id", ulid::Ulid::new().to_string());
                 let mut wo = WriteOptions::default();
                 wo.set_sync(true);
@@ -405,7 +409,9 @@ impl Journal {
     pub fn last_seq(&self) -> Result<Seq, JournalError> {
         let events = self.last_key(CF_EVENTS)?.unwrap_or(0);
         let snapshots = self.last_key(CF_SNAPSHOTS)?.unwrap_or(0);
-        Ok(events.max(snapshots).max(self.first_seq()?.saturating_sub(1)))
+        Ok(events
+            .max(snapshots)
+            .max(self.first_seq()?.saturating_sub(1)))
     }
 
     /// Lowest sequence number still stored (1 unless compacted).
@@ -474,7 +480,10 @@ impl Journal {
         let mut out = Vec::with_capacity(seqs.len());
         for (seq, value) in seqs.into_iter().zip(values) {
             match value.map_err(|e| self.rocks(e))? {
-                Some(v) => out.push((seq, codec::decode_event(seq, &v).map_err(|e| self.codec(e))?)),
+                Some(v) => out.push((
+                    seq,
+                    codec::decode_event(seq, &v).map_err(|e| self.codec(e))?,
+                )),
                 None => {
                     return Err(JournalError::Refused {
                         path: self.inner.path.clone(),
@@ -495,7 +504,11 @@ impl Journal {
     }
 
     /// Every stored event of task `task` of run `run`, in order.
-    pub fn task_events(&self, run: RunId, task: &TaskId) -> Result<Vec<(Seq, EventRecord)>, JournalError> {
+    pub fn task_events(
+        &self,
+        run: RunId,
+        task: &TaskId,
+    ) -> Result<Vec<(Seq, EventRecord)>, JournalError> {
         let mut prefix = Vec::new();
         task_stream_prefix(run, task, &mut prefix);
         self.stream(&prefix)
@@ -619,7 +632,10 @@ pub struct JournalWriter {
 
 impl Drop for JournalWriter {
     fn drop(&mut self) {
-        self.journal.inner.writer_taken.store(false, Ordering::Release);
+        self.journal
+            .inner
+            .writer_taken
+            .store(false, Ordering::Release);
     }
 }
 

@@ -1,0 +1,87 @@
+//! Memory of the model at rest, per task, with 1,000,000 tasks (target ≤ 1 KiB).
+//!
+//! Counts live heap bytes with a counting global allocator: before parsing, after building the
+//! workflow (spec + plan + index) and after folding `run_submitted` (per-task runtime state),
+//! with the TOML text dropped. Run: `cargo bench --bench model_memory` (prints, asserts nothing).
+//! `TROUPE_MEMORY_TASKS` overrides the task count.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::Arc;
+
+use troupe::bench::synthetic_workflow;
+use troupe::model::{parse_workflow, Event, EventRecord, RunId, State, Timestamp};
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` probing: nothing to list
+    }
+    let n: usize = std::env::var("TROUPE_MEMORY_TASKS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let base = live();
+    let text = synthetic_workflow(n, 42);
+    let wf = Arc::new(parse_workflow(&text).unwrap());
+    drop(text);
+    let after_workflow = live();
+    let mut state = State::new();
+    state
+        .apply(
+            1,
+            &EventRecord {
+                time: Timestamp(0),
+                event: Event::RunSubmitted {
+                    run: RunId::from_u128(1),
+                    workflow: wf.clone(),
+                },
+            },
+        )
+        .unwrap();
+    drop(wf);
+    let after_state = live();
+    let per = |bytes: isize| bytes as f64 / n as f64;
+    println!("model memory at rest, {n} tasks (synthetic workflow, ~1.5 dependencies per task)");
+    println!(
+        "  workflow (spec + plan + index): {:>7.1} bytes/task",
+        per(after_workflow - base)
+    );
+    println!(
+        "  run state (per-task runtime):   {:>7.1} bytes/task",
+        per(after_state - after_workflow)
+    );
+    println!(
+        "  total:                          {:>7.1} bytes/task (target ≤ 1024)",
+        per(after_state - base)
+    );
+    std::hint::black_box(&state);
+}
