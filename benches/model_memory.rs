@@ -70,7 +70,7 @@ fn main() {
     drop(wf);
     let after_state = live();
     let per = |bytes: isize| bytes as f64 / n as f64;
-    println!("model memory at rest, {n} tasks (synthetic workflow, ~1.5 dependencies per task)");
+    println!("model memory at rest, {n} tasks (synthetic workflow, ~2 dependencies per task)");
     println!(
         "  workflow (spec + plan + index): {:>7.1} bytes/task",
         per(after_workflow - base)

@@ -306,18 +306,24 @@ fn troupe() -> Command {
     Command::new(env!("CARGO_BIN_EXE_troupe"))
 }
 
+/// `troupe --data-dir DATA events ARGS...`
+fn events(data: &Path, args: &[&str]) -> std::process::Output {
+    troupe()
+        .arg("--data-dir")
+        .arg(data)
+        .arg("events")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_second_process_on_the_same_data_dir_is_refused_with_the_holders_pid() {
     let data = tempfile::tempdir().unwrap();
     let jdir = data.path().join("journal");
     write_all(&jdir, run_events(run_id(1), 1)).await;
     // Unheld: the CLI reads the journal.
-    let out = troupe()
-        .arg("--data-dir")
-        .arg(data.path())
-        .args(["events", "--json"])
-        .output()
-        .unwrap();
+    let out = events(data.path(), &["--json"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -338,12 +344,7 @@ async fn a_second_process_on_the_same_data_dir_is_refused_with_the_holders_pid()
 
     // Held by this process: the CLI fails at once, naming our pid.
     let _held = Journal::open(&jdir).unwrap();
-    let out = troupe()
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("events")
-        .output()
-        .unwrap();
+    let out = events(data.path(), &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(
@@ -355,12 +356,7 @@ async fn a_second_process_on_the_same_data_dir_is_refused_with_the_holders_pid()
 #[test]
 fn events_without_a_journal_says_so() {
     let data = tempfile::tempdir().unwrap();
-    let out = troupe()
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("events")
-        .output()
-        .unwrap();
+    let out = events(data.path(), &[]);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no journal in"));
 }

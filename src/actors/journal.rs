@@ -5,8 +5,9 @@
 //! the first append of a batch makes the actor send itself `Commit`. Because a mailbox is
 //! FIFO, that `Commit` is handled after every append that was already queued when it was
 //! sent, so one commit (one write, one fsync under `sync`) acknowledges all of them. While a
-//! commit's fsync runs (on tokio's blocking pool), new appends queue up in the mailbox and
-//! form the next batch. Nothing waits on a timer: an append that arrives alone is committed
+//! commit's fsync runs, new appends queue up in the mailbox and form the next batch. The
+//! actor runs on a thread of its own (a single-threaded tokio runtime), so it does the write
+//! and fsync inline: no hand-off to a blocking pool, and no other actor waits behind it. Nothing waits on a timer: an append that arrives alone is committed
 //! alone, at once. A batch that reaches the event or byte cap of [`JournalOptions`] is
 //! committed immediately.
 //!
@@ -23,7 +24,7 @@ use tokio::task::JoinHandle;
 
 use crate::messages::journal::{AppendError, JournalMsg, JournalStats};
 use crate::model::{EventRecord, Seq, State};
-use crate::storage::{Durability, Journal, JournalOptions, JournalWriter};
+use crate::storage::{Journal, JournalOptions, JournalWriter};
 
 /// The journal actor (stateless; see [`JournalActorState`]).
 pub struct JournalActor;
@@ -57,27 +58,15 @@ impl JournalActorState {
             .expect("the writer is back after every commit")
     }
 
-    /// Commits what is staged and acknowledges every waiting caller.
+    /// Commits what is staged and acknowledges every waiting caller. Blocks the actor's
+    /// thread for the write and fsync: the actor runs on a thread of its own (see
+    /// [`JournalRef::spawn`]), and appends arriving meanwhile queue up as the next batch.
     async fn commit(&mut self) {
         if self.waiting.is_empty() {
             return;
         }
         let mut writer = self.writer.take().expect("writer present");
-        let (writer, result) = if writer.options().durability == Durability::Sync {
-            // fsync blocks for milliseconds: keep it off the async workers.
-            match tokio::task::spawn_blocking(move || {
-                let r = writer.commit();
-                (writer, r)
-            })
-            .await
-            {
-                Ok(pair) => pair,
-                Err(join) => std::panic::resume_unwind(join.into_panic()),
-            }
-        } else {
-            let r = writer.commit();
-            (writer, r)
-        };
+        let result = writer.commit();
         self.writer = Some(writer);
         let batch = self.waiting.len() as u64;
         match result {
@@ -209,32 +198,77 @@ fn call_failed<T>(r: ractor::rpc::CallResult<T>) -> Result<T, AppendError> {
     }
 }
 
+/// Runs `spawn` on a new OS thread with a single-threaded tokio runtime of its own, where the
+/// journal actor may block on fsync without stalling other actors. The thread ends when the
+/// actor stops; the returned handle completes then.
+async fn spawn_on_own_thread<F, Fut>(spawn: F) -> Result<(JournalRef, JoinHandle<()>), SpawnErr>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(ActorRef<JournalMsg>, JoinHandle<()>), SpawnErr>>,
+{
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let startup = |e: std::io::Error| SpawnErr::StartupFailed(Box::new(e));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(startup)?;
+    std::thread::Builder::new()
+        .name("troupe-journal".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                match spawn().await {
+                    Ok((actor, handle)) => {
+                        let _ = started_tx.send(Ok(actor));
+                        let _ = handle.await;
+                    }
+                    Err(e) => {
+                        let _ = started_tx.send(Err(e));
+                    }
+                }
+            });
+            let _ = done_tx.send(());
+        })
+        .map_err(startup)?;
+    let actor = started_rx.await.map_err(|_| {
+        SpawnErr::StartupFailed("the journal thread ended before the actor started".into())
+    })??;
+    let handle = tokio::spawn(async move {
+        let _ = done_rx.await;
+    });
+    Ok((JournalRef { actor }, handle))
+}
+
 impl JournalRef {
-    /// Spawns a journal actor (unsupervised; the node links it under its supervisor).
-    /// Fails if the journal already has a writer.
+    /// Spawns a journal actor on a thread of its own (unsupervised; the node links it under
+    /// its supervisor with [`JournalRef::spawn_linked`]). Fails if the journal already has a
+    /// writer. The returned handle completes when the actor has stopped.
     pub async fn spawn(
         journal: Journal,
         options: JournalOptions,
     ) -> Result<(JournalRef, JoinHandle<()>), SpawnErr> {
-        let (actor, handle) =
-            Actor::spawn(None, JournalActor, JournalArgs { journal, options }).await?;
-        Ok((JournalRef { actor }, handle))
+        spawn_on_own_thread(move || async move {
+            Actor::spawn(None, JournalActor, JournalArgs { journal, options }).await
+        })
+        .await
     }
 
-    /// Spawns a journal actor linked to `supervisor`.
+    /// Spawns a journal actor on a thread of its own, linked to `supervisor`.
     pub async fn spawn_linked(
         journal: Journal,
         options: JournalOptions,
         supervisor: ActorCell,
     ) -> Result<(JournalRef, JoinHandle<()>), SpawnErr> {
-        let (actor, handle) = Actor::spawn_linked(
-            None,
-            JournalActor,
-            JournalArgs { journal, options },
-            supervisor,
-        )
-        .await?;
-        Ok((JournalRef { actor }, handle))
+        spawn_on_own_thread(move || async move {
+            Actor::spawn_linked(
+                None,
+                JournalActor,
+                JournalArgs { journal, options },
+                supervisor,
+            )
+            .await
+        })
+        .await
     }
 
     /// The underlying actor.

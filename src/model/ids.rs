@@ -73,9 +73,12 @@ pub const MAX_TASK_ID_LEN: usize = 128;
 
 /// Identifies a task within its workflow: `[A-Za-z0-9_.-]+`, at most [`MAX_TASK_ID_LEN`] bytes,
 /// and neither `.` nor `..` (ids become directory names under `logs/RUN/`).
+///
+/// Ids of up to 24 bytes are stored inline (no heap allocation), which is most of them: every
+/// event names a task, so decoding and comparing ids is on the replay hot path.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
-pub struct TaskId(String);
+pub struct TaskId(compact_str::CompactString);
 
 /// Why a string is not a valid [`TaskId`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,24 +104,32 @@ pub enum InvalidTaskId {
 
 impl TaskId {
     /// Validates `id` against the rules above.
-    pub fn new(id: impl Into<String>) -> Result<Self, InvalidTaskId> {
-        let id = id.into();
+    pub fn new(id: impl AsRef<str>) -> Result<Self, InvalidTaskId> {
+        let id = id.as_ref();
+        Self::check(id)?;
+        Ok(TaskId(id.into()))
+    }
+
+    fn check(id: &str) -> Result<(), InvalidTaskId> {
         if id.is_empty() {
             return Err(InvalidTaskId::Empty);
         }
         if id.len() > MAX_TASK_ID_LEN {
-            return Err(InvalidTaskId::TooLong(id));
+            return Err(InvalidTaskId::TooLong(id.to_owned()));
         }
         if let Some(ch) = id
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
         {
-            return Err(InvalidTaskId::BadCharacter { id, ch });
+            return Err(InvalidTaskId::BadCharacter {
+                id: id.to_owned(),
+                ch,
+            });
         }
         if id == "." || id == ".." {
-            return Err(InvalidTaskId::Reserved(id));
+            return Err(InvalidTaskId::Reserved(id.to_owned()));
         }
-        Ok(TaskId(id))
+        Ok(())
     }
 
     /// The id as written in the workflow file.
@@ -129,8 +140,9 @@ impl TaskId {
 
 impl<'de> Deserialize<'de> for TaskId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        TaskId::new(raw).map_err(serde::de::Error::custom)
+        let raw = compact_str::CompactString::deserialize(deserializer)?;
+        TaskId::check(&raw).map_err(serde::de::Error::custom)?;
+        Ok(TaskId(raw))
     }
 }
 

@@ -146,40 +146,30 @@ impl RetrySpec {
         }
     }
 
-    /// Problems with the fields that are set, as `(field, message)` pairs.
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
+    /// Problems with the fields that are set; each message names its field.
+    pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(c) = self.backoff_coefficient {
             if !(c.is_finite() && c >= 1.0) {
-                out.push((
-                    "backoff_coefficient",
-                    format!("backoff_coefficient must be a number ≥ 1.0, got {c}"),
+                out.push(format!(
+                    "backoff_coefficient must be a number ≥ 1.0, got {c}"
                 ));
             }
         }
         if let Some(j) = self.jitter {
             if !(0.0..=1.0).contains(&j) {
-                out.push((
-                    "jitter",
-                    format!("jitter must be between 0.0 and 1.0, got {j}"),
-                ));
+                out.push(format!("jitter must be between 0.0 and 1.0, got {j}"));
             }
         }
         if self.initial_interval == Some(Duration::ZERO) {
-            out.push((
-                "initial_interval",
-                "initial_interval must be longer than 0s".to_owned(),
-            ));
+            out.push("initial_interval must be longer than 0s".to_owned());
         }
         if let (Some(i), Some(m)) = (self.initial_interval, self.max_interval) {
             if m < i {
-                out.push((
-                    "max_interval",
-                    format!(
-                        "max_interval ({}) is shorter than initial_interval ({})",
-                        humantime::format_duration(m),
-                        humantime::format_duration(i)
-                    ),
+                out.push(format!(
+                    "max_interval ({}) is shorter than initial_interval ({})",
+                    humantime::format_duration(m),
+                    humantime::format_duration(i)
                 ));
             }
         }
@@ -244,8 +234,11 @@ mod tests {
             max_interval: Some(Duration::from_secs(1)),
             ..Default::default()
         };
-        let fields: Vec<_> = s.problems().into_iter().map(|(f, _)| f).collect();
-        assert_eq!(fields, ["backoff_coefficient", "jitter", "max_interval"]);
+        let problems = s.problems();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].starts_with("backoff_coefficient must be"));
+        assert!(problems[1].starts_with("jitter must be"));
+        assert!(problems[2].starts_with("max_interval (1s) is shorter than initial_interval (10s)"));
     }
 
     proptest! {

@@ -454,6 +454,17 @@ impl Run {
         }
     }
 
+    /// The error for moving task `t` to `to`, which its state does not allow.
+    fn illegal(&self, event: &Event, t: TaskIndex, to: TaskState) -> ApplyError {
+        ApplyError::IllegalTaskTransition {
+            event: event.type_name(),
+            run: self.id,
+            task: self.workflow.task_id(t).clone(),
+            from: self.tasks[t as usize].state,
+            to,
+        }
+    }
+
     /// Fails with `IllegalTaskTransition` unless task `t` may move to `to`.
     fn require_transition(
         &self,
@@ -461,17 +472,10 @@ impl Run {
         t: TaskIndex,
         to: TaskState,
     ) -> Result<(), ApplyError> {
-        let from = self.tasks[t as usize].state;
-        if from.can_become(to) {
+        if self.tasks[t as usize].state.can_become(to) {
             Ok(())
         } else {
-            Err(ApplyError::IllegalTaskTransition {
-                event: event.type_name(),
-                run: self.id,
-                task: self.workflow.task_id(t).clone(),
-                from,
-                to,
-            })
+            Err(self.illegal(event, t, to))
         }
     }
 
@@ -486,13 +490,7 @@ impl Run {
     ) -> Result<(), ApplyError> {
         let task = &self.tasks[t as usize];
         if task.state != TaskState::Running {
-            return Err(ApplyError::IllegalTaskTransition {
-                event: event.type_name(),
-                run: self.id,
-                task: self.workflow.task_id(t).clone(),
-                from: task.state,
-                to,
-            });
+            return Err(self.illegal(event, t, to));
         }
         self.require_attempt(event, t, task.attempts, attempt)
     }
@@ -538,13 +536,7 @@ impl Run {
                 }
                 let task = &self.tasks[t as usize];
                 if !matches!(task.state, TaskState::Ready | TaskState::Retrying) {
-                    return Err(ApplyError::IllegalTaskTransition {
-                        event: event.type_name(),
-                        run: self.id,
-                        task: self.workflow.task_id(t).clone(),
-                        from: task.state,
-                        to: TaskState::Running,
-                    });
+                    return Err(self.illegal(event, t, TaskState::Running));
                 }
                 self.require_attempt(event, t, task.attempts + 1, *attempt)?;
                 let task = &mut self.tasks[t as usize];

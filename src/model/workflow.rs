@@ -470,8 +470,7 @@ fn check_fields(spec: &WorkflowSpec, p: &mut Problems<'_>) {
             );
         }
     }
-    for (field, msg) in d.retry.problems() {
-        let _ = field;
+    for msg in d.retry.problems() {
         p.at(Loc::Defaults("retry"), format!("[defaults] retry: {msg}"));
     }
     if d.timeout == Some(Duration::ZERO) {
@@ -510,7 +509,7 @@ fn check_fields(spec: &WorkflowSpec, p: &mut Problems<'_>) {
             }
         }
         if let Some(r) = &task.retry {
-            for (_, msg) in r.problems() {
+            for msg in r.problems() {
                 p.at(
                     Loc::TaskField(i, "retry"),
                     format!("task `{id}`: retry: {msg}"),

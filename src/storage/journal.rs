@@ -238,6 +238,17 @@ fn take_lock(dir: &Path) -> Result<nix::fcntl::Flock<File>, JournalError> {
     }
 }
 
+/// RocksDB options of the journal database (also used by `troupe bench journal`'s raw
+/// RocksDB baseline, so both are measured with the same tuning).
+pub fn db_options() -> Options {
+    let mut o = Options::default();
+    o.create_if_missing(true);
+    // Keep RocksDB's informational LOG small; the journal is what matters here.
+    o.set_keep_log_file_num(2);
+    o.set_max_log_file_size(1 << 20);
+    o
+}
+
 fn cf_options() -> Options {
     let mut o = Options::default();
     o.set_compression_type(DBCompressionType::Lz4);
@@ -274,12 +285,8 @@ impl Journal {
             source,
         })?;
         let lock = take_lock(dir)?;
-        let mut db_opts = Options::default();
-        db_opts.create_if_missing(true);
+        let mut db_opts = db_options();
         db_opts.create_missing_column_families(true);
-        // Keep RocksDB's informational LOG small; the journal is what matters here.
-        db_opts.set_keep_log_file_num(2);
-        db_opts.set_max_log_file_size(1 << 20);
         let cfs = [CF_EVENTS, CF_STREAMS, CF_SNAPSHOTS, CF_META]
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, cf_options()));
