@@ -42,13 +42,20 @@ fn live() -> isize {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return; // `cargo test --benches` probing: nothing to list
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
+        return; // test harness probing: nothing to list
     }
+    // `cargo bench` passes --bench; `cargo test --benches` does not: then a smoke run.
+    let default = if args.iter().any(|a| a == "--bench") {
+        1_000_000
+    } else {
+        1_000
+    };
     let n: usize = std::env::var("TROUPE_MEMORY_TASKS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000);
+        .unwrap_or(default);
     let base = live();
     let text = synthetic_workflow(n, 42);
     let wf = Arc::new(parse_workflow(&text).unwrap());

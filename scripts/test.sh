@@ -5,4 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/prereqs.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/troupe-target}"
-cargo test --locked "$@"
+# --all-targets also runs the benchmarks once each in test mode (so they keep compiling and
+# working); it leaves out doctests, which the second command runs.
+cargo test --locked --all-targets "$@"
+cargo test --locked --doc "$@"

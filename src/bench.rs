@@ -16,10 +16,75 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::actors::journal::JournalRef;
+use crate::messages::journal::AppendError;
 use crate::model::{
     parse_workflow, Event, EventRecord, Failure, ResourceUsage, RunId, TaskId, Timestamp, Workflow,
 };
-use crate::storage::{codec, replay, Durability, Journal, JournalOptions};
+use crate::storage::{
+    codec, replay, CodecError, Durability, Journal, JournalError, JournalOptions, ReplayError,
+};
+
+/// Why a benchmark could not run. Benchmarks measure, they do not recover: report and exit.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The scratch directory could not be created, cleaned or used.
+    #[error("scratch directory: {0}")]
+    Io(#[from] std::io::Error),
+    /// The journal failed to open, read or write.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// An append through the journal actor failed.
+    #[error(transparent)]
+    Append(#[from] AppendError),
+    /// Replay failed.
+    #[error(transparent)]
+    Replay(#[from] Box<ReplayError>),
+    /// An event could not be encoded.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The raw RocksDB baseline failed.
+    #[error("RocksDB baseline: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    /// The synthetic workflow did not parse (a bug in the generator).
+    #[error(transparent)]
+    Spec(#[from] crate::model::SpecError),
+    /// The journal actor could not start.
+    #[error("journal actor: {0}")]
+    Spawn(#[from] ractor::SpawnErr),
+    /// A worker task or thread died, or a figure is out of range.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<ReplayError> for BenchError {
+    fn from(e: ReplayError) -> Self {
+        BenchError::Replay(Box::new(e))
+    }
+}
+
+impl From<toml::de::Error> for BenchError {
+    fn from(e: toml::de::Error) -> Self {
+        BenchError::Other(format!("baseline TOML parse: {e}"))
+    }
+}
+
+impl From<tokio::task::JoinError> for BenchError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        BenchError::Other(format!("benchmark task failed: {e}"))
+    }
+}
+
+impl From<hdrhistogram::RecordError> for BenchError {
+    fn from(e: hdrhistogram::RecordError) -> Self {
+        BenchError::Other(format!("latency histogram: {e}"))
+    }
+}
+
+impl From<hdrhistogram::CreationError> for BenchError {
+    fn from(e: hdrhistogram::CreationError) -> Self {
+        BenchError::Other(format!("latency histogram: {e}"))
+    }
+}
 
 /// Settings of `troupe bench journal`.
 #[derive(Debug, Clone)]
@@ -168,7 +233,7 @@ fn baseline_append(
     duration: Duration,
     value: &[u8],
     durability: Durability,
-) -> anyhow::Result<f64> {
+) -> Result<f64, BenchError> {
     let db = Arc::new(raw_db(dir)?);
     let next = Arc::new(AtomicU64::new(1));
     let stop = Arc::new(AtomicBool::new(false));
@@ -206,7 +271,7 @@ async fn troupe_append(
     appenders: usize,
     duration: Duration,
     record: &EventRecord,
-) -> anyhow::Result<(f64, f64)> {
+) -> Result<(f64, f64), BenchError> {
     let before = journal.stats().await?;
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
@@ -219,7 +284,7 @@ async fn troupe_append(
                     journal.append_one(record.clone()).await?;
                     n += 1;
                 }
-                Ok::<u64, anyhow::Error>(n)
+                Ok::<u64, BenchError>(n)
             })
         })
         .collect();
@@ -241,7 +306,7 @@ async fn latency_case(
     rate: u64,
     duration: Duration,
     record: &EventRecord,
-) -> anyhow::Result<LatencyCase> {
+) -> Result<LatencyCase, BenchError> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<u64, String>>();
     // Open loop: every millisecond, send that millisecond's share of the load without
     // waiting for earlier acks. Latency counts from the intended send time.
@@ -266,7 +331,7 @@ async fn latency_case(
     let mut hist = hdrhistogram::Histogram::<u64>::new(3)?;
     let mut n = 0u64;
     while let Some(r) = rx.recv().await {
-        hist.record(r.map_err(anyhow::Error::msg)?.max(1))?;
+        hist.record(r.map_err(BenchError::Other)?.max(1))?;
         n += 1;
     }
     let elapsed = start.elapsed().as_secs_f64();
@@ -281,7 +346,7 @@ async fn latency_case(
 
 /// Appends at least `events` events the fold accepts (runs of 1,000 independent tasks, each
 /// started then succeeded: 2,001 events per run); returns how many were written.
-pub async fn write_replayable(journal: &JournalRef, events: u64) -> anyhow::Result<u64> {
+pub async fn write_replayable(journal: &JournalRef, events: u64) -> Result<u64, BenchError> {
     let mut text = String::from("name = \"replay-bench\"\n");
     for i in 0..1000 {
         text.push_str(&format!(
@@ -330,18 +395,19 @@ pub async fn write_replayable(journal: &JournalRef, events: u64) -> anyhow::Resu
     Ok(written)
 }
 
-fn replay_case(journal: &Journal) -> anyhow::Result<ReplayCase> {
+fn replay_case(journal: &Journal) -> Result<ReplayCase, BenchError> {
     // The first scan warms the page cache, so the baseline and troupe both read warm.
     raw_scan(journal)?;
     let (n, baseline) = raw_scan(journal)?;
     let start = Instant::now();
     let replayed = replay(journal)?;
     let elapsed = start.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        replayed.events_applied == n,
-        "replay applied {} of {n} events",
-        replayed.events_applied
-    );
+    if replayed.events_applied != n {
+        return Err(BenchError::Other(format!(
+            "replay applied {} of {n} events",
+            replayed.events_applied
+        )));
+    }
     let rate = n as f64 / elapsed;
     Ok(ReplayCase {
         events: n,
@@ -352,14 +418,14 @@ fn replay_case(journal: &Journal) -> anyhow::Result<ReplayCase> {
 }
 
 /// Raw RocksDB forward scan of the `events` column family: `(events, events/s)`.
-fn raw_scan(journal: &Journal) -> anyhow::Result<(u64, f64)> {
+fn raw_scan(journal: &Journal) -> Result<(u64, f64), BenchError> {
     let start = Instant::now();
     let n = journal.scan_raw()?;
     Ok((n, n as f64 / start.elapsed().as_secs_f64()))
 }
 
 /// Runs the journal benchmark. Needs a multi-threaded tokio runtime.
-pub async fn journal(opts: &JournalBenchOptions) -> anyhow::Result<JournalBenchReport> {
+pub async fn journal(opts: &JournalBenchOptions) -> Result<JournalBenchReport, BenchError> {
     std::fs::create_dir_all(&opts.dir)?;
     let record = sized_event(opts.event_bytes, 1);
     let value = codec::encode_event(1, &record)?;
@@ -497,8 +563,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Runs the planning benchmark on a [`synthetic_workflow`] of `nodes` tasks.
-pub fn plan(nodes: usize, runs: usize) -> anyhow::Result<PlanBenchReport> {
-    anyhow::ensure!(nodes > 0, "--nodes must be at least 1");
+pub fn plan(nodes: usize, runs: usize) -> Result<PlanBenchReport, BenchError> {
+    if nodes == 0 {
+        return Err(BenchError::Other("--nodes must be at least 1".into()));
+    }
     let text = synthetic_workflow(nodes, 42);
     let runs = runs.max(1);
     let mut ours = Vec::new();

@@ -43,6 +43,8 @@
 //! assert_eq!(r.task(1).state, TaskState::Pending);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod actors;
 pub mod bench;
 pub mod messages;

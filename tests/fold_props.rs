@@ -658,3 +658,142 @@ fn walks_reach_every_event_type_and_run_state() {
         "run states reached: {run_states:?}"
     );
 }
+
+#[test]
+fn cancelling_a_saga_lets_running_steps_finish_then_undoes_them_first() {
+    let wf = Arc::new(
+        parse_workflow(
+            "name = \"s\"\n\
+             [[task]]\nid = \"a\"\ncommand = [\"x\"]\ncompensate = [\"undo-a\"]\n\
+             [[task]]\nid = \"b\"\ncommand = [\"x\"]\ndepends_on = [\"a\"]\ncompensate = [\"undo-b\"]\n\
+             [[task]]\nid = \"c\"\ncommand = [\"x\"]\ndepends_on = [\"b\"]\n",
+        )
+        .unwrap(),
+    );
+    let run = RunId::from_u128(5);
+    let id = |t: &str| troupe::model::TaskId::new(t).unwrap();
+    let mut s = State::new();
+    let mut seq = 0;
+    let mut apply = |s: &mut State, event: Event| {
+        seq += 1;
+        s.apply(
+            seq,
+            &EventRecord {
+                time: Timestamp(seq),
+                event,
+            },
+        )
+    };
+    apply(&mut s, Event::RunSubmitted { run, workflow: wf }).unwrap();
+    apply(
+        &mut s,
+        Event::AttemptStarted {
+            run,
+            task: id("a"),
+            attempt: 1,
+        },
+    )
+    .unwrap();
+    apply(
+        &mut s,
+        Event::TaskSucceeded {
+            run,
+            task: id("a"),
+            attempt: 1,
+            usage: None,
+        },
+    )
+    .unwrap();
+    apply(
+        &mut s,
+        Event::AttemptStarted {
+            run,
+            task: id("b"),
+            attempt: 1,
+        },
+    )
+    .unwrap();
+    apply(&mut s, Event::RunCancelled { run }).unwrap();
+    let r = s.run(run).unwrap();
+    assert_eq!(r.state(), RunState::Compensating);
+    assert_eq!(
+        r.task(1).state,
+        TaskState::Running,
+        "the running step is not killed"
+    );
+    assert_eq!(r.task(2).state, TaskState::Cancelled);
+    // No compensation starts while a forward attempt runs.
+    let mut early = s.clone();
+    let err = early
+        .apply(
+            99,
+            &EventRecord {
+                time: Timestamp(99),
+                event: Event::CompensationStarted {
+                    run,
+                    task: id("a"),
+                    attempt: 1,
+                },
+            },
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("still running"), "{err}");
+    // A failing in-flight attempt is not retried in a compensating run.
+    let mut retry = s.clone();
+    assert!(retry
+        .apply(
+            99,
+            &EventRecord {
+                time: Timestamp(99),
+                event: Event::AttemptFailed {
+                    run,
+                    task: id("b"),
+                    attempt: 1,
+                    failure: Failure::TimedOut,
+                    usage: None,
+                    retry_at: Timestamp(200),
+                },
+            }
+        )
+        .is_err());
+    apply(
+        &mut s,
+        Event::TaskSucceeded {
+            run,
+            task: id("b"),
+            attempt: 1,
+            usage: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        s.run(run).unwrap().current_compensation(),
+        Some(1),
+        "b, the newest, first"
+    );
+    for t in ["b", "a"] {
+        apply(
+            &mut s,
+            Event::CompensationStarted {
+                run,
+                task: id(t),
+                attempt: 1,
+            },
+        )
+        .unwrap();
+        apply(
+            &mut s,
+            Event::CompensationSucceeded {
+                run,
+                task: id(t),
+                attempt: 1,
+                usage: None,
+            },
+        )
+        .unwrap();
+    }
+    let r = s.run(run).unwrap();
+    assert_eq!(r.state(), RunState::Compensated);
+    assert!(r.cancel_requested());
+    s.check_invariants().unwrap();
+}

@@ -330,3 +330,150 @@ fn golden_file_still_decodes() {
     }
     assert_eq!(golden, fresh, "the encoding of existing events changed");
 }
+
+const GOLDEN_SNAPSHOT: &str = "tests/golden/snapshot-v1.bin";
+
+/// A state reached by legal events and touching every part of `State`: a halted node, a run
+/// compensating with one step undone, one compensation retrying, an approval granted.
+fn snapshot_state() -> troupe::model::State {
+    use troupe::model::State;
+    let wf = Arc::new(
+        parse_workflow(
+            "name = \"snap\"\n\
+             [[task]]\nid = \"a\"\ncommand = [\"x\"]\ncompensate = [\"undo-a\"]\n\
+             [[task]]\nid = \"b\"\ncommand = [\"x\"]\ncompensate_shell = \"undo b\"\nrequires_approval = true\n\
+             [[task]]\nid = \"c\"\ncommand = [\"x\"]\ndepends_on = [\"a\", \"b\"]\ncompensate = [\"undo-c\"]\n\
+             [[task]]\nid = \"d\"\ncommand = [\"x\"]\ndepends_on = [\"c\"]\nretry = { max_attempts = 2 }\n",
+        )
+        .unwrap(),
+    );
+    let run = RunId::from_u128(0x0193_5a7e_1c00_4000_8000_0000_0000_0077);
+    let id = |t: &str| TaskId::new(t).unwrap();
+    let approver = Approver {
+        name: "bob".into(),
+        os_user: "ops".into(),
+        reason: None,
+    };
+    let events = vec![
+        Event::RunSubmitted { run, workflow: wf },
+        Event::ApprovalGranted {
+            run,
+            task: id("b"),
+            approver,
+        },
+        Event::AttemptStarted {
+            run,
+            task: id("a"),
+            attempt: 1,
+        },
+        Event::AttemptStarted {
+            run,
+            task: id("b"),
+            attempt: 1,
+        },
+        Event::TaskSucceeded {
+            run,
+            task: id("b"),
+            attempt: 1,
+            usage: None,
+        },
+        Event::TaskSucceeded {
+            run,
+            task: id("a"),
+            attempt: 1,
+            usage: None,
+        },
+        Event::AttemptStarted {
+            run,
+            task: id("c"),
+            attempt: 1,
+        },
+        Event::TaskSucceeded {
+            run,
+            task: id("c"),
+            attempt: 1,
+            usage: None,
+        },
+        Event::AttemptStarted {
+            run,
+            task: id("d"),
+            attempt: 1,
+        },
+        Event::AttemptFailed {
+            run,
+            task: id("d"),
+            attempt: 1,
+            failure: Failure::Exit { code: 1 },
+            usage: None,
+            retry_at: Timestamp(1_763_700_100_000),
+        },
+        Event::AttemptStarted {
+            run,
+            task: id("d"),
+            attempt: 2,
+        },
+        Event::TaskFailed {
+            run,
+            task: id("d"),
+            attempt: 2,
+            failure: Failure::Exit { code: 1 },
+            usage: None,
+        },
+        Event::CompensationStarted {
+            run,
+            task: id("c"),
+            attempt: 1,
+        },
+        Event::CompensationSucceeded {
+            run,
+            task: id("c"),
+            attempt: 1,
+            usage: None,
+        },
+        Event::CompensationStarted {
+            run,
+            task: id("a"),
+            attempt: 1,
+        },
+        Event::CompensationFailed {
+            run,
+            task: id("a"),
+            attempt: 1,
+            failure: Failure::TimedOut,
+            usage: None,
+            retry_at: Some(Timestamp(1_763_700_200_000)),
+        },
+        Event::NodeHalted { kill: false },
+    ];
+    let mut state = State::new();
+    for (i, event) in events.into_iter().enumerate() {
+        let record = EventRecord {
+            time: Timestamp(1_763_700_000_000 + i as u64),
+            event,
+        };
+        state.apply(i as u64 + 1, &record).unwrap();
+    }
+    state.check_invariants().unwrap();
+    state
+}
+
+/// Snapshots are what a compacted journal boots from: their encoding is pinned like events'.
+#[test]
+fn golden_snapshot_still_decodes() {
+    use troupe::storage::codec::{decode_snapshot, encode_snapshot};
+    let state = snapshot_state();
+    let fresh = encode_snapshot(&state).unwrap();
+    let path = Path::new(GOLDEN_SNAPSHOT);
+    if std::env::var_os("TROUPE_BLESS").is_some() && !path.exists() {
+        std::fs::write(path, &fresh).unwrap();
+    }
+    let golden = std::fs::read(path)
+        .unwrap_or_else(|e| panic!("{GOLDEN_SNAPSHOT}: {e}; generate it with TROUPE_BLESS=1"));
+    let decoded = decode_snapshot(state.last_seq(), &golden)
+        .unwrap_or_else(|e| panic!("the golden snapshot no longer decodes: {e}"));
+    assert_eq!(
+        decoded, state,
+        "the golden snapshot decodes to a different state"
+    );
+    assert_eq!(golden, fresh, "the snapshot encoding changed");
+}

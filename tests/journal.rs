@@ -6,6 +6,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use troupe::actors::journal::JournalRef;
+use troupe::messages::journal::{AppendError, JournalMsg};
 use troupe::model::{
     parse_workflow, Event, EventRecord, RunId, Seq, State, TaskId, TaskState, Timestamp,
 };
@@ -68,25 +69,64 @@ async fn write_all(dir: &Path, records: Vec<EventRecord>) -> std::ops::Range<Seq
     range
 }
 
+type Reply = tokio::sync::oneshot::Receiver<Result<std::ops::Range<Seq>, AppendError>>;
+
+/// Puts an append straight into the actor's mailbox (no await), returning the reply channel.
+fn send_append(actor: &JournalRef, record: EventRecord) -> Reply {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    actor
+        .actor()
+        .send_message(JournalMsg::Append {
+            records: vec![record],
+            reply: tx.into(),
+        })
+        .unwrap();
+    rx
+}
+
+fn halt(n: u64) -> EventRecord {
+    EventRecord {
+        time: Timestamp(n),
+        event: Event::NodeHalted { kill: n % 2 == 0 },
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_appends_are_group_committed_with_unique_consecutive_seqs() {
+async fn queued_appends_share_commits_and_get_unique_consecutive_seqs() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::open(dir.path()).unwrap();
-    let options = JournalOptions::default(); // sync: each commit is one fsync
-    let (actor, handle) = JournalRef::spawn(journal.clone(), options).await.unwrap();
-    let appenders = 64;
-    let per = 20;
-    let tasks: Vec<_> = (0..appenders)
+    // sync: each commit is one fsync
+    let (actor, handle) = JournalRef::spawn(journal.clone(), JournalOptions::default())
+        .await
+        .unwrap();
+    // 1,000 appends land in the mailbox faster than the actor stages them, so each Commit
+    // the actor sends itself queues behind many appends.
+    let n = 1_000u64;
+    let replies: Vec<Reply> = (0..n).map(|i| send_append(&actor, halt(i))).collect();
+    let mut seqs = Vec::new();
+    for rx in replies {
+        seqs.push(rx.await.unwrap().unwrap().start);
+    }
+    assert_eq!(
+        seqs,
+        (1..=n).collect::<Vec<_>>(),
+        "mailbox order is seq order"
+    );
+    let stats = actor.stats().await.unwrap();
+    assert_eq!(stats.events, n);
+    assert!(
+        stats.commits <= n / 10,
+        "{} commits for {n} queued appends: they were not grouped",
+        stats.commits
+    );
+    // Concurrent callers through the public API get distinct, gap-free numbers too.
+    let tasks: Vec<_> = (0..64)
         .map(|a| {
             let actor = actor.clone();
             tokio::spawn(async move {
                 let mut seqs = Vec::new();
-                for i in 0..per {
-                    let rec = EventRecord {
-                        time: Timestamp(i),
-                        event: Event::NodeHalted { kill: a % 2 == 0 },
-                    };
-                    seqs.push(actor.append_one(rec).await.unwrap());
+                for i in 0..20 {
+                    seqs.push(actor.append_one(halt(a * 100 + i)).await.unwrap());
                 }
                 seqs
             })
@@ -99,19 +139,40 @@ async fn concurrent_appends_are_group_committed_with_unique_consecutive_seqs() {
         all.extend(seqs);
     }
     all.sort_unstable();
-    let n = (appenders * per) as u64;
-    assert_eq!(all, (1..=n).collect::<Vec<_>>());
-    let stats = actor.stats().await.unwrap();
-    assert_eq!(stats.events, n);
-    assert!(
-        stats.commits < n / 4,
-        "{} commits for {n} events: appends were not grouped",
-        stats.commits
-    );
+    assert_eq!(all, (n + 1..=n + 64 * 20).collect::<Vec<_>>());
     actor.stop().await;
     handle.await.unwrap();
-    assert_eq!(journal.last_seq().unwrap(), n);
-    assert_eq!(journal.events_from(1).count() as u64, n);
+    let total = n + 64 * 20;
+    assert_eq!(journal.last_seq().unwrap(), total);
+    assert_eq!(journal.events_from(1).count() as u64, total);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_commits_every_append_already_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let (actor, handle) = JournalRef::spawn(journal.clone(), JournalOptions::default())
+        .await
+        .unwrap();
+    let replies: Vec<Reply> = (0..500).map(|i| send_append(&actor, halt(i))).collect();
+    let late = actor.clone();
+    actor.stop().await;
+    handle.await.unwrap();
+    for (i, rx) in replies.into_iter().enumerate() {
+        let got = rx.await.expect("queued before the stop: must be answered");
+        assert_eq!(got.unwrap().start, i as Seq + 1);
+    }
+    assert_eq!(journal.last_seq().unwrap(), 500);
+    // After the stop, appends are refused, not silently dropped.
+    assert!(matches!(
+        late.append_one(halt(1)).await,
+        Err(AppendError::Unavailable(_))
+    ));
+    // The writer was released: a new actor can take over and continues the sequence.
+    let (again, handle) = JournalRef::spawn(journal, buffered()).await.unwrap();
+    assert_eq!(again.append_one(halt(2)).await.unwrap(), 501);
+    again.stop().await;
+    handle.await.unwrap();
 }
 
 #[tokio::test]

@@ -41,8 +41,8 @@ type Waiter = (Range<Seq>, RpcReplyPort<Result<Range<Seq>, AppendError>>);
 
 /// The actor's state.
 pub struct JournalActorState {
-    /// The writer; `None` only while a commit runs on the blocking pool.
-    writer: Option<JournalWriter>,
+    /// The journal's one writer.
+    writer: JournalWriter,
     /// Callers whose records are staged, to be acknowledged by the next commit.
     waiting: Vec<Waiter>,
     /// A `Commit` message is in the mailbox.
@@ -52,24 +52,19 @@ pub struct JournalActorState {
 }
 
 impl JournalActorState {
-    fn writer(&mut self) -> &mut JournalWriter {
-        self.writer
-            .as_mut()
-            .expect("the writer is back after every commit")
-    }
-
     /// Commits what is staged and acknowledges every waiting caller. Blocks the actor's
     /// thread for the write and fsync: the actor runs on a thread of its own (see
     /// [`JournalRef::spawn`]), and appends arriving meanwhile queue up as the next batch.
-    async fn commit(&mut self) {
+    ///
+    /// A failed commit is returned as an error, which stops the actor: its writer refuses
+    /// further appends (the failed batch may or may not be in the WAL), and a restarted actor
+    /// takes a fresh writer that continues after whatever the journal really holds.
+    fn commit(&mut self) -> Result<(), ActorProcessingErr> {
         if self.waiting.is_empty() {
-            return;
+            return Ok(());
         }
-        let mut writer = self.writer.take().expect("writer present");
-        let result = writer.commit();
-        self.writer = Some(writer);
         let batch = self.waiting.len() as u64;
-        match result {
+        match self.writer.commit() {
             Ok(committed) => {
                 let events: u64 = self.waiting.iter().map(|(r, _)| r.end - r.start).sum();
                 self.stats.committed_seq = committed;
@@ -81,6 +76,7 @@ impl JournalActorState {
                     // A caller that gave up no longer listens; its records are durable anyway.
                     let _ = reply.send(Ok(range));
                 }
+                Ok(())
             }
             Err(e) => {
                 tracing::error!(error = %e, appends = batch, "journal commit failed");
@@ -88,6 +84,7 @@ impl JournalActorState {
                 for (_, reply) in self.waiting.drain(..) {
                     let _ = reply.send(Err(AppendError::Failed(msg.clone())));
                 }
+                Err(e.into())
             }
         }
     }
@@ -110,7 +107,7 @@ impl Actor for JournalActor {
         };
         tracing::debug!(path = %args.journal.path().display(), committed = stats.committed_seq, "journal actor started");
         Ok(JournalActorState {
-            writer: Some(writer),
+            writer,
             waiting: Vec::new(),
             commit_scheduled: false,
             stats,
@@ -126,36 +123,41 @@ impl Actor for JournalActor {
         match message {
             JournalMsg::Append { records, reply } => {
                 if records.is_empty() {
-                    let next = state.writer().committed_seq() + 1;
+                    let next = state.writer.committed_seq() + 1;
                     let _ = reply.send(Ok(next..next));
                     return Ok(());
                 }
-                match state.writer().stage(&records) {
+                match state.writer.stage(&records) {
                     Ok(range) => state.waiting.push((range, reply)),
                     Err(e) => {
                         let _ = reply.send(Err(AppendError::Failed(e.to_string())));
                         return Ok(());
                     }
                 }
-                if state.writer().batch_full() {
-                    state.commit().await;
+                if state.writer.batch_full() {
+                    state.commit()?;
                 } else if !state.commit_scheduled {
-                    state.commit_scheduled = true;
-                    myself.cast(JournalMsg::Commit)?;
+                    if myself.cast(JournalMsg::Commit).is_ok() {
+                        state.commit_scheduled = true;
+                    } else {
+                        // Draining (a graceful stop): the mailbox takes no new messages, not
+                        // even ours, so commit now rather than leave the batch behind.
+                        state.commit()?;
+                    }
                 }
             }
             JournalMsg::Commit => {
                 state.commit_scheduled = false;
-                state.commit().await;
+                state.commit()?;
             }
             JournalMsg::Snapshot {
                 state: snapshot,
                 reply,
             } => {
                 // Anything staged goes first, so the snapshot is never ahead of the journal.
-                state.commit().await;
+                state.commit()?;
                 let result = state
-                    .writer()
+                    .writer
                     .write_snapshot(&snapshot)
                     .map_err(|e| AppendError::Failed(e.to_string()));
                 let _ = reply.send(result);
@@ -173,8 +175,7 @@ impl Actor for JournalActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         // Appends already staged were accepted into a batch: finish them rather than drop.
-        state.commit().await;
-        Ok(())
+        state.commit()
     }
 }
 
@@ -311,7 +312,8 @@ impl JournalRef {
         call_failed(r)
     }
 
-    /// Stops the actor after the messages already queued, committing what is staged.
+    /// Stops the actor gracefully: appends already in its mailbox are staged, committed and
+    /// acknowledged first; appends sent after this call fail with `Unavailable`.
     pub async fn stop(self) {
         let _ = self.actor.drain_and_wait(None).await;
     }

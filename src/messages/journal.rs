@@ -8,14 +8,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{EventRecord, Seq, State};
 
-/// Why an append (or snapshot) was not acknowledged. The records may or may not be in the
-/// journal only in the `Unavailable` case with a commit in flight; in every other case they
-/// are not. Callers decide whether to retry; the scheduler treats it as fatal for the
-/// decision that needed the append.
+/// Why an append (or snapshot) was not acknowledged. An unacknowledged append may or may not
+/// be in the journal (a commit can fail after its batch reached the WAL, or the actor can stop
+/// mid-commit): callers must not act on it, and must not assume it is absent either — after a
+/// restart, replay tells. The scheduler treats it as fatal for the decision that needed it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum AppendError {
-    /// The journal refused or failed the write (disk full, I/O error, corrupt record). The
-    /// message is the journal's error.
+    /// The journal refused or failed the write (disk full, I/O error, a record that cannot be
+    /// encoded). After a failed commit the journal actor stops so its supervisor can restart
+    /// it with a fresh writer. The message is the journal's error.
     #[error("journal write failed: {0}")]
     Failed(String),
     /// The journal actor is not running (stopped, or restarting after a failure).

@@ -70,8 +70,8 @@ impl RetryPolicy {
         let exponent = failed_attempt.saturating_sub(1).min(i32::MAX as u32) as i32;
         let secs = self.initial_interval.as_secs_f64() * self.backoff_coefficient.powi(exponent);
         let cap = self.max_interval.as_secs_f64();
-        // `min` also absorbs an infinite product; NaN cannot occur for validated inputs.
-        Duration::from_secs_f64(secs.min(cap).max(0.0))
+        // `min` absorbs an infinite product; out-of-range or NaN values saturate.
+        Duration::try_from_secs_f64(secs.min(cap).max(0.0)).unwrap_or(self.max_interval)
     }
 
     /// The wait after attempt `failed_attempt` failed, with jitter from `unit_sample ∈ [0, 1)`
@@ -82,8 +82,14 @@ impl RetryPolicy {
         } else {
             0.0
         };
-        self.backoff(failed_attempt)
-            .mul_f64(1.0 + self.jitter.clamp(0.0, 1.0) * u)
+        let jitter = if self.jitter.is_finite() {
+            self.jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let base = self.backoff(failed_attempt);
+        Duration::try_from_secs_f64(base.as_secs_f64() * (1.0 + jitter * u))
+            .unwrap_or(Duration::MAX)
     }
 
     /// When the next attempt should start, or `None` if the budget is spent. `attempts_made`
@@ -196,6 +202,21 @@ mod tests {
         assert_eq!(p.backoff(u32::MAX), Duration::from_secs(100));
         assert!(p.allows_another(4));
         assert!(!p.allows_another(5));
+    }
+
+    #[test]
+    fn absurd_durations_saturate_instead_of_panicking() {
+        let p = RetryPolicy {
+            max_attempts: 0,
+            initial_interval: Duration::MAX,
+            backoff_coefficient: 10.0,
+            max_interval: Duration::MAX,
+            jitter: 1.0,
+        };
+        assert_eq!(p.backoff(1000), Duration::MAX);
+        assert_eq!(p.delay(1000, 0.99), Duration::MAX);
+        let t = p.next_retry(3, Timestamp(1), 0.5).unwrap();
+        assert_eq!(t, Timestamp(u64::MAX));
     }
 
     #[test]

@@ -306,7 +306,8 @@ impl State {
     }
 
     /// Checks every invariant the fold maintains; `Err` describes the first violation.
-    /// O(tasks + edges). Used by the property tests and as a debugging aid after replay.
+    /// O(tasks + edges). The property tests call it after every event; replay calls it on a
+    /// snapshot before trusting it (a snapshot is not built by the fold in this process).
     pub fn check_invariants(&self) -> Result<(), String> {
         self.runs.values().try_for_each(Run::check_invariants)
     }
@@ -671,9 +672,12 @@ impl Run {
             Event::RunCancelled { .. } => {
                 self.require_run_state(event, &[Running])?;
                 self.cancel_requested = true;
+                // A saga lets running steps finish (their effects can then be compensated);
+                // any other run has its running attempts cancelled too.
+                let cancel_running = !self.saga;
                 for t in 0..self.tasks.len() as TaskIndex {
                     let s = self.tasks[t as usize].state;
-                    if s.is_waiting() || s == TaskState::Running {
+                    if s.is_waiting() || (cancel_running && s == TaskState::Running) {
                         self.tasks[t as usize].finished_at = Some(time);
                         self.set(t, TaskState::Cancelled, changes);
                     }
@@ -1061,10 +1065,10 @@ impl Run {
                     self.set_run(to, time, changes);
                 }
             }
-            RunState::Compensating => {
-                if self.count(TaskState::Running) == 0 && self.current_compensation().is_none() {
-                    self.set_run(RunState::Compensated, time, changes);
-                }
+            RunState::Compensating
+                if self.count(TaskState::Running) == 0 && self.current_compensation().is_none() =>
+            {
+                self.set_run(RunState::Compensated, time, changes);
             }
             _ => {}
         }
@@ -1074,6 +1078,20 @@ impl Run {
         let id = self.id;
         let wf = &self.workflow;
         let plan = wf.plan();
+        if self.tasks.len() != wf.len() {
+            return Err(format!(
+                "{id}: {} task states for a workflow of {} tasks",
+                self.tasks.len(),
+                wf.len()
+            ));
+        }
+        if self
+            .completion_order
+            .iter()
+            .any(|&t| t as usize >= wf.len())
+        {
+            return Err(format!("{id}: completion order names a task out of range"));
+        }
         let mut counts = [0u32; 11];
         for (i, task) in self.tasks.iter().enumerate() {
             let t = i as TaskIndex;

@@ -43,8 +43,16 @@ impl Timestamp {
     }
 }
 
+/// Last millisecond RFC 3339 can write (9999-12-31T23:59:59.999Z).
+const MAX_RFC3339_MS: u64 = 253_402_300_799_999;
+
 impl fmt::Display for Timestamp {
+    /// RFC 3339 with milliseconds; instants after year 9999 (only a damaged or hostile
+    /// record holds one) print as `+<ms>ms` instead.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 > MAX_RFC3339_MS {
+            return write!(f, "+{}ms", self.0);
+        }
         fmt::Display::fmt(&humantime::format_rfc3339_millis(self.to_system_time()), f)
     }
 }
@@ -73,5 +81,10 @@ mod tests {
             Timestamp(u64::MAX - 1).saturating_add(Duration::from_secs(5)),
             Timestamp(u64::MAX)
         );
+        assert_eq!(
+            Timestamp(MAX_RFC3339_MS).to_string(),
+            "9999-12-31T23:59:59.999Z"
+        );
+        assert_eq!(Timestamp(u64::MAX).to_string(), format!("+{}ms", u64::MAX));
     }
 }

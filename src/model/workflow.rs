@@ -1,9 +1,8 @@
 //! A validated workflow: the spec plus its plan (DAG) and a task-id index, with the effective
 //! per-task settings (task value, else `[defaults]`, else built-in default).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::hash::BuildHasher;
-use std::sync::Arc;
 use std::time::Duration;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
@@ -136,6 +135,8 @@ impl Workflow {
     /// Builds the id index, resolves dependencies and plans the DAG, reporting duplicate ids,
     /// unknown or repeated dependencies and cycles.
     fn structure(spec: WorkflowSpec, p: &mut Problems<'_>) -> Option<Self> {
+        // Field problems found before do not stop planning: a cycle is reported with them.
+        let before = p.list.len();
         if spec.tasks.is_empty() {
             p.at(
                 Loc::Nowhere,
@@ -179,10 +180,20 @@ impl Workflow {
         };
         let mut edges: Vec<(TaskIndex, TaskIndex)> = Vec::new();
         let mut deps_ok = true;
+        let mut seen: HashSet<&str> = HashSet::new();
         for (i, task) in tasks.iter().enumerate() {
             let i = i as TaskIndex;
+            // Short lists are checked for repeats by scanning; long ones with a set, so a
+            // task with a million dependencies is not quadratic.
+            let long = task.depends_on.len() > 16;
+            seen.clear();
             for (k, dep) in task.depends_on.iter().enumerate() {
-                if task.depends_on[..k].contains(dep) {
+                let repeated = if long {
+                    !seen.insert(dep.as_str())
+                } else {
+                    task.depends_on[..k].contains(dep)
+                };
+                if repeated {
                     p.at(
                         Loc::Dependency(i, k),
                         format!("task `{}` lists `{dep}` twice in depends_on", task.id),
@@ -211,7 +222,7 @@ impl Workflow {
                 }
             }
         }
-        if !deps_ok || !p.list.is_empty() {
+        if !deps_ok || p.list.len() > before {
             return None;
         }
         match Plan::build(tasks.len(), &edges) {
@@ -366,9 +377,6 @@ impl<'de> Deserialize<'de> for Workflow {
     }
 }
 
-/// A shared workflow, as events and run state hold it.
-pub type SharedWorkflow = Arc<Workflow>;
-
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name
@@ -515,6 +523,25 @@ fn check_fields(spec: &WorkflowSpec, p: &mut Problems<'_>) {
                     format!("task `{id}`: retry: {msg}"),
                 );
             }
+            // Each table may be fine alone and wrong merged: initial_interval from one,
+            // max_interval from the other.
+            let merged = r.or(d.retry);
+            if let (Some(initial), Some(max)) = (merged.initial_interval, merged.max_interval) {
+                let alone = |s: &crate::model::retry::RetrySpec| {
+                    s.initial_interval.is_some() && s.max_interval.is_some()
+                };
+                if max < initial && !alone(r) && !alone(&d.retry) {
+                    p.at(
+                        Loc::TaskField(i, "retry"),
+                        format!(
+                            "task `{id}`: retry: max_interval ({}) is shorter than \
+                             initial_interval ({}) once merged with [defaults].retry",
+                            humantime::format_duration(max),
+                            humantime::format_duration(initial)
+                        ),
+                    );
+                }
+            }
         }
         if task.timeout == Some(Duration::ZERO) {
             p.at(
@@ -648,6 +675,46 @@ mod tests {
         assert!(e[3].contains("retry: jitter must be between"));
         assert!(e[4].contains("task `b`: the shell line is empty"));
         assert!(e[5].contains("task `b`: timeout must be longer than 0s"));
+    }
+
+    #[test]
+    fn a_cycle_is_reported_alongside_field_problems() {
+        let e = errors(&tasks(
+            "[[task]]\nid = \"a\"\ncommand = [\"true\"]\npool = \"nope\"\ndepends_on = [\"b\"]\n\
+             [[task]]\nid = \"b\"\ncommand = [\"true\"]\ndepends_on = [\"a\"]\n",
+        ));
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e.iter().any(|l| l.contains("pool `nope`")), "{e:?}");
+        assert!(e.iter().any(|l| l.contains("dependency cycle")), "{e:?}");
+    }
+
+    #[test]
+    fn retry_tables_are_checked_merged() {
+        let e = errors(&tasks(
+            "[defaults]\nretry = { max_interval = \"1m\" }\n\
+             [[task]]\nid = \"a\"\ncommand = [\"true\"]\nretry = { initial_interval = \"10m\" }\n",
+        ));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("max_interval (1m) is shorter than initial_interval (10m) once merged"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_repeat_in_a_long_dependency_list_is_found() {
+        let mut text = String::from("name = \"wf\"\n");
+        for i in 0..3000 {
+            text.push_str(&format!("[[task]]\nid = \"t{i}\"\ncommand = [\"true\"]\n"));
+        }
+        let deps: Vec<String> = (0..3000).map(|i| format!("\"t{i}\"")).collect();
+        text.push_str(&format!(
+            "[[task]]\nid = \"all\"\ncommand = [\"true\"]\ndepends_on = [{}, \"t7\"]\n",
+            deps.join(", ")
+        ));
+        let e = errors(&text);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("lists `t7` twice"), "{e:?}");
     }
 
     #[test]

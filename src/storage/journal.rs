@@ -369,6 +369,7 @@ impl Journal {
             staged_bytes: 0,
             value_buf: Vec::with_capacity(4096),
             key_buf: Vec::with_capacity(64),
+            failed: false,
         })
     }
 
@@ -451,11 +452,17 @@ impl Journal {
         opts.set_readahead_size(2 << 20);
         opts.set_iterate_upper_bound(to.to_be_bytes().to_vec());
         let mut it = self.db().raw_iterator_cf_opt(self.cf(CF_EVENTS), opts);
-        it.seek(from.max(1).to_be_bytes());
+        let from = from.max(1);
+        it.seek(from.to_be_bytes());
+        // The first event must be `from` itself, unless retention removed it.
+        let expect = match self.first_seq() {
+            Ok(first) => Some(from.max(first)),
+            Err(_) => None,
+        };
         EventIter {
             journal: self,
             it,
-            expect: None,
+            expect,
             done: false,
         }
     }
@@ -635,6 +642,10 @@ pub struct JournalWriter {
     value_buf: Vec<u8>,
     /// Stream-key scratch.
     key_buf: Vec<u8>,
+    /// A commit failed: the failed batch may or may not be in the WAL, so sequence numbers
+    /// after `committed` are unknown and this writer refuses to go on. A new writer (after
+    /// this one is dropped) starts from what the journal really holds.
+    failed: bool,
 }
 
 impl Drop for JournalWriter {
@@ -677,6 +688,7 @@ impl JournalWriter {
     /// Nothing is durable (or visible) until [`commit`](Self::commit). On a codec error
     /// nothing is staged.
     pub fn stage(&mut self, records: &[EventRecord]) -> Result<Range<Seq>, JournalError> {
+        self.refuse_if_failed()?;
         let start = self.next_seq;
         self.value_buf.clear();
         let mut ends = Vec::with_capacity(records.len());
@@ -708,10 +720,24 @@ impl JournalWriter {
         Ok(start..self.next_seq)
     }
 
+    fn refuse_if_failed(&self) -> Result<(), JournalError> {
+        if self.failed {
+            Err(JournalError::Refused {
+                path: self.journal.inner.path.clone(),
+                message: "an earlier commit failed; reopen the writer to continue".into(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+
     /// Writes the staged batch (one write, one WAL sync under `Sync`) and returns the last
-    /// durable sequence number. On error the staged events are dropped (none was durable) and
-    /// their sequence numbers are reused; callers must be told their append failed.
+    /// durable sequence number. On error no caller of the batch may be acknowledged, and the
+    /// writer refuses all further work: whether the batch reached the WAL is unknown, so its
+    /// sequence numbers must not be handed out again. Drop it and take a new
+    /// [`Journal::writer`], which starts after what the journal really holds.
     pub fn commit(&mut self) -> Result<Seq, JournalError> {
+        self.refuse_if_failed()?;
         if self.staged_events == 0 {
             return Ok(self.committed);
         }
@@ -724,7 +750,7 @@ impl JournalWriter {
                 Ok(self.committed)
             }
             Err(e) => {
-                self.next_seq = self.committed + 1;
+                self.failed = true;
                 Err(self.journal.rocks(e))
             }
         }
@@ -733,6 +759,7 @@ impl JournalWriter {
     /// Stores a snapshot of `state` under `state.last_seq()`, synced. The state must not be
     /// ahead of what is durable.
     pub fn write_snapshot(&mut self, state: &State) -> Result<Seq, JournalError> {
+        self.refuse_if_failed()?;
         let seq = state.last_seq();
         if seq > self.committed {
             return Err(JournalError::Refused {

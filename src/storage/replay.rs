@@ -22,6 +22,16 @@ pub enum ReplayError {
     /// A record could not be read (corrupt, missing, or from a newer troupe).
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// The newest snapshot decoded but describes an impossible state.
+    #[error("journal {path}: snapshot {seq} is inconsistent: {reason}")]
+    BadSnapshot {
+        /// The journal directory.
+        path: String,
+        /// Sequence number of the snapshot.
+        seq: Seq,
+        /// The first invariant it breaks.
+        reason: String,
+    },
     /// A record decoded but the fold refused it: the journal contradicts itself.
     #[error("journal {path}: event {seq} cannot be applied: {source}")]
     Apply {
@@ -29,15 +39,24 @@ pub enum ReplayError {
         path: String,
         /// Sequence number of the refused event.
         seq: Seq,
-        /// Why the fold refused it.
-        source: ApplyError,
+        /// Why the fold refused it (boxed: it names runs and tasks, and errors stay small).
+        source: Box<ApplyError>,
     },
 }
 
 /// Replays `journal`: the newest snapshot (if any), then every later event in order.
 pub fn replay(journal: &Journal) -> Result<Replayed, ReplayError> {
     let (mut state, snapshot_seq) = match journal.latest_snapshot()? {
-        Some((seq, state)) => (state, Some(seq)),
+        Some((seq, state)) => {
+            state
+                .check_invariants()
+                .map_err(|reason| ReplayError::BadSnapshot {
+                    path: journal.path().display().to_string(),
+                    seq,
+                    reason,
+                })?;
+            (state, Some(seq))
+        }
         None => (State::new(), None),
     };
     let from = state.last_seq() + 1;
@@ -53,7 +72,6 @@ pub fn replay(journal: &Journal) -> Result<Replayed, ReplayError> {
         }
         .into());
     }
-    let mut changes = Vec::new();
     for item in journal.events_from(from) {
         let (seq, record) = item?;
         if seq != expected {
@@ -64,13 +82,12 @@ pub fn replay(journal: &Journal) -> Result<Replayed, ReplayError> {
             }
             .into());
         }
-        changes.clear();
         state
-            .apply_with(seq, &record, &mut changes)
+            .apply(seq, &record)
             .map_err(|source| ReplayError::Apply {
                 path: journal.path().display().to_string(),
                 seq,
-                source,
+                source: Box::new(source),
             })?;
         expected = seq + 1;
         events_applied += 1;
