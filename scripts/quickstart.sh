@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/prereqs.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/troupe-target}"
-cargo build --locked --bin troupe
+# --all-targets builds the tests too, with the same dependency features as scripts/test.sh,
+# so RocksDB is compiled once for both commands (a `--bin`-only build resolves features
+# differently and would compile it a second time for the tests).
+cargo build --locked --all-targets
 troupe="$CARGO_TARGET_DIR/debug/troupe"
 "$troupe" validate examples/wordfreq/wordfreq.toml
 "$troupe" graph --format mermaid examples/wordfreq/wordfreq.toml
