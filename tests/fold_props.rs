@@ -377,6 +377,18 @@ proptest! {
     }
 }
 
+/// Applies `event` as the next one: sequence number and time one past the last.
+fn step(state: &mut State, event: Event) -> Result<(), troupe::model::ApplyError> {
+    let seq = state.last_seq() + 1;
+    state.apply(
+        seq,
+        &EventRecord {
+            time: Timestamp(seq),
+            event,
+        },
+    )
+}
+
 #[test]
 fn saga_compensates_in_reverse_completion_order() {
     let wf = Arc::new(
@@ -391,18 +403,7 @@ fn saga_compensates_in_reverse_completion_order() {
     );
     let run = RunId::from_u128(9);
     let mut s = State::new();
-    let mut seq = 0;
-    let mut apply = |s: &mut State, event: Event| {
-        seq += 1;
-        s.apply(
-            seq,
-            &EventRecord {
-                time: Timestamp(seq),
-                event,
-            },
-        )
-        .unwrap();
-    };
+    let apply = |s: &mut State, event: Event| step(s, event).unwrap();
     apply(
         &mut s,
         Event::RunSubmitted {
@@ -673,17 +674,7 @@ fn cancelling_a_saga_lets_running_steps_finish_then_undoes_them_first() {
     let run = RunId::from_u128(5);
     let id = |t: &str| troupe::model::TaskId::new(t).unwrap();
     let mut s = State::new();
-    let mut seq = 0;
-    let mut apply = |s: &mut State, event: Event| {
-        seq += 1;
-        s.apply(
-            seq,
-            &EventRecord {
-                time: Timestamp(seq),
-                event,
-            },
-        )
-    };
+    let apply = step;
     apply(&mut s, Event::RunSubmitted { run, workflow: wf }).unwrap();
     apply(
         &mut s,
