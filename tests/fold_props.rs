@@ -477,20 +477,15 @@ fn saga_compensates_in_reverse_completion_order() {
     );
     let a = troupe::model::TaskId::new("a").unwrap();
     // Out of order is refused.
-    let mut copy = s.clone();
-    let err = copy
-        .apply(
-            99,
-            &EventRecord {
-                time: Timestamp(99),
-                event: Event::CompensationStarted {
-                    run,
-                    task: troupe::model::TaskId::new("b").unwrap(),
-                    attempt: 1,
-                },
-            },
-        )
-        .unwrap_err();
+    let err = step(
+        &mut s.clone(),
+        Event::CompensationStarted {
+            run,
+            task: troupe::model::TaskId::new("b").unwrap(),
+            attempt: 1,
+        },
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("`a` is next"), "{err}");
     apply(
         &mut s,
@@ -714,39 +709,26 @@ fn cancelling_a_saga_lets_running_steps_finish_then_undoes_them_first() {
     );
     assert_eq!(r.task(2).state, TaskState::Cancelled);
     // No compensation starts while a forward attempt runs.
-    let mut early = s.clone();
-    let err = early
-        .apply(
-            99,
-            &EventRecord {
-                time: Timestamp(99),
-                event: Event::CompensationStarted {
-                    run,
-                    task: id("a"),
-                    attempt: 1,
-                },
-            },
-        )
-        .unwrap_err();
+    let err = step(
+        &mut s.clone(),
+        Event::CompensationStarted {
+            run,
+            task: id("a"),
+            attempt: 1,
+        },
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("still running"), "{err}");
     // A failing in-flight attempt is not retried in a compensating run.
-    let mut retry = s.clone();
-    assert!(retry
-        .apply(
-            99,
-            &EventRecord {
-                time: Timestamp(99),
-                event: Event::AttemptFailed {
-                    run,
-                    task: id("b"),
-                    attempt: 1,
-                    failure: Failure::TimedOut,
-                    usage: None,
-                    retry_at: Timestamp(200),
-                },
-            }
-        )
-        .is_err());
+    let retry = Event::AttemptFailed {
+        run,
+        task: id("b"),
+        attempt: 1,
+        failure: Failure::TimedOut,
+        usage: None,
+        retry_at: Timestamp(200),
+    };
+    assert!(step(&mut s.clone(), retry).is_err());
     apply(
         &mut s,
         Event::TaskSucceeded {
