@@ -10,8 +10,12 @@
 //!   maths, events, run/task state machines and the fold `apply(state, event)`. No I/O.
 //! - [`storage`]: the journal on RocksDB: record codec (versioned envelope + CRC32C), group
 //!   commit writer, reads by sequence range and by stream, snapshots, replay.
-//! - [`actors`]: ractor actors; so far the journal writer.
-//! - [`messages`]: one message enum per actor.
+//! - [`actors`]: ractor actors: supervisor, journal writer, scheduler, workers, control.
+//! - [`messages`]: one message enum per actor, and the control protocol.
+//! - [`client`]: a client of a node's control socket (what the CLI uses).
+//! - [`node`]: the [`Node`] builder: opens the data dir and spawns the supervision tree.
+//! - [`executor`]: what runs an attempt (OS processes by default, or your own code).
+//! - [`process`]: running one attempt as a process group: logs, timeout, rusage, orphans.
 //! - [`workflow_file`]: reading workflow files from disk (size cap, UTF-8, positions).
 //! - [`bench`]: the measurements behind `troupe bench`.
 //!
@@ -47,7 +51,13 @@
 
 pub mod actors;
 pub mod bench;
+pub mod client;
+pub mod executor;
 pub mod messages;
 pub mod model;
+pub mod node;
+pub mod process;
 pub mod storage;
 pub mod workflow_file;
+
+pub use node::{Node, NodeConfig, NodeError, NodeHandle};

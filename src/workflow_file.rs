@@ -35,3 +35,42 @@ pub fn load_workflow(path: &Path) -> Result<Workflow, SpecError> {
         .and_then(|bytes| parse_workflow_bytes(&bytes))
         .map_err(|e| e.with_source_name(name))
 }
+
+/// Reads a workflow file for submission: like [`load_workflow`], then every working
+/// directory is made absolute against the file's folder (a task without `cwd` runs in the
+/// folder itself), so the run does not depend on where the node was started.
+pub fn load_for_submit(path: &Path) -> Result<Workflow, SpecError> {
+    let workflow = load_workflow(path)?;
+    let name = path.display().to_string();
+    let folder = std::path::absolute(path)
+        .map_err(|e| SpecError::whole(format!("cannot resolve the path: {e}")).with_source_name(name.clone()))?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| "/".into());
+    anchor(workflow, &folder).map_err(|e| e.with_source_name(name))
+}
+
+/// Makes every `cwd` of `workflow` absolute against `folder`; `[defaults] cwd` becomes
+/// `folder` when unset.
+pub fn anchor(workflow: Workflow, folder: &Path) -> Result<Workflow, SpecError> {
+    let join = |cwd: Option<&str>| -> Result<String, SpecError> {
+        let p = match cwd {
+            Some(c) => folder.join(c),
+            None => folder.to_path_buf(),
+        };
+        p.into_os_string().into_string().map_err(|p| {
+            SpecError::whole(format!(
+                "working directory {} is not valid UTF-8",
+                Path::new(&p).display()
+            ))
+        })
+    };
+    let mut spec = workflow.spec().clone();
+    spec.defaults.cwd = Some(join(spec.defaults.cwd.as_deref())?);
+    for task in &mut spec.tasks {
+        if let Some(c) = task.cwd.take() {
+            task.cwd = Some(join(Some(&c))?);
+        }
+    }
+    Workflow::from_spec(spec)
+}

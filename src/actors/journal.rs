@@ -22,7 +22,7 @@ use std::sync::Arc;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr};
 use tokio::task::JoinHandle;
 
-use crate::messages::journal::{AppendError, JournalMsg, JournalStats};
+use crate::messages::journal::{AckFn, AppendError, JournalMsg, JournalStats};
 use crate::model::{EventRecord, Seq, State};
 use crate::storage::{Journal, JournalOptions, JournalWriter};
 
@@ -37,7 +37,25 @@ pub struct JournalArgs {
     pub options: JournalOptions,
 }
 
-type Waiter = (Range<Seq>, RpcReplyPort<Result<Range<Seq>, AppendError>>);
+/// Whoever waits for a staged append: a reply port or a callback.
+enum Ack {
+    Port(RpcReplyPort<Result<Range<Seq>, AppendError>>),
+    Then(AckFn),
+}
+
+impl Ack {
+    fn send(self, result: Result<Range<Seq>, AppendError>) {
+        match self {
+            // A caller that gave up no longer listens; its records are durable anyway.
+            Ack::Port(port) => {
+                let _ = port.send(result);
+            }
+            Ack::Then(then) => then(result),
+        }
+    }
+}
+
+type Waiter = (Range<Seq>, Ack);
 
 /// The actor's state.
 pub struct JournalActorState {
@@ -72,21 +90,62 @@ impl JournalActorState {
                 self.stats.events += events;
                 self.stats.commits += 1;
                 self.stats.max_batch_events = self.stats.max_batch_events.max(events);
-                for (range, reply) in self.waiting.drain(..) {
-                    // A caller that gave up no longer listens; its records are durable anyway.
-                    let _ = reply.send(Ok(range));
+                for (range, ack) in self.waiting.drain(..) {
+                    ack.send(Ok(range));
                 }
                 Ok(())
             }
             Err(e) => {
                 tracing::error!(error = %e, appends = batch, "journal commit failed");
                 let msg = e.to_string();
-                for (_, reply) in self.waiting.drain(..) {
-                    let _ = reply.send(Err(AppendError::Failed(msg.clone())));
+                for (_, ack) in self.waiting.drain(..) {
+                    ack.send(Err(AppendError::Failed(msg.clone())));
                 }
                 Err(e.into())
             }
         }
+    }
+}
+
+impl JournalActorState {
+    /// Stages `records` for the next commit and makes sure a commit follows.
+    fn append(
+        &mut self,
+        myself: &ActorRef<JournalMsg>,
+        records: Vec<EventRecord>,
+        ack: Ack,
+    ) -> Result<(), ActorProcessingErr> {
+        if records.is_empty() {
+            if self.waiting.is_empty() {
+                let next = self.writer.committed_seq() + 1;
+                ack.send(Ok(next..next));
+            } else {
+                // Acked with the batch in front of it, so "acked" still means "all before
+                // it is durable".
+                let next = self.writer.committed_seq() + self.writer.staged_events() as Seq + 1;
+                self.waiting.push((next..next, ack));
+            }
+            return Ok(());
+        }
+        match self.writer.stage(&records) {
+            Ok(range) => self.waiting.push((range, ack)),
+            Err(e) => {
+                ack.send(Err(AppendError::Failed(e.to_string())));
+                return Ok(());
+            }
+        }
+        if self.writer.batch_full() {
+            self.commit()?;
+        } else if !self.commit_scheduled {
+            if myself.cast(JournalMsg::Commit).is_ok() {
+                self.commit_scheduled = true;
+            } else {
+                // Draining (a graceful stop): the mailbox takes no new messages, not even
+                // ours, so commit now rather than leave the batch behind.
+                self.commit()?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -122,34 +181,16 @@ impl Actor for JournalActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             JournalMsg::Append { records, reply } => {
-                if records.is_empty() {
-                    let next = state.writer.committed_seq() + 1;
-                    let _ = reply.send(Ok(next..next));
-                    return Ok(());
-                }
-                match state.writer.stage(&records) {
-                    Ok(range) => state.waiting.push((range, reply)),
-                    Err(e) => {
-                        let _ = reply.send(Err(AppendError::Failed(e.to_string())));
-                        return Ok(());
-                    }
-                }
-                if state.writer.batch_full() {
-                    state.commit()?;
-                } else if !state.commit_scheduled {
-                    if myself.cast(JournalMsg::Commit).is_ok() {
-                        state.commit_scheduled = true;
-                    } else {
-                        // Draining (a graceful stop): the mailbox takes no new messages, not
-                        // even ours, so commit now rather than leave the batch behind.
-                        state.commit()?;
-                    }
-                }
+                state.append(&myself, records, Ack::Port(reply))?
+            }
+            JournalMsg::AppendThen { records, then } => {
+                state.append(&myself, records, Ack::Then(then))?
             }
             JournalMsg::Commit => {
                 state.commit_scheduled = false;
                 state.commit()?;
             }
+
             JournalMsg::Snapshot {
                 state: snapshot,
                 reply,
@@ -287,6 +328,18 @@ impl JournalRef {
             .await
             .map_err(unavailable)?;
         call_failed(r)?
+    }
+
+    /// Appends `records` as one unit and calls `then` with their sequence numbers once
+    /// durable (or with why not), on the journal's thread, in commit order. If the actor is
+    /// not running, `then` is called at once with `Unavailable`.
+    pub fn append_then(&self, records: Vec<EventRecord>, then: AckFn) {
+        if let Err(e) = self.actor.cast(JournalMsg::AppendThen { records, then }) {
+            let message = e.to_string();
+            if let ractor::MessagingErr::SendErr(JournalMsg::AppendThen { then, .. }) = e {
+                then(Err(AppendError::Unavailable(message)));
+            }
+        }
     }
 
     /// Appends one record; returns its sequence number once durable.

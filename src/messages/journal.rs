@@ -39,6 +39,9 @@ pub struct JournalStats {
     pub max_batch_events: u64,
 }
 
+/// An acknowledgement callback of [`JournalMsg::AppendThen`].
+pub type AckFn = Box<dyn FnOnce(Result<Range<Seq>, AppendError>) + Send>;
+
 /// What the journal actor accepts.
 pub enum JournalMsg {
     /// Append `records` as one unit with consecutive sequence numbers; the reply comes after
@@ -48,6 +51,17 @@ pub enum JournalMsg {
         records: Vec<EventRecord>,
         /// Receives the assigned sequence numbers, or why they were not written.
         reply: RpcReplyPort<Result<Range<Seq>, AppendError>>,
+    },
+    /// Like `Append`, but the acknowledgement is a callback the actor calls after the commit,
+    /// in commit order. The scheduler uses it to turn acks into messages to itself without a
+    /// task per append, and relies on the order: an ack for sequence `n` means every event up
+    /// to `n` is durable.
+    AppendThen {
+        /// The records, in order.
+        records: Vec<EventRecord>,
+        /// Called once with the assigned sequence numbers, or why they were not written. It
+        /// runs on the journal's thread: it must not block (casting a message is fine).
+        then: AckFn,
     },
     /// Commit what is staged. The actor sends this to itself after the first append of a
     /// batch, so it is handled after every append already queued: that is the group.

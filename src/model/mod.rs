@@ -13,7 +13,9 @@
 //! - [`task`], [`run`]: the task and run state machines (legal transitions).
 //! - [`event`]: the journaled events and their versioning rules.
 //! - [`state`]: the fold `apply(state, event)` that rebuilds all state from the journal.
+//! - [`decide`]: pure decisions: which event closes an attempt, ready-queue order.
 
+pub mod decide;
 pub mod event;
 pub mod ids;
 pub mod parse;

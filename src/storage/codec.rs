@@ -330,3 +330,29 @@ mod tests {
         ));
     }
 }
+
+/// A control-protocol message that cannot be decoded (see [`decode_message`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("undecodable message: {0}")]
+pub struct MessageError(pub String);
+
+/// Encodes a control-protocol message (a frame body; the length prefix is the caller's).
+/// Same bincode configuration as journal records, no envelope: the protocol version is
+/// agreed once per connection by the handshake.
+pub fn encode_message<T: Serialize>(message: &T) -> Result<Vec<u8>, MessageError> {
+    bincode::serde::encode_to_vec(message, config()).map_err(|e| MessageError(e.to_string()))
+}
+
+/// Decodes a frame body written by [`encode_message`]. Trailing bytes are an error: a frame
+/// holds exactly one message.
+pub fn decode_message<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, MessageError> {
+    let (value, used) = bincode::serde::decode_from_slice(bytes, decode_config())
+        .map_err(|e| MessageError(e.to_string()))?;
+    if used != bytes.len() {
+        return Err(MessageError(format!(
+            "{} trailing bytes after the message",
+            bytes.len() - used
+        )));
+    }
+    Ok(value)
+}

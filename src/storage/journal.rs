@@ -563,6 +563,12 @@ impl Journal {
         Ok(n)
     }
 
+    /// Writes and fsyncs the write-ahead log, making `buffered` appends durable (node
+    /// shutdown).
+    pub fn sync_wal(&self) -> Result<(), JournalError> {
+        self.db().flush_wal(true).map_err(|e| self.rocks(e))
+    }
+
     /// Flushes memtables to SST files (used before measuring on-disk reads).
     pub fn flush(&self) -> Result<(), JournalError> {
         for cf in [CF_EVENTS, CF_STREAMS, CF_SNAPSHOTS, CF_META] {

@@ -7,10 +7,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod admin;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use troupe::bench;
+use troupe::messages::control::{Command as AdminCommand, Target};
 use troupe::model::{render, EventRecord, RunId, Seq, SpecError, Workflow};
 use troupe::storage::{Durability, Journal, JournalError};
 use troupe::workflow_file::load_workflow;
@@ -46,19 +49,139 @@ enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
     },
-    /// Print journaled events, oldest first (reads the journal in DATA_DIR directly).
+    /// Print journaled events, oldest first (through the node if one serves DATA_DIR,
+    /// else from the journal directly).
     Events {
         /// Only events of this run.
         #[arg(long, value_name = "RUN")]
         run: Option<RunId>,
+        /// Keep printing new events as they are journaled (needs a running node).
+        #[arg(long)]
+        follow: bool,
         /// One JSON object per line: seq, time (RFC 3339), type, and run/task/attempt where
         /// they apply.
         #[arg(long)]
         json: bool,
     },
+    /// Start or stop the node serving DATA_DIR.
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Submit a workflow and follow it to its end (exit 0 if it succeeded, 1 if not). With no
+    /// node serving DATA_DIR, runs one in this process until the run ends.
+    Run {
+        /// The workflow file (TOML).
+        file: PathBuf,
+        /// Submit and print the run id without following (needs a running node).
+        #[arg(long)]
+        detach: bool,
+        /// Print the final run (or, with --detach, the id) as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// The node (no argument), a run (RUN) or a task (RUN/TASK).
+    Status {
+        /// RUN or RUN/TASK.
+        target: Option<Target>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// All runs, oldest first.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The tasks of a run.
+    Tasks {
+        /// The run.
+        run: RunId,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print an attempt's output (stdout and stderr) from DATA_DIR/logs.
+    Logs {
+        /// RUN/TASK.
+        target: Target,
+        /// Which attempt (default: the latest).
+        #[arg(long)]
+        attempt: Option<u32>,
+        /// Keep printing while the attempt runs.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Cancel a run or a task; running attempts are terminated (SIGTERM, grace, SIGKILL).
+    Cancel {
+        /// RUN or RUN/TASK.
+        target: Target,
+    },
+    /// Suspend a run or a waiting task: nothing of it is dispatched until resumed.
+    Suspend {
+        /// RUN or RUN/TASK.
+        target: Target,
+    },
+    /// Resume a suspended run or task.
+    Resume {
+        /// RUN or RUN/TASK.
+        target: Target,
+    },
+    /// Retry a failed or cancelled task (or every one of a run) with a fresh retry budget;
+    /// its upstream_failed dependents reopen with it.
+    Retry {
+        /// RUN or RUN/TASK.
+        target: Target,
+    },
+    /// Stop dispatching new attempts (an emergency stop; a file DATA_DIR/STOP does the same).
+    Halt {
+        /// Also terminate running attempts (they are retried after `unhalt`).
+        #[arg(long)]
+        kill: bool,
+    },
+    /// Resume dispatching after `halt`.
+    Unhalt,
     /// Measure this machine and disk; each figure is printed beside a baseline from the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Serve DATA_DIR until SIGTERM, SIGINT or `troupe node stop`; then stop dispatching,
+    /// let running attempts finish within the grace period, and exit 0.
+    Start {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Ask the node serving DATA_DIR to stop, and wait until it has.
+    Stop,
+}
+
+/// Settings of a node started by this command.
+#[derive(clap::Args)]
+struct NodeArgs {
+    /// Worker actors: attempts that may run at once (default 16).
+    #[arg(long)]
+    workers: Option<u32>,
+    /// Between SIGTERM and SIGKILL of an attempt, and how long a stopping node lets attempts
+    /// finish (default 10s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    grace: Option<std::time::Duration>,
+    /// Journal durability: `sync` (default) or `buffered`.
+    #[arg(long)]
+    durability: Option<Durability>,
+}
+
+impl NodeArgs {
+    fn options(self) -> admin::StartOptions {
+        admin::StartOptions {
+            workers: self.workers,
+            grace: self.grace,
+            durability: self.durability,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -133,7 +256,36 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { file, json } => validate(&file, json),
         Command::Graph { file, format } => graph(&file, format),
-        Command::Events { run, json } => events(&data_dir, run, json),
+        Command::Events { run, follow, json } => {
+            match admin::events_online(&data_dir, run, json, follow) {
+                Some(code) => code,
+                None => events(&data_dir, run, json),
+            }
+        }
+        Command::Node(NodeCommand::Start { node }) => admin::node_start(&data_dir, node.options()),
+        Command::Node(NodeCommand::Stop) => admin::node_stop(&data_dir),
+        Command::Run {
+            file,
+            detach,
+            json,
+            node,
+        } => admin::run(&data_dir, &file, detach, json, node.options()),
+        Command::Status { target, json } => admin::status(&data_dir, target, json),
+        Command::List { json } => admin::list(&data_dir, json),
+        Command::Tasks { run, json } => admin::tasks(&data_dir, run, json),
+        Command::Logs {
+            target,
+            attempt,
+            follow,
+        } => admin::logs(&data_dir, target, attempt, follow),
+        Command::Cancel { target } => admin::command(&data_dir, "cancel", AdminCommand::Cancel(target)),
+        Command::Suspend { target } => {
+            admin::command(&data_dir, "suspend", AdminCommand::Suspend(target))
+        }
+        Command::Resume { target } => admin::command(&data_dir, "resume", AdminCommand::Resume(target)),
+        Command::Retry { target } => admin::command(&data_dir, "retry", AdminCommand::Retry(target)),
+        Command::Halt { kill } => admin::command(&data_dir, "halt", AdminCommand::Halt { kill }),
+        Command::Unhalt => admin::command(&data_dir, "unhalt", AdminCommand::Unhalt),
         Command::Bench(cmd) => match run_bench(cmd, &data_dir) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -256,6 +408,20 @@ fn event_json(seq: Seq, record: &EventRecord) -> serde_json::Value {
     v
 }
 
+/// One event as a line of text: seq, time, type, target, attempt.
+fn event_line(seq: Seq, record: &EventRecord) -> String {
+    let mut line = format!("{seq:>8}  {}  {:<22}", record.time, record.event.type_name());
+    match (record.event.run(), record.event.task()) {
+        (Some(r), Some(t)) => line.push_str(&format!("  {r}/{t}")),
+        (Some(r), None) => line.push_str(&format!("  {r}")),
+        _ => {}
+    }
+    if let Some(a) = record.event.attempt() {
+        line.push_str(&format!("  attempt {a}"));
+    }
+    line
+}
+
 fn events(data_dir: &Path, run: Option<RunId>, json: bool) -> ExitCode {
     let dir = journal_dir(data_dir);
     if !dir.join("CURRENT").exists() {
@@ -295,20 +461,7 @@ fn events(data_dir: &Path, run: Option<RunId>, json: bool) -> ExitCode {
         let line = if json {
             event_json(seq, &record).to_string()
         } else {
-            let mut line = format!(
-                "{seq:>8}  {}  {:<22}",
-                record.time,
-                record.event.type_name()
-            );
-            match (record.event.run(), record.event.task()) {
-                (Some(r), Some(t)) => line.push_str(&format!("  {r}/{t}")),
-                (Some(r), None) => line.push_str(&format!("  {r}")),
-                _ => {}
-            }
-            if let Some(a) = record.event.attempt() {
-                line.push_str(&format!("  attempt {a}"));
-            }
-            line
+            event_line(seq, &record)
         };
         if writeln!(out, "{line}").is_err() {
             return ExitCode::SUCCESS;

@@ -1,0 +1,185 @@
+//! The control actor: serves the node's Unix socket (`DATA_DIR/troupe.sock`, mode 0600).
+//!
+//! Each connection is a task: handshake ([`Hello`] / [`HelloReply`]), then one
+//! [`Response`] per [`Request`] (protocol in [`crate::messages::control`]). Only peers with
+//! the node's own uid (from `SO_PEERCRED`) are served. A bad frame — too large, not
+//! decodable, wrong protocol version — gets an error answer and the connection is closed;
+//! other connections and the node are unaffected. Requests go to the scheduler as typed
+//! messages; `Events` is answered from the journal directly (reads do not need the writer).
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::task::JoinHandle;
+
+use crate::messages::control::{
+    read_frame, write_frame, ControlError, FrameError, Hello, HelloReply, Request, Response,
+    MAGIC, PROTOCOL_VERSION,
+};
+use crate::model::{RunId, Seq};
+use crate::node::NodeShared;
+use crate::storage::Journal;
+
+/// Most events one `Events` request returns.
+pub const MAX_EVENTS_PER_REQUEST: u32 = 10_000;
+
+/// The control actor.
+pub struct Control {
+    /// Node-wide settings and handles.
+    pub shared: Arc<NodeShared>,
+}
+
+/// The listener task.
+pub struct ControlState {
+    /// Accepts connections; aborted when the actor stops.
+    accept: JoinHandle<()>,
+}
+
+/// Answers an `Events` request from the journal: up to `limit` (capped at
+/// [`MAX_EVENTS_PER_REQUEST`]) events after `after`, of `run` or of all runs.
+pub fn events(journal: &Journal, run: Option<RunId>, after: Seq, limit: u32) -> Response {
+    let limit = limit.clamp(1, MAX_EVENTS_PER_REQUEST) as usize;
+    let result = match run {
+        Some(run) => journal.run_events(run).map(|all| {
+            all.into_iter()
+                .filter(|(seq, _)| *seq > after)
+                .take(limit)
+                .collect::<Vec<_>>()
+        }),
+        None => journal
+            .events_from(after.saturating_add(1))
+            .take(limit)
+            .collect::<Result<Vec<_>, _>>(),
+    };
+    match result {
+        Ok(events) => Response::Events(events),
+        Err(e) => Response::Error(ControlError::Internal(e.to_string())),
+    }
+}
+
+impl Actor for Control {
+    type Msg = ();
+    type State = ControlState;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<()>,
+        _args: (),
+    ) -> Result<ControlState, ActorProcessingErr> {
+        let path = self.shared.config.socket_path();
+        // We hold the journal lock, so a socket file left here belongs to a dead node.
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot remove stale {}: {e}", path.display()).into()),
+        }
+        let listener = UnixListener::bind(&path)
+            .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        tracing::info!(path = %path.display(), "control socket listening");
+        let shared = Arc::clone(&self.shared);
+        let accept = tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        let shared = Arc::clone(&shared);
+                        tokio::spawn(async move {
+                            if let Err(e) = serve(stream, shared).await {
+                                tracing::debug!(error = %e, "control connection closed");
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "control socket accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        });
+        Ok(ControlState { accept })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<()>,
+        state: &mut ControlState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.accept.abort();
+        let _ = std::fs::remove_file(self.shared.config.socket_path());
+        Ok(())
+    }
+}
+
+/// Serves one connection until the peer closes it or sends something bad.
+async fn serve(mut stream: UnixStream, shared: Arc<NodeShared>) -> Result<(), FrameError> {
+    let refuse = |reason: String| HelloReply::Refused {
+        reason,
+        version: PROTOCOL_VERSION,
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    let peer = stream.peer_cred()?.uid();
+    if peer != me {
+        let reply = refuse(format!("uid {peer} may not control a node of uid {me}"));
+        write_frame(&mut stream, &reply).await?;
+        return Ok(());
+    }
+    let hello: Hello = match read_frame(&mut stream).await {
+        Ok(Some(h)) => h,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            let _ = write_frame(&mut stream, &refuse(format!("bad hello: {e}"))).await;
+            return Err(e);
+        }
+    };
+    if hello.magic != MAGIC {
+        write_frame(&mut stream, &refuse("not a troupe client".into())).await?;
+        return Ok(());
+    }
+    if hello.version != PROTOCOL_VERSION {
+        let reason = format!(
+            "protocol version {} is not supported (this node speaks {PROTOCOL_VERSION}); use a \
+             troupe CLI of the same version",
+            hello.version
+        );
+        write_frame(&mut stream, &refuse(reason)).await?;
+        return Ok(());
+    }
+    let welcome = HelloReply::Welcome {
+        node_id: shared.journal.node_id().to_owned(),
+        pid: std::process::id(),
+    };
+    write_frame(&mut stream, &welcome).await?;
+    loop {
+        let request: Request = match read_frame(&mut stream).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                let answer = Response::Error(ControlError::BadRequest(e.to_string()));
+                let _ = write_frame(&mut stream, &answer).await;
+                return Err(e);
+            }
+        };
+        let response = answer(&shared, request).await;
+        write_frame(&mut stream, &response).await?;
+    }
+}
+
+async fn answer(shared: &NodeShared, request: Request) -> Response {
+    match request {
+        Request::Stop => {
+            // Whoever owns the node handle (the binary, a host) runs the graceful shutdown.
+            shared.stop_requested.notify_one();
+            Response::Done
+        }
+        Request::InjectPanic(_) if !shared.config.test_hooks => Response::Error(
+            ControlError::Refused("test hooks are off (TROUPE_TEST_HOOKS=1 turns them on)".into()),
+        ),
+        other => match shared.request(other).await {
+            Ok(r) => r,
+            Err(e) => Response::Error(ControlError::Internal(e.to_string())),
+        },
+    }
+}

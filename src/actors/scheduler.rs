@@ -1,0 +1,893 @@
+//! The scheduler: owns the folded state of every run, the ready queue, retry timers, worker
+//! slots and the halt flag.
+//!
+//! # The loop
+//! `message → decide (model::decide, the fold as validator) → apply → journal → effects`.
+//! A decided event is applied to the in-memory [`State`] at once (so the next decision sees
+//! it, and an event the fold refuses is never journaled), then sent to the journal actor with
+//! [`JournalMsg::AppendThen`]. Effects — dispatching an attempt, terminating one, answering a
+//! control request — wait in a queue tagged with the sequence number they depend on and run
+//! only once the journal acknowledged it ("persist, then act"). Acks arrive in sequence order
+//! and an ack for `n` means everything up to `n` is durable.
+//!
+//! Because the scheduler applies before the journal confirms, a failed append leaves its
+//! state ahead of the journal: it then fails on purpose, and its supervisor restarts it
+//! from a fresh replay.
+//!
+//! # Dispatch
+//! Ready tasks wait in one max-heap ordered by priority, then age (FIFO among equal
+//! priorities; no age boost, see [`QueueKey`]). A task whose run is at `max_concurrency` or
+//! whose pool is full is parked per (run, pool) and moved back when an attempt of that run
+//! (pool) ends. Nothing is dispatched while the node is halted, a `STOP` file exists in the
+//! data dir, or the node is draining for shutdown.
+//!
+//! # Recovery
+//! On start (first boot or restart) the scheduler waits until every append already queued at
+//! the journal is durable, replays the journal, terminates the process groups of attempts
+//! the journal says are running (pid + start time, see [`crate::process::terminate_orphan`])
+//! and closes those attempts as `interrupted`, retried under their policy. Succeeded tasks
+//! are terminal in the fold, so recovery never runs them again.
+
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use crate::actors::journal::JournalRef;
+use crate::messages::control::{
+    Command as AdminCommand, ControlError, NodeView, Request, Response, RunSummary, RunView,
+    Target, TaskView,
+};
+use crate::messages::journal::AppendError;
+use crate::messages::scheduler::{
+    AttemptOrder, AttemptOutcome, AttemptReport, ReportPort, SchedulerMsg, WorkerMsg,
+};
+use crate::model::decide::{attempt_end, running_attempts, AttemptEnd, QueueKey};
+use crate::model::{
+    ApplyError, Change, Event, EventRecord, Failure, Run, RunId, RunState, Seq, State,
+    TaskIndex, TaskState, Timestamp, Workflow,
+};
+use crate::node::NodeShared;
+
+/// How often the scheduler looks for the `STOP` file.
+pub const STOP_FILE_POLL: Duration = Duration::from_millis(250);
+
+/// The scheduler actor.
+#[derive(Clone)]
+pub struct Scheduler {
+    /// Node-wide settings and handles.
+    pub shared: Arc<NodeShared>,
+}
+
+/// A ready task in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    /// Priority and age.
+    key: QueueKey,
+    /// Its run.
+    run: RunId,
+    /// Its index.
+    task: TaskIndex,
+}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&other.key)
+    }
+}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// An attempt dispatched (or about to be) to a worker.
+#[derive(Debug, Clone)]
+struct Running {
+    /// Dispatch token.
+    token: u64,
+    /// Worker slot.
+    slot: u32,
+    /// The task's pool, if any.
+    pool: Option<String>,
+}
+
+/// Something to do once the journal holds everything up to a sequence number.
+enum Effect {
+    /// Send an attempt to a worker.
+    Dispatch {
+        run: RunId,
+        task: TaskIndex,
+        attempt: u32,
+        token: u64,
+        slot: u32,
+    },
+    /// Terminate the attempts with these tokens.
+    Terminate(Vec<(u32, u64)>),
+    /// Answer a request.
+    Reply(RpcReplyPort<Response>, Response),
+}
+
+/// The scheduler's state (rebuilt from the journal on every start).
+pub struct SchedulerState {
+    /// The fold of the journal plus events decided but maybe not yet durable.
+    state: State,
+    /// Writes go here.
+    journal: JournalRef,
+    /// Decided events not yet sent to the journal (sent at the end of each message).
+    outbox: Vec<EventRecord>,
+    /// Highest sequence number the journal acknowledged.
+    durable: Seq,
+    /// Effects waiting for their sequence number to be durable, in order.
+    effects: VecDeque<(Seq, Effect)>,
+    /// Ready tasks, best first.
+    queue: BinaryHeap<Entry>,
+    /// Tasks blocked by their run's cap (`None`) or pool, by run.
+    parked: HashMap<(RunId, Option<String>), BinaryHeap<Entry>>,
+    /// Retrying tasks by due time.
+    timers: BTreeSet<(Timestamp, RunId, TaskIndex)>,
+    /// Earliest due time a timer message is already scheduled for.
+    armed: Option<Timestamp>,
+    /// Attempts dispatched and not yet reported.
+    running: HashMap<(RunId, TaskIndex), Running>,
+    /// Running attempts per run.
+    run_load: HashMap<RunId, u32>,
+    /// Running attempts per (run, pool).
+    pool_load: HashMap<(RunId, String), u32>,
+    /// Worker actors by slot (`None` until it announced itself).
+    workers: Vec<Option<ActorRef<WorkerMsg>>>,
+    /// Token of the attempt each slot runs.
+    busy: Vec<Option<u64>>,
+    /// Slots with a live, idle worker.
+    free: Vec<u32>,
+    /// Next dispatch token.
+    next_token: u64,
+    /// Next enqueue counter (age).
+    next_age: u64,
+    /// A `STOP` file exists in the data dir.
+    stop_file: bool,
+    /// Shutdown: dispatch nothing more.
+    draining: bool,
+    /// Answered when draining and nothing runs.
+    drained: Vec<RpcReplyPort<()>>,
+    /// Shutdown after the grace period: ends of running attempts are not journaled.
+    abandon: bool,
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_system_time(SystemTime::now())
+}
+
+fn to_control_error(e: ApplyError) -> ControlError {
+    match e {
+        ApplyError::UnknownRun(r) => ControlError::NotFound(format!("no run {r}")),
+        ApplyError::UnknownTask { run, task } => {
+            ControlError::NotFound(format!("run {run} has no task `{task}`"))
+        }
+        other => ControlError::Refused(other.to_string()),
+    }
+}
+
+impl SchedulerState {
+    /// Applies `event` (stamped now) and stages it for the journal; reacts to the
+    /// transitions it caused. Refused events change nothing and are not journaled.
+    fn decide(&mut self, event: Event) -> Result<(), ApplyError> {
+        let record = EventRecord { time: now(), event };
+        let seq = self.state.last_seq() + 1;
+        let mut changes = Vec::new();
+        self.state.apply_with(seq, &record, &mut changes)?;
+        self.outbox.push(record);
+        for change in changes {
+            self.react(change);
+        }
+        Ok(())
+    }
+
+    fn react(&mut self, change: Change) {
+        if let Change::Task { run, task, to, .. } = change {
+            match to {
+                TaskState::Ready => self.enqueue(run, task),
+                TaskState::Retrying => {
+                    if let Some(at) = self.state.run(run).and_then(|r| r.task(task).retry_at) {
+                        self.timers.insert((at, run, task));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn enqueue(&mut self, run: RunId, task: TaskIndex) {
+        let Some(r) = self.state.run(run) else { return };
+        let key = QueueKey {
+            priority: r.workflow().priority(task),
+            age: self.next_age,
+        };
+        self.next_age += 1;
+        self.queue.push(Entry { key, run, task });
+    }
+
+    /// Runs `effect` once everything decided so far is durable.
+    fn after_persist(&mut self, effect: Effect) {
+        self.effects.push_back((self.state.last_seq(), effect));
+    }
+
+    /// Sends the outbox to the journal as one append.
+    fn flush(&mut self, myself: &ActorRef<SchedulerMsg>) {
+        if !self.outbox.is_empty() {
+            let records = std::mem::take(&mut self.outbox);
+            let me = myself.clone();
+            self.journal.append_then(
+                records,
+                Box::new(move |r| {
+                    let _ = me.cast(SchedulerMsg::Persisted(r));
+                }),
+            );
+        }
+    }
+
+    /// Runs the effects whose events are durable.
+    fn run_effects(&mut self, myself: &ActorRef<SchedulerMsg>) {
+        while self
+            .effects
+            .front()
+            .is_some_and(|(seq, _)| *seq <= self.durable)
+        {
+            let (_, effect) = self.effects.pop_front().expect("checked");
+            match effect {
+                Effect::Dispatch {
+                    run,
+                    task,
+                    attempt,
+                    token,
+                    slot,
+                } => {
+                    let Some(r) = self.state.run(run) else { continue };
+                    let order = AttemptOrder {
+                        workflow: Arc::clone(r.workflow()),
+                        report: ReportPort::new(myself.clone(), token, slot, run, task, attempt),
+                    };
+                    match &self.workers[slot as usize] {
+                        // If the worker is gone, the dropped order reports itself interrupted.
+                        Some(w) => {
+                            let _ = w.cast(WorkerMsg::Run(Box::new(order)));
+                        }
+                        None => drop(order),
+                    }
+                }
+                Effect::Terminate(list) => {
+                    for (slot, token) in list {
+                        if let Some(w) = &self.workers[slot as usize] {
+                            let _ = w.cast(WorkerMsg::Terminate { token });
+                        }
+                    }
+                }
+                Effect::Reply(port, response) => {
+                    let _ = port.send(response);
+                }
+            }
+        }
+    }
+
+    /// Answers `port` once everything decided so far is durable.
+    fn reply(&mut self, port: RpcReplyPort<Response>, response: Response) {
+        self.after_persist(Effect::Reply(port, response));
+    }
+
+    fn dispatch_blocked(&self) -> bool {
+        self.state.is_halted() || self.stop_file || self.draining
+    }
+
+    /// Starts attempts of the best ready tasks while workers are free.
+    fn fill(&mut self) {
+        if self.dispatch_blocked() {
+            return;
+        }
+        let t_now = now();
+        while !self.free.is_empty() {
+            let Some(entry) = self.queue.pop() else { break };
+            let Some(r) = self.state.run(entry.run) else { continue };
+            if r.state() != RunState::Running
+                || r.is_suspended()
+                || self.running.contains_key(&(entry.run, entry.task))
+            {
+                continue;
+            }
+            let task = r.task(entry.task);
+            match task.state {
+                TaskState::Ready => {}
+                TaskState::Retrying => {
+                    if let Some(at) = task.retry_at.filter(|at| *at > t_now) {
+                        self.timers.insert((at, entry.run, entry.task));
+                        continue;
+                    }
+                }
+                _ => continue,
+            }
+            let wf = r.workflow();
+            if let Some(cap) = wf.spec().max_concurrency {
+                if self.run_load.get(&entry.run).copied().unwrap_or(0) >= cap {
+                    self.parked
+                        .entry((entry.run, None))
+                        .or_default()
+                        .push(entry);
+                    continue;
+                }
+            }
+            let pool = wf.pool(entry.task).map(str::to_owned);
+            if let Some(p) = &pool {
+                let cap = wf.spec().pools.get(p).copied().unwrap_or(u32::MAX);
+                let used = self
+                    .pool_load
+                    .get(&(entry.run, p.clone()))
+                    .copied()
+                    .unwrap_or(0);
+                if used >= cap {
+                    self.parked
+                        .entry((entry.run, Some(p.clone())))
+                        .or_default()
+                        .push(entry);
+                    continue;
+                }
+            }
+            let attempt = task.attempts + 1;
+            let event = Event::AttemptStarted {
+                run: entry.run,
+                task: wf.task_id(entry.task).clone(),
+                attempt,
+            };
+            if let Err(e) = self.decide(event) {
+                tracing::error!(error = %e, "scheduler decided an attempt the fold refuses");
+                continue;
+            }
+            let slot = self.free.pop().expect("checked non-empty");
+            let token = self.next_token;
+            self.next_token += 1;
+            self.busy[slot as usize] = Some(token);
+            *self.run_load.entry(entry.run).or_default() += 1;
+            if let Some(p) = &pool {
+                *self.pool_load.entry((entry.run, p.clone())).or_default() += 1;
+            }
+            self.running.insert(
+                (entry.run, entry.task),
+                Running { token, slot, pool },
+            );
+            self.after_persist(Effect::Dispatch {
+                run: entry.run,
+                task: entry.task,
+                attempt,
+                token,
+                slot,
+            });
+        }
+    }
+
+    /// Moves the best parked task of `key` back into the queue.
+    fn unpark(&mut self, key: &(RunId, Option<String>)) {
+        if let Some(heap) = self.parked.get_mut(key) {
+            if let Some(e) = heap.pop() {
+                self.queue.push(e);
+            }
+            if heap.is_empty() {
+                self.parked.remove(key);
+            }
+        }
+    }
+
+    /// Books the end of a reported attempt: frees its worker slot and caps.
+    fn release(&mut self, report: &AttemptReport) -> bool {
+        if self.busy[report.slot as usize] == Some(report.token) {
+            self.busy[report.slot as usize] = None;
+            if self.workers[report.slot as usize].is_some() {
+                self.free.push(report.slot);
+            }
+        }
+        let key = (report.run, report.task);
+        if self.running.get(&key).map(|r| r.token) != Some(report.token) {
+            return false;
+        }
+        let running = self.running.remove(&key).expect("checked");
+        if let Some(n) = self.run_load.get_mut(&report.run) {
+            *n -= 1;
+            if *n == 0 {
+                self.run_load.remove(&report.run);
+            }
+        }
+        self.unpark(&(report.run, None));
+        if let Some(p) = running.pool {
+            let k = (report.run, p);
+            if let Some(n) = self.pool_load.get_mut(&k) {
+                *n -= 1;
+                if *n == 0 {
+                    self.pool_load.remove(&k);
+                }
+            }
+            self.unpark(&(report.run, Some(k.1)));
+        }
+        true
+    }
+
+    fn attempt_ended(&mut self, report: AttemptReport) {
+        if !self.release(&report) || self.abandon {
+            return;
+        }
+        let (end, usage) = match report.outcome {
+            AttemptOutcome::Succeeded { usage } => (AttemptEnd::Succeeded, usage),
+            AttemptOutcome::Failed {
+                failure,
+                usage,
+                retryable,
+            } => (AttemptEnd::Failed { failure, retryable }, usage),
+            // Terminated without the task being cancelled (halt --kill, a worker restart):
+            // the attempt was interrupted, not failed by its own doing.
+            AttemptOutcome::Terminated { usage } => (
+                AttemptEnd::Failed {
+                    failure: Failure::Interrupted,
+                    retryable: true,
+                },
+                usage,
+            ),
+        };
+        if let Some(event) = attempt_end(
+            &self.state,
+            report.run,
+            report.task,
+            report.attempt,
+            end,
+            usage,
+            now(),
+            rand::random::<f64>(),
+        ) {
+            if let Err(e) = self.decide(event) {
+                tracing::error!(error = %e, "attempt end refused by the fold");
+            }
+        }
+        if self.draining && self.running.is_empty() {
+            for port in self.drained.drain(..) {
+                let _ = port.send(());
+            }
+        }
+    }
+
+    /// Tokens of running attempts matching `pred`.
+    fn running_where(&self, pred: impl Fn(RunId, TaskIndex) -> bool) -> Vec<(u32, u64)> {
+        self.running
+            .iter()
+            .filter(|((run, task), _)| pred(*run, *task))
+            .map(|(_, r)| (r.slot, r.token))
+            .collect()
+    }
+
+    fn command(&mut self, cmd: AdminCommand, stop_file: &std::path::Path) -> Result<(), ControlError> {
+        let task_id = |s: &Self, run: RunId, t: &crate::model::TaskId| -> Result<TaskIndex, ControlError> {
+            let r = s
+                .state
+                .run(run)
+                .ok_or_else(|| ControlError::NotFound(format!("no run {run}")))?;
+            r.workflow()
+                .task_index(t.as_str())
+                .ok_or_else(|| ControlError::NotFound(format!("run {run} has no task `{t}`")))
+        };
+        match cmd {
+            AdminCommand::Cancel(Target::Run(run)) => {
+                self.decide(Event::RunCancelled { run }).map_err(to_control_error)?;
+                let r = self.state.run(run).expect("just applied");
+                let kill = self.running_where(|rr, t| {
+                    rr == run && r.task(t).state != TaskState::Running
+                });
+                self.after_persist(Effect::Terminate(kill));
+            }
+            AdminCommand::Cancel(Target::Task(run, task)) => {
+                let t = task_id(self, run, &task)?;
+                self.decide(Event::TaskCancelled { run, task }).map_err(to_control_error)?;
+                let kill = self.running_where(|rr, tt| rr == run && tt == t);
+                self.after_persist(Effect::Terminate(kill));
+            }
+            AdminCommand::Suspend(Target::Run(run)) => {
+                self.decide(Event::RunSuspended { run }).map_err(to_control_error)?
+            }
+            AdminCommand::Suspend(Target::Task(run, task)) => {
+                self.decide(Event::TaskSuspended { run, task }).map_err(to_control_error)?
+            }
+            AdminCommand::Resume(Target::Run(run)) => {
+                self.decide(Event::RunResumed { run }).map_err(to_control_error)?
+            }
+            AdminCommand::Resume(Target::Task(run, task)) => {
+                self.decide(Event::TaskResumed { run, task }).map_err(to_control_error)?
+            }
+            AdminCommand::Retry(Target::Task(run, task)) => {
+                self.decide(Event::TaskRetried { run, task }).map_err(to_control_error)?
+            }
+            AdminCommand::Retry(Target::Run(run)) => {
+                let r = self
+                    .state
+                    .run(run)
+                    .ok_or_else(|| ControlError::NotFound(format!("no run {run}")))?;
+                let wf = Arc::clone(r.workflow());
+                let failed: Vec<TaskIndex> = wf
+                    .plan()
+                    .topological_order()
+                    .iter()
+                    .copied()
+                    .filter(|&t| {
+                        matches!(r.task(t).state, TaskState::Failed | TaskState::Cancelled)
+                    })
+                    .collect();
+                let mut retried = 0;
+                let mut last_err = None;
+                for t in failed {
+                    let task = wf.task_id(t).clone();
+                    match self.decide(Event::TaskRetried { run, task }) {
+                        Ok(()) => retried += 1,
+                        Err(e) => last_err = Some(e),
+                    }
+                }
+                if retried == 0 {
+                    return Err(match last_err {
+                        Some(e) => to_control_error(e),
+                        None => ControlError::Refused(format!(
+                            "run {run} has no failed or cancelled task to retry"
+                        )),
+                    });
+                }
+            }
+            AdminCommand::Halt { kill } => {
+                self.decide(Event::NodeHalted { kill }).map_err(to_control_error)?;
+                if kill {
+                    let all = self.running_where(|_, _| true);
+                    self.after_persist(Effect::Terminate(all));
+                }
+            }
+            AdminCommand::Unhalt => {
+                if stop_file.exists() {
+                    return Err(ControlError::Refused(format!(
+                        "{} exists; remove it first (it halts the node while present)",
+                        stop_file.display()
+                    )));
+                }
+                self.decide(Event::NodeUnhalted).map_err(to_control_error)?
+            }
+        }
+        Ok(())
+    }
+
+    fn submit(&mut self, workflow: Workflow) -> Result<(RunId, bool), ControlError> {
+        if let Some(r) = self
+            .state
+            .runs()
+            .find(|r| !r.state().is_finished() && **r.workflow() == workflow)
+        {
+            return Ok((r.id(), true));
+        }
+        let run = RunId::from_ulid(ulid::Ulid::new());
+        self.decide(Event::RunSubmitted {
+            run,
+            workflow: Arc::new(workflow),
+        })
+        .map_err(to_control_error)?;
+        Ok((run, false))
+    }
+
+    /// Schedules a `Tick` for the earliest retry timer, if not already scheduled earlier.
+    fn arm(&mut self, myself: &ActorRef<SchedulerMsg>) {
+        let Some(&(at, _, _)) = self.timers.first() else { return };
+        if self.armed.is_some_and(|a| a <= at) {
+            return;
+        }
+        self.armed = Some(at);
+        let wait = at.saturating_since(now()) + Duration::from_millis(1);
+        myself.send_after(wait, || SchedulerMsg::Tick);
+    }
+
+    /// Moves due retries into the queue.
+    fn due_timers(&mut self) {
+        let t = now();
+        if self.armed.is_some_and(|a| a <= t) {
+            self.armed = None;
+        }
+        while let Some(&(at, run, task)) = self.timers.first() {
+            if at > t {
+                break;
+            }
+            self.timers.pop_first();
+            let key = QueueKey {
+                priority: self
+                    .state
+                    .run(run)
+                    .map(|r| r.workflow().priority(task))
+                    .unwrap_or(0),
+                age: self.next_age,
+            };
+            self.next_age += 1;
+            self.queue.push(Entry { key, run, task });
+        }
+    }
+
+    fn node_view(&self, shared: &NodeShared) -> NodeView {
+        let mut active = 0;
+        let mut total = 0;
+        let mut queued = 0u64;
+        for r in self.state.runs() {
+            total += 1;
+            if !r.state().is_finished() {
+                active += 1;
+                queued += r.count(TaskState::Ready) as u64;
+            }
+        }
+        NodeView {
+            node_id: shared.journal.node_id().to_owned(),
+            pid: std::process::id(),
+            halted: self.state.is_halted(),
+            stop_file: self.stop_file,
+            active_runs: active,
+            total_runs: total,
+            running_attempts: self.running.len() as u32,
+            queued_tasks: queued,
+            workers: self.workers.len() as u32,
+            last_seq: self.state.last_seq(),
+        }
+    }
+}
+
+/// The run as `list` shows it.
+pub fn run_summary(r: &Run) -> RunSummary {
+    RunSummary {
+        id: r.id(),
+        name: r.workflow().spec().name.clone(),
+        state: r.state(),
+        submitted_at: r.submitted_at(),
+        finished_at: r.finished_at(),
+        tasks: r.tasks().len() as u32,
+        succeeded: r.count(TaskState::Succeeded),
+        failed: r.count(TaskState::Failed)
+            + r.count(TaskState::Cancelled)
+            + r.count(TaskState::UpstreamFailed),
+        running: r.count(TaskState::Running),
+    }
+}
+
+/// The run with every task, as `status RUN` and `tasks RUN` show it.
+pub fn run_view(r: &Run) -> RunView {
+    let wf = r.workflow();
+    let tasks = r
+        .tasks()
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let i = i as TaskIndex;
+            let spec = wf.task(i);
+            TaskView {
+                id: spec.id.clone(),
+                state: t.state,
+                attempts: t.attempts,
+                depends_on: spec.depends_on.clone(),
+                priority: wf.priority(i),
+                pool: wf.pool(i).map(str::to_owned),
+                command: spec.command.to_string(),
+                started_at: t.started_at,
+                finished_at: t.finished_at,
+                retry_at: t.retry_at,
+                last_failure: t.last_failure.as_ref().map(|f| f.to_string()),
+            }
+        })
+        .collect();
+    RunView {
+        summary: run_summary(r),
+        suspended: r.is_suspended(),
+        tasks,
+    }
+}
+
+impl Actor for Scheduler {
+    type Msg = SchedulerMsg;
+    type State = SchedulerState;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SchedulerMsg>,
+        _args: (),
+    ) -> Result<SchedulerState, ActorProcessingErr> {
+        let shared = &self.shared;
+        let journal = shared.journal_ref().ok_or("scheduler started without a journal")?;
+        // Appends a previous incarnation left in flight are durable (or failed) before we
+        // read: the empty append is acknowledged after everything queued ahead of it.
+        journal.append(Vec::new()).await?;
+        let replayed = crate::storage::replay(&shared.journal)?;
+        let durable = replayed.state.last_seq();
+        let n = shared.config.workers as usize;
+        let mut s = SchedulerState {
+            state: replayed.state,
+            journal,
+            outbox: Vec::new(),
+            durable,
+            effects: VecDeque::new(),
+            queue: BinaryHeap::new(),
+            parked: HashMap::new(),
+            timers: BTreeSet::new(),
+            armed: None,
+            running: HashMap::new(),
+            run_load: HashMap::new(),
+            pool_load: HashMap::new(),
+            workers: vec![None; n],
+            busy: vec![None; n],
+            free: Vec::with_capacity(n),
+            next_token: 1,
+            next_age: 0,
+            stop_file: shared.stop_file().exists(),
+            draining: false,
+            drained: Vec::new(),
+            abandon: false,
+        };
+        // Rebuild the queue and timers from the replayed state.
+        let mut ready = Vec::new();
+        for r in s.state.runs() {
+            if r.state() != RunState::Running {
+                continue;
+            }
+            for (i, t) in r.tasks().iter().enumerate() {
+                match t.state {
+                    TaskState::Ready => ready.push((r.id(), i as TaskIndex)),
+                    TaskState::Retrying => {
+                        if let Some(at) = t.retry_at {
+                            s.timers.insert((at, r.id(), i as TaskIndex));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (run, task) in ready {
+            s.enqueue(run, task);
+        }
+        // Close attempts a previous node (or incarnation) left running.
+        let interrupted = running_attempts(&s.state);
+        for (run, task, attempt) in interrupted {
+            let r = s.state.run(run).expect("listed from state");
+            let pid_path = shared
+                .config
+                .data_dir
+                .join("logs")
+                .join(run.to_string())
+                .join(r.workflow().task_id(task).as_str())
+                .join(format!("{attempt}.pid"));
+            match crate::process::terminate_orphan(&pid_path, shared.config.grace).await {
+                Ok(outcome) => tracing::info!(run_id = %run, task_id = %r.workflow().task_id(task), attempt, ?outcome, "closing interrupted attempt"),
+                Err(e) => tracing::warn!(error = %e, path = %pid_path.display(), "could not check an interrupted attempt's process"),
+            }
+            let end = AttemptEnd::Failed {
+                failure: Failure::Interrupted,
+                retryable: true,
+            };
+            if let Some(event) = attempt_end(&s.state, run, task, attempt, end, None, now(), rand::random::<f64>()) {
+                s.decide(event)?;
+            }
+        }
+        if s.stop_file && !s.state.is_halted() {
+            s.decide(Event::NodeHalted { kill: false })?;
+        }
+        s.flush(&myself);
+        s.due_timers();
+        s.arm(&myself);
+        myself.send_interval(STOP_FILE_POLL, || SchedulerMsg::Tick);
+        tracing::info!(last_seq = s.state.last_seq(), runs = s.state.runs().count(), "scheduler started");
+        Ok(s)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SchedulerMsg>,
+        message: SchedulerMsg,
+        s: &mut SchedulerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            SchedulerMsg::Persisted(result) => {
+                let range: Range<Seq> = result.map_err(|e: AppendError| {
+                    // Our state is ahead of the journal: restart and replay.
+                    format!("journal append failed, restarting the scheduler: {e}")
+                })?;
+                if range.end > range.start {
+                    s.durable = s.durable.max(range.end - 1);
+                }
+                s.run_effects(&myself);
+            }
+            SchedulerMsg::AttemptEnded(report) => s.attempt_ended(report),
+            SchedulerMsg::WorkerUp { slot, worker } => {
+                let i = slot as usize;
+                if i < s.workers.len() {
+                    s.workers[i] = Some(worker);
+                    if s.busy[i].is_none() && !s.free.contains(&slot) {
+                        s.free.push(slot);
+                    }
+                }
+            }
+            SchedulerMsg::Tick => {
+                let stop = self.shared.stop_file().exists();
+                if stop && !s.stop_file {
+                    tracing::warn!(path = %self.shared.stop_file().display(), "STOP file found: halting");
+                    if !s.state.is_halted() {
+                        s.decide(Event::NodeHalted { kill: false })?;
+                    }
+                }
+                s.stop_file = stop;
+                s.due_timers();
+            }
+            SchedulerMsg::Request { request, reply } => match request {
+                Request::Node => {
+                    let view = s.node_view(&self.shared);
+                    s.reply(reply, Response::Node(view));
+                }
+                Request::Run(run) => {
+                    let response = match s.state.run(run) {
+                        Some(r) => Response::Run(Box::new(run_view(r))),
+                        None => Response::Error(ControlError::NotFound(format!("no run {run}"))),
+                    };
+                    s.reply(reply, response);
+                }
+                Request::List => {
+                    let runs = s.state.runs().map(run_summary).collect();
+                    s.reply(reply, Response::Runs(runs));
+                }
+                Request::Submit(workflow) => {
+                    let response = match s.submit(*workflow) {
+                        Ok((run, attached)) => Response::Submitted { run, attached },
+                        Err(e) => Response::Error(e),
+                    };
+                    s.reply(reply, response);
+                }
+                Request::Command(cmd) => {
+                    let response = match s.command(cmd, &self.shared.stop_file()) {
+                        Ok(()) => Response::Done,
+                        Err(e) => Response::Error(e),
+                    };
+                    s.reply(reply, response);
+                }
+                Request::InjectPanic(actor) if actor == "scheduler" => {
+                    panic!("test hook: scheduler panics")
+                }
+                Request::InjectPanic(actor) if actor == "worker" => {
+                    let worker = s.workers.iter().flatten().next().cloned();
+                    let response = match worker {
+                        Some(w) => {
+                            let _ = w.cast(WorkerMsg::Panic);
+                            Response::Done
+                        }
+                        None => Response::Error(ControlError::Refused("no worker".into())),
+                    };
+                    s.reply(reply, response);
+                }
+                other => {
+                    let _ = reply.send(Response::Error(ControlError::BadRequest(format!(
+                        "the scheduler does not answer {other:?}"
+                    ))));
+                }
+            },
+            SchedulerMsg::Drain(port) => {
+                s.draining = true;
+                if s.running.is_empty() {
+                    let _ = port.send(());
+                } else {
+                    s.drained.push(port);
+                }
+            }
+            SchedulerMsg::AbandonRunning => {
+                s.abandon = true;
+                let all = s.running_where(|_, _| true);
+                for (slot, token) in all {
+                    if let Some(w) = &s.workers[slot as usize] {
+                        let _ = w.cast(WorkerMsg::Terminate { token });
+                    }
+                }
+            }
+            SchedulerMsg::Panic => panic!("test hook: scheduler panics"),
+        }
+        s.fill();
+        s.flush(&myself);
+        s.arm(&myself);
+        s.run_effects(&myself);
+        Ok(())
+    }
+}

@@ -1,0 +1,144 @@
+//! Worker actors: each runs one attempt at a time, handed to the node's
+//! [`crate::executor::Executor`].
+//!
+//! The attempt itself runs in a task the worker spawns, so the worker stays responsive to
+//! `Terminate` while a process runs. The attempt task reports straight to the scheduler.
+//! When a worker stops (its supervisor restarts it, or the node shuts down) it terminates
+//! its attempt and waits for it (the grace period plus a second), so no attempt outlives
+//! the actor that owns it. An order that is never run (it died in a stopped worker's
+//! mailbox) reports itself as interrupted when dropped (see
+//! [`crate::messages::scheduler::ReportPort`]); a restarted worker announces itself with
+//! `WorkerUp`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::executor::AttemptContext;
+use crate::messages::scheduler::{AttemptOrder, SchedulerMsg, WorkerMsg};
+use crate::node::NodeShared;
+
+/// The worker actor.
+#[derive(Clone)]
+pub struct Worker {
+    /// Node-wide settings and handles.
+    pub shared: Arc<NodeShared>,
+    /// This worker's slot.
+    pub slot: u32,
+}
+
+/// The attempt a worker is running.
+struct Current {
+    /// Dispatch token of the attempt.
+    token: u64,
+    /// Fires the executor's cancel.
+    cancel: Option<oneshot::Sender<()>>,
+    /// The attempt task, awaited when the worker stops.
+    task: JoinHandle<()>,
+}
+
+/// A worker's state: at most one attempt.
+pub struct WorkerState {
+    /// The running attempt, if any.
+    current: Option<Current>,
+}
+
+impl Actor for Worker {
+    type Msg = WorkerMsg;
+    type State = WorkerState;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<WorkerMsg>,
+        _args: (),
+    ) -> Result<WorkerState, ActorProcessingErr> {
+        let scheduler = self
+            .shared
+            .scheduler()
+            .ok_or("worker started without a scheduler")?;
+        scheduler.cast(SchedulerMsg::WorkerUp {
+            slot: self.slot,
+            worker: myself,
+        })?;
+        Ok(WorkerState { current: None })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<WorkerMsg>,
+        message: WorkerMsg,
+        state: &mut WorkerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            WorkerMsg::Run(order) => {
+                let AttemptOrder { workflow, report } = *order;
+                let task_id = workflow.task_id(report.task);
+                tracing::debug!(run_id = %report.run, task_id = %task_id, attempt = report.attempt, slot = self.slot, "attempt starts");
+                let cfg = &self.shared.config;
+                let dir = cfg
+                    .data_dir
+                    .join("logs")
+                    .join(report.run.to_string())
+                    .join(task_id.as_str());
+                let ctx = AttemptContext {
+                    run: report.run,
+                    workflow: Arc::clone(&workflow),
+                    task: report.task,
+                    attempt: report.attempt,
+                    log_path: dir.join(format!("{}.log", report.attempt)),
+                    pid_path: dir.join(format!("{}.pid", report.attempt)),
+                    log_cap: cfg.log_cap,
+                    grace: cfg.grace,
+                };
+                let (cancel_tx, cancel_rx) = oneshot::channel();
+                let fut = self.shared.executor.execute(ctx, cancel_rx);
+                let token = report.token;
+                let task = tokio::spawn(async move {
+                    let outcome = fut.await;
+                    report.send(outcome);
+                    let _ = myself.cast(WorkerMsg::Finished { token });
+                });
+                state.current = Some(Current {
+                    token,
+                    cancel: Some(cancel_tx),
+                    task,
+                });
+            }
+            WorkerMsg::Terminate { token } => {
+                if let Some(c) = state.current.as_mut().filter(|c| c.token == token) {
+                    if let Some(cancel) = c.cancel.take() {
+                        let _ = cancel.send(());
+                    }
+                }
+            }
+            WorkerMsg::Finished { token } => {
+                if state.current.as_ref().is_some_and(|c| c.token == token) {
+                    state.current = None;
+                }
+            }
+            WorkerMsg::Panic => panic!("test hook: worker {} panics", self.slot),
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<WorkerMsg>,
+        state: &mut WorkerState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(mut c) = state.current.take() {
+            if let Some(cancel) = c.cancel.take() {
+                let _ = cancel.send(());
+            }
+            let wait = self.shared.config.grace + Duration::from_secs(1);
+            if tokio::time::timeout(wait, &mut c.task).await.is_err() {
+                c.task.abort();
+            }
+        }
+        Ok(())
+    }
+}

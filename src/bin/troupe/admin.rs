@@ -1,0 +1,690 @@
+//! Commands that talk to a node: `node start|stop`, `run`, `status`, `list`, `tasks`, `logs`,
+//! `cancel|suspend|resume|retry`, `halt|unhalt`, `events --follow`.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use troupe::client::{Client, ClientError};
+use troupe::messages::control::{
+    Command as AdminCommand, NodeView, Request, Response, RunSummary, RunView, Target, TaskView,
+};
+use troupe::model::{RunId, RunState, Seq, TaskState};
+use troupe::storage::JournalError;
+use troupe::workflow_file::load_for_submit;
+use troupe::{Node, NodeConfig, NodeError, NodeHandle};
+
+use crate::{event_json, event_line, invalid, EXIT_INTERNAL, EXIT_INVALID};
+
+/// Exit status of a run that ended not succeeded.
+const EXIT_RUN_FAILED: u8 = 1;
+
+/// How often followers poll.
+const POLL: Duration = Duration::from_millis(100);
+
+/// A way to send requests: over the socket, or to a node in this process.
+pub enum Conn {
+    /// A node in another process.
+    Remote(Client),
+    /// A node embedded in this process (`troupe run` with no node serving the data dir).
+    Local(NodeHandle),
+}
+
+/// A failed request, with its exit code.
+pub struct Failed {
+    code: u8,
+    message: String,
+}
+
+impl Failed {
+    fn exit(self, cmd: &str) -> ExitCode {
+        eprintln!("troupe {cmd}: {}", self.message);
+        ExitCode::from(self.code)
+    }
+}
+
+impl From<ClientError> for Failed {
+    fn from(e: ClientError) -> Self {
+        Failed {
+            code: EXIT_INTERNAL,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<NodeError> for Failed {
+    fn from(e: NodeError) -> Self {
+        let code = match &e {
+            NodeError::Control(c) => c.exit_code() as u8,
+            NodeError::DataDir { .. } => EXIT_INVALID,
+            _ => EXIT_INTERNAL,
+        };
+        Failed {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl Conn {
+    async fn request(&mut self, request: Request) -> Result<Response, Failed> {
+        let response = match self {
+            Conn::Remote(c) => c.request(&request).await?,
+            Conn::Local(n) => n.request(request).await?,
+        };
+        match response {
+            Response::Error(e) => Err(Failed {
+                code: e.exit_code() as u8,
+                message: e.to_string(),
+            }),
+            r => Ok(r),
+        }
+    }
+}
+
+fn unexpected(r: Response) -> Failed {
+    Failed {
+        code: EXIT_INTERNAL,
+        message: format!("unexpected answer from the node: {r:?}"),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Runs an async command body on a fresh runtime and turns its failure into an exit code.
+fn block(cmd: &str, f: impl std::future::Future<Output = Result<ExitCode, Failed>>) -> ExitCode {
+    match runtime().block_on(f) {
+        Ok(code) => code,
+        Err(e) => e.exit(cmd),
+    }
+}
+
+async fn connect(data_dir: &Path) -> Result<Conn, Failed> {
+    Ok(Conn::Remote(Client::connect(data_dir).await?))
+}
+
+fn print_json(v: &serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+}
+
+fn opt_time(t: Option<troupe::model::Timestamp>) -> serde_json::Value {
+    t.map(|t| json!(t.to_string())).unwrap_or(serde_json::Value::Null)
+}
+
+fn summary_json(s: &RunSummary) -> serde_json::Value {
+    json!({
+        "id": s.id.to_string(),
+        "name": s.name,
+        "state": s.state.as_str(),
+        "submitted_at": s.submitted_at.to_string(),
+        "finished_at": opt_time(s.finished_at),
+        "tasks_total": s.tasks,
+        "tasks_succeeded": s.succeeded,
+        "tasks_failed": s.failed,
+        "tasks_running": s.running,
+    })
+}
+
+fn task_json(t: &TaskView) -> serde_json::Value {
+    json!({
+        "id": t.id.as_str(),
+        "state": t.state.as_str(),
+        "attempts": t.attempts,
+        "depends_on": t.depends_on.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
+        "priority": t.priority,
+        "pool": t.pool,
+        "command": t.command,
+        "started_at": opt_time(t.started_at),
+        "finished_at": opt_time(t.finished_at),
+        "retry_at": opt_time(t.retry_at),
+        "last_failure": t.last_failure,
+    })
+}
+
+fn run_json(v: &RunView) -> serde_json::Value {
+    let mut j = summary_json(&v.summary);
+    j["suspended"] = json!(v.suspended);
+    j["tasks"] = json!(v.tasks.iter().map(task_json).collect::<Vec<_>>());
+    j
+}
+
+fn node_json(n: &NodeView) -> serde_json::Value {
+    json!({
+        "node_id": n.node_id,
+        "pid": n.pid,
+        "state": if n.halted { "halted" } else { "running" },
+        "halted": n.halted,
+        "stop_file": n.stop_file,
+        "active_runs": n.active_runs,
+        "total_runs": n.total_runs,
+        "running_attempts": n.running_attempts,
+        "queued_tasks": n.queued_tasks,
+        "workers": n.workers,
+        "last_seq": n.last_seq,
+    })
+}
+
+fn print_tasks(tasks: &[TaskView]) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{:<24} {:<17} {:>8}  {}", "TASK", "STATE", "ATTEMPTS", "DETAIL");
+    for t in tasks {
+        let detail = match (&t.last_failure, t.retry_at) {
+            (Some(f), Some(at)) => format!("{f}; retry at {at}"),
+            (Some(f), None) => f.clone(),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "{:<24} {:<17} {:>8}  {}", t.id, t.state, t.attempts, detail);
+    }
+}
+
+fn print_run(v: &RunView) {
+    let s = &v.summary;
+    println!(
+        "run {} `{}`: {}{} — {}/{} succeeded, {} running, {} failed; submitted {}{}",
+        s.id,
+        s.name,
+        s.state,
+        if v.suspended { " (suspended)" } else { "" },
+        s.succeeded,
+        s.tasks,
+        s.running,
+        s.failed,
+        s.submitted_at,
+        s.finished_at.map(|f| format!(", finished {f}")).unwrap_or_default()
+    );
+    print_tasks(&v.tasks);
+}
+
+/// `troupe status [RUN|RUN/TASK] [--json]`.
+pub fn status(data_dir: &Path, target: Option<Target>, json: bool) -> ExitCode {
+    block("status", async move {
+        let mut conn = connect(data_dir).await?;
+        match target {
+            None => match conn.request(Request::Node).await? {
+                Response::Node(n) if json => print_json(&node_json(&n)),
+                Response::Node(n) => println!(
+                    "node {} (pid {}): {}{}; {} active run{} of {}; {} attempt{} running, {} task{} queued; {} workers",
+                    n.node_id,
+                    n.pid,
+                    if n.halted { "halted" } else { "running" },
+                    if n.stop_file { " (STOP file present)" } else { "" },
+                    n.active_runs,
+                    if n.active_runs == 1 { "" } else { "s" },
+                    n.total_runs,
+                    n.running_attempts,
+                    if n.running_attempts == 1 { "" } else { "s" },
+                    n.queued_tasks,
+                    if n.queued_tasks == 1 { "" } else { "s" },
+                    n.workers
+                ),
+                r => return Err(unexpected(r)),
+            },
+            Some(Target::Run(run)) => match conn.request(Request::Run(run)).await? {
+                Response::Run(v) if json => print_json(&run_json(&v)),
+                Response::Run(v) => print_run(&v),
+                r => return Err(unexpected(r)),
+            },
+            Some(Target::Task(run, task)) => match conn.request(Request::Run(run)).await? {
+                Response::Run(v) => {
+                    let Some(t) = v.tasks.iter().find(|t| t.id == task) else {
+                        return Err(Failed {
+                            code: EXIT_INVALID,
+                            message: format!("run {run} has no task `{task}`"),
+                        });
+                    };
+                    if json {
+                        let mut j = task_json(t);
+                        j["run"] = json!(run.to_string());
+                        print_json(&j);
+                    } else {
+                        print_tasks(std::slice::from_ref(t));
+                    }
+                }
+                r => return Err(unexpected(r)),
+            },
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `troupe list [--json]`.
+pub fn list(data_dir: &Path, json: bool) -> ExitCode {
+    block("list", async move {
+        let mut conn = connect(data_dir).await?;
+        match conn.request(Request::List).await? {
+            Response::Runs(runs) if json => {
+                print_json(&json!(runs.iter().map(summary_json).collect::<Vec<_>>()))
+            }
+            Response::Runs(runs) => {
+                println!(
+                    "{:<26} {:<20} {:<20} {:>9}  SUBMITTED",
+                    "RUN", "WORKFLOW", "STATE", "DONE"
+                );
+                for r in runs {
+                    println!(
+                        "{:<26} {:<20} {:<20} {:>4}/{:<4}  {}",
+                        r.id.to_string(),
+                        r.name,
+                        r.state.as_str(),
+                        r.succeeded,
+                        r.tasks,
+                        r.submitted_at
+                    );
+                }
+            }
+            r => return Err(unexpected(r)),
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `troupe tasks RUN [--json]`.
+pub fn tasks(data_dir: &Path, run: RunId, json: bool) -> ExitCode {
+    block("tasks", async move {
+        let mut conn = connect(data_dir).await?;
+        match conn.request(Request::Run(run)).await? {
+            Response::Run(v) if json => print_json(&json!(v
+                .tasks
+                .iter()
+                .map(task_json)
+                .collect::<Vec<_>>())),
+            Response::Run(v) => print_tasks(&v.tasks),
+            r => return Err(unexpected(r)),
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `troupe cancel|suspend|resume|retry TARGET`, `halt [--kill]`, `unhalt`.
+pub fn command(data_dir: &Path, name: &str, cmd: AdminCommand) -> ExitCode {
+    block(name, async move {
+        let mut conn = connect(data_dir).await?;
+        let what = match &cmd {
+            AdminCommand::Cancel(t) => format!("cancelled {t}"),
+            AdminCommand::Suspend(t) => format!("suspended {t}"),
+            AdminCommand::Resume(t) => format!("resumed {t}"),
+            AdminCommand::Retry(t) => format!("retrying {t}"),
+            AdminCommand::Halt { kill: true } => "halted; running attempts are being terminated".into(),
+            AdminCommand::Halt { kill: false } => "halted; running attempts continue".into(),
+            AdminCommand::Unhalt => "dispatching resumed".into(),
+        };
+        match conn.request(Request::Command(cmd)).await? {
+            Response::Done => println!("{what}"),
+            r => return Err(unexpected(r)),
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Options of `troupe node start`.
+pub struct StartOptions {
+    /// Worker count override.
+    pub workers: Option<u32>,
+    /// Grace period override.
+    pub grace: Option<Duration>,
+    /// Durability override.
+    pub durability: Option<troupe::storage::Durability>,
+}
+
+fn node_config(data_dir: &Path, opts: &StartOptions) -> NodeConfig {
+    let mut cfg = NodeConfig::new(data_dir);
+    if let Some(w) = opts.workers {
+        cfg.workers = w;
+    }
+    if let Some(g) = opts.grace {
+        cfg.grace = g;
+    }
+    if let Some(d) = opts.durability {
+        cfg.durability = d;
+    }
+    cfg
+}
+
+fn start_failed(data_dir: &Path, e: NodeError) -> Failed {
+    if let NodeError::Journal(JournalError::Locked { .. }) = &e {
+        return Failed {
+            code: EXIT_INTERNAL,
+            message: format!(
+                "{e}: another node serves {} (stop it with `troupe node stop`)",
+                data_dir.display()
+            ),
+        };
+    }
+    e.into()
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        // Both arms are cancellation safe (signal streams).
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
+/// `troupe node start`: serves until SIGTERM/SIGINT or `troupe node stop`.
+pub fn node_start(data_dir: &Path, opts: StartOptions) -> ExitCode {
+    block("node start", async move {
+        let node = Node::with_config(node_config(data_dir, &opts))
+            .start()
+            .await
+            .map_err(|e| start_failed(data_dir, e))?;
+        eprintln!(
+            "troupe node {} serving {} (pid {})",
+            node.shared().journal.node_id(),
+            data_dir.display(),
+            std::process::id()
+        );
+        let why = tokio::select! {
+            // All arms are cancellation safe: signals, a Notify, a JoinHandle poll loop.
+            s = wait_for_signal() => s,
+            _ = node.stop_requested() => "troupe node stop",
+            _ = wait_stopped(&node) => {
+                return Err(Failed { code: EXIT_INTERNAL, message: "the node's supervisor gave up (restart intensity exceeded); see the log above".into() });
+            }
+        };
+        eprintln!("troupe node: {why}: stopping (running attempts get up to {:?})", node.shared().config.grace);
+        node.shutdown().await?;
+        eprintln!("troupe node: stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn wait_stopped(node: &NodeHandle) {
+    while !node.is_stopped() {
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// `troupe node stop`: asks the node to stop and waits until it has.
+pub fn node_stop(data_dir: &Path) -> ExitCode {
+    block("node stop", async move {
+        let mut conn = connect(data_dir).await?;
+        let pid = match &conn {
+            Conn::Remote(c) => c.pid,
+            Conn::Local(_) => unreachable!(),
+        };
+        conn.request(Request::Stop).await?;
+        drop(conn);
+        // The node removes its socket and exits; wait for the process to be gone.
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while Instant::now() < deadline {
+            let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok();
+            if !alive {
+                println!("node (pid {pid}) stopped");
+                return Ok(ExitCode::SUCCESS);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        Err(Failed {
+            code: EXIT_INTERNAL,
+            message: format!("node (pid {pid}) is still running after 600 s"),
+        })
+    })
+}
+
+/// `troupe run FILE [--detach] [--json]`.
+pub fn run(data_dir: &Path, file: &Path, detach: bool, json: bool, opts: StartOptions) -> ExitCode {
+    let workflow = match load_for_submit(file) {
+        Ok(w) => w,
+        Err(e) => return invalid(&e),
+    };
+    block("run", async move {
+        let mut conn = match Client::connect(data_dir).await {
+            Ok(c) => Conn::Remote(c),
+            Err(ClientError::NoNode { .. }) if !detach => {
+                let node = Node::with_config(node_config(data_dir, &opts))
+                    .start()
+                    .await
+                    .map_err(|e| start_failed(data_dir, e))?;
+                Conn::Local(node)
+            }
+            Err(e @ ClientError::NoNode { .. }) => {
+                return Err(Failed {
+                    code: EXIT_INTERNAL,
+                    message: format!("{e}; --detach needs a running node"),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (run, attached) = match conn.request(Request::Submit(Box::new(workflow))).await? {
+            Response::Submitted { run, attached } => (run, attached),
+            r => return Err(unexpected(r)),
+        };
+        if attached {
+            eprintln!("troupe run: the same workflow is already running as {run}; following it");
+        }
+        if detach {
+            if json {
+                print_json(&json!({"id": run.to_string(), "attached": attached}));
+            } else {
+                println!("{run}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        let followed = tokio::select! {
+            // follow() only polls; dropping it mid-request loses nothing.
+            r = follow(&mut conn, run) => Some(r),
+            s = wait_for_signal() => {
+                eprintln!("troupe run: {s}: stopping; the run continues when a node next serves {}", data_dir.display());
+                None
+            }
+        };
+        if let Conn::Local(node) = conn {
+            node.shutdown().await?;
+        }
+        let Some(view) = followed else {
+            return Ok(ExitCode::from(EXIT_INTERNAL));
+        };
+        let view = view?;
+        let s = &view.summary;
+        if json {
+            print_json(&run_json(&view));
+        } else {
+            let took = s
+                .finished_at
+                .map(|f| f.saturating_since(s.submitted_at))
+                .unwrap_or_default();
+            println!(
+                "run {} `{}` {}: {}/{} tasks succeeded in {:.1} s",
+                s.id,
+                s.name,
+                s.state,
+                s.succeeded,
+                s.tasks,
+                took.as_secs_f64()
+            );
+            if s.state != RunState::Succeeded {
+                for t in view.tasks.iter().filter(|t| {
+                    matches!(t.state, TaskState::Failed | TaskState::Cancelled)
+                }) {
+                    println!(
+                        "  {} {}: {}",
+                        t.id,
+                        t.state,
+                        t.last_failure.as_deref().unwrap_or("-")
+                    );
+                }
+                println!("  logs: troupe logs {}/TASK", s.id);
+            }
+        }
+        Ok(if s.state == RunState::Succeeded {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_RUN_FAILED)
+        })
+    })
+}
+
+/// Polls the run until it finishes, drawing a progress bar on a terminal.
+async fn follow(conn: &mut Conn, run: RunId) -> Result<Box<RunView>, Failed> {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} tasks {msg}",
+        )
+        .expect("valid template"),
+    );
+    loop {
+        let view = match conn.request(Request::Run(run)).await? {
+            Response::Run(v) => v,
+            r => return Err(unexpected(r)),
+        };
+        let s = &view.summary;
+        bar.set_length(s.tasks as u64);
+        bar.set_position((s.succeeded + s.failed) as u64);
+        bar.set_message(format!("{} running, {} failed — {}", s.running, s.failed, s.state));
+        if s.state.is_finished() {
+            bar.finish_and_clear();
+            return Ok(view);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// `troupe logs RUN/TASK [--attempt N] [--follow]`: prints the attempt's log file from the
+/// data dir (the latest attempt by default).
+pub fn logs(data_dir: &Path, target: Target, attempt: Option<u32>, follow: bool) -> ExitCode {
+    let Target::Task(run, task) = target else {
+        eprintln!("troupe logs: give a task as RUN/TASK");
+        return ExitCode::from(EXIT_INVALID);
+    };
+    let dir = data_dir.join("logs").join(run.to_string()).join(task.as_str());
+    let attempt = match attempt {
+        Some(a) => a,
+        None => match latest_attempt(&dir) {
+            Some(a) => a,
+            None => {
+                eprintln!("troupe logs: no logs for {run}/{task} in {} (has it started?)", dir.display());
+                return ExitCode::from(EXIT_INVALID);
+            }
+        },
+    };
+    let path = dir.join(format!("{attempt}.log"));
+    let mut file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("troupe logs: {}: {e}", path.display());
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let mut copy = |file: &mut std::fs::File| -> std::io::Result<u64> { std::io::copy(file, &mut out) };
+    if let Err(e) = copy(&mut file) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return ExitCode::SUCCESS;
+        }
+        eprintln!("troupe logs: {e}");
+        return ExitCode::from(EXIT_INTERNAL);
+    }
+    if !follow {
+        return ExitCode::SUCCESS;
+    }
+    let task_name = task.clone();
+    block("logs", async move {
+        let mut conn = connect(data_dir).await?;
+        loop {
+            let running = match conn.request(Request::Run(run)).await? {
+                Response::Run(v) => v
+                    .tasks
+                    .iter()
+                    .find(|t| t.id == task_name)
+                    .is_some_and(|t| t.state == TaskState::Running && t.attempts == attempt),
+                r => return Err(unexpected(r)),
+            };
+            let pos = file.stream_position().unwrap_or(0);
+            let mut buf = Vec::new();
+            let _ = file.read_to_end(&mut buf);
+            if !buf.is_empty() {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(&buf);
+                let _ = out.flush();
+            } else {
+                let _ = file.seek(SeekFrom::Start(pos));
+            }
+            if !running && buf.is_empty() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    })
+}
+
+fn latest_attempt(dir: &Path) -> Option<u32> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_suffix(".log")?.parse::<u32>().ok()
+        })
+        .max()
+}
+
+/// `troupe events` when a node serves the data dir (reads through it), with `--follow`.
+/// Returns `None` when no node answers (the caller reads the journal offline).
+pub fn events_online(
+    data_dir: &Path,
+    run: Option<RunId>,
+    json: bool,
+    follow: bool,
+) -> Option<ExitCode> {
+    let rt = runtime();
+    let client = rt.block_on(Client::connect(data_dir));
+    let mut conn = match client {
+        Ok(c) => Conn::Remote(c),
+        Err(ClientError::NoNode { .. }) if !follow => return None,
+        Err(e) => return Some(Failed::from(e).exit("events")),
+    };
+    Some(match rt.block_on(async {
+        let mut after: Seq = 0;
+        loop {
+            let batch = match conn
+                .request(Request::Events {
+                    run,
+                    after,
+                    limit: 10_000,
+                })
+                .await?
+            {
+                Response::Events(e) => e,
+                r => return Err(unexpected(r)),
+            };
+            let n = batch.len();
+            let mut out = std::io::stdout().lock();
+            for (seq, record) in &batch {
+                let line = if json {
+                    event_json(*seq, record).to_string()
+                } else {
+                    event_line(*seq, record)
+                };
+                if writeln!(out, "{line}").is_err() {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                after = *seq;
+            }
+            let _ = out.flush();
+            drop(out);
+            if n == 0 {
+                if !follow {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    }) {
+        Ok(c) => c,
+        Err(e) => e.exit("events"),
+    })
+}

@@ -1,0 +1,353 @@
+//! The control protocol: what the admin CLI (or any client) sends a node over its Unix socket.
+//!
+//! # Wire format
+//! A connection is a sequence of frames. A frame is a 4-byte big-endian length `n`
+//! (1 ≤ n ≤ [`MAX_FRAME_BYTES`]) followed by `n` bytes: one message encoded by
+//! [`crate::storage::codec::encode_message`] (bincode 2, the journal's configuration).
+//!
+//! 1. The client sends a [`Hello`] frame; the node answers with a [`HelloReply`]. A wrong
+//!    magic or protocol version gets `HelloReply::Refused` and the node closes the connection.
+//! 2. Then each [`Request`] frame gets exactly one [`Response`] frame, in order.
+//!
+//! A frame longer than the maximum, a body that does not decode, or a peer whose uid differs
+//! from the node's gets a `Response::Error` (or `HelloReply::Refused` during the handshake)
+//! and the connection is closed; the node itself is unaffected.
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::model::{EventRecord, RunId, RunState, Seq, TaskId, TaskState, Timestamp, Workflow};
+use crate::storage::codec::{decode_message, encode_message};
+
+/// Version of this protocol; both sides must agree (checked in the handshake).
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The first bytes of every [`Hello`]: rejects clients that are not speaking troupe at all.
+pub const MAGIC: [u8; 8] = *b"troupe\0\x01";
+
+/// Largest frame body either side accepts: 64 MiB (a workflow file may be 32 MiB, see
+/// [`crate::model::MAX_WORKFLOW_BYTES`], and its encoding is no larger than its text plus
+/// the task index).
+pub const MAX_FRAME_BYTES: u32 = 64 << 20;
+
+/// The client's opening frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Must be [`MAGIC`].
+    pub magic: [u8; 8],
+    /// The client's [`PROTOCOL_VERSION`].
+    pub version: u16,
+}
+
+impl Hello {
+    /// The hello this build sends.
+    pub fn current() -> Self {
+        Hello {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION,
+        }
+    }
+}
+
+/// The node's answer to [`Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HelloReply {
+    /// Requests may follow.
+    Welcome {
+        /// The node's id (from the journal's meta column family).
+        node_id: String,
+        /// The node's process id.
+        pid: u32,
+    },
+    /// The connection is closed after this; the text says why (wrong version, wrong magic,
+    /// wrong user).
+    Refused {
+        /// What was wrong.
+        reason: String,
+        /// The protocol version the node speaks.
+        version: u16,
+    },
+}
+
+/// What a request acts on: a whole run or one task of it (`RUN` or `RUN/TASK` on the CLI).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Target {
+    /// A whole run.
+    Run(RunId),
+    /// One task of a run.
+    Task(RunId, TaskId),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Run(r) => write!(f, "{r}"),
+            Target::Task(r, t) => write!(f, "{r}/{t}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+
+    /// Parses `RUN` or `RUN/TASK`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (run, task) = match s.split_once('/') {
+            Some((r, t)) => (r, Some(t)),
+            None => (s, None),
+        };
+        let run: RunId = run
+            .parse()
+            .map_err(|e: crate::model::ids::ParseRunIdError| format!("`{s}`: {e}"))?;
+        match task {
+            None => Ok(Target::Run(run)),
+            Some(t) => TaskId::new(t)
+                .map(|t| Target::Task(run, t))
+                .map_err(|e| format!("`{s}`: {e}")),
+        }
+    }
+}
+
+/// An operator command that changes state (each becomes one event, checked by the fold).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Cancel a run or a task (running attempts are terminated).
+    Cancel(Target),
+    /// Suspend a run or a waiting task.
+    Suspend(Target),
+    /// Resume a suspended run or task.
+    Resume(Target),
+    /// Reopen a failed or cancelled task (fresh retry budget), with its upstream_failed
+    /// dependents.
+    Retry(Target),
+    /// Stop dispatching; with `kill`, also terminate running attempts.
+    Halt {
+        /// Terminate running attempts too.
+        kill: bool,
+    },
+    /// Resume dispatching.
+    Unhalt,
+}
+
+/// One request frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// The node's state.
+    Node,
+    /// One run with all its tasks.
+    Run(RunId),
+    /// All runs, oldest first (summaries).
+    List,
+    /// Submit a run (attaches to an unfinished run of the same workflow instead, see
+    /// [`Response::Submitted`]).
+    Submit(Box<Workflow>),
+    /// An operator command.
+    Command(Command),
+    /// Up to `limit` journal events after sequence number `after`, of one run or all.
+    Events {
+        /// Only this run's events.
+        run: Option<RunId>,
+        /// Events with a sequence number greater than this.
+        after: Seq,
+        /// At most this many.
+        limit: u32,
+    },
+    /// Stop the node gracefully (like SIGTERM).
+    Stop,
+    /// Test hook, honoured only when the node was started with `TROUPE_TEST_HOOKS=1`: make an
+    /// actor panic (`scheduler` or `worker`).
+    InjectPanic(String),
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ControlError {
+    /// The request names a run or task the node does not have (CLI exit 2).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is well-formed but not allowed in the current state (CLI exit 2).
+    #[error("{0}")]
+    Refused(String),
+    /// The frame was malformed (CLI exit 2).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The node failed to do it (journal unavailable, shutting down; CLI exit 3).
+    #[error("node error: {0}")]
+    Internal(String),
+}
+
+impl ControlError {
+    /// The CLI exit code for this error (DESIGN.md: 2 invalid input, 3 node/internal).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ControlError::Internal(_) => 3,
+            _ => 2,
+        }
+    }
+}
+
+/// One response frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    /// The request failed; nothing changed.
+    Error(ControlError),
+    /// A command was journaled.
+    Done,
+    /// Answer to [`Request::Submit`].
+    Submitted {
+        /// The run.
+        run: RunId,
+        /// The workflow was already running unfinished under `run`, which was reused.
+        attached: bool,
+    },
+    /// Answer to [`Request::Node`].
+    Node(NodeView),
+    /// Answer to [`Request::Run`].
+    Run(Box<RunView>),
+    /// Answer to [`Request::List`].
+    Runs(Vec<RunSummary>),
+    /// Answer to [`Request::Events`]: `(seq, record)` in sequence order.
+    Events(Vec<(Seq, EventRecord)>),
+}
+
+/// The node as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeView {
+    /// The node's id.
+    pub node_id: String,
+    /// Process id of the node.
+    pub pid: u32,
+    /// Whether dispatching is halted.
+    pub halted: bool,
+    /// Whether the halt comes from a `STOP` file in the data dir.
+    pub stop_file: bool,
+    /// Runs not finished.
+    pub active_runs: u32,
+    /// All runs in the journal.
+    pub total_runs: u32,
+    /// Attempts running now.
+    pub running_attempts: u32,
+    /// Tasks ready and waiting for a worker.
+    pub queued_tasks: u64,
+    /// Worker actors.
+    pub workers: u32,
+    /// Last journal sequence number applied.
+    pub last_seq: Seq,
+}
+
+/// A run in `list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Run id.
+    pub id: RunId,
+    /// Workflow name.
+    pub name: String,
+    /// Run state.
+    pub state: RunState,
+    /// When it was submitted.
+    pub submitted_at: Timestamp,
+    /// When it finished.
+    pub finished_at: Option<Timestamp>,
+    /// Number of tasks.
+    pub tasks: u32,
+    /// Tasks succeeded.
+    pub succeeded: u32,
+    /// Tasks failed, cancelled or upstream_failed.
+    pub failed: u32,
+    /// Tasks with an attempt running.
+    pub running: u32,
+}
+
+/// A run as `status RUN` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunView {
+    /// Counts and times.
+    pub summary: RunSummary,
+    /// Whether the run is suspended.
+    pub suspended: bool,
+    /// Every task in file order.
+    pub tasks: Vec<TaskView>,
+}
+
+/// A task as `status RUN/TASK` and `tasks RUN` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskView {
+    /// Task id.
+    pub id: TaskId,
+    /// Task state.
+    pub state: TaskState,
+    /// Attempts started.
+    pub attempts: u32,
+    /// Ids of its direct dependencies.
+    pub depends_on: Vec<TaskId>,
+    /// Effective priority.
+    pub priority: i32,
+    /// Effective pool.
+    pub pool: Option<String>,
+    /// The command, as a user would type it.
+    pub command: String,
+    /// When the current or last attempt started.
+    pub started_at: Option<Timestamp>,
+    /// When it reached a terminal state.
+    pub finished_at: Option<Timestamp>,
+    /// When the next attempt is due (retrying).
+    pub retry_at: Option<Timestamp>,
+    /// Why the last attempt failed.
+    pub last_failure: Option<String>,
+}
+
+/// Why a frame could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The connection failed or closed mid-frame.
+    #[error("connection error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The length prefix is 0 or above [`MAX_FRAME_BYTES`]; the stream cannot be resynced.
+    #[error("frame of {0} bytes is outside 1..={MAX_FRAME_BYTES}")]
+    Size(u64),
+    /// The body is not a valid message.
+    #[error("{0}")]
+    Decode(String),
+}
+
+/// Reads one frame and decodes it. `Ok(None)` when the peer closed the connection cleanly
+/// between frames.
+pub async fn read_frame<T, R>(reader: &mut R) -> Result<Option<T>, FrameError>
+where
+    T: serde::de::DeserializeOwned,
+    R: tokio::io::AsyncRead + Unpin,
+{
+    let mut len = [0u8; 4];
+    match reader.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let len = u32::from_be_bytes(len);
+    if len == 0 || len > MAX_FRAME_BYTES {
+        return Err(FrameError::Size(len as u64));
+    }
+    let mut body = vec![0u8; len as usize];
+    reader.read_exact(&mut body).await?;
+    decode_message(&body)
+        .map(Some)
+        .map_err(|e| FrameError::Decode(e.0))
+}
+
+/// Encodes and writes one frame.
+pub async fn write_frame<T, W>(writer: &mut W, message: &T) -> Result<(), FrameError>
+where
+    T: Serialize,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let body = encode_message(message).map_err(|e| FrameError::Decode(e.0))?;
+    if body.is_empty() || body.len() as u64 > MAX_FRAME_BYTES as u64 {
+        return Err(FrameError::Size(body.len() as u64));
+    }
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    writer.write_all(&frame).await?;
+    writer.flush().await?;
+    Ok(())
+}

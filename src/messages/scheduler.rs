@@ -1,0 +1,179 @@
+//! Messages of the scheduler actor ([`crate::actors::scheduler`]) and of worker actors
+//! ([`crate::actors::worker`]).
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use ractor::{ActorRef, RpcReplyPort};
+
+use super::control::{Request, Response};
+use super::journal::AppendError;
+use crate::model::{Failure, ResourceUsage, RunId, Seq, TaskIndex, Workflow};
+
+/// What the scheduler accepts.
+pub enum SchedulerMsg {
+    /// A control request (node/run/list queries, submit, commands). Answered once whatever it
+    /// changed is durable.
+    Request {
+        /// The request.
+        request: Request,
+        /// Receives the answer.
+        reply: RpcReplyPort<Response>,
+    },
+    /// The journal acknowledged (or failed) an append the scheduler made; acks arrive in
+    /// sequence order.
+    Persisted(Result<Range<Seq>, AppendError>),
+    /// An attempt ended (or a worker reports it could not run it).
+    AttemptEnded(AttemptReport),
+    /// A worker actor started (first start or restart) and is free.
+    WorkerUp {
+        /// Its slot (0-based index among the node's workers).
+        slot: u32,
+        /// The worker.
+        worker: ActorRef<WorkerMsg>,
+    },
+    /// Timer: retries that came due, the `STOP` file.
+    Tick,
+    /// Stop dispatching (node shutdown); the reply comes when no attempt is running.
+    Drain(RpcReplyPort<()>),
+    /// Terminate every running attempt without journaling their ends (end of a shutdown's
+    /// grace period; the next boot closes them as interrupted).
+    AbandonRunning,
+    /// Test hook: panic in the handler.
+    Panic,
+}
+
+/// How an attempt ended, as the worker saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Exit status 0 (or an in-process task returned `Ok`).
+    Succeeded {
+        /// What the process used.
+        usage: Option<ResourceUsage>,
+    },
+    /// The attempt failed.
+    Failed {
+        /// Why.
+        failure: Failure,
+        /// What the process used.
+        usage: Option<ResourceUsage>,
+        /// Whether another attempt could help (a missing program will stay missing).
+        retryable: bool,
+    },
+    /// The attempt was terminated on request (cancel, `halt --kill`, shutdown).
+    Terminated {
+        /// What the process used.
+        usage: Option<ResourceUsage>,
+    },
+}
+
+/// A worker's report of one attempt.
+#[derive(Debug, Clone)]
+pub struct AttemptReport {
+    /// The dispatch token of the order (unique per node process).
+    pub token: u64,
+    /// The worker slot that ran it.
+    pub slot: u32,
+    /// The run.
+    pub run: RunId,
+    /// The task.
+    pub task: TaskIndex,
+    /// The attempt number.
+    pub attempt: u32,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+}
+
+/// One attempt for a worker to run.
+pub struct AttemptOrder {
+    /// The run's workflow (the task's command, env, cwd, timeout come from it).
+    pub workflow: Arc<Workflow>,
+    /// Where the attempt's end is reported; also says which attempt this is.
+    pub report: ReportPort,
+}
+
+/// The one-shot way back from an attempt to the scheduler. If it is dropped without
+/// [`ReportPort::send`] (the order died in a stopped worker's mailbox, or the attempt task
+/// was aborted) it reports the attempt as interrupted, so the scheduler never waits for an
+/// attempt nobody runs.
+pub struct ReportPort {
+    /// The dispatch token (unique per node process).
+    pub token: u64,
+    /// The worker slot it was given to.
+    pub slot: u32,
+    /// The run.
+    pub run: RunId,
+    /// The task.
+    pub task: TaskIndex,
+    /// The attempt number (1-based).
+    pub attempt: u32,
+    /// The scheduler; `None` once sent.
+    reply_to: Option<ActorRef<SchedulerMsg>>,
+}
+
+impl ReportPort {
+    /// A port reporting to `reply_to`.
+    pub fn new(
+        reply_to: ActorRef<SchedulerMsg>,
+        token: u64,
+        slot: u32,
+        run: RunId,
+        task: TaskIndex,
+        attempt: u32,
+    ) -> Self {
+        ReportPort {
+            token,
+            slot,
+            run,
+            task,
+            attempt,
+            reply_to: Some(reply_to),
+        }
+    }
+
+    /// Reports how the attempt ended.
+    pub fn send(mut self, outcome: AttemptOutcome) {
+        self.deliver(outcome);
+    }
+
+    fn deliver(&mut self, outcome: AttemptOutcome) {
+        if let Some(to) = self.reply_to.take() {
+            let _ = to.cast(SchedulerMsg::AttemptEnded(AttemptReport {
+                token: self.token,
+                slot: self.slot,
+                run: self.run,
+                task: self.task,
+                attempt: self.attempt,
+                outcome,
+            }));
+        }
+    }
+}
+
+impl Drop for ReportPort {
+    fn drop(&mut self) {
+        self.deliver(AttemptOutcome::Failed {
+            failure: Failure::Interrupted,
+            usage: None,
+            retryable: true,
+        });
+    }
+}
+
+/// What a worker actor accepts.
+pub enum WorkerMsg {
+    /// Run this attempt (the worker is free when the scheduler sends it).
+    Run(Box<AttemptOrder>),
+    /// Terminate the attempt with this token, if it is still running.
+    Terminate {
+        /// The dispatch token.
+        token: u64,
+    },
+    /// The attempt with this token finished (sent by the worker's own attempt task).
+    Finished {
+        /// The dispatch token.
+        token: u64,
+    },
+    /// Test hook: panic in the handler.
+    Panic,
+}

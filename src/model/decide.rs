@@ -1,0 +1,227 @@
+//! Pure decisions: which event the scheduler appends in a given situation.
+//!
+//! Each function reads the folded [`State`] and returns events; none reads a clock or draws
+//! randomness itself (time and the jitter sample are arguments), so the same inputs always
+//! give the same events. Whether an event is legal is the fold's call: the scheduler applies
+//! every decided event to its state before journaling it, and a refused event is never
+//! journaled.
+
+use std::cmp::Ordering;
+use std::time::Duration;
+
+use super::event::{Event, Failure, ResourceUsage};
+use super::ids::{RunId, TaskIndex};
+use super::run::RunState;
+use super::state::State;
+use super::task::TaskState;
+use super::time::Timestamp;
+
+/// How an attempt ended, reduced to what the decision needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptEnd {
+    /// It succeeded.
+    Succeeded,
+    /// It failed; `retryable` is false when another attempt cannot help.
+    Failed {
+        /// Why.
+        failure: Failure,
+        /// Whether the retry policy applies at all.
+        retryable: bool,
+    },
+}
+
+/// The event that closes attempt `attempt` of `task`, or `None` if the task is no longer
+/// running that attempt (cancelled meanwhile, or already closed).
+///
+/// A failure becomes `attempt_failed` (with `retry_at = now + backoff`, see
+/// [`super::retry::RetryPolicy::delay`]) when the failure is retryable, the run is still
+/// `running` and the policy allows another attempt; otherwise `task_failed`.
+/// `jitter_sample` is a uniform sample in `[0, 1)`.
+pub fn attempt_end(
+    state: &State,
+    run: RunId,
+    task: TaskIndex,
+    attempt: u32,
+    end: AttemptEnd,
+    usage: Option<ResourceUsage>,
+    now: Timestamp,
+    jitter_sample: f64,
+) -> Option<Event> {
+    let r = state.run(run)?;
+    let t = r.task(task);
+    if t.state != TaskState::Running || t.attempts != attempt {
+        return None;
+    }
+    let id = r.workflow().task_id(task).clone();
+    Some(match end {
+        AttemptEnd::Succeeded => Event::TaskSucceeded {
+            run,
+            task: id,
+            attempt,
+            usage,
+        },
+        AttemptEnd::Failed { failure, retryable } => {
+            let policy = r.workflow().retry_policy(task);
+            let used = t.attempts - t.budget_base;
+            if retryable && r.state() == RunState::Running && policy.allows_another(used) {
+                let delay: Duration = policy.delay(used, jitter_sample);
+                Event::AttemptFailed {
+                    run,
+                    task: id,
+                    attempt,
+                    failure,
+                    usage,
+                    retry_at: now.saturating_add(delay),
+                }
+            } else {
+                Event::TaskFailed {
+                    run,
+                    task: id,
+                    attempt,
+                    failure,
+                    usage,
+                }
+            }
+        }
+    })
+}
+
+/// The attempts the journal says are running: at boot these were interrupted by the node's
+/// stop and must be closed (see [`attempt_end`] with [`Failure::Interrupted`]).
+pub fn running_attempts(state: &State) -> Vec<(RunId, TaskIndex, u32)> {
+    let mut out = Vec::new();
+    for r in state.runs() {
+        if r.count(TaskState::Running) == 0 {
+            continue;
+        }
+        for (i, t) in r.tasks().iter().enumerate() {
+            if t.state == TaskState::Running {
+                out.push((r.id(), i as TaskIndex, t.attempts));
+            }
+        }
+    }
+    out
+}
+
+/// Order of the ready queue: higher `priority` first, then the task that became ready
+/// earlier (`age`, a counter the scheduler increments per enqueue), so equal priorities are
+/// served first-in, first-out. There is no age boost: a steady stream of high-priority work
+/// can starve lower priorities, as with Airflow's `priority_weight`; priorities are the
+/// operator's statement of what matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueKey {
+    /// Effective task priority.
+    pub priority: i32,
+    /// Enqueue counter (lower = earlier).
+    pub age: u64,
+}
+
+impl Ord for QueueKey {
+    /// "Greater" is served first (for a max-heap).
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.priority
+            .cmp(&other.priority)
+            .then_with(|| other.age.cmp(&self.age))
+    }
+}
+
+impl PartialOrd for QueueKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::{parse_workflow, EventRecord};
+
+    fn setup(retry: &str) -> (State, RunId) {
+        let wf = parse_workflow(&format!(
+            "name = \"t\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\nretry = {retry}\n"
+        ))
+        .unwrap();
+        let run = RunId::from_u128(7);
+        let mut s = State::new();
+        let rec = |event| EventRecord {
+            time: Timestamp(1000),
+            event,
+        };
+        s.apply(
+            1,
+            &rec(Event::RunSubmitted {
+                run,
+                workflow: Arc::new(wf),
+            }),
+        )
+        .unwrap();
+        s.apply(
+            2,
+            &rec(Event::AttemptStarted {
+                run,
+                task: "a".parse().unwrap(),
+                attempt: 1,
+            }),
+        )
+        .unwrap();
+        (s, run)
+    }
+
+    #[test]
+    fn failure_with_budget_retries_after_backoff() {
+        let (s, run) = setup("{ max_attempts = 3, initial_interval = \"2s\", jitter = 0.0 }");
+        let fail = AttemptEnd::Failed {
+            failure: Failure::Exit { code: 1 },
+            retryable: true,
+        };
+        match attempt_end(&s, run, 0, 1, fail, None, Timestamp(5000), 0.5) {
+            Some(Event::AttemptFailed { retry_at, .. }) => assert_eq!(retry_at, Timestamp(7000)),
+            other => panic!("expected attempt_failed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn non_retryable_or_exhausted_fails_for_good() {
+        let (s, run) = setup("{ max_attempts = 3 }");
+        let spawn = AttemptEnd::Failed {
+            failure: Failure::SpawnFailed {
+                message: "x".into(),
+            },
+            retryable: false,
+        };
+        assert!(matches!(
+            attempt_end(&s, run, 0, 1, spawn, None, Timestamp(0), 0.0),
+            Some(Event::TaskFailed { .. })
+        ));
+        let (s, run) = setup("{ max_attempts = 1 }");
+        let fail = AttemptEnd::Failed {
+            failure: Failure::TimedOut,
+            retryable: true,
+        };
+        assert!(matches!(
+            attempt_end(&s, run, 0, 1, fail, None, Timestamp(0), 0.0),
+            Some(Event::TaskFailed { .. })
+        ));
+    }
+
+    #[test]
+    fn stale_attempt_decides_nothing() {
+        let (s, run) = setup("{ max_attempts = 3 }");
+        assert_eq!(
+            attempt_end(&s, run, 0, 2, AttemptEnd::Succeeded, None, Timestamp(0), 0.0),
+            None
+        );
+        assert_eq!(running_attempts(&s), vec![(run, 0, 1)]);
+    }
+
+    #[test]
+    fn queue_key_orders_priority_then_age() {
+        let hi = QueueKey { priority: 5, age: 9 };
+        let lo_old = QueueKey { priority: 0, age: 1 };
+        let lo_new = QueueKey { priority: 0, age: 2 };
+        assert!(hi > lo_old);
+        assert!(lo_old > lo_new);
+    }
+}
