@@ -350,16 +350,26 @@ async fn shutdown_child(id: &str, cell: &ActorCell, shutdown: Duration) {
             debug!(child = id, "child stopped");
             return;
         }
-        warn!(child = id, ?shutdown, "child did not stop within its shutdown timeout; killing it");
+        warn!(
+            child = id,
+            ?shutdown,
+            "child did not stop within its shutdown timeout; killing it"
+        );
     }
     cell.kill();
     if cell.wait(Some(KILL_WAIT)).await.is_err() {
-        warn!(child = id, "child did not exit after being killed; abandoning it");
+        warn!(
+            child = id,
+            "child did not exit after being killed; abandoning it"
+        );
     }
 }
 
 /// Runs a child's start function and makes sure the new actor is linked to the supervisor.
-async fn start_child(supervisor: &ActorCell, spec: &ChildSpec) -> Result<ActorCell, SupervisorError> {
+async fn start_child(
+    supervisor: &ActorCell,
+    spec: &ChildSpec,
+) -> Result<ActorCell, SupervisorError> {
     let cell = (spec.start)(supervisor.clone())
         .await
         .map_err(|e| SupervisorError::Start {
@@ -495,7 +505,9 @@ impl SupervisorState {
                 return Err(self.escalate(&id, &reason).await);
             }
             info!(child = %id, %reason, strategy = ?self.strategy, "restarting child");
-            let idx = self.index_of(&id).expect("a restarted child stays in the child list");
+            let idx = self
+                .index_of(&id)
+                .expect("a restarted child stays in the child list");
             let range = match self.strategy {
                 Strategy::OneForOne => idx..idx + 1,
                 Strategy::OneForAll => 0..self.children.len(),
@@ -526,7 +538,11 @@ impl SupervisorState {
     }
 
     /// [`SupervisorMsg::RestartChild`].
-    async fn restart_child(&mut self, supervisor: &ActorCell, id: &str) -> Result<(), SupervisorError> {
+    async fn restart_child(
+        &mut self,
+        supervisor: &ActorCell,
+        id: &str,
+    ) -> Result<(), SupervisorError> {
         let idx = self
             .index_of(id)
             .ok_or_else(|| SupervisorError::UnknownChild(id.to_string()))?;
@@ -628,7 +644,11 @@ impl Actor for Supervisor {
         let (cell, abnormal, reason) = match event {
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
                 let abnormal = !is_normal_exit(reason.as_deref());
-                (cell, abnormal, reason.unwrap_or_else(|| "normal".to_string()))
+                (
+                    cell,
+                    abnormal,
+                    reason.unwrap_or_else(|| "normal".to_string()),
+                )
             }
             SupervisionEvent::ActorFailed(cell, err) => (cell, true, err.to_string()),
             _ => return Ok(()),
