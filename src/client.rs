@@ -92,7 +92,9 @@ impl Client {
     pub async fn request(&mut self, request: &Request) -> Result<Response, ClientError> {
         let socket = self.socket.clone();
         let frame = |source| ClientError::Frame { socket, source };
-        write_frame(&mut self.stream, request).await.map_err(frame.clone())?;
+        write_frame(&mut self.stream, request)
+            .await
+            .map_err(frame.clone())?;
         match read_frame(&mut self.stream).await.map_err(frame)? {
             Some(r) => Ok(r),
             None => Err(ClientError::Closed),

@@ -118,6 +118,8 @@ pub struct NoopExecutor;
 
 impl Executor for NoopExecutor {
     fn execute(&self, _ctx: AttemptContext, _cancel: oneshot::Receiver<()>) -> AttemptFuture {
-        Box::pin(std::future::ready(AttemptOutcome::Succeeded { usage: None }))
+        Box::pin(std::future::ready(AttemptOutcome::Succeeded {
+            usage: None,
+        }))
     }
 }

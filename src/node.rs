@@ -156,7 +156,12 @@ impl NodeShared {
     /// Sends `request` to the scheduler (or answers it from the journal) and waits.
     pub async fn request(&self, request: Request) -> Result<Response, NodeError> {
         if let Request::Events { run, after, limit } = request {
-            return Ok(crate::actors::control::events(&self.journal, run, after, limit));
+            return Ok(crate::actors::control::events(
+                &self.journal,
+                run,
+                after,
+                limit,
+            ));
         }
         let scheduler = self
             .scheduler()
@@ -280,7 +285,10 @@ impl Node {
     async fn launch(self, parent: Option<ActorCell>) -> Result<NodeHandle, NodeError> {
         Self::prepare_data_dir(&self.config)?;
         let journal = Journal::open(&self.config.data_dir.join("journal"))?;
-        let _ = std::fs::set_permissions(&self.config.data_dir, std::fs::Permissions::from_mode(0o700));
+        let _ = std::fs::set_permissions(
+            &self.config.data_dir,
+            std::fs::Permissions::from_mode(0o700),
+        );
         let shared = Arc::new(NodeShared {
             config: self.config,
             journal,
@@ -314,7 +322,8 @@ fn root_spec(shared: &Arc<NodeShared>) -> SupervisorSpec {
                     durability: sh.config.durability,
                     ..JournalOptions::default()
                 };
-                let (jr, _thread) = JournalRef::spawn_linked(sh.journal.clone(), options, sup).await?;
+                let (jr, _thread) =
+                    JournalRef::spawn_linked(sh.journal.clone(), options, sup).await?;
                 let cell = jr.actor().get_cell();
                 *sh.journal_ref.lock().expect("not poisoned") = Some(jr);
                 Ok(cell)
@@ -329,8 +338,15 @@ fn root_spec(shared: &Arc<NodeShared>) -> SupervisorSpec {
         start: Arc::new(move |sup: ActorCell| {
             let sh = Arc::clone(&sh);
             Box::pin(async move {
-                let (actor, _) =
-                    Actor::spawn_linked(None, Scheduler { shared: Arc::clone(&sh) }, (), sup).await?;
+                let (actor, _) = Actor::spawn_linked(
+                    None,
+                    Scheduler {
+                        shared: Arc::clone(&sh),
+                    },
+                    (),
+                    sup,
+                )
+                .await?;
                 let cell = actor.get_cell();
                 *sh.scheduler.lock().expect("not poisoned") = Some(actor);
                 Ok(cell)
@@ -425,12 +441,18 @@ impl NodeHandle {
         match self.request(Request::Submit(Box::new(workflow))).await? {
             Response::Submitted { run, .. } => Ok(run),
             Response::Error(e) => Err(e.into()),
-            other => Err(NodeError::Unavailable(format!("unexpected answer {other:?}"))),
+            other => Err(NodeError::Unavailable(format!(
+                "unexpected answer {other:?}"
+            ))),
         }
     }
 
     /// Polls the run every `interval` until it is finished; returns its final state.
-    pub async fn wait_for_run(&self, run: RunId, interval: Duration) -> Result<RunState, NodeError> {
+    pub async fn wait_for_run(
+        &self,
+        run: RunId,
+        interval: Duration,
+    ) -> Result<RunState, NodeError> {
         loop {
             match self.request(Request::Run(run)).await? {
                 Response::Run(view) if view.summary.state.is_finished() => {
@@ -438,7 +460,11 @@ impl NodeHandle {
                 }
                 Response::Run(_) => {}
                 Response::Error(e) => return Err(e.into()),
-                other => return Err(NodeError::Unavailable(format!("unexpected answer {other:?}"))),
+                other => {
+                    return Err(NodeError::Unavailable(format!(
+                        "unexpected answer {other:?}"
+                    )))
+                }
             }
             tokio::time::sleep(interval).await;
         }

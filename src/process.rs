@@ -56,8 +56,11 @@
 //!   (signal number) and a [`Usage`] from its `rusage`: CPU times in
 //!   microseconds, peak resident set size in KiB. The rusage covers the
 //!   leader and the descendants it waited for, not orphaned grandchildren.
-//!   Linux reports the peak RSS of the process image *before* `exec` too, so
-//!   `max_rss_kib` may reflect the spawning process's size for tiny programs.
+//!   **Caveat:** Linux carries the memory high-water mark of the image the
+//!   child had *before* `exec` over into `ru_maxrss`, and std spawns with
+//!   vfork semantics (the child shares this process's memory until `exec`),
+//!   so `max_rss_kib` is at least this process's own peak RSS at spawn time.
+//!   It only measures the task when the task's peak is larger than that.
 //! * **Spawn failures** ([`ProcessEnd::SpawnFailed`]): missing or unusable
 //!   `cwd` (`"cwd `/x/y`: No such file or directory (os error 2)"`), program
 //!   not found or not executable (``"`prog`: No such file or directory (os
@@ -71,9 +74,12 @@
 //!
 //! Must be called inside a Tokio runtime with timers enabled. Each running
 //! attempt occupies two threads of Tokio's blocking pool (reaper and output
-//! copier). Dropping the future before it resolves kills the process group
-//! with `SIGKILL` and removes the pid file; the child is still reaped in the
-//! background.
+//! copier) for its whole lifetime; with the default limit of 512 blocking
+//! threads, attempts beyond ~256 concurrent ones wait for a thread (their
+//! output is not copied and they are not reaped meanwhile), so raise
+//! `max_blocking_threads` if more are expected. Dropping the future before it
+//! resolves kills the process group with `SIGKILL` and removes the pid file;
+//! the child is still reaped in the background.
 //!
 //! # Recovering after a crash: [`terminate_orphan`]
 //!
@@ -150,7 +156,8 @@ pub struct ProcessSpec {
 }
 
 /// Resource usage of the attempt's leader (and the children it waited for),
-/// from `wait4`'s `rusage`.
+/// from `wait4`'s `rusage`. See the module docs for why `max_rss_kib` is a
+/// lower-bounded (by this process's peak RSS) figure.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
     /// User CPU time in microseconds (`ru_utime`).
@@ -642,7 +649,11 @@ pub async fn run_process(spec: ProcessSpec, mut cancel: oneshot::Receiver<()>) -
     let (log_bytes, truncated) = match tokio::time::timeout(DRAIN_TIMEOUT, &mut copier).await {
         Ok(r) => r,
         Err(_) => {
-            warn!(pid = pid.as_raw(), "output pipe still open after the group died (a process left the group?); abandoning it");
+            warn!(
+                pid = pid.as_raw(),
+                "output pipe still open after the group died (a process left the group?); \
+                 abandoning it"
+            );
             drop(wake_tx);
             copier.await
         }
@@ -716,6 +727,9 @@ fn group_members(pgrp: i32, min_start: u64) -> Vec<Pid> {
 ///   [`OrphanOutcome::Gone`] if there were none.
 ///
 /// The current process and its own process group are never signalled.
+/// Start times count from boot, so records must not outlive a reboot (keep
+/// them on a tmpfs such as `/run`, or discard them at startup after a
+/// reboot): a new process could match a stale record by coincidence.
 ///
 /// # Errors
 /// Reading or removing the pid file failed, or its content is not

@@ -43,7 +43,9 @@ pub fn load_for_submit(path: &Path) -> Result<Workflow, SpecError> {
     let workflow = load_workflow(path)?;
     let name = path.display().to_string();
     let folder = std::path::absolute(path)
-        .map_err(|e| SpecError::whole(format!("cannot resolve the path: {e}")).with_source_name(name.clone()))?
+        .map_err(|e| {
+            SpecError::whole(format!("cannot resolve the path: {e}")).with_source_name(name.clone())
+        })?
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| "/".into());

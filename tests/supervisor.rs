@@ -9,11 +9,11 @@ use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, SpawnErr,
     SupervisionEvent,
 };
+use tokio::sync::mpsc;
 use troupe::actors::supervisor::{
     child, ChildInfo, Restart, Strategy, Supervisor, SupervisorError, SupervisorMsg,
     SupervisorSpec, DEFAULT_INTENSITY, DEFAULT_PERIOD,
 };
-use tokio::sync::mpsc;
 
 type Log = Arc<Mutex<Vec<String>>>;
 

@@ -15,8 +15,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 
 use crate::messages::control::{
-    read_frame, write_frame, ControlError, FrameError, Hello, HelloReply, Request, Response,
-    MAGIC, PROTOCOL_VERSION,
+    read_frame, write_frame, ControlError, FrameError, Hello, HelloReply, Request, Response, MAGIC,
+    PROTOCOL_VERSION,
 };
 use crate::model::{RunId, Seq};
 use crate::node::NodeShared;

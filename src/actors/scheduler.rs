@@ -46,8 +46,8 @@ use crate::messages::scheduler::{
 };
 use crate::model::decide::{attempt_end, running_attempts, AttemptEnd, QueueKey};
 use crate::model::{
-    ApplyError, Change, Event, EventRecord, Failure, Run, RunId, RunState, Seq, State,
-    TaskIndex, TaskState, Timestamp, Workflow,
+    ApplyError, Change, Event, EventRecord, Failure, Run, RunId, RunState, Seq, State, TaskIndex,
+    TaskState, Timestamp, Workflow,
 };
 use crate::node::NodeShared;
 
@@ -245,7 +245,9 @@ impl SchedulerState {
                     token,
                     slot,
                 } => {
-                    let Some(r) = self.state.run(run) else { continue };
+                    let Some(r) = self.state.run(run) else {
+                        continue;
+                    };
                     let order = AttemptOrder {
                         workflow: Arc::clone(r.workflow()),
                         report: ReportPort::new(myself.clone(), token, slot, run, task, attempt),
@@ -289,7 +291,9 @@ impl SchedulerState {
         let t_now = now();
         while !self.free.is_empty() {
             let Some(entry) = self.queue.pop() else { break };
-            let Some(r) = self.state.run(entry.run) else { continue };
+            let Some(r) = self.state.run(entry.run) else {
+                continue;
+            };
             if r.state() != RunState::Running
                 || r.is_suspended()
                 || self.running.contains_key(&(entry.run, entry.task))
@@ -351,10 +355,8 @@ impl SchedulerState {
             if let Some(p) = &pool {
                 *self.pool_load.entry((entry.run, p.clone())).or_default() += 1;
             }
-            self.running.insert(
-                (entry.run, entry.task),
-                Running { token, slot, pool },
-            );
+            self.running
+                .insert((entry.run, entry.task), Running { token, slot, pool });
             self.after_persist(Effect::Dispatch {
                 run: entry.run,
                 task: entry.task,
@@ -461,46 +463,52 @@ impl SchedulerState {
             .collect()
     }
 
-    fn command(&mut self, cmd: AdminCommand, stop_file: &std::path::Path) -> Result<(), ControlError> {
-        let task_id = |s: &Self, run: RunId, t: &crate::model::TaskId| -> Result<TaskIndex, ControlError> {
-            let r = s
-                .state
-                .run(run)
-                .ok_or_else(|| ControlError::NotFound(format!("no run {run}")))?;
-            r.workflow()
-                .task_index(t.as_str())
-                .ok_or_else(|| ControlError::NotFound(format!("run {run} has no task `{t}`")))
-        };
+    fn command(
+        &mut self,
+        cmd: AdminCommand,
+        stop_file: &std::path::Path,
+    ) -> Result<(), ControlError> {
+        let task_id =
+            |s: &Self, run: RunId, t: &crate::model::TaskId| -> Result<TaskIndex, ControlError> {
+                let r = s
+                    .state
+                    .run(run)
+                    .ok_or_else(|| ControlError::NotFound(format!("no run {run}")))?;
+                r.workflow()
+                    .task_index(t.as_str())
+                    .ok_or_else(|| ControlError::NotFound(format!("run {run} has no task `{t}`")))
+            };
         match cmd {
             AdminCommand::Cancel(Target::Run(run)) => {
-                self.decide(Event::RunCancelled { run }).map_err(to_control_error)?;
+                self.decide(Event::RunCancelled { run })
+                    .map_err(to_control_error)?;
                 let r = self.state.run(run).expect("just applied");
-                let kill = self.running_where(|rr, t| {
-                    rr == run && r.task(t).state != TaskState::Running
-                });
+                let kill =
+                    self.running_where(|rr, t| rr == run && r.task(t).state != TaskState::Running);
                 self.after_persist(Effect::Terminate(kill));
             }
             AdminCommand::Cancel(Target::Task(run, task)) => {
                 let t = task_id(self, run, &task)?;
-                self.decide(Event::TaskCancelled { run, task }).map_err(to_control_error)?;
+                self.decide(Event::TaskCancelled { run, task })
+                    .map_err(to_control_error)?;
                 let kill = self.running_where(|rr, tt| rr == run && tt == t);
                 self.after_persist(Effect::Terminate(kill));
             }
-            AdminCommand::Suspend(Target::Run(run)) => {
-                self.decide(Event::RunSuspended { run }).map_err(to_control_error)?
-            }
-            AdminCommand::Suspend(Target::Task(run, task)) => {
-                self.decide(Event::TaskSuspended { run, task }).map_err(to_control_error)?
-            }
-            AdminCommand::Resume(Target::Run(run)) => {
-                self.decide(Event::RunResumed { run }).map_err(to_control_error)?
-            }
-            AdminCommand::Resume(Target::Task(run, task)) => {
-                self.decide(Event::TaskResumed { run, task }).map_err(to_control_error)?
-            }
-            AdminCommand::Retry(Target::Task(run, task)) => {
-                self.decide(Event::TaskRetried { run, task }).map_err(to_control_error)?
-            }
+            AdminCommand::Suspend(Target::Run(run)) => self
+                .decide(Event::RunSuspended { run })
+                .map_err(to_control_error)?,
+            AdminCommand::Suspend(Target::Task(run, task)) => self
+                .decide(Event::TaskSuspended { run, task })
+                .map_err(to_control_error)?,
+            AdminCommand::Resume(Target::Run(run)) => self
+                .decide(Event::RunResumed { run })
+                .map_err(to_control_error)?,
+            AdminCommand::Resume(Target::Task(run, task)) => self
+                .decide(Event::TaskResumed { run, task })
+                .map_err(to_control_error)?,
+            AdminCommand::Retry(Target::Task(run, task)) => self
+                .decide(Event::TaskRetried { run, task })
+                .map_err(to_control_error)?,
             AdminCommand::Retry(Target::Run(run)) => {
                 let r = self
                     .state
@@ -535,7 +543,8 @@ impl SchedulerState {
                 }
             }
             AdminCommand::Halt { kill } => {
-                self.decide(Event::NodeHalted { kill }).map_err(to_control_error)?;
+                self.decide(Event::NodeHalted { kill })
+                    .map_err(to_control_error)?;
                 if kill {
                     let all = self.running_where(|_, _| true);
                     self.after_persist(Effect::Terminate(all));
@@ -573,7 +582,9 @@ impl SchedulerState {
 
     /// Schedules a `Tick` for the earliest retry timer, if not already scheduled earlier.
     fn arm(&mut self, myself: &ActorRef<SchedulerMsg>) {
-        let Some(&(at, _, _)) = self.timers.first() else { return };
+        let Some(&(at, _, _)) = self.timers.first() else {
+            return;
+        };
         if self.armed.is_some_and(|a| a <= at) {
             return;
         }
@@ -692,7 +703,9 @@ impl Actor for Scheduler {
         _args: (),
     ) -> Result<SchedulerState, ActorProcessingErr> {
         let shared = &self.shared;
-        let journal = shared.journal_ref().ok_or("scheduler started without a journal")?;
+        let journal = shared
+            .journal_ref()
+            .ok_or("scheduler started without a journal")?;
         // Appends a previous incarnation left in flight are durable (or failed) before we
         // read: the empty append is acknowledged after everything queued ahead of it.
         journal.append(Vec::new()).await?;
@@ -755,14 +768,27 @@ impl Actor for Scheduler {
                 .join(r.workflow().task_id(task).as_str())
                 .join(format!("{attempt}.pid"));
             match crate::process::terminate_orphan(&pid_path, shared.config.grace).await {
-                Ok(outcome) => tracing::info!(run_id = %run, task_id = %r.workflow().task_id(task), attempt, ?outcome, "closing interrupted attempt"),
-                Err(e) => tracing::warn!(error = %e, path = %pid_path.display(), "could not check an interrupted attempt's process"),
+                Ok(outcome) => {
+                    tracing::info!(run_id = %run, task_id = %r.workflow().task_id(task), attempt, ?outcome, "closing interrupted attempt")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, path = %pid_path.display(), "could not check an interrupted attempt's process")
+                }
             }
             let end = AttemptEnd::Failed {
                 failure: Failure::Interrupted,
                 retryable: true,
             };
-            if let Some(event) = attempt_end(&s.state, run, task, attempt, end, None, now(), rand::random::<f64>()) {
+            if let Some(event) = attempt_end(
+                &s.state,
+                run,
+                task,
+                attempt,
+                end,
+                None,
+                now(),
+                rand::random::<f64>(),
+            ) {
                 s.decide(event)?;
             }
         }
@@ -773,7 +799,11 @@ impl Actor for Scheduler {
         s.due_timers();
         s.arm(&myself);
         myself.send_interval(STOP_FILE_POLL, || SchedulerMsg::Tick);
-        tracing::info!(last_seq = s.state.last_seq(), runs = s.state.runs().count(), "scheduler started");
+        tracing::info!(
+            last_seq = s.state.last_seq(),
+            runs = s.state.runs().count(),
+            "scheduler started"
+        );
         Ok(s)
     }
 

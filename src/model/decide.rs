@@ -210,7 +210,16 @@ mod tests {
     fn stale_attempt_decides_nothing() {
         let (s, run) = setup("{ max_attempts = 3 }");
         assert_eq!(
-            attempt_end(&s, run, 0, 2, AttemptEnd::Succeeded, None, Timestamp(0), 0.0),
+            attempt_end(
+                &s,
+                run,
+                0,
+                2,
+                AttemptEnd::Succeeded,
+                None,
+                Timestamp(0),
+                0.0
+            ),
             None
         );
         assert_eq!(running_attempts(&s), vec![(run, 0, 1)]);
@@ -218,9 +227,18 @@ mod tests {
 
     #[test]
     fn queue_key_orders_priority_then_age() {
-        let hi = QueueKey { priority: 5, age: 9 };
-        let lo_old = QueueKey { priority: 0, age: 1 };
-        let lo_new = QueueKey { priority: 0, age: 2 };
+        let hi = QueueKey {
+            priority: 5,
+            age: 9,
+        };
+        let lo_old = QueueKey {
+            priority: 0,
+            age: 1,
+        };
+        let lo_new = QueueKey {
+            priority: 0,
+            age: 2,
+        };
         assert!(hi > lo_old);
         assert!(lo_old > lo_new);
     }

@@ -117,7 +117,8 @@ fn print_json(v: &serde_json::Value) {
 }
 
 fn opt_time(t: Option<troupe::model::Timestamp>) -> serde_json::Value {
-    t.map(|t| json!(t.to_string())).unwrap_or(serde_json::Value::Null)
+    t.map(|t| json!(t.to_string()))
+        .unwrap_or(serde_json::Value::Null)
 }
 
 fn summary_json(s: &RunSummary) -> serde_json::Value {
@@ -175,14 +176,22 @@ fn node_json(n: &NodeView) -> serde_json::Value {
 
 fn print_tasks(tasks: &[TaskView]) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{:<24} {:<17} {:>8}  {}", "TASK", "STATE", "ATTEMPTS", "DETAIL");
+    let _ = writeln!(
+        out,
+        "{:<24} {:<17} {:>8}  {}",
+        "TASK", "STATE", "ATTEMPTS", "DETAIL"
+    );
     for t in tasks {
         let detail = match (&t.last_failure, t.retry_at) {
             (Some(f), Some(at)) => format!("{f}; retry at {at}"),
             (Some(f), None) => f.clone(),
             _ => String::new(),
         };
-        let _ = writeln!(out, "{:<24} {:<17} {:>8}  {}", t.id, t.state, t.attempts, detail);
+        let _ = writeln!(
+            out,
+            "{:<24} {:<17} {:>8}  {}",
+            t.id, t.state, t.attempts, detail
+        );
     }
 }
 
@@ -199,7 +208,9 @@ fn print_run(v: &RunView) {
         s.running,
         s.failed,
         s.submitted_at,
-        s.finished_at.map(|f| format!(", finished {f}")).unwrap_or_default()
+        s.finished_at
+            .map(|f| format!(", finished {f}"))
+            .unwrap_or_default()
     );
     print_tasks(&v.tasks);
 }
@@ -292,11 +303,9 @@ pub fn tasks(data_dir: &Path, run: RunId, json: bool) -> ExitCode {
     block("tasks", async move {
         let mut conn = connect(data_dir).await?;
         match conn.request(Request::Run(run)).await? {
-            Response::Run(v) if json => print_json(&json!(v
-                .tasks
-                .iter()
-                .map(task_json)
-                .collect::<Vec<_>>())),
+            Response::Run(v) if json => {
+                print_json(&json!(v.tasks.iter().map(task_json).collect::<Vec<_>>()))
+            }
             Response::Run(v) => print_tasks(&v.tasks),
             r => return Err(unexpected(r)),
         }
@@ -313,7 +322,9 @@ pub fn command(data_dir: &Path, name: &str, cmd: AdminCommand) -> ExitCode {
             AdminCommand::Suspend(t) => format!("suspended {t}"),
             AdminCommand::Resume(t) => format!("resumed {t}"),
             AdminCommand::Retry(t) => format!("retrying {t}"),
-            AdminCommand::Halt { kill: true } => "halted; running attempts are being terminated".into(),
+            AdminCommand::Halt { kill: true } => {
+                "halted; running attempts are being terminated".into()
+            }
             AdminCommand::Halt { kill: false } => "halted; running attempts continue".into(),
             AdminCommand::Unhalt => "dispatching resumed".into(),
         };
@@ -394,7 +405,10 @@ pub fn node_start(data_dir: &Path, opts: StartOptions) -> ExitCode {
                 return Err(Failed { code: EXIT_INTERNAL, message: "the node's supervisor gave up (restart intensity exceeded); see the log above".into() });
             }
         };
-        eprintln!("troupe node: {why}: stopping (running attempts get up to {:?})", node.shared().config.grace);
+        eprintln!(
+            "troupe node: {why}: stopping (running attempts get up to {:?})",
+            node.shared().config.grace
+        );
         node.shutdown().await?;
         eprintln!("troupe node: stopped");
         Ok(ExitCode::SUCCESS)
@@ -420,7 +434,8 @@ pub fn node_stop(data_dir: &Path) -> ExitCode {
         // The node removes its socket and exits; wait for the process to be gone.
         let deadline = Instant::now() + Duration::from_secs(600);
         while Instant::now() < deadline {
-            let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok();
+            let alive =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok();
             if !alive {
                 println!("node (pid {pid}) stopped");
                 return Ok(ExitCode::SUCCESS);
@@ -506,9 +521,11 @@ pub fn run(data_dir: &Path, file: &Path, detach: bool, json: bool, opts: StartOp
                 took.as_secs_f64()
             );
             if s.state != RunState::Succeeded {
-                for t in view.tasks.iter().filter(|t| {
-                    matches!(t.state, TaskState::Failed | TaskState::Cancelled)
-                }) {
+                for t in view
+                    .tasks
+                    .iter()
+                    .filter(|t| matches!(t.state, TaskState::Failed | TaskState::Cancelled))
+                {
                     println!(
                         "  {} {}: {}",
                         t.id,
@@ -544,7 +561,10 @@ async fn follow(conn: &mut Conn, run: RunId) -> Result<Box<RunView>, Failed> {
         let s = &view.summary;
         bar.set_length(s.tasks as u64);
         bar.set_position((s.succeeded + s.failed) as u64);
-        bar.set_message(format!("{} running, {} failed — {}", s.running, s.failed, s.state));
+        bar.set_message(format!(
+            "{} running, {} failed — {}",
+            s.running, s.failed, s.state
+        ));
         if s.state.is_finished() {
             bar.finish_and_clear();
             return Ok(view);
@@ -560,13 +580,19 @@ pub fn logs(data_dir: &Path, target: Target, attempt: Option<u32>, follow: bool)
         eprintln!("troupe logs: give a task as RUN/TASK");
         return ExitCode::from(EXIT_INVALID);
     };
-    let dir = data_dir.join("logs").join(run.to_string()).join(task.as_str());
+    let dir = data_dir
+        .join("logs")
+        .join(run.to_string())
+        .join(task.as_str());
     let attempt = match attempt {
         Some(a) => a,
         None => match latest_attempt(&dir) {
             Some(a) => a,
             None => {
-                eprintln!("troupe logs: no logs for {run}/{task} in {} (has it started?)", dir.display());
+                eprintln!(
+                    "troupe logs: no logs for {run}/{task} in {} (has it started?)",
+                    dir.display()
+                );
                 return ExitCode::from(EXIT_INVALID);
             }
         },
@@ -580,7 +606,8 @@ pub fn logs(data_dir: &Path, target: Target, attempt: Option<u32>, follow: bool)
         }
     };
     let mut out = std::io::stdout().lock();
-    let mut copy = |file: &mut std::fs::File| -> std::io::Result<u64> { std::io::copy(file, &mut out) };
+    let mut copy =
+        |file: &mut std::fs::File| -> std::io::Result<u64> { std::io::copy(file, &mut out) };
     if let Err(e) = copy(&mut file) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             return ExitCode::SUCCESS;
@@ -647,44 +674,46 @@ pub fn events_online(
         Err(ClientError::NoNode { .. }) if !follow => return None,
         Err(e) => return Some(Failed::from(e).exit("events")),
     };
-    Some(match rt.block_on(async {
-        let mut after: Seq = 0;
-        loop {
-            let batch = match conn
-                .request(Request::Events {
-                    run,
-                    after,
-                    limit: 10_000,
-                })
-                .await?
-            {
-                Response::Events(e) => e,
-                r => return Err(unexpected(r)),
-            };
-            let n = batch.len();
-            let mut out = std::io::stdout().lock();
-            for (seq, record) in &batch {
-                let line = if json {
-                    event_json(*seq, record).to_string()
-                } else {
-                    event_line(*seq, record)
+    Some(
+        match rt.block_on(async {
+            let mut after: Seq = 0;
+            loop {
+                let batch = match conn
+                    .request(Request::Events {
+                        run,
+                        after,
+                        limit: 10_000,
+                    })
+                    .await?
+                {
+                    Response::Events(e) => e,
+                    r => return Err(unexpected(r)),
                 };
-                if writeln!(out, "{line}").is_err() {
-                    return Ok(ExitCode::SUCCESS);
+                let n = batch.len();
+                let mut out = std::io::stdout().lock();
+                for (seq, record) in &batch {
+                    let line = if json {
+                        event_json(*seq, record).to_string()
+                    } else {
+                        event_line(*seq, record)
+                    };
+                    if writeln!(out, "{line}").is_err() {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    after = *seq;
                 }
-                after = *seq;
-            }
-            let _ = out.flush();
-            drop(out);
-            if n == 0 {
-                if !follow {
-                    return Ok(ExitCode::SUCCESS);
+                let _ = out.flush();
+                drop(out);
+                if n == 0 {
+                    if !follow {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    tokio::time::sleep(POLL).await;
                 }
-                tokio::time::sleep(POLL).await;
             }
-        }
-    }) {
-        Ok(c) => c,
-        Err(e) => e.exit("events"),
-    })
+        }) {
+            Ok(c) => c,
+            Err(e) => e.exit("events"),
+        },
+    )
 }

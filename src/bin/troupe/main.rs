@@ -278,12 +278,18 @@ fn main() -> ExitCode {
             attempt,
             follow,
         } => admin::logs(&data_dir, target, attempt, follow),
-        Command::Cancel { target } => admin::command(&data_dir, "cancel", AdminCommand::Cancel(target)),
+        Command::Cancel { target } => {
+            admin::command(&data_dir, "cancel", AdminCommand::Cancel(target))
+        }
         Command::Suspend { target } => {
             admin::command(&data_dir, "suspend", AdminCommand::Suspend(target))
         }
-        Command::Resume { target } => admin::command(&data_dir, "resume", AdminCommand::Resume(target)),
-        Command::Retry { target } => admin::command(&data_dir, "retry", AdminCommand::Retry(target)),
+        Command::Resume { target } => {
+            admin::command(&data_dir, "resume", AdminCommand::Resume(target))
+        }
+        Command::Retry { target } => {
+            admin::command(&data_dir, "retry", AdminCommand::Retry(target))
+        }
         Command::Halt { kill } => admin::command(&data_dir, "halt", AdminCommand::Halt { kill }),
         Command::Unhalt => admin::command(&data_dir, "unhalt", AdminCommand::Unhalt),
         Command::Bench(cmd) => match run_bench(cmd, &data_dir) {
@@ -410,7 +416,11 @@ fn event_json(seq: Seq, record: &EventRecord) -> serde_json::Value {
 
 /// One event as a line of text: seq, time, type, target, attempt.
 fn event_line(seq: Seq, record: &EventRecord) -> String {
-    let mut line = format!("{seq:>8}  {}  {:<22}", record.time, record.event.type_name());
+    let mut line = format!(
+        "{seq:>8}  {}  {:<22}",
+        record.time,
+        record.event.type_name()
+    );
     match (record.event.run(), record.event.task()) {
         (Some(r), Some(t)) => line.push_str(&format!("  {r}/{t}")),
         (Some(r), None) => line.push_str(&format!("  {r}")),

@@ -1,0 +1,180 @@
+//! Helpers for tests that drive the real `troupe` binary against a real data dir.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// `troupe --data-dir DIR`.
+pub fn troupe(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_troupe"));
+    c.arg("--data-dir").arg(dir).env("RUST_LOG", "warn");
+    c
+}
+
+/// Runs `troupe --data-dir DIR ARGS...` and returns its output.
+pub fn run(dir: &Path, args: &[&str]) -> Output {
+    troupe(dir).args(args).output().expect("run troupe")
+}
+
+/// Stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Writes a workflow file into `dir` and returns its path.
+pub fn workflow(dir: &Path, name: &str, text: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A `troupe node start` process; SIGKILLed when dropped.
+pub struct NodeProc {
+    /// The process.
+    pub child: Child,
+    /// Its data dir.
+    pub dir: PathBuf,
+}
+
+impl NodeProc {
+    /// Starts a node (test hooks on) and waits until it answers `status`.
+    pub fn start(dir: &Path, extra: &[&str]) -> NodeProc {
+        let child = troupe(dir)
+            .args(["node", "start"])
+            .args(extra)
+            .env("TROUPE_TEST_HOOKS", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn node");
+        let mut node = NodeProc {
+            child,
+            dir: dir.to_owned(),
+        };
+        node.wait_ready();
+        node
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("node exited early: {status}");
+            }
+            if run(&self.dir, &["status"]).status.success() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "node did not answer within 60 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait; returns the exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::SIGTERM,
+        )
+        .unwrap();
+        let status = self.child.wait().unwrap();
+        status.code()
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// `status RUN --json`.
+pub fn run_status(dir: &Path, run: &str) -> Value {
+    let o = run_cmd_ok(dir, &["status", run, "--json"]);
+    serde_json::from_str(&stdout(&o)).unwrap()
+}
+
+/// Runs a command and asserts exit 0.
+pub fn run_cmd_ok(dir: &Path, args: &[&str]) -> Output {
+    let o = run(dir, args);
+    assert!(
+        o.status.success(),
+        "troupe {args:?} failed ({:?}): {}{}",
+        o.status.code(),
+        stdout(&o),
+        stderr(&o)
+    );
+    o
+}
+
+/// Submits with `run --detach` and returns the run id.
+pub fn submit(dir: &Path, file: &Path) -> String {
+    let o = run_cmd_ok(dir, &["run", "--detach", file.to_str().unwrap()]);
+    stdout(&o).trim().to_owned()
+}
+
+/// Polls `status RUN --json` until `pred` holds (at most `secs` seconds).
+pub fn wait_until(dir: &Path, run: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = run_status(dir, run);
+        if pred(&v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "condition not reached; last status {v}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Polls until the run is finished.
+pub fn wait_finished(dir: &Path, run: &str, secs: u64) -> Value {
+    wait_until(dir, run, secs, |v| {
+        !matches!(v["state"].as_str(), Some("running") | Some("compensating"))
+    })
+}
+
+/// The state of task `id` in a `status --json` value.
+pub fn task_state<'a>(v: &'a Value, id: &str) -> &'a str {
+    v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap_or_else(|| panic!("no task {id}"))["state"]
+        .as_str()
+        .unwrap()
+}
+
+/// Every event as JSON (through the node if one runs, else offline).
+pub fn events(dir: &Path) -> Vec<Value> {
+    let o = run_cmd_ok(dir, &["events", "--json"]);
+    stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Events of `type` for task `task`.
+pub fn of<'a>(events: &'a [Value], ty: &str, task: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e["type"] == ty && e["task"] == task)
+        .collect()
+}
