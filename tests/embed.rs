@@ -1,0 +1,67 @@
+//! The library API: two nodes in one process, and a node under a host's supervisor.
+
+use std::time::Duration;
+
+use troupe::executor::NoopExecutor;
+use troupe::model::{parse_workflow, RunState};
+use troupe::storage::Durability;
+use troupe::Node;
+
+fn chain(name: &str, n: usize) -> troupe::model::Workflow {
+    let mut s = format!("name = \"{name}\"\n");
+    for i in 0..n {
+        s.push_str(&format!("[[task]]\nid = \"t{i}\"\ncommand = [\"true\"]\n"));
+        if i > 0 {
+            s.push_str(&format!("depends_on = [\"t{}\"]\n", i - 1));
+        }
+    }
+    parse_workflow(&s).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_in_one_process() {
+    let a_dir = tempfile::tempdir().unwrap();
+    let b_dir = tempfile::tempdir().unwrap();
+    let a = Node::builder(a_dir.path())
+        .executor(NoopExecutor)
+        .durability(Durability::Buffered)
+        .start()
+        .await
+        .unwrap();
+    let b = Node::builder(b_dir.path()).workers(2).start().await.unwrap();
+    let ra = a.submit(chain("a", 50)).await.unwrap();
+    let rb = b.submit(chain("b", 5)).await.unwrap();
+    // Each node knows only its own run.
+    assert!(b.wait_for_run(ra, Duration::from_millis(10)).await.is_err());
+    let tick = Duration::from_millis(10);
+    assert_eq!(a.wait_for_run(ra, tick).await.unwrap(), RunState::Succeeded);
+    assert_eq!(b.wait_for_run(rb, tick).await.unwrap(), RunState::Succeeded);
+    // Both have their own socket.
+    assert!(a_dir.path().join("troupe.sock").exists());
+    assert!(b_dir.path().join("troupe.sock").exists());
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+    assert!(!a_dir.path().join("troupe.sock").exists());
+
+    // After a shutdown the journal is free again, and a new node sees the finished run.
+    let a = Node::builder(a_dir.path()).executor(NoopExecutor).start().await.unwrap();
+    assert_eq!(a.wait_for_run(ra, tick).await.unwrap(), RunState::Succeeded);
+    a.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resubmitting_an_unfinished_workflow_attaches() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::builder(dir.path()).start().await.unwrap();
+    node.request(troupe::messages::control::Request::Command(
+        troupe::messages::control::Command::Halt { kill: false },
+    ))
+    .await
+    .unwrap();
+    let first = node.submit(chain("same", 3)).await.unwrap();
+    let again = node.submit(chain("same", 3)).await.unwrap();
+    let other = node.submit(chain("same", 4)).await.unwrap();
+    assert_eq!(first, again, "same name and content while unfinished: attach");
+    assert_ne!(first, other, "different content: a new run");
+    node.shutdown().await.unwrap();
+}
