@@ -8,7 +8,6 @@
 //! Run: `cargo run --example embed` (uses a temporary data dir).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use troupe::model::{parse_workflow, RunState};
@@ -56,7 +55,7 @@ impl Actor for Host {
             let workflow = anchor(workflow, &std::env::temp_dir()).map_err(|e| e.to_string())?;
             let run = node.submit(workflow).await.map_err(|e| e.to_string())?;
             println!("submitted run {run}");
-            node.wait_for_run(run, Duration::from_millis(20))
+            node.wait_for_run(run)
                 .await
                 .map_err(|e| e.to_string())
         }

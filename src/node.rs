@@ -135,6 +135,9 @@ pub struct NodeShared {
     scheduler: Mutex<Option<ActorRef<SchedulerMsg>>>,
     /// Notified by a `Stop` control request; see [`NodeHandle::stop_requested`].
     pub stop_requested: tokio::sync::Notify,
+    /// Every run that reaches a finished state, once that is durable (for waiters; lagging
+    /// receivers re-query).
+    pub finished_runs: tokio::sync::broadcast::Sender<(RunId, RunState)>,
 }
 
 impl NodeShared {
@@ -296,6 +299,7 @@ impl Node {
             journal_ref: Mutex::new(None),
             scheduler: Mutex::new(None),
             stop_requested: tokio::sync::Notify::new(),
+            finished_runs: tokio::sync::broadcast::channel(1024).0,
         });
         let spec = root_spec(&shared);
         let spawned = match parent {
@@ -447,12 +451,11 @@ impl NodeHandle {
         }
     }
 
-    /// Polls the run every `interval` until it is finished; returns its final state.
-    pub async fn wait_for_run(
-        &self,
-        run: RunId,
-        interval: Duration,
-    ) -> Result<RunState, NodeError> {
+    /// Waits until the run is finished (and durably so); returns its final state. Woken by
+    /// the scheduler, no polling.
+    pub async fn wait_for_run(&self, run: RunId) -> Result<RunState, NodeError> {
+        use tokio::sync::broadcast::error::RecvError;
+        let mut finished = self.shared.finished_runs.subscribe();
         loop {
             match self.request(Request::Run(run)).await? {
                 Response::Run(view) if view.summary.state.is_finished() => {
@@ -461,12 +464,20 @@ impl NodeHandle {
                 Response::Run(_) => {}
                 Response::Error(e) => return Err(e.into()),
                 other => {
-                    return Err(NodeError::Unavailable(format!(
-                        "unexpected answer {other:?}"
-                    )))
+                    return Err(NodeError::Unavailable(format!("unexpected answer {other:?}")))
                 }
             }
-            tokio::time::sleep(interval).await;
+            // Re-query after a lag or a scheduler restart; otherwise wait for our run.
+            loop {
+                match finished.recv().await {
+                    Ok((r, state)) if r == run => return Ok(state),
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => break,
+                    Err(RecvError::Closed) => {
+                        return Err(NodeError::Unavailable("the node stopped".into()))
+                    }
+                }
+            }
         }
     }
 

@@ -109,6 +109,8 @@ enum Effect {
     Terminate(Vec<(u32, u64)>),
     /// Answer a request.
     Reply(RpcReplyPort<Response>, Response),
+    /// Tell waiters a run finished.
+    Finished(RunId, RunState),
 }
 
 /// The scheduler's state (rebuilt from the journal on every start).
@@ -155,6 +157,8 @@ pub struct SchedulerState {
     drained: Vec<RpcReplyPort<()>>,
     /// Shutdown after the grace period: ends of running attempts are not journaled.
     abandon: bool,
+    /// Where finished runs are announced.
+    finished: tokio::sync::broadcast::Sender<(RunId, RunState)>,
 }
 
 fn now() -> Timestamp {
@@ -187,6 +191,11 @@ impl SchedulerState {
     }
 
     fn react(&mut self, change: Change) {
+        if let Change::Run { run, to, .. } = change {
+            if to.is_finished() {
+                self.after_persist(Effect::Finished(run, to));
+            }
+        }
         if let Change::Task { run, task, to, .. } = change {
             match to {
                 TaskState::Ready => self.enqueue(run, task),
@@ -269,6 +278,9 @@ impl SchedulerState {
                 }
                 Effect::Reply(port, response) => {
                     let _ = port.send(response);
+                }
+                Effect::Finished(run, state) => {
+                    let _ = self.finished.send((run, state));
                 }
             }
         }
@@ -734,6 +746,7 @@ impl Actor for Scheduler {
             draining: false,
             drained: Vec::new(),
             abandon: false,
+            finished: shared.finished_runs.clone(),
         };
         // Rebuild the queue and timers from the replayed state.
         let mut ready = Vec::new();

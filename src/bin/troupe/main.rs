@@ -228,6 +228,34 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// The node end to end: no-op and /bin/true tasks/s, memory per queued task, control
+    /// round trip, submit → completion latency; each beside a baseline from the same run.
+    Tasks {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Scratch directory (removed afterwards). Default: DATA_DIR/bench-tasks-<pid>.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// `sync` (the default) or `buffered`.
+        #[arg(long, default_value = "sync")]
+        durability: Durability,
+        /// No-op tasks in the throughput run.
+        #[arg(long, default_value_t = 200_000)]
+        tasks: usize,
+        /// Workers for the no-op run.
+        #[arg(long, default_value_t = 64)]
+        workers: u32,
+        /// /bin/true tasks.
+        #[arg(long, default_value_t = 2_000)]
+        true_tasks: usize,
+        /// Workers (and baseline concurrency) for /bin/true.
+        #[arg(long, default_value_t = 8)]
+        true_workers: u32,
+        /// Tasks queued for the memory figure (0 skips it).
+        #[arg(long, default_value_t = 1_000_000)]
+        memory_tasks: usize,
+    },
 }
 
 /// Exit status for invalid input or usage.
@@ -563,6 +591,61 @@ fn run_bench(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
                 thousands(r.events_per_sec),
                 thousands(r.baseline_events_per_sec),
                 r.ratio
+            );
+        }
+        BenchCommand::Tasks {
+            json,
+            dir,
+            durability,
+            tasks,
+            workers,
+            true_tasks,
+            true_workers,
+            memory_tasks,
+        } => {
+            anyhow::ensure!(tasks > 0 && true_tasks > 0, "task counts must be positive");
+            anyhow::ensure!(workers > 0 && true_workers > 0, "worker counts must be positive");
+            let dir =
+                dir.unwrap_or_else(|| data_dir.join(format!("bench-tasks-{}", std::process::id())));
+            let mut opts = bench::tasks::TasksBenchOptions::new(dir);
+            opts.durability = durability;
+            opts.noop_tasks = tasks;
+            opts.noop_workers = workers;
+            opts.process_tasks = true_tasks;
+            opts.process_workers = true_workers;
+            opts.memory_tasks = memory_tasks;
+            let rt = tokio::runtime::Runtime::new()?;
+            let r = rt.block_on(bench::tasks::tasks(&opts))?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+                return Ok(());
+            }
+            println!("troupe bench tasks: durability {}", r.durability);
+            let n = &r.noop;
+            println!(
+                "no-op tasks ({} tasks, {} workers): {} tasks/s; raw RocksDB, same events and batch size ({:.1}): {} tasks/s; ratio {:.2}x",
+                thousands(n.tasks as f64), workers, thousands(n.figure), n.mean_batch, thousands(n.baseline), n.ratio
+            );
+            let p = &r.process;
+            println!(
+                "/bin/true tasks ({} tasks, {} workers): {} tasks/s; raw tokio::process loop: {} spawns/s; ratio {:.2}x",
+                thousands(p.tasks as f64), true_workers, thousands(p.figure), thousands(p.baseline), p.ratio
+            );
+            if let Some(m) = &r.memory {
+                println!(
+                    "memory per queued task ({} queued): {:.0} B; model state alone: {:.0} B; ratio {:.2}x",
+                    thousands(m.tasks as f64), m.figure, m.baseline, m.ratio
+                );
+            }
+            let c = &r.control;
+            println!(
+                "control round trip (status RUN, {} requests): p50 {:.2} ms, p99 {:.2} ms; raw socket ping-pong p50 {:.2} ms, p99 {:.2} ms; p99 ratio {:.2}x",
+                c.samples, c.p50_us as f64 / 1e3, c.p99_us as f64 / 1e3, c.baseline_p50_us as f64 / 1e3, c.baseline_p99_us as f64 / 1e3, c.ratio
+            );
+            let l = &r.submit_to_done;
+            println!(
+                "submit -> done, one no-op task ({} runs): p50 {:.2} ms, p99 {:.2} ms; three raw sync writes p50 {:.2} ms; p50 ratio {:.2}x",
+                l.samples, l.p50_us as f64 / 1e3, l.p99_us as f64 / 1e3, l.baseline_p50_us as f64 / 1e3, l.ratio
             );
         }
         BenchCommand::Plan { nodes, json, runs } => {

@@ -6,6 +6,10 @@
 //!   fixed offered load; replay rate against a raw RocksDB scan of the same records.
 //! - [`plan`]: parse + validate + toposort of a synthetic workflow against parsing the same
 //!   text into a generic TOML table.
+//! - [`tasks`]: the node end to end: no-op and `/bin/true` task throughput, memory per queued
+//!   task, control round trip, submit → completion latency.
+
+pub mod tasks;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
