@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quick start: install prerequisites, build troupe, and run the main job on the bundled
-# example (a 22-task word-frequency map/reduce over /usr/share/common-licenses): validate it
-# and print its DAG. The first build compiles RocksDB from source (~20 minutes on 2 cores).
+# example (a 22-task word-frequency map/reduce over /usr/share/common-licenses): validate it,
+# then run it to completion with `troupe run` (an embedded node, journaled in the data dir) and
+# show its result. The first build compiles RocksDB from source (~20 minutes on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/prereqs.sh
@@ -12,4 +13,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/troupe-target}"
 cargo build --locked --all-targets
 troupe="$CARGO_TARGET_DIR/debug/troupe"
 "$troupe" validate examples/wordfreq/wordfreq.toml
-"$troupe" graph --format mermaid examples/wordfreq/wordfreq.toml
+# Runs in a node of its own unless one already serves the data dir (then it is submitted there).
+"$troupe" run examples/wordfreq/wordfreq.toml
+echo "--- examples/wordfreq/out/report.txt"
+cat examples/wordfreq/out/report.txt

@@ -594,11 +594,13 @@ pub async fn run_process(spec: ProcessSpec, mut cancel: oneshot::Receiver<()>) -
         pid_path: spec.pid_path.clone(),
         armed: true,
     };
+    debug!(pid = pid.as_raw(), program = ?spec.program, "attempt spawned");
+    // The pid file is written before the reaper starts: until it is reaped, the leader (even
+    // if it already exited) is still in /proc, so its start time can be read.
+    let written = write_pid_file(&spec.pid_path, pid);
     let reaper = leader.clone();
     let mut waiter = tokio::task::spawn_blocking(move || reap(&reaper));
-    debug!(pid = pid.as_raw(), program = ?spec.program, "attempt spawned");
-
-    if let Err(e) = write_pid_file(&spec.pid_path, pid) {
+    if let Err(e) = written {
         guard.armed = false;
         leader.signal_group(Signal::SIGKILL);
         let _ = waiter.await;

@@ -628,3 +628,23 @@ async fn unwritable_pid_or_log_file_is_a_spawn_failure() {
         "{message}"
     );
 }
+
+/// Regression: a leader that exits at once used to be reaped before its pid file was
+/// written, which failed the attempt as "could not start". Many quick attempts at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quick_exits_never_race_the_pid_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let mut s = spec(&dir.path().join(i.to_string()), argv(&["/bin/true"]));
+        s.grace = Duration::from_millis(100);
+        set.spawn(async move {
+            let (_tx, rx) = oneshot::channel();
+            run_process(s, rx).await
+        });
+    }
+    while let Some(out) = set.join_next().await {
+        let out = out.unwrap();
+        assert_eq!(out.end, ProcessEnd::Exited { code: 0 }, "{out:?}");
+    }
+}
