@@ -55,9 +55,7 @@ impl Actor for Host {
             let workflow = anchor(workflow, &std::env::temp_dir()).map_err(|e| e.to_string())?;
             let run = node.submit(workflow).await.map_err(|e| e.to_string())?;
             println!("submitted run {run}");
-            node.wait_for_run(run)
-                .await
-                .map_err(|e| e.to_string())
+            node.wait_for_run(run).await.map_err(|e| e.to_string())
         }
         .await;
         let _ = reply.send(result);

@@ -464,7 +464,9 @@ impl NodeHandle {
                 Response::Run(_) => {}
                 Response::Error(e) => return Err(e.into()),
                 other => {
-                    return Err(NodeError::Unavailable(format!("unexpected answer {other:?}")))
+                    return Err(NodeError::Unavailable(format!(
+                        "unexpected answer {other:?}"
+                    )))
                 }
             }
             // Re-query after a lag or a scheduler restart; otherwise wait for our run.

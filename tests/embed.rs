@@ -1,6 +1,5 @@
 //! The library API: two nodes in one process, and a node under a host's supervisor.
 
-
 use troupe::executor::NoopExecutor;
 use troupe::model::{parse_workflow, RunState};
 use troupe::storage::Durability;
@@ -27,7 +26,11 @@ async fn two_nodes_in_one_process() {
         .start()
         .await
         .unwrap();
-    let b = Node::builder(b_dir.path()).workers(2).start().await.unwrap();
+    let b = Node::builder(b_dir.path())
+        .workers(2)
+        .start()
+        .await
+        .unwrap();
     let ra = a.submit(chain("a", 50)).await.unwrap();
     let rb = b.submit(chain("b", 5)).await.unwrap();
     // Each node knows only its own run.
@@ -42,7 +45,11 @@ async fn two_nodes_in_one_process() {
     assert!(!a_dir.path().join("troupe.sock").exists());
 
     // After a shutdown the journal is free again, and a new node sees the finished run.
-    let a = Node::builder(a_dir.path()).executor(NoopExecutor).start().await.unwrap();
+    let a = Node::builder(a_dir.path())
+        .executor(NoopExecutor)
+        .start()
+        .await
+        .unwrap();
     assert_eq!(a.wait_for_run(ra).await.unwrap(), RunState::Succeeded);
     a.shutdown().await.unwrap();
 }
@@ -59,7 +66,10 @@ async fn resubmitting_an_unfinished_workflow_attaches() {
     let first = node.submit(chain("same", 3)).await.unwrap();
     let again = node.submit(chain("same", 3)).await.unwrap();
     let other = node.submit(chain("same", 4)).await.unwrap();
-    assert_eq!(first, again, "same name and content while unfinished: attach");
+    assert_eq!(
+        first, again,
+        "same name and content while unfinished: attach"
+    );
     assert_ne!(first, other, "different content: a new run");
     node.shutdown().await.unwrap();
 }

@@ -17,7 +17,9 @@ fn chains() -> String {
     );
     for c in 0..8 {
         for i in 0..25 {
-            s.push_str(&format!("[[task]]\nid = \"c{c}-{i}\"\nshell = \"sleep 0.03\"\n"));
+            s.push_str(&format!(
+                "[[task]]\nid = \"c{c}-{i}\"\nshell = \"sleep 0.03\"\n"
+            ));
             if i > 0 {
                 s.push_str(&format!("depends_on = [\"c{c}-{}\"]\n", i - 1));
             }
@@ -101,7 +103,9 @@ fn inject(dir: &std::path::Path, actor: &str) -> troupe::messages::control::Resp
     rt.block_on(async {
         let mut c = troupe::client::Client::connect(dir).await.unwrap();
         match c
-            .request(&troupe::messages::control::Request::InjectPanic(actor.into()))
+            .request(&troupe::messages::control::Request::InjectPanic(
+                actor.into(),
+            ))
             .await
         {
             Ok(r) => r,
@@ -120,12 +124,19 @@ fn panics_in_scheduler_and_worker_are_restarted_and_the_run_finishes() {
     let wf = workflow(tmp.path(), "chains.toml", &chains());
     let _node = NodeProc::start(&dir, &["--workers", "4"]);
     let id = submit(&dir, &wf);
-    wait_until(&dir, &id, 60, |v| v["tasks_succeeded"].as_u64().unwrap() >= 10);
+    wait_until(&dir, &id, 60, |v| {
+        v["tasks_succeeded"].as_u64().unwrap() >= 10
+    });
     let r = inject(&dir, "worker");
     assert_eq!(r, troupe::messages::control::Response::Done);
-    wait_until(&dir, &id, 60, |v| v["tasks_succeeded"].as_u64().unwrap() >= 40);
+    wait_until(&dir, &id, 60, |v| {
+        v["tasks_succeeded"].as_u64().unwrap() >= 40
+    });
     let r = inject(&dir, "scheduler");
-    assert!(matches!(r, troupe::messages::control::Response::Error(_)), "{r:?}");
+    assert!(
+        matches!(r, troupe::messages::control::Response::Error(_)),
+        "{r:?}"
+    );
     // The restarted scheduler (and control) answer again, and the run completes.
     let deadline = Instant::now() + Duration::from_secs(30);
     while !run(&dir, &["status"]).status.success() {

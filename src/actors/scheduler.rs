@@ -428,22 +428,24 @@ impl SchedulerState {
         if !self.release(&report) || self.abandon {
             return;
         }
-        let (end, usage) = match report.outcome {
-            AttemptOutcome::Succeeded { usage } => (AttemptEnd::Succeeded, usage),
+        let end = match report.outcome {
+            AttemptOutcome::Succeeded { usage } => AttemptEnd::Succeeded { usage },
             AttemptOutcome::Failed {
                 failure,
                 usage,
                 retryable,
-            } => (AttemptEnd::Failed { failure, retryable }, usage),
+            } => AttemptEnd::Failed {
+                failure,
+                retryable,
+                usage,
+            },
             // Terminated without the task being cancelled (halt --kill, a worker restart):
             // the attempt was interrupted, not failed by its own doing.
-            AttemptOutcome::Terminated { usage } => (
-                AttemptEnd::Failed {
-                    failure: Failure::Interrupted,
-                    retryable: true,
-                },
+            AttemptOutcome::Terminated { usage } => AttemptEnd::Failed {
+                failure: Failure::Interrupted,
+                retryable: true,
                 usage,
-            ),
+            },
         };
         if let Some(event) = attempt_end(
             &self.state,
@@ -451,7 +453,6 @@ impl SchedulerState {
             report.task,
             report.attempt,
             end,
-            usage,
             now(),
             rand::random::<f64>(),
         ) {
@@ -791,6 +792,7 @@ impl Actor for Scheduler {
             let end = AttemptEnd::Failed {
                 failure: Failure::Interrupted,
                 retryable: true,
+                usage: None,
             };
             if let Some(event) = attempt_end(
                 &s.state,
@@ -798,7 +800,6 @@ impl Actor for Scheduler {
                 task,
                 attempt,
                 end,
-                None,
                 now(),
                 rand::random::<f64>(),
             ) {

@@ -19,8 +19,8 @@ use crate::client::Client;
 use crate::executor::{NoopExecutor, ProcessExecutor};
 use crate::messages::control::{Command as AdminCommand, Request, Response};
 use crate::model::{
-    Command, Event, EventRecord, RunId, State, TaskDefaults, TaskId, TaskSpec, Timestamp,
-    Workflow, WorkflowSpec,
+    Command, Event, EventRecord, RunId, State, TaskDefaults, TaskId, TaskSpec, Timestamp, Workflow,
+    WorkflowSpec,
 };
 use crate::node::{Node, NodeHandle};
 use crate::storage::{codec, Durability};

@@ -20,13 +20,18 @@ use super::time::Timestamp;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptEnd {
     /// It succeeded.
-    Succeeded,
+    Succeeded {
+        /// What its process used, if it was one.
+        usage: Option<ResourceUsage>,
+    },
     /// It failed; `retryable` is false when another attempt cannot help.
     Failed {
         /// Why.
         failure: Failure,
         /// Whether the retry policy applies at all.
         retryable: bool,
+        /// What its process used, if it was one.
+        usage: Option<ResourceUsage>,
     },
 }
 
@@ -43,7 +48,6 @@ pub fn attempt_end(
     task: TaskIndex,
     attempt: u32,
     end: AttemptEnd,
-    usage: Option<ResourceUsage>,
     now: Timestamp,
     jitter_sample: f64,
 ) -> Option<Event> {
@@ -54,13 +58,17 @@ pub fn attempt_end(
     }
     let id = r.workflow().task_id(task).clone();
     Some(match end {
-        AttemptEnd::Succeeded => Event::TaskSucceeded {
+        AttemptEnd::Succeeded { usage } => Event::TaskSucceeded {
             run,
             task: id,
             attempt,
             usage,
         },
-        AttemptEnd::Failed { failure, retryable } => {
+        AttemptEnd::Failed {
+            failure,
+            retryable,
+            usage,
+        } => {
             let policy = r.workflow().retry_policy(task);
             let used = t.attempts - t.budget_base;
             if retryable && r.state() == RunState::Running && policy.allows_another(used) {
@@ -175,8 +183,9 @@ mod tests {
         let fail = AttemptEnd::Failed {
             failure: Failure::Exit { code: 1 },
             retryable: true,
+            usage: None,
         };
-        match attempt_end(&s, run, 0, 1, fail, None, Timestamp(5000), 0.5) {
+        match attempt_end(&s, run, 0, 1, fail, Timestamp(5000), 0.5) {
             Some(Event::AttemptFailed { retry_at, .. }) => assert_eq!(retry_at, Timestamp(7000)),
             other => panic!("expected attempt_failed, got {other:?}"),
         }
@@ -190,18 +199,20 @@ mod tests {
                 message: "x".into(),
             },
             retryable: false,
+            usage: None,
         };
         assert!(matches!(
-            attempt_end(&s, run, 0, 1, spawn, None, Timestamp(0), 0.0),
+            attempt_end(&s, run, 0, 1, spawn, Timestamp(0), 0.0),
             Some(Event::TaskFailed { .. })
         ));
         let (s, run) = setup("{ max_attempts = 1 }");
         let fail = AttemptEnd::Failed {
             failure: Failure::TimedOut,
             retryable: true,
+            usage: None,
         };
         assert!(matches!(
-            attempt_end(&s, run, 0, 1, fail, None, Timestamp(0), 0.0),
+            attempt_end(&s, run, 0, 1, fail, Timestamp(0), 0.0),
             Some(Event::TaskFailed { .. })
         ));
     }
@@ -215,8 +226,7 @@ mod tests {
                 run,
                 0,
                 2,
-                AttemptEnd::Succeeded,
-                None,
+                AttemptEnd::Succeeded { usage: None },
                 Timestamp(0),
                 0.0
             ),

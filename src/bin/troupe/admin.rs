@@ -178,8 +178,8 @@ fn print_tasks(tasks: &[TaskView]) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "{:<24} {:<17} {:>8}  {}",
-        "TASK", "STATE", "ATTEMPTS", "DETAIL"
+        "{:<24} {:<17} {:>8}  DETAIL",
+        "TASK", "STATE", "ATTEMPTS"
     );
     for t in tasks {
         let detail = match (&t.last_failure, t.retry_at) {

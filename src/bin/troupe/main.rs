@@ -604,7 +604,10 @@ fn run_bench(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
             memory_tasks,
         } => {
             anyhow::ensure!(tasks > 0 && true_tasks > 0, "task counts must be positive");
-            anyhow::ensure!(workers > 0 && true_workers > 0, "worker counts must be positive");
+            anyhow::ensure!(
+                workers > 0 && true_workers > 0,
+                "worker counts must be positive"
+            );
             let dir =
                 dir.unwrap_or_else(|| data_dir.join(format!("bench-tasks-{}", std::process::id())));
             let mut opts = bench::tasks::TasksBenchOptions::new(dir);
