@@ -499,6 +499,9 @@ impl NodeHandle {
             if !matches!(drained, Ok(ractor::rpc::CallResult::Success(()))) {
                 let _ = s.cast(SchedulerMsg::AbandonRunning);
             }
+            // Barrier: the scheduler answers only once everything it decided is durable
+            // (a supervisor stop does not drain the journal's mailbox).
+            let _ = self.shared.request(Request::Node).await;
         }
         self.root.stop(None);
         let _ = self.join.await;

@@ -606,3 +606,114 @@ fn bad_frames_get_an_error_and_leave_the_node_running() {
 
     run_cmd_ok(&dir, &["status"]);
 }
+
+#[test]
+fn halt_kill_interrupts_and_unhalt_retries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let gate = tmp.path().join("gate");
+    let pidfile = tmp.path().join("pid");
+    // First attempt hangs; the second finds the gate and succeeds.
+    let wf = workflow(
+        tmp.path(),
+        "k.toml",
+        &format!(
+            "name = \"k\"\n[[task]]\nid = \"k\"\nshell = \"if [ -e {g} ]; then exit 0; fi; touch {g}; echo $$ > {p}; exec sleep 1000\"\nretry = {{ max_attempts = 3, initial_interval = \"10ms\" }}\n",
+            g = gate.display(),
+            p = pidfile.display()
+        ),
+    );
+    let _node = NodeProc::start(&dir, &["--grace", "300ms"]);
+    let id = submit(&dir, &wf);
+    wait_until(&dir, &id, 30, |v| task_state(v, "k") == "running");
+    while !pidfile.exists() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    run_cmd_ok(&dir, &["halt", "--kill"]);
+    let v = wait_until(&dir, &id, 30, |v| task_state(v, "k") != "running");
+    assert_eq!(task_state(&v, "k"), "retrying", "{v}");
+    assert!(
+        !alive(pid),
+        "halt --kill left the attempt's process running"
+    );
+    assert_eq!(v["tasks"][0]["last_failure"], "interrupted by a node stop");
+    // Halted: the retry does not start even once it is due.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(task_state(&run_status(&dir, &id), "k"), "retrying");
+    run_cmd_ok(&dir, &["unhalt"]);
+    let v = wait_finished(&dir, &id, 30);
+    assert_eq!(v["state"], "succeeded");
+    assert_eq!(v["tasks"][0]["attempts"], 2);
+}
+
+#[test]
+fn sigterm_lets_running_attempts_finish_and_node_stop_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let wf = workflow(
+        tmp.path(),
+        "s.toml",
+        "name = \"s\"\n[[task]]\nid = \"s\"\nshell = \"sleep 0.5\"\n",
+    );
+    let node = NodeProc::start(&dir, &[]);
+    let id = submit(&dir, &wf);
+    wait_until(&dir, &id, 30, |v| task_state(v, "s") == "running");
+    // SIGTERM: the attempt (0.5 s) finishes inside the 10 s grace period and is journaled.
+    assert_eq!(node.terminate(), Some(0));
+    let events = events(&dir);
+    assert_eq!(of(&events, "task_succeeded", "s").len(), 1, "{events:?}");
+    // `node stop` stops a node and waits for it.
+    let mut node = NodeProc::start(&dir, &[]);
+    let o = run(&dir, &["node", "stop"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(node.child.wait().unwrap().code(), Some(0));
+    let o = run(&dir, &["status"]);
+    assert_eq!(o.status.code(), Some(3));
+}
+
+#[test]
+fn restart_after_sigkill_terminates_orphans_and_reruns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let pids = tmp.path().join("pids");
+    // Each attempt appends its pid; the second attempt succeeds.
+    let wf = workflow(
+        tmp.path(),
+        "o.toml",
+        &format!(
+            "name = \"o\"\n[[task]]\nid = \"o\"\nshell = \"echo $$ >> {p}; if [ $TROUPE_ATTEMPT -gt 1 ]; then exit 0; fi; exec sleep 1000\"\nretry = {{ max_attempts = 3, initial_interval = \"10ms\" }}\n",
+            p = pids.display()
+        ),
+    );
+    let mut node = NodeProc::start(&dir, &["--grace", "300ms"]);
+    let id = submit(&dir, &wf);
+    wait_until(&dir, &id, 30, |v| task_state(v, "o") == "running");
+    while !pids.exists() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let first: i32 = std::fs::read_to_string(&pids)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    node.kill9();
+    assert!(
+        alive(first),
+        "the attempt outlives a SIGKILLed node (it is not our child)"
+    );
+    let _node = NodeProc::start(&dir, &["--grace", "300ms"]);
+    let v = wait_finished(&dir, &id, 30);
+    assert_eq!(v["state"], "succeeded");
+    assert_eq!(v["tasks"][0]["attempts"], 2);
+    assert!(
+        !alive(first),
+        "recovery left the interrupted attempt's process running"
+    );
+    let events = events(&dir);
+    assert_eq!(of(&events, "attempt_failed", "o").len(), 1);
+}

@@ -434,9 +434,7 @@ pub fn node_stop(data_dir: &Path) -> ExitCode {
         // The node removes its socket and exits; wait for the process to be gone.
         let deadline = Instant::now() + Duration::from_secs(600);
         while Instant::now() < deadline {
-            let alive =
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok();
-            if !alive {
+            if !process_alive(pid) {
                 println!("node (pid {pid}) stopped");
                 return Ok(ExitCode::SUCCESS);
             }
@@ -447,6 +445,18 @@ pub fn node_stop(data_dir: &Path) -> ExitCode {
             message: format!("node (pid {pid}) is still running after 600 s"),
         })
     })
+}
+
+/// Whether `pid` is a live process (a zombie waiting for its parent counts as gone).
+fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z"),
+        Err(_) => false,
+    }
 }
 
 /// `troupe run FILE [--detach] [--json]`.
