@@ -159,6 +159,8 @@ pub struct SchedulerState {
     abandon: bool,
     /// Where finished runs are announced.
     finished: tokio::sync::broadcast::Sender<(RunId, RunState)>,
+    /// A `Flush` message is in our mailbox.
+    flush_scheduled: bool,
 }
 
 fn now() -> Timestamp {
@@ -222,6 +224,20 @@ impl SchedulerState {
     /// Runs `effect` once everything decided so far is durable.
     fn after_persist(&mut self, effect: Effect) {
         self.effects.push_back((self.state.last_seq(), effect));
+    }
+
+    /// Makes sure the outbox goes to the journal after the messages already queued: sends
+    /// `Flush` to ourselves once per group. If the mailbox takes no more messages (the actor
+    /// is stopping), flushes at once.
+    fn schedule_flush(&mut self, myself: &ActorRef<SchedulerMsg>) {
+        if self.outbox.is_empty() || self.flush_scheduled {
+            return;
+        }
+        if myself.cast(SchedulerMsg::Flush).is_ok() {
+            self.flush_scheduled = true;
+        } else {
+            self.flush(myself);
+        }
     }
 
     /// Sends the outbox to the journal as one append.
@@ -748,6 +764,7 @@ impl Actor for Scheduler {
             drained: Vec::new(),
             abandon: false,
             finished: shared.finished_runs.clone(),
+            flush_scheduled: false,
         };
         // Rebuild the queue and timers from the replayed state.
         let mut ready = Vec::new();
@@ -926,10 +943,14 @@ impl Actor for Scheduler {
                     }
                 }
             }
+            SchedulerMsg::Flush => {
+                s.flush_scheduled = false;
+                s.flush(&myself);
+            }
             SchedulerMsg::Panic => panic!("test hook: scheduler panics"),
         }
         s.fill();
-        s.flush(&myself);
+        s.schedule_flush(&myself);
         s.arm(&myself);
         s.run_effects(&myself);
         Ok(())

@@ -39,6 +39,10 @@ pub enum SchedulerMsg {
     /// Terminate every running attempt without journaling their ends (end of a shutdown's
     /// grace period; the next boot closes them as interrupted).
     AbandonRunning,
+    /// Send the decided events to the journal. The scheduler sends this to itself after the
+    /// first decision of a group, so it is handled after every message already queued: their
+    /// events go out as one append (the journal's group commit, one level up).
+    Flush,
     /// Test hook: panic in the handler.
     Panic,
 }
