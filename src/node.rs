@@ -159,12 +159,12 @@ impl NodeShared {
     /// Sends `request` to the scheduler (or answers it from the journal) and waits.
     pub async fn request(&self, request: Request) -> Result<Response, NodeError> {
         if let Request::Events { run, after, limit } = request {
-            return Ok(crate::actors::control::events(
-                &self.journal,
-                run,
-                after,
-                limit,
-            ));
+            let journal = self.journal.clone();
+            return tokio::task::spawn_blocking(move || {
+                crate::actors::control::events(&journal, run, after, limit)
+            })
+            .await
+            .map_err(|e| NodeError::Unavailable(e.to_string()));
         }
         let scheduler = self
             .scheduler()

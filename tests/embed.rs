@@ -73,3 +73,18 @@ async fn resubmitting_an_unfinished_workflow_attaches() {
     assert_ne!(first, other, "different content: a new run");
     node.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submitted_workflow_is_validated_in_full() {
+    use troupe::storage::codec::{decode_message, encode_message};
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::builder(dir.path()).start().await.unwrap();
+    // Decoding checks structure only; a zero cap slips through it.
+    let mut spec = chain("zero", 2).spec().clone();
+    spec.max_concurrency = Some(0);
+    let bytes = encode_message(&spec).unwrap();
+    let workflow: troupe::model::Workflow = decode_message(&bytes).unwrap();
+    let err = node.submit(workflow).await.unwrap_err();
+    assert!(err.to_string().contains("max_concurrency"), "{err}");
+    node.shutdown().await.unwrap();
+}

@@ -717,3 +717,77 @@ fn restart_after_sigkill_terminates_orphans_and_reruns() {
     let events = events(&dir);
     assert_eq!(of(&events, "attempt_failed", "o").len(), 1);
 }
+
+#[test]
+fn retry_while_the_cancelled_attempt_is_still_stopping() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    // Attempt 1 ignores SIGTERM, so it lingers for the grace period after `cancel`.
+    let wf = workflow(
+        tmp.path(),
+        "r.toml",
+        "name = \"r\"\n[[task]]\nid = \"r\"\nshell = \"trap '' TERM; if [ $TROUPE_ATTEMPT -gt 1 ]; then exit 0; fi; sleep 1000\"\n",
+    );
+    let _node = NodeProc::start(&dir, &["--grace", "1s"]);
+    let id = submit(&dir, &wf);
+    wait_until(&dir, &id, 30, |v| task_state(v, "r") == "running");
+    run_cmd_ok(&dir, &["cancel", &format!("{id}/r")]);
+    run_cmd_ok(&dir, &["retry", &format!("{id}/r")]);
+    let v = wait_finished(&dir, &id, 30);
+    assert_eq!(v["state"], "succeeded", "{v}");
+    assert_eq!(v["tasks"][0]["attempts"], 2);
+}
+
+#[test]
+fn a_cancelled_parked_task_does_not_block_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let gate = tmp.path().join("gate");
+    let wf = workflow(
+        tmp.path(),
+        "p.toml",
+        &format!(
+            "name = \"p\"\nmax_concurrency = 1\n[[task]]\nid = \"a\"\nshell = \"while [ ! -e {} ]; do sleep 0.02; done\"\npriority = 100\n[[task]]\nid = \"b\"\ncommand = [\"true\"]\npriority = 10\n[[task]]\nid = \"c\"\ncommand = [\"true\"]\n",
+            gate.display()
+        ),
+    );
+    let _node = NodeProc::start(&dir, &[]);
+    let id = submit(&dir, &wf);
+    wait_until(&dir, &id, 30, |v| task_state(v, "a") == "running");
+    run_cmd_ok(&dir, &["cancel", &format!("{id}/b")]);
+    std::fs::write(&gate, "").unwrap();
+    let v = wait_finished(&dir, &id, 30);
+    assert_eq!(task_state(&v, "a"), "succeeded");
+    assert_eq!(task_state(&v, "b"), "cancelled");
+    assert_eq!(task_state(&v, "c"), "succeeded", "{v}");
+}
+
+#[test]
+fn node_stop_stops_an_embedded_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let wf = workflow(
+        tmp.path(),
+        "long.toml",
+        "name = \"long\"\n[[task]]\nid = \"long\"\ncommand = [\"sleep\", \"1000\"]\n",
+    );
+    let runner = troupe(&dir)
+        .args(["run", "--grace", "200ms", wf.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !run(&dir, &["status"]).status.success() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "embedded node never answered"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = run(&dir, &["node", "stop"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = runner.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "the run did not end: exit 3");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the run continues"));
+}

@@ -20,6 +20,7 @@ use crate::messages::control::{
 };
 use crate::model::{RunId, Seq};
 use crate::node::NodeShared;
+use crate::storage::codec::encode_message;
 use crate::storage::Journal;
 
 /// Most events one `Events` request returns.
@@ -37,24 +38,36 @@ pub struct ControlState {
     accept: JoinHandle<()>,
 }
 
+/// Most bytes of events one `Events` answer carries (about; one event may exceed it), well
+/// under the frame limit.
+pub const MAX_EVENTS_BYTES: usize = 16 << 20;
+
 /// Answers an `Events` request from the journal: up to `limit` (capped at
-/// [`MAX_EVENTS_PER_REQUEST`]) events after `after`, of `run` or of all runs.
+/// [`MAX_EVENTS_PER_REQUEST`] and about [`MAX_EVENTS_BYTES`]) events after `after`, of `run`
+/// or of all runs. Blocking (RocksDB reads): call it from a blocking thread.
 pub fn events(journal: &Journal, run: Option<RunId>, after: Seq, limit: u32) -> Response {
     let limit = limit.clamp(1, MAX_EVENTS_PER_REQUEST) as usize;
     let result = match run {
-        Some(run) => journal.run_events(run).map(|all| {
-            all.into_iter()
-                .filter(|(seq, _)| *seq > after)
-                .take(limit)
-                .collect::<Vec<_>>()
-        }),
+        Some(run) => journal.run_events_after(run, after, limit),
         None => journal
             .events_from(after.saturating_add(1))
             .take(limit)
             .collect::<Result<Vec<_>, _>>(),
     };
     match result {
-        Ok(events) => Response::Events(events),
+        Ok(mut events) => {
+            let mut bytes = 0;
+            let keep = events
+                .iter()
+                .take_while(|(_, record)| {
+                    let first = bytes == 0;
+                    bytes += encode_message(record).map(|v| v.len()).unwrap_or(0);
+                    first || bytes <= MAX_EVENTS_BYTES
+                })
+                .count();
+            events.truncate(keep);
+            Response::Events(events)
+        }
         Err(e) => Response::Error(ControlError::Internal(e.to_string())),
     }
 }

@@ -130,8 +130,16 @@ impl JournalActorState {
         match self.writer.stage(&records) {
             Ok(range) => self.waiting.push((range, ack)),
             Err(e) => {
+                // The caller (the scheduler) predicted sequence numbers that now belong to
+                // nobody; appends it already sent after this one assume this one. Fail the
+                // whole batch and stop, so everything restarts from what is durable.
+                tracing::error!(error = %e, "journal append refused; stopping the journal actor");
                 ack.send(Err(AppendError::Failed(e.to_string())));
-                return Ok(());
+                let msg = e.to_string();
+                for (_, ack) in self.waiting.drain(..) {
+                    ack.send(Err(AppendError::Failed(msg.clone())));
+                }
+                return Err(e.into());
             }
         }
         if self.writer.batch_full() {

@@ -29,7 +29,6 @@
 //! are terminal in the fold, so recovery never runs them again.
 
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
-use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -40,7 +39,6 @@ use crate::messages::control::{
     Command as AdminCommand, ControlError, NodeView, Request, Response, RunSummary, RunView,
     Target, TaskView,
 };
-use crate::messages::journal::AppendError;
 use crate::messages::scheduler::{
     AttemptOrder, AttemptOutcome, AttemptReport, ReportPort, SchedulerMsg, WorkerMsg,
 };
@@ -161,6 +159,9 @@ pub struct SchedulerState {
     finished: tokio::sync::broadcast::Sender<(RunId, RunState)>,
     /// A `Flush` message is in our mailbox.
     flush_scheduled: bool,
+    /// An append failed: the state is ahead of the journal; nothing more is decided or done
+    /// until the supervisor restarts us.
+    frozen: bool,
 }
 
 fn now() -> Timestamp {
@@ -362,8 +363,28 @@ impl SchedulerState {
                         .entry((entry.run, Some(p.clone())))
                         .or_default()
                         .push(entry);
+                    // This entry may have been moved here from the run-cap heap for a run
+                    // slot it cannot use: offer that slot to the next task of the run.
+                    self.unpark(&(entry.run, None));
                     continue;
                 }
+            }
+            // A worker that died is not given work: its slot comes back with the restarted
+            // worker's `WorkerUp` (an order sent to it would only come back interrupted).
+            let slot = *self.free.last().expect("checked non-empty");
+            let alive = self.workers[slot as usize].as_ref().is_some_and(|w| {
+                !matches!(
+                    w.get_status(),
+                    ractor::ActorStatus::Draining
+                        | ractor::ActorStatus::Stopping
+                        | ractor::ActorStatus::Stopped
+                )
+            });
+            if !alive {
+                self.free.pop();
+                self.workers[slot as usize] = None;
+                self.queue.push(entry);
+                continue;
             }
             let attempt = task.attempts + 1;
             let event = Event::AttemptStarted {
@@ -395,15 +416,30 @@ impl SchedulerState {
         }
     }
 
-    /// Moves the best parked task of `key` back into the queue.
+    /// Whether a queue entry can still be dispatched (its run is running and not suspended,
+    /// the task is ready or retrying, and no attempt of it is out).
+    fn dispatchable(&self, e: &Entry) -> bool {
+        self.state.run(e.run).is_some_and(|r| {
+            r.state() == RunState::Running
+                && !r.is_suspended()
+                && matches!(r.task(e.task).state, TaskState::Ready | TaskState::Retrying)
+        }) && !self.running.contains_key(&(e.run, e.task))
+    }
+
+    /// Moves the best still-dispatchable parked task of `key` back into the queue; parked
+    /// entries that went stale (cancelled, suspended, already running) are dropped on the way.
     fn unpark(&mut self, key: &(RunId, Option<String>)) {
-        if let Some(heap) = self.parked.get_mut(key) {
-            if let Some(e) = heap.pop() {
+        let Some(mut heap) = self.parked.remove(key) else {
+            return;
+        };
+        while let Some(e) = heap.pop() {
+            if self.dispatchable(&e) {
                 self.queue.push(e);
+                break;
             }
-            if heap.is_empty() {
-                self.parked.remove(key);
-            }
+        }
+        if !heap.is_empty() {
+            self.parked.insert(key.clone(), heap);
         }
     }
 
@@ -444,6 +480,7 @@ impl SchedulerState {
         if !self.release(&report) || self.abandon {
             return;
         }
+        self.requeue_if_waiting(report.run, report.task);
         let end = match report.outcome {
             AttemptOutcome::Succeeded { usage } => AttemptEnd::Succeeded { usage },
             AttemptOutcome::Failed {
@@ -480,6 +517,24 @@ impl SchedulerState {
             for port in self.drained.drain(..) {
                 let _ = port.send(());
             }
+        }
+    }
+
+    /// A task can become ready while an old attempt of it is still out (retry of a task whose
+    /// cancelled attempt is still being terminated): `fill` skipped it then, so queue it once
+    /// that attempt is back.
+    fn requeue_if_waiting(&mut self, run: RunId, task: TaskIndex) {
+        let Some(t) = self.state.run(run).map(|r| r.task(task)) else {
+            return;
+        };
+        match t.state {
+            TaskState::Ready => self.enqueue(run, task),
+            TaskState::Retrying => {
+                if let Some(at) = t.retry_at {
+                    self.timers.insert((at, run, task));
+                }
+            }
+            _ => {}
         }
     }
 
@@ -593,6 +648,10 @@ impl SchedulerState {
     }
 
     fn submit(&mut self, workflow: Workflow) -> Result<(RunId, bool), ControlError> {
+        // A decoded workflow has its structure checked but not every field: validate it
+        // fully, as a file would be, before it can enter the journal.
+        let workflow = Workflow::from_spec(workflow.spec().clone())
+            .map_err(|e| ControlError::Refused(format!("invalid workflow: {e}")))?;
         if let Some(r) = self
             .state
             .runs()
@@ -765,6 +824,7 @@ impl Actor for Scheduler {
             abandon: false,
             finished: shared.finished_runs.clone(),
             flush_scheduled: false,
+            frozen: false,
         };
         // Rebuild the queue and timers from the replayed state.
         let mut ready = Vec::new();
@@ -787,25 +847,35 @@ impl Actor for Scheduler {
         for (run, task) in ready {
             s.enqueue(run, task);
         }
-        // Close attempts a previous node (or incarnation) left running.
+        // Close attempts a previous node (or incarnation) left running, after terminating
+        // whatever is left of their process groups (all at once: each may take the grace
+        // period).
         let interrupted = running_attempts(&s.state);
-        for (run, task, attempt) in interrupted {
+        let mut orphans = tokio::task::JoinSet::new();
+        for &(run, task, attempt) in &interrupted {
             let r = s.state.run(run).expect("listed from state");
+            let task_id = r.workflow().task_id(task).clone();
             let pid_path = shared
                 .config
                 .data_dir
                 .join("logs")
                 .join(run.to_string())
-                .join(r.workflow().task_id(task).as_str())
+                .join(task_id.as_str())
                 .join(format!("{attempt}.pid"));
-            match crate::process::terminate_orphan(&pid_path, shared.config.grace).await {
-                Ok(outcome) => {
-                    tracing::info!(run_id = %run, task_id = %r.workflow().task_id(task), attempt, ?outcome, "closing interrupted attempt")
+            let grace = shared.config.grace;
+            orphans.spawn(async move {
+                match crate::process::terminate_orphan(&pid_path, grace).await {
+                    Ok(outcome) => {
+                        tracing::info!(run_id = %run, task_id = %task_id, attempt, ?outcome, "closing interrupted attempt")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, path = %pid_path.display(), "could not check an interrupted attempt's process")
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, path = %pid_path.display(), "could not check an interrupted attempt's process")
-                }
-            }
+            });
+        }
+        while orphans.join_next().await.is_some() {}
+        for (run, task, attempt) in interrupted {
             let end = AttemptEnd::Failed {
                 failure: Failure::Interrupted,
                 retryable: true,
@@ -844,17 +914,31 @@ impl Actor for Scheduler {
         message: SchedulerMsg,
         s: &mut SchedulerState,
     ) -> Result<(), ActorProcessingErr> {
-        match message {
-            SchedulerMsg::Persisted(result) => {
-                let range: Range<Seq> = result.map_err(|e: AppendError| {
-                    // Our state is ahead of the journal: restart and replay.
-                    format!("journal append failed, restarting the scheduler: {e}")
-                })?;
-                if range.end > range.start {
-                    s.durable = s.durable.max(range.end - 1);
-                }
-                s.run_effects(&myself);
+        if s.frozen {
+            if let SchedulerMsg::Request { reply, .. } = message {
+                let _ = reply.send(Response::Error(ControlError::Internal(
+                    "the journal failed; the node is restarting its actors".into(),
+                )));
             }
+            return Ok(());
+        }
+        match message {
+            SchedulerMsg::Persisted(result) => match result {
+                Ok(range) => {
+                    if range.end > range.start {
+                        s.durable = s.durable.max(range.end - 1);
+                    }
+                    s.run_effects(&myself);
+                }
+                Err(e) => {
+                    // Our state is now ahead of the journal. The journal actor stops after any
+                    // failed append, and its supervisor restarts it and, rest_for_one, us with
+                    // it: until then decide nothing and act on nothing (failing here as well
+                    // would race the journal's own failure to the supervisor).
+                    tracing::error!(error = %e, "journal append failed; the scheduler waits for its restart");
+                    s.frozen = true;
+                }
+            },
             SchedulerMsg::AttemptEnded(report) => s.attempt_ended(report),
             SchedulerMsg::WorkerUp { slot, worker } => {
                 let i = slot as usize;
@@ -867,11 +951,9 @@ impl Actor for Scheduler {
             }
             SchedulerMsg::Tick => {
                 let stop = self.shared.stop_file().exists();
-                if stop && !s.stop_file {
+                if stop && !s.state.is_halted() {
                     tracing::warn!(path = %self.shared.stop_file().display(), "STOP file found: halting");
-                    if !s.state.is_halted() {
-                        s.decide(Event::NodeHalted { kill: false })?;
-                    }
+                    s.decide(Event::NodeHalted { kill: false })?;
                 }
                 s.stop_file = stop;
                 s.due_timers();
@@ -884,6 +966,13 @@ impl Actor for Scheduler {
                 Request::Run(run) => {
                     let response = match s.state.run(run) {
                         Some(r) => Response::Run(Box::new(run_view(r))),
+                        None => Response::Error(ControlError::NotFound(format!("no run {run}"))),
+                    };
+                    s.reply(reply, response);
+                }
+                Request::Summary(run) => {
+                    let response = match s.state.run(run) {
+                        Some(r) => Response::Runs(vec![run_summary(r)]),
                         None => Response::Error(ControlError::NotFound(format!("no run {run}"))),
                     };
                     s.reply(reply, response);

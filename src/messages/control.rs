@@ -138,6 +138,8 @@ pub enum Request {
     Run(RunId),
     /// All runs, oldest first (summaries).
     List,
+    /// One run's summary (counts and times, no tasks): what a follower polls.
+    Summary(RunId),
     /// Submit a run (attaches to an unfinished run of the same workflow instead, see
     /// [`Response::Submitted`]).
     Submit(Box<Workflow>),
@@ -204,7 +206,7 @@ pub enum Response {
     Node(NodeView),
     /// Answer to [`Request::Run`].
     Run(Box<RunView>),
-    /// Answer to [`Request::List`].
+    /// Answer to [`Request::List`] (and [`Request::Summary`], with one element).
     Runs(Vec<RunSummary>),
     /// Answer to [`Request::Events`]: `(seq, record)` in sequence order.
     Events(Vec<(Seq, EventRecord)>),

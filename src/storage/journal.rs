@@ -473,11 +473,39 @@ impl Journal {
     }
 
     fn stream(&self, prefix: &[u8]) -> Result<Vec<(Seq, EventRecord)>, JournalError> {
-        let first = self.first_seq()?;
+        self.stream_range(prefix, 0, usize::MAX)
+    }
+
+    /// At most `limit` events of run `run` with a sequence number above `after`, in order.
+    /// Seeks straight to `after + 1` in the run's stream.
+    pub fn run_events_after(
+        &self,
+        run: RunId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<(Seq, EventRecord)>, JournalError> {
+        let mut prefix = Vec::with_capacity(17);
+        prefix.push(b'R');
+        prefix.extend_from_slice(&run.as_u128().to_be_bytes());
+        self.stream_range(&prefix, after, limit)
+    }
+
+    fn stream_range(
+        &self,
+        prefix: &[u8],
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<(Seq, EventRecord)>, JournalError> {
+        let first = self.first_seq()?.max(after.saturating_add(1));
         let mut it = self.db().raw_iterator_cf(self.cf(CF_STREAMS));
-        it.seek(prefix);
+        let mut start = prefix.to_vec();
+        start.extend_from_slice(&first.to_be_bytes());
+        it.seek(&start);
         let mut seqs = Vec::new();
         while let Some(key) = it.key() {
+            if seqs.len() >= limit {
+                break;
+            }
             if !key.starts_with(prefix) || key.len() != prefix.len() + 8 {
                 break;
             }

@@ -14,9 +14,43 @@ pub fn troupe(dir: &Path) -> Command {
     c
 }
 
-/// Runs `troupe --data-dir DIR ARGS...` and returns its output.
+/// Runs `troupe --data-dir DIR ARGS...` and returns its output. A command still running after
+/// 120 s is killed and the test fails (a hang must not stall CI).
 pub fn run(dir: &Path, args: &[&str]) -> Output {
-    troupe(dir).args(args).output().expect("run troupe")
+    let mut child = troupe(dir)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run troupe");
+    // Drain the pipes on threads so a chatty command cannot block on a full pipe.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut out, &mut v).map(|_| v)
+    });
+    let err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut err, &mut v).map(|_| v)
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("troupe {args:?} still running after 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap().unwrap(),
+        stderr: err.join().unwrap().unwrap(),
+    }
 }
 
 /// Stdout as text.

@@ -190,7 +190,10 @@ fn print_tasks(tasks: &[TaskView]) {
         let _ = writeln!(
             out,
             "{:<24} {:<17} {:>8}  {}",
-            t.id, t.state, t.attempts, detail
+            t.id.as_str(),
+            t.state.as_str(),
+            t.attempts,
+            detail
         );
     }
 }
@@ -498,11 +501,25 @@ pub fn run(data_dir: &Path, file: &Path, detach: bool, json: bool, opts: StartOp
             }
             return Ok(ExitCode::SUCCESS);
         }
+        let local = match &conn {
+            Conn::Local(node) => Some(std::sync::Arc::clone(node.shared())),
+            Conn::Remote(_) => None,
+        };
+        let stop_requested = async move {
+            match local {
+                Some(shared) => shared.stop_requested.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         let followed = tokio::select! {
             // follow() only polls; dropping it mid-request loses nothing.
             r = follow(&mut conn, run) => Some(r),
             s = wait_for_signal() => {
                 eprintln!("troupe run: {s}: stopping; the run continues when a node next serves {}", data_dir.display());
+                None
+            }
+            _ = stop_requested => {
+                eprintln!("troupe run: `troupe node stop`: stopping; the run continues when a node next serves {}", data_dir.display());
                 None
             }
         };
@@ -564,11 +581,10 @@ async fn follow(conn: &mut Conn, run: RunId) -> Result<Box<RunView>, Failed> {
         .expect("valid template"),
     );
     loop {
-        let view = match conn.request(Request::Run(run)).await? {
-            Response::Run(v) => v,
+        let s = match conn.request(Request::Summary(run)).await? {
+            Response::Runs(mut v) if v.len() == 1 => v.remove(0),
             r => return Err(unexpected(r)),
         };
-        let s = &view.summary;
         bar.set_length(s.tasks as u64);
         bar.set_position((s.succeeded + s.failed) as u64);
         bar.set_message(format!(
@@ -577,7 +593,10 @@ async fn follow(conn: &mut Conn, run: RunId) -> Result<Box<RunView>, Failed> {
         ));
         if s.state.is_finished() {
             bar.finish_and_clear();
-            return Ok(view);
+            return match conn.request(Request::Run(run)).await? {
+                Response::Run(v) => Ok(v),
+                r => Err(unexpected(r)),
+            };
         }
         tokio::time::sleep(POLL).await;
     }
