@@ -143,6 +143,12 @@ retry = { max_attempts = 3, initial_interval = "300ms", backoff_coefficient = 2.
     let o = run(&dir, &["run", wf.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
     let events = events(&dir);
+    // Exit status and resource usage are journaled with each attempt's end.
+    for e in of(&events, "attempt_failed", "fail") {
+        assert_eq!(e["failure"], "exited with status 1");
+        assert!(e["usage"]["max_rss_kib"].as_u64().unwrap() > 0, "{e}");
+        assert!(e["retry_at"].is_string());
+    }
     let starts = of(&events, "attempt_started", "fail");
     let fails = of(&events, "attempt_failed", "fail");
     assert_eq!(starts.len(), 3);

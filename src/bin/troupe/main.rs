@@ -439,6 +439,43 @@ fn event_json(seq: Seq, record: &EventRecord) -> serde_json::Value {
     if let Some(attempt) = record.event.attempt() {
         v["attempt"] = json!(attempt);
     }
+    use troupe::model::Event as E;
+    let (failure, usage, retry_at) = match &record.event {
+        E::TaskSucceeded { usage, .. } | E::CompensationSucceeded { usage, .. } => {
+            (None, usage.as_ref(), None)
+        }
+        E::AttemptFailed {
+            failure,
+            usage,
+            retry_at,
+            ..
+        } => (Some(failure), usage.as_ref(), Some(*retry_at)),
+        E::TaskFailed { failure, usage, .. } => (Some(failure), usage.as_ref(), None),
+        E::CompensationFailed {
+            failure,
+            usage,
+            retry_at,
+            ..
+        } => (Some(failure), usage.as_ref(), *retry_at),
+        E::NodeHalted { kill } => {
+            v["kill"] = json!(kill);
+            (None, None, None)
+        }
+        _ => (None, None, None),
+    };
+    if let Some(f) = failure {
+        v["failure"] = json!(f.to_string());
+    }
+    if let Some(u) = usage {
+        v["usage"] = json!({
+            "user_cpu_us": u.user_cpu_us,
+            "system_cpu_us": u.system_cpu_us,
+            "max_rss_kib": u.max_rss_kib,
+        });
+    }
+    if let Some(at) = retry_at {
+        v["retry_at"] = json!(at.to_string());
+    }
     v
 }
 
