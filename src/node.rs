@@ -61,6 +61,10 @@ pub struct NodeConfig {
     pub control_socket: bool,
     /// Honour [`Request::InjectPanic`] (tests only; default false, or `TROUPE_TEST_HOOKS=1`).
     pub test_hooks: bool,
+    /// The scheduler stores a snapshot of its state after this many events (default
+    /// 1,000,000; 0 = never), so a boot replays at most about that many events after the
+    /// latest snapshot. Old events stay in the journal (retention is explicit).
+    pub snapshot_every: u64,
     /// Root supervisor restart intensity (default 3 restarts ...).
     pub intensity: u32,
     /// ... within this period (default 10 s). More lenient than OTP's 1 in 5 s: a restart
@@ -79,6 +83,7 @@ impl NodeConfig {
             grace: Duration::from_secs(10),
             control_socket: true,
             test_hooks: std::env::var("TROUPE_TEST_HOOKS").is_ok_and(|v| v == "1"),
+            snapshot_every: 1_000_000,
             intensity: 3,
             period: Duration::from_secs(10),
         }
@@ -231,6 +236,12 @@ impl Node {
     /// Grace period for stopping attempts.
     pub fn grace(mut self, d: Duration) -> Self {
         self.config.grace = d;
+        self
+    }
+
+    /// Snapshot the scheduler's state every `events` events (0 = never).
+    pub fn snapshot_every(mut self, events: u64) -> Self {
+        self.config.snapshot_every = events;
         self
     }
 

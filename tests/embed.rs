@@ -88,3 +88,39 @@ async fn a_submitted_workflow_is_validated_in_full() {
     assert!(err.to_string().contains("max_concurrency"), "{err}");
     node.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_are_taken_and_boot_from_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::builder(dir.path())
+        .executor(NoopExecutor)
+        .snapshot_every(25)
+        .start()
+        .await
+        .unwrap();
+    let run = node.submit(chain("snap", 40)).await.unwrap();
+    assert_eq!(node.wait_for_run(run).await.unwrap(), RunState::Succeeded);
+    node.shutdown().await.unwrap();
+    // 81 events: at least one snapshot, taken at a durable point, and a boot from it.
+    let journal = troupe::storage::Journal::open(&dir.path().join("journal")).unwrap();
+    let (seq, state) = journal.latest_snapshot().unwrap().expect("a snapshot");
+    assert!(
+        seq >= 25 && seq <= journal.last_seq().unwrap(),
+        "snapshot at {seq}"
+    );
+    assert_eq!(state.last_seq(), seq);
+    let replayed = troupe::storage::replay(&journal).unwrap();
+    assert_eq!(replayed.snapshot_seq, Some(seq));
+    assert_eq!(
+        replayed.state.run(run).unwrap().state(),
+        RunState::Succeeded
+    );
+    drop(journal);
+    let node = Node::builder(dir.path())
+        .executor(NoopExecutor)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(node.wait_for_run(run).await.unwrap(), RunState::Succeeded);
+    node.shutdown().await.unwrap();
+}

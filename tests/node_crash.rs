@@ -64,7 +64,9 @@ fn sigkill_at_random_moments_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     let wf = workflow(tmp.path(), "chains.toml", &chains());
-    let mut node = NodeProc::start(&dir, &["--workers", "4"]);
+    // Frequent snapshots, so restarts also boot from a snapshot plus a tail.
+    let args = ["--workers", "4", "--snapshot-every", "50"];
+    let mut node = NodeProc::start(&dir, &args);
     let id = submit(&dir, &wf);
     let mut kills = 0;
     let mut last = 0;
@@ -85,7 +87,7 @@ fn sigkill_at_random_moments_loses_nothing() {
         node.kill9();
         kills += 1;
         last = now_done;
-        node = NodeProc::start(&dir, &["--workers", "4"]);
+        node = NodeProc::start(&dir, &args);
     }
     assert!(kills >= 20, "the run finished after only {kills} kills");
     let v = wait_finished(&dir, &id, 120);
@@ -96,6 +98,10 @@ fn sigkill_at_random_moments_loses_nothing() {
         .filter(|e| e["type"] == "attempt_failed")
         .count();
     eprintln!("{kills} kills, {interrupted} attempts closed as interrupted");
+    node.kill9();
+    let journal = troupe::storage::Journal::open(&dir.join("journal")).unwrap();
+    let (seq, _) = journal.latest_snapshot().unwrap().expect("snapshots were taken");
+    eprintln!("latest snapshot at seq {seq} of {}", journal.last_seq().unwrap());
 }
 
 fn inject(dir: &std::path::Path, actor: &str) -> troupe::messages::control::Response {

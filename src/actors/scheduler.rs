@@ -162,6 +162,10 @@ pub struct SchedulerState {
     /// An append failed: the state is ahead of the journal; nothing more is decided or done
     /// until the supervisor restarts us.
     frozen: bool,
+    /// Sequence number of the last snapshot stored (or replayed from).
+    snapshot_seq: Seq,
+    /// Store a snapshot once this many events are past `snapshot_seq` (0 = never).
+    snapshot_every: u64,
 }
 
 fn now() -> Timestamp {
@@ -300,6 +304,36 @@ impl SchedulerState {
                     let _ = self.finished.send((run, state));
                 }
             }
+        }
+    }
+
+    /// Stores a snapshot when enough events have passed since the last one and the state is
+    /// exactly what the journal holds (nothing decided is still in flight: a snapshot must
+    /// never be ahead of the journal). The clone is O(tasks of all runs); at the default of one
+    /// snapshot per 1,000,000 events it costs well under 1% of the scheduler's time.
+    fn maybe_snapshot(&mut self) {
+        let last = self.state.last_seq();
+        if self.snapshot_every == 0
+            || last - self.snapshot_seq < self.snapshot_every
+            || self.durable != last
+            || !self.outbox.is_empty()
+        {
+            return;
+        }
+        self.snapshot_seq = last;
+        let (reply, _ignored) = ractor::concurrency::oneshot();
+        let state = Arc::new(self.state.clone());
+        if let Err(e) = self
+            .journal
+            .actor()
+            .cast(crate::messages::journal::JournalMsg::Snapshot {
+                state,
+                reply: reply.into(),
+            })
+        {
+            tracing::warn!(error = %e, "could not send a snapshot to the journal");
+        } else {
+            tracing::debug!(seq = last, "snapshot sent to the journal");
         }
     }
 
@@ -799,6 +833,7 @@ impl Actor for Scheduler {
         journal.append(Vec::new()).await?;
         let replayed = crate::storage::replay(&shared.journal)?;
         let durable = replayed.state.last_seq();
+        let replayed_snapshot = replayed.snapshot_seq;
         let n = shared.config.workers as usize;
         let mut s = SchedulerState {
             state: replayed.state,
@@ -825,6 +860,8 @@ impl Actor for Scheduler {
             finished: shared.finished_runs.clone(),
             flush_scheduled: false,
             frozen: false,
+            snapshot_seq: replayed_snapshot.unwrap_or(0),
+            snapshot_every: shared.config.snapshot_every,
         };
         // Rebuild the queue and timers from the replayed state.
         let mut ready = Vec::new();
@@ -929,6 +966,7 @@ impl Actor for Scheduler {
                         s.durable = s.durable.max(range.end - 1);
                     }
                     s.run_effects(&myself);
+                    s.maybe_snapshot();
                 }
                 Err(e) => {
                     // Our state is now ahead of the journal. The journal actor stops after any

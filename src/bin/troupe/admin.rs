@@ -347,6 +347,8 @@ pub struct StartOptions {
     pub grace: Option<Duration>,
     /// Durability override.
     pub durability: Option<troupe::storage::Durability>,
+    /// Snapshot interval override (events).
+    pub snapshot_every: Option<u64>,
 }
 
 fn node_config(data_dir: &Path, opts: &StartOptions) -> NodeConfig {
@@ -359,6 +361,9 @@ fn node_config(data_dir: &Path, opts: &StartOptions) -> NodeConfig {
     }
     if let Some(d) = opts.durability {
         cfg.durability = d;
+    }
+    if let Some(n) = opts.snapshot_every {
+        cfg.snapshot_every = n;
     }
     cfg
 }

@@ -172,6 +172,9 @@ struct NodeArgs {
     /// Journal durability: `sync` (default) or `buffered`.
     #[arg(long)]
     durability: Option<Durability>,
+    /// Snapshot the scheduler's state every N events (default 1000000; 0 = never).
+    #[arg(long, value_name = "N")]
+    snapshot_every: Option<u64>,
 }
 
 impl NodeArgs {
@@ -180,6 +183,7 @@ impl NodeArgs {
             workers: self.workers,
             grace: self.grace,
             durability: self.durability,
+            snapshot_every: self.snapshot_every,
         }
     }
 }
