@@ -797,3 +797,30 @@ fn node_stop_stops_an_embedded_run() {
     assert_eq!(out.status.code(), Some(3), "the run did not end: exit 3");
     assert!(String::from_utf8_lossy(&out.stderr).contains("the run continues"));
 }
+
+#[test]
+fn a_slot_handed_to_a_task_cancelled_while_queued_is_not_lost() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let gate = tmp.path().join("gate");
+    let wf = workflow(
+        tmp.path(),
+        "q.toml",
+        &format!(
+            "name = \"q\"\nmax_concurrency = 1\n[[task]]\nid = \"x\"\nshell = \"while [ ! -e {} ]; do sleep 0.02; done\"\npriority = 100\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\npriority = 50\n[[task]]\nid = \"b\"\ncommand = [\"true\"]\n",
+            gate.display()
+        ),
+    );
+    let _node = NodeProc::start(&dir, &[]);
+    let id = submit(&dir, &wf);
+    wait_until(&dir, &id, 30, |v| task_state(v, "x") == "running");
+    // x's end hands the run's slot to `a`, which waits in the queue while the node is halted,
+    // and is cancelled there.
+    run_cmd_ok(&dir, &["halt"]);
+    std::fs::write(&gate, "").unwrap();
+    wait_until(&dir, &id, 30, |v| task_state(v, "x") == "succeeded");
+    run_cmd_ok(&dir, &["cancel", &format!("{id}/a")]);
+    run_cmd_ok(&dir, &["unhalt"]);
+    let v = wait_finished(&dir, &id, 30);
+    assert_eq!(task_state(&v, "b"), "succeeded", "{v}");
+}

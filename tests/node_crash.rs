@@ -100,8 +100,14 @@ fn sigkill_at_random_moments_loses_nothing() {
     eprintln!("{kills} kills, {interrupted} attempts closed as interrupted");
     node.kill9();
     let journal = troupe::storage::Journal::open(&dir.join("journal")).unwrap();
-    let (seq, _) = journal.latest_snapshot().unwrap().expect("snapshots were taken");
-    eprintln!("latest snapshot at seq {seq} of {}", journal.last_seq().unwrap());
+    let (seq, _) = journal
+        .latest_snapshot()
+        .unwrap()
+        .expect("snapshots were taken");
+    eprintln!(
+        "latest snapshot at seq {seq} of {}",
+        journal.last_seq().unwrap()
+    );
 }
 
 fn inject(dir: &std::path::Path, actor: &str) -> troupe::messages::control::Response {

@@ -307,15 +307,15 @@ impl SchedulerState {
         }
     }
 
-    /// Stores a snapshot when enough events have passed since the last one and the state is
-    /// exactly what the journal holds (nothing decided is still in flight: a snapshot must
-    /// never be ahead of the journal). The clone is O(tasks of all runs); at the default of one
+    /// Stores a snapshot when enough events have passed since the last one. The clone is O(tasks of all runs); at the default of one
     /// snapshot per 1,000,000 events it costs well under 1% of the scheduler's time.
     fn maybe_snapshot(&mut self) {
         let last = self.state.last_seq();
+        // Everything decided is already sent (the outbox is empty): the journal handles the
+        // snapshot after those appends (its mailbox is FIFO), commits what it staged first, and
+        // refuses a snapshot past its last durable event, so it is never ahead of the journal.
         if self.snapshot_every == 0
             || last - self.snapshot_seq < self.snapshot_every
-            || self.durable != last
             || !self.outbox.is_empty()
         {
             return;
@@ -361,6 +361,7 @@ impl SchedulerState {
                 || r.is_suspended()
                 || self.running.contains_key(&(entry.run, entry.task))
             {
+                self.reoffer(entry.run, entry.task);
                 continue;
             }
             let task = r.task(entry.task);
@@ -369,10 +370,14 @@ impl SchedulerState {
                 TaskState::Retrying => {
                     if let Some(at) = task.retry_at.filter(|at| *at > t_now) {
                         self.timers.insert((at, entry.run, entry.task));
+                        self.reoffer(entry.run, entry.task);
                         continue;
                     }
                 }
-                _ => continue,
+                _ => {
+                    self.reoffer(entry.run, entry.task);
+                    continue;
+                }
             }
             let wf = r.workflow();
             if let Some(cap) = wf.spec().max_concurrency {
@@ -453,11 +458,40 @@ impl SchedulerState {
     /// Whether a queue entry can still be dispatched (its run is running and not suspended,
     /// the task is ready or retrying, and no attempt of it is out).
     fn dispatchable(&self, e: &Entry) -> bool {
+        let t_now = now();
         self.state.run(e.run).is_some_and(|r| {
+            let t = r.task(e.task);
             r.state() == RunState::Running
                 && !r.is_suspended()
-                && matches!(r.task(e.task).state, TaskState::Ready | TaskState::Retrying)
+                && (t.state == TaskState::Ready
+                    // A retry that is not due has its timer; its entry would only park a slot.
+                    || (t.state == TaskState::Retrying
+                        && t.retry_at.is_none_or(|at| at <= t_now)))
         }) && !self.running.contains_key(&(e.run, e.task))
+    }
+
+    /// An entry of `run` left the queue without using a slot (it went stale, or its retry is
+    /// not due): a slot that `release` handed to it would be lost, so hand the run's free run
+    /// slot and the task's pool slot, if any, to the next parked entries. Each hand-off uses up
+    /// a parked entry, so this terminates.
+    fn reoffer(&mut self, run: RunId, task: TaskIndex) {
+        let Some(r) = self.state.run(run) else { return };
+        let wf = r.workflow();
+        let run_free = wf
+            .spec()
+            .max_concurrency
+            .is_none_or(|cap| self.run_load.get(&run).copied().unwrap_or(0) < cap);
+        let pool = wf.pool(task).map(str::to_owned);
+        let pool_free = pool.as_ref().is_some_and(|p| {
+            let cap = wf.spec().pools.get(p).copied().unwrap_or(u32::MAX);
+            self.pool_load.get(&(run, p.clone())).copied().unwrap_or(0) < cap
+        });
+        if run_free {
+            self.unpark(&(run, None));
+        }
+        if pool_free {
+            self.unpark(&(run, pool));
+        }
     }
 
     /// Moves the best still-dispatchable parked task of `key` back into the queue; parked
@@ -975,6 +1009,7 @@ impl Actor for Scheduler {
                     // would race the journal's own failure to the supervisor).
                     tracing::error!(error = %e, "journal append failed; the scheduler waits for its restart");
                     s.frozen = true;
+                    return Ok(());
                 }
             },
             SchedulerMsg::AttemptEnded(report) => s.attempt_ended(report),
@@ -1073,6 +1108,7 @@ impl Actor for Scheduler {
             SchedulerMsg::Flush => {
                 s.flush_scheduled = false;
                 s.flush(&myself);
+                s.maybe_snapshot();
             }
             SchedulerMsg::Panic => panic!("test hook: scheduler panics"),
         }
