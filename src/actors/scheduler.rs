@@ -203,16 +203,26 @@ impl SchedulerState {
                 self.after_persist(Effect::Finished(run, to));
             }
         }
-        if let Change::Task { run, task, to, .. } = change {
-            match to {
-                TaskState::Ready => self.enqueue(run, task),
-                TaskState::Retrying => {
-                    if let Some(at) = self.state.run(run).and_then(|r| r.task(task).retry_at) {
-                        self.timers.insert((at, run, task));
-                    }
+        if let Change::Task { run, task, .. } = change {
+            self.track(run, task);
+        }
+    }
+
+    /// Puts a task where its state says it waits: a ready task in the queue, a retrying one
+    /// among the timers (duplicates are harmless: `fill` skips stale entries, timers are a
+    /// set).
+    fn track(&mut self, run: RunId, task: TaskIndex) {
+        let Some(t) = self.state.run(run).map(|r| r.task(task)) else {
+            return;
+        };
+        match t.state {
+            TaskState::Ready => self.enqueue(run, task),
+            TaskState::Retrying => {
+                if let Some(at) = t.retry_at {
+                    self.timers.insert((at, run, task));
                 }
-                _ => {}
             }
+            _ => {}
         }
     }
 
@@ -548,7 +558,9 @@ impl SchedulerState {
         if !self.release(&report) || self.abandon {
             return;
         }
-        self.requeue_if_waiting(report.run, report.task);
+        // The task may have become ready again while this attempt was still out (retry of a
+        // task whose cancelled attempt was being terminated): `fill` skipped it then.
+        self.track(report.run, report.task);
         let end = match report.outcome {
             AttemptOutcome::Succeeded { usage } => AttemptEnd::Succeeded { usage },
             AttemptOutcome::Failed {
@@ -585,24 +597,6 @@ impl SchedulerState {
             for port in self.drained.drain(..) {
                 let _ = port.send(());
             }
-        }
-    }
-
-    /// A task can become ready while an old attempt of it is still out (retry of a task whose
-    /// cancelled attempt is still being terminated): `fill` skipped it then, so queue it once
-    /// that attempt is back.
-    fn requeue_if_waiting(&mut self, run: RunId, task: TaskIndex) {
-        let Some(t) = self.state.run(run).map(|r| r.task(task)) else {
-            return;
-        };
-        match t.state {
-            TaskState::Ready => self.enqueue(run, task),
-            TaskState::Retrying => {
-                if let Some(at) = t.retry_at {
-                    self.timers.insert((at, run, task));
-                }
-            }
-            _ => {}
         }
     }
 
@@ -760,16 +754,7 @@ impl SchedulerState {
                 break;
             }
             self.timers.pop_first();
-            let key = QueueKey {
-                priority: self
-                    .state
-                    .run(run)
-                    .map(|r| r.workflow().priority(task))
-                    .unwrap_or(0),
-                age: self.next_age,
-            };
-            self.next_age += 1;
-            self.queue.push(Entry { key, run, task });
+            self.enqueue(run, task);
         }
     }
 
@@ -898,25 +883,20 @@ impl Actor for Scheduler {
             snapshot_every: shared.config.snapshot_every,
         };
         // Rebuild the queue and timers from the replayed state.
-        let mut ready = Vec::new();
-        for r in s.state.runs() {
-            if r.state() != RunState::Running {
-                continue;
-            }
-            for (i, t) in r.tasks().iter().enumerate() {
-                match t.state {
-                    TaskState::Ready => ready.push((r.id(), i as TaskIndex)),
-                    TaskState::Retrying => {
-                        if let Some(at) = t.retry_at {
-                            s.timers.insert((at, r.id(), i as TaskIndex));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        for (run, task) in ready {
-            s.enqueue(run, task);
+        let waiting: Vec<(RunId, TaskIndex)> = s
+            .state
+            .runs()
+            .filter(|r| r.state() == RunState::Running)
+            .flat_map(|r| {
+                r.tasks()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| matches!(t.state, TaskState::Ready | TaskState::Retrying))
+                    .map(move |(i, _)| (r.id(), i as TaskIndex))
+            })
+            .collect();
+        for (run, task) in waiting {
+            s.track(run, task);
         }
         // Close attempts a previous node (or incarnation) left running, after terminating
         // whatever is left of their process groups (all at once: each may take the grace

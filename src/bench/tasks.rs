@@ -327,9 +327,7 @@ async fn memory_case(opts: &TasksBenchOptions) -> Result<Memory, BenchError> {
         .start()
         .await
         .map_err(node_err)?;
-    node.request(Request::Command(AdminCommand::Halt { kill: false }))
-        .await
-        .map_err(node_err)?;
+    halt(&node).await?;
     node.shared().journal.flush()?;
     let before = rss_bytes();
     let wf = flat_workflow("bench-memory", n, &["true"])?;
@@ -353,6 +351,44 @@ fn percentiles(mut v: Vec<u64>) -> (u64, u64) {
     (at(0.50), at(0.99))
 }
 
+/// Which percentile is the headline figure of a [`Latency`].
+#[derive(Clone, Copy)]
+enum Headline {
+    P50,
+    P99,
+}
+
+impl Latency {
+    /// Summarises troupe's and the baseline's samples (µs, same count).
+    fn new(troupe: Vec<u64>, baseline: Vec<u64>, headline: Headline) -> Latency {
+        let samples = troupe.len();
+        let (p50_us, p99_us) = percentiles(troupe);
+        let (baseline_p50_us, baseline_p99_us) = percentiles(baseline);
+        let (figure, baseline) = match headline {
+            Headline::P50 => (p50_us, baseline_p50_us),
+            Headline::P99 => (p99_us, baseline_p99_us),
+        };
+        Latency {
+            samples,
+            p50_us,
+            p99_us,
+            baseline_p50_us,
+            baseline_p99_us,
+            figure,
+            baseline,
+            ratio: figure as f64 / baseline.max(1) as f64,
+        }
+    }
+}
+
+/// Stops dispatching, so what is submitted next stays queued.
+async fn halt(node: &NodeHandle) -> Result<(), BenchError> {
+    node.request(Request::Command(AdminCommand::Halt { kill: false }))
+        .await
+        .map_err(node_err)?;
+    Ok(())
+}
+
 async fn control_case(opts: &TasksBenchOptions) -> Result<Latency, BenchError> {
     let dir = fresh(&opts.dir, "control")?;
     let node = Node::builder(&dir)
@@ -361,9 +397,7 @@ async fn control_case(opts: &TasksBenchOptions) -> Result<Latency, BenchError> {
         .start()
         .await
         .map_err(node_err)?;
-    node.request(Request::Command(AdminCommand::Halt { kill: false }))
-        .await
-        .map_err(node_err)?;
+    halt(&node).await?;
     let run = node
         .submit(flat_workflow("bench-status", 20, &["true"])?)
         .await
@@ -383,7 +417,7 @@ async fn control_case(opts: &TasksBenchOptions) -> Result<Latency, BenchError> {
     }
     drop(client);
     node.shutdown().await.map_err(node_err)?;
-    let (p50, p99) = percentiles(samples);
+    let troupe = samples;
     // Baseline: raw Unix socket ping-pong, same sizes.
     let path = dir.join("echo.sock");
     let listener = tokio::net::UnixListener::bind(&path)?;
@@ -412,17 +446,7 @@ async fn control_case(opts: &TasksBenchOptions) -> Result<Latency, BenchError> {
         }
     }
     let _ = server.await;
-    let (b50, b99) = percentiles(samples);
-    Ok(Latency {
-        samples: opts.control_requests,
-        p50_us: p50,
-        p99_us: p99,
-        baseline_p50_us: b50,
-        baseline_p99_us: b99,
-        figure: p99,
-        baseline: b99,
-        ratio: p99 as f64 / b99.max(1) as f64,
-    })
+    Ok(Latency::new(troupe, samples, Headline::P99))
 }
 
 async fn submit_case(opts: &TasksBenchOptions) -> Result<Latency, BenchError> {
@@ -440,7 +464,7 @@ async fn submit_case(opts: &TasksBenchOptions) -> Result<Latency, BenchError> {
         samples.push(run_to_end(&node, wf).await?.as_micros() as u64);
     }
     node.shutdown().await.map_err(node_err)?;
-    let (p50, p99) = percentiles(samples);
+    let troupe = samples;
     let bdir = fresh(&opts.dir, "latency-baseline")?;
     let db = raw_db(&bdir)?;
     let mut wo = rocksdb::WriteOptions::default();
@@ -457,17 +481,7 @@ async fn submit_case(opts: &TasksBenchOptions) -> Result<Latency, BenchError> {
         }
         samples.push(t.elapsed().as_micros() as u64);
     }
-    let (b50, b99) = percentiles(samples);
-    Ok(Latency {
-        samples: opts.latency_runs,
-        p50_us: p50,
-        p99_us: p99,
-        baseline_p50_us: b50,
-        baseline_p99_us: b99,
-        figure: p50,
-        baseline: b50,
-        ratio: p50 as f64 / b50.max(1) as f64,
-    })
+    Ok(Latency::new(troupe, samples, Headline::P50))
 }
 
 /// Runs every case (in a fresh subdirectory each) and removes `opts.dir` afterwards.
