@@ -1,11 +1,12 @@
 //! Codec round trip of every event type, and a golden file of encoded events.
 //!
-//! `tests/golden/events-v1.bin` holds the envelopes of [`events`] as written by event schema
-//! version 1: for each, a u32 little-endian length, then the envelope. The test decodes the
+//! `tests/golden/events-v2.bin` holds the envelopes of [`events`] as written by event schema
+//! version 2: for each, a u32 little-endian length, then the envelope. The test decodes the
 //! file and expects exactly these events back, so a change that breaks reading journals
 //! written today fails CI. To add a new event type, append it to [`events`] and regenerate
 //! with `TROUPE_BLESS=1 cargo test --test golden` (existing bytes must not change; the test
-//! checks the old prefix still matches).
+//! checks the old prefix still matches). `events-v1.bin` was written by schema 1 (no task
+//! `labels` or `compensate_retry`) and must keep decoding to the same events.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -16,9 +17,17 @@ use troupe::model::{
 };
 use troupe::storage::codec::{decode_event, encode_event};
 
-const GOLDEN: &str = "tests/golden/events-v1.bin";
+const GOLDEN: &str = "tests/golden/events-v2.bin";
+const GOLDEN_V1: &str = "tests/golden/events-v1.bin";
+
+/// Spec fields added by schema 2, set on the first task of the golden workflow.
+const V2_FIELDS: &str = "labels = [\"build\", \"linux\"]\ncompensate_retry = { max_attempts = 2, initial_interval = \"5s\" }\n";
 
 fn events() -> Vec<EventRecord> {
+    events_with(V2_FIELDS)
+}
+
+fn events_with(first_task_extra: &str) -> Vec<EventRecord> {
     let run = RunId::from_u128(0x0193_5a7e_1c00_4000_8000_0000_0000_0042);
     let task = TaskId::new("build.x86_64-linux").unwrap();
     let usage = Some(ResourceUsage {
@@ -33,7 +42,7 @@ fn events() -> Vec<EventRecord> {
     };
     let wf = Arc::new(
         parse_workflow(
-            r#"
+            &r#"
 name = "golden"
 max_concurrency = 3
 [pools]
@@ -49,6 +58,7 @@ command = ["make", "-j2"]
 pool = "cc"
 priority = -3
 compensate = ["make", "clean"]
+EXTRA
 [[task]]
 id = "publish"
 shell = "./publish.sh && echo ok"
@@ -59,7 +69,8 @@ compensate_shell = "./unpublish.sh"
 retry = { max_attempts = 1 }
 env = { TOKEN = "x" }
 timeout = "30s"
-"#,
+"#
+            .replace("EXTRA\n", first_task_extra),
         )
         .unwrap(),
     );
@@ -331,7 +342,9 @@ fn golden_file_still_decodes() {
     assert_eq!(golden, fresh, "the encoding of existing events changed");
 }
 
-const GOLDEN_SNAPSHOT: &str = "tests/golden/snapshot-v1.bin";
+const GOLDEN_SNAPSHOT: &str = "tests/golden/snapshot-v2.bin";
+/// Written by snapshot schema 1; must keep decoding to the same state.
+const GOLDEN_SNAPSHOT_V1: &str = "tests/golden/snapshot-v1.bin";
 
 /// A state reached by legal events and touching every part of `State`: a halted node, a run
 /// compensating with one step undone, one compensation retrying, an approval granted.
@@ -476,4 +489,24 @@ fn golden_snapshot_still_decodes() {
         "the golden snapshot decodes to a different state"
     );
     assert_eq!(golden, fresh, "the snapshot encoding changed");
+    let v1 = std::fs::read(GOLDEN_SNAPSHOT_V1).unwrap();
+    assert_eq!(v1[1..3], [1, 0], "a schema-1 snapshot");
+    let decoded = decode_snapshot(state.last_seq(), &v1)
+        .unwrap_or_else(|e| panic!("the schema-1 snapshot no longer decodes: {e}"));
+    assert_eq!(decoded, state, "the schema-1 snapshot decodes differently");
+}
+
+#[test]
+fn schema_1_golden_file_still_decodes() {
+    let events = events_with("");
+    let golden = std::fs::read(GOLDEN_V1).unwrap_or_else(|e| panic!("{GOLDEN_V1}: {e}"));
+    let records = split(&golden);
+    assert_eq!(records.len(), events.len());
+    for (i, (bytes, expected)) in records.iter().zip(&events).enumerate() {
+        let seq = i as u64 + 1;
+        assert_eq!(bytes[1..3], [1, 0], "event {seq} is a schema-1 record");
+        let decoded = decode_event(seq, bytes)
+            .unwrap_or_else(|e| panic!("schema-1 event {seq} no longer decodes: {e}"));
+        assert_eq!(&decoded, expected, "schema-1 event {seq} decodes differently");
+    }
 }

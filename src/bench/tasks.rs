@@ -155,6 +155,8 @@ pub fn flat_workflow(name: &str, n: usize, command: &[&str]) -> Result<Workflow,
             timeout: None,
             retry: None,
             env: Default::default(),
+            labels: Vec::new(),
+            compensate_retry: None,
         })
         .collect();
     Ok(Workflow::from_spec(WorkflowSpec {

@@ -19,7 +19,12 @@ use super::time::Timestamp;
 use super::workflow::Workflow;
 
 /// Version of the [`Event`] encoding written into each journal record's envelope.
-pub const EVENT_SCHEMA_VERSION: u16 = 1;
+///
+/// | version | change |
+/// |---|---|
+/// | 1 | first release |
+/// | 2 | task spec gains `labels` and `compensate_retry`, `[defaults]` gains `compensate_retry` (old workflows decode with both empty) |
+pub const EVENT_SCHEMA_VERSION: u16 = 2;
 
 /// Journal sequence number: 1 for the first event, then +1 per event, across all runs.
 pub type Seq = u64;

@@ -1,9 +1,10 @@
 //! Reading the TOML workflow format into a [`Workflow`], with file positions in every error.
 //!
 //! The format is the one in `../shared/DESIGN.md` (every field name there is public). Beyond
-//! it: `retry` also takes `jitter` (see [`super::retry`]), and `[defaults]` takes any of
-//! `timeout`, `retry`, `env`, `cwd`, `pool`, `priority`, `requires_approval`,
-//! `approval_timeout`. Durations are [humantime](https://docs.rs/humantime) strings (`"90s"`,
+//! it: `retry` also takes `jitter` (see [`super::retry`]); a task also takes `labels` (tags
+//! node approval rules match) and `compensate_retry` (its compensation's retry policy, same
+//! fields as `retry`); `[defaults]` takes any of `timeout`, `retry`, `env`, `cwd`, `pool`,
+//! `priority`, `requires_approval`, `approval_timeout`, `compensate_retry`. Durations are [humantime](https://docs.rs/humantime) strings (`"90s"`,
 //! `"10m"`, `"1h 30m"`). Unknown fields are errors.
 //!
 //! Errors: syntax and type errors come from the `toml` crate with their span; semantic
@@ -153,6 +154,7 @@ struct RawDefaults {
     priority: Option<i32>,
     requires_approval: Option<bool>,
     approval_timeout: Option<Spanned<HumanDuration>>,
+    compensate_retry: Option<Spanned<RawRetry>>,
 }
 
 #[derive(Deserialize)]
@@ -196,6 +198,8 @@ struct RawTask {
     retry: Option<Spanned<RawRetry>>,
     #[serde(default)]
     env: BTreeMap<String, String>,
+    labels: Option<Spanned<Vec<String>>>,
+    compensate_retry: Option<Spanned<RawRetry>>,
 }
 
 /// Byte spans kept from the parse so semantic problems can name a line.
@@ -295,6 +299,10 @@ impl RawWorkflow {
                     "approval_timeout",
                     d.approval_timeout.as_ref().map(|s| s.span()),
                 );
+                keep(
+                    "compensate_retry",
+                    d.compensate_retry.as_ref().map(|s| s.span()),
+                );
                 TaskDefaults {
                     timeout: d.timeout.map(|t| t.into_inner().0),
                     retry: d.retry.map(|r| r.into_inner().into()).unwrap_or_default(),
@@ -304,6 +312,10 @@ impl RawWorkflow {
                     priority: d.priority,
                     requires_approval: d.requires_approval,
                     approval_timeout: d.approval_timeout.map(|t| t.into_inner().0),
+                    compensate_retry: d
+                        .compensate_retry
+                        .map(|r| r.into_inner().into())
+                        .unwrap_or_default(),
                 }
             }
         };
@@ -369,6 +381,11 @@ impl RawWorkflow {
                 "approval_timeout",
                 t.approval_timeout.as_ref().map(|s| s.span()),
             );
+            span_of("labels", t.labels.as_ref().map(|s| s.span()));
+            span_of(
+                "compensate_retry",
+                t.compensate_retry.as_ref().map(|s| s.span()),
+            );
             let depends_on_spans = t.depends_on.iter().map(|d| d.span()).collect();
             map.tasks.push(TaskSpans {
                 table,
@@ -389,6 +406,10 @@ impl RawWorkflow {
                 timeout: t.timeout.map(|d| d.into_inner().0),
                 retry: t.retry.map(|r| Box::new(r.into_inner().into())),
                 env: t.env,
+                labels: t.labels.map(Spanned::into_inner).unwrap_or_default(),
+                compensate_retry: t
+                    .compensate_retry
+                    .map(|r| Box::new(r.into_inner().into())),
             });
         }
         let spec = WorkflowSpec {

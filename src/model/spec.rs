@@ -50,6 +50,8 @@ pub struct TaskDefaults {
     pub requires_approval: Option<bool>,
     /// How long an approval request may stay pending before it expires (counts as rejected).
     pub approval_timeout: Option<Duration>,
+    /// Retry fields of compensations for tasks that do not set them (event schema 2).
+    pub compensate_retry: RetrySpec,
 }
 
 /// One `[[task]]` entry.
@@ -80,6 +82,119 @@ pub struct TaskSpec {
     pub retry: Option<Box<RetrySpec>>,
     /// Environment variables; merged key by key over `[defaults].env`.
     pub env: BTreeMap<String, String>,
+    /// Free-form tags node approval rules can match on (event schema 2).
+    pub labels: Vec<String>,
+    /// Retry fields of this task's compensation; merged field by field over
+    /// `[defaults].compensate_retry` (event schema 2).
+    pub compensate_retry: Option<Box<RetrySpec>>,
+}
+
+/// The spec as event schema 1 stored it (before `labels` and `compensate_retry`); decoded
+/// only from old journals and snapshots, then upgraded with empty new fields.
+pub(crate) mod v1 {
+    use super::*;
+
+    /// Schema-1 [`WorkflowSpec`].
+    #[derive(Deserialize)]
+    pub struct WorkflowSpec {
+        name: String,
+        max_concurrency: Option<u32>,
+        pools: BTreeMap<String, u32>,
+        defaults: TaskDefaults,
+        tasks: Vec<TaskSpec>,
+    }
+
+    #[derive(Deserialize)]
+    struct TaskDefaults {
+        timeout: Option<Duration>,
+        retry: RetrySpec,
+        env: BTreeMap<String, String>,
+        cwd: Option<String>,
+        pool: Option<String>,
+        priority: Option<i32>,
+        requires_approval: Option<bool>,
+        approval_timeout: Option<Duration>,
+    }
+
+    #[derive(Deserialize)]
+    struct TaskSpec {
+        id: TaskId,
+        command: Command,
+        cwd: Option<String>,
+        depends_on: Vec<TaskId>,
+        priority: Option<i32>,
+        pool: Option<String>,
+        requires_approval: Option<bool>,
+        compensate: Option<Command>,
+        approval_timeout: Option<Duration>,
+        timeout: Option<Duration>,
+        retry: Option<Box<RetrySpec>>,
+        env: BTreeMap<String, String>,
+    }
+
+    impl From<WorkflowSpec> for super::WorkflowSpec {
+        fn from(w: WorkflowSpec) -> Self {
+            let d = w.defaults;
+            super::WorkflowSpec {
+                name: w.name,
+                max_concurrency: w.max_concurrency,
+                pools: w.pools,
+                defaults: super::TaskDefaults {
+                    timeout: d.timeout,
+                    retry: d.retry,
+                    env: d.env,
+                    cwd: d.cwd,
+                    pool: d.pool,
+                    priority: d.priority,
+                    requires_approval: d.requires_approval,
+                    approval_timeout: d.approval_timeout,
+                    compensate_retry: RetrySpec::default(),
+                },
+                tasks: w
+                    .tasks
+                    .into_iter()
+                    .map(|t| super::TaskSpec {
+                        id: t.id,
+                        command: t.command,
+                        cwd: t.cwd,
+                        depends_on: t.depends_on,
+                        priority: t.priority,
+                        pool: t.pool,
+                        requires_approval: t.requires_approval,
+                        compensate: t.compensate,
+                        approval_timeout: t.approval_timeout,
+                        timeout: t.timeout,
+                        retry: t.retry,
+                        env: t.env,
+                        labels: Vec::new(),
+                        compensate_retry: None,
+                    })
+                    .collect(),
+            }
+        }
+    }
+}
+
+std::thread_local! {
+    /// Schema version of the record being decoded on this thread (see
+    /// [`with_decoding_schema`]); the current one otherwise.
+    static DECODING_SCHEMA: std::cell::Cell<u16> =
+        const { std::cell::Cell::new(super::event::EVENT_SCHEMA_VERSION) };
+}
+
+/// Runs `f` (a decode) with [`decoding_schema`] returning `schema`: lets the workflow inside
+/// an event or snapshot pick the spec layout its record was written with. The codec calls
+/// this; bincode decodes on the calling thread.
+pub fn with_decoding_schema<T>(schema: u16, f: impl FnOnce() -> T) -> T {
+    let old = DECODING_SCHEMA.with(|c| c.replace(schema));
+    let out = f();
+    DECODING_SCHEMA.with(|c| c.set(old));
+    out
+}
+
+/// The schema version of the record being decoded on this thread.
+pub fn decoding_schema() -> u16 {
+    DECODING_SCHEMA.with(|c| c.get())
 }
 
 /// What an attempt runs.

@@ -295,6 +295,17 @@ impl Workflow {
         }
     }
 
+    /// Retry policy of the task's compensation: its `compensate_retry` merged over
+    /// `[defaults].compensate_retry`, then the built-in defaults (5 attempts, so bounded
+    /// unless a file says `max_attempts = 0`).
+    pub fn compensate_retry_policy(&self, index: TaskIndex) -> RetryPolicy {
+        let d = &self.spec.defaults.compensate_retry;
+        match &self.task(index).compensate_retry {
+            Some(r) => r.resolve(Some(d)),
+            None => d.resolve(None),
+        }
+    }
+
     /// Effective per-attempt timeout (`None`: no timeout).
     pub fn timeout(&self, index: TaskIndex) -> Option<Duration> {
         self.task(index).timeout.or(self.spec.defaults.timeout)
@@ -372,7 +383,11 @@ impl Serialize for Workflow {
 
 impl<'de> Deserialize<'de> for Workflow {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let spec = WorkflowSpec::deserialize(deserializer)?;
+        let spec = if super::spec::decoding_schema() < 2 {
+            super::spec::v1::WorkflowSpec::deserialize(deserializer)?.into()
+        } else {
+            WorkflowSpec::deserialize(deserializer)?
+        };
         Workflow::rebuild(spec).map_err(serde::de::Error::custom)
     }
 }
@@ -487,6 +502,12 @@ fn check_fields(spec: &WorkflowSpec, p: &mut Problems<'_>) {
             "[defaults] timeout must be longer than 0s",
         );
     }
+    for msg in d.compensate_retry.problems() {
+        p.at(
+            Loc::Defaults("compensate_retry"),
+            format!("[defaults] compensate_retry: {msg}"),
+        );
+    }
     if d.approval_timeout == Some(Duration::ZERO) {
         p.at(
             Loc::Defaults("approval_timeout"),
@@ -567,6 +588,33 @@ fn check_fields(spec: &WorkflowSpec, p: &mut Problems<'_>) {
                      (add requires_approval = true)"
                 ),
             );
+        }
+        if let Some(r) = &task.compensate_retry {
+            for msg in r.problems() {
+                p.at(
+                    Loc::TaskField(i, "compensate_retry"),
+                    format!("task `{id}`: compensate_retry: {msg}"),
+                );
+            }
+            if task.compensate.is_none() {
+                p.at(
+                    Loc::TaskField(i, "compensate_retry"),
+                    format!(
+                        "task `{id}` sets compensate_retry but has no compensation \
+                         (add `compensate` or `compensate_shell`)"
+                    ),
+                );
+            }
+        }
+        for label in &task.labels {
+            if !valid_name(label) {
+                p.at(
+                    Loc::TaskField(i, "labels"),
+                    format!(
+                        "task `{id}`: label `{label}` may only use letters, digits, `_`, `.` and `-`"
+                    ),
+                );
+            }
         }
         check_env(p, Loc::Task(i), &format!("task `{id}`"), &task.env);
         if task.cwd.as_deref().is_some_and(|c| c.contains('\0')) {

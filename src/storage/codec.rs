@@ -24,7 +24,9 @@ use crate::model::{EventRecord, Seq, State, EVENT_SCHEMA_VERSION};
 /// Envelope format written by this version.
 pub const FORMAT_VERSION: u8 = 1;
 /// Schema version of the snapshot payload ([`State`]).
-pub const SNAPSHOT_SCHEMA_VERSION: u16 = 1;
+/// Versions as for events ([`EVENT_SCHEMA_VERSION`]): 2 added the spec fields of event
+/// schema 2 to the workflows a snapshot holds.
+pub const SNAPSHOT_SCHEMA_VERSION: u16 = 2;
 /// Envelope header length in bytes.
 pub const HEADER_LEN: usize = 7;
 /// Largest payload the decoder will allocate for (1 GiB): a corrupt length prefix cannot
@@ -200,8 +202,11 @@ fn decode<T: DeserializeOwned>(
             supported,
         });
     }
-    let (value, used) = bincode::serde::decode_from_slice::<T, _>(payload, decode_config())
-        .map_err(|e| CodecError::Decode {
+    // The workflows inside events and snapshots read the spec layout of `schema`.
+    let decoded = crate::model::spec::with_decoding_schema(schema, || {
+        bincode::serde::decode_from_slice::<T, _>(payload, decode_config())
+    });
+    let (value, used) = decoded.map_err(|e| CodecError::Decode {
             kind,
             seq,
             message: e.to_string(),
