@@ -13,7 +13,7 @@ use super::event::{Event, Failure, ResourceUsage};
 use super::ids::{RunId, TaskIndex};
 use super::run::RunState;
 use super::state::State;
-use super::task::TaskState;
+use super::task::{CompensationState, TaskState};
 use super::time::Timestamp;
 
 /// How an attempt ended, reduced to what the decision needs.
@@ -92,6 +92,78 @@ pub fn attempt_end(
             }
         }
     })
+}
+
+/// The event that closes compensation attempt `attempt` of saga step `task`, or `None` if
+/// that compensation attempt is not running (already closed).
+///
+/// A failure becomes `compensation_failed` with `retry_at = now + backoff` under the task's
+/// compensation retry policy ([`super::workflow::Workflow::compensate_retry_policy`]) when it
+/// is retryable and the budget allows; otherwise `compensation_failed` without `retry_at`
+/// (the run becomes `compensation_failed` and waits for an operator).
+pub fn compensation_end(
+    state: &State,
+    run: RunId,
+    task: TaskIndex,
+    attempt: u32,
+    end: AttemptEnd,
+    now: Timestamp,
+    jitter_sample: f64,
+) -> Option<Event> {
+    let r = state.run(run)?;
+    let c = r.task(task).compensation.as_deref()?;
+    if c.state != CompensationState::Running || c.attempts != attempt {
+        return None;
+    }
+    let id = r.workflow().task_id(task).clone();
+    Some(match end {
+        AttemptEnd::Succeeded { usage } => Event::CompensationSucceeded {
+            run,
+            task: id,
+            attempt,
+            usage,
+        },
+        AttemptEnd::Failed {
+            failure,
+            retryable,
+            usage,
+        } => {
+            let policy = r.workflow().compensate_retry_policy(task);
+            let used = c.attempts - c.budget_base;
+            let retry_at = (retryable && policy.allows_another(used))
+                .then(|| now.saturating_add(policy.delay(used, jitter_sample)));
+            Event::CompensationFailed {
+                run,
+                task: id,
+                attempt,
+                failure,
+                usage,
+                retry_at,
+            }
+        }
+    })
+}
+
+/// The compensation attempts the journal says are running (closed at boot like
+/// [`running_attempts`]).
+pub fn running_compensations(state: &State) -> Vec<(RunId, TaskIndex, u32)> {
+    let mut out = Vec::new();
+    for r in state.runs() {
+        if !matches!(
+            r.state(),
+            RunState::Compensating | RunState::CompensationFailed
+        ) {
+            continue;
+        }
+        for (i, t) in r.tasks().iter().enumerate() {
+            if let Some(c) = t.compensation.as_deref() {
+                if c.state == CompensationState::Running {
+                    out.push((r.id(), i as TaskIndex, c.attempts));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The attempts the journal says are running: at boot these were interrupted by the node's

@@ -97,16 +97,60 @@ pub struct Task {
 }
 
 /// The undo side of a saga step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Compensation {
     /// Compensation state machine position.
     pub state: CompensationState,
     /// Compensation attempts started so far.
     pub attempts: u32,
+    /// `attempts` when an operator last retried the compensation; its retry budget counts
+    /// `attempts - budget_base` (snapshot schema 2; 0 in older snapshots).
+    pub budget_base: u32,
     /// When the next compensation attempt is due (state `retrying`).
     pub retry_at: Option<Timestamp>,
     /// Why the last compensation attempt failed, if it did.
     pub last_failure: Option<Failure>,
+}
+
+impl<'de> Deserialize<'de> for Compensation {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// Field order of snapshot schema 2 (must match the struct above).
+        #[derive(Deserialize)]
+        struct V2 {
+            state: CompensationState,
+            attempts: u32,
+            budget_base: u32,
+            retry_at: Option<Timestamp>,
+            last_failure: Option<Failure>,
+        }
+        /// Snapshot schema 1: no `budget_base`.
+        #[derive(Deserialize)]
+        struct V1 {
+            state: CompensationState,
+            attempts: u32,
+            retry_at: Option<Timestamp>,
+            last_failure: Option<Failure>,
+        }
+        let v = if super::spec::decoding_schema() < 2 {
+            let v = V1::deserialize(deserializer)?;
+            V2 {
+                state: v.state,
+                attempts: v.attempts,
+                budget_base: 0,
+                retry_at: v.retry_at,
+                last_failure: v.last_failure,
+            }
+        } else {
+            V2::deserialize(deserializer)?
+        };
+        Ok(Compensation {
+            state: v.state,
+            attempts: v.attempts,
+            budget_base: v.budget_base,
+            retry_at: v.retry_at,
+            last_failure: v.last_failure,
+        })
+    }
 }
 
 /// A transition the fold made, reported so actors can react (enqueue a ready task, notify,
@@ -790,6 +834,18 @@ impl Run {
                 };
                 self.require_compensation(event, c.state, to)?;
                 self.require_attempt(event, t, c.attempts, *attempt)?;
+                let used = c.attempts - c.budget_base;
+                if retry_at.is_some()
+                    && !self
+                        .workflow
+                        .compensate_retry_policy(t)
+                        .allows_another(used)
+                {
+                    return Err(self.not_allowed(
+                        event,
+                        format!("the compensation's retry policy allows no attempt after {used}"),
+                    ));
+                }
                 let c = self.tasks[t as usize]
                     .compensation
                     .as_mut()
@@ -806,11 +862,12 @@ impl Run {
                 self.require_run_state(event, &[CompensationFailed])?;
                 let c = self.compensation_of(event, t)?;
                 self.require_compensation(event, c.state, CompensationState::Pending)?;
-                self.tasks[t as usize]
+                let c = self.tasks[t as usize]
                     .compensation
                     .as_mut()
-                    .expect("checked")
-                    .retry_at = None;
+                    .expect("checked");
+                c.retry_at = None;
+                c.budget_base = c.attempts;
                 self.set_compensation(t, CompensationState::Pending, changes);
                 self.finished_at = None;
                 self.set_run(Compensating, time, changes);
@@ -1016,6 +1073,7 @@ impl Run {
             task.compensation = Some(Box::new(Compensation {
                 state: CompensationState::Pending,
                 attempts: 0,
+                budget_base: 0,
                 retry_at: None,
                 last_failure: None,
             }));
