@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::messages::scheduler::AttemptOutcome;
+use crate::messages::scheduler::{AttemptKind, AttemptOutcome};
 use crate::model::{Command, Failure, ResourceUsage, RunId, TaskIndex, Workflow};
 use crate::process::{run_process, ProcessEnd, ProcessSpec, Program};
 
@@ -26,9 +26,11 @@ pub struct AttemptContext {
     pub workflow: Arc<Workflow>,
     /// The task's index in the workflow.
     pub task: TaskIndex,
-    /// The attempt number (1-based).
+    /// The attempt number (1-based; compensation attempts count separately).
     pub attempt: u32,
-    /// `DATA_DIR/logs/RUN/TASK/ATTEMPT.log`.
+    /// A forward attempt runs the task's `command`, a compensation its `compensate`.
+    pub kind: AttemptKind,
+    /// `DATA_DIR/logs/RUN/TASK/ATTEMPT.log` (`compensate-ATTEMPT.log` for compensations).
     pub log_path: PathBuf,
     /// `DATA_DIR/logs/RUN/TASK/ATTEMPT.pid`: the process id and start time while it runs,
     /// read at boot to terminate attempts a crashed node left behind.
@@ -66,9 +68,24 @@ impl Executor for ProcessExecutor {
     fn execute(&self, ctx: AttemptContext, cancel: oneshot::Receiver<()>) -> AttemptFuture {
         let wf = &ctx.workflow;
         let t = ctx.task;
-        let program = match &wf.task(t).command {
-            Command::Argv(argv) => Program::Argv(argv.clone()),
-            Command::Shell(text) => Program::Shell(text.clone()),
+        let spec = wf.task(t);
+        let command = match ctx.kind {
+            AttemptKind::Forward => Some(&spec.command),
+            AttemptKind::Compensation => spec.compensate.as_ref(),
+        };
+        let program = match command {
+            Some(Command::Argv(argv)) => Program::Argv(argv.clone()),
+            Some(Command::Shell(text)) => Program::Shell(text.clone()),
+            None => {
+                let failure = Failure::Error {
+                    message: "the task declares no compensation".into(),
+                };
+                return Box::pin(std::future::ready(AttemptOutcome::Failed {
+                    failure,
+                    usage: None,
+                    retryable: false,
+                }));
+            }
         };
         let mut env: Vec<(String, String)> = wf
             .env(t)
@@ -78,6 +95,9 @@ impl Executor for ProcessExecutor {
         env.push(("TROUPE_RUN_ID".into(), ctx.run.to_string()));
         env.push(("TROUPE_TASK_ID".into(), wf.task_id(t).to_string()));
         env.push(("TROUPE_ATTEMPT".into(), ctx.attempt.to_string()));
+        if ctx.kind == AttemptKind::Compensation {
+            env.push(("TROUPE_COMPENSATION".into(), "1".into()));
+        }
         let spec = ProcessSpec {
             program,
             env,

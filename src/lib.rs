@@ -52,6 +52,7 @@
 pub mod actors;
 pub mod bench;
 pub mod client;
+pub mod config;
 pub mod executor;
 pub mod messages;
 pub mod model;

@@ -3,14 +3,16 @@
 //! ```text
 //! node (root supervisor, rest_for_one)
 //! ├── journal      group-commit writer (its own OS thread)
-//! ├── scheduler    state, ready queue, retries, timers, halt
+//! ├── scheduler    state, ready queue, retries, timers, halt, saga coordinator
 //! ├── workers      supervisor (one_for_one) of `workers` worker actors
+//! ├── approvals    approval gate: pending requests, expiry
 //! └── control      Unix socket server (DATA_DIR/troupe.sock), optional
 //! ```
-//! (approvals, sagas and metrics take their places between workers and control in later
-//! versions.) rest_for_one: if the journal restarts, everything after it restarts and
-//! rebuilds from the journal; if the scheduler restarts, workers (whose attempts belong to
-//! the old scheduler) and control restart with it.
+//! (metrics takes its place before control in a later version.) rest_for_one: if the journal
+//! restarts, everything after it restarts and rebuilds from the journal; if the scheduler
+//! restarts, workers (whose attempts belong to the old scheduler), the approval gate and
+//! control restart with it. The gate comes after the workers so that its own restart stops
+//! no attempt.
 //!
 //! Nothing is registered under a global name, so several nodes (on different data dirs) can
 //! live in one process, and [`Node::spawn_linked`] puts the whole tree under a host's own
@@ -24,6 +26,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
 use tokio::task::JoinHandle;
 
+use crate::actors::approval::{ApprovalGate, ApprovalRule, DEFAULT_APPROVAL_TIMEOUT};
 use crate::actors::control::Control;
 use crate::actors::journal::JournalRef;
 use crate::actors::scheduler::Scheduler;
@@ -32,7 +35,8 @@ use crate::actors::supervisor::{
 };
 use crate::actors::worker::Worker;
 use crate::executor::{Executor, ProcessExecutor};
-use crate::messages::control::{ControlError, Request, Response};
+use crate::messages::approval::ApprovalMsg;
+use crate::messages::control::{Command, ControlError, Request, Response};
 use crate::messages::scheduler::SchedulerMsg;
 use crate::model::{RunId, RunState, Workflow};
 use crate::storage::{Durability, Journal, JournalError, JournalOptions};
@@ -70,6 +74,12 @@ pub struct NodeConfig {
     /// ... within this period (default 10 s). More lenient than OTP's 1 in 5 s: a restart
     /// here costs a replay and nothing is lost, while giving up stops the whole node.
     pub period: Duration,
+    /// Expiry of approval requests whose task (and matching rule) sets no `approval_timeout`
+    /// (default 30 days; see [`crate::actors::approval`]).
+    pub approval_timeout: Duration,
+    /// Node approval rules: matching tasks require approval whatever their workflow says
+    /// (default none).
+    pub approval_rules: Vec<ApprovalRule>,
 }
 
 impl NodeConfig {
@@ -86,6 +96,8 @@ impl NodeConfig {
             snapshot_every: 1_000_000,
             intensity: 3,
             period: Duration::from_secs(10),
+            approval_timeout: DEFAULT_APPROVAL_TIMEOUT,
+            approval_rules: Vec::new(),
         }
     }
 
@@ -138,6 +150,8 @@ pub struct NodeShared {
     journal_ref: Mutex<Option<JournalRef>>,
     /// The current scheduler.
     scheduler: Mutex<Option<ActorRef<SchedulerMsg>>>,
+    /// The current approval gate.
+    approvals: Mutex<Option<ActorRef<ApprovalMsg>>>,
     /// Notified by a `Stop` control request; see [`NodeHandle::stop_requested`].
     pub stop_requested: tokio::sync::Notify,
     /// Every run that reaches a finished state, once that is durable (for waiters; lagging
@@ -156,13 +170,38 @@ impl NodeShared {
         self.scheduler.lock().expect("not poisoned").clone()
     }
 
+    /// The current approval gate.
+    pub fn approvals(&self) -> Option<ActorRef<ApprovalMsg>> {
+        self.approvals.lock().expect("not poisoned").clone()
+    }
+
     /// `DATA_DIR/STOP`: while it exists the node dispatches nothing.
     pub fn stop_file(&self) -> PathBuf {
         self.config.data_dir.join("STOP")
     }
 
     /// Sends `request` to the scheduler (or answers it from the journal) and waits.
-    pub async fn request(&self, request: Request) -> Result<Response, NodeError> {
+    pub async fn request(&self, mut request: Request) -> Result<Response, NodeError> {
+        if let Request::Approvals = request {
+            let gate = self
+                .approvals()
+                .ok_or_else(|| NodeError::Unavailable("no approval gate".into()))?;
+            return match gate.call(ApprovalMsg::List, None).await {
+                Ok(ractor::rpc::CallResult::Success(r)) => Ok(r),
+                Ok(_) => Err(NodeError::Unavailable(
+                    "the approval gate stopped before answering".into(),
+                )),
+                Err(e) => Err(NodeError::Unavailable(e.to_string())),
+            };
+        }
+        if let Request::Command(
+            Command::Approve { approver, .. } | Command::Reject { approver, .. },
+        ) = &mut request
+        {
+            if approver.os_user.is_empty() {
+                approver.os_user = os_user(nix::unistd::geteuid());
+            }
+        }
         if let Request::Events { run, after, limit } = request {
             let journal = self.journal.clone();
             return tokio::task::spawn_blocking(move || {
@@ -184,6 +223,14 @@ impl NodeShared {
             )),
             Err(e) => Err(NodeError::Unavailable(e.to_string())),
         }
+    }
+}
+
+/// The name of the OS user `uid` (its number if it has no passwd entry).
+pub fn os_user(uid: nix::unistd::Uid) -> String {
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(u)) => u.name,
+        _ => uid.to_string(),
     }
 }
 
@@ -242,6 +289,18 @@ impl Node {
     /// Snapshot the scheduler's state every `events` events (0 = never).
     pub fn snapshot_every(mut self, events: u64) -> Self {
         self.config.snapshot_every = events;
+        self
+    }
+
+    /// Default expiry of approval requests.
+    pub fn approval_timeout(mut self, d: Duration) -> Self {
+        self.config.approval_timeout = d;
+        self
+    }
+
+    /// Node approval rules.
+    pub fn approval_rules(mut self, rules: Vec<ApprovalRule>) -> Self {
+        self.config.approval_rules = rules;
         self
     }
 
@@ -309,6 +368,7 @@ impl Node {
             executor: self.executor,
             journal_ref: Mutex::new(None),
             scheduler: Mutex::new(None),
+            approvals: Mutex::new(None),
             stop_requested: tokio::sync::Notify::new(),
             finished_runs: tokio::sync::broadcast::channel(1024).0,
         });
@@ -406,6 +466,24 @@ fn root_spec(shared: &Arc<NodeShared>) -> SupervisorSpec {
                 };
                 let (a, _) = Supervisor::spawn_linked(None, spec, sup).await?;
                 Ok(a.get_cell())
+            })
+        }),
+    });
+    let sh = Arc::clone(shared);
+    children.push(ChildSpec {
+        id: "approvals".into(),
+        restart: Restart::Permanent,
+        shutdown: Duration::from_secs(2),
+        start: Arc::new(move |sup: ActorCell| {
+            let sh = Arc::clone(&sh);
+            Box::pin(async move {
+                let gate = ApprovalGate {
+                    shared: Arc::clone(&sh),
+                };
+                let (a, _) = Actor::spawn_linked(None, gate, (), sup).await?;
+                let cell = a.get_cell();
+                *sh.approvals.lock().expect("not poisoned") = Some(a);
+                Ok(cell)
             })
         }),
     });

@@ -507,6 +507,9 @@ fn schema_1_golden_file_still_decodes() {
         assert_eq!(bytes[1..3], [1, 0], "event {seq} is a schema-1 record");
         let decoded = decode_event(seq, bytes)
             .unwrap_or_else(|e| panic!("schema-1 event {seq} no longer decodes: {e}"));
-        assert_eq!(&decoded, expected, "schema-1 event {seq} decodes differently");
+        assert_eq!(
+            &decoded, expected,
+            "schema-1 event {seq} decodes differently"
+        );
     }
 }

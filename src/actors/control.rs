@@ -15,8 +15,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 
 use crate::messages::control::{
-    read_frame, write_frame, ControlError, FrameError, Hello, HelloReply, Request, Response, MAGIC,
-    PROTOCOL_VERSION,
+    read_frame, write_frame, Command, ControlError, FrameError, Hello, HelloReply, Request,
+    Response, MAGIC, PROTOCOL_VERSION,
 };
 use crate::model::{RunId, Seq};
 use crate::node::NodeShared;
@@ -175,12 +175,18 @@ async fn serve(mut stream: UnixStream, shared: Arc<NodeShared>) -> Result<(), Fr
                 return Err(e);
             }
         };
-        let response = answer(&shared, request).await;
+        let response = answer(&shared, request, peer).await;
         write_frame(&mut stream, &response).await?;
     }
 }
 
-async fn answer(shared: &NodeShared, request: Request) -> Response {
+async fn answer(shared: &NodeShared, mut request: Request, peer_uid: u32) -> Response {
+    // An approval records the OS user behind the connection, whatever the client claims.
+    if let Request::Command(Command::Approve { approver, .. } | Command::Reject { approver, .. }) =
+        &mut request
+    {
+        approver.os_user = crate::node::os_user(nix::unistd::Uid::from_raw(peer_uid));
+    }
     match request {
         Request::Stop => {
             // Whoever owns the node handle (the binary, a host) runs the graceful shutdown.

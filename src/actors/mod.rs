@@ -4,13 +4,17 @@
 //! - [`supervisor`]: Erlang/OTP-style supervisor (strategies, intensity, restart types).
 //! - [`journal`]: the journal writer: group commit of appends, snapshots.
 //! - [`scheduler`]: run/task state, ready queue, retries, timers, halt, recovery.
+//! - [`saga`]: the saga coordinator (which compensation runs next), hosted by the scheduler.
 //! - [`worker`]: runs one attempt at a time through the node's executor.
+//! - [`approval`]: the approval gate: pending requests, their expiry, node approval rules.
 //! - [`control`]: the Unix-socket server for the admin CLI.
 //!
-//! Approvals, sagas and metrics (DESIGN.md) come next; the node tree leaves their places.
+//! Metrics (DESIGN.md) come next.
 
+pub mod approval;
 pub mod control;
 pub mod journal;
+pub mod saga;
 pub mod scheduler;
 pub mod supervisor;
 pub mod worker;

@@ -34,18 +34,23 @@ use std::time::{Duration, SystemTime};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
+use crate::actors::approval::{apply_rules, pending_approval, ApprovalRule};
 use crate::actors::journal::JournalRef;
+use crate::actors::saga::SagaCoordinator;
+use crate::messages::approval::{ApprovalChange, ApprovalMsg};
 use crate::messages::control::{
-    Command as AdminCommand, ControlError, NodeView, Request, Response, RunSummary, RunView,
-    Target, TaskView,
+    Command as AdminCommand, CompensationView, ControlError, NodeView, PendingApproval, Request,
+    Response, RunSummary, RunView, Target, TaskView,
 };
 use crate::messages::scheduler::{
-    AttemptOrder, AttemptOutcome, AttemptReport, ReportPort, SchedulerMsg, WorkerMsg,
+    AttemptKind, AttemptOrder, AttemptOutcome, AttemptReport, ReportPort, SchedulerMsg, WorkerMsg,
 };
-use crate::model::decide::{attempt_end, running_attempts, AttemptEnd, QueueKey};
+use crate::model::decide::{
+    attempt_end, compensation_end, running_attempts, running_compensations, AttemptEnd, QueueKey,
+};
 use crate::model::{
-    ApplyError, Change, Event, EventRecord, Failure, Run, RunId, RunState, Seq, State, TaskIndex,
-    TaskState, Timestamp, Workflow,
+    ApplyError, Change, CompensationState, Event, EventRecord, Failure, Run, RunId, RunState, Seq,
+    State, TaskId, TaskIndex, TaskState, Timestamp, Workflow,
 };
 use crate::node::NodeShared;
 
@@ -89,8 +94,10 @@ struct Running {
     token: u64,
     /// Worker slot.
     slot: u32,
-    /// The task's pool, if any.
+    /// The task's pool, if any (compensations hold none).
     pool: Option<String>,
+    /// Forward attempt or compensation.
+    kind: AttemptKind,
 }
 
 /// Something to do once the journal holds everything up to a sequence number.
@@ -100,6 +107,7 @@ enum Effect {
         run: RunId,
         task: TaskIndex,
         attempt: u32,
+        kind: AttemptKind,
         token: u64,
         slot: u32,
     },
@@ -109,6 +117,8 @@ enum Effect {
     Reply(RpcReplyPort<Response>, Response),
     /// Tell waiters a run finished.
     Finished(RunId, RunState),
+    /// Tell the approval gate what changed.
+    Approvals(Vec<ApprovalChange>),
 }
 
 /// The scheduler's state (rebuilt from the journal on every start).
@@ -129,6 +139,14 @@ pub struct SchedulerState {
     parked: HashMap<(RunId, Option<String>), BinaryHeap<Entry>>,
     /// Retrying tasks by due time.
     timers: BTreeSet<(Timestamp, RunId, TaskIndex)>,
+    /// Which compensations of compensating runs are due.
+    sagas: SagaCoordinator,
+    /// The approval gate, once it announced itself.
+    gate: Option<ActorRef<ApprovalMsg>>,
+    /// Changes to pending approvals decided since the last message (sent once durable).
+    approval_changes: Vec<ApprovalChange>,
+    /// Expiry of approval requests whose task sets none.
+    approval_timeout: Duration,
     /// Earliest due time a timer message is already scheduled for.
     armed: Option<Timestamp>,
     /// Attempts dispatched and not yet reported.
@@ -203,8 +221,36 @@ impl SchedulerState {
                 self.after_persist(Effect::Finished(run, to));
             }
         }
-        if let Change::Task { run, task, .. } = change {
-            self.track(run, task);
+        let run = match change {
+            Change::Task {
+                run,
+                task,
+                from,
+                to,
+            } => {
+                self.track(run, task);
+                if to == TaskState::AwaitingApproval {
+                    let r = self.state.run(run).expect("changed run exists");
+                    if let Some(p) = pending_approval(r, task, self.approval_timeout) {
+                        self.approval_changes.push(ApprovalChange::Requested(p));
+                    }
+                } else if from == TaskState::AwaitingApproval {
+                    let r = self.state.run(run).expect("changed run exists");
+                    self.approval_changes.push(ApprovalChange::Closed {
+                        run,
+                        task: r.workflow().task_id(task).clone(),
+                    });
+                }
+                run
+            }
+            Change::Run { run, .. } | Change::Compensation { run, .. } => run,
+        };
+        if self
+            .state
+            .run(run)
+            .is_some_and(|r| r.state() == RunState::Compensating)
+        {
+            self.sagas.touch(run);
         }
     }
 
@@ -282,6 +328,7 @@ impl SchedulerState {
                     run,
                     task,
                     attempt,
+                    kind,
                     token,
                     slot,
                 } => {
@@ -290,7 +337,15 @@ impl SchedulerState {
                     };
                     let order = AttemptOrder {
                         workflow: Arc::clone(r.workflow()),
-                        report: ReportPort::new(myself.clone(), token, slot, run, task, attempt),
+                        report: ReportPort::new(
+                            myself.clone(),
+                            token,
+                            slot,
+                            run,
+                            task,
+                            attempt,
+                            kind,
+                        ),
                     };
                     match &self.workers[slot as usize] {
                         // If the worker is gone, the dropped order reports itself interrupted.
@@ -312,6 +367,11 @@ impl SchedulerState {
                 }
                 Effect::Finished(run, state) => {
                     let _ = self.finished.send((run, state));
+                }
+                Effect::Approvals(changes) => {
+                    if let Some(gate) = &self.gate {
+                        let _ = gate.cast(ApprovalMsg::Changed(changes));
+                    }
                 }
             }
         }
@@ -347,6 +407,44 @@ impl SchedulerState {
         }
     }
 
+    /// Sends the approval changes decided so far to the gate once they are durable.
+    fn flush_approval_changes(&mut self) {
+        if !self.approval_changes.is_empty() {
+            let changes = std::mem::take(&mut self.approval_changes);
+            self.after_persist(Effect::Approvals(changes));
+        }
+    }
+
+    /// Every pending approval request (for a gate that just started).
+    fn pending_approvals(&self) -> Vec<PendingApproval> {
+        let mut out = Vec::new();
+        for r in self.state.runs() {
+            if r.count(TaskState::AwaitingApproval) == 0 {
+                continue;
+            }
+            for t in 0..r.tasks().len() as TaskIndex {
+                out.extend(pending_approval(r, t, self.approval_timeout));
+            }
+        }
+        out
+    }
+
+    /// Journals `approval_expired` if `task` still awaits the request made at
+    /// `requested_at`.
+    fn expire_approval(&mut self, run: RunId, task: TaskId, requested_at: Timestamp) {
+        let Some(r) = self.state.run(run) else { return };
+        let Some(t) = r.workflow().task_index(task.as_str()) else {
+            return;
+        };
+        let current = pending_approval(r, t, self.approval_timeout);
+        if current.is_some_and(|p| p.requested_at == requested_at) {
+            tracing::info!(run_id = %run, task_id = %task, "approval request expired");
+            if let Err(e) = self.decide(Event::ApprovalExpired { run, task }) {
+                tracing::error!(error = %e, "approval expiry refused by the fold");
+            }
+        }
+    }
+
     /// Answers `port` once everything decided so far is durable.
     fn reply(&mut self, port: RpcReplyPort<Response>, response: Response) {
         self.after_persist(Effect::Reply(port, response));
@@ -362,6 +460,31 @@ impl SchedulerState {
             return;
         }
         let t_now = now();
+        self.sagas.due_timers(t_now);
+        while !self.free.is_empty() && self.sagas.has_ready() {
+            let Some((run, task, attempt)) = self.sagas.next_due(&self.state, t_now) else {
+                break;
+            };
+            let Some(slot) = self.take_slot() else {
+                self.sagas.put_back(run);
+                break;
+            };
+            let r = self
+                .state
+                .run(run)
+                .expect("due compensations name live runs");
+            let event = Event::CompensationStarted {
+                run,
+                task: r.workflow().task_id(task).clone(),
+                attempt,
+            };
+            if let Err(e) = self.decide(event) {
+                tracing::error!(error = %e, "scheduler decided a compensation the fold refuses");
+                self.free.push(slot);
+                continue;
+            }
+            self.occupy(run, task, attempt, AttemptKind::Compensation, slot, None);
+        }
         while !self.free.is_empty() {
             let Some(entry) = self.queue.pop() else { break };
             let Some(r) = self.state.run(entry.run) else {
@@ -418,9 +541,41 @@ impl SchedulerState {
                     continue;
                 }
             }
-            // A worker that died is not given work: its slot comes back with the restarted
-            // worker's `WorkerUp` (an order sent to it would only come back interrupted).
-            let slot = *self.free.last().expect("checked non-empty");
+            let attempt = task.attempts + 1;
+            let event = Event::AttemptStarted {
+                run: entry.run,
+                task: wf.task_id(entry.task).clone(),
+                attempt,
+            };
+            let Some(slot) = self.take_slot() else {
+                self.queue.push(entry);
+                break;
+            };
+            if let Err(e) = self.decide(event) {
+                tracing::error!(error = %e, "scheduler decided an attempt the fold refuses");
+                self.free.push(slot);
+                continue;
+            }
+            *self.run_load.entry(entry.run).or_default() += 1;
+            if let Some(p) = &pool {
+                *self.pool_load.entry((entry.run, p.clone())).or_default() += 1;
+            }
+            self.occupy(
+                entry.run,
+                entry.task,
+                attempt,
+                AttemptKind::Forward,
+                slot,
+                pool,
+            );
+        }
+    }
+
+    /// A free slot whose worker is alive, if any. A worker that died is not given work: its
+    /// slot comes back with the restarted worker's `WorkerUp` (an order sent to it would
+    /// only come back interrupted).
+    fn take_slot(&mut self) -> Option<u32> {
+        while let Some(slot) = self.free.pop() {
             let alive = self.workers[slot as usize].as_ref().is_some_and(|w| {
                 !matches!(
                     w.get_status(),
@@ -429,40 +584,44 @@ impl SchedulerState {
                         | ractor::ActorStatus::Stopped
                 )
             });
-            if !alive {
-                self.free.pop();
-                self.workers[slot as usize] = None;
-                self.queue.push(entry);
-                continue;
+            if alive {
+                return Some(slot);
             }
-            let attempt = task.attempts + 1;
-            let event = Event::AttemptStarted {
-                run: entry.run,
-                task: wf.task_id(entry.task).clone(),
-                attempt,
-            };
-            if let Err(e) = self.decide(event) {
-                tracing::error!(error = %e, "scheduler decided an attempt the fold refuses");
-                continue;
-            }
-            let slot = self.free.pop().expect("checked non-empty");
-            let token = self.next_token;
-            self.next_token += 1;
-            self.busy[slot as usize] = Some(token);
-            *self.run_load.entry(entry.run).or_default() += 1;
-            if let Some(p) = &pool {
-                *self.pool_load.entry((entry.run, p.clone())).or_default() += 1;
-            }
-            self.running
-                .insert((entry.run, entry.task), Running { token, slot, pool });
-            self.after_persist(Effect::Dispatch {
-                run: entry.run,
-                task: entry.task,
-                attempt,
+            self.workers[slot as usize] = None;
+        }
+        None
+    }
+
+    /// Books a decided attempt start on `slot` and dispatches it once durable.
+    fn occupy(
+        &mut self,
+        run: RunId,
+        task: TaskIndex,
+        attempt: u32,
+        kind: AttemptKind,
+        slot: u32,
+        pool: Option<String>,
+    ) {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.busy[slot as usize] = Some(token);
+        self.running.insert(
+            (run, task),
+            Running {
                 token,
                 slot,
-            });
-        }
+                pool,
+                kind,
+            },
+        );
+        self.after_persist(Effect::Dispatch {
+            run,
+            task,
+            attempt,
+            kind,
+            token,
+            slot,
+        });
     }
 
     /// Whether a queue entry can still be dispatched (its run is running and not suspended,
@@ -534,6 +693,9 @@ impl SchedulerState {
             return false;
         }
         let running = self.running.remove(&key).expect("checked");
+        if running.kind == AttemptKind::Compensation {
+            return true;
+        }
         if let Some(n) = self.run_load.get_mut(&report.run) {
             *n -= 1;
             if *n == 0 {
@@ -558,9 +720,6 @@ impl SchedulerState {
         if !self.release(&report) || self.abandon {
             return;
         }
-        // The task may have become ready again while this attempt was still out (retry of a
-        // task whose cancelled attempt was being terminated): `fill` skipped it then.
-        self.track(report.run, report.task);
         let end = match report.outcome {
             AttemptOutcome::Succeeded { usage } => AttemptEnd::Succeeded { usage },
             AttemptOutcome::Failed {
@@ -580,14 +739,28 @@ impl SchedulerState {
                 usage,
             },
         };
-        if let Some(event) = attempt_end(
+        let close = match report.kind {
+            AttemptKind::Forward => {
+                // The task may have become ready again while this attempt was still out
+                // (retry of a task whose cancelled attempt was being terminated): `fill`
+                // skipped it then.
+                self.track(report.run, report.task);
+                attempt_end
+            }
+            AttemptKind::Compensation => {
+                self.sagas.touch(report.run);
+                compensation_end
+            }
+        };
+        let sample = rand::random::<f64>();
+        if let Some(event) = close(
             &self.state,
             report.run,
             report.task,
             report.attempt,
             end,
             now(),
-            rand::random::<f64>(),
+            sample,
         ) {
             if let Err(e) = self.decide(event) {
                 tracing::error!(error = %e, "attempt end refused by the fold");
@@ -652,14 +825,53 @@ impl SchedulerState {
             AdminCommand::Resume(Target::Task(run, task)) => self
                 .decide(Event::TaskResumed { run, task })
                 .map_err(to_control_error)?,
-            AdminCommand::Retry(Target::Task(run, task)) => self
-                .decide(Event::TaskRetried { run, task })
-                .map_err(to_control_error)?,
+            AdminCommand::Retry(Target::Task(run, task)) => {
+                let t = task_id(self, run, &task)?;
+                let r = self.state.run(run).expect("checked");
+                let comp = r.task(t).compensation.as_deref().map(|c| c.state);
+                let event = match (r.state(), comp) {
+                    (_, Some(CompensationState::Succeeded)) => {
+                        return Err(ControlError::Refused(format!(
+                            "the compensation of `{task}` already succeeded; it never runs again"
+                        )))
+                    }
+                    (RunState::CompensationFailed, Some(CompensationState::Failed)) => {
+                        Event::CompensationRetried { run, task }
+                    }
+                    (RunState::CompensationFailed, other) => {
+                        let what = other.map_or("none", CompensationState::as_str);
+                        return Err(ControlError::Refused(format!(
+                            "run {run} waits for a failed compensation; `{task}`'s compensation \
+                             is {what}, and only a failed one can be retried"
+                        )));
+                    }
+                    _ => Event::TaskRetried { run, task },
+                };
+                self.decide(event).map_err(to_control_error)?
+            }
             AdminCommand::Retry(Target::Run(run)) => {
                 let r = self
                     .state
                     .run(run)
                     .ok_or_else(|| ControlError::NotFound(format!("no run {run}")))?;
+                if r.state() == RunState::CompensationFailed {
+                    let failed: Vec<_> = r
+                        .tasks()
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, t)| {
+                            t.compensation
+                                .as_deref()
+                                .is_some_and(|c| c.state == CompensationState::Failed)
+                        })
+                        .map(|(i, _)| r.workflow().task_id(i as TaskIndex).clone())
+                        .collect();
+                    for task in failed {
+                        self.decide(Event::CompensationRetried { run, task })
+                            .map_err(to_control_error)?;
+                    }
+                    return Ok(());
+                }
                 let wf = Arc::clone(r.workflow());
                 let failed: Vec<TaskIndex> = wf
                     .plan()
@@ -696,6 +908,32 @@ impl SchedulerState {
                     self.after_persist(Effect::Terminate(all));
                 }
             }
+            AdminCommand::Approve {
+                run,
+                task,
+                approver,
+            } => {
+                task_id(self, run, &task)?;
+                self.decide(Event::ApprovalGranted {
+                    run,
+                    task,
+                    approver,
+                })
+                .map_err(to_control_error)?
+            }
+            AdminCommand::Reject {
+                run,
+                task,
+                approver,
+            } => {
+                task_id(self, run, &task)?;
+                self.decide(Event::ApprovalRejected {
+                    run,
+                    task,
+                    approver,
+                })
+                .map_err(to_control_error)?
+            }
             AdminCommand::Unhalt => {
                 if stop_file.exists() {
                     return Err(ControlError::Refused(format!(
@@ -709,10 +947,16 @@ impl SchedulerState {
         Ok(())
     }
 
-    fn submit(&mut self, workflow: Workflow) -> Result<(RunId, bool), ControlError> {
+    fn submit(
+        &mut self,
+        workflow: Workflow,
+        rules: &[ApprovalRule],
+    ) -> Result<(RunId, bool), ControlError> {
         // A decoded workflow has its structure checked but not every field: validate it
-        // fully, as a file would be, before it can enter the journal.
-        let workflow = Workflow::from_spec(workflow.spec().clone())
+        // fully, as a file would be, before it can enter the journal. The node's approval
+        // rules go into the spec first (so resubmitting the same file compares equal).
+        let spec = apply_rules(workflow.spec().clone(), rules);
+        let workflow = Workflow::from_spec(spec)
             .map_err(|e| ControlError::Refused(format!("invalid workflow: {e}")))?;
         if let Some(r) = self
             .state
@@ -732,7 +976,8 @@ impl SchedulerState {
 
     /// Schedules a `Tick` for the earliest retry timer, if not already scheduled earlier.
     fn arm(&mut self, myself: &ActorRef<SchedulerMsg>) {
-        let Some(&(at, _, _)) = self.timers.first() else {
+        let first = self.timers.first().map(|&(at, _, _)| at);
+        let Some(at) = first.into_iter().chain(self.sagas.next_timer()).min() else {
             return;
         };
         if self.armed.is_some_and(|a| a <= at) {
@@ -756,6 +1001,7 @@ impl SchedulerState {
             self.timers.pop_first();
             self.enqueue(run, task);
         }
+        self.sagas.due_timers(t);
     }
 
     fn node_view(&self, shared: &NodeShared) -> NodeView {
@@ -823,6 +1069,13 @@ pub fn run_view(r: &Run) -> RunView {
                 finished_at: t.finished_at,
                 retry_at: t.retry_at,
                 last_failure: t.last_failure.as_ref().map(|f| f.to_string()),
+                compensate: spec.compensate.as_ref().map(|c| c.to_string()),
+                compensation: t.compensation.as_deref().map(|c| CompensationView {
+                    state: c.state,
+                    attempts: c.attempts,
+                    retry_at: c.retry_at,
+                    last_failure: c.last_failure.as_ref().map(|f| f.to_string()),
+                }),
             }
         })
         .collect();
@@ -863,6 +1116,10 @@ impl Actor for Scheduler {
             queue: BinaryHeap::new(),
             parked: HashMap::new(),
             timers: BTreeSet::new(),
+            sagas: SagaCoordinator::new(),
+            gate: None,
+            approval_changes: Vec::new(),
+            approval_timeout: shared.config.approval_timeout,
             armed: None,
             running: HashMap::new(),
             run_load: HashMap::new(),
@@ -901,9 +1158,17 @@ impl Actor for Scheduler {
         // Close attempts a previous node (or incarnation) left running, after terminating
         // whatever is left of their process groups (all at once: each may take the grace
         // period).
-        let interrupted = running_attempts(&s.state);
+        let interrupted: Vec<_> = running_attempts(&s.state)
+            .into_iter()
+            .map(|(run, task, attempt)| (run, task, attempt, AttemptKind::Forward))
+            .chain(
+                running_compensations(&s.state)
+                    .into_iter()
+                    .map(|(run, task, attempt)| (run, task, attempt, AttemptKind::Compensation)),
+            )
+            .collect();
         let mut orphans = tokio::task::JoinSet::new();
-        for &(run, task, attempt) in &interrupted {
+        for &(run, task, attempt, kind) in &interrupted {
             let r = s.state.run(run).expect("listed from state");
             let task_id = r.workflow().task_id(task).clone();
             let pid_path = shared
@@ -912,12 +1177,12 @@ impl Actor for Scheduler {
                 .join("logs")
                 .join(run.to_string())
                 .join(task_id.as_str())
-                .join(format!("{attempt}.pid"));
+                .join(format!("{}.pid", kind.file_stem(attempt)));
             let grace = shared.config.grace;
             orphans.spawn(async move {
                 match crate::process::terminate_orphan(&pid_path, grace).await {
                     Ok(outcome) => {
-                        tracing::info!(run_id = %run, task_id = %task_id, attempt, ?outcome, "closing interrupted attempt")
+                        tracing::info!(run_id = %run, task_id = %task_id, attempt, ?kind, ?outcome, "closing interrupted attempt")
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, path = %pid_path.display(), "could not check an interrupted attempt's process")
@@ -926,13 +1191,17 @@ impl Actor for Scheduler {
             });
         }
         while orphans.join_next().await.is_some() {}
-        for (run, task, attempt) in interrupted {
+        for (run, task, attempt, kind) in interrupted {
             let end = AttemptEnd::Failed {
                 failure: Failure::Interrupted,
                 retryable: true,
                 usage: None,
             };
-            if let Some(event) = attempt_end(
+            let close = match kind {
+                AttemptKind::Forward => attempt_end,
+                AttemptKind::Compensation => compensation_end,
+            };
+            if let Some(event) = close(
                 &s.state,
                 run,
                 task,
@@ -944,9 +1213,12 @@ impl Actor for Scheduler {
                 s.decide(event)?;
             }
         }
+        s.sagas.touch_all(&s.state);
         if s.stop_file && !s.state.is_halted() {
             s.decide(Event::NodeHalted { kill: false })?;
         }
+        // The gate starts after us and asks for the full list; changes before that are moot.
+        s.approval_changes.clear();
         s.flush(&myself);
         s.due_timers();
         s.arm(&myself);
@@ -1035,7 +1307,7 @@ impl Actor for Scheduler {
                     s.reply(reply, Response::Runs(runs));
                 }
                 Request::Submit(workflow) => {
-                    let response = match s.submit(*workflow) {
+                    let response = match s.submit(*workflow, &self.shared.config.approval_rules) {
                         Ok((run, attached)) => Response::Submitted { run, attached },
                         Err(e) => Response::Error(e),
                     };
@@ -1090,9 +1362,19 @@ impl Actor for Scheduler {
                 s.flush(&myself);
                 s.maybe_snapshot();
             }
+            SchedulerMsg::ApprovalGateUp(gate) => {
+                let _ = gate.cast(ApprovalMsg::Reset(s.pending_approvals()));
+                s.gate = Some(gate);
+            }
+            SchedulerMsg::ExpireApproval {
+                run,
+                task,
+                requested_at,
+            } => s.expire_approval(run, task, requested_at),
             SchedulerMsg::Panic => panic!("test hook: scheduler panics"),
         }
         s.fill();
+        s.flush_approval_changes();
         s.schedule_flush(&myself);
         s.arm(&myself);
         s.run_effects(&myself);

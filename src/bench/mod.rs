@@ -8,7 +8,10 @@
 //!   text into a generic TOML table.
 //! - [`tasks`]: the node end to end: no-op and `/bin/true` task throughput, memory per queued
 //!   task, control round trip, submit → completion latency.
+//! - [`saga`]: listing pending approvals, and the rate a saga is undone against running the
+//!   same number of no-op tasks in sequence.
 
+pub mod saga;
 pub mod tasks;
 
 use std::path::{Path, PathBuf};

@@ -16,11 +16,14 @@
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::model::{EventRecord, RunId, RunState, Seq, TaskId, TaskState, Timestamp, Workflow};
+use crate::model::{
+    Approver, CompensationState, EventRecord, RunId, RunState, Seq, TaskId, TaskState, Timestamp,
+    Workflow,
+};
 use crate::storage::codec::{decode_message, encode_message};
 
 /// Version of this protocol; both sides must agree (checked in the handshake).
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The first bytes of every [`Hello`]: rejects clients that are not speaking troupe at all.
 pub const MAGIC: [u8; 8] = *b"troupe\0\x01";
@@ -127,6 +130,24 @@ pub enum Command {
     },
     /// Resume dispatching.
     Unhalt,
+    /// Grant the approval a task awaits (`troupe approve RUN/TASK --as NAME`).
+    Approve {
+        /// The run.
+        run: RunId,
+        /// The task awaiting approval.
+        task: TaskId,
+        /// Who decides; the node replaces `os_user` with the user behind the connection.
+        approver: Approver,
+    },
+    /// Reject it: the task fails for good (`troupe reject RUN/TASK --as NAME`).
+    Reject {
+        /// The run.
+        run: RunId,
+        /// The task awaiting approval.
+        task: TaskId,
+        /// Who decides; the node replaces `os_user` with the user behind the connection.
+        approver: Approver,
+    },
 }
 
 /// One request frame.
@@ -159,6 +180,8 @@ pub enum Request {
     /// Test hook, honoured only when the node was started with `TROUPE_TEST_HOOKS=1`: make an
     /// actor panic (`scheduler` or `worker`).
     InjectPanic(String),
+    /// Every pending approval request, oldest first (answered by the approval gate).
+    Approvals,
 }
 
 /// Why a request failed.
@@ -210,6 +233,38 @@ pub enum Response {
     Runs(Vec<RunSummary>),
     /// Answer to [`Request::Events`]: `(seq, record)` in sequence order.
     Events(Vec<(Seq, EventRecord)>),
+    /// Answer to [`Request::Approvals`].
+    Approvals(Vec<PendingApproval>),
+}
+
+/// One task waiting for a human decision, as `troupe approvals` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingApproval {
+    /// The run.
+    pub run: RunId,
+    /// The task.
+    pub task: TaskId,
+    /// The run's workflow name.
+    pub workflow: String,
+    /// The command the task will run once approved.
+    pub command: String,
+    /// When the request was made (the task entered `awaiting_approval`).
+    pub requested_at: Timestamp,
+    /// When it expires and counts as rejected.
+    pub expires_at: Timestamp,
+}
+
+/// A saga step's compensation, as `status RUN` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompensationView {
+    /// `pending`, `running`, `retrying`, `succeeded` or `failed`.
+    pub state: CompensationState,
+    /// Compensation attempts started.
+    pub attempts: u32,
+    /// When the next compensation attempt is due (retrying).
+    pub retry_at: Option<Timestamp>,
+    /// Why the last compensation attempt failed.
+    pub last_failure: Option<String>,
 }
 
 /// The node as `status` shows it.
@@ -296,6 +351,10 @@ pub struct TaskView {
     pub retry_at: Option<Timestamp>,
     /// Why the last attempt failed.
     pub last_failure: Option<String>,
+    /// The compensation command, for saga steps.
+    pub compensate: Option<String>,
+    /// The compensation's progress, once the run compensates and this step needs undoing.
+    pub compensation: Option<CompensationView>,
 }
 
 /// Why a frame could not be read or written.

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use ractor::{ActorRef, RpcReplyPort};
 
+use super::approval::ApprovalMsg;
 use super::control::{Request, Response};
 use super::journal::AppendError;
-use crate::model::{Failure, ResourceUsage, RunId, Seq, TaskIndex, Workflow};
+use crate::model::{Failure, ResourceUsage, RunId, Seq, TaskId, TaskIndex, Timestamp, Workflow};
 
 /// What the scheduler accepts.
 pub enum SchedulerMsg {
@@ -43,8 +44,41 @@ pub enum SchedulerMsg {
     /// first decision of a group, so it is handled after every message already queued: their
     /// events go out as one append (the journal's group commit, one level up).
     Flush,
+    /// The approval gate (re)started: the scheduler answers with
+    /// [`ApprovalMsg::Reset`] and then sends it every change to the pending approvals.
+    ApprovalGateUp(ActorRef<ApprovalMsg>),
+    /// From the approval gate: this request reached its expiry. Journaled as
+    /// `approval_expired` only if the task still awaits the request made at `requested_at`.
+    ExpireApproval {
+        /// The run.
+        run: RunId,
+        /// The task.
+        task: TaskId,
+        /// When the request was made.
+        requested_at: Timestamp,
+    },
     /// Test hook: panic in the handler.
     Panic,
+}
+
+/// What an attempt runs: the task's `command`, or (saga) its `compensate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttemptKind {
+    /// A forward attempt of the task.
+    Forward,
+    /// A compensation attempt of a succeeded saga step.
+    Compensation,
+}
+
+impl AttemptKind {
+    /// File name stem of an attempt's log and pid files under `logs/RUN/TASK/`: `N` for
+    /// forward attempts, `compensate-N` for compensation attempts.
+    pub fn file_stem(self, attempt: u32) -> String {
+        match self {
+            AttemptKind::Forward => attempt.to_string(),
+            AttemptKind::Compensation => format!("compensate-{attempt}"),
+        }
+    }
 }
 
 /// How an attempt ended, as the worker saw it.
@@ -82,8 +116,10 @@ pub struct AttemptReport {
     pub run: RunId,
     /// The task.
     pub task: TaskIndex,
-    /// The attempt number.
+    /// The attempt number (forward or compensation, per `kind`).
     pub attempt: u32,
+    /// Forward or compensation attempt.
+    pub kind: AttemptKind,
     /// How it ended.
     pub outcome: AttemptOutcome,
 }
@@ -109,8 +145,10 @@ pub struct ReportPort {
     pub run: RunId,
     /// The task.
     pub task: TaskIndex,
-    /// The attempt number (1-based).
+    /// The attempt number (1-based; forward or compensation, per `kind`).
     pub attempt: u32,
+    /// Forward or compensation attempt.
+    pub kind: AttemptKind,
     /// The scheduler; `None` once sent.
     reply_to: Option<ActorRef<SchedulerMsg>>,
 }
@@ -124,6 +162,7 @@ impl ReportPort {
         run: RunId,
         task: TaskIndex,
         attempt: u32,
+        kind: AttemptKind,
     ) -> Self {
         ReportPort {
             token,
@@ -131,6 +170,7 @@ impl ReportPort {
             run,
             task,
             attempt,
+            kind,
             reply_to: Some(reply_to),
         }
     }
@@ -148,6 +188,7 @@ impl ReportPort {
                 run: self.run,
                 task: self.task,
                 attempt: self.attempt,
+                kind: self.kind,
                 outcome,
             }));
         }

@@ -407,9 +407,7 @@ impl RawWorkflow {
                 retry: t.retry.map(|r| Box::new(r.into_inner().into())),
                 env: t.env,
                 labels: t.labels.map(Spanned::into_inner).unwrap_or_default(),
-                compensate_retry: t
-                    .compensate_retry
-                    .map(|r| Box::new(r.into_inner().into())),
+                compensate_retry: t.compensate_retry.map(|r| Box::new(r.into_inner().into())),
             });
         }
         let spec = WorkflowSpec {

@@ -207,10 +207,10 @@ fn decode<T: DeserializeOwned>(
         bincode::serde::decode_from_slice::<T, _>(payload, decode_config())
     });
     let (value, used) = decoded.map_err(|e| CodecError::Decode {
-            kind,
-            seq,
-            message: e.to_string(),
-        })?;
+        kind,
+        seq,
+        message: e.to_string(),
+    })?;
     if used != payload.len() {
         return Err(CodecError::Decode {
             kind,

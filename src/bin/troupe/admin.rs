@@ -2,7 +2,7 @@
 //! `cancel|suspend|resume|retry`, `halt|unhalt`, `events --follow`.
 
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -10,9 +10,11 @@ use serde_json::json;
 
 use troupe::client::{Client, ClientError};
 use troupe::messages::control::{
-    Command as AdminCommand, NodeView, Request, Response, RunSummary, RunView, Target, TaskView,
+    Command as AdminCommand, NodeView, PendingApproval, Request, Response, RunSummary, RunView,
+    Target, TaskView,
 };
-use troupe::model::{RunId, RunState, Seq, TaskState};
+use troupe::messages::scheduler::AttemptKind;
+use troupe::model::{RunId, RunState, Seq, TaskState, Timestamp};
 use troupe::storage::JournalError;
 use troupe::workflow_file::load_for_submit;
 use troupe::{Node, NodeConfig, NodeError, NodeHandle};
@@ -148,6 +150,13 @@ fn task_json(t: &TaskView) -> serde_json::Value {
         "finished_at": opt_time(t.finished_at),
         "retry_at": opt_time(t.retry_at),
         "last_failure": t.last_failure,
+        "compensate": t.compensate,
+        "compensation": t.compensation.as_ref().map(|c| json!({
+            "state": c.state.as_str(),
+            "attempts": c.attempts,
+            "retry_at": opt_time(c.retry_at),
+            "last_failure": c.last_failure,
+        })),
     })
 }
 
@@ -176,23 +185,64 @@ fn node_json(n: &NodeView) -> serde_json::Value {
 
 fn print_tasks(tasks: &[TaskView]) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "{:<24} {:<17} {:>8}  DETAIL",
-        "TASK", "STATE", "ATTEMPTS"
-    );
+    let saga = tasks.iter().any(|t| t.compensate.is_some());
+    let _ = if saga {
+        writeln!(
+            out,
+            "{:<24} {:<17} {:>8}  {:<13} DETAIL",
+            "TASK", "FORWARD", "ATTEMPTS", "COMPENSATION"
+        )
+    } else {
+        writeln!(
+            out,
+            "{:<24} {:<17} {:>8}  DETAIL",
+            "TASK", "STATE", "ATTEMPTS"
+        )
+    };
     for t in tasks {
-        let detail = match (&t.last_failure, t.retry_at) {
+        let mut detail = match (&t.last_failure, t.retry_at) {
             (Some(f), Some(at)) => format!("{f}; retry at {at}"),
             (Some(f), None) => f.clone(),
             _ => String::new(),
         };
+        // The forward outcome of a compensated step is that it succeeded.
+        let forward = if t.state == TaskState::Compensated {
+            "succeeded"
+        } else {
+            t.state.as_str()
+        };
+        if !saga {
+            let _ = writeln!(
+                out,
+                "{:<24} {:<17} {:>8}  {}",
+                t.id.as_str(),
+                forward,
+                t.attempts,
+                detail
+            );
+            continue;
+        }
+        let comp = match (&t.compensation, &t.compensate) {
+            (Some(c), _) => {
+                if let Some(f) = &c.last_failure {
+                    let retry = c
+                        .retry_at
+                        .map(|at| format!("; retry at {at}"))
+                        .unwrap_or_default();
+                    detail = format!("compensation attempt {}: {f}{retry}", c.attempts);
+                }
+                format!("{} ({})", c.state.as_str(), c.attempts)
+            }
+            (None, Some(_)) => "-".to_owned(),
+            (None, None) => "none".to_owned(),
+        };
         let _ = writeln!(
             out,
-            "{:<24} {:<17} {:>8}  {}",
+            "{:<24} {:<17} {:>8}  {:<13} {}",
             t.id.as_str(),
-            t.state.as_str(),
+            forward,
             t.attempts,
+            comp,
             detail
         );
     }
@@ -330,6 +380,8 @@ pub fn command(data_dir: &Path, name: &str, cmd: AdminCommand) -> ExitCode {
             }
             AdminCommand::Halt { kill: false } => "halted; running attempts continue".into(),
             AdminCommand::Unhalt => "dispatching resumed".into(),
+            AdminCommand::Approve { run, task, .. } => format!("approved {run}/{task}"),
+            AdminCommand::Reject { run, task, .. } => format!("rejected {run}/{task}"),
         };
         match conn.request(Request::Command(cmd)).await? {
             Response::Done => println!("{what}"),
@@ -349,10 +401,22 @@ pub struct StartOptions {
     pub durability: Option<troupe::storage::Durability>,
     /// Snapshot interval override (events).
     pub snapshot_every: Option<u64>,
+    /// `--config FILE` (else `DATA_DIR/troupe.toml` if present).
+    pub config: Option<PathBuf>,
 }
 
-fn node_config(data_dir: &Path, opts: &StartOptions) -> NodeConfig {
+fn node_config(data_dir: &Path, opts: &StartOptions) -> Result<NodeConfig, Failed> {
     let mut cfg = NodeConfig::new(data_dir);
+    if let Some(path) = troupe::config::locate(opts.config.as_deref(), data_dir) {
+        let file = troupe::config::load(&path).map_err(|e| Failed {
+            code: EXIT_INVALID,
+            message: e.to_string(),
+        })?;
+        if let Some(t) = file.approval_timeout {
+            cfg.approval_timeout = t;
+        }
+        cfg.approval_rules = file.approval_rules;
+    }
     if let Some(w) = opts.workers {
         cfg.workers = w;
     }
@@ -365,7 +429,7 @@ fn node_config(data_dir: &Path, opts: &StartOptions) -> NodeConfig {
     if let Some(n) = opts.snapshot_every {
         cfg.snapshot_every = n;
     }
-    cfg
+    Ok(cfg)
 }
 
 fn start_failed(data_dir: &Path, e: NodeError) -> Failed {
@@ -395,7 +459,7 @@ async fn wait_for_signal() -> &'static str {
 /// `troupe node start`: serves until SIGTERM/SIGINT or `troupe node stop`.
 pub fn node_start(data_dir: &Path, opts: StartOptions) -> ExitCode {
     block("node start", async move {
-        let node = Node::with_config(node_config(data_dir, &opts))
+        let node = Node::with_config(node_config(data_dir, &opts)?)
             .start()
             .await
             .map_err(|e| start_failed(data_dir, e))?;
@@ -477,7 +541,7 @@ pub fn run(data_dir: &Path, file: &Path, detach: bool, json: bool, opts: StartOp
         let mut conn = match Client::connect(data_dir).await {
             Ok(c) => Conn::Remote(c),
             Err(ClientError::NoNode { .. }) if !detach => {
-                let node = Node::with_config(node_config(data_dir, &opts))
+                let node = Node::with_config(node_config(data_dir, &opts)?)
                     .start()
                     .await
                     .map_err(|e| start_failed(data_dir, e))?;
@@ -609,7 +673,18 @@ async fn follow(conn: &mut Conn, run: RunId) -> Result<Box<RunView>, Failed> {
 
 /// `troupe logs RUN/TASK [--attempt N] [--follow]`: prints the attempt's log file from the
 /// data dir (the latest attempt by default).
-pub fn logs(data_dir: &Path, target: Target, attempt: Option<u32>, follow: bool) -> ExitCode {
+pub fn logs(
+    data_dir: &Path,
+    target: Target,
+    attempt: Option<u32>,
+    compensation: bool,
+    follow: bool,
+) -> ExitCode {
+    let kind = if compensation {
+        AttemptKind::Compensation
+    } else {
+        AttemptKind::Forward
+    };
     let Target::Task(run, task) = target else {
         eprintln!("troupe logs: give a task as RUN/TASK");
         return ExitCode::from(EXIT_INVALID);
@@ -620,7 +695,7 @@ pub fn logs(data_dir: &Path, target: Target, attempt: Option<u32>, follow: bool)
         .join(task.as_str());
     let attempt = match attempt {
         Some(a) => a,
-        None => match latest_attempt(&dir) {
+        None => match latest_attempt(&dir, kind) {
             Some(a) => a,
             None => {
                 eprintln!(
@@ -631,7 +706,7 @@ pub fn logs(data_dir: &Path, target: Target, attempt: Option<u32>, follow: bool)
             }
         },
     };
-    let path = dir.join(format!("{attempt}.log"));
+    let path = dir.join(format!("{}.log", kind.file_stem(attempt)));
     let mut file = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(e) => {
@@ -657,11 +732,20 @@ pub fn logs(data_dir: &Path, target: Target, attempt: Option<u32>, follow: bool)
         let mut conn = connect(data_dir).await?;
         loop {
             let running = match conn.request(Request::Run(run)).await? {
-                Response::Run(v) => v
-                    .tasks
-                    .iter()
-                    .find(|t| t.id == task_name)
-                    .is_some_and(|t| t.state == TaskState::Running && t.attempts == attempt),
+                Response::Run(v) => {
+                    v.tasks
+                        .iter()
+                        .find(|t| t.id == task_name)
+                        .is_some_and(|t| match kind {
+                            AttemptKind::Forward => {
+                                t.state == TaskState::Running && t.attempts == attempt
+                            }
+                            AttemptKind::Compensation => t.compensation.as_ref().is_some_and(|c| {
+                                c.state == troupe::model::CompensationState::Running
+                                    && c.attempts == attempt
+                            }),
+                        })
+                }
                 r => return Err(unexpected(r)),
             };
             let pos = file.stream_position().unwrap_or(0);
@@ -682,15 +766,76 @@ pub fn logs(data_dir: &Path, target: Target, attempt: Option<u32>, follow: bool)
     })
 }
 
-fn latest_attempt(dir: &Path) -> Option<u32> {
+fn latest_attempt(dir: &Path, kind: AttemptKind) -> Option<u32> {
     std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            name.strip_suffix(".log")?.parse::<u32>().ok()
+            let stem = name.strip_suffix(".log")?;
+            let number = match kind {
+                AttemptKind::Forward => stem,
+                AttemptKind::Compensation => stem.strip_prefix("compensate-")?,
+            };
+            number.parse::<u32>().ok()
         })
         .max()
+}
+
+fn approval_json(p: &PendingApproval, now: Timestamp) -> serde_json::Value {
+    json!({
+        "run": p.run.to_string(),
+        "task": p.task.as_str(),
+        "workflow": p.workflow,
+        "command": p.command,
+        "requested_at": p.requested_at.to_string(),
+        "age_s": now.saturating_since(p.requested_at).as_secs(),
+        "expires_at": p.expires_at.to_string(),
+    })
+}
+
+/// `troupe approvals [--json]`: pending requests, oldest first.
+pub fn approvals(data_dir: &Path, json: bool) -> ExitCode {
+    block("approvals", async move {
+        let mut conn = connect(data_dir).await?;
+        let list = match conn.request(Request::Approvals).await? {
+            Response::Approvals(list) => list,
+            r => return Err(unexpected(r)),
+        };
+        let now = Timestamp::from_system_time(std::time::SystemTime::now());
+        let mut out = std::io::stdout().lock();
+        if json {
+            let all: Vec<_> = list.iter().map(|p| approval_json(p, now)).collect();
+            let _ = writeln!(out, "{}", serde_json::Value::Array(all));
+            return Ok(ExitCode::SUCCESS);
+        }
+        let _ = writeln!(
+            out,
+            "{:<40} {:<16} {:>8} {:>10}  COMMAND",
+            "RUN/TASK", "WORKFLOW", "AGE", "EXPIRES IN"
+        );
+        let short = |d: Duration| {
+            let s = d.as_secs();
+            match s {
+                0..60 => format!("{s}s"),
+                60..3600 => format!("{}m", s / 60),
+                3600..86400 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+                _ => format!("{}d{}h", s / 86400, s % 86400 / 3600),
+            }
+        };
+        for p in &list {
+            let _ = writeln!(
+                out,
+                "{:<40} {:<16} {:>8} {:>10}  {}",
+                format!("{}/{}", p.run, p.task),
+                p.workflow,
+                short(now.saturating_since(p.requested_at)),
+                short(p.expires_at.saturating_since(now)),
+                p.command
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 /// `troupe events` when a node serves the data dir (reads through it), with `--follow`.

@@ -109,6 +109,9 @@ enum Command {
         /// Which attempt (default: the latest).
         #[arg(long)]
         attempt: Option<u32>,
+        /// Show the task's compensation attempts (saga) instead of its forward attempts.
+        #[arg(long)]
+        compensation: bool,
         /// Keep printing while the attempt runs.
         #[arg(long)]
         follow: bool,
@@ -129,10 +132,39 @@ enum Command {
         target: Target,
     },
     /// Retry a failed or cancelled task (or every one of a run) with a fresh retry budget;
-    /// its upstream_failed dependents reopen with it.
+    /// its upstream_failed dependents reopen with it. In a run that is compensation_failed,
+    /// retries the compensation that failed (RUN/TASK, or RUN for every failed one).
     Retry {
         /// RUN or RUN/TASK.
         target: Target,
+    },
+    /// Pending approval requests, oldest first: run, task, command, age, expiry.
+    Approvals {
+        /// Print one JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grant the approval a task awaits; it is then dispatched.
+    Approve {
+        /// RUN/TASK.
+        target: Target,
+        /// Your name, recorded in the journal with the OS user of this connection.
+        #[arg(long = "as", value_name = "NAME")]
+        name: String,
+        /// Why (recorded in the journal).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Reject the approval a task awaits; the task fails for good (a saga compensates).
+    Reject {
+        /// RUN/TASK.
+        target: Target,
+        /// Your name, recorded in the journal with the OS user of this connection.
+        #[arg(long = "as", value_name = "NAME")]
+        name: String,
+        /// Why (recorded in the journal).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
     },
     /// Stop dispatching new attempts (an emergency stop; a file DATA_DIR/STOP does the same).
     Halt {
@@ -175,6 +207,9 @@ struct NodeArgs {
     /// Snapshot the scheduler's state every N events (default 1000000; 0 = never).
     #[arg(long, value_name = "N")]
     snapshot_every: Option<u64>,
+    /// Node config file (default: DATA_DIR/troupe.toml if it exists); see docs/config.md.
+    #[arg(long, env = "TROUPE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 impl NodeArgs {
@@ -184,6 +219,7 @@ impl NodeArgs {
             grace: self.grace,
             durability: self.durability,
             snapshot_every: self.snapshot_every,
+            config: self.config,
         }
     }
 }
@@ -260,6 +296,22 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1_000_000)]
         memory_tasks: usize,
     },
+    /// Approval gates and sagas: listing pending approvals against a raw socket round trip of
+    /// the same size; undoing a saga against running as many no-op tasks in sequence.
+    Saga {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Scratch directory (removed afterwards). Default: DATA_DIR/bench-saga-<pid>.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Pending approval requests to list.
+        #[arg(long, default_value_t = 100_000)]
+        approvals: usize,
+        /// Steps of the saga (and no-op tasks of the sequential baseline).
+        #[arg(long, default_value_t = 1_000)]
+        steps: usize,
+    },
 }
 
 /// Exit status for invalid input or usage.
@@ -273,6 +325,44 @@ fn default_data_dir() -> PathBuf {
     }
     let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
     PathBuf::from(home).join(".local/state/troupe")
+}
+
+/// `troupe approve|reject RUN/TASK --as NAME [--reason TEXT]`.
+fn decide_approval(
+    data_dir: &std::path::Path,
+    verb: &str,
+    target: Target,
+    name: String,
+    reason: Option<String>,
+) -> ExitCode {
+    let Target::Task(run, task) = target else {
+        eprintln!("troupe {verb}: give the task as RUN/TASK (approvals are per task)");
+        return ExitCode::from(EXIT_INVALID);
+    };
+    if name.trim().is_empty() {
+        eprintln!("troupe {verb}: --as needs a name");
+        return ExitCode::from(EXIT_INVALID);
+    }
+    let approver = troupe::model::Approver {
+        name,
+        // Filled in by the node from the connection's peer credentials.
+        os_user: String::new(),
+        reason,
+    };
+    let cmd = if verb == "approve" {
+        AdminCommand::Approve {
+            run,
+            task,
+            approver,
+        }
+    } else {
+        AdminCommand::Reject {
+            run,
+            task,
+            approver,
+        }
+    };
+    admin::command(data_dir, verb, cmd)
 }
 
 fn main() -> ExitCode {
@@ -308,8 +398,9 @@ fn main() -> ExitCode {
         Command::Logs {
             target,
             attempt,
+            compensation,
             follow,
-        } => admin::logs(&data_dir, target, attempt, follow),
+        } => admin::logs(&data_dir, target, attempt, compensation, follow),
         Command::Cancel { target } => {
             admin::command(&data_dir, "cancel", AdminCommand::Cancel(target))
         }
@@ -324,6 +415,17 @@ fn main() -> ExitCode {
         }
         Command::Halt { kill } => admin::command(&data_dir, "halt", AdminCommand::Halt { kill }),
         Command::Unhalt => admin::command(&data_dir, "unhalt", AdminCommand::Unhalt),
+        Command::Approvals { json } => admin::approvals(&data_dir, json),
+        Command::Approve {
+            target,
+            name,
+            reason,
+        } => decide_approval(&data_dir, "approve", target, name, reason),
+        Command::Reject {
+            target,
+            name,
+            reason,
+        } => decide_approval(&data_dir, "reject", target, name, reason),
         Command::Bench(cmd) => match run_bench(cmd, &data_dir) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -465,6 +567,14 @@ fn event_json(seq: Seq, record: &EventRecord) -> serde_json::Value {
             v["kill"] = json!(kill);
             (None, None, None)
         }
+        E::ApprovalGranted { approver, .. } | E::ApprovalRejected { approver, .. } => {
+            v["approver"] = json!({
+                "name": approver.name,
+                "os_user": approver.os_user,
+                "reason": approver.reason,
+            });
+            (None, None, None)
+        }
         _ => (None, None, None),
     };
     if let Some(f) = failure {
@@ -497,6 +607,14 @@ fn event_line(seq: Seq, record: &EventRecord) -> String {
     }
     if let Some(a) = record.event.attempt() {
         line.push_str(&format!("  attempt {a}"));
+    }
+    if let troupe::model::Event::ApprovalGranted { approver, .. }
+    | troupe::model::Event::ApprovalRejected { approver, .. } = &record.event
+    {
+        line.push_str(&format!("  by {} ({})", approver.name, approver.os_user));
+        if let Some(r) = &approver.reason {
+            line.push_str(&format!(": {r}"));
+        }
     }
     line
 }
@@ -690,6 +808,35 @@ fn run_bench(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
             println!(
                 "submit -> done, one no-op task ({} runs): p50 {:.2} ms, p99 {:.2} ms; three raw sync writes p50 {:.2} ms; p50 ratio {:.2}x",
                 l.samples, l.p50_us as f64 / 1e3, l.p99_us as f64 / 1e3, l.baseline_p50_us as f64 / 1e3, l.ratio
+            );
+        }
+        BenchCommand::Saga {
+            json,
+            dir,
+            approvals,
+            steps,
+        } => {
+            anyhow::ensure!(approvals > 0 && steps > 0, "counts must be positive");
+            let dir =
+                dir.unwrap_or_else(|| data_dir.join(format!("bench-saga-{}", std::process::id())));
+            let mut opts = bench::saga::SagaBenchOptions::new(dir);
+            opts.approvals = approvals;
+            opts.steps = steps;
+            let rt = tokio::runtime::Runtime::new()?;
+            let r = rt.block_on(bench::saga::saga(&opts))?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+                return Ok(());
+            }
+            let a = &r.approvals;
+            println!(
+                "approvals listing ({} pending, {} bytes): p50 {:.1} ms, max {:.1} ms; raw socket round trip of the same size p50 {:.1} ms, max {:.1} ms; p50 ratio {:.2}x",
+                thousands(a.pending as f64), thousands(a.response_bytes as f64), a.p50_ms, a.max_ms, a.baseline_p50_ms, a.baseline_max_ms, a.ratio
+            );
+            let c = &r.compensation;
+            println!(
+                "saga compensation ({} steps): {} steps/s; {} no-op tasks in sequence: {} tasks/s; ratio {:.2}x",
+                thousands(c.steps as f64), thousands(c.figure), thousands(c.steps as f64), thousands(c.baseline), c.ratio
             );
         }
         BenchCommand::Plan { nodes, json, runs } => {

@@ -1,0 +1,246 @@
+//! The approval gate: human-in-the-loop before dangerous work.
+//!
+//! A task that requires approval (its own `requires_approval`, `[defaults]`, or a node
+//! [`ApprovalRule`] matching its pool, a label or its command) enters `awaiting_approval` once
+//! its dependencies succeeded, before its first attempt, and is not dispatched until granted.
+//! Deciding is an event like any other (`approval_granted`, `approval_rejected`,
+//! `approval_expired`), decided by the scheduler, so a decision survives any crash and a
+//! pending request survives restarts (it is pending in the fold).
+//!
+//! This actor keeps the index of pending requests, answers `troupe approvals` without
+//! touching the scheduler (listing 100,000 requests does not delay dispatch), and keeps the
+//! expiry clock: when a request reaches its expiry it asks the scheduler to expire it. The
+//! scheduler checks the task still awaits that same request before journaling
+//! `approval_expired`, so a late timer can never expire a granted or re-requested approval.
+//!
+//! The gate rebuilds itself on every start: it announces itself to the scheduler
+//! ([`SchedulerMsg::ApprovalGateUp`]), which answers with every pending request and then
+//! sends changes as their events become durable.
+//!
+//! # Expiry
+//! A request expires `approval_timeout` after it was made: the task's (or `[defaults]`')
+//! `approval_timeout`, else the rule's `timeout`, else the node's
+//! [`NodeConfig::approval_timeout`](crate::node::NodeConfig::approval_timeout) (default 30
+//! days, the limit GitHub Actions puts on deployment reviews and Azure Pipelines' default
+//! approval timeout). A request whose expiry passed while the node was down expires at the
+//! next boot.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use crate::messages::approval::{ApprovalChange, ApprovalMsg};
+use crate::messages::control::{PendingApproval, Response};
+use crate::messages::scheduler::SchedulerMsg;
+use crate::model::{Run, RunId, TaskId, TaskIndex, Timestamp, WorkflowSpec};
+use crate::node::NodeShared;
+
+/// Default of [`crate::node::NodeConfig::approval_timeout`]: 30 days.
+pub const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A node rule: tasks it matches require approval whatever their workflow says. Every
+/// matcher given must match (at least one is required).
+#[derive(Debug, Clone)]
+pub struct ApprovalRule {
+    /// Matches tasks in this pool.
+    pub pool: Option<String>,
+    /// Matches tasks carrying this label (`labels = [...]`).
+    pub label: Option<String>,
+    /// Matches tasks whose command line, as `troupe status` prints it (argv words joined by
+    /// spaces, or `sh -c '...'`), matches this glob (`*`, `?`, `[...]`; see the `glob` crate).
+    pub command: Option<glob::Pattern>,
+    /// Expiry for the requests this rule causes, unless the task sets `approval_timeout`.
+    pub timeout: Option<Duration>,
+}
+
+impl ApprovalRule {
+    fn matches(&self, spec: &WorkflowSpec, task: usize) -> bool {
+        let t = &spec.tasks[task];
+        let pool = t.pool.as_deref().or(spec.defaults.pool.as_deref());
+        self.pool.as_deref().is_none_or(|p| pool == Some(p))
+            && self
+                .label
+                .as_ref()
+                .is_none_or(|l| t.labels.iter().any(|x| x == l))
+            && self
+                .command
+                .as_ref()
+                .is_none_or(|g| g.matches(&t.command.to_string()))
+    }
+}
+
+/// Applies the node's rules to a workflow about to be submitted: a matched task gets
+/// `requires_approval = true` (and the rule's timeout unless it sets its own), written into
+/// the spec that is journaled, so replay never depends on today's node config.
+pub fn apply_rules(mut spec: WorkflowSpec, rules: &[ApprovalRule]) -> WorkflowSpec {
+    for i in 0..spec.tasks.len() {
+        if let Some(rule) = rules.iter().find(|r| r.matches(&spec, i)) {
+            let t = &mut spec.tasks[i];
+            t.requires_approval = Some(true);
+            if t.approval_timeout.is_none() && spec.defaults.approval_timeout.is_none() {
+                t.approval_timeout = rule.timeout;
+            }
+        }
+    }
+    spec
+}
+
+/// The pending request of task `t` of `r`, if it awaits approval.
+pub fn pending_approval(
+    r: &Run,
+    t: TaskIndex,
+    default_timeout: Duration,
+) -> Option<PendingApproval> {
+    let task = r.task(t);
+    if task.state != crate::model::TaskState::AwaitingApproval {
+        return None;
+    }
+    let wf = r.workflow();
+    let requested_at = task.awaiting_since.unwrap_or(r.submitted_at());
+    let timeout = wf.approval_timeout(t).unwrap_or(default_timeout);
+    Some(PendingApproval {
+        run: r.id(),
+        task: wf.task_id(t).clone(),
+        workflow: wf.spec().name.clone(),
+        command: wf.task(t).command.to_string(),
+        requested_at,
+        expires_at: requested_at.saturating_add(timeout),
+    })
+}
+
+/// The approval gate actor.
+#[derive(Clone)]
+pub struct ApprovalGate {
+    /// Node-wide settings and handles.
+    pub shared: Arc<NodeShared>,
+}
+
+type Key = (RunId, TaskId);
+
+/// Pending requests, by request time and by expiry.
+#[derive(Default)]
+pub struct GateState {
+    /// Oldest request first.
+    by_age: BTreeMap<(Timestamp, Key), PendingApproval>,
+    /// Request time of each pending request.
+    index: HashMap<Key, (Timestamp, Timestamp)>,
+    /// Expiry clock.
+    expiry: BTreeSet<(Timestamp, Key)>,
+    /// Earliest time a `Tick` is already scheduled for.
+    armed: Option<Timestamp>,
+}
+
+impl GateState {
+    fn insert(&mut self, p: PendingApproval) {
+        let key = (p.run, p.task.clone());
+        self.remove(&key);
+        self.index
+            .insert(key.clone(), (p.requested_at, p.expires_at));
+        self.expiry.insert((p.expires_at, key.clone()));
+        self.by_age.insert((p.requested_at, key), p);
+    }
+
+    fn remove(&mut self, key: &Key) {
+        if let Some((requested, expires)) = self.index.remove(key) {
+            self.by_age.remove(&(requested, key.clone()));
+            self.expiry.remove(&(expires, key.clone()));
+        }
+    }
+
+    fn arm(&mut self, myself: &ActorRef<ApprovalMsg>) {
+        let Some((at, _)) = self.expiry.first() else {
+            return;
+        };
+        if self.armed.is_some_and(|a| a <= *at) {
+            return;
+        }
+        self.armed = Some(*at);
+        let wait = at.saturating_since(now()) + Duration::from_millis(1);
+        myself.send_after(wait, || ApprovalMsg::Tick);
+    }
+
+    /// Asks the scheduler to expire every request past its expiry. They stay listed until
+    /// the scheduler's `Closed` arrives.
+    fn expire_due(&mut self, shared: &NodeShared) {
+        let t = now();
+        if self.armed.is_some_and(|a| a <= t) {
+            self.armed = None;
+        }
+        let Some(scheduler) = shared.scheduler() else {
+            return;
+        };
+        while let Some((at, _)) = self.expiry.first() {
+            if *at > t {
+                break;
+            }
+            let (_, (run, task)) = self.expiry.pop_first().expect("checked");
+            let Some(&(requested_at, _)) = self.index.get(&(run, task.clone())) else {
+                continue;
+            };
+            let _ = scheduler.cast(SchedulerMsg::ExpireApproval {
+                run,
+                task,
+                requested_at,
+            });
+        }
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_system_time(SystemTime::now())
+}
+
+impl Actor for ApprovalGate {
+    type Msg = ApprovalMsg;
+    type State = GateState;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ApprovalMsg>,
+        _args: (),
+    ) -> Result<GateState, ActorProcessingErr> {
+        let scheduler = self
+            .shared
+            .scheduler()
+            .ok_or("approval gate started without a scheduler")?;
+        scheduler.cast(SchedulerMsg::ApprovalGateUp(myself))?;
+        Ok(GateState::default())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ApprovalMsg>,
+        message: ApprovalMsg,
+        s: &mut GateState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            ApprovalMsg::Changed(changes) => {
+                for change in changes {
+                    match change {
+                        ApprovalChange::Requested(p) => s.insert(p),
+                        ApprovalChange::Closed { run, task } => s.remove(&(run, task)),
+                    }
+                }
+            }
+            ApprovalMsg::Reset(all) => {
+                let armed = s.armed;
+                *s = GateState::default();
+                s.armed = armed;
+                for p in all {
+                    s.insert(p);
+                }
+            }
+            ApprovalMsg::List(reply) => {
+                let list = s.by_age.values().cloned().collect();
+                let _ = reply.send(Response::Approvals(list));
+            }
+            ApprovalMsg::Tick => {}
+        }
+        s.expire_due(&self.shared);
+        s.arm(&myself);
+        Ok(())
+    }
+}
