@@ -423,3 +423,36 @@ fn invalid_node_config_is_refused_with_its_line() {
         stderr(&o)
     );
 }
+
+#[test]
+fn bad_approval_fields_in_a_workflow_name_their_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "name = \"x\"\n[[task]]\nid = \"a\"\nshell = \"true\"\nrequires_approval = \"alice\"\n",
+            "5:",
+        ),
+        (
+            "name = \"x\"\n[[task]]\nid = \"a\"\nshell = \"true\"\napproval_timeout = \"1h\"\n",
+            "does not require approval",
+        ),
+        (
+            "name = \"x\"\n[[task]]\nid = \"a\"\nshell = \"true\"\nrequires_approval = true\napproval_timeout = \"soon\"\n",
+            "6:",
+        ),
+        (
+            "name = \"x\"\n[[task]]\nid = \"a\"\nshell = \"true\"\nlabels = [\"no spaces\"]\n",
+            "label `no spaces`",
+        ),
+    ];
+    for (i, (text, want)) in cases.iter().enumerate() {
+        let wf = workflow(tmp.path(), &format!("bad{i}.toml"), text);
+        let o = run(tmp.path(), &["validate", wf.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{text}");
+        let e = stderr(&o);
+        assert!(
+            e.contains(&format!("bad{i}.toml:")) && e.contains(want),
+            "{text}: {e}"
+        );
+    }
+}
