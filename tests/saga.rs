@@ -319,3 +319,35 @@ fn compensate_and_compensate_shell_together_is_an_error() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("retry.toml:5:"), "{}", stderr(&o));
 }
+
+#[test]
+fn no_compensation_starts_while_a_cancelled_step_is_still_stopping() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let log = tmp.path().join("order.log");
+    let l = log.display();
+    // `b` takes half a second to stop after SIGTERM; `a`'s undo must come after.
+    let text = format!(
+        r#"
+name = "slow-stop"
+[[task]]
+id = "a"
+shell = "true"
+compensate_shell = "echo undo-a >> {l}"
+[[task]]
+id = "b"
+shell = "trap 'sleep 0.5; echo b-stopped >> {l}; exit 1' TERM; echo b-running >> {l}; sleep 30 & wait"
+depends_on = ["a"]
+"#
+    );
+    let wf = workflow(tmp.path(), "slow.toml", &text);
+    let _node = NodeProc::start(&dir, &[]);
+    let id = submit(&dir, &wf);
+    wait_until(&dir, &id, 30, |v| {
+        task_state(v, "b") == "running" && lines(&log) == ["b-running"]
+    });
+    run_cmd_ok(&dir, &["cancel", &format!("{id}/b")]);
+    let v = wait_finished(&dir, &id, 60);
+    assert_eq!(v["state"], "compensated", "{v}");
+    assert_eq!(lines(&log), ["b-running", "b-stopped", "undo-a"]);
+}

@@ -237,7 +237,9 @@ impl Actor for ApprovalGate {
                 let list = s.by_age.values().cloned().collect();
                 let _ = reply.send(Response::Approvals(list));
             }
-            ApprovalMsg::Tick => {}
+            // The timer runs on the monotonic clock, expiries on the wall clock: a tick that
+            // arrives "early" by the wall clock must still re-arm.
+            ApprovalMsg::Tick => s.armed = None,
         }
         s.expire_due(&self.shared);
         s.arm(&myself);

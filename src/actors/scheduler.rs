@@ -445,8 +445,10 @@ impl SchedulerState {
         }
     }
 
-    /// Answers `port` once everything decided so far is durable.
+    /// Answers `port` once everything decided so far is durable (after the approval gate
+    /// heard of what it changed, so `approve` then `approvals` never shows a stale request).
     fn reply(&mut self, port: RpcReplyPort<Response>, response: Response) {
+        self.flush_approval_changes();
         self.after_persist(Effect::Reply(port, response));
     }
 
@@ -465,6 +467,16 @@ impl SchedulerState {
             let Some((run, task, attempt)) = self.sagas.next_due(&self.state, t_now) else {
                 break;
             };
+            // A forward attempt cancelled while running is `cancelled` in the fold at once,
+            // but its process may still be in its grace period: undo nothing until it ended
+            // (its end touches the run again).
+            if self
+                .running
+                .iter()
+                .any(|((r, _), x)| *r == run && x.kind == AttemptKind::Forward)
+            {
+                continue;
+            }
             let Some(slot) = self.take_slot() else {
                 self.sagas.put_back(run);
                 break;
@@ -743,8 +755,15 @@ impl SchedulerState {
             AttemptKind::Forward => {
                 // The task may have become ready again while this attempt was still out
                 // (retry of a task whose cancelled attempt was being terminated): `fill`
-                // skipped it then.
+                // skipped it then. A compensating run may have waited for this attempt.
                 self.track(report.run, report.task);
+                if self
+                    .state
+                    .run(report.run)
+                    .is_some_and(|r| r.state() == RunState::Compensating)
+                {
+                    self.sagas.touch(report.run);
+                }
                 attempt_end
             }
             AttemptKind::Compensation => {

@@ -4,7 +4,10 @@
 //! | case | troupe figure | baseline |
 //! |---|---|---|
 //! | approvals listing | p50/max round trip of `troupe approvals` (Request::Approvals over the Unix socket) with N pending requests | p50/max of a raw Unix-socket ping-pong of the same response size |
-//! | compensation rate | steps/s undoing a chain saga of N in-process no-op steps (from the failure that aborts it to `compensated`) | tasks/s of N in-process no-op tasks run in sequence (a chain), submit → succeeded |
+//! | compensation rate | steps/s undoing a chain saga of N in-process no-op steps (from the failure that aborts it to `compensated`) | tasks/s of N in-process no-op tasks run in sequence (a chain), submitted → succeeded |
+//!
+//! Both rates are timed from the journal's own timestamps (ms), so neither pays for the
+//! client round trip.
 //!
 //! Both node runs use the `sync` journal and in-process no-op work, so the figures are the
 //! runtime's own cost.
@@ -280,13 +283,24 @@ async fn compensation_case(opts: &SagaBenchOptions) -> Result<Compensation, Benc
     // Baseline: the same number of no-op tasks in sequence.
     let dir = fresh(&opts.dir, "sequential")?;
     let node = start(&dir, false).await?;
-    let t = Instant::now();
     let run = node
         .submit(chain("bench-sequential", n, false)?)
         .await
         .map_err(node_err)?;
     let state = node.wait_for_run(run).await.map_err(node_err)?;
-    let sequential = t.elapsed();
+    // As the journal stamped them (like the saga below): submitted → succeeded.
+    let sequential = match node
+        .request(Request::Summary(run))
+        .await
+        .map_err(node_err)?
+    {
+        Response::Runs(r) if r.len() == 1 => r[0]
+            .finished_at
+            .ok_or_else(|| node_err("the sequential run has no end"))?
+            .saturating_since(r[0].submitted_at)
+            .max(Duration::from_millis(1)),
+        other => return Err(node_err(format!("unexpected answer {other:?}"))),
+    };
     node.shutdown().await.map_err(node_err)?;
     if state != RunState::Succeeded {
         return Err(node_err(format!("the sequential run ended {state}")));

@@ -694,6 +694,8 @@ impl Run {
                 task.budget_base = task.attempts;
                 task.retry_at = None;
                 task.finished_at = None;
+                // A retried task that needs approval asks anew.
+                task.awaiting_since = None;
                 if matches!(
                     task.last_failure,
                     Some(Failure::ApprovalRejected | Failure::ApprovalExpired)
@@ -988,7 +990,8 @@ impl Run {
     fn settle(&mut self, t: TaskIndex, time: Timestamp, changes: &mut Vec<Change>) {
         let to = self.settled_state(t);
         let task = &mut self.tasks[t as usize];
-        if to == TaskState::AwaitingApproval && task.state != TaskState::AwaitingApproval {
+        // The request is made once: suspending and resuming does not restart its expiry.
+        if to == TaskState::AwaitingApproval && task.awaiting_since.is_none() {
             task.awaiting_since = Some(time);
         }
         self.set(t, to, changes);

@@ -224,7 +224,9 @@ fn print_tasks(tasks: &[TaskView]) {
         }
         let comp = match (&t.compensation, &t.compensate) {
             (Some(c), _) => {
-                if let Some(f) = &c.last_failure {
+                use troupe::model::CompensationState as C;
+                let failing = matches!(c.state, C::Retrying | C::Failed);
+                if let Some(f) = c.last_failure.as_ref().filter(|_| failing) {
                     let retry = c
                         .retry_at
                         .map(|at| format!("; retry at {at}"))
@@ -629,7 +631,29 @@ pub fn run(data_dir: &Path, file: &Path, detach: bool, json: bool, opts: StartOp
                         t.last_failure.as_deref().unwrap_or("-")
                     );
                 }
+                let mut failed_compensation = false;
+                for t in &view.tasks {
+                    if let Some(c) = t
+                        .compensation
+                        .as_ref()
+                        .filter(|c| c.state == troupe::model::CompensationState::Failed)
+                    {
+                        failed_compensation = true;
+                        println!(
+                            "  {} compensation failed after {} attempt(s): {}",
+                            t.id,
+                            c.attempts,
+                            c.last_failure.as_deref().unwrap_or("-")
+                        );
+                    }
+                }
                 println!("  logs: troupe logs {}/TASK", s.id);
+                if failed_compensation {
+                    println!(
+                        "  compensation logs: troupe logs {}/TASK --compensation; resume with troupe retry {}/TASK",
+                        s.id, s.id
+                    );
+                }
             }
         }
         Ok(if s.state == RunState::Succeeded {
