@@ -4,10 +4,10 @@
 //! | case | troupe figure | baseline |
 //! |---|---|---|
 //! | approvals listing | p50/max round trip of `troupe approvals` (Request::Approvals over the Unix socket) with N pending requests | p50/max of a raw Unix-socket ping-pong of the same response size |
-//! | compensation rate | steps/s undoing a chain saga of N in-process no-op steps (from the failure that aborts it to `compensated`) | tasks/s of N in-process no-op tasks run in sequence (a chain), submitted → succeeded |
+//! | compensation rate | median of 3 rounds: steps/s undoing a chain saga of N in-process no-op steps (from the failure that aborts it to `compensated`) | tasks/s of N in-process no-op tasks run in sequence (a chain), submitted → succeeded |
 //!
 //! Both rates are timed from the journal's own timestamps (ms), so neither pays for the
-//! client round trip.
+//! client round trip; the two sides alternate for three rounds and each reports its median.
 //!
 //! Both node runs use the `sync` journal and in-process no-op work, so the figures are the
 //! runtime's own cost.
@@ -278,10 +278,14 @@ async fn listing_case(opts: &SagaBenchOptions) -> Result<Listing, BenchError> {
     })
 }
 
-async fn compensation_case(opts: &SagaBenchOptions) -> Result<Compensation, BenchError> {
+/// One round: (sequential tasks/s, compensations/s).
+async fn compensation_round(
+    opts: &SagaBenchOptions,
+    round: usize,
+) -> Result<(f64, f64), BenchError> {
     let n = opts.steps;
     // Baseline: the same number of no-op tasks in sequence.
-    let dir = fresh(&opts.dir, "sequential")?;
+    let dir = fresh(&opts.dir, &format!("sequential-{round}"))?;
     let node = start(&dir, false).await?;
     let run = node
         .submit(chain("bench-sequential", n, false)?)
@@ -306,7 +310,7 @@ async fn compensation_case(opts: &SagaBenchOptions) -> Result<Compensation, Benc
         return Err(node_err(format!("the sequential run ended {state}")));
     }
     // The saga: forward steps, then `boom` fails and every step is undone.
-    let dir = fresh(&opts.dir, "saga")?;
+    let dir = fresh(&opts.dir, &format!("saga-{round}"))?;
     let node = start(&dir, false).await?;
     let run = node
         .submit(chain("bench-saga", n, true)?)
@@ -337,8 +341,28 @@ async fn compensation_case(opts: &SagaBenchOptions) -> Result<Compensation, Benc
         .max(Duration::from_millis(1));
     let figure = n as f64 / undo.as_secs_f64();
     let baseline = n as f64 / sequential.as_secs_f64();
+    Ok((baseline, figure))
+}
+
+/// Rounds of the compensation case, alternating baseline and saga; each side's median is
+/// reported, so one slow fsync stretch does not decide the ratio.
+const ROUNDS: usize = 3;
+
+async fn compensation_case(opts: &SagaBenchOptions) -> Result<Compensation, BenchError> {
+    let mut base = Vec::with_capacity(ROUNDS);
+    let mut comp = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS {
+        let (b, c) = compensation_round(opts, round).await?;
+        base.push(b);
+        comp.push(c);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (figure, baseline) = (median(&mut comp), median(&mut base));
     Ok(Compensation {
-        steps: n,
+        steps: opts.steps,
         figure,
         baseline,
         ratio: figure / baseline,
