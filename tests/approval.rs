@@ -456,3 +456,33 @@ fn bad_approval_fields_in_a_workflow_name_their_line() {
         );
     }
 }
+
+#[test]
+fn troupe_run_says_what_awaits_approval_and_finishes_once_approved() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let wf = workflow(tmp.path(), "gated.toml", GATED);
+    let _node = NodeProc::start(&dir, &[]);
+    let mut child = troupe(&dir)
+        .args(["run", wf.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "stderr closed");
+        if line.contains("await approval") {
+            break;
+        }
+    }
+    assert!(line.contains("1 task(s)"), "{line}");
+    let list = approvals(&dir);
+    let target = format!("{}/deploy", list[0]["run"].as_str().unwrap());
+    run_cmd_ok(&dir, &["approve", &target, "--as", "frank"]);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}

@@ -1063,6 +1063,7 @@ pub fn run_summary(r: &Run) -> RunSummary {
             + r.count(TaskState::Cancelled)
             + r.count(TaskState::UpstreamFailed),
         running: r.count(TaskState::Running),
+        awaiting_approval: r.count(TaskState::AwaitingApproval),
     }
 }
 

@@ -313,6 +313,8 @@ pub struct RunSummary {
     pub failed: u32,
     /// Tasks with an attempt running.
     pub running: u32,
+    /// Tasks waiting for a human decision (`awaiting_approval`).
+    pub awaiting_approval: u32,
 }
 
 /// A run as `status RUN` shows it.

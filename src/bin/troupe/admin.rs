@@ -134,6 +134,7 @@ fn summary_json(s: &RunSummary) -> serde_json::Value {
         "tasks_succeeded": s.succeeded,
         "tasks_failed": s.failed,
         "tasks_running": s.running,
+        "tasks_awaiting_approval": s.awaiting_approval,
     })
 }
 
@@ -673,6 +674,7 @@ async fn follow(conn: &mut Conn, run: RunId) -> Result<Box<RunView>, Failed> {
         )
         .expect("valid template"),
     );
+    let mut announced = 0;
     loop {
         let s = match conn.request(Request::Summary(run)).await? {
             Response::Runs(mut v) if v.len() == 1 => v.remove(0),
@@ -680,8 +682,28 @@ async fn follow(conn: &mut Conn, run: RunId) -> Result<Box<RunView>, Failed> {
         };
         bar.set_length(s.tasks as u64);
         bar.set_position((s.succeeded + s.failed) as u64);
+        if s.awaiting_approval > announced {
+            let line = format!(
+                "troupe run: {} task(s) of {} await approval: see `troupe approvals`",
+                s.awaiting_approval, s.id
+            );
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
+        }
+        announced = s.awaiting_approval;
+        let waiting = if s.awaiting_approval > 0 {
+            format!(
+                ", {} awaiting approval (troupe approvals; troupe approve {}/TASK --as NAME)",
+                s.awaiting_approval, s.id
+            )
+        } else {
+            String::new()
+        };
         bar.set_message(format!(
-            "{} running, {} failed — {}",
+            "{} running, {} failed{waiting} — {}",
             s.running, s.failed, s.state
         ));
         if s.state.is_finished() {
