@@ -17,7 +17,7 @@
 //! - [`executor`]: what runs an attempt (OS processes by default, or your own code).
 //! - [`process`]: running one attempt as a process group: logs, timeout, rusage, orphans.
 //! - [`workflow_file`]: reading workflow files from disk (size cap, UTF-8, positions).
-//! - [`bench`]: the measurements behind `troupe bench`.
+//! - [`bench`](mod@bench): the measurements behind `troupe bench`.
 //!
 //! # Example
 //! Parse a workflow and fold the event that submits it:

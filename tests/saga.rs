@@ -351,3 +351,38 @@ depends_on = ["a"]
     assert_eq!(v["state"], "compensated", "{v}");
     assert_eq!(lines(&log), ["b-running", "b-stopped", "undo-a"]);
 }
+
+#[test]
+fn a_compensation_that_outlives_its_timeout_is_retried_then_fails_the_saga() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let text = r#"
+name = "slow-undo"
+[[task]]
+id = "a"
+shell = "true"
+timeout = "300ms"
+compensate_shell = "sleep 30"
+compensate_retry = { max_attempts = 2, initial_interval = "10ms" }
+[[task]]
+id = "b"
+shell = "exit 1"
+retry = { max_attempts = 1 }
+depends_on = ["a"]
+"#;
+    let wf = workflow(tmp.path(), "slow-undo.toml", text);
+    let _node = NodeProc::start(&dir, &[]);
+    let id = submit(&dir, &wf);
+    let v = wait_finished(&dir, &id, 60);
+    assert_eq!(v["state"], "compensation_failed", "{v}");
+    let a = task(&v, "a");
+    assert_eq!(a["compensation"]["attempts"], 2);
+    assert_eq!(a["compensation"]["last_failure"], "timed out");
+    let ev = events(&dir);
+    let failed: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["type"] == "compensation_failed")
+        .collect();
+    assert_eq!(failed.len(), 2);
+    assert!(failed[0]["retry_at"].is_string() && failed[1]["retry_at"].is_null());
+}

@@ -17,7 +17,7 @@ const STEPS: usize = 100;
 /// exhaust a budget.
 fn saga(undo: &std::path::Path) -> String {
     let mut s = String::from(
-        "name = \"crashy-saga\"\n[defaults]\nretry = { max_attempts = 1 }\n\
+        "name = \"crashy-saga\"\n[defaults]\nretry = { max_attempts = 0, initial_interval = \"10ms\" }\n\
          compensate_retry = { max_attempts = 0, initial_interval = \"10ms\" }\n",
     );
     for i in 0..STEPS {
@@ -30,7 +30,7 @@ fn saga(undo: &std::path::Path) -> String {
         }
     }
     s.push_str(&format!(
-        "[[task]]\nid = \"boom\"\nshell = \"exit 1\"\ndepends_on = [\"s{}\"]\n",
+        "[[task]]\nid = \"boom\"\nshell = \"exit 1\"\nretry = {{ max_attempts = 1 }}\ndepends_on = [\"s{}\"]\n",
         STEPS - 1
     ));
     s
@@ -62,7 +62,11 @@ fn sigkill_while_compensating_loses_nothing_and_repeats_no_success() {
     let args = ["--workers", "2", "--snapshot-every", "20"];
     let mut node = NodeProc::start(&dir, &args);
     let id = submit(&dir, &wf);
-    // Into the compensation phase first.
+    // One kill during the forward steps (interrupted steps are retried: unlimited budget).
+    std::thread::sleep(Duration::from_millis(rng.random_range(0..300)));
+    node.kill9();
+    node = NodeProc::start(&dir, &args);
+    // Then into the compensation phase.
     wait_until(&dir, &id, 60, |v| v["state"] != "running");
     let mut kills = 0;
     let mut last = 0;
@@ -85,7 +89,7 @@ fn sigkill_while_compensating_loses_nothing_and_repeats_no_success() {
         node = NodeProc::start(&dir, &args);
     }
     let v = wait_finished(&dir, &id, 120);
-    eprintln!("{kills} kills during compensation");
+    eprintln!("{kills} kills during compensation, one before");
     assert!(
         kills >= 20,
         "the saga compensated before 20 kills ({kills})"

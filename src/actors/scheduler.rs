@@ -5,7 +5,7 @@
 //! `message → decide (model::decide, the fold as validator) → apply → journal → effects`.
 //! A decided event is applied to the in-memory [`State`] at once (so the next decision sees
 //! it, and an event the fold refuses is never journaled), then sent to the journal actor with
-//! [`JournalMsg::AppendThen`]. Effects — dispatching an attempt, terminating one, answering a
+//! [`JournalMsg::AppendThen`](crate::messages::journal::JournalMsg::AppendThen). Effects — dispatching an attempt, terminating one, answering a
 //! control request — wait in a queue tagged with the sequence number they depend on and run
 //! only once the journal acknowledged it ("persist, then act"). Acks arrive in sequence order
 //! and an ack for `n` means everything up to `n` is durable.

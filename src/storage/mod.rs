@@ -6,7 +6,7 @@
 //! - [`journal`]: column families, the lock, the single [`journal::JournalWriter`] (stage +
 //!   commit = group commit), reads by sequence range and by run/task stream, snapshots,
 //!   retention.
-//! - [`replay`]: latest snapshot + tail → [`crate::model::State`].
+//! - [`replay`](mod@replay): latest snapshot + tail → [`crate::model::State`].
 //!
 //! The on-disk format is described in `docs/journal-format.md`.
 
