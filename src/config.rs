@@ -1,10 +1,23 @@
 //! The node config file, `troupe.toml`.
 //!
 //! Read from `--config FILE` (env `TROUPE_CONFIG`), else from `DATA_DIR/troupe.toml` when that
-//! file exists. Unknown keys are errors, reported with the file, line and column. Command-line
-//! flags override the file.
+//! file exists. Unknown keys are errors, reported with the file, line and column.
+//!
+//! Precedence, highest first: command-line flags, `TROUPE_*` environment variables
+//! ([`ENV_OVERRIDES`]), the file, the built-in defaults (see [`crate::node::NodeConfig`]).
+//!
+//! Before parsing, `${VAR}` is replaced by the environment variable `VAR` (an error if it is
+//! unset) and `${VAR:-default}` by `VAR`, or `default` when `VAR` is unset or empty (the POSIX
+//! shell forms); `$${` is a literal `${`. Comments are left alone. Substituted values are not
+//! escaped: inside a TOML string, a value holding `"` or `\` must be escaped in the variable.
 //!
 //! ```toml
+//! workers = 16             # worker actors (≥ 1)
+//! grace = "10s"            # SIGTERM → SIGKILL grace, and shutdown grace
+//! durability = "sync"      # or "buffered"
+//! log_cap = 16777216       # bytes of output kept per attempt log
+//! snapshot_every = 1000000 # events between scheduler snapshots (0 = never)
+//!
 //! [approval]
 //! timeout = "30d"          # expiry of requests whose task sets no approval_timeout
 //!
@@ -23,10 +36,31 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::actors::approval::ApprovalRule;
+use crate::storage::Durability;
+
+/// Environment variables that override the file, and the setting each one sets.
+pub const ENV_OVERRIDES: [(&str, &str); 6] = [
+    ("TROUPE_WORKERS", "workers"),
+    ("TROUPE_GRACE", "grace"),
+    ("TROUPE_DURABILITY", "durability"),
+    ("TROUPE_LOG_CAP", "log_cap"),
+    ("TROUPE_SNAPSHOT_EVERY", "snapshot_every"),
+    ("TROUPE_APPROVAL_TIMEOUT", "approval.timeout"),
+];
 
 /// What `troupe.toml` sets (everything optional).
 #[derive(Debug, Clone, Default)]
 pub struct NodeFile {
+    /// `workers`.
+    pub workers: Option<u32>,
+    /// `grace`.
+    pub grace: Option<Duration>,
+    /// `durability`.
+    pub durability: Option<Durability>,
+    /// `log_cap`, bytes.
+    pub log_cap: Option<u64>,
+    /// `snapshot_every`, events.
+    pub snapshot_every: Option<u64>,
     /// `[approval] timeout`.
     pub approval_timeout: Option<Duration>,
     /// `[[approval.rule]]` entries, in file order.
@@ -41,6 +75,11 @@ pub struct ConfigError(pub String);
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
+    workers: Option<Spanned<i64>>,
+    grace: Option<Spanned<String>>,
+    durability: Option<Spanned<String>>,
+    log_cap: Option<Spanned<i64>>,
+    snapshot_every: Option<Spanned<i64>>,
     approval: Option<RawApproval>,
 }
 
@@ -69,15 +108,196 @@ pub fn locate(explicit: Option<&Path>, data_dir: &Path) -> Option<PathBuf> {
     }
 }
 
-/// Reads and checks a config file.
+/// Reads and checks a config file, substituting `${VAR}` from the process environment.
 pub fn load(path: &Path) -> Result<NodeFile, ConfigError> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError(format!("{name}: cannot read the config file: {e}")))?;
+    let text = substitute(&text, &name, |v| std::env::var(v).ok())?;
     parse(&text, &name)
 }
 
-/// Parses config text; `name` prefixes error positions.
+/// Replaces `${VAR}` and `${VAR:-default}` outside comments (see the module docs); errors
+/// name the file, line and column of the `${`.
+pub fn substitute(
+    text: &str,
+    name: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        let mut rest = line;
+        let mut col = 1;
+        let mut quote: Option<char> = None;
+        while let Some(c) = rest.chars().next() {
+            let at = |msg: String| ConfigError(format!("{name}:{}:{col}: {msg}", n + 1));
+            if quote.is_none() && c == '#' {
+                out.push_str(rest);
+                break;
+            }
+            if rest.starts_with("$${") {
+                out.push_str("${");
+                rest = &rest[3..];
+                col += 3;
+                continue;
+            }
+            if rest.starts_with("${") {
+                let end = rest
+                    .find('}')
+                    .ok_or_else(|| at("`${` without a closing `}`".into()))?;
+                let inner = &rest[2..end];
+                let (var, default) = match inner.split_once(":-") {
+                    Some((v, d)) => (v, Some(d)),
+                    None => (inner, None),
+                };
+                let valid = var
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid {
+                    return Err(at(format!(
+                        "`${{{inner}}}`: `{var}` is not a variable name (letters, digits, `_`)"
+                    )));
+                }
+                let value = match (env(var), default) {
+                    (Some(v), Some(d)) if v.is_empty() => d.to_owned(),
+                    (Some(v), _) => v,
+                    (None, Some(d)) => d.to_owned(),
+                    (None, None) => {
+                        return Err(at(format!(
+                            "`${{{var}}}`: the environment variable {var} is not set (set it, or \
+                             give a default: `${{{var}:-value}}`)"
+                        )))
+                    }
+                };
+                out.push_str(&value);
+                col += rest[..=end].chars().count();
+                rest = &rest[end + 1..];
+                continue;
+            }
+            match (quote, c) {
+                (None, '"' | '\'') => quote = Some(c),
+                (Some(q), c) if c == q => quote = None,
+                _ => {}
+            }
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+            col += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Applies the `TROUPE_*` overrides found by `env` (see [`ENV_OVERRIDES`]) over `file`.
+pub fn apply_env(
+    mut file: NodeFile,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<NodeFile, ConfigError> {
+    let bad = |var: &str, v: &str, why: String| ConfigError(format!("{var}={v}: {why}"));
+    for (var, _) in ENV_OVERRIDES {
+        let Some(v) = env(var) else { continue };
+        match var {
+            "TROUPE_WORKERS" => {
+                let n: u32 = v
+                    .parse()
+                    .map_err(|e| bad(var, &v, format!("not a worker count ({e})")))?;
+                if n == 0 {
+                    return Err(bad(var, &v, "workers must be at least 1".into()));
+                }
+                file.workers = Some(n);
+            }
+            "TROUPE_GRACE" => {
+                file.grace = Some(
+                    humantime::parse_duration(&v)
+                        .map_err(|e| bad(var, &v, format!("not a duration ({e})")))?,
+                )
+            }
+            "TROUPE_DURABILITY" => {
+                file.durability = Some(v.parse().map_err(|e: String| bad(var, &v, e))?)
+            }
+            "TROUPE_LOG_CAP" => {
+                file.log_cap = Some(
+                    v.parse()
+                        .map_err(|e| bad(var, &v, format!("not a byte count ({e})")))?,
+                )
+            }
+            "TROUPE_SNAPSHOT_EVERY" => {
+                file.snapshot_every = Some(
+                    v.parse()
+                        .map_err(|e| bad(var, &v, format!("not an event count ({e})")))?,
+                )
+            }
+            "TROUPE_APPROVAL_TIMEOUT" => {
+                let d = humantime::parse_duration(&v)
+                    .map_err(|e| bad(var, &v, format!("not a duration ({e})")))?;
+                if d.is_zero() {
+                    return Err(bad(var, &v, "must be longer than 0s".into()));
+                }
+                file.approval_timeout = Some(d);
+            }
+            _ => unreachable!("listed above"),
+        }
+    }
+    Ok(file)
+}
+
+/// The effective settings as a `troupe.toml` (what `troupe node start --print-config`
+/// prints).
+pub fn render(cfg: &crate::node::NodeConfig) -> String {
+    #[derive(serde::Serialize)]
+    struct Rule<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pool: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        label: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        command: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        timeout: Option<String>,
+    }
+    #[derive(serde::Serialize)]
+    struct Approval<'a> {
+        timeout: String,
+        rule: Vec<Rule<'a>>,
+    }
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        workers: u32,
+        grace: String,
+        durability: &'static str,
+        log_cap: u64,
+        snapshot_every: u64,
+        approval: Approval<'a>,
+    }
+    let human = |d: Duration| humantime::format_duration(d).to_string();
+    let out = Out {
+        workers: cfg.workers,
+        grace: human(cfg.grace),
+        durability: match cfg.durability {
+            Durability::Sync => "sync",
+            Durability::Buffered => "buffered",
+        },
+        log_cap: cfg.log_cap,
+        snapshot_every: cfg.snapshot_every,
+        approval: Approval {
+            timeout: human(cfg.approval_timeout),
+            rule: cfg
+                .approval_rules
+                .iter()
+                .map(|r| Rule {
+                    pool: r.pool.as_deref(),
+                    label: r.label.as_deref(),
+                    command: r.command.as_ref().map(|g| g.as_str()),
+                    timeout: r.timeout.map(human),
+                })
+                .collect(),
+        },
+    };
+    toml::to_string(&out).expect("plain values serialize")
+}
+
+/// Parses config text (already substituted); `name` prefixes error positions.
 pub fn parse(text: &str, name: &str) -> Result<NodeFile, ConfigError> {
     let at = |span: Option<Range<usize>>, msg: &str| -> ConfigError {
         match span {
@@ -90,6 +310,49 @@ pub fn parse(text: &str, name: &str) -> Result<NodeFile, ConfigError> {
     };
     let raw: Raw = toml::from_str(text).map_err(|e| at(e.span(), e.message()))?;
     let mut out = NodeFile::default();
+    if let Some(w) = &raw.workers {
+        let n = *w.get_ref();
+        if n < 1 || n > u32::MAX as i64 {
+            return Err(at(
+                Some(w.span()),
+                &format!("workers must be at least 1 (got {n})"),
+            ));
+        }
+        out.workers = Some(n as u32);
+    }
+    for (field, value, slot) in [
+        ("log_cap", &raw.log_cap, &mut out.log_cap),
+        (
+            "snapshot_every",
+            &raw.snapshot_every,
+            &mut out.snapshot_every,
+        ),
+    ] {
+        if let Some(v) = value {
+            if *v.get_ref() < 0 {
+                return Err(at(
+                    Some(v.span()),
+                    &format!("{field} must not be negative (got {})", v.get_ref()),
+                ));
+            }
+            *slot = Some(*v.get_ref() as u64);
+        }
+    }
+    if let Some(g) = &raw.grace {
+        out.grace = Some(humantime::parse_duration(g.get_ref()).map_err(|e| {
+            at(
+                Some(g.span()),
+                &format!("grace: `{}` is not a duration ({e})", g.get_ref()),
+            )
+        })?);
+    }
+    if let Some(d) = &raw.durability {
+        out.durability = Some(
+            d.get_ref()
+                .parse()
+                .map_err(|e: String| at(Some(d.span()), &format!("durability: {e}")))?,
+        );
+    }
     let Some(approval) = raw.approval else {
         return Ok(out);
     };
@@ -187,6 +450,114 @@ mod tests {
             .as_ref()
             .unwrap()
             .matches("kubectl apply -f x"));
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn substitution_forms() {
+        let e = env(&[("A", "8"), ("EMPTY", "")]);
+        let t =
+            "workers = ${A}\ngrace = \"${B:-3s}\"  # ${NOT_EXPANDED}\nx = \"${EMPTY:-d}$${A}\"\n";
+        assert_eq!(
+            substitute(t, "t.toml", &e).unwrap(),
+            "workers = 8\ngrace = \"3s\"  # ${NOT_EXPANDED}\nx = \"d${A}\"\n"
+        );
+        let err = |t: &str| substitute(t, "t.toml", &e).unwrap_err().to_string();
+        assert!(err("a = 1\nb = \"x${UNSET}\"\n")
+            .starts_with("t.toml:2:7: `${UNSET}`: the environment variable UNSET is not set"));
+        assert!(err("a = ${1X}\n").starts_with("t.toml:1:5: `${1X}`"));
+        assert!(err("a = ${A\n").starts_with("t.toml:1:5: `${` without"));
+    }
+
+    #[test]
+    fn node_settings_and_env_overrides() {
+        let f = parse(
+            "workers = 4\ngrace = \"2s\"\ndurability = \"buffered\"\nlog_cap = 1024\nsnapshot_every = 0\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(f.workers, Some(4));
+        assert_eq!(f.durability, Some(Durability::Buffered));
+        let f = apply_env(f, env(&[("TROUPE_WORKERS", "6"), ("TROUPE_GRACE", "1s")])).unwrap();
+        assert_eq!(f.workers, Some(6));
+        assert_eq!(f.grace, Some(Duration::from_secs(1)));
+        for (var, value, want) in [
+            (
+                "TROUPE_WORKERS",
+                "0",
+                "TROUPE_WORKERS=0: workers must be at least 1",
+            ),
+            (
+                "TROUPE_WORKERS",
+                "many",
+                "TROUPE_WORKERS=many: not a worker count",
+            ),
+            (
+                "TROUPE_DURABILITY",
+                "fast",
+                "TROUPE_DURABILITY=fast: unknown durability",
+            ),
+            (
+                "TROUPE_APPROVAL_TIMEOUT",
+                "0s",
+                "TROUPE_APPROVAL_TIMEOUT=0s: must be longer",
+            ),
+        ] {
+            let e = apply_env(NodeFile::default(), env(&[(var, value)])).unwrap_err();
+            assert!(e.to_string().starts_with(want), "{e}");
+        }
+    }
+
+    #[test]
+    fn bad_node_settings_name_their_line() {
+        let cases = [
+            (
+                "workers = 0\n",
+                "t.toml:1:11: workers must be at least 1 (got 0)",
+            ),
+            (
+                "workers = -3\n",
+                "t.toml:1:11: workers must be at least 1 (got -3)",
+            ),
+            (
+                "grace = \"soon\"\n",
+                "t.toml:1:9: grace: `soon` is not a duration",
+            ),
+            (
+                "durability = \"fast\"\n",
+                "t.toml:1:14: durability: unknown durability `fast`",
+            ),
+            (
+                "log_cap = -1\n",
+                "t.toml:1:11: log_cap must not be negative",
+            ),
+            ("wrokers = 2\n", "t.toml:1:1: unknown field `wrokers`"),
+        ];
+        for (text, want) in cases {
+            let e = parse(text, "t.toml").unwrap_err().to_string();
+            assert!(e.starts_with(want), "{text:?}: got {e}");
+        }
+    }
+
+    #[test]
+    fn rendered_config_reads_back() {
+        let mut cfg = crate::node::NodeConfig::new("/tmp/x");
+        cfg.workers = 3;
+        cfg.approval_rules = parse("[[approval.rule]]\npool = \"p\"\ncommand = \"rm *\"\n", "t")
+            .unwrap()
+            .approval_rules;
+        let text = render(&cfg);
+        let f = parse(&text, "rendered").unwrap();
+        assert_eq!(f.workers, Some(3));
+        assert_eq!(f.approval_rules.len(), 1);
+        assert_eq!(f.approval_timeout, Some(cfg.approval_timeout));
     }
 
     #[test]

@@ -408,18 +408,38 @@ pub struct StartOptions {
     pub config: Option<PathBuf>,
 }
 
-fn node_config(data_dir: &Path, opts: &StartOptions) -> Result<NodeConfig, Failed> {
+/// The node's settings: built-in defaults, then `troupe.toml`, then `TROUPE_*` variables, then
+/// command-line flags (docs/config.md).
+pub fn node_config(data_dir: &Path, opts: &StartOptions) -> Result<NodeConfig, Failed> {
+    let invalid = |e: troupe::config::ConfigError| Failed {
+        code: EXIT_INVALID,
+        message: e.to_string(),
+    };
     let mut cfg = NodeConfig::new(data_dir);
-    if let Some(path) = troupe::config::locate(opts.config.as_deref(), data_dir) {
-        let file = troupe::config::load(&path).map_err(|e| Failed {
-            code: EXIT_INVALID,
-            message: e.to_string(),
-        })?;
-        if let Some(t) = file.approval_timeout {
-            cfg.approval_timeout = t;
-        }
-        cfg.approval_rules = file.approval_rules;
+    let file = match troupe::config::locate(opts.config.as_deref(), data_dir) {
+        Some(path) => troupe::config::load(&path).map_err(invalid)?,
+        None => troupe::config::NodeFile::default(),
+    };
+    let file = troupe::config::apply_env(file, |v| std::env::var(v).ok()).map_err(invalid)?;
+    if let Some(w) = file.workers {
+        cfg.workers = w;
     }
+    if let Some(g) = file.grace {
+        cfg.grace = g;
+    }
+    if let Some(d) = file.durability {
+        cfg.durability = d;
+    }
+    if let Some(c) = file.log_cap {
+        cfg.log_cap = c;
+    }
+    if let Some(n) = file.snapshot_every {
+        cfg.snapshot_every = n;
+    }
+    if let Some(t) = file.approval_timeout {
+        cfg.approval_timeout = t;
+    }
+    cfg.approval_rules = file.approval_rules;
     if let Some(w) = opts.workers {
         cfg.workers = w;
     }
@@ -431,6 +451,12 @@ fn node_config(data_dir: &Path, opts: &StartOptions) -> Result<NodeConfig, Faile
     }
     if let Some(n) = opts.snapshot_every {
         cfg.snapshot_every = n;
+    }
+    if cfg.workers == 0 {
+        return Err(Failed {
+            code: EXIT_INVALID,
+            message: "--workers must be at least 1".into(),
+        });
     }
     Ok(cfg)
 }
@@ -456,6 +482,17 @@ async fn wait_for_signal() -> &'static str {
         // Both arms are cancellation safe (signal streams).
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
+    }
+}
+
+/// `troupe node start --print-config`: the effective settings as a `troupe.toml`.
+pub fn print_config(data_dir: &Path, opts: StartOptions) -> ExitCode {
+    match node_config(data_dir, &opts) {
+        Ok(cfg) => {
+            print!("{}", troupe::config::render(&cfg));
+            ExitCode::SUCCESS
+        }
+        Err(f) => f.exit("node start"),
     }
 }
 

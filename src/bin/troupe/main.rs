@@ -186,6 +186,10 @@ enum NodeCommand {
     Start {
         #[command(flatten)]
         node: NodeArgs,
+        /// Print the effective settings (defaults, troupe.toml, TROUPE_* variables, flags) as
+        /// a troupe.toml and exit without starting.
+        #[arg(long)]
+        print_config: bool,
     },
     /// Ask the node serving DATA_DIR to stop, and wait until it has.
     Stop,
@@ -384,7 +388,13 @@ fn main() -> ExitCode {
                 None => events(&data_dir, run, json),
             }
         }
-        Command::Node(NodeCommand::Start { node }) => admin::node_start(&data_dir, node.options()),
+        Command::Node(NodeCommand::Start {
+            node,
+            print_config: true,
+        }) => admin::print_config(&data_dir, node.options()),
+        Command::Node(NodeCommand::Start { node, .. }) => {
+            admin::node_start(&data_dir, node.options())
+        }
         Command::Node(NodeCommand::Stop) => admin::node_stop(&data_dir),
         Command::Run {
             file,
