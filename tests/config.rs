@@ -89,7 +89,8 @@ fn bad_config_is_refused_with_its_place_and_nothing_starts() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     std::fs::create_dir_all(&dir).unwrap();
-    let cases: [(&str, &[(&str, &str)], &str); 6] = [
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 6] = [
         ("workers = 0\n", &[], "troupe.toml:1:11: workers must be at least 1 (got 0)"),
         ("workers = -2\n", &[], "troupe.toml:1:11: workers must be at least 1 (got -2)"),
         ("threads = 2\n", &[], "troupe.toml:1:1: unknown field `threads`"),
