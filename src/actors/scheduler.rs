@@ -39,8 +39,8 @@ use crate::actors::journal::JournalRef;
 use crate::actors::saga::SagaCoordinator;
 use crate::messages::approval::{ApprovalChange, ApprovalMsg};
 use crate::messages::control::{
-    Command as AdminCommand, CompensationView, ControlError, NodeView, PendingApproval, Request,
-    Response, RunSummary, RunView, Target, TaskView,
+    Command as AdminCommand, CompensationView, ControlError, NodeView, PendingApproval, QueueEntry,
+    QueueView, Request, Response, RunSummary, RunView, Target, TaskView,
 };
 use crate::messages::scheduler::{
     AttemptKind, AttemptOrder, AttemptOutcome, AttemptReport, ReportPort, SchedulerMsg, WorkerMsg,
@@ -180,6 +180,8 @@ pub struct SchedulerState {
     /// An append failed: the state is ahead of the journal; nothing more is decided or done
     /// until the supervisor restarts us.
     frozen: bool,
+    /// Attempt ends per wall-clock second, the last minute (for `troupe queue` estimates).
+    ends: VecDeque<(u64, u32)>,
     /// Sequence number of the last snapshot stored (or replayed from).
     snapshot_seq: Seq,
     /// Store a snapshot once this many events are past `snapshot_seq` (0 = never).
@@ -732,6 +734,7 @@ impl SchedulerState {
         if !self.release(&report) || self.abandon {
             return;
         }
+        self.count_end(now());
         let end = match report.outcome {
             AttemptOutcome::Succeeded { usage } => AttemptEnd::Succeeded { usage },
             AttemptOutcome::Failed {
@@ -1023,6 +1026,157 @@ impl SchedulerState {
         self.sagas.due_timers(t);
     }
 
+    /// Counts an attempt end in the per-second window of the last minute.
+    fn count_end(&mut self, t: Timestamp) {
+        let sec = t.0 / 1000;
+        match self.ends.back_mut() {
+            Some((s, n)) if *s == sec => *n += 1,
+            _ => self.ends.push_back((sec, 1)),
+        }
+        while self.ends.front().is_some_and(|(s, _)| *s + 60 < sec) {
+            self.ends.pop_front();
+        }
+    }
+
+    /// Attempt ends per second over the last minute.
+    fn throughput(&self, t: Timestamp) -> f64 {
+        let sec = t.0 / 1000;
+        let n: u32 = self
+            .ends
+            .iter()
+            .filter(|(s, _)| *s + 60 >= sec)
+            .map(|(_, n)| n)
+            .sum();
+        n as f64 / 60.0
+    }
+
+    /// `troupe queue`: ready tasks best first (priority, then longest wait), then retries by
+    /// due time, then (with `waiting`) tasks that cannot run yet.
+    fn queue_view(&self, waiting: bool, limit: u32, workers: u32) -> QueueView {
+        let t_now = now();
+        let throughput = self.throughput(t_now);
+        let halted = self.dispatch_blocked();
+        // (class, -priority, since, entry): class 0 ready, 1 retrying, 2 cannot run yet.
+        let mut all: Vec<(u8, i64, Timestamp, QueueEntry)> = Vec::new();
+        for r in self.state.runs() {
+            if r.state() != RunState::Running {
+                continue;
+            }
+            let wf = r.workflow();
+            let listed = |s: TaskState| {
+                matches!(s, TaskState::Ready | TaskState::Retrying)
+                    || (waiting
+                        && matches!(
+                            s,
+                            TaskState::Pending | TaskState::AwaitingApproval | TaskState::Suspended
+                        ))
+            };
+            let cap_full = wf
+                .spec()
+                .max_concurrency
+                .is_some_and(|cap| self.run_load.get(&r.id()).copied().unwrap_or(0) >= cap);
+            for (i, task) in r.tasks().iter().enumerate() {
+                if !listed(task.state) {
+                    continue;
+                }
+                let t = i as TaskIndex;
+                let deps_done = wf
+                    .plan()
+                    .upstream(t)
+                    .filter_map(|u| r.task(u).finished_at)
+                    .max();
+                let since = match task.state {
+                    TaskState::Retrying => task.started_at.unwrap_or(r.submitted_at()),
+                    _ => deps_done.unwrap_or(r.submitted_at()).max(r.submitted_at()),
+                };
+                let pool = wf.pool(t).map(str::to_owned);
+                let pool_full = pool.as_ref().is_some_and(|p| {
+                    let cap = wf.spec().pools.get(p).copied().unwrap_or(u32::MAX);
+                    self.pool_load
+                        .get(&(r.id(), p.clone()))
+                        .copied()
+                        .unwrap_or(0)
+                        >= cap
+                });
+                let runnable = matches!(task.state, TaskState::Ready | TaskState::Retrying);
+                let blocked = if !runnable {
+                    None
+                } else if halted {
+                    Some("dispatch is halted".to_owned())
+                } else if cap_full {
+                    Some(format!(
+                        "run at max_concurrency {}",
+                        wf.spec().max_concurrency.unwrap_or(0)
+                    ))
+                } else if pool_full {
+                    Some(format!("pool `{}` full", pool.as_deref().unwrap_or("")))
+                } else {
+                    None
+                };
+                let class = match task.state {
+                    TaskState::Ready => 0,
+                    TaskState::Retrying => 1,
+                    _ => 2,
+                };
+                let key_time = if class == 1 {
+                    task.retry_at.unwrap_or(since)
+                } else {
+                    since
+                };
+                all.push((
+                    class,
+                    -(wf.priority(t) as i64),
+                    key_time,
+                    QueueEntry {
+                        run: r.id(),
+                        task: wf.task_id(t).clone(),
+                        workflow: wf.spec().name.clone(),
+                        state: task.state,
+                        priority: wf.priority(t),
+                        pool,
+                        waiting_since: since,
+                        retry_at: task.retry_at,
+                        estimated_start: None,
+                        blocked,
+                    },
+                ));
+            }
+        }
+        all.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+        let free = workers.saturating_sub(self.running.len() as u32) as f64;
+        let total = all.len() as u64;
+        let entries = all
+            .into_iter()
+            .take(limit as usize)
+            .enumerate()
+            .map(|(place, (class, _, _, mut e))| {
+                if class < 2 && !halted {
+                    let ahead = place as f64;
+                    let wait = if ahead < free {
+                        Some(Duration::ZERO)
+                    } else if throughput > 0.0 {
+                        Duration::try_from_secs_f64((ahead - free + 1.0) / throughput).ok()
+                    } else {
+                        None
+                    };
+                    e.estimated_start = wait
+                        .map(|w| t_now.saturating_add(w))
+                        .map(|at| e.retry_at.map_or(at, |r| r.max(at)));
+                }
+                e
+            })
+            .collect();
+        QueueView {
+            now: t_now,
+            halted,
+            running: self.running.len() as u32,
+            workers,
+            throughput,
+            total,
+            entries,
+        }
+    }
+
     fn node_view(&self, shared: &NodeShared) -> NodeView {
         let mut active = 0;
         let mut total = 0;
@@ -1156,6 +1310,7 @@ impl Actor for Scheduler {
             finished: shared.finished_runs.clone(),
             flush_scheduled: false,
             frozen: false,
+            ends: VecDeque::new(),
             snapshot_seq: replayed_snapshot.unwrap_or(0),
             snapshot_every: shared.config.snapshot_every,
         };
@@ -1314,6 +1469,10 @@ impl Actor for Scheduler {
                         None => Response::Error(ControlError::NotFound(format!("no run {run}"))),
                     };
                     s.reply(reply, response);
+                }
+                Request::Queue { waiting, limit } => {
+                    let view = s.queue_view(waiting, limit, self.shared.config.workers);
+                    s.reply(reply, Response::Queue(Box::new(view)));
                 }
                 Request::Summary(run) => {
                     let response = match s.state.run(run) {

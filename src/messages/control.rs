@@ -182,6 +182,13 @@ pub enum Request {
     InjectPanic(String),
     /// Every pending approval request, oldest first (answered by the approval gate).
     Approvals,
+    /// Tasks waiting to run, best first (`troupe queue`).
+    Queue {
+        /// Also list tasks that cannot run yet (pending, awaiting approval, suspended).
+        waiting: bool,
+        /// At most this many entries (the total is reported).
+        limit: u32,
+    },
 }
 
 /// Why a request failed.
@@ -235,6 +242,56 @@ pub enum Response {
     Events(Vec<(Seq, EventRecord)>),
     /// Answer to [`Request::Approvals`].
     Approvals(Vec<PendingApproval>),
+    /// Answer to [`Request::Queue`].
+    Queue(Box<QueueView>),
+}
+
+/// The queue as `troupe queue` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueView {
+    /// When the node took this view.
+    pub now: Timestamp,
+    /// Whether dispatching is halted (nothing starts).
+    pub halted: bool,
+    /// Attempts running.
+    pub running: u32,
+    /// Worker slots.
+    pub workers: u32,
+    /// Attempts (and compensations) ended per second over the last minute.
+    pub throughput: f64,
+    /// Entries before the limit.
+    pub total: u64,
+    /// Best first: ready tasks by priority then wait, then retries by due time, then (with
+    /// `waiting`) tasks that cannot run yet.
+    pub entries: Vec<QueueEntry>,
+}
+
+/// One task in [`QueueView`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    /// The run.
+    pub run: RunId,
+    /// The task.
+    pub task: TaskId,
+    /// The run's workflow name.
+    pub workflow: String,
+    /// `ready`, `retrying`, or (waiting) `pending`, `awaiting_approval`, `suspended`.
+    pub state: TaskState,
+    /// Effective priority.
+    pub priority: i32,
+    /// Effective pool.
+    pub pool: Option<String>,
+    /// Since when it waits: its last dependency's end (or the run's submission), or the end
+    /// of its failed attempt for a retry.
+    pub waiting_since: Timestamp,
+    /// When a retry is due.
+    pub retry_at: Option<Timestamp>,
+    /// Estimated start: now if a worker is free for it, else its place in line divided by the
+    /// recent throughput; `None` when it cannot be estimated (no recent throughput, halted,
+    /// or the task cannot run yet).
+    pub estimated_start: Option<Timestamp>,
+    /// Why it is not running although ready (halted, run cap, pool full).
+    pub blocked: Option<String>,
 }
 
 /// One task waiting for a human decision, as `troupe approvals` shows it.

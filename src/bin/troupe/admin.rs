@@ -10,8 +10,8 @@ use serde_json::json;
 
 use troupe::client::{Client, ClientError};
 use troupe::messages::control::{
-    Command as AdminCommand, NodeView, PendingApproval, Request, Response, RunSummary, RunView,
-    Target, TaskView,
+    Command as AdminCommand, NodeView, PendingApproval, QueueView, Request, Response, RunSummary,
+    RunView, Target, TaskView,
 };
 use troupe::messages::scheduler::AttemptKind;
 use troupe::model::{RunId, RunState, Seq, TaskState, Timestamp};
@@ -874,6 +874,126 @@ fn approval_json(p: &PendingApproval, now: Timestamp) -> serde_json::Value {
         "requested_at": p.requested_at.to_string(),
         "age_s": now.saturating_since(p.requested_at).as_secs(),
         "expires_at": p.expires_at.to_string(),
+    })
+}
+
+fn queue_json(q: &QueueView) -> serde_json::Value {
+    json!({
+        "now": q.now.to_string(),
+        "halted": q.halted,
+        "running": q.running,
+        "workers": q.workers,
+        "throughput_per_s": q.throughput,
+        "total": q.total,
+        "tasks": q.entries.iter().map(|e| json!({
+            "run": e.run.to_string(),
+            "task": e.task.as_str(),
+            "workflow": e.workflow,
+            "state": e.state.as_str(),
+            "priority": e.priority,
+            "pool": e.pool,
+            "waiting_since": e.waiting_since.to_string(),
+            "wait_s": q.now.saturating_since(e.waiting_since).as_secs_f64(),
+            "retry_at": opt_time(e.retry_at),
+            "estimated_start": opt_time(e.estimated_start),
+            "blocked": e.blocked,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn short_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{:.1}s", d.as_secs_f64()),
+        60..3600 => format!("{}m{}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+fn print_queue(q: &QueueView, verbose: bool, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{} queued{}, {} running on {} workers, {:.1} attempts/s over the last minute{}",
+        q.total,
+        if q.total > q.entries.len() as u64 {
+            format!(" (first {} shown)", q.entries.len())
+        } else {
+            String::new()
+        },
+        q.running,
+        q.workers,
+        q.throughput,
+        if q.halted { "; HALTED" } else { "" }
+    )?;
+    writeln!(
+        out,
+        "{:<40} {:<17} {:>5} {:<10} {:>8} {:>10}{}",
+        "RUN/TASK",
+        "STATE",
+        "PRIO",
+        "POOL",
+        "WAITING",
+        "STARTS IN",
+        if verbose { "  BLOCKED" } else { "" }
+    )?;
+    for e in &q.entries {
+        let starts = match e.estimated_start {
+            Some(at) => short_duration(at.saturating_since(q.now)),
+            None => "-".to_owned(),
+        };
+        write!(
+            out,
+            "{:<40} {:<17} {:>5} {:<10} {:>8} {:>10}",
+            format!("{}/{}", e.run, e.task),
+            e.state.as_str(),
+            e.priority,
+            e.pool.as_deref().unwrap_or("-"),
+            short_duration(q.now.saturating_since(e.waiting_since)),
+            starts
+        )?;
+        if verbose {
+            write!(out, "  {}", e.blocked.as_deref().unwrap_or(""))?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// `troupe queue [--watch] [--verbose] [--json] [--limit N]`.
+pub fn queue(data_dir: &Path, watch: bool, verbose: bool, json: bool, limit: u32) -> ExitCode {
+    block("queue", async move {
+        let mut conn = connect(data_dir).await?;
+        loop {
+            let request = Request::Queue {
+                waiting: verbose,
+                limit,
+            };
+            let q = match conn.request(request).await? {
+                Response::Queue(q) => q,
+                r => return Err(unexpected(r)),
+            };
+            let mut out = std::io::stdout().lock();
+            if watch && !json {
+                // Clear the screen and go home (ANSI), then redraw.
+                let _ = write!(out, "\x1b[2J\x1b[H");
+            }
+            let written = if json {
+                writeln!(out, "{}", queue_json(&q))
+            } else {
+                print_queue(&q, verbose, &mut out)
+            };
+            let _ = out.flush();
+            drop(out);
+            if written.is_err() || !watch {
+                return Ok(ExitCode::SUCCESS);
+            }
+            tokio::select! {
+                // Both arms are cancellation safe.
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = wait_for_signal() => return Ok(ExitCode::SUCCESS),
+            }
+        }
     })
 }
 

@@ -138,6 +138,23 @@ enum Command {
         /// RUN or RUN/TASK.
         target: Target,
     },
+    /// Tasks waiting to run, best first: priority, wait time, pool, estimated start (from the
+    /// last minute's throughput).
+    Queue {
+        /// Redraw every second until interrupted.
+        #[arg(long)]
+        watch: bool,
+        /// Also list tasks that cannot run yet (pending, awaiting approval, suspended), and
+        /// why ready tasks are held back.
+        #[arg(long)]
+        verbose: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// At most this many tasks.
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
     /// Pending approval requests, oldest first: run, task, command, age, expiry.
     Approvals {
         /// Print one JSON array.
@@ -426,6 +443,12 @@ fn main() -> ExitCode {
         Command::Halt { kill } => admin::command(&data_dir, "halt", AdminCommand::Halt { kill }),
         Command::Unhalt => admin::command(&data_dir, "unhalt", AdminCommand::Unhalt),
         Command::Approvals { json } => admin::approvals(&data_dir, json),
+        Command::Queue {
+            watch,
+            verbose,
+            json,
+            limit,
+        } => admin::queue(&data_dir, watch, verbose, json, limit),
         Command::Approve {
             target,
             name,
