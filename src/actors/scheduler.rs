@@ -1142,7 +1142,7 @@ impl SchedulerState {
                 ));
             }
         }
-        all.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+        all.sort_by_key(|a| (a.0, a.1, a.2));
         let free = workers.saturating_sub(self.running.len() as u32) as f64;
         let total = all.len() as u64;
         let entries = all
