@@ -934,28 +934,24 @@ impl SchedulerState {
                 run,
                 task,
                 approver,
-            } => {
-                task_id(self, run, &task)?;
-                self.decide(Event::ApprovalGranted {
+            } => self
+                .decide(Event::ApprovalGranted {
                     run,
                     task,
                     approver,
                 })
-                .map_err(to_control_error)?
-            }
+                .map_err(to_control_error)?,
             AdminCommand::Reject {
                 run,
                 task,
                 approver,
-            } => {
-                task_id(self, run, &task)?;
-                self.decide(Event::ApprovalRejected {
+            } => self
+                .decide(Event::ApprovalRejected {
                     run,
                     task,
                     approver,
                 })
-                .map_err(to_control_error)?
-            }
+                .map_err(to_control_error)?,
             AdminCommand::Unhalt => {
                 if stop_file.exists() {
                     return Err(ControlError::Refused(format!(

@@ -31,6 +31,56 @@ use crate::storage::{
     codec, replay, CodecError, Durability, Journal, JournalError, JournalOptions, ReplayError,
 };
 
+/// `dir/name`, emptied (a scratch directory for one case).
+pub(crate) fn fresh(dir: &Path, name: &str) -> Result<PathBuf, BenchError> {
+    let d = dir.join(name);
+    if d.exists() {
+        std::fs::remove_dir_all(&d)?;
+    }
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+/// A node-side failure as a bench error.
+pub(crate) fn node_err(e: impl std::fmt::Display) -> BenchError {
+    BenchError::Other(e.to_string())
+}
+
+/// The raw baseline of the control-socket figures: `rounds` ping-pongs over a Unix socket at
+/// `path`, a 32-byte request answered by `response_len` bytes; the time of each round trip.
+pub(crate) async fn socket_ping_pong(
+    path: &Path,
+    response_len: usize,
+    rounds: usize,
+) -> Result<Vec<Duration>, BenchError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::UnixListener::bind(path)?;
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await?;
+        let mut req = [0u8; 32];
+        let resp = vec![7u8; response_len];
+        loop {
+            if s.read_exact(&mut req).await.is_err() {
+                return Ok::<(), std::io::Error>(());
+            }
+            s.write_all(&resp).await?;
+        }
+    });
+    let mut samples = Vec::with_capacity(rounds);
+    {
+        let mut s = tokio::net::UnixStream::connect(path).await?;
+        let mut resp = vec![0u8; response_len];
+        for _ in 0..rounds {
+            let t = Instant::now();
+            s.write_all(&[1u8; 32]).await?;
+            s.read_exact(&mut resp).await?;
+            samples.push(t.elapsed());
+        }
+    }
+    let _ = server.await;
+    Ok(samples)
+}
+
 /// Why a benchmark could not run. Benchmarks measure, they do not recover: report and exit.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use super::BenchError;
+use super::{fresh, node_err, socket_ping_pong, BenchError};
 use crate::client::Client;
 use crate::executor::{AttemptContext, AttemptFuture, Executor};
 use crate::messages::control::{Request, Response};
@@ -166,19 +166,6 @@ fn chain(name: &str, n: usize, saga: bool) -> Result<Workflow, BenchError> {
     workflow(name, tasks)
 }
 
-fn fresh(dir: &Path, name: &str) -> Result<PathBuf, BenchError> {
-    let d = dir.join(name);
-    if d.exists() {
-        std::fs::remove_dir_all(&d)?;
-    }
-    std::fs::create_dir_all(&d)?;
-    Ok(d)
-}
-
-fn node_err(e: impl std::fmt::Display) -> BenchError {
-    BenchError::Other(e.to_string())
-}
-
 async fn start(dir: &Path, socket: bool) -> Result<NodeHandle, BenchError> {
     Node::builder(dir)
         .executor(FailBoom)
@@ -236,34 +223,7 @@ async fn listing_case(opts: &SagaBenchOptions) -> Result<Listing, BenchError> {
     node.shutdown().await.map_err(node_err)?;
     samples.sort();
     // Baseline: raw Unix socket ping-pong of the same response size.
-    let path = dir.join("echo.sock");
-    let listener = tokio::net::UnixListener::bind(&path)?;
-    let len = response_bytes;
-    let server = tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let (mut s, _) = listener.accept().await?;
-        let mut req = [0u8; 16];
-        let resp = vec![7u8; len];
-        loop {
-            if s.read_exact(&mut req).await.is_err() {
-                return Ok::<(), std::io::Error>(());
-            }
-            s.write_all(&resp).await?;
-        }
-    });
-    let mut base = Vec::with_capacity(opts.listings);
-    {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::UnixStream::connect(&path).await?;
-        let mut resp = vec![0u8; len];
-        for _ in 0..opts.listings {
-            let t = Instant::now();
-            s.write_all(&[1u8; 16]).await?;
-            s.read_exact(&mut resp).await?;
-            base.push(t.elapsed());
-        }
-    }
-    let _ = server.await;
+    let mut base = socket_ping_pong(&dir.join("echo.sock"), response_bytes, opts.listings).await?;
     base.sort();
     let p50 = percentile(&samples, 0.5);
     let b50 = percentile(&base, 0.5);

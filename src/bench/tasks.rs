@@ -8,13 +8,13 @@
 //! | control round trip | p50/p99 of `status RUN` (Request::Run) over the Unix socket, one connection | p50/p99 of a ping-pong of the same response size over a raw Unix socket |
 //! | submit → done | p50 of submit + wait for a one-task no-op run, `sync` | p50 of three sequential raw sync `WriteBatch`es (the three commits such a run needs) |
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{raw_db, BenchError};
+use super::{fresh, node_err, raw_db, socket_ping_pong, BenchError};
 use crate::client::Client;
 use crate::executor::{NoopExecutor, ProcessExecutor};
 use crate::messages::control::{Command as AdminCommand, Request, Response};
@@ -166,19 +166,6 @@ pub fn flat_workflow(name: &str, n: usize, command: &[&str]) -> Result<Workflow,
         defaults: TaskDefaults::default(),
         tasks,
     })?)
-}
-
-fn fresh(dir: &Path, name: &str) -> Result<PathBuf, BenchError> {
-    let d = dir.join(name);
-    if d.exists() {
-        std::fs::remove_dir_all(&d)?;
-    }
-    std::fs::create_dir_all(&d)?;
-    Ok(d)
-}
-
-fn node_err(e: impl std::fmt::Display) -> BenchError {
-    BenchError::Other(e.to_string())
 }
 
 async fn run_to_end(node: &NodeHandle, wf: Workflow) -> Result<Duration, BenchError> {
@@ -421,33 +408,11 @@ async fn control_case(opts: &TasksBenchOptions) -> Result<Latency, BenchError> {
     node.shutdown().await.map_err(node_err)?;
     let troupe = samples;
     // Baseline: raw Unix socket ping-pong, same sizes.
-    let path = dir.join("echo.sock");
-    let listener = tokio::net::UnixListener::bind(&path)?;
-    let server = tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let (mut s, _) = listener.accept().await?;
-        let mut req = [0u8; 32];
-        let resp = vec![7u8; response_len];
-        loop {
-            if s.read_exact(&mut req).await.is_err() {
-                return Ok::<(), std::io::Error>(());
-            }
-            s.write_all(&resp).await?;
-        }
-    });
-    let mut samples = Vec::with_capacity(opts.control_requests);
-    {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::UnixStream::connect(&path).await?;
-        let mut resp = vec![0u8; response_len];
-        for _ in 0..opts.control_requests {
-            let t = Instant::now();
-            s.write_all(&[1u8; 32]).await?;
-            s.read_exact(&mut resp).await?;
-            samples.push(t.elapsed().as_micros() as u64);
-        }
-    }
-    let _ = server.await;
+    let samples = socket_ping_pong(&dir.join("echo.sock"), response_len, opts.control_requests)
+        .await?
+        .into_iter()
+        .map(|d| d.as_micros() as u64)
+        .collect();
     Ok(Latency::new(troupe, samples, Headline::P99))
 }
 
