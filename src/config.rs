@@ -26,7 +26,31 @@
 //! label = "deploy"         # one of the task's `labels`
 //! command = "kubectl *"    # glob over the command line as `troupe status` prints it
 //! timeout = "1h"           # expiry for requests this rule causes (optional)
+//!
+//! http_addr = "127.0.0.1:9479"  # /metrics, /healthz, /readyz ("off" to disable)
+//!
+//! [pools]                  # node-wide caps: running attempts per pool across all runs
+//! gpu = 2
+//!
+//! [health]                 # thresholds of `troupe health`
+//! backlog = 20             # ready tasks waiting for a worker
+//! error_rate = 0.1         # tasks failing for good over the last hour
+//! stalled_after = "1h"     # work pending and nothing ended for this long
+//! min_free_disk = 1073741824  # bytes free on the data dir's file system
+//! restart_window = "5m"    # actor restarts within this window
+//!
+//! [retention]
+//! metrics = "90d"          # rollup buckets (what `troupe metrics --since` can see)
+//! logs = "30d"             # attempt logs of finished runs (default: kept)
+//!
+//! [[webhooks]]
+//! url = "https://hooks.example.com/troupe"
+//! events = ["task_failed", "run_finished", "approval_requested", "health_changed", "node_stopping"]
+//! timeout = "5s"           # per request (optional)
+//! max_attempts = 5         # per notice (optional)
 //! ```
+//! (Keys before the first table header belong to the top level: put `http_addr` and the
+//! other plain keys above `[approval]` in a real file.)
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -35,11 +59,16 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
 use crate::actors::approval::ApprovalRule;
 use crate::storage::Durability;
+use crate::webhooks::{WebhookConfig, WebhookEvent};
 
 /// Environment variables that override the file, and the setting each one sets.
-pub const ENV_OVERRIDES: [(&str, &str); 6] = [
+pub const ENV_OVERRIDES: [(&str, &str); 7] = [
+    ("TROUPE_HTTP_ADDR", "http_addr"),
     ("TROUPE_WORKERS", "workers"),
     ("TROUPE_GRACE", "grace"),
     ("TROUPE_DURABILITY", "durability"),
@@ -65,6 +94,88 @@ pub struct NodeFile {
     pub approval_timeout: Option<Duration>,
     /// `[[approval.rule]]` entries, in file order.
     pub approval_rules: Vec<ApprovalRule>,
+    /// `http_addr`: `Some(None)` for `"off"`.
+    pub http_addr: Option<Option<SocketAddr>>,
+    /// `[pools]`.
+    pub pools: BTreeMap<String, u32>,
+    /// `[health] backlog`.
+    pub health_backlog: Option<u64>,
+    /// `[health] error_rate`.
+    pub health_error_rate: Option<f64>,
+    /// `[health] stalled_after`.
+    pub health_stalled_after: Option<Duration>,
+    /// `[health] min_free_disk`, bytes.
+    pub health_min_free_disk: Option<u64>,
+    /// `[health] restart_window`.
+    pub health_restart_window: Option<Duration>,
+    /// `[retention] metrics`.
+    pub retention_metrics: Option<Duration>,
+    /// `[retention] logs`.
+    pub retention_logs: Option<Duration>,
+    /// `[[webhooks]]`, in file order.
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+impl NodeFile {
+    /// Sets what the file (and environment) gave over `cfg`.
+    pub fn apply(self, cfg: &mut crate::node::NodeConfig) {
+        if let Some(w) = self.workers {
+            cfg.workers = w;
+        }
+        if let Some(g) = self.grace {
+            cfg.grace = g;
+        }
+        if let Some(d) = self.durability {
+            cfg.durability = d;
+        }
+        if let Some(c) = self.log_cap {
+            cfg.log_cap = c;
+        }
+        if let Some(n) = self.snapshot_every {
+            cfg.snapshot_every = n;
+        }
+        if let Some(t) = self.approval_timeout {
+            cfg.approval_timeout = t;
+        }
+        cfg.approval_rules = self.approval_rules;
+        if let Some(a) = self.http_addr {
+            cfg.http_addr = a;
+        }
+        cfg.pools = self.pools;
+        let h = &mut cfg.health;
+        if let Some(v) = self.health_backlog {
+            h.backlog = v;
+        }
+        if let Some(v) = self.health_error_rate {
+            h.error_rate = v;
+        }
+        if let Some(v) = self.health_stalled_after {
+            h.stalled_after = v;
+        }
+        if let Some(v) = self.health_min_free_disk {
+            h.min_free_disk = v;
+        }
+        if let Some(v) = self.health_restart_window {
+            h.restart_window = v;
+        }
+        if let Some(v) = self.retention_metrics {
+            cfg.retention.metrics = v;
+        }
+        if self.retention_logs.is_some() {
+            cfg.retention.logs = self.retention_logs;
+        }
+        cfg.webhooks = self.webhooks;
+    }
+}
+
+/// Parses an `http_addr` value: `HOST:PORT` with an IP host, or `off`.
+pub fn parse_http_addr(v: &str) -> Result<Option<SocketAddr>, String> {
+    if v == "off" {
+        return Ok(None);
+    }
+    v.parse::<SocketAddr>().map(Some).map_err(|_| {
+        format!("`{v}` is not an address: give IP:PORT (e.g. 127.0.0.1:9479) or \"off\"")
+    })
 }
 
 /// A config file that cannot be used: `FILE:LINE:COLUMN: message` (exit 2).
@@ -80,7 +191,39 @@ struct Raw {
     durability: Option<Spanned<String>>,
     log_cap: Option<Spanned<i64>>,
     snapshot_every: Option<Spanned<i64>>,
+    http_addr: Option<Spanned<String>>,
     approval: Option<RawApproval>,
+    pools: Option<BTreeMap<String, Spanned<i64>>>,
+    health: Option<RawHealth>,
+    retention: Option<RawRetention>,
+    #[serde(default)]
+    webhooks: Vec<Spanned<RawWebhook>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    backlog: Option<Spanned<i64>>,
+    error_rate: Option<Spanned<f64>>,
+    stalled_after: Option<Spanned<String>>,
+    min_free_disk: Option<Spanned<i64>>,
+    restart_window: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    metrics: Option<Spanned<String>>,
+    logs: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: Spanned<String>,
+    events: Spanned<Vec<String>>,
+    timeout: Option<Spanned<String>>,
+    max_attempts: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -198,6 +341,9 @@ pub fn apply_env(
     for (var, _) in ENV_OVERRIDES {
         let Some(v) = env(var) else { continue };
         match var {
+            "TROUPE_HTTP_ADDR" => {
+                file.http_addr = Some(parse_http_addr(&v).map_err(|e| bad(var, &v, e))?);
+            }
             "TROUPE_WORKERS" => {
                 let n: u32 = v
                     .parse()
@@ -262,13 +408,39 @@ pub fn render(cfg: &crate::node::NodeConfig) -> String {
         rule: Vec<Rule<'a>>,
     }
     #[derive(serde::Serialize)]
+    struct Health {
+        backlog: u64,
+        error_rate: f64,
+        stalled_after: String,
+        min_free_disk: u64,
+        restart_window: String,
+    }
+    #[derive(serde::Serialize)]
+    struct Retention {
+        metrics: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        logs: Option<String>,
+    }
+    #[derive(serde::Serialize)]
+    struct Hook<'a> {
+        url: &'a str,
+        events: Vec<&'static str>,
+        timeout: String,
+        max_attempts: u32,
+    }
+    #[derive(serde::Serialize)]
     struct Out<'a> {
         workers: u32,
         grace: String,
         durability: &'static str,
         log_cap: u64,
         snapshot_every: u64,
+        http_addr: String,
+        pools: &'a BTreeMap<String, u32>,
+        health: Health,
+        retention: Retention,
         approval: Approval<'a>,
+        webhooks: Vec<Hook<'a>>,
     }
     let human = |d: Duration| humantime::format_duration(d).to_string();
     let out = Out {
@@ -280,6 +452,31 @@ pub fn render(cfg: &crate::node::NodeConfig) -> String {
         },
         log_cap: cfg.log_cap,
         snapshot_every: cfg.snapshot_every,
+        http_addr: cfg
+            .http_addr
+            .map_or_else(|| "off".to_string(), |a| a.to_string()),
+        pools: &cfg.pools,
+        health: Health {
+            backlog: cfg.health.backlog,
+            error_rate: cfg.health.error_rate,
+            stalled_after: human(cfg.health.stalled_after),
+            min_free_disk: cfg.health.min_free_disk,
+            restart_window: human(cfg.health.restart_window),
+        },
+        retention: Retention {
+            metrics: human(cfg.retention.metrics),
+            logs: cfg.retention.logs.map(human),
+        },
+        webhooks: cfg
+            .webhooks
+            .iter()
+            .map(|w| Hook {
+                url: w.url.as_str(),
+                events: w.events.iter().map(|e| e.as_str()).collect(),
+                timeout: human(w.timeout),
+                max_attempts: w.max_attempts,
+            })
+            .collect(),
         approval: Approval {
             timeout: human(cfg.approval_timeout),
             rule: cfg
@@ -353,9 +550,6 @@ pub fn parse(text: &str, name: &str) -> Result<NodeFile, ConfigError> {
                 .map_err(|e: String| at(Some(d.span()), &format!("durability: {e}")))?,
         );
     }
-    let Some(approval) = raw.approval else {
-        return Ok(out);
-    };
     let duration = |s: &Spanned<String>, field: &str| -> Result<Duration, ConfigError> {
         let d = humantime::parse_duration(s.get_ref()).map_err(|e| {
             at(
@@ -370,6 +564,113 @@ pub fn parse(text: &str, name: &str) -> Result<NodeFile, ConfigError> {
             ));
         }
         Ok(d)
+    };
+    if let Some(a) = &raw.http_addr {
+        out.http_addr = Some(
+            parse_http_addr(a.get_ref())
+                .map_err(|e| at(Some(a.span()), &format!("http_addr: {e}")))?,
+        );
+    }
+    for (name, cap) in raw.pools.iter().flatten() {
+        let n = *cap.get_ref();
+        if n < 1 || n > i64::from(u32::MAX) {
+            return Err(at(
+                Some(cap.span()),
+                &format!("pools.{name} must be at least 1 (got {n})"),
+            ));
+        }
+        out.pools.insert(name.clone(), n as u32);
+    }
+    if let Some(h) = &raw.health {
+        let count = |v: &Option<Spanned<i64>>, field: &str| -> Result<Option<u64>, ConfigError> {
+            match v {
+                Some(v) if *v.get_ref() < 0 => Err(at(
+                    Some(v.span()),
+                    &format!("health.{field} must not be negative (got {})", v.get_ref()),
+                )),
+                Some(v) => Ok(Some(*v.get_ref() as u64)),
+                None => Ok(None),
+            }
+        };
+        out.health_backlog = count(&h.backlog, "backlog")?;
+        out.health_min_free_disk = count(&h.min_free_disk, "min_free_disk")?;
+        if let Some(r) = &h.error_rate {
+            let v = *r.get_ref();
+            if !(0.0..=1.0).contains(&v) {
+                return Err(at(
+                    Some(r.span()),
+                    &format!("health.error_rate must be between 0 and 1 (got {v})"),
+                ));
+            }
+            out.health_error_rate = Some(v);
+        }
+        if let Some(d) = &h.stalled_after {
+            out.health_stalled_after = Some(duration(d, "health.stalled_after")?);
+        }
+        if let Some(d) = &h.restart_window {
+            out.health_restart_window = Some(duration(d, "health.restart_window")?);
+        }
+    }
+    if let Some(r) = &raw.retention {
+        if let Some(d) = &r.metrics {
+            out.retention_metrics = Some(duration(d, "retention.metrics")?);
+        }
+        if let Some(d) = &r.logs {
+            out.retention_logs = Some(duration(d, "retention.logs")?);
+        }
+    }
+    for (i, hook) in raw.webhooks.iter().enumerate() {
+        let h = hook.get_ref();
+        let which = format!("webhooks[{i}]");
+        let url = reqwest::Url::parse(h.url.get_ref())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| {
+                at(
+                    Some(h.url.span()),
+                    &format!("{which}.url `{}` is not an http(s) URL", h.url.get_ref()),
+                )
+            })?;
+        let mut events = Vec::new();
+        for e in h.events.get_ref() {
+            let ev = WebhookEvent::ALL
+                .into_iter()
+                .find(|w| w.as_str() == e)
+                .ok_or_else(|| {
+                    at(
+                        Some(h.events.span()),
+                        &format!(
+                            "{which}.events: unknown event `{e}` (expected one of {})",
+                            WebhookEvent::ALL.map(|w| w.as_str()).join(", ")
+                        ),
+                    )
+                })?;
+            events.push(ev);
+        }
+        if events.is_empty() {
+            return Err(at(
+                Some(h.events.span()),
+                &format!("{which}.events is empty: name at least one event"),
+            ));
+        }
+        let mut w = WebhookConfig::new(url, events);
+        if let Some(t) = &h.timeout {
+            w.timeout = duration(t, &format!("{which}.timeout"))?;
+        }
+        if let Some(n) = &h.max_attempts {
+            let v = *n.get_ref();
+            if !(1..=100).contains(&v) {
+                return Err(at(
+                    Some(n.span()),
+                    &format!("{which}.max_attempts must be between 1 and 100 (got {v})"),
+                ));
+            }
+            w.max_attempts = v as u32;
+        }
+        out.webhooks.push(w);
+    }
+    let Some(approval) = raw.approval else {
+        return Ok(out);
     };
     if let Some(t) = &approval.timeout {
         out.approval_timeout = Some(duration(t, "approval.timeout")?);

@@ -10,12 +10,14 @@
 //!   maths, events, run/task state machines and the fold `apply(state, event)`. No I/O.
 //! - [`storage`]: the journal on RocksDB: record codec (versioned envelope + CRC32C), group
 //!   commit writer, reads by sequence range and by stream, snapshots, replay.
-//! - [`actors`]: ractor actors: supervisor, journal writer, scheduler, workers, control.
+//! - [`actors`]: ractor actors: supervisor, journal writer, scheduler, workers, approval
+//!   gate, metrics, control.
 //! - [`messages`]: one message enum per actor, and the control protocol.
 //! - [`client`]: a client of a node's control socket (what the CLI uses).
 //! - [`node`]: the [`Node`] builder: opens the data dir and spawns the supervision tree.
 //! - [`executor`]: what runs an attempt (OS processes by default, or your own code).
 //! - [`process`]: running one attempt as a process group: logs, timeout, rusage, orphans.
+//! - [`webhooks`]: JSON notices POSTed to operator URLs, with retries, off the hot path.
 //! - [`workflow_file`]: reading workflow files from disk (size cap, UTF-8, positions).
 //! - [`bench`](mod@bench): the measurements behind `troupe bench`.
 //!
@@ -59,6 +61,7 @@ pub mod model;
 pub mod node;
 pub mod process;
 pub mod storage;
+pub mod webhooks;
 pub mod workflow_file;
 
 pub use node::{Node, NodeConfig, NodeError, NodeHandle};

@@ -6,9 +6,11 @@
 //! ├── scheduler    state, ready queue, retries, timers, halt, saga coordinator
 //! ├── workers      supervisor (one_for_one) of `workers` worker actors
 //! ├── approvals    approval gate: pending requests, expiry
+//! ├── metrics      health watch (health_changed webhooks), retention of rollups and logs
 //! └── control      Unix socket server (DATA_DIR/troupe.sock), optional
 //! ```
-//! (metrics takes its place before control in a later version.) rest_for_one: if the journal
+//! Beside the tree: the HTTP endpoints (`/metrics`, `/healthz`, `/readyz` on `http_addr`,
+//! bound before anything starts) and the webhook sender. rest_for_one: if the journal
 //! restarts, everything after it restarts and rebuilds from the journal; if the scheduler
 //! restarts, workers (whose attempts belong to the old scheduler), the approval gate and
 //! control restart with it. The gate comes after the workers so that its own restart stops
@@ -26,9 +28,12 @@ use std::time::Duration;
 use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
 use tokio::task::JoinHandle;
 
+use std::net::SocketAddr;
+
 use crate::actors::approval::{ApprovalGate, ApprovalRule, DEFAULT_APPROVAL_TIMEOUT};
 use crate::actors::control::Control;
 use crate::actors::journal::JournalRef;
+use crate::actors::metrics::{HealthThresholds, Metrics, MetricsActor};
 use crate::actors::scheduler::Scheduler;
 use crate::actors::supervisor::{
     ChildSpec, Restart, Strategy, Supervisor, SupervisorMsg, SupervisorSpec,
@@ -40,6 +45,7 @@ use crate::messages::control::{Command, ControlError, Request, Response};
 use crate::messages::scheduler::SchedulerMsg;
 use crate::model::{RunId, RunState, Workflow};
 use crate::storage::{Durability, Journal, JournalError, JournalOptions};
+use crate::webhooks::{Notice, WebhookConfig, Webhooks};
 
 /// Longest path a Unix socket address can hold on Linux (`sun_path` is 108 bytes including
 /// the terminating NUL).
@@ -80,6 +86,19 @@ pub struct NodeConfig {
     /// Node approval rules: matching tasks require approval whatever their workflow says
     /// (default none).
     pub approval_rules: Vec<ApprovalRule>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (default none for an embedded
+    /// node; `troupe node start` defaults to [`DEFAULT_HTTP_ADDR`]). Port 0 picks a free
+    /// port, written to `DATA_DIR/http.addr`.
+    pub http_addr: Option<SocketAddr>,
+    /// Health check thresholds.
+    pub health: HealthThresholds,
+    /// How long rollups and attempt logs are kept.
+    pub retention: Retention,
+    /// Where notices are POSTed (default none).
+    pub webhooks: Vec<WebhookConfig>,
+    /// Node-wide pool capacities: running attempts of tasks in pool `name` across all runs
+    /// (default none; a workflow's own `[pools]` cap its run on top of this).
+    pub pools: std::collections::BTreeMap<String, u32>,
 }
 
 impl NodeConfig {
@@ -98,6 +117,11 @@ impl NodeConfig {
             period: Duration::from_secs(10),
             approval_timeout: DEFAULT_APPROVAL_TIMEOUT,
             approval_rules: Vec::new(),
+            http_addr: None,
+            health: HealthThresholds::default(),
+            retention: Retention::default(),
+            webhooks: Vec::new(),
+            pools: std::collections::BTreeMap::new(),
         }
     }
 
@@ -105,6 +129,33 @@ impl NodeConfig {
     pub fn socket_path(&self) -> PathBuf {
         socket_path(&self.data_dir)
     }
+}
+
+/// Where `troupe node start` serves HTTP unless told otherwise: loopback only, port 9479.
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:9479";
+
+/// How long derived data is kept (`[retention]` in `troupe.toml`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    /// Rollup buckets older than this are deleted (default 90 days; `metrics --since`
+    /// cannot look further back).
+    pub metrics: Duration,
+    /// Attempt logs of runs finished longer ago than this are deleted (default: kept).
+    pub logs: Option<Duration>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            metrics: Duration::from_secs(90 * 86_400),
+            logs: None,
+        }
+    }
+}
+
+/// `DATA_DIR/http.addr`: the address the node's HTTP endpoints listen on (while it runs).
+pub fn http_addr_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("http.addr")
 }
 
 /// `DATA_DIR/troupe.sock`.
@@ -122,6 +173,15 @@ pub enum NodeError {
         path: PathBuf,
         /// What is wrong.
         message: String,
+    },
+    /// The HTTP address cannot be bound (in use, not local, no permission): nothing was
+    /// started.
+    #[error("http_addr {addr}: {source}")]
+    Http {
+        /// The address.
+        addr: SocketAddr,
+        /// The bind error.
+        source: std::io::Error,
     },
     /// The journal could not be opened (another node holds it, or it is damaged).
     #[error(transparent)]
@@ -157,6 +217,10 @@ pub struct NodeShared {
     /// Every run that reaches a finished state, once that is durable (for waiters; lagging
     /// receivers re-query).
     pub finished_runs: tokio::sync::broadcast::Sender<(RunId, RunState)>,
+    /// The node's Prometheus registry.
+    pub metrics: Arc<Metrics>,
+    /// The webhook sender (a no-op without webhooks).
+    pub webhooks: Webhooks,
 }
 
 impl NodeShared {
@@ -181,7 +245,28 @@ impl NodeShared {
     }
 
     /// Sends `request` to the scheduler (or answers it from the journal) and waits.
-    pub async fn request(&self, mut request: Request) -> Result<Response, NodeError> {
+    pub async fn request(self: &Arc<Self>, mut request: Request) -> Result<Response, NodeError> {
+        match request {
+            Request::Health => {
+                // Boxed: the health checks send requests of their own.
+                let report = Box::pin(crate::actors::metrics::evaluate_health(self)).await;
+                return Ok(Response::Health(Box::new(report)));
+            }
+            Request::Metrics { since } => {
+                let journal = self.journal.clone();
+                let now = crate::model::Timestamp::from_system_time(std::time::SystemTime::now());
+                let r = tokio::task::spawn_blocking(move || {
+                    crate::actors::metrics::metrics_report(&journal, now, since)
+                })
+                .await
+                .map_err(|e| NodeError::Unavailable(e.to_string()))?;
+                return Ok(match r {
+                    Ok(report) => Response::Metrics(Box::new(report)),
+                    Err(e) => Response::Error(ControlError::Internal(e.to_string())),
+                });
+            }
+            _ => {}
+        }
         if let Request::Approvals = request {
             let gate = self
                 .approvals()
@@ -213,16 +298,33 @@ impl NodeShared {
         let scheduler = self
             .scheduler()
             .ok_or_else(|| NodeError::Unavailable("no scheduler".into()))?;
-        match scheduler
+        let response = match scheduler
             .call(|reply| SchedulerMsg::Request { request, reply }, None)
             .await
         {
-            Ok(ractor::rpc::CallResult::Success(r)) => Ok(r),
-            Ok(_) => Err(NodeError::Unavailable(
-                "the scheduler stopped before answering".into(),
-            )),
-            Err(e) => Err(NodeError::Unavailable(e.to_string())),
+            Ok(ractor::rpc::CallResult::Success(r)) => r,
+            Ok(_) => {
+                return Err(NodeError::Unavailable(
+                    "the scheduler stopped before answering".into(),
+                ))
+            }
+            Err(e) => return Err(NodeError::Unavailable(e.to_string())),
+        };
+        if let Response::Dashboard(mut view) = response {
+            // The last hour's error rate comes from the durable rollups, off the scheduler.
+            let journal = self.journal.clone();
+            let now = view.queue.now;
+            let hour = Duration::from_secs(3600);
+            if let Ok(Ok(r)) = tokio::task::spawn_blocking(move || {
+                crate::actors::metrics::metrics_report(&journal, now, hour)
+            })
+            .await
+            {
+                view.error_rate = r.total.error_rate;
+            }
+            return Ok(Response::Dashboard(view));
         }
+        Ok(response)
     }
 }
 
@@ -245,6 +347,10 @@ pub struct NodeHandle {
     shared: Arc<NodeShared>,
     root: ActorRef<SupervisorMsg>,
     join: JoinHandle<()>,
+    /// Stops the HTTP server.
+    http_stop: Arc<tokio::sync::Notify>,
+    /// Where the HTTP endpoints listen, if they do.
+    http_addr: Option<SocketAddr>,
 }
 
 fn spawn_err(e: impl std::fmt::Display) -> SpawnErr {
@@ -357,7 +463,21 @@ impl Node {
 
     async fn launch(self, parent: Option<ActorCell>) -> Result<NodeHandle, NodeError> {
         Self::prepare_data_dir(&self.config)?;
+        // Bind first: a port in use stops the node before it touches the journal.
+        let http = match self.config.http_addr {
+            Some(addr) => Some(
+                crate::actors::metrics::bind_http(addr)
+                    .map_err(|source| NodeError::Http { addr, source })?,
+            ),
+            None => None,
+        };
         let journal = Journal::open(&self.config.data_dir.join("journal"))?;
+        let metrics = Metrics::new();
+        let webhooks = Webhooks::start(
+            self.config.webhooks.clone(),
+            journal.node_id().to_string(),
+            Arc::clone(&metrics),
+        );
         let _ = std::fs::set_permissions(
             &self.config.data_dir,
             std::fs::Permissions::from_mode(0o700),
@@ -371,6 +491,8 @@ impl Node {
             approvals: Mutex::new(None),
             stop_requested: tokio::sync::Notify::new(),
             finished_runs: tokio::sync::broadcast::channel(1024).0,
+            metrics,
+            webhooks,
         });
         let spec = root_spec(&shared);
         let spawned = match parent {
@@ -378,7 +500,28 @@ impl Node {
             None => Supervisor::spawn(None, spec).await,
         };
         let (root, join) = spawned.map_err(|e| NodeError::Spawn(e.to_string()))?;
-        Ok(NodeHandle { shared, root, join })
+        let http_stop = Arc::new(tokio::sync::Notify::new());
+        let mut http_addr = None;
+        if let Some(listener) = http {
+            let addr = listener
+                .local_addr()
+                .map_err(|e| NodeError::Spawn(e.to_string()))?;
+            let _ = std::fs::write(http_addr_file(&shared.config.data_dir), format!("{addr}\n"));
+            http_addr = Some(addr);
+            let (sh, stop) = (Arc::clone(&shared), Arc::clone(&http_stop));
+            tokio::spawn(async move {
+                if let Err(e) = crate::actors::metrics::serve_http(listener, sh, stop).await {
+                    tracing::error!(error = %e, "HTTP endpoints stopped");
+                }
+            });
+        }
+        Ok(NodeHandle {
+            shared,
+            root,
+            join,
+            http_stop,
+            http_addr,
+        })
     }
 }
 
@@ -397,8 +540,13 @@ fn root_spec(shared: &Arc<NodeShared>) -> SupervisorSpec {
                     durability: sh.config.durability,
                     ..JournalOptions::default()
                 };
-                let (jr, _thread) =
-                    JournalRef::spawn_linked(sh.journal.clone(), options, sup).await?;
+                let (jr, _thread) = JournalRef::spawn_linked(
+                    sh.journal.clone(),
+                    options,
+                    Some(Arc::clone(&sh.metrics)),
+                    sup,
+                )
+                .await?;
                 let cell = jr.actor().get_cell();
                 *sh.journal_ref.lock().expect("not poisoned") = Some(jr);
                 Ok(cell)
@@ -440,21 +588,26 @@ fn root_spec(shared: &Arc<NodeShared>) -> SupervisorSpec {
                 let children = (0..sh.config.workers)
                     .map(|slot| {
                         let sh = Arc::clone(&sh);
-                        ChildSpec {
-                            id: format!("worker-{slot}"),
-                            restart: Restart::Permanent,
-                            shutdown: worker_shutdown,
-                            start: Arc::new(move |sup: ActorCell| {
-                                let w = Worker {
-                                    shared: Arc::clone(&sh),
-                                    slot,
-                                };
-                                Box::pin(async move {
-                                    let (a, _) = Actor::spawn_linked(None, w, (), sup).await?;
-                                    Ok(a.get_cell())
-                                })
-                            }),
-                        }
+                        let m = Arc::clone(&sh.metrics);
+                        counted(
+                            ChildSpec {
+                                id: format!("worker-{slot}"),
+                                restart: Restart::Permanent,
+                                shutdown: worker_shutdown,
+                                start: Arc::new(move |sup: ActorCell| {
+                                    let w = Worker {
+                                        shared: Arc::clone(&sh),
+                                        slot,
+                                    };
+                                    Box::pin(async move {
+                                        let (a, _) = Actor::spawn_linked(None, w, (), sup).await?;
+                                        Ok(a.get_cell())
+                                    })
+                                }),
+                            },
+                            "worker".into(),
+                            m,
+                        )
                     })
                     .collect();
                 let spec = SupervisorSpec {
@@ -487,6 +640,20 @@ fn root_spec(shared: &Arc<NodeShared>) -> SupervisorSpec {
             })
         }),
     });
+    let sh = Arc::clone(shared);
+    children.push(ChildSpec {
+        id: "metrics".into(),
+        restart: Restart::Permanent,
+        shutdown: Duration::from_secs(2),
+        start: Arc::new(move |sup: ActorCell| {
+            let sh = Arc::clone(&sh);
+            Box::pin(async move {
+                let (a, _) =
+                    Actor::spawn_linked(None, MetricsActor { shared: sh }, (), sup).await?;
+                Ok(a.get_cell())
+            })
+        }),
+    });
     if cfg.control_socket {
         let sh = Arc::clone(shared);
         children.push(ChildSpec {
@@ -508,14 +675,41 @@ fn root_spec(shared: &Arc<NodeShared>) -> SupervisorSpec {
         strategy: Strategy::RestForOne,
         intensity: cfg.intensity,
         period: cfg.period,
-        children,
+        children: children
+            .into_iter()
+            .map(|c| {
+                let label = c.id.clone();
+                counted(c, label, Arc::clone(&shared.metrics))
+            })
+            .collect(),
     }
+}
+
+/// Wraps a child's start function so that every start after the first counts as a restart
+/// of that child in `troupe_actor_restarts_total`.
+fn counted(mut child: ChildSpec, label: String, metrics: Arc<Metrics>) -> ChildSpec {
+    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let start = Arc::clone(&child.start);
+    let id = label;
+    child.start = Arc::new(move |sup: ActorCell| {
+        if started.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            metrics.restarted(&id);
+        }
+        start(sup)
+    });
+    child
 }
 
 impl NodeHandle {
     /// Node-wide settings and handles.
     pub fn shared(&self) -> &Arc<NodeShared> {
         &self.shared
+    }
+
+    /// Where `/metrics`, `/healthz` and `/readyz` listen (the bound port when `http_addr`
+    /// asked for port 0), if they do.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// The root supervisor.
@@ -582,6 +776,9 @@ impl NodeHandle {
     /// period, then terminate them (their ends are not journaled; the next boot closes them
     /// as interrupted), stop the tree in reverse order, and sync the journal.
     pub async fn shutdown(self) -> Result<(), NodeError> {
+        self.shared.webhooks.send(Notice::NodeStopping {
+            reason: "graceful stop".into(),
+        });
         let grace = self.shared.config.grace;
         if let Some(s) = self.shared.scheduler() {
             let drained = s.call(SchedulerMsg::Drain, Some(grace)).await;
@@ -594,6 +791,10 @@ impl NodeHandle {
         }
         self.root.stop(None);
         let _ = self.join.await;
+        self.http_stop.notify_one();
+        if self.http_addr.is_some() {
+            let _ = std::fs::remove_file(http_addr_file(&self.shared.config.data_dir));
+        }
         self.shared.journal.sync_wal()?;
         Ok(())
     }

@@ -180,7 +180,7 @@ async fn serve(mut stream: UnixStream, shared: Arc<NodeShared>) -> Result<(), Fr
     }
 }
 
-async fn answer(shared: &NodeShared, mut request: Request, peer_uid: u32) -> Response {
+async fn answer(shared: &Arc<NodeShared>, mut request: Request, peer_uid: u32) -> Response {
     // An approval records the OS user behind the connection, whatever the client claims.
     if let Request::Command(Command::Approve { approver, .. } | Command::Reject { approver, .. }) =
         &mut request

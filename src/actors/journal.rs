@@ -22,7 +22,9 @@ use std::sync::Arc;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr};
 use tokio::task::JoinHandle;
 
+use crate::actors::metrics::Metrics;
 use crate::messages::journal::{AckFn, AppendError, JournalMsg, JournalStats};
+use crate::model::rollup::RollupDelta;
 use crate::model::{EventRecord, Seq, State};
 use crate::storage::{Journal, JournalOptions, JournalWriter};
 
@@ -35,6 +37,8 @@ pub struct JournalArgs {
     pub journal: Journal,
     /// Durability and batch caps.
     pub options: JournalOptions,
+    /// Where commit latency and batch size are recorded (the node's registry).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// Whoever waits for a staged append: a reply port or a callback.
@@ -67,6 +71,8 @@ pub struct JournalActorState {
     commit_scheduled: bool,
     /// Counters for `Stats`.
     stats: JournalStats,
+    /// The node's registry, if any.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl JournalActorState {
@@ -82,9 +88,14 @@ impl JournalActorState {
             return Ok(());
         }
         let batch = self.waiting.len() as u64;
+        let started = std::time::Instant::now();
         match self.writer.commit() {
             Ok(committed) => {
                 let events: u64 = self.waiting.iter().map(|(r, _)| r.end - r.start).sum();
+                if let Some(m) = &self.metrics {
+                    m.journal_commit.observe(started.elapsed().as_secs_f64());
+                    m.journal_batch.observe(events as f64);
+                }
                 self.stats.committed_seq = committed;
                 self.stats.appends += batch;
                 self.stats.events += events;
@@ -113,6 +124,7 @@ impl JournalActorState {
         &mut self,
         myself: &ActorRef<JournalMsg>,
         records: Vec<EventRecord>,
+        rollup: Option<RollupDelta>,
         ack: Ack,
     ) -> Result<(), ActorProcessingErr> {
         if records.is_empty() {
@@ -128,7 +140,12 @@ impl JournalActorState {
             return Ok(());
         }
         match self.writer.stage(&records) {
-            Ok(range) => self.waiting.push((range, ack)),
+            Ok(range) => {
+                self.waiting.push((range, ack));
+                if let Some(r) = rollup {
+                    self.writer.stage_rollup(r);
+                }
+            }
             Err(e) => {
                 // The caller (the scheduler) predicted sequence numbers that now belong to
                 // nobody; appends it already sent after this one assume this one. Fail the
@@ -178,6 +195,7 @@ impl Actor for JournalActor {
             waiting: Vec::new(),
             commit_scheduled: false,
             stats,
+            metrics: args.metrics,
         })
     }
 
@@ -189,10 +207,28 @@ impl Actor for JournalActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             JournalMsg::Append { records, reply } => {
-                state.append(&myself, records, Ack::Port(reply))?
+                state.append(&myself, records, None, Ack::Port(reply))?
             }
-            JournalMsg::AppendThen { records, then } => {
-                state.append(&myself, records, Ack::Then(then))?
+            JournalMsg::AppendThen {
+                records,
+                rollup,
+                then,
+            } => {
+                state.append(&myself, records, Some(rollup), Ack::Then(then))?;
+            }
+            JournalMsg::Probe { reply } => {
+                let r = state
+                    .writer
+                    .probe()
+                    .map_err(|e| AppendError::Failed(e.to_string()));
+                let _ = reply.send(r);
+            }
+            JournalMsg::DropRollups { before, reply } => {
+                let r = state
+                    .writer
+                    .drop_rollups_before(before)
+                    .map_err(|e| AppendError::Failed(e.to_string()));
+                let _ = reply.send(r);
             }
             JournalMsg::Commit => {
                 state.commit_scheduled = false;
@@ -300,22 +336,37 @@ impl JournalRef {
         options: JournalOptions,
     ) -> Result<(JournalRef, JoinHandle<()>), SpawnErr> {
         spawn_on_own_thread(move || async move {
-            Actor::spawn(None, JournalActor, JournalArgs { journal, options }).await
+            Actor::spawn(
+                None,
+                JournalActor,
+                JournalArgs {
+                    journal,
+                    options,
+                    metrics: None,
+                },
+            )
+            .await
         })
         .await
     }
 
-    /// Spawns a journal actor on a thread of its own, linked to `supervisor`.
+    /// Spawns a journal actor on a thread of its own, linked to `supervisor`, recording
+    /// commit latency and batch sizes in `metrics`.
     pub async fn spawn_linked(
         journal: Journal,
         options: JournalOptions,
+        metrics: Option<Arc<Metrics>>,
         supervisor: ActorCell,
     ) -> Result<(JournalRef, JoinHandle<()>), SpawnErr> {
         spawn_on_own_thread(move || async move {
             Actor::spawn_linked(
                 None,
                 JournalActor,
-                JournalArgs { journal, options },
+                JournalArgs {
+                    journal,
+                    options,
+                    metrics,
+                },
                 supervisor,
             )
             .await
@@ -341,8 +392,13 @@ impl JournalRef {
     /// Appends `records` as one unit and calls `then` with their sequence numbers once
     /// durable (or with why not), on the journal's thread, in commit order. If the actor is
     /// not running, `then` is called at once with `Unavailable`.
-    pub fn append_then(&self, records: Vec<EventRecord>, then: AckFn) {
-        if let Err(e) = self.actor.cast(JournalMsg::AppendThen { records, then }) {
+    /// `rollup` holds the records' rollup counts, stored in the same commit.
+    pub fn append_then(&self, records: Vec<EventRecord>, rollup: RollupDelta, then: AckFn) {
+        if let Err(e) = self.actor.cast(JournalMsg::AppendThen {
+            records,
+            rollup,
+            then,
+        }) {
             let message = e.to_string();
             if let ractor::MessagingErr::SendErr(JournalMsg::AppendThen { then, .. }) = e {
                 then(Err(AppendError::Unavailable(message)));
@@ -353,6 +409,26 @@ impl JournalRef {
     /// Appends one record; returns its sequence number once durable.
     pub async fn append_one(&self, record: EventRecord) -> Result<Seq, AppendError> {
         self.append(vec![record]).await.map(|r| r.start)
+    }
+
+    /// Writes a probe key (is the journal writable?).
+    pub async fn probe(&self) -> Result<(), AppendError> {
+        let r = self
+            .actor
+            .call(|reply| JournalMsg::Probe { reply }, None)
+            .await
+            .map_err(unavailable)?;
+        call_failed(r)?
+    }
+
+    /// Deletes rollup buckets of minutes before `before`; returns how many.
+    pub async fn drop_rollups_before(&self, before: u64) -> Result<u64, AppendError> {
+        let r = self
+            .actor
+            .call(|reply| JournalMsg::DropRollups { before, reply }, None)
+            .await
+            .map_err(unavailable)?;
+        call_failed(r)?
     }
 
     /// Stores a snapshot of `state`.

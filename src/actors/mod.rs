@@ -7,13 +7,14 @@
 //! - [`saga`]: the saga coordinator (which compensation runs next), hosted by the scheduler.
 //! - [`worker`]: runs one attempt at a time through the node's executor.
 //! - [`approval`]: the approval gate: pending requests, their expiry, node approval rules.
+//! - [`metrics`]: the Prometheus registry, health checks, `/metrics` `/healthz` `/readyz`, and
+//!   the metrics actor (health watch, retention).
 //! - [`control`]: the Unix-socket server for the admin CLI.
-//!
-//! Metrics (DESIGN.md) come next.
 
 pub mod approval;
 pub mod control;
 pub mod journal;
+pub mod metrics;
 pub mod saga;
 pub mod scheduler;
 pub mod supervisor;

@@ -36,23 +36,28 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::actors::approval::{apply_rules, pending_approval, ApprovalRule};
 use crate::actors::journal::JournalRef;
+use crate::actors::metrics::{Metrics, MetricsDelta, PoolHandles};
 use crate::actors::saga::SagaCoordinator;
 use crate::messages::approval::{ApprovalChange, ApprovalMsg};
 use crate::messages::control::{
     Command as AdminCommand, CompensationView, ControlError, NodeView, PendingApproval, QueueEntry,
     QueueView, Request, Response, RunSummary, RunView, Target, TaskView,
 };
+use crate::messages::control::{Completion, DashboardView, RunningAttempt};
 use crate::messages::scheduler::{
     AttemptKind, AttemptOrder, AttemptOutcome, AttemptReport, ReportPort, SchedulerMsg, WorkerMsg,
 };
 use crate::model::decide::{
     attempt_end, compensation_end, running_attempts, running_compensations, AttemptEnd, QueueKey,
 };
+use crate::model::rollup::RollupDelta;
 use crate::model::{
     ApplyError, Change, CompensationState, Event, EventRecord, Failure, Run, RunId, RunState, Seq,
     State, TaskId, TaskIndex, TaskState, Timestamp, Workflow,
 };
 use crate::node::NodeShared;
+use crate::webhooks::{Notice, WebhookEvent};
+use compact_str::CompactString;
 
 /// How often the scheduler looks for the `STOP` file.
 pub const STOP_FILE_POLL: Duration = Duration::from_millis(250);
@@ -119,6 +124,10 @@ enum Effect {
     Finished(RunId, RunState),
     /// Tell the approval gate what changed.
     Approvals(Vec<ApprovalChange>),
+    /// Count durable samples into the metrics registry.
+    Metrics(Box<MetricsDelta>),
+    /// Hand notices to the webhook sender.
+    Notify(Vec<Notice>),
 }
 
 /// The scheduler's state (rebuilt from the journal on every start).
@@ -186,6 +195,37 @@ pub struct SchedulerState {
     snapshot_seq: Seq,
     /// Store a snapshot once this many events are past `snapshot_seq` (0 = never).
     snapshot_every: u64,
+    /// Rollup counts of the outbox (go to the journal with it).
+    rollup: RollupDelta,
+    /// Metric samples of the outbox (applied to the registry once durable).
+    samples: MetricsDelta,
+    /// The node's registry.
+    metrics: Arc<Metrics>,
+    /// Metric handles per pool name (`""`: no pool).
+    pool_metrics: HashMap<CompactString, PoolHandles>,
+    /// Webhook notices of the outbox (sent once durable; only built if someone listens).
+    notices: Vec<Notice>,
+    /// The last 10 tasks that reached a terminal state, newest first (dashboard).
+    completions: VecDeque<Completion>,
+    /// When a task last ended or work last arrived on an idle node (health: stalled).
+    last_progress: Timestamp,
+    /// The node's webhooks, to skip building unwanted notices.
+    shared: Arc<NodeShared>,
+}
+
+/// Completions kept for the dashboard.
+const COMPLETIONS_KEPT: usize = 10;
+
+/// The gauge handles of `pool`, created on first use.
+fn pool_handles<'a>(
+    cache: &'a mut HashMap<CompactString, PoolHandles>,
+    metrics: &Metrics,
+    pool: &str,
+) -> &'a PoolHandles {
+    if !cache.contains_key(pool) {
+        cache.insert(CompactString::from(pool), metrics.pool(pool));
+    }
+    cache.get(pool).expect("just inserted")
 }
 
 fn now() -> Timestamp {
@@ -208,13 +248,136 @@ impl SchedulerState {
     fn decide(&mut self, event: Event) -> Result<(), ApplyError> {
         let record = EventRecord { time: now(), event };
         let seq = self.state.last_seq() + 1;
+        let runnable_since = match &record.event {
+            Event::AttemptStarted { run, task, .. } => self.runnable_since(*run, task),
+            _ => None,
+        };
         let mut changes = Vec::new();
         self.state.apply_with(seq, &record, &mut changes)?;
+        if let Event::RunSubmitted { .. } = record.event {
+            self.last_progress = record.time;
+        }
+        if let Some(since) = runnable_since {
+            self.samples
+                .queue_waits
+                .push(record.time.saturating_since(since).as_secs_f64());
+        }
+        for change in &changes {
+            self.rollup.observe(&self.state, change, record.time);
+            self.measure(change, &record);
+        }
         self.outbox.push(record);
         for change in changes {
             self.react(change);
         }
         Ok(())
+    }
+
+    /// When the task about to start became runnable: its retry's due time, or when its
+    /// dependencies were met (`None` for approval-gated first attempts, whose wait includes
+    /// a human's).
+    fn runnable_since(&self, run: RunId, task: &TaskId) -> Option<Timestamp> {
+        let r = self.state.run(run)?;
+        let i = r.workflow().task_index(task.as_str())?;
+        let t = r.task(i);
+        match t.state {
+            TaskState::Retrying => t.retry_at,
+            TaskState::Ready if !r.workflow().requires_approval(i) && !t.approved => Some(
+                r.workflow()
+                    .plan()
+                    .upstream(i)
+                    .filter_map(|d| r.task(d).finished_at)
+                    .fold(r.submitted_at(), Timestamp::max),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Updates gauges now and stages samples, completions and notices for `change` (caused
+    /// by `record`, already applied).
+    fn measure(&mut self, change: &Change, record: &EventRecord) {
+        match *change {
+            Change::Task {
+                run,
+                task,
+                from,
+                to,
+            } => {
+                let Some(r) = self.state.run(run) else { return };
+                let pool = r.workflow().pool(task).unwrap_or("");
+                pool_handles(&mut self.pool_metrics, &self.metrics, pool).moved(from, to);
+                if to == TaskState::AwaitingApproval {
+                    self.metrics.approvals_pending.inc();
+                } else if from == TaskState::AwaitingApproval {
+                    self.metrics.approvals_pending.dec();
+                }
+                let t = r.task(task);
+                if from == TaskState::Running && to != TaskState::Suspended {
+                    if let Some(started) = t.started_at {
+                        self.samples.attempts.push((
+                            to == TaskState::Succeeded,
+                            record.time.saturating_since(started).as_secs_f64(),
+                        ));
+                    }
+                }
+                if to.is_terminal() {
+                    self.last_progress = record.time;
+                    if self.completions.len() == COMPLETIONS_KEPT {
+                        self.completions.pop_back();
+                    }
+                    self.completions.push_front(Completion {
+                        run,
+                        task: r.workflow().task_id(task).clone(),
+                        workflow: r.workflow().spec().name.clone(),
+                        state: to,
+                        attempts: t.attempts,
+                        finished_at: record.time,
+                    });
+                }
+                if to == TaskState::Failed && self.shared.webhooks.wants(WebhookEvent::TaskFailed) {
+                    self.notices.push(Notice::TaskFailed {
+                        run,
+                        workflow: r.workflow().spec().name.clone(),
+                        task: r.workflow().task_id(task).clone(),
+                        attempt: t.attempts,
+                        failure: t
+                            .last_failure
+                            .as_ref()
+                            .map(|f| f.to_string())
+                            .unwrap_or_else(|| record.event.type_name().to_string()),
+                    });
+                }
+                if to == TaskState::AwaitingApproval
+                    && self.shared.webhooks.wants(WebhookEvent::ApprovalRequested)
+                {
+                    if let Some(p) = pending_approval(r, task, self.approval_timeout) {
+                        self.notices.push(Notice::ApprovalRequested {
+                            run,
+                            workflow: r.workflow().spec().name.clone(),
+                            task: r.workflow().task_id(task).clone(),
+                            expires_at: p.expires_at,
+                        });
+                    }
+                }
+            }
+            Change::Run { run, from, to } => {
+                let Some(r) = self.state.run(run) else { return };
+                if to.is_finished() && !from.is_finished() {
+                    self.samples.runs.push((
+                        to,
+                        record.time.saturating_since(r.submitted_at()).as_secs_f64(),
+                    ));
+                    if self.shared.webhooks.wants(WebhookEvent::RunFinished) {
+                        self.notices.push(Notice::RunFinished {
+                            run,
+                            workflow: r.workflow().spec().name.clone(),
+                            state: to,
+                        });
+                    }
+                }
+            }
+            Change::Compensation { .. } => {}
+        }
     }
 
     fn react(&mut self, change: Change) {
@@ -305,11 +468,23 @@ impl SchedulerState {
 
     /// Sends the outbox to the journal as one append.
     fn flush(&mut self, myself: &ActorRef<SchedulerMsg>) {
+        self.metrics.running.set(self.running.len() as i64);
         if !self.outbox.is_empty() {
             let records = std::mem::take(&mut self.outbox);
+            let rollup = std::mem::take(&mut self.rollup);
+            let mut samples = std::mem::take(&mut self.samples);
+            samples.counts = rollup.clone();
+            if !samples.is_empty() {
+                self.after_persist(Effect::Metrics(Box::new(samples)));
+            }
+            if !self.notices.is_empty() {
+                let notices = std::mem::take(&mut self.notices);
+                self.after_persist(Effect::Notify(notices));
+            }
             let me = myself.clone();
             self.journal.append_then(
                 records,
+                rollup,
                 Box::new(move |r| {
                     let _ = me.cast(SchedulerMsg::Persisted(r));
                 }),
@@ -373,6 +548,15 @@ impl SchedulerState {
                 Effect::Approvals(changes) => {
                     if let Some(gate) = &self.gate {
                         let _ = gate.cast(ApprovalMsg::Changed(changes));
+                    }
+                }
+                Effect::Metrics(delta) => {
+                    let (cache, metrics) = (&mut self.pool_metrics, &self.metrics);
+                    metrics.apply(&delta, |pool| pool_handles(cache, metrics, pool).clone());
+                }
+                Effect::Notify(notices) => {
+                    for n in notices {
+                        self.shared.webhooks.send(n);
                     }
                 }
             }
@@ -1046,6 +1230,55 @@ impl SchedulerState {
         n as f64 / 60.0
     }
 
+    /// Attempt ends per second over the last 60 s, oldest first (the last is the current
+    /// second).
+    fn throughput_series(&self, t: Timestamp) -> Vec<u32> {
+        let sec = t.0 / 1000;
+        let mut out = vec![0u32; 60];
+        for &(s, n) in &self.ends {
+            if s <= sec && s + 60 > sec {
+                out[(59 - (sec - s)) as usize] += n;
+            }
+        }
+        out
+    }
+
+    /// What `troupe dashboard` draws (the error rate is filled in from the rollups by the
+    /// caller, off the scheduler).
+    fn dashboard_view(&self, limit: u32, shared: &NodeShared) -> DashboardView {
+        let queue = self.queue_view(false, limit, shared.config.workers);
+        let mut running: Vec<RunningAttempt> = self
+            .running
+            .iter()
+            .filter_map(|(&(run, task), r)| {
+                let run_ = self.state.run(run)?;
+                let t = run_.task(task);
+                let compensation = r.kind == AttemptKind::Compensation;
+                Some(RunningAttempt {
+                    run,
+                    task: run_.workflow().task_id(task).clone(),
+                    workflow: run_.workflow().spec().name.clone(),
+                    attempt: if compensation {
+                        t.compensation.as_ref().map_or(0, |c| c.attempts)
+                    } else {
+                        t.attempts
+                    },
+                    compensation,
+                    started_at: t.started_at.unwrap_or(queue.now),
+                })
+            })
+            .collect();
+        running.sort_by_key(|a| a.started_at);
+        DashboardView {
+            node: self.node_view(shared),
+            throughput: self.throughput_series(queue.now),
+            queue,
+            running,
+            completions: self.completions.iter().cloned().collect(),
+            error_rate: 0.0,
+        }
+    }
+
     /// `troupe queue`: ready tasks best first (priority, then longest wait), then retries by
     /// due time, then (with `waiting`) tasks that cannot run yet.
     fn queue_view(&self, waiting: bool, limit: u32, workers: u32) -> QueueView {
@@ -1177,11 +1410,17 @@ impl SchedulerState {
         let mut active = 0;
         let mut total = 0;
         let mut queued = 0u64;
+        let mut waiting = 0u64;
         for r in self.state.runs() {
             total += 1;
             if !r.state().is_finished() {
                 active += 1;
                 queued += r.count(TaskState::Ready) as u64;
+                waiting += TaskState::ALL
+                    .iter()
+                    .filter(|s| s.is_waiting())
+                    .map(|&s| u64::from(r.count(s)))
+                    .sum::<u64>();
             }
         }
         NodeView {
@@ -1195,7 +1434,33 @@ impl SchedulerState {
             queued_tasks: queued,
             workers: self.workers.len() as u32,
             last_seq: self.state.last_seq(),
+            waiting_tasks: waiting,
+            last_progress: self.last_progress,
         }
+    }
+
+    /// Recounts the task gauges from the state (at start: the registry outlives us).
+    fn count_gauges(&mut self) {
+        for h in self.pool_metrics.values() {
+            h.reset();
+        }
+        // Pools seen by an earlier incarnation are zeroed through fresh handles.
+        let mut approvals = 0;
+        let (cache, metrics) = (&mut self.pool_metrics, &self.metrics);
+        for r in self.state.runs() {
+            if r.state().is_finished() {
+                continue;
+            }
+            approvals += i64::from(r.count(TaskState::AwaitingApproval));
+            for (i, t) in r.tasks().iter().enumerate() {
+                if !t.state.is_terminal() {
+                    let pool = r.workflow().pool(i as TaskIndex).unwrap_or("");
+                    pool_handles(cache, metrics, pool).add(t.state);
+                }
+            }
+        }
+        self.metrics.approvals_pending.set(approvals);
+        self.metrics.running.set(self.running.len() as i64);
     }
 }
 
@@ -1309,7 +1574,16 @@ impl Actor for Scheduler {
             ends: VecDeque::new(),
             snapshot_seq: replayed_snapshot.unwrap_or(0),
             snapshot_every: shared.config.snapshot_every,
+            rollup: RollupDelta::default(),
+            samples: MetricsDelta::default(),
+            metrics: Arc::clone(&shared.metrics),
+            pool_metrics: HashMap::new(),
+            notices: Vec::new(),
+            completions: VecDeque::new(),
+            last_progress: now(),
+            shared: Arc::clone(shared),
         };
+        s.count_gauges();
         // Rebuild the queue and timers from the replayed state.
         let waiting: Vec<(RunId, TaskIndex)> = s
             .state
@@ -1469,6 +1743,10 @@ impl Actor for Scheduler {
                 Request::Queue { waiting, limit } => {
                     let view = s.queue_view(waiting, limit, self.shared.config.workers);
                     s.reply(reply, Response::Queue(Box::new(view)));
+                }
+                Request::Dashboard { limit } => {
+                    let view = s.dashboard_view(limit, &self.shared);
+                    s.reply(reply, Response::Dashboard(Box::new(view)));
                 }
                 Request::Summary(run) => {
                     let response = match s.state.run(run) {

@@ -23,7 +23,7 @@ use crate::model::{
 use crate::storage::codec::{decode_message, encode_message};
 
 /// Version of this protocol; both sides must agree (checked in the handshake).
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The first bytes of every [`Hello`]: rejects clients that are not speaking troupe at all.
 pub const MAGIC: [u8; 8] = *b"troupe\0\x01";
@@ -182,6 +182,18 @@ pub enum Request {
     InjectPanic(String),
     /// Every pending approval request, oldest first (answered by the approval gate).
     Approvals,
+    /// Everything `troupe dashboard` draws, in one round trip.
+    Dashboard {
+        /// At most this many queue entries.
+        limit: u32,
+    },
+    /// Figures over a past window from the durable rollups (`troupe metrics`).
+    Metrics {
+        /// The window ends now and starts this long ago.
+        since: std::time::Duration,
+    },
+    /// The node's health checks (`troupe health`).
+    Health,
     /// Tasks waiting to run, best first (`troupe queue`).
     Queue {
         /// Also list tasks that cannot run yet (pending, awaiting approval, suspended).
@@ -244,6 +256,117 @@ pub enum Response {
     Approvals(Vec<PendingApproval>),
     /// Answer to [`Request::Queue`].
     Queue(Box<QueueView>),
+    /// Answer to [`Request::Dashboard`].
+    Dashboard(Box<DashboardView>),
+    /// Answer to [`Request::Metrics`].
+    Metrics(Box<crate::model::rollup::MetricsReport>),
+    /// Answer to [`Request::Health`].
+    Health(Box<HealthReport>),
+}
+
+/// What `troupe dashboard` draws (one [`Request::Dashboard`] round trip per refresh).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DashboardView {
+    /// The node (halted or not, counts).
+    pub node: NodeView,
+    /// The queue, best first, up to the requested limit (its `now` is the view's time).
+    pub queue: QueueView,
+    /// Attempts running now, oldest first.
+    pub running: Vec<RunningAttempt>,
+    /// The last (up to) 10 tasks that reached a terminal state, newest first.
+    pub completions: Vec<Completion>,
+    /// Attempt ends per second over the last 60 s, oldest first (60 entries; the last one is
+    /// the current, partial second).
+    pub throughput: Vec<u32>,
+    /// Tasks that failed for good divided by tasks that succeeded or failed, over the last
+    /// hour (0.0 when none ended); from the durable rollups.
+    pub error_rate: f64,
+}
+
+/// An attempt running now, in [`DashboardView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningAttempt {
+    /// The run.
+    pub run: RunId,
+    /// The task.
+    pub task: TaskId,
+    /// The run's workflow name.
+    pub workflow: String,
+    /// Attempt number (of the compensation, for a compensation).
+    pub attempt: u32,
+    /// A saga compensation rather than a forward attempt.
+    pub compensation: bool,
+    /// When the attempt started (elapsed = the view's `queue.now` minus this).
+    pub started_at: Timestamp,
+}
+
+/// A task that reached a terminal state, in [`DashboardView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completion {
+    /// The run.
+    pub run: RunId,
+    /// The task.
+    pub task: TaskId,
+    /// The run's workflow name.
+    pub workflow: String,
+    /// `succeeded`, `failed`, `cancelled`, `upstream_failed` or `compensated`.
+    pub state: TaskState,
+    /// Attempts it took.
+    pub attempts: u32,
+    /// When it ended.
+    pub finished_at: Timestamp,
+}
+
+/// How healthy the node is (Nagios: OK / WARNING / CRITICAL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Every check passed (exit 0).
+    Healthy,
+    /// A check that does not stop work failed (exit 1).
+    Degraded,
+    /// The node cannot make progress (exit 2).
+    Unhealthy,
+}
+
+impl Health {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Degraded => "degraded",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// One check of [`HealthReport`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// Check name (`scheduler`, `backlog`, `error_rate`, `stalled`, `journal`, `disk`,
+    /// `restarts`).
+    pub name: String,
+    /// What failing this check makes the node.
+    pub status: Health,
+    /// The measured value, in the check's unit.
+    pub value: f64,
+    /// The threshold the value is compared with, in the same unit.
+    pub threshold: f64,
+    /// Unit of `value` and `threshold` (`ms`, `tasks`, `ratio`, `s`, `bytes`, `restarts`).
+    pub unit: String,
+    /// One line for people.
+    pub message: String,
+}
+
+/// The answer to [`Request::Health`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthReport {
+    /// The worst status among the checks.
+    pub status: Health,
+    /// When the node evaluated the checks.
+    pub now: Timestamp,
+    /// Every check, passed or not.
+    pub checks: Vec<HealthCheck>,
 }
 
 /// The queue as `troupe queue` shows it.
@@ -347,6 +470,12 @@ pub struct NodeView {
     pub workers: u32,
     /// Last journal sequence number applied.
     pub last_seq: Seq,
+    /// Tasks of unfinished runs that wait (pending, awaiting approval, ready, retrying,
+    /// suspended).
+    pub waiting_tasks: u64,
+    /// When a task last reached a terminal state or a run was last submitted (or the
+    /// scheduler started): the health check `stalled` measures from here.
+    pub last_progress: Timestamp,
 }
 
 /// A run in `list`.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use ractor::RpcReplyPort;
 use serde::{Deserialize, Serialize};
 
+use crate::model::rollup::RollupDelta;
 use crate::model::{EventRecord, Seq, State};
 
 /// Why an append (or snapshot) was not acknowledged. An unacknowledged append may or may not
@@ -59,6 +60,8 @@ pub enum JournalMsg {
     AppendThen {
         /// The records, in order.
         records: Vec<EventRecord>,
+        /// Rollup counts of these records, stored in the same commit.
+        rollup: RollupDelta,
         /// Called once with the assigned sequence numbers, or why they were not written. It
         /// runs on the journal's thread: it must not block (casting a message is fine).
         then: AckFn,
@@ -72,6 +75,18 @@ pub enum JournalMsg {
         state: Arc<State>,
         /// Receives the snapshot's sequence number.
         reply: RpcReplyPort<Result<Seq, AppendError>>,
+    },
+    /// Write a probe key to `meta` (readiness and health: is the journal writable?).
+    Probe {
+        /// Receives `Ok` once the write returned.
+        reply: RpcReplyPort<Result<(), AppendError>>,
+    },
+    /// Delete rollup buckets of minutes before this one (retention).
+    DropRollups {
+        /// The first minute kept.
+        before: u64,
+        /// Receives the number of buckets deleted.
+        reply: RpcReplyPort<Result<u64, AppendError>>,
     },
     /// Report counters.
     Stats {

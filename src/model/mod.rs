@@ -13,6 +13,7 @@
 //! - [`task`], [`run`]: the task and run state machines (legal transitions).
 //! - [`event`]: the journaled events and their versioning rules.
 //! - [`state`]: the fold `apply(state, event)` that rebuilds all state from the journal.
+//! - [`rollup`]: per-minute, per-pool counters and latency sketches for `troupe metrics`.
 //! - [`decide`]: pure decisions: which event closes an attempt, ready-queue order.
 
 pub mod decide;
@@ -22,6 +23,7 @@ pub mod parse;
 pub mod plan;
 pub mod render;
 pub mod retry;
+pub mod rollup;
 pub mod run;
 pub mod spec;
 pub mod state;

@@ -52,6 +52,9 @@ pub enum RecordKind {
     Event,
     /// A snapshot in the `snapshots` column family.
     Snapshot,
+    /// A rollup bucket in the `rollups` column family (its "sequence number" in errors is
+    /// the bucket's minute).
+    Rollup,
 }
 
 impl std::fmt::Display for RecordKind {
@@ -59,6 +62,7 @@ impl std::fmt::Display for RecordKind {
         f.write_str(match self {
             RecordKind::Event => "event",
             RecordKind::Snapshot => "snapshot",
+            RecordKind::Rollup => "rollup bucket",
         })
     }
 }
@@ -360,4 +364,40 @@ pub fn decode_message<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, MessageErr
         )));
     }
     Ok(value)
+}
+
+/// Layout version of a stored rollup bucket (the first byte of its value).
+pub const ROLLUP_VERSION: u8 = 1;
+
+/// The stored form of a rollup bucket: [`ROLLUP_VERSION`], then the bincode payload. No CRC:
+/// a bucket is derived data, and an undecodable one is reported, never silently zeroed.
+pub fn encode_rollup(bucket: &crate::model::rollup::Bucket) -> Result<Vec<u8>, CodecError> {
+    let mut out = vec![ROLLUP_VERSION];
+    bincode::serde::encode_into_std_write(bucket, &mut out, config()).map_err(|e| {
+        CodecError::Encode {
+            kind: RecordKind::Rollup,
+            message: e.to_string(),
+        }
+    })?;
+    Ok(out)
+}
+
+/// Decodes a bucket written by [`encode_rollup`]; `minute` names it in errors.
+pub fn decode_rollup(
+    minute: u64,
+    bytes: &[u8],
+) -> Result<crate::model::rollup::Bucket, CodecError> {
+    let bad = |message: String| CodecError::Decode {
+        kind: RecordKind::Rollup,
+        seq: minute,
+        message,
+    };
+    match bytes.first() {
+        Some(&ROLLUP_VERSION) => {}
+        Some(v) => return Err(bad(format!("unknown rollup version {v}"))),
+        None => return Err(bad("empty value".into())),
+    }
+    let (b, _) = bincode::serde::decode_from_slice(&bytes[1..], decode_config())
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(b)
 }

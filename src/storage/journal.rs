@@ -7,6 +7,7 @@
 //! | `streams` | `R` + run id (u128 BE) + seq (u64 BE), and `T` + run id + task id + `0x00` + seq | empty |
 //! | `snapshots` | sequence number the snapshot was taken at, u64 BE | envelope of a [`State`] |
 //! | `meta` | `format_version`, `node_id`, `first_seq` | u32 BE / ULID text / u64 BE |
+//! | `rollups` | minute (ms since the epoch / 60,000, u64 BE) + pool name (UTF-8, empty for no pool) | [`codec::encode_rollup`] of a [`Bucket`] |
 //!
 //! Big-endian keys sort numerically, so a forward scan of `events` is the journal in order
 //! and a prefix scan of `streams` yields one run's (or task's) sequence numbers in order.
@@ -17,6 +18,11 @@
 //! batch with a single write and, under [`Durability::Sync`], a single fsync of the WAL. A
 //! caller is acknowledged only after the commit that holds its records returned. That is
 //! group commit; [`crate::actors::journal`] decides when to commit (never on a timer).
+//!
+//! Rollup buckets ([`crate::model::rollup`]) staged with an append are added to the stored
+//! buckets in the same `WriteBatch` as its events, so they are exactly as durable. The
+//! writer is the only one that changes them; it keeps the buckets it wrote last in memory
+//! to avoid reading them back.
 //!
 //! # Locking
 //! Opening takes an exclusive `flock` on `troupe.lock` in the journal directory and writes
@@ -43,6 +49,7 @@ use rocksdb::{
 use serde::{Deserialize, Serialize};
 
 use super::codec::{self, CodecError};
+use crate::model::rollup::{Bucket, BucketKey, RollupDelta};
 use crate::model::{EventRecord, RunId, Seq, State, TaskId};
 
 /// Column family of events, keyed by sequence number.
@@ -53,6 +60,8 @@ pub const CF_STREAMS: &str = "streams";
 pub const CF_SNAPSHOTS: &str = "snapshots";
 /// Column family of journal metadata.
 pub const CF_META: &str = "meta";
+/// Column family of per-minute, per-pool rollup buckets (`troupe metrics`).
+pub const CF_ROLLUPS: &str = "rollups";
 /// Journal layout version written to `meta/format_version`.
 pub const JOURNAL_FORMAT_VERSION: u32 = 1;
 /// Name of the lock file inside the journal directory.
@@ -255,6 +264,25 @@ fn cf_options() -> Options {
     o
 }
 
+/// Key of a rollup bucket: minute (u64 BE) + pool name.
+fn bucket_key_bytes((minute, pool): &BucketKey) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + pool.len());
+    k.extend_from_slice(&minute.to_be_bytes());
+    k.extend_from_slice(pool.as_bytes());
+    k
+}
+
+/// Inverse of [`bucket_key_bytes`] (a pool name that is not UTF-8 is shown lossily).
+fn bucket_key_of(k: &[u8]) -> BucketKey {
+    let minute = k
+        .get(..8)
+        .and_then(|m| m.try_into().ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0);
+    let pool = String::from_utf8_lossy(k.get(8..).unwrap_or_default());
+    (minute, pool.as_ref().into())
+}
+
 /// Key of the run stream entry for `seq`.
 fn run_stream_key(run: RunId, seq: Seq) -> [u8; 25] {
     let mut k = [0u8; 25];
@@ -287,7 +315,7 @@ impl Journal {
         let lock = take_lock(dir)?;
         let mut db_opts = db_options();
         db_opts.create_missing_column_families(true);
-        let cfs = [CF_EVENTS, CF_STREAMS, CF_SNAPSHOTS, CF_META]
+        let cfs = [CF_EVENTS, CF_STREAMS, CF_SNAPSHOTS, CF_META, CF_ROLLUPS]
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, cf_options()));
         let rocks = |source| JournalError::Rocks {
@@ -369,6 +397,8 @@ impl Journal {
             staged_bytes: 0,
             value_buf: Vec::with_capacity(4096),
             key_buf: Vec::with_capacity(64),
+            rollup: RollupDelta::default(),
+            rollup_cache: std::collections::HashMap::new(),
             failed: false,
         })
     }
@@ -410,6 +440,25 @@ impl Journal {
         it.seek_to_last();
         it.status().map_err(|e| self.rocks(e))?;
         Ok(it.key().map(seq_of_key))
+    }
+
+    /// The rollup buckets of minutes `from..=to` (every pool), in key order.
+    ///
+    /// Errors: [`JournalError::Codec`] naming the minute of a bucket that does not decode.
+    pub fn rollups(&self, from: u64, to: u64) -> Result<Vec<(BucketKey, Bucket)>, JournalError> {
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_upper_bound((to + 1).to_be_bytes().to_vec());
+        let mut it = self.db().raw_iterator_cf_opt(self.cf(CF_ROLLUPS), opts);
+        it.seek(from.to_be_bytes());
+        let mut out = Vec::new();
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let key = bucket_key_of(k);
+            let b = codec::decode_rollup(key.0, v).map_err(|e| self.codec(e))?;
+            out.push((key, b));
+            it.next();
+        }
+        it.status().map_err(|e| self.rocks(e))?;
+        Ok(out)
     }
 
     /// Sequence number of the last durable event (0 for an empty journal). Also correct
@@ -599,7 +648,7 @@ impl Journal {
 
     /// Flushes memtables to SST files (used before measuring on-disk reads).
     pub fn flush(&self) -> Result<(), JournalError> {
-        for cf in [CF_EVENTS, CF_STREAMS, CF_SNAPSHOTS, CF_META] {
+        for cf in [CF_EVENTS, CF_STREAMS, CF_SNAPSHOTS, CF_META, CF_ROLLUPS] {
             self.db().flush_cf(self.cf(cf)).map_err(|e| self.rocks(e))?;
         }
         Ok(())
@@ -676,6 +725,11 @@ pub struct JournalWriter {
     value_buf: Vec<u8>,
     /// Stream-key scratch.
     key_buf: Vec<u8>,
+    /// Rollup changes of the staged appends, added to the stored buckets at commit.
+    rollup: RollupDelta,
+    /// The buckets this writer last stored (the current minutes), so a commit need not read
+    /// them back. Only this writer changes buckets, so the copy is never stale.
+    rollup_cache: std::collections::HashMap<BucketKey, Bucket>,
     /// A commit failed: the failed batch may or may not be in the WAL, so sequence numbers
     /// after `committed` are unknown and this writer refuses to go on. A new writer (after
     /// this one is dropped) starts from what the journal really holds.
@@ -765,6 +819,79 @@ impl JournalWriter {
         }
     }
 
+    /// Writes `meta/probe` (the current time, unsynced): proves the database takes writes.
+    pub fn probe(&mut self) -> Result<(), JournalError> {
+        self.refuse_if_failed()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        self.journal
+            .db()
+            .put_cf(self.journal.cf(CF_META), b"probe", now.to_be_bytes())
+            .map_err(|e| self.journal.rocks(e))
+    }
+
+    /// Deletes the rollup buckets of minutes before `before` (retention); returns how many.
+    pub fn drop_rollups_before(&mut self, before: u64) -> Result<u64, JournalError> {
+        self.refuse_if_failed()?;
+        let n = self.journal.rollups(0, before.saturating_sub(1))?.len() as u64;
+        if n > 0 {
+            self.journal
+                .db()
+                .delete_range_cf(
+                    self.journal.cf(CF_ROLLUPS),
+                    0u64.to_be_bytes(),
+                    before.to_be_bytes(),
+                )
+                .map_err(|e| self.journal.rocks(e))?;
+            self.rollup_cache.retain(|(minute, _), _| *minute >= before);
+        }
+        Ok(n)
+    }
+
+    /// Stages rollup changes; they are stored with the next commit (see the module docs).
+    pub fn stage_rollup(&mut self, delta: RollupDelta) {
+        self.rollup.merge(delta);
+    }
+
+    /// Adds the staged rollup changes to the batch. Reads a bucket only the first time this
+    /// writer touches it; forgets buckets older than the newest two minutes.
+    fn put_rollups(&mut self) -> Result<(), JournalError> {
+        if self.rollup.is_empty() {
+            return Ok(());
+        }
+        let delta = std::mem::take(&mut self.rollup);
+        let cf = self.journal.cf(CF_ROLLUPS);
+        let mut newest = 0;
+        for (key, b) in delta.buckets {
+            newest = newest.max(key.0);
+            let k = bucket_key_bytes(&key);
+            let stored = match self.rollup_cache.remove(&key) {
+                Some(c) => c,
+                None => match self
+                    .journal
+                    .db()
+                    .get_pinned_cf(cf, &k)
+                    .map_err(|e| self.journal.rocks(e))?
+                {
+                    Some(v) => {
+                        codec::decode_rollup(key.0, &v).map_err(|e| self.journal.codec(e))?
+                    }
+                    None => Bucket::default(),
+                },
+            };
+            let mut merged = stored;
+            merged.merge(&b);
+            let bytes = codec::encode_rollup(&merged).map_err(|e| self.journal.codec(e))?;
+            self.batch.put_cf(cf, k, bytes);
+            self.rollup_cache.insert(key, merged);
+        }
+        self.rollup_cache
+            .retain(|(minute, _), _| minute + 1 >= newest);
+        Ok(())
+    }
+
     /// Writes the staged batch (one write, one WAL sync under `Sync`) and returns the last
     /// durable sequence number. On error no caller of the batch may be acknowledged, and the
     /// writer refuses all further work: whether the batch reached the WAL is unknown, so its
@@ -774,6 +901,10 @@ impl JournalWriter {
         self.refuse_if_failed()?;
         if self.staged_events == 0 {
             return Ok(self.committed);
+        }
+        if let Err(e) = self.put_rollups() {
+            self.failed = true;
+            return Err(e);
         }
         let batch = std::mem::take(&mut self.batch);
         self.staged_events = 0;

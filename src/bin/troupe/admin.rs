@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use troupe::client::{Client, ClientError};
+use troupe::messages::control::Health;
 use troupe::messages::control::{
     Command as AdminCommand, NodeView, PendingApproval, QueueView, Request, Response, RunSummary,
     RunView, Target, TaskView,
 };
 use troupe::messages::scheduler::AttemptKind;
+use troupe::model::rollup::MetricsReport;
 use troupe::model::{RunId, RunState, Seq, TaskState, Timestamp};
-use troupe::storage::JournalError;
+use troupe::storage::{Journal, JournalError};
 use troupe::workflow_file::load_for_submit;
 use troupe::{Node, NodeConfig, NodeError, NodeHandle};
 
@@ -406,6 +408,10 @@ pub struct StartOptions {
     pub snapshot_every: Option<u64>,
     /// `--config FILE` (else `DATA_DIR/troupe.toml` if present).
     pub config: Option<PathBuf>,
+    /// `--http-addr` (`Some(None)`: off).
+    pub http_addr: Option<Option<std::net::SocketAddr>>,
+    /// Serve HTTP on the default address unless configured otherwise (`node start`).
+    pub serve_http: bool,
 }
 
 /// The node's settings: built-in defaults, then `troupe.toml`, then `TROUPE_*` variables, then
@@ -420,26 +426,18 @@ pub fn node_config(data_dir: &Path, opts: &StartOptions) -> Result<NodeConfig, F
         Some(path) => troupe::config::load(&path).map_err(invalid)?,
         None => troupe::config::NodeFile::default(),
     };
+    if opts.serve_http {
+        cfg.http_addr = Some(
+            troupe::node::DEFAULT_HTTP_ADDR
+                .parse()
+                .expect("the default parses"),
+        );
+    }
     let file = troupe::config::apply_env(file, |v| std::env::var(v).ok()).map_err(invalid)?;
-    if let Some(w) = file.workers {
-        cfg.workers = w;
+    file.apply(&mut cfg);
+    if let Some(a) = opts.http_addr {
+        cfg.http_addr = a;
     }
-    if let Some(g) = file.grace {
-        cfg.grace = g;
-    }
-    if let Some(d) = file.durability {
-        cfg.durability = d;
-    }
-    if let Some(c) = file.log_cap {
-        cfg.log_cap = c;
-    }
-    if let Some(n) = file.snapshot_every {
-        cfg.snapshot_every = n;
-    }
-    if let Some(t) = file.approval_timeout {
-        cfg.approval_timeout = t;
-    }
-    cfg.approval_rules = file.approval_rules;
     if let Some(w) = opts.workers {
         cfg.workers = w;
     }
@@ -1098,4 +1096,159 @@ pub fn events_online(
             Err(e) => e.exit("events"),
         },
     )
+}
+
+/// `troupe metrics [--since DUR] [--json]`: figures of the window from the durable rollups,
+/// through the node if one serves DATA_DIR, else from the journal directly.
+pub fn metrics(data_dir: &Path, since: Duration, json: bool) -> ExitCode {
+    if since.is_zero() {
+        return Failed {
+            code: EXIT_INVALID,
+            message: "--since must be longer than 0s".into(),
+        }
+        .exit("metrics");
+    }
+    block("metrics", async move {
+        let report = match Client::connect(data_dir).await {
+            Ok(c) => match Conn::Remote(c).request(Request::Metrics { since }).await? {
+                Response::Metrics(r) => *r,
+                r => return Err(unexpected(r)),
+            },
+            Err(ClientError::NoNode { .. }) => {
+                let dir = data_dir.join("journal");
+                if !dir.join("CURRENT").exists() {
+                    return Err(Failed {
+                        code: EXIT_INTERNAL,
+                        message: format!(
+                            "no journal in {} (nothing has run with this data dir)",
+                            data_dir.display()
+                        ),
+                    });
+                }
+                let journal = Journal::open(&dir).map_err(NodeError::from)?;
+                let now = Timestamp::from_system_time(std::time::SystemTime::now());
+                troupe::actors::metrics::metrics_report(&journal, now, since)
+                    .map_err(NodeError::from)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = std::io::stdout().lock();
+        if json {
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_value(&report).expect("serializable")
+            );
+        } else {
+            let _ = print_metrics(&report, &mut out);
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn print_metrics(r: &MetricsReport, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "window: {} ({} to {}), {} buckets",
+        humantime::format_duration(Duration::from_secs(r.window_secs)),
+        r.from,
+        r.to,
+        r.buckets
+    )?;
+    writeln!(
+        out,
+        "{:<12} {:>10} {:>9} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8}",
+        "POOL", "TASKS/H", "SUCCEEDED", "FAILED", "ERRORS", "MEAN", "P50", "P95", "P99", "RETRIES"
+    )?;
+    let ms = |v: f64| {
+        let d = Duration::from_micros((v * 1000.0) as u64);
+        if v < 1000.0 {
+            format!("{v:.0}ms")
+        } else if v < 60_000.0 {
+            format!("{:.1}s", d.as_secs_f64())
+        } else {
+            format!("{:.1}m", d.as_secs_f64() / 60.0)
+        }
+    };
+    let rows = std::iter::once(&r.total).chain(r.pools.iter());
+    for p in rows {
+        let name = match p.pool.as_deref() {
+            None => "(all)",
+            Some("") => "(no pool)",
+            Some(n) => n,
+        };
+        let (mean, p50, p95, p99) = match &p.latency {
+            Some(l) => (ms(l.mean_ms), ms(l.p50_ms), ms(l.p95_ms), ms(l.p99_ms)),
+            None => ("-".into(), "-".into(), "-".into(), "-".into()),
+        };
+        writeln!(
+            out,
+            "{:<12} {:>10.1} {:>9} {:>7} {:>7.1}% {:>9} {:>9} {:>9} {:>9} {:>8}",
+            name,
+            p.throughput_per_hour,
+            p.counts.succeeded,
+            p.counts.failed,
+            p.error_rate * 100.0,
+            mean,
+            p50,
+            p95,
+            p99,
+            p.counts.retries
+        )?;
+    }
+    Ok(())
+}
+
+/// `troupe health [--json]`: exit 0 healthy, 1 degraded, 2 unhealthy (Nagios), 3 when no node
+/// answers (Nagios UNKNOWN).
+pub fn health(data_dir: &Path, json: bool) -> ExitCode {
+    block("health", async move {
+        let mut conn = connect(data_dir).await?;
+        let report = match conn.request(Request::Health).await? {
+            Response::Health(r) => *r,
+            r => return Err(unexpected(r)),
+        };
+        let mut out = std::io::stdout().lock();
+        if json {
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_value(&report).expect("serializable")
+            );
+        } else {
+            let _ = writeln!(out, "{}", report.status.as_str());
+            for c in &report.checks {
+                let mark = match c.status {
+                    Health::Healthy => "ok",
+                    Health::Degraded => "DEGRADED",
+                    Health::Unhealthy => "UNHEALTHY",
+                };
+                let _ = writeln!(
+                    out,
+                    "  {:<11} {:<9} {} (value {} {}, threshold {} {})",
+                    c.name,
+                    mark,
+                    c.message,
+                    num(c.value),
+                    c.unit,
+                    num(c.threshold),
+                    c.unit
+                );
+            }
+        }
+        Ok(ExitCode::from(match report.status {
+            Health::Healthy => 0,
+            Health::Degraded => 1,
+            Health::Unhealthy => 2,
+        }))
+    })
+}
+
+/// A figure without needless decimals.
+fn num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
 }

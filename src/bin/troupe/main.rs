@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod admin;
+mod dashboard;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
@@ -26,6 +27,11 @@ struct Cli {
     /// Default: $XDG_STATE_HOME/troupe, else ~/.local/state/troupe.
     #[arg(long, global = true, env = "TROUPE_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+
+    /// Log format on stderr: `text` or `json` (one object per line). The filter comes from
+    /// RUST_LOG (default `warn`).
+    #[arg(long, global = true, env = "TROUPE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 
     #[command(subcommand)]
     command: Command,
@@ -155,6 +161,30 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         limit: u32,
     },
+    /// Throughput, latency (mean, p50, p95, p99), error rate and retries over a past window,
+    /// overall and per pool, from the journal's durable per-minute rollups.
+    Metrics {
+        /// The window: from this long ago until now (humantime: 1h, 24h, 7d).
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        since: std::time::Duration,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The node's health checks. Exit 0 healthy, 1 degraded, 2 unhealthy, 3 no node
+    /// (Nagios OK / WARNING / CRITICAL / UNKNOWN).
+    Health {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A live terminal view of the node: state, queue, running attempts, last completions,
+    /// throughput and error rate. `q` quits.
+    Dashboard {
+        /// Time between refreshes (humantime).
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        interval: std::time::Duration,
+    },
     /// Pending approval requests, oldest first: run, task, command, age, expiry.
     Approvals {
         /// Print one JSON array.
@@ -231,18 +261,36 @@ struct NodeArgs {
     /// Node config file (default: DATA_DIR/troupe.toml if it exists); see docs/config.md.
     #[arg(long, env = "TROUPE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Serve /metrics, /healthz and /readyz on IP:PORT, or `off` (`node start` default:
+    /// 127.0.0.1:9479; `run` serves none unless configured).
+    #[arg(long, value_name = "ADDR", value_parser = |s: &str| troupe::config::parse_http_addr(s).map(HttpAddrArg))]
+    http_addr: Option<HttpAddrArg>,
 }
 
+/// `--http-addr`: an address or `off` (`None`).
+#[derive(Clone, Copy)]
+struct HttpAddrArg(Option<std::net::SocketAddr>);
+
 impl NodeArgs {
-    fn options(self) -> admin::StartOptions {
+    fn options(self, serve_http: bool) -> admin::StartOptions {
         admin::StartOptions {
             workers: self.workers,
             grace: self.grace,
             durability: self.durability,
             snapshot_every: self.snapshot_every,
             config: self.config,
+            http_addr: self.http_addr.map(|a| a.0),
+            serve_http,
         }
     }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (tracing-subscriber's JSON format).
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -387,14 +435,16 @@ fn decide_approval(
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
     match cli.command {
         Command::Validate { file, json } => validate(&file, json),
@@ -408,9 +458,9 @@ fn main() -> ExitCode {
         Command::Node(NodeCommand::Start {
             node,
             print_config: true,
-        }) => admin::print_config(&data_dir, node.options()),
+        }) => admin::print_config(&data_dir, node.options(true)),
         Command::Node(NodeCommand::Start { node, .. }) => {
-            admin::node_start(&data_dir, node.options())
+            admin::node_start(&data_dir, node.options(true))
         }
         Command::Node(NodeCommand::Stop) => admin::node_stop(&data_dir),
         Command::Run {
@@ -418,7 +468,10 @@ fn main() -> ExitCode {
             detach,
             json,
             node,
-        } => admin::run(&data_dir, &file, detach, json, node.options()),
+        } => admin::run(&data_dir, &file, detach, json, node.options(false)),
+        Command::Metrics { since, json } => admin::metrics(&data_dir, since, json),
+        Command::Health { json } => admin::health(&data_dir, json),
+        Command::Dashboard { interval } => dashboard::run(&data_dir, interval),
         Command::Status { target, json } => admin::status(&data_dir, target, json),
         Command::List { json } => admin::list(&data_dir, json),
         Command::Tasks { run, json } => admin::tasks(&data_dir, run, json),

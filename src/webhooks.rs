@@ -1,0 +1,310 @@
+//! Webhooks: JSON notifications of what happened on the node, POSTed to operator URLs.
+//!
+//! # Events and bodies
+//! Every body is one JSON object with `event`, `time` (RFC 3339), `node` (the node id) and
+//! the event's fields:
+//! | event | sent when | fields |
+//! |---|---|---|
+//! | `task_failed` | a task failed for good (durable) | `run`, `workflow`, `task`, `attempt`, `failure` |
+//! | `run_finished` | a run reached a finished state (durable) | `run`, `workflow`, `state` |
+//! | `approval_requested` | a task started awaiting approval (durable) | `run`, `workflow`, `task`, `expires_at` |
+//! | `health_changed` | `troupe health`'s status changed (checked every 10 s) | `from`, `to`, `checks` |
+//! | `node_stopping` | a graceful stop began | `reason` |
+//!
+//! # Delivery
+//! Best effort, at most once per attempt schedule, never blocking the node: the scheduler
+//! hands a notice to a bounded queue ([`QUEUE_CAPACITY`]) without waiting; a full queue
+//! drops the notice (counted as `dropped`). One sender task POSTs each notice to each
+//! subscribed URL with a per-request timeout (default 5 s); a connection error, a timeout or
+//! a non-2xx status is retried with exponential backoff (1 s, 2 s, 4 s, …, up to
+//! `max_attempts`, default 5), like GitHub's and Stripe's webhook retries but without
+//! their persistence: notices queued or in retry when the process dies are lost. Results are
+//! counted in `troupe_webhook_deliveries_total{event, result}`. Deliveries to different URLs
+//! and of different notices run concurrently (one tokio task each), so a URL that never
+//! answers delays nothing but its own retries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::actors::metrics::Metrics;
+use crate::messages::control::{Health, HealthCheck};
+use crate::model::{RunId, RunState, TaskId, Timestamp};
+
+/// Notices waiting for the sender; beyond this the newest are dropped.
+pub const QUEUE_CAPACITY: usize = 10_000;
+
+/// Something a webhook can subscribe to. Config and JSON spelling: snake_case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookEvent {
+    /// A task failed for good.
+    TaskFailed,
+    /// A run finished (any final state).
+    RunFinished,
+    /// A task awaits approval.
+    ApprovalRequested,
+    /// The node's health status changed.
+    HealthChanged,
+    /// The node began a graceful stop.
+    NodeStopping,
+}
+
+impl WebhookEvent {
+    /// Every event.
+    pub const ALL: [WebhookEvent; 5] = [
+        WebhookEvent::TaskFailed,
+        WebhookEvent::RunFinished,
+        WebhookEvent::ApprovalRequested,
+        WebhookEvent::HealthChanged,
+        WebhookEvent::NodeStopping,
+    ];
+
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookEvent::TaskFailed => "task_failed",
+            WebhookEvent::RunFinished => "run_finished",
+            WebhookEvent::ApprovalRequested => "approval_requested",
+            WebhookEvent::HealthChanged => "health_changed",
+            WebhookEvent::NodeStopping => "node_stopping",
+        }
+    }
+}
+
+/// One `[[webhooks]]` entry of `troupe.toml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookConfig {
+    /// Where to POST (http or https).
+    pub url: reqwest::Url,
+    /// What to send there.
+    pub events: Vec<WebhookEvent>,
+    /// Per-request timeout (default 5 s).
+    pub timeout: Duration,
+    /// Attempts per notice, the first included (default 5).
+    pub max_attempts: u32,
+    /// Wait before the first retry; doubles each time (default 1 s).
+    pub backoff: Duration,
+}
+
+impl WebhookConfig {
+    /// Defaults for `url` and `events`.
+    pub fn new(url: reqwest::Url, events: Vec<WebhookEvent>) -> Self {
+        WebhookConfig {
+            url,
+            events,
+            timeout: Duration::from_secs(5),
+            max_attempts: 5,
+            backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What happened, as the node hands it to the sender.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    /// A task failed for good.
+    TaskFailed {
+        /// Its run.
+        run: RunId,
+        /// The run's workflow name.
+        workflow: String,
+        /// The task.
+        task: TaskId,
+        /// Its last attempt.
+        attempt: u32,
+        /// Why (one line).
+        failure: String,
+    },
+    /// A run finished.
+    RunFinished {
+        /// The run.
+        run: RunId,
+        /// Its workflow name.
+        workflow: String,
+        /// Its final state.
+        state: RunState,
+    },
+    /// A task awaits approval.
+    ApprovalRequested {
+        /// Its run.
+        run: RunId,
+        /// The run's workflow name.
+        workflow: String,
+        /// The task.
+        task: TaskId,
+        /// When the request expires.
+        expires_at: Timestamp,
+    },
+    /// The health status changed.
+    HealthChanged {
+        /// Before.
+        from: Health,
+        /// Now.
+        to: Health,
+        /// The checks behind `to`.
+        checks: Vec<HealthCheck>,
+    },
+    /// A graceful stop began.
+    NodeStopping {
+        /// Why (`node stop`, signal).
+        reason: String,
+    },
+}
+
+impl Notice {
+    /// Its event.
+    pub fn event(&self) -> WebhookEvent {
+        match self {
+            Notice::TaskFailed { .. } => WebhookEvent::TaskFailed,
+            Notice::RunFinished { .. } => WebhookEvent::RunFinished,
+            Notice::ApprovalRequested { .. } => WebhookEvent::ApprovalRequested,
+            Notice::HealthChanged { .. } => WebhookEvent::HealthChanged,
+            Notice::NodeStopping { .. } => WebhookEvent::NodeStopping,
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self, node: &str, time: Timestamp) -> Value {
+        let mut v = match self {
+            Notice::TaskFailed {
+                run,
+                workflow,
+                task,
+                attempt,
+                failure,
+            } => json!({"run": run.to_string(), "workflow": workflow, "task": task.as_str(),
+                        "attempt": attempt, "failure": failure}),
+            Notice::RunFinished {
+                run,
+                workflow,
+                state,
+            } => json!({"run": run.to_string(), "workflow": workflow, "state": state.as_str()}),
+            Notice::ApprovalRequested {
+                run,
+                workflow,
+                task,
+                expires_at,
+            } => json!({"run": run.to_string(), "workflow": workflow, "task": task.as_str(),
+                        "expires_at": expires_at.to_string()}),
+            Notice::HealthChanged { from, to, checks } => json!({"from": from.as_str(),
+                        "to": to.as_str(), "checks": checks}),
+            Notice::NodeStopping { reason } => json!({ "reason": reason }),
+        };
+        v["event"] = json!(self.event().as_str());
+        v["time"] = json!(time.to_string());
+        v["node"] = json!(node);
+        v
+    }
+}
+
+/// The node's webhook sender. With no webhook configured every call is a no-op.
+pub struct Webhooks {
+    /// Subscribed event kinds (any webhook), to skip building notices nobody wants.
+    wanted: [bool; 5],
+    /// To the sender task.
+    queue: Option<tokio::sync::mpsc::Sender<(Notice, Timestamp)>>,
+    /// Counts drops.
+    metrics: Arc<Metrics>,
+}
+
+impl Webhooks {
+    /// No webhooks.
+    pub fn none(metrics: Arc<Metrics>) -> Self {
+        Webhooks {
+            wanted: [false; 5],
+            queue: None,
+            metrics,
+        }
+    }
+
+    /// Starts the sender task (on the current tokio runtime) for `hooks`.
+    pub fn start(hooks: Vec<WebhookConfig>, node: String, metrics: Arc<Metrics>) -> Self {
+        if hooks.is_empty() {
+            return Self::none(metrics);
+        }
+        let mut wanted = [false; 5];
+        for h in &hooks {
+            for e in &h.events {
+                wanted[*e as usize] = true;
+            }
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(Notice, Timestamp)>(QUEUE_CAPACITY);
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("troupe/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a TLS backend is compiled in");
+        let hooks = Arc::new(hooks);
+        let m = Arc::clone(&metrics);
+        tokio::spawn(async move {
+            while let Some((notice, time)) = rx.recv().await {
+                let event = notice.event();
+                let body = Arc::new(notice.body(&node, time));
+                for hook in hooks.iter().filter(|h| h.events.contains(&event)) {
+                    let (client, hook, body, m) = (
+                        client.clone(),
+                        hook.clone(),
+                        Arc::clone(&body),
+                        Arc::clone(&m),
+                    );
+                    tokio::spawn(async move {
+                        let result = deliver(&client, &hook, &body).await;
+                        m.webhook(event.as_str(), if result { "delivered" } else { "failed" });
+                    });
+                }
+            }
+        });
+        Webhooks {
+            wanted,
+            queue: Some(tx),
+            metrics,
+        }
+    }
+
+    /// Whether any webhook subscribes to `event`.
+    pub fn wants(&self, event: WebhookEvent) -> bool {
+        self.wanted[event as usize]
+    }
+
+    /// Queues `notice` without waiting; dropped (and counted) if the queue is full.
+    pub fn send(&self, notice: Notice) {
+        if !self.wants(notice.event()) {
+            return;
+        }
+        let Some(q) = &self.queue else { return };
+        let event = notice.event();
+        let now = Timestamp::from_system_time(std::time::SystemTime::now());
+        if q.try_send((notice, now)).is_err() {
+            self.metrics.webhook(event.as_str(), "dropped");
+        }
+    }
+}
+
+/// POSTs `body` to `hook.url` until a 2xx answer or `max_attempts`; returns whether it was
+/// delivered.
+async fn deliver(client: &reqwest::Client, hook: &WebhookConfig, body: &Value) -> bool {
+    let mut wait = hook.backoff;
+    for attempt in 1..=hook.max_attempts.max(1) {
+        let sent = client
+            .post(hook.url.clone())
+            .timeout(hook.timeout)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .send()
+            .await;
+        let why = match sent {
+            Ok(r) if r.status().is_success() => return true,
+            Ok(r) => format!("HTTP {}", r.status()),
+            Err(e) if e.is_timeout() => format!("no answer within {:?}", hook.timeout),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(url = %hook.url, attempt, error = %why, "webhook delivery failed");
+        if attempt < hook.max_attempts {
+            tokio::time::sleep(wait).await;
+            wait = wait.saturating_mul(2);
+        }
+    }
+    false
+}
