@@ -791,6 +791,8 @@ impl NodeHandle {
         }
         self.root.stop(None);
         let _ = self.join.await;
+        // Last notices (node_stopping) get a few seconds; a dead URL cannot hold the stop.
+        self.shared.webhooks.drain(Duration::from_secs(5)).await;
         self.http_stop.notify_one();
         if self.http_addr.is_some() {
             let _ = std::fs::remove_file(http_addr_file(&self.shared.config.data_dir));

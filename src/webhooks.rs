@@ -208,6 +208,8 @@ pub struct Webhooks {
     queue: Option<tokio::sync::mpsc::Sender<(Notice, Timestamp)>>,
     /// Counts drops.
     metrics: Arc<Metrics>,
+    /// Notices queued or being delivered (for [`Webhooks::drain`]).
+    in_flight: Arc<tokio::sync::watch::Sender<usize>>,
 }
 
 impl Webhooks {
@@ -217,6 +219,7 @@ impl Webhooks {
             wanted: [false; 5],
             queue: None,
             metrics,
+            in_flight: Arc::new(tokio::sync::watch::channel(0).0),
         }
     }
 
@@ -238,28 +241,36 @@ impl Webhooks {
             .expect("a TLS backend is compiled in");
         let hooks = Arc::new(hooks);
         let m = Arc::clone(&metrics);
+        let in_flight = Arc::new(tokio::sync::watch::channel(0usize).0);
+        let count = Arc::clone(&in_flight);
         tokio::spawn(async move {
             while let Some((notice, time)) = rx.recv().await {
                 let event = notice.event();
                 let body = Arc::new(notice.body(&node, time));
                 for hook in hooks.iter().filter(|h| h.events.contains(&event)) {
-                    let (client, hook, body, m) = (
+                    let (client, hook, body, m, count) = (
                         client.clone(),
                         hook.clone(),
                         Arc::clone(&body),
                         Arc::clone(&m),
+                        Arc::clone(&count),
                     );
+                    count.send_modify(|n| *n += 1);
                     tokio::spawn(async move {
                         let result = deliver(&client, &hook, &body).await;
                         m.webhook(event.as_str(), if result { "delivered" } else { "failed" });
+                        count.send_modify(|n| *n -= 1);
                     });
                 }
+                // The notice itself was counted when queued.
+                count.send_modify(|n| *n -= 1);
             }
         });
         Webhooks {
             wanted,
             queue: Some(tx),
             metrics,
+            in_flight,
         }
     }
 
@@ -276,9 +287,18 @@ impl Webhooks {
         let Some(q) = &self.queue else { return };
         let event = notice.event();
         let now = Timestamp::from_system_time(std::time::SystemTime::now());
+        self.in_flight.send_modify(|n| *n += 1);
         if q.try_send((notice, now)).is_err() {
+            self.in_flight.send_modify(|n| *n -= 1);
             self.metrics.webhook(event.as_str(), "dropped");
         }
+    }
+
+    /// Waits until every queued notice was delivered or gave up, at most `within` (a
+    /// stopping node gives its last notices, `node_stopping` among them, this long).
+    pub async fn drain(&self, within: Duration) {
+        let mut rx = self.in_flight.subscribe();
+        let _ = tokio::time::timeout(within, rx.wait_for(|n| *n == 0)).await;
     }
 }
 

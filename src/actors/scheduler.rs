@@ -164,6 +164,12 @@ pub struct SchedulerState {
     run_load: HashMap<RunId, u32>,
     /// Running attempts per (run, pool).
     pool_load: HashMap<(RunId, String), u32>,
+    /// Node-wide pool capacities (`[pools]` in `troupe.toml`), across all runs.
+    node_pools: std::collections::BTreeMap<String, u32>,
+    /// Running attempts per node-wide pool.
+    node_pool_load: HashMap<String, u32>,
+    /// Tasks blocked by a full node-wide pool, best first, by pool.
+    node_parked: HashMap<String, BinaryHeap<Entry>>,
     /// Worker actors by slot (`None` until it announced itself).
     workers: Vec<Option<ActorRef<WorkerMsg>>>,
     /// Token of the attempt each slot runs.
@@ -738,6 +744,11 @@ impl SchedulerState {
                     self.unpark(&(entry.run, None));
                     continue;
                 }
+                if !self.node_pool_free(p) {
+                    self.node_parked.entry(p.clone()).or_default().push(entry);
+                    self.unpark(&(entry.run, None));
+                    continue;
+                }
             }
             let attempt = task.attempts + 1;
             let event = Event::AttemptStarted {
@@ -757,6 +768,9 @@ impl SchedulerState {
             *self.run_load.entry(entry.run).or_default() += 1;
             if let Some(p) = &pool {
                 *self.pool_load.entry((entry.run, p.clone())).or_default() += 1;
+                if self.node_pools.contains_key(p) {
+                    *self.node_pool_load.entry(p.clone()).or_default() += 1;
+                }
             }
             self.occupy(
                 entry.run,
@@ -856,8 +870,36 @@ impl SchedulerState {
         if run_free {
             self.unpark(&(run, None));
         }
+        if let Some(p) = pool.as_ref().filter(|p| self.node_pool_free(p)) {
+            let p = p.clone();
+            self.unpark_node(&p);
+        }
         if pool_free {
             self.unpark(&(run, pool));
+        }
+    }
+
+    /// Whether node-wide pool `pool` (if it is one) has a free slot.
+    fn node_pool_free(&self, pool: &str) -> bool {
+        self.node_pools
+            .get(pool)
+            .is_none_or(|&cap| self.node_pool_load.get(pool).copied().unwrap_or(0) < cap)
+    }
+
+    /// Moves the best still-dispatchable task blocked by node-wide pool `pool` back into the
+    /// queue.
+    fn unpark_node(&mut self, pool: &str) {
+        let Some(mut heap) = self.node_parked.remove(pool) else {
+            return;
+        };
+        while let Some(e) = heap.pop() {
+            if self.dispatchable(&e) {
+                self.queue.push(e);
+                break;
+            }
+        }
+        if !heap.is_empty() {
+            self.node_parked.insert(pool.to_owned(), heap);
         }
     }
 
@@ -908,6 +950,10 @@ impl SchedulerState {
                 if *n == 0 {
                     self.pool_load.remove(&k);
                 }
+            }
+            if let Some(n) = self.node_pool_load.get_mut(&k.1) {
+                *n = n.saturating_sub(1);
+                self.unpark_node(&k.1);
             }
             self.unpark(&(report.run, Some(k.1)));
         }
@@ -1326,6 +1372,7 @@ impl SchedulerState {
                         .copied()
                         .unwrap_or(0)
                         >= cap
+                        || !self.node_pool_free(p)
                 });
                 let runnable = matches!(task.state, TaskState::Ready | TaskState::Retrying);
                 let blocked = if !runnable {
@@ -1559,6 +1606,9 @@ impl Actor for Scheduler {
             running: HashMap::new(),
             run_load: HashMap::new(),
             pool_load: HashMap::new(),
+            node_pools: shared.config.pools.clone(),
+            node_pool_load: HashMap::new(),
+            node_parked: HashMap::new(),
             workers: vec![None; n],
             busy: vec![None; n],
             free: Vec::with_capacity(n),

@@ -10,8 +10,45 @@ use serde_json::Value;
 /// `troupe --data-dir DIR`.
 pub fn troupe(dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_troupe"));
-    c.arg("--data-dir").arg(dir).env("RUST_LOG", "warn");
+    // Port 0: parallel tests must not fight over the default HTTP port.
+    c.arg("--data-dir")
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .env("TROUPE_HTTP_ADDR", "127.0.0.1:0");
     c
+}
+
+/// `GET http://addr/path` over a plain TCP connection: (status code, body).
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the node's HTTP port");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("an HTTP status line");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_string();
+    (status, body)
+}
+
+/// The address the node in `dir` serves HTTP on (`DATA_DIR/http.addr`).
+pub fn http_addr(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("http.addr"))
+        .expect("the node wrote http.addr")
+        .trim()
+        .to_string()
 }
 
 /// Runs `troupe --data-dir DIR ARGS...` and returns its output. A command still running after
