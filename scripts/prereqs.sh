@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building troupe needs on Debian or Ubuntu, if it is missing:
-# a C/C++ toolchain and libclang (bindgen generates RocksDB's bindings), and Rust via rustup.
+# a C/C++ toolchain and libclang (bindgen generates RocksDB's bindings), and Rust via rustup;
+# with TROUPE_TEST_TOOLS=1 (scripts/test.sh) also tmux, for the dashboard test.
 # Safe to run again: it only installs what is absent.
 set -euo pipefail
 
@@ -11,6 +12,10 @@ if ! compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null \
     && ! compgen -G "/usr/lib/x86_64-linux-gnu/libclang*.so*" >/dev/null \
     && ! compgen -G "/usr/lib/aarch64-linux-gnu/libclang*.so*" >/dev/null; then
   need+=(libclang-dev)
+fi
+# The test suite also drives `troupe dashboard` in a real terminal.
+if [ "${TROUPE_TEST_TOOLS:-0}" = 1 ] && ! command -v tmux >/dev/null 2>&1; then
+  need+=(tmux)
 fi
 if ((${#need[@]})); then
   sudo=""

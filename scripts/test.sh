@@ -3,7 +3,7 @@
 # RocksDB, the SIGKILL crash test) after installing missing prerequisites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/prereqs.sh
+TROUPE_TEST_TOOLS=1 source scripts/prereqs.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/troupe-target}"
 # --all-targets also runs the benchmarks once each in test mode (so they keep compiling and
 # working); it leaves out doctests, which the second command runs.

@@ -96,6 +96,9 @@ pub struct NodeConfig {
     pub retention: Retention,
     /// Where notices are POSTed (default none).
     pub webhooks: Vec<WebhookConfig>,
+    /// Collect metrics: Prometheus counters, gauges and histograms, and the journal's
+    /// rollups (default true; `troupe bench metrics` turns it off to measure its cost).
+    pub metrics: bool,
     /// Node-wide pool capacities: running attempts of tasks in pool `name` across all runs
     /// (default none; a workflow's own `[pools]` cap its run on top of this).
     pub pools: std::collections::BTreeMap<String, u32>,
@@ -118,6 +121,7 @@ impl NodeConfig {
             approval_timeout: DEFAULT_APPROVAL_TIMEOUT,
             approval_rules: Vec::new(),
             http_addr: None,
+            metrics: true,
             health: HealthThresholds::default(),
             retention: Retention::default(),
             webhooks: Vec::new(),
@@ -410,6 +414,18 @@ impl Node {
         self
     }
 
+    /// Collect metrics or not (see [`NodeConfig::metrics`]).
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.config.metrics = on;
+        self
+    }
+
+    /// Where to serve `/metrics`, `/healthz` and `/readyz` (port 0: any free port).
+    pub fn http_addr(mut self, addr: Option<SocketAddr>) -> Self {
+        self.config.http_addr = addr;
+        self
+    }
+
     /// Serve the control socket or not.
     pub fn control_socket(mut self, on: bool) -> Self {
         self.config.control_socket = on;
@@ -543,7 +559,7 @@ fn root_spec(shared: &Arc<NodeShared>) -> SupervisorSpec {
                 let (jr, _thread) = JournalRef::spawn_linked(
                     sh.journal.clone(),
                     options,
-                    Some(Arc::clone(&sh.metrics)),
+                    Some(Arc::clone(&sh.metrics)).filter(|_| sh.config.metrics),
                     sup,
                 )
                 .await?;

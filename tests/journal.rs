@@ -11,7 +11,7 @@ use troupe::model::{
     parse_workflow, Event, EventRecord, RunId, Seq, State, TaskId, TaskState, Timestamp,
 };
 use troupe::storage::{
-    journal::{CF_EVENTS, CF_META, CF_SNAPSHOTS, CF_STREAMS},
+    journal::{CF_EVENTS, COLUMN_FAMILIES},
     replay, Durability, Journal, JournalError, JournalOptions, ReplayError,
 };
 
@@ -268,7 +268,7 @@ fn corrupt(dir: &Path, seq: Seq) -> Vec<u8> {
     let mut opts = rocksdb::Options::default();
     opts.create_if_missing(false);
     let db =
-        rocksdb::DB::open_cf(&opts, dir, [CF_EVENTS, CF_STREAMS, CF_SNAPSHOTS, CF_META]).unwrap();
+        rocksdb::DB::open_cf(&opts, dir, COLUMN_FAMILIES).unwrap();
     let cf = db.cf_handle(CF_EVENTS).unwrap();
     let mut value = db.get_cf(cf, seq.to_be_bytes()).unwrap().unwrap();
     let i = value.len() / 2;
@@ -281,7 +281,7 @@ fn stored(dir: &Path, seq: Seq) -> Option<Vec<u8>> {
     let db = rocksdb::DB::open_cf(
         &rocksdb::Options::default(),
         dir,
-        [CF_EVENTS, CF_STREAMS, CF_SNAPSHOTS, CF_META],
+        COLUMN_FAMILIES,
     )
     .unwrap();
     let cf = db.cf_handle(CF_EVENTS).unwrap();
@@ -323,7 +323,7 @@ async fn a_missing_event_is_a_gap_not_a_skip() {
         let db = rocksdb::DB::open_cf(
             &rocksdb::Options::default(),
             dir.path(),
-            [CF_EVENTS, CF_STREAMS, CF_SNAPSHOTS, CF_META],
+            COLUMN_FAMILIES,
         )
         .unwrap();
         db.delete_cf(db.cf_handle(CF_EVENTS).unwrap(), 3u64.to_be_bytes())

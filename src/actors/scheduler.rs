@@ -254,8 +254,9 @@ impl SchedulerState {
     fn decide(&mut self, event: Event) -> Result<(), ApplyError> {
         let record = EventRecord { time: now(), event };
         let seq = self.state.last_seq() + 1;
+        let collect = self.shared.config.metrics;
         let runnable_since = match &record.event {
-            Event::AttemptStarted { run, task, .. } => self.runnable_since(*run, task),
+            Event::AttemptStarted { run, task, .. } if collect => self.runnable_since(*run, task),
             _ => None,
         };
         let mut changes = Vec::new();
@@ -269,8 +270,10 @@ impl SchedulerState {
                 .push(record.time.saturating_since(since).as_secs_f64());
         }
         for change in &changes {
-            self.rollup.observe(&self.state, change, record.time);
-            self.measure(change, &record);
+            if collect {
+                self.rollup.observe(&self.state, change, record.time);
+            }
+            self.measure(change, &record, collect);
         }
         self.outbox.push(record);
         for change in changes {
@@ -301,7 +304,7 @@ impl SchedulerState {
 
     /// Updates gauges now and stages samples, completions and notices for `change` (caused
     /// by `record`, already applied).
-    fn measure(&mut self, change: &Change, record: &EventRecord) {
+    fn measure(&mut self, change: &Change, record: &EventRecord, collect: bool) {
         match *change {
             Change::Task {
                 run,
@@ -310,15 +313,17 @@ impl SchedulerState {
                 to,
             } => {
                 let Some(r) = self.state.run(run) else { return };
-                let pool = r.workflow().pool(task).unwrap_or("");
-                pool_handles(&mut self.pool_metrics, &self.metrics, pool).moved(from, to);
-                if to == TaskState::AwaitingApproval {
-                    self.metrics.approvals_pending.inc();
-                } else if from == TaskState::AwaitingApproval {
-                    self.metrics.approvals_pending.dec();
+                if collect {
+                    let pool = r.workflow().pool(task).unwrap_or("");
+                    pool_handles(&mut self.pool_metrics, &self.metrics, pool).moved(from, to);
+                    if to == TaskState::AwaitingApproval {
+                        self.metrics.approvals_pending.inc();
+                    } else if from == TaskState::AwaitingApproval {
+                        self.metrics.approvals_pending.dec();
+                    }
                 }
                 let t = r.task(task);
-                if from == TaskState::Running && to != TaskState::Suspended {
+                if collect && from == TaskState::Running && to != TaskState::Suspended {
                     if let Some(started) = t.started_at {
                         self.samples.attempts.push((
                             to == TaskState::Succeeded,
@@ -368,18 +373,21 @@ impl SchedulerState {
             }
             Change::Run { run, from, to } => {
                 let Some(r) = self.state.run(run) else { return };
-                if to.is_finished() && !from.is_finished() {
+                if collect && to.is_finished() && !from.is_finished() {
                     self.samples.runs.push((
                         to,
                         record.time.saturating_since(r.submitted_at()).as_secs_f64(),
                     ));
-                    if self.shared.webhooks.wants(WebhookEvent::RunFinished) {
-                        self.notices.push(Notice::RunFinished {
-                            run,
-                            workflow: r.workflow().spec().name.clone(),
-                            state: to,
-                        });
-                    }
+                }
+                if to.is_finished()
+                    && !from.is_finished()
+                    && self.shared.webhooks.wants(WebhookEvent::RunFinished)
+                {
+                    self.notices.push(Notice::RunFinished {
+                        run,
+                        workflow: r.workflow().spec().name.clone(),
+                        state: to,
+                    });
                 }
             }
             Change::Compensation { .. } => {}

@@ -11,6 +11,7 @@
 //! - [`saga`]: listing pending approvals, and the rate a saga is undone against running the
 //!   same number of no-op tasks in sequence.
 
+pub mod metrics;
 pub mod saga;
 pub mod tasks;
 

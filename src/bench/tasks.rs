@@ -168,7 +168,7 @@ pub fn flat_workflow(name: &str, n: usize, command: &[&str]) -> Result<Workflow,
     })?)
 }
 
-async fn run_to_end(node: &NodeHandle, wf: Workflow) -> Result<Duration, BenchError> {
+pub(crate) async fn run_to_end(node: &NodeHandle, wf: Workflow) -> Result<Duration, BenchError> {
     let start = Instant::now();
     let run = node.submit(wf).await.map_err(node_err)?;
     node.wait_for_run(run).await.map_err(node_err)?;
@@ -371,7 +371,7 @@ impl Latency {
 }
 
 /// Stops dispatching, so what is submitted next stays queued.
-async fn halt(node: &NodeHandle) -> Result<(), BenchError> {
+pub(crate) async fn halt(node: &NodeHandle) -> Result<(), BenchError> {
     node.request(Request::Command(AdminCommand::Halt { kill: false }))
         .await
         .map_err(node_err)?;

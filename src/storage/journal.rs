@@ -62,6 +62,8 @@ pub const CF_SNAPSHOTS: &str = "snapshots";
 pub const CF_META: &str = "meta";
 /// Column family of per-minute, per-pool rollup buckets (`troupe metrics`).
 pub const CF_ROLLUPS: &str = "rollups";
+/// Every column family of the journal, in the order they are opened.
+pub const COLUMN_FAMILIES: [&str; 5] = [CF_EVENTS, CF_STREAMS, CF_SNAPSHOTS, CF_META, CF_ROLLUPS];
 /// Journal layout version written to `meta/format_version`.
 pub const JOURNAL_FORMAT_VERSION: u32 = 1;
 /// Name of the lock file inside the journal directory.
@@ -315,7 +317,7 @@ impl Journal {
         let lock = take_lock(dir)?;
         let mut db_opts = db_options();
         db_opts.create_missing_column_families(true);
-        let cfs = [CF_EVENTS, CF_STREAMS, CF_SNAPSHOTS, CF_META, CF_ROLLUPS]
+        let cfs = COLUMN_FAMILIES
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, cf_options()));
         let rocks = |source| JournalError::Rocks {
@@ -648,7 +650,7 @@ impl Journal {
 
     /// Flushes memtables to SST files (used before measuring on-disk reads).
     pub fn flush(&self) -> Result<(), JournalError> {
-        for cf in [CF_EVENTS, CF_STREAMS, CF_SNAPSHOTS, CF_META, CF_ROLLUPS] {
+        for cf in COLUMN_FAMILIES {
             self.db().flush_cf(self.cf(cf)).map_err(|e| self.rocks(e))?;
         }
         Ok(())

@@ -381,6 +381,26 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1_000)]
         steps: usize,
     },
+    /// Operating a node: /metrics scrape with 1M tasks in the journal (vs /healthz),
+    /// `metrics --since 7d` over 10M events (vs a raw scan of them), dashboard refreshes (vs a
+    /// status round trip), and no-op throughput with metrics on vs off.
+    Metrics {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Scratch directory (removed afterwards). Default: DATA_DIR/bench-metrics-<pid>.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Tasks in the journal while scraping.
+        #[arg(long, default_value_t = 1_000_000)]
+        scrape_tasks: usize,
+        /// Events in the 7-day window.
+        #[arg(long, default_value_t = 10_000_000)]
+        since_events: u64,
+        /// No-op tasks per overhead round.
+        #[arg(long, default_value_t = 200_000)]
+        overhead_tasks: usize,
+    },
 }
 
 /// Exit status for invalid input or usage.
@@ -894,6 +914,72 @@ fn run_bench(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
             println!(
                 "submit -> done, one no-op task ({} runs): p50 {:.2} ms, p99 {:.2} ms; three raw sync writes p50 {:.2} ms; p50 ratio {:.2}x",
                 l.samples, l.p50_us as f64 / 1e3, l.p99_us as f64 / 1e3, l.baseline_p50_us as f64 / 1e3, l.ratio
+            );
+        }
+        BenchCommand::Metrics {
+            json,
+            dir,
+            scrape_tasks,
+            since_events,
+            overhead_tasks,
+        } => {
+            anyhow::ensure!(
+                scrape_tasks > 0 && since_events > 0 && overhead_tasks > 0,
+                "counts must be positive"
+            );
+            let dir = dir
+                .unwrap_or_else(|| data_dir.join(format!("bench-metrics-{}", std::process::id())));
+            let mut opts = bench::metrics::MetricsBenchOptions::new(dir);
+            opts.scrape_tasks = scrape_tasks;
+            opts.since_events = since_events;
+            opts.overhead_tasks = overhead_tasks;
+            opts.binary = std::env::current_exe().ok();
+            let terminal = std::sync::Mutex::new(ratatui::Terminal::new(
+                ratatui::backend::TestBackend::new(160, 45),
+            )?);
+            let draw = |view: &troupe::messages::control::DashboardView| {
+                let screen = dashboard::Screen {
+                    view: Some(view.clone()),
+                    error: None,
+                    fetched_in: std::time::Duration::ZERO,
+                    interval: std::time::Duration::from_secs(1),
+                };
+                let mut t = terminal.lock().expect("not poisoned");
+                let _ = t.draw(|f| dashboard::draw(f, &screen));
+            };
+            let rt = tokio::runtime::Runtime::new()?;
+            let r = rt.block_on(bench::metrics::metrics(&opts, &draw))?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+                return Ok(());
+            }
+            let s = &r.scrape;
+            println!(
+                "scrape /metrics ({} tasks in the journal): p50 {:.2} ms, p99 {:.2} ms; GET /healthz p50 {:.2} ms; p50 ratio {:.2}x",
+                thousands(scrape_tasks as f64), s.p50_ms, s.p99_ms, s.baseline_p50_ms, s.ratio
+            );
+            let m = &r.since;
+            println!(
+                "metrics --since 7d ({} events, {} buckets): query p50 {:.1} ms, p99 {:.1} ms{}; raw scan of the events p50 {:.1} ms; p50 ratio {:.3}x",
+                thousands(m.events as f64), m.buckets, m.query.p50_ms, m.query.p99_ms,
+                m.cli_p50_ms.map(|c| format!(", CLI process p50 {c:.1} ms")).unwrap_or_default(),
+                m.query.baseline_p50_ms, m.query.ratio
+            );
+            for d in &r.dashboard {
+                println!(
+                    "dashboard refresh ({} queued tasks): p50 {:.1} ms, p99 {:.1} ms; status round trip p50 {:.2} ms; p50 ratio {:.1}x",
+                    thousands(d.tasks as f64), d.refresh.p50_ms, d.refresh.p99_ms, d.refresh.baseline_p50_ms, d.refresh.ratio
+                );
+            }
+            let o = &r.overhead;
+            let rounds: Vec<String> = o
+                .rounds
+                .iter()
+                .map(|(on, off)| format!("{}/{}", thousands(*on), thousands(*off)))
+                .collect();
+            println!(
+                "metrics cost ({} no-op tasks, {} rounds on/off: {}): {} tasks/s with metrics, {} without; ratio {:.3}x",
+                thousands(o.tasks as f64), o.rounds.len(), rounds.join(" "), thousands(o.figure), thousands(o.baseline), o.ratio
             );
         }
         BenchCommand::Saga {
