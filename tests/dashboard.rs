@@ -85,7 +85,17 @@ fn dashboard_under_tmux_shows_the_node_reconnects_and_quits() {
     );
     let ok = tmux
         .cmd()
-        .args(["new-session", "-d", "-s", "dash", "-x", "160", "-y", "45", &line])
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            "dash",
+            "-x",
+            "160",
+            "-y",
+            "45",
+            &line,
+        ])
         .status()
         .unwrap();
     assert!(ok.success());
@@ -108,7 +118,11 @@ fn dashboard_under_tmux_shows_the_node_reconnects_and_quits() {
     });
 
     // `q` quits and restores the terminal.
-    let ok = tmux.cmd().args(["send-keys", "-t", "dash", "q"]).status().unwrap();
+    let ok = tmux
+        .cmd()
+        .args(["send-keys", "-t", "dash", "q"])
+        .status()
+        .unwrap();
     assert!(ok.success());
     let deadline = Instant::now() + Duration::from_secs(30);
     while tmux.alive() {

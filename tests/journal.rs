@@ -267,8 +267,7 @@ fn only_one_writer_at_a_time() {
 fn corrupt(dir: &Path, seq: Seq) -> Vec<u8> {
     let mut opts = rocksdb::Options::default();
     opts.create_if_missing(false);
-    let db =
-        rocksdb::DB::open_cf(&opts, dir, COLUMN_FAMILIES).unwrap();
+    let db = rocksdb::DB::open_cf(&opts, dir, COLUMN_FAMILIES).unwrap();
     let cf = db.cf_handle(CF_EVENTS).unwrap();
     let mut value = db.get_cf(cf, seq.to_be_bytes()).unwrap().unwrap();
     let i = value.len() / 2;
@@ -278,12 +277,7 @@ fn corrupt(dir: &Path, seq: Seq) -> Vec<u8> {
 }
 
 fn stored(dir: &Path, seq: Seq) -> Option<Vec<u8>> {
-    let db = rocksdb::DB::open_cf(
-        &rocksdb::Options::default(),
-        dir,
-        COLUMN_FAMILIES,
-    )
-    .unwrap();
+    let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir, COLUMN_FAMILIES).unwrap();
     let cf = db.cf_handle(CF_EVENTS).unwrap();
     db.get_cf(cf, seq.to_be_bytes()).unwrap()
 }
@@ -320,12 +314,8 @@ async fn a_missing_event_is_a_gap_not_a_skip() {
     let dir = tempfile::tempdir().unwrap();
     write_all(dir.path(), run_events(run_id(7), 2)).await; // 1..=5
     {
-        let db = rocksdb::DB::open_cf(
-            &rocksdb::Options::default(),
-            dir.path(),
-            COLUMN_FAMILIES,
-        )
-        .unwrap();
+        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), COLUMN_FAMILIES)
+            .unwrap();
         db.delete_cf(db.cf_handle(CF_EVENTS).unwrap(), 3u64.to_be_bytes())
             .unwrap();
     }

@@ -110,25 +110,6 @@ fn sigkill_at_random_moments_loses_nothing() {
     );
 }
 
-fn inject(dir: &std::path::Path, actor: &str) -> troupe::messages::control::Response {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let mut c = troupe::client::Client::connect(dir).await.unwrap();
-        match c
-            .request(&troupe::messages::control::Request::InjectPanic(
-                actor.into(),
-            ))
-            .await
-        {
-            Ok(r) => r,
-            // The scheduler panics before answering: the connection's answer is lost.
-            Err(e) => troupe::messages::control::Response::Error(
-                troupe::messages::control::ControlError::Internal(e.to_string()),
-            ),
-        }
-    })
-}
-
 #[test]
 fn panics_in_scheduler_and_worker_are_restarted_and_the_run_finishes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -139,12 +120,12 @@ fn panics_in_scheduler_and_worker_are_restarted_and_the_run_finishes() {
     wait_until(&dir, &id, 60, |v| {
         v["tasks_succeeded"].as_u64().unwrap() >= 10
     });
-    let r = inject(&dir, "worker");
+    let r = inject_panic(&dir, "worker");
     assert_eq!(r, troupe::messages::control::Response::Done);
     wait_until(&dir, &id, 60, |v| {
         v["tasks_succeeded"].as_u64().unwrap() >= 40
     });
-    let r = inject(&dir, "scheduler");
+    let r = inject_panic(&dir, "scheduler");
     assert!(
         matches!(r, troupe::messages::control::Response::Error(_)),
         "{r:?}"

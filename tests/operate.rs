@@ -24,6 +24,9 @@ depends_on = ["ok"]
 retry = { max_attempts = 2, initial_interval = "10ms" }
 "#;
 
+/// Three independent tasks.
+const WIDE: &str = "name = \"wide\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\n[[task]]\nid = \"b\"\ncommand = [\"true\"]\n[[task]]\nid = \"c\"\ncommand = [\"true\"]\n";
+
 /// The value of the sample `name{labels}` in a Prometheus text body.
 fn sample(body: &str, series: &str) -> Option<f64> {
     body.lines()
@@ -175,11 +178,7 @@ fn health_grades_the_node_with_nagios_exit_codes() {
 
     // Backlog: halted, three ready tasks > 1.
     assert!(run(dir, &["halt"]).status.success());
-    let wide = workflow(
-        dir,
-        "wide.toml",
-        "name = \"wide\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\n[[task]]\nid = \"b\"\ncommand = [\"true\"]\n[[task]]\nid = \"c\"\ncommand = [\"true\"]\n",
-    );
+    let wide = workflow(dir, "wide.toml", WIDE);
     let run_id = submit(dir, &wide);
     let o = run(dir, &["health"]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
@@ -505,4 +504,54 @@ fn webhooks_deliver_retry_and_never_block_the_node() {
     let bodies = ok.bodies.lock().unwrap().clone();
     let stopping = bodies.iter().find(|b| b["event"] == "node_stopping");
     assert!(stopping.is_some(), "no node_stopping in {bodies:?}");
+}
+
+#[test]
+fn a_scheduler_restart_is_counted_and_gauges_are_recounted_not_doubled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _node = NodeProc::start(dir, &[]);
+    let addr = http_addr(dir);
+    assert!(run(dir, &["halt"]).status.success());
+    let wide = workflow(dir, "wide.toml", WIDE);
+    submit(dir, &wide);
+    let depth = || {
+        sample(
+            &http_get(&addr, "/metrics").1,
+            r#"troupe_queue_depth{pool=""}"#,
+        )
+    };
+    assert_eq!(depth(), Some(3.0));
+
+    inject_panic(dir, "scheduler");
+    wait_for("the restarted scheduler", || {
+        run(dir, &["status"]).status.success()
+    });
+    let body = http_get(&addr, "/metrics").1;
+    assert_eq!(
+        sample(&body, r#"troupe_queue_depth{pool=""}"#),
+        Some(3.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, r#"troupe_tasks{pool="",state="ready"}"#),
+        Some(3.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, r#"troupe_actor_restarts_total{actor="scheduler"}"#),
+        Some(1.0),
+        "{body}"
+    );
+    let o = run(dir, &["health", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let h: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let restarts = h["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "restarts")
+        .unwrap();
+    assert_eq!(restarts["status"], "degraded");
+    assert!(restarts["value"].as_f64().unwrap() >= 1.0);
 }

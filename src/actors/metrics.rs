@@ -20,7 +20,8 @@
 //! | `troupe_process_*` | | | CPU seconds, resident memory, open fds ([`prometheus::process_collector`]) |
 //!
 //! Counters count since the process started (Prometheus handles resets); they are raised
-//! only once the events behind them are durable. The figures that survive restarts are
+//! only once the events behind them are durable. Histograms and gauges follow the scheduler's
+//! decisions as they are made. The figures that survive restarts are
 //! the journal's rollups ([`crate::model::rollup`], `troupe metrics --since`).
 //!
 //! # HTTP
@@ -42,7 +43,7 @@ use prometheus::{
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::messages::control::{Health, HealthCheck, HealthReport, NodeView, Request, Response};
-use crate::model::rollup::{MetricsReport, RollupDelta, BUCKET_MS};
+use crate::model::rollup::{Counts, MetricsReport, BUCKET_MS};
 use crate::model::{RunState, TaskState, Timestamp};
 use crate::node::NodeShared;
 use crate::storage::{Journal, JournalError};
@@ -133,43 +134,29 @@ impl PoolHandles {
         }
     }
 
+    /// Adds a durable bucket's counts to the counters.
+    pub fn count(&self, b: &Counts) {
+        for (c, n) in self.outcomes.iter().zip([
+            b.succeeded,
+            b.failed,
+            b.cancelled,
+            b.upstream_failed,
+            b.compensated,
+        ]) {
+            if n > 0 {
+                c.inc_by(n);
+            }
+        }
+        self.attempts.inc_by(b.attempts);
+        self.retries.inc_by(b.retries);
+    }
+
     /// A task of this pool is in `state` (counting at boot).
     pub fn add(&self, state: TaskState) {
         self.states[state as usize].inc();
         if state == TaskState::Ready {
             self.queue_depth.inc();
         }
-    }
-
-    /// Zeroes the gauges (before recounting at boot).
-    pub fn reset(&self) {
-        for g in &self.states {
-            g.set(0);
-        }
-        self.queue_depth.set(0);
-    }
-}
-
-/// Samples of one scheduler flush, applied to [`Metrics`] once its events are durable.
-#[derive(Debug, Default)]
-pub struct MetricsDelta {
-    /// The counters (the same delta the journal adds to its rollups).
-    pub counts: RollupDelta,
-    /// Attempt durations, s, and whether the attempt succeeded.
-    pub attempts: Vec<(bool, f64)>,
-    /// Queue waits, s.
-    pub queue_waits: Vec<f64>,
-    /// Run durations, s, by final state.
-    pub runs: Vec<(RunState, f64)>,
-}
-
-impl MetricsDelta {
-    /// Whether nothing was recorded.
-    pub fn is_empty(&self) -> bool {
-        self.counts.is_empty()
-            && self.attempts.is_empty()
-            && self.queue_waits.is_empty()
-            && self.runs.is_empty()
     }
 }
 
@@ -344,43 +331,36 @@ impl Metrics {
         }
     }
 
-    /// Applies a durable flush's samples; `pool` gives the handles of a pool.
-    pub fn apply(&self, delta: &MetricsDelta, mut pool: impl FnMut(&str) -> PoolHandles) {
-        for ((_, name), b) in &delta.counts.buckets {
-            let h = pool(name);
-            for (c, n) in h.outcomes.iter().zip([
-                b.succeeded,
-                b.failed,
-                b.cancelled,
-                b.upstream_failed,
-                b.compensated,
-            ]) {
-                if n > 0 {
-                    c.inc_by(n);
-                }
-            }
-            h.attempts.inc_by(b.attempts);
-            h.retries.inc_by(b.retries);
+    /// An attempt ended after `secs` (succeeded or not).
+    pub fn attempt_ended(&self, succeeded: bool, secs: f64) {
+        if succeeded {
+            self.attempt_ok.observe(secs);
+        } else {
+            self.attempt_failed.observe(secs);
         }
-        for &(ok, secs) in &delta.attempts {
-            if ok {
-                self.attempt_ok.observe(secs);
-            } else {
-                self.attempt_failed.observe(secs);
-            }
+    }
+
+    /// An attempt started `secs` after its task became runnable.
+    pub fn queue_wait(&self, secs: f64) {
+        self.queue_wait.observe(secs);
+    }
+
+    /// A run reached final `state` `secs` after its submission.
+    pub fn run_ended(&self, state: RunState, secs: f64) {
+        if let Some(h) = RunState::ALL
+            .iter()
+            .position(|s| *s == state)
+            .and_then(|i| self.run_duration.get(i))
+        {
+            h.observe(secs);
         }
-        for &secs in &delta.queue_waits {
-            self.queue_wait.observe(secs);
-        }
-        for &(state, secs) in &delta.runs {
-            if let Some(h) = RunState::ALL
-                .iter()
-                .position(|s| *s == state)
-                .and_then(|i| self.run_duration.get(i))
-            {
-                h.observe(secs);
-            }
-        }
+    }
+
+    /// Drops every task-state and queue-depth gauge (a starting scheduler recounts them;
+    /// handles taken before this no longer reach the registry).
+    pub fn reset_task_gauges(&self) {
+        self.task_states.reset();
+        self.queue_depth.reset();
     }
 
     /// A supervisor restarted `actor`.

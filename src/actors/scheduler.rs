@@ -36,7 +36,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::actors::approval::{apply_rules, pending_approval, ApprovalRule};
 use crate::actors::journal::JournalRef;
-use crate::actors::metrics::{Metrics, MetricsDelta, PoolHandles};
+use crate::actors::metrics::{Metrics, PoolHandles};
 use crate::actors::saga::SagaCoordinator;
 use crate::messages::approval::{ApprovalChange, ApprovalMsg};
 use crate::messages::control::{
@@ -50,7 +50,7 @@ use crate::messages::scheduler::{
 use crate::model::decide::{
     attempt_end, compensation_end, running_attempts, running_compensations, AttemptEnd, QueueKey,
 };
-use crate::model::rollup::RollupDelta;
+use crate::model::rollup::{Counts, RollupDelta};
 use crate::model::{
     ApplyError, Change, CompensationState, Event, EventRecord, Failure, Run, RunId, RunState, Seq,
     State, TaskId, TaskIndex, TaskState, Timestamp, Workflow,
@@ -124,8 +124,8 @@ enum Effect {
     Finished(RunId, RunState),
     /// Tell the approval gate what changed.
     Approvals(Vec<ApprovalChange>),
-    /// Count durable samples into the metrics registry.
-    Metrics(Box<MetricsDelta>),
+    /// Add a durable bucket's counts to a pool's counters.
+    Count(CompactString, Counts),
     /// Hand notices to the webhook sender.
     Notify(Vec<Notice>),
 }
@@ -203,8 +203,6 @@ pub struct SchedulerState {
     snapshot_every: u64,
     /// Rollup counts of the outbox (go to the journal with it).
     rollup: RollupDelta,
-    /// Metric samples of the outbox (applied to the registry once durable).
-    samples: MetricsDelta,
     /// The node's registry.
     metrics: Arc<Metrics>,
     /// Metric handles per pool name (`""`: no pool).
@@ -265,9 +263,8 @@ impl SchedulerState {
             self.last_progress = record.time;
         }
         if let Some(since) = runnable_since {
-            self.samples
-                .queue_waits
-                .push(record.time.saturating_since(since).as_secs_f64());
+            self.metrics
+                .queue_wait(record.time.saturating_since(since).as_secs_f64());
         }
         for change in &changes {
             if collect {
@@ -325,10 +322,10 @@ impl SchedulerState {
                 let t = r.task(task);
                 if collect && from == TaskState::Running && to != TaskState::Suspended {
                     if let Some(started) = t.started_at {
-                        self.samples.attempts.push((
+                        self.metrics.attempt_ended(
                             to == TaskState::Succeeded,
                             record.time.saturating_since(started).as_secs_f64(),
-                        ));
+                        );
                     }
                 }
                 if to.is_terminal() {
@@ -374,10 +371,10 @@ impl SchedulerState {
             Change::Run { run, from, to } => {
                 let Some(r) = self.state.run(run) else { return };
                 if collect && to.is_finished() && !from.is_finished() {
-                    self.samples.runs.push((
+                    self.metrics.run_ended(
                         to,
                         record.time.saturating_since(r.submitted_at()).as_secs_f64(),
-                    ));
+                    );
                 }
                 if to.is_finished()
                     && !from.is_finished()
@@ -486,10 +483,8 @@ impl SchedulerState {
         if !self.outbox.is_empty() {
             let records = std::mem::take(&mut self.outbox);
             let rollup = std::mem::take(&mut self.rollup);
-            let mut samples = std::mem::take(&mut self.samples);
-            samples.counts = rollup.clone();
-            if !samples.is_empty() {
-                self.after_persist(Effect::Metrics(Box::new(samples)));
+            for ((_, pool), b) in &rollup.buckets {
+                self.after_persist(Effect::Count(pool.clone(), Counts::of(b)));
             }
             if !self.notices.is_empty() {
                 let notices = std::mem::take(&mut self.notices);
@@ -564,9 +559,8 @@ impl SchedulerState {
                         let _ = gate.cast(ApprovalMsg::Changed(changes));
                     }
                 }
-                Effect::Metrics(delta) => {
-                    let (cache, metrics) = (&mut self.pool_metrics, &self.metrics);
-                    metrics.apply(&delta, |pool| pool_handles(cache, metrics, pool).clone());
+                Effect::Count(pool, counts) => {
+                    pool_handles(&mut self.pool_metrics, &self.metrics, &pool).count(&counts);
                 }
                 Effect::Notify(notices) => {
                     for n in notices {
@@ -1496,10 +1490,9 @@ impl SchedulerState {
 
     /// Recounts the task gauges from the state (at start: the registry outlives us).
     fn count_gauges(&mut self) {
-        for h in self.pool_metrics.values() {
-            h.reset();
-        }
-        // Pools seen by an earlier incarnation are zeroed through fresh handles.
+        // An earlier incarnation's counts are stale: start from nothing.
+        self.pool_metrics.clear();
+        self.metrics.reset_task_gauges();
         let mut approvals = 0;
         let (cache, metrics) = (&mut self.pool_metrics, &self.metrics);
         for r in self.state.runs() {
@@ -1633,7 +1626,6 @@ impl Actor for Scheduler {
             snapshot_seq: replayed_snapshot.unwrap_or(0),
             snapshot_every: shared.config.snapshot_every,
             rollup: RollupDelta::default(),
-            samples: MetricsDelta::default(),
             metrics: Arc::clone(&shared.metrics),
             pool_metrics: HashMap::new(),
             notices: Vec::new(),

@@ -83,40 +83,14 @@ impl LatencySketch {
         self.max_ms = self.max_ms.max(ms);
     }
 
-    /// Adds every value of `other`.
+    /// Adds every value of `other` (in place: sketches hold few bins).
     pub fn merge(&mut self, other: &LatencySketch) {
-        if other.bins.is_empty() {
-            return;
-        }
-        let mut out = Vec::with_capacity(self.bins.len() + other.bins.len());
-        let (mut a, mut b) = (self.bins.iter().peekable(), other.bins.iter().peekable());
-        loop {
-            match (a.peek(), b.peek()) {
-                (Some(&&(i, x)), Some(&&(j, y))) => {
-                    if i == j {
-                        out.push((i, x + y));
-                        a.next();
-                        b.next();
-                    } else if i < j {
-                        out.push((i, x));
-                        a.next();
-                    } else {
-                        out.push((j, y));
-                        b.next();
-                    }
-                }
-                (Some(&&p), None) => {
-                    out.push(p);
-                    a.next();
-                }
-                (None, Some(&&p)) => {
-                    out.push(p);
-                    b.next();
-                }
-                (None, None) => break,
+        for &(i, c) in &other.bins {
+            match self.bins.binary_search_by_key(&i, |&(k, _)| k) {
+                Ok(p) => self.bins[p].1 += c,
+                Err(p) => self.bins.insert(p, (i, c)),
             }
         }
-        self.bins = out;
         self.sum_ms = self.sum_ms.saturating_add(other.sum_ms);
         self.max_ms = self.max_ms.max(other.max_ms);
     }
@@ -265,8 +239,17 @@ impl RollupDelta {
 
     /// Adds `other` into `self`.
     pub fn merge(&mut self, other: RollupDelta) {
+        if self.buckets.is_empty() {
+            *self = other;
+            return;
+        }
         for (k, b) in other.buckets {
-            self.buckets.entry(k).or_default().merge(&b);
+            match self.buckets.entry(k) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(b);
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().merge(&b),
+            }
         }
     }
 }
@@ -319,6 +302,21 @@ pub struct Counts {
     pub retries: u64,
 }
 
+impl Counts {
+    /// The counters of `b`.
+    pub fn of(b: &Bucket) -> Counts {
+        Counts {
+            succeeded: b.succeeded,
+            failed: b.failed,
+            cancelled: b.cancelled,
+            upstream_failed: b.upstream_failed,
+            compensated: b.compensated,
+            attempts: b.attempts,
+            retries: b.retries,
+        }
+    }
+}
+
 impl PoolFigures {
     fn from_bucket(pool: Option<String>, b: &Bucket, window: Duration) -> Self {
         let ended = b.succeeded + b.failed;
@@ -336,15 +334,7 @@ impl PoolFigures {
                 b.failed as f64 / ended as f64
             },
             latency: b.latency.summary(),
-            counts: Counts {
-                succeeded: b.succeeded,
-                failed: b.failed,
-                cancelled: b.cancelled,
-                upstream_failed: b.upstream_failed,
-                compensated: b.compensated,
-                attempts: b.attempts,
-                retries: b.retries,
-            },
+            counts: Counts::of(b),
         }
     }
 }

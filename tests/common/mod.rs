@@ -249,3 +249,25 @@ pub fn of<'a>(events: &'a [Value], ty: &str, task: &str) -> Vec<&'a Value> {
         .filter(|e| e["type"] == ty && e["task"] == task)
         .collect()
 }
+
+/// Asks the node's test hook to make `actor` panic (the node must run with
+/// `TROUPE_TEST_HOOKS=1`, as [`NodeProc`] does). A scheduler panics before answering, so its
+/// answer is an error.
+pub fn inject_panic(dir: &std::path::Path, actor: &str) -> troupe::messages::control::Response {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = troupe::client::Client::connect(dir).await.unwrap();
+        match c
+            .request(&troupe::messages::control::Request::InjectPanic(
+                actor.into(),
+            ))
+            .await
+        {
+            Ok(r) => r,
+            // The scheduler panics before answering: the connection's answer is lost.
+            Err(e) => troupe::messages::control::Response::Error(
+                troupe::messages::control::ControlError::Internal(e.to_string()),
+            ),
+        }
+    })
+}
