@@ -482,7 +482,7 @@ impl Node {
         // Bind first: a port in use stops the node before it touches the journal.
         let http = match self.config.http_addr {
             Some(addr) => Some(
-                crate::actors::metrics::bind_http(addr)
+                std::net::TcpListener::bind(addr)
                     .map_err(|source| NodeError::Http { addr, source })?,
             ),
             None => None,

@@ -32,7 +32,6 @@
 //! the node before it touches the journal.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -582,8 +581,11 @@ pub async fn evaluate_health(shared: &Arc<NodeShared>) -> HealthReport {
     let journal = shared.journal.clone();
     let hour = Duration::from_secs(3600);
     let report = tokio::task::spawn_blocking(move || metrics_report(&journal, now, hour)).await;
-    match report {
-        Ok(Ok(r)) => {
+    match report
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+    {
+        Ok(r) => {
             let ended = r.total.counts.succeeded + r.total.counts.failed;
             checks.push(check(
                 "error_rate",
@@ -598,15 +600,6 @@ pub async fn evaluate_health(shared: &Arc<NodeShared>) -> HealthReport {
                 ),
             ));
         }
-        Ok(Err(e)) => checks.push(check(
-            "error_rate",
-            Health::Degraded,
-            true,
-            0.0,
-            t.error_rate,
-            "ratio",
-            format!("cannot read the rollups: {e}"),
-        )),
         Err(e) => checks.push(check(
             "error_rate",
             Health::Degraded,
@@ -721,11 +714,6 @@ pub async fn serve_http(
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.notified().await })
         .await
-}
-
-/// Binds `addr` for the HTTP endpoints. Errors name the address ("address already in use").
-pub fn bind_http(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    std::net::TcpListener::bind(addr)
 }
 
 /// The metrics actor: watches the node's health for `health_changed` webhooks and drops

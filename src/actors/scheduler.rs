@@ -50,7 +50,7 @@ use crate::messages::scheduler::{
 use crate::model::decide::{
     attempt_end, compensation_end, running_attempts, running_compensations, AttemptEnd, QueueKey,
 };
-use crate::model::rollup::{Counts, RollupDelta};
+use crate::model::rollup::{schedulable_since, Counts, RollupDelta};
 use crate::model::{
     ApplyError, Change, CompensationState, Event, EventRecord, Failure, Run, RunId, RunState, Seq,
     State, TaskId, TaskIndex, TaskState, Timestamp, Workflow,
@@ -288,13 +288,9 @@ impl SchedulerState {
         let t = r.task(i);
         match t.state {
             TaskState::Retrying => t.retry_at,
-            TaskState::Ready if !r.workflow().requires_approval(i) && !t.approved => Some(
-                r.workflow()
-                    .plan()
-                    .upstream(i)
-                    .filter_map(|d| r.task(d).finished_at)
-                    .fold(r.submitted_at(), Timestamp::max),
-            ),
+            TaskState::Ready if !r.workflow().requires_approval(i) && !t.approved => {
+                Some(schedulable_since(r, i))
+            }
             _ => None,
         }
     }
@@ -894,14 +890,20 @@ impl SchedulerState {
         let Some(mut heap) = self.node_parked.remove(pool) else {
             return;
         };
+        self.requeue_best(&mut heap);
+        if !heap.is_empty() {
+            self.node_parked.insert(pool.to_owned(), heap);
+        }
+    }
+
+    /// Moves the best dispatchable entry of `heap` into the queue, dropping stale ones
+    /// (cancelled, suspended, already running) on the way.
+    fn requeue_best(&mut self, heap: &mut BinaryHeap<Entry>) {
         while let Some(e) = heap.pop() {
             if self.dispatchable(&e) {
                 self.queue.push(e);
                 break;
             }
-        }
-        if !heap.is_empty() {
-            self.node_parked.insert(pool.to_owned(), heap);
         }
     }
 
@@ -911,12 +913,7 @@ impl SchedulerState {
         let Some(mut heap) = self.parked.remove(key) else {
             return;
         };
-        while let Some(e) = heap.pop() {
-            if self.dispatchable(&e) {
-                self.queue.push(e);
-                break;
-            }
-        }
+        self.requeue_best(&mut heap);
         if !heap.is_empty() {
             self.parked.insert(key.clone(), heap);
         }
@@ -1357,14 +1354,9 @@ impl SchedulerState {
                     continue;
                 }
                 let t = i as TaskIndex;
-                let deps_done = wf
-                    .plan()
-                    .upstream(t)
-                    .filter_map(|u| r.task(u).finished_at)
-                    .max();
                 let since = match task.state {
                     TaskState::Retrying => task.started_at.unwrap_or(r.submitted_at()),
-                    _ => deps_done.unwrap_or(r.submitted_at()).max(r.submitted_at()),
+                    _ => schedulable_since(r, t),
                 };
                 let pool = wf.pool(t).map(str::to_owned);
                 let pool_full = pool.as_ref().is_some_and(|p| {

@@ -23,7 +23,8 @@ use std::time::Duration;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
-use super::state::{Change, State};
+use super::ids::TaskIndex;
+use super::state::{Change, Run, State};
 use super::task::TaskState;
 use super::time::Timestamp;
 
@@ -221,7 +222,7 @@ impl RollupDelta {
                 bucket(self, time, pool).retries += 1
             }
             TaskState::Succeeded | TaskState::Failed => {
-                let latency = time.saturating_since(schedulable_since(state, run, task));
+                let latency = time.saturating_since(schedulable_since(r, task));
                 let b = bucket(self, time, pool);
                 if to == TaskState::Succeeded {
                     b.succeeded += 1;
@@ -254,12 +255,9 @@ impl RollupDelta {
     }
 }
 
-/// When the task could first run: its run's submission or its last dependency's success,
-/// whichever is later.
-fn schedulable_since(state: &State, run: super::RunId, task: super::TaskIndex) -> Timestamp {
-    let Some(r) = state.run(run) else {
-        return Timestamp(0);
-    };
+/// When `task` of `r` could first run: its run's submission or its last dependency's
+/// success, whichever is later (the start of schedule-to-close latency).
+pub fn schedulable_since(r: &Run, task: TaskIndex) -> Timestamp {
     r.workflow()
         .plan()
         .upstream(task)
