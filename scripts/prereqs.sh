@@ -8,11 +8,15 @@ set -euo pipefail
 need=()
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v c++ >/dev/null 2>&1 || need+=(g++)
-if ! compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null \
-    && ! compgen -G "/usr/lib/x86_64-linux-gnu/libclang*.so*" >/dev/null \
-    && ! compgen -G "/usr/lib/aarch64-linux-gnu/libclang*.so*" >/dev/null; then
-  need+=(libclang-dev)
-fi
+# libclang itself (libclang.so*, libclang-N.so*), not libclang-cpp, which some images ship alone
+# and which bindgen cannot use.
+have_libclang=0
+for dir in /usr/lib/llvm-*/lib /usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu; do
+  if compgen -G "$dir/libclang.so*" >/dev/null || compgen -G "$dir/libclang-[0-9]*.so*" >/dev/null; then
+    have_libclang=1
+  fi
+done
+[ "$have_libclang" = 1 ] || need+=(libclang-dev)
 # The test suite also drives `troupe dashboard` in a real terminal.
 if [ "${TROUPE_TEST_TOOLS:-0}" = 1 ] && ! command -v tmux >/dev/null 2>&1; then
   need+=(tmux)
