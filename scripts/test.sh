@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test (unit, doc, property, integration against the real binary and real
-# RocksDB, the SIGKILL crash test) after installing missing prerequisites.
+# RocksDB, the SIGKILL crash test) after installing missing prerequisites, and the test of
+# the script that installs them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TROUPE_TEST_TOOLS=1 source scripts/prereqs.sh
+# The test of prereqs.sh itself (stub apt-get, curl and sudo: installs nothing, needs no network).
+scripts/test-prereqs.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/troupe-target}"
 # --all-targets also runs the benchmarks once each in test mode (so they keep compiling and
 # working); it leaves out doctests, which the second command runs.
