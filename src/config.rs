@@ -12,7 +12,7 @@
 //! escaped: inside a TOML string, a value holding `"` or `\` must be escaped in the variable.
 //!
 //! ```toml
-//! workers = 16             # worker actors (≥ 1)
+//! workers = 16             # worker actors (1 to 10,000)
 //! grace = "10s"            # SIGTERM → SIGKILL grace, and shutdown grace
 //! durability = "sync"      # or "buffered"
 //! log_cap = 16777216       # bytes of output kept per attempt log
@@ -251,11 +251,47 @@ pub fn locate(explicit: Option<&Path>, data_dir: &Path) -> Option<PathBuf> {
     }
 }
 
+/// Largest config file read, in bytes (1 MiB; a config with hundreds of rules and webhooks
+/// is a few KiB).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Checks a worker count from any source (file, `TROUPE_WORKERS`, `--workers`): 1 to
+/// [`crate::node::MAX_WORKERS`].
+pub fn check_workers(n: i64) -> Result<u32, String> {
+    let max = crate::node::MAX_WORKERS;
+    if (1..=i64::from(max)).contains(&n) {
+        Ok(n as u32)
+    } else {
+        Err(format!("workers must be between 1 and {max} (got {n})"))
+    }
+}
+
 /// Reads and checks a config file, substituting `${VAR}` from the process environment.
 pub fn load(path: &Path) -> Result<NodeFile, ConfigError> {
+    use std::io::Read;
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("{name}: cannot read the config file: {e}")))?;
+    let cannot =
+        |e: std::io::Error| ConfigError(format!("{name}: cannot read the config file: {e}"));
+    // Read at most one byte past the cap: a wrong path (`/dev/zero`, a log) is refused
+    // instead of being read into memory whole.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(cannot)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError(format!(
+            "{name}: larger than the {} MiB limit for config files (is it the right file?)",
+            MAX_CONFIG_BYTES >> 20
+        )));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        ConfigError(format!(
+            "{name}: not valid UTF-8 at byte {} (TOML files must be UTF-8)",
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
     let text = substitute(&text, &name, |v| std::env::var(v).ok())?;
     parse(&text, &name)
 }
@@ -345,13 +381,10 @@ pub fn apply_env(
                 file.http_addr = Some(parse_http_addr(&v).map_err(|e| bad(var, &v, e))?);
             }
             "TROUPE_WORKERS" => {
-                let n: u32 = v
+                let n: i64 = v
                     .parse()
                     .map_err(|e| bad(var, &v, format!("not a worker count ({e})")))?;
-                if n == 0 {
-                    return Err(bad(var, &v, "workers must be at least 1".into()));
-                }
-                file.workers = Some(n);
+                file.workers = Some(check_workers(n).map_err(|e| bad(var, &v, e))?);
             }
             "TROUPE_GRACE" => {
                 file.grace = Some(
@@ -508,14 +541,7 @@ pub fn parse(text: &str, name: &str) -> Result<NodeFile, ConfigError> {
     let raw: Raw = toml::from_str(text).map_err(|e| at(e.span(), e.message()))?;
     let mut out = NodeFile::default();
     if let Some(w) = &raw.workers {
-        let n = *w.get_ref();
-        if n < 1 || n > u32::MAX as i64 {
-            return Err(at(
-                Some(w.span()),
-                &format!("workers must be at least 1 (got {n})"),
-            ));
-        }
-        out.workers = Some(n as u32);
+        out.workers = Some(check_workers(*w.get_ref()).map_err(|e| at(Some(w.span()), &e))?);
     }
     for (field, value, slot) in [
         ("log_cap", &raw.log_cap, &mut out.log_cap),
@@ -793,7 +819,7 @@ mod tests {
             (
                 "TROUPE_WORKERS",
                 "0",
-                "TROUPE_WORKERS=0: workers must be at least 1",
+                "TROUPE_WORKERS=0: workers must be between 1 and 10000 (got 0)",
             ),
             (
                 "TROUPE_WORKERS",

@@ -51,6 +51,11 @@ use crate::webhooks::{Notice, WebhookConfig, Webhooks};
 /// the terminating NUL).
 pub const MAX_SOCKET_PATH: usize = 107;
 
+/// Most worker actors a node runs (so most attempts at once): 10,000. Each worker is an
+/// actor (a few KiB) and each attempt a process group with open log files, so a count far
+/// above this is a typing error that would exhaust memory or descriptors before serving.
+pub const MAX_WORKERS: u32 = 10_000;
+
 /// Node settings. Defaults are documented per field.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -69,6 +74,10 @@ pub struct NodeConfig {
     pub grace: Duration,
     /// Serve the control socket (default true).
     pub control_socket: bool,
+    /// Accept runs submitted over the control socket (default true). `troupe run`'s embedded
+    /// node turns it off: it stops when its own run ends, so it must not accept runs it would
+    /// abandon. Other requests (status, approve, cancel, ...) are served either way.
+    pub socket_submissions: bool,
     /// Honour [`Request::InjectPanic`] (tests only; default false, or `TROUPE_TEST_HOOKS=1`).
     pub test_hooks: bool,
     /// The scheduler stores a snapshot of its state after this many events (default
@@ -114,6 +123,7 @@ impl NodeConfig {
             log_cap: 16 << 20,
             grace: Duration::from_secs(10),
             control_socket: true,
+            socket_submissions: true,
             test_hooks: std::env::var("TROUPE_TEST_HOOKS").is_ok_and(|v| v == "1"),
             snapshot_every: 1_000_000,
             intensity: 3,
@@ -236,6 +246,15 @@ impl NodeShared {
     /// The current scheduler.
     pub fn scheduler(&self) -> Option<ActorRef<SchedulerMsg>> {
         self.scheduler.lock().expect("not poisoned").clone()
+    }
+
+    /// Makes a shutdown in progress stop now: every running attempt's process group gets
+    /// SIGKILL instead of waiting out the grace period; their ends are not journaled (the next
+    /// boot closes them as interrupted and retries them). For a second Ctrl-C.
+    pub fn kill_running(&self) {
+        if let Some(s) = self.scheduler() {
+            let _ = s.cast(SchedulerMsg::KillRunning);
+        }
     }
 
     /// The current approval gate.
@@ -449,19 +468,21 @@ impl Node {
         self.launch(Some(parent)).await
     }
 
+    /// Checks the settings that need no I/O, then makes sure the data dir exists: missing
+    /// folders are created with mode 0700 (the journal and logs may hold secrets); an existing
+    /// folder keeps its mode (it may be shared, or a project folder), with a warning when
+    /// others may write to it. Nothing is created when a check fails.
     fn prepare_data_dir(config: &NodeConfig) -> Result<(), NodeError> {
         let dir = &config.data_dir;
         let err = |message: String| NodeError::DataDir {
             path: dir.clone(),
             message,
         };
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| err(e.to_string()))?;
-        if config.workers == 0 {
-            return Err(err("workers must be at least 1".into()));
+        if config.workers == 0 || config.workers > MAX_WORKERS {
+            return Err(err(format!(
+                "workers must be between 1 and {MAX_WORKERS} (got {})",
+                config.workers
+            )));
         }
         if config.control_socket {
             let sock = config.socket_path();
@@ -473,6 +494,27 @@ impl Node {
                     sock.display()
                 )));
             }
+        }
+        match std::fs::metadata(dir) {
+            Ok(meta) if !meta.is_dir() => {
+                return Err(err("exists and is not a directory".into()));
+            }
+            Ok(meta) => {
+                let mode = meta.permissions().mode();
+                if mode & 0o022 != 0 {
+                    tracing::warn!(
+                        data_dir = %dir.display(),
+                        mode = format!("{:o}", mode & 0o7777),
+                        "the data dir is writable by other users; they could tamper with \
+                         the journal and logs (a private folder, mode 0700, is safer)"
+                    );
+                }
+            }
+            Err(_) => std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| err(e.to_string()))?,
         }
         Ok(())
     }
@@ -493,10 +535,6 @@ impl Node {
             self.config.webhooks.clone(),
             journal.node_id().to_string(),
             Arc::clone(&metrics),
-        );
-        let _ = std::fs::set_permissions(
-            &self.config.data_dir,
-            std::fs::Permissions::from_mode(0o700),
         );
         let shared = Arc::new(NodeShared {
             config: self.config,

@@ -302,6 +302,24 @@ impl Webhooks {
     }
 }
 
+/// An error and every cause under it, `outer: inner: innermost`: reqwest's own message is
+/// only "error sending request"; the cause (connection refused, not HTTP, a TLS failure) is in
+/// its sources.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        // hyper and reqwest sometimes repeat the inner message in the outer one.
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
+}
+
 /// POSTs `body` to `hook.url` until a 2xx answer or `max_attempts`; returns whether it was
 /// delivered.
 async fn deliver(client: &reqwest::Client, hook: &WebhookConfig, body: &Value) -> bool {
@@ -318,7 +336,7 @@ async fn deliver(client: &reqwest::Client, hook: &WebhookConfig, body: &Value) -
             Ok(r) if r.status().is_success() => return true,
             Ok(r) => format!("HTTP {}", r.status()),
             Err(e) if e.is_timeout() => format!("no answer within {:?}", hook.timeout),
-            Err(e) => e.to_string(),
+            Err(e) => error_chain(&e),
         };
         tracing::warn!(url = %hook.url, attempt, error = %why, "webhook delivery failed");
         if attempt < hook.max_attempts {
@@ -327,4 +345,45 @@ async fn deliver(client: &reqwest::Client, hook: &WebhookConfig, body: &Value) -
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    /// reqwest's own message is "error sending request for url (...)"; the log must say why.
+    #[tokio::test]
+    async fn delivery_errors_name_their_cause() {
+        let client = reqwest::Client::new();
+        // A port nothing listens on.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let err = client
+            .post(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .unwrap_err();
+        let text = error_chain(&err);
+        assert!(text.contains("error sending request"), "{text}");
+        assert!(text.to_lowercase().contains("connection refused"), "{text}");
+        // A server that does not speak HTTP.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            if let Ok((mut s, _)) = listener.accept() {
+                let _ = s.write_all(b"SSH-2.0-OpenSSH_9.2\r\n");
+                let _ = s.read(&mut [0u8; 1024]);
+            }
+        });
+        let err = client
+            .post(format!("http://{addr}/"))
+            .send()
+            .await
+            .unwrap_err();
+        let plain = err.to_string();
+        let text = error_chain(&err);
+        assert!(text.len() > plain.len(), "no cause added to {plain:?}");
+    }
 }

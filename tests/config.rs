@@ -90,9 +90,11 @@ fn bad_config_is_refused_with_its_place_and_nothing_starts() {
     let dir = tmp.path().join("data");
     std::fs::create_dir_all(&dir).unwrap();
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 6] = [
-        ("workers = 0\n", &[], "troupe.toml:1:11: workers must be at least 1 (got 0)"),
-        ("workers = -2\n", &[], "troupe.toml:1:11: workers must be at least 1 (got -2)"),
+    let cases: [Case; 8] = [
+        ("workers = 0\n", &[], "troupe.toml:1:11: workers must be between 1 and 10000 (got 0)"),
+        ("workers = -2\n", &[], "troupe.toml:1:11: workers must be between 1 and 10000 (got -2)"),
+        ("workers = 100000000\n", &[], "troupe.toml:1:11: workers must be between 1 and 10000 (got 100000000)"),
+        ("", &[("TROUPE_WORKERS", "100000000")], "TROUPE_WORKERS=100000000: workers must be between 1 and 10000"),
         ("threads = 2\n", &[], "troupe.toml:1:1: unknown field `threads`"),
         ("grace = \"${NOT_SET_ANYWHERE}\"\n", &[], "troupe.toml:1:10: `${NOT_SET_ANYWHERE}`: the environment variable NOT_SET_ANYWHERE is not set"),
         ("", &[("TROUPE_WORKERS", "zero")], "TROUPE_WORKERS=zero: not a worker count"),
@@ -120,11 +122,49 @@ fn bad_config_is_refused_with_its_place_and_nothing_starts() {
             assert!(!dir.join("journal").exists(), "nothing was written");
         }
     }
-    let o = run(&dir, &["node", "start", "--workers", "0", "--print-config"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("--workers must be at least 1"),
-        "{}",
-        stderr(&o)
-    );
+    std::fs::remove_file(dir.join("troupe.toml")).unwrap();
+    for workers in ["0", "100000000"] {
+        for args in [&["--print-config"][..], &[][..]] {
+            let o = run(
+                &dir,
+                &[&["node", "start", "--workers", workers][..], args].concat(),
+            );
+            assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+            assert!(
+                stderr(&o).contains(&format!(
+                    "--workers: workers must be between 1 and 10000 (got {workers})"
+                )),
+                "{}",
+                stderr(&o)
+            );
+        }
+    }
+    assert!(!dir.join("journal").exists(), "nothing was written");
+}
+
+/// A config path that is not a config file (`/dev/zero`, a huge log) is refused after at most
+/// 1 MiB is read, instead of growing until the OOM killer ends the node.
+#[test]
+fn config_file_is_read_up_to_a_cap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let big = tmp.path().join("big.toml");
+    std::fs::write(&big, "# x\n".repeat(300_000)).unwrap();
+    for file in ["/dev/zero", big.to_str().unwrap()] {
+        for args in [&["--print-config"][..], &[][..]] {
+            let o = run(
+                &dir,
+                &[&["node", "start", "--config", file][..], args].concat(),
+            );
+            assert_eq!(o.status.code(), Some(2), "{file}: {}", stderr(&o));
+            assert!(
+                stderr(&o).contains(&format!(
+                    "{file}: larger than the 1 MiB limit for config files"
+                )),
+                "{file}: {}",
+                stderr(&o)
+            );
+        }
+    }
+    assert!(!dir.join("journal").exists(), "nothing was written");
 }

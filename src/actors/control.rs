@@ -193,6 +193,15 @@ async fn answer(shared: &Arc<NodeShared>, mut request: Request, peer_uid: u32) -
             shared.stop_requested.notify_one();
             Response::Done
         }
+        Request::Submit(_) if !shared.config.socket_submissions => {
+            Response::Error(ControlError::Refused(format!(
+                "the node serving {} is the embedded node of a `troupe run` (pid {}); it stops \
+                 when that run ends, so it takes no other runs. Wait for it to finish, or serve \
+                 the data dir with a long-lived `troupe node start`",
+                shared.config.data_dir.display(),
+                std::process::id()
+            )))
+        }
         Request::InjectPanic(_) if !shared.config.test_hooks => Response::Error(
             ControlError::Refused("test hooks are off (TROUPE_TEST_HOOKS=1 turns them on)".into()),
         ),

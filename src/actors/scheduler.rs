@@ -960,9 +960,20 @@ impl SchedulerState {
     }
 
     fn attempt_ended(&mut self, report: AttemptReport) {
-        if !self.release(&report) || self.abandon {
-            return;
+        // After a shutdown's grace (or a second Ctrl-C) ends are not journaled: the next boot
+        // closes those attempts as interrupted. The drain still completes.
+        if self.release(&report) && !self.abandon {
+            self.close_attempt(report);
         }
+        if self.draining && self.running.is_empty() {
+            for port in self.drained.drain(..) {
+                let _ = port.send(());
+            }
+        }
+    }
+
+    /// Journals the end of a released attempt (and what follows from it).
+    fn close_attempt(&mut self, report: AttemptReport) {
         self.count_end(now());
         let end = match report.outcome {
             AttemptOutcome::Succeeded { usage } => AttemptEnd::Succeeded { usage },
@@ -1017,11 +1028,6 @@ impl SchedulerState {
                 tracing::error!(error = %e, "attempt end refused by the fold");
             }
         }
-        if self.draining && self.running.is_empty() {
-            for port in self.drained.drain(..) {
-                let _ = port.send(());
-            }
-        }
     }
 
     /// Tokens of running attempts matching `pred`.
@@ -1038,6 +1044,10 @@ impl SchedulerState {
         cmd: AdminCommand,
         stop_file: &std::path::Path,
     ) -> Result<(), ControlError> {
+        if let AdminCommand::Approve { approver, .. } | AdminCommand::Reject { approver, .. } = &cmd
+        {
+            approver.check().map_err(ControlError::BadRequest)?;
+        }
         let task_id =
             |s: &Self, run: RunId, t: &crate::model::TaskId| -> Result<TaskIndex, ControlError> {
                 let r = s
@@ -1843,12 +1853,17 @@ impl Actor for Scheduler {
                     s.drained.push(port);
                 }
             }
-            SchedulerMsg::AbandonRunning => {
+            SchedulerMsg::AbandonRunning | SchedulerMsg::KillRunning => {
                 s.abandon = true;
+                let kill = matches!(message, SchedulerMsg::KillRunning);
                 let all = s.running_where(|_, _| true);
                 for (slot, token) in all {
                     if let Some(w) = &s.workers[slot as usize] {
-                        let _ = w.cast(WorkerMsg::Terminate { token });
+                        let _ = w.cast(if kill {
+                            WorkerMsg::Kill { token }
+                        } else {
+                            WorkerMsg::Terminate { token }
+                        });
                     }
                 }
             }

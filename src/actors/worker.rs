@@ -36,6 +36,8 @@ struct Current {
     token: u64,
     /// Fires the executor's cancel.
     cancel: Option<oneshot::Sender<()>>,
+    /// The attempt's pid file (a process attempt's group), for [`WorkerMsg::Kill`].
+    pid_path: std::path::PathBuf,
     /// The attempt task, awaited when the worker stops.
     task: JoinHandle<()>,
 }
@@ -96,6 +98,7 @@ impl Actor for Worker {
                     log_cap: cfg.log_cap,
                     grace: cfg.grace,
                 };
+                let pid_path = ctx.pid_path.clone();
                 let (cancel_tx, cancel_rx) = oneshot::channel();
                 let fut = self.shared.executor.execute(ctx, cancel_rx);
                 let token = report.token;
@@ -107,6 +110,7 @@ impl Actor for Worker {
                 state.current = Some(Current {
                     token,
                     cancel: Some(cancel_tx),
+                    pid_path,
                     task,
                 });
             }
@@ -115,6 +119,19 @@ impl Actor for Worker {
                     if let Some(cancel) = c.cancel.take() {
                         let _ = cancel.send(());
                     }
+                }
+            }
+            WorkerMsg::Kill { token } => {
+                if let Some(c) = state.current.as_mut().filter(|c| c.token == token) {
+                    if let Some(cancel) = c.cancel.take() {
+                        let _ = cancel.send(());
+                    }
+                    // SIGKILL to the group now (no pid file: an in-process attempt, which
+                    // the cancel alone stops).
+                    let pid_path = c.pid_path.clone();
+                    tokio::spawn(async move {
+                        let _ = crate::process::terminate_orphan(&pid_path, Duration::ZERO).await;
+                    });
                 }
             }
             WorkerMsg::Finished { token } => {

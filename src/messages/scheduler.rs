@@ -40,6 +40,9 @@ pub enum SchedulerMsg {
     /// Terminate every running attempt without journaling their ends (end of a shutdown's
     /// grace period; the next boot closes them as interrupted).
     AbandonRunning,
+    /// As [`SchedulerMsg::AbandonRunning`], but each attempt's process group gets SIGKILL at
+    /// once instead of SIGTERM and the grace period (a second Ctrl-C during a shutdown).
+    KillRunning,
     /// Send the decided events to the journal. The scheduler sends this to itself after the
     /// first decision of a group, so it is handled after every message already queued: their
     /// events go out as one append (the journal's group commit, one level up).
@@ -211,6 +214,12 @@ pub enum WorkerMsg {
     Run(Box<AttemptOrder>),
     /// Terminate the attempt with this token, if it is still running.
     Terminate {
+        /// The dispatch token.
+        token: u64,
+    },
+    /// Terminate the attempt with this token now: cancel it and SIGKILL its process group
+    /// without waiting out the grace period.
+    Kill {
         /// The dispatch token.
         token: u64,
     },

@@ -113,6 +113,43 @@ pub struct Approver {
     pub reason: Option<String>,
 }
 
+impl Approver {
+    /// Longest `--as` name accepted, in characters.
+    pub const MAX_NAME_CHARS: usize = 128;
+    /// Longest `--reason` accepted, in characters.
+    pub const MAX_REASON_CHARS: usize = 4096;
+
+    /// Checks what a client gives before it is journaled (the OS user comes from the node):
+    /// a name that is not blank, no control characters in the name or the reason (a newline
+    /// would forge a line of the audit trail, an escape sequence drive a terminal), and both
+    /// within their length limits. The error names the field. Journaled approvers are never
+    /// re-checked (old journals keep loading); text output escapes what they hold.
+    pub fn check(&self) -> Result<(), String> {
+        let field = |flag: &str, text: &str, max: usize| {
+            if text.chars().any(char::is_control) {
+                return Err(format!(
+                    "{flag} must not contain control characters (newlines, tabs, escapes)"
+                ));
+            }
+            let n = text.chars().count();
+            if n > max {
+                return Err(format!(
+                    "{flag} is {n} characters; at most {max} are accepted"
+                ));
+            }
+            Ok(())
+        };
+        if self.name.trim().is_empty() {
+            return Err("--as needs a name".into());
+        }
+        field("--as", &self.name, Self::MAX_NAME_CHARS)?;
+        if let Some(reason) = &self.reason {
+            field("--reason", reason, Self::MAX_REASON_CHARS)?;
+        }
+        Ok(())
+    }
+}
+
 /// A state change. Variant order is part of the journal format: append only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Event {

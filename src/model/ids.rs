@@ -48,7 +48,7 @@ impl fmt::Debug for RunId {
 /// A run id that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "`{input}` is not a run id (expected a 26-character ULID such as 01JD3X5Q8R2N6V7W0Y4Z9A1B2C)"
+    "`{input}` is not a run id (expected a 26-character ULID such as 01JD3X5Q8R2N6V7W0Y4Z9A1B2C, whose first character is 0-7)"
 )]
 pub struct ParseRunIdError {
     /// The text that was given, so the message can quote it.
@@ -59,6 +59,17 @@ impl FromStr for RunId {
     type Err = ParseRunIdError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // 26 base-32 digits carry 130 bits; a ULID has 128, so its first digit is 0-7. The
+        // ulid crate drops the extra bits, so `81M8...` would name the run `01M8...`.
+        if !s
+            .as_bytes()
+            .first()
+            .is_some_and(|c| (b'0'..=b'7').contains(c))
+        {
+            return Err(ParseRunIdError {
+                input: s.to_owned(),
+            });
+        }
         ulid::Ulid::from_string(s)
             .map(RunId::from_ulid)
             .map_err(|_| ParseRunIdError {
@@ -209,5 +220,18 @@ mod tests {
         assert_eq!(text.len(), 26);
         assert_eq!(text.parse::<RunId>().unwrap(), early);
         assert!("nope".parse::<RunId>().is_err());
+    }
+
+    #[test]
+    fn run_id_whose_first_digit_overflows_128_bits_is_refused() {
+        let id = RunId::from_ulid(ulid::Ulid::from_parts(1_700_000_000_000, 42)).to_string();
+        assert!(id.starts_with('0'));
+        for first in ['8', '9', 'G', 'Z', 'z'] {
+            let wrapped = format!("{first}{}", &id[1..]);
+            assert!(wrapped.parse::<RunId>().is_err(), "{wrapped} was accepted");
+        }
+        let top = format!("7{}", "Z".repeat(25));
+        assert_eq!(top.parse::<RunId>().unwrap().to_string(), top);
+        assert!("".parse::<RunId>().is_err());
     }
 }

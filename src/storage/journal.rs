@@ -183,6 +183,32 @@ pub enum JournalError {
     },
 }
 
+impl JournalError {
+    /// The CLI exit code for this error, one per cause whichever command meets it
+    /// (DESIGN.md): 2 when the data dir itself is unusable as given (permissions, not a
+    /// directory, read-only) or the request is not allowed, 3 for everything else (another
+    /// node holds it, storage failed, a damaged record).
+    pub fn exit_code(&self) -> i32 {
+        use std::io::ErrorKind as K;
+        match self {
+            JournalError::Io { source, .. }
+                if matches!(
+                    source.kind(),
+                    K::PermissionDenied
+                        | K::NotADirectory
+                        | K::AlreadyExists
+                        | K::ReadOnlyFilesystem
+                        | K::InvalidInput
+                ) =>
+            {
+                2
+            }
+            JournalError::Refused { .. } => 2,
+            _ => 3,
+        }
+    }
+}
+
 struct Inner {
     db: DB,
     path: PathBuf,

@@ -21,6 +21,7 @@ use troupe::storage::{Journal, JournalError};
 use troupe::workflow_file::load_for_submit;
 use troupe::{Node, NodeConfig, NodeError, NodeHandle};
 
+use crate::text::safe;
 use crate::{event_json, event_line, invalid, EXIT_INTERNAL, EXIT_INVALID};
 
 /// Exit status of a run that ended not succeeded.
@@ -39,12 +40,15 @@ pub enum Conn {
 
 /// A failed request, with its exit code.
 pub struct Failed {
+    /// The exit code.
     code: u8,
+    /// What to print after `troupe CMD: `.
     message: String,
 }
 
 impl Failed {
-    fn exit(self, cmd: &str) -> ExitCode {
+    /// Prints `troupe CMD: message` and gives the exit code.
+    pub fn exit(self, cmd: &str) -> ExitCode {
         eprintln!("troupe {cmd}: {}", self.message);
         ExitCode::from(self.code)
     }
@@ -64,6 +68,7 @@ impl From<NodeError> for Failed {
         let code = match &e {
             NodeError::Control(c) => c.exit_code() as u8,
             NodeError::DataDir { .. } => EXIT_INVALID,
+            NodeError::Journal(j) => j.exit_code() as u8,
             _ => EXIT_INTERNAL,
         };
         Failed {
@@ -204,8 +209,8 @@ fn print_tasks(tasks: &[TaskView]) {
     };
     for t in tasks {
         let mut detail = match (&t.last_failure, t.retry_at) {
-            (Some(f), Some(at)) => format!("{f}; retry at {at}"),
-            (Some(f), None) => f.clone(),
+            (Some(f), Some(at)) => format!("{}; retry at {at}", safe(f)),
+            (Some(f), None) => safe(f).into_owned(),
             _ => String::new(),
         };
         // The forward outcome of a compensated step is that it succeeded.
@@ -234,7 +239,7 @@ fn print_tasks(tasks: &[TaskView]) {
                         .retry_at
                         .map(|at| format!("; retry at {at}"))
                         .unwrap_or_default();
-                    detail = format!("compensation attempt {}: {f}{retry}", c.attempts);
+                    detail = format!("compensation attempt {}: {}{retry}", c.attempts, safe(f));
                 }
                 format!("{} ({})", c.state.as_str(), c.attempts)
             }
@@ -258,7 +263,7 @@ fn print_run(v: &RunView) {
     println!(
         "run {} `{}`: {}{} — {}/{} succeeded, {} running, {} failed; submitted {}{}",
         s.id,
-        s.name,
+        safe(&s.name),
         s.state,
         if v.suspended { " (suspended)" } else { "" },
         s.succeeded,
@@ -342,7 +347,7 @@ pub fn list(data_dir: &Path, json: bool) -> ExitCode {
                     println!(
                         "{:<26} {:<20} {:<20} {:>4}/{:<4}  {}",
                         r.id.to_string(),
-                        r.name,
+                        safe(&r.name),
                         r.state.as_str(),
                         r.succeeded,
                         r.tasks,
@@ -450,12 +455,10 @@ pub fn node_config(data_dir: &Path, opts: &StartOptions) -> Result<NodeConfig, F
     if let Some(n) = opts.snapshot_every {
         cfg.snapshot_every = n;
     }
-    if cfg.workers == 0 {
-        return Err(Failed {
-            code: EXIT_INVALID,
-            message: "--workers must be at least 1".into(),
-        });
-    }
+    troupe::config::check_workers(cfg.workers.into()).map_err(|e| Failed {
+        code: EXIT_INVALID,
+        message: format!("--workers: {e}"),
+    })?;
     Ok(cfg)
 }
 
@@ -516,13 +519,32 @@ pub fn node_start(data_dir: &Path, opts: StartOptions) -> ExitCode {
             }
         };
         eprintln!(
-            "troupe node: {why}: stopping (running attempts get up to {:?})",
-            node.shared().config.grace
+            "troupe node: {why}: stopping; running attempts get up to {} to finish \
+             (send it again to kill them now)",
+            humantime::format_duration(node.shared().config.grace)
         );
-        node.shutdown().await?;
+        stop_node(node, "node").await?;
         eprintln!("troupe node: stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Stops an in-process node gracefully; a second SIGINT or SIGTERM meanwhile makes it kill
+/// its running attempts at once instead of waiting out the grace period.
+async fn stop_node(node: NodeHandle, cmd: &str) -> Result<(), Failed> {
+    let shared = std::sync::Arc::clone(node.shared());
+    let stop = node.shutdown();
+    tokio::pin!(stop);
+    tokio::select! {
+        // Both arms are cancellation safe: the shutdown is pinned and awaited below if the
+        // signal comes first; signal streams lose nothing.
+        r = &mut stop => return r.map_err(Failed::from),
+        s = wait_for_signal() => {
+            eprintln!("troupe {cmd}: {s} again: killing running attempts now");
+        }
+    }
+    shared.kill_running();
+    stop.await.map_err(Failed::from)
 }
 
 async fn wait_stopped(node: &NodeHandle) {
@@ -579,7 +601,10 @@ pub fn run(data_dir: &Path, file: &Path, detach: bool, json: bool, opts: StartOp
         let mut conn = match Client::connect(data_dir).await {
             Ok(c) => Conn::Remote(c),
             Err(ClientError::NoNode { .. }) if !detach => {
-                let node = Node::with_config(node_config(data_dir, &opts)?)
+                let mut cfg = node_config(data_dir, &opts)?;
+                // This node stops when its run ends: it must not take runs it would abandon.
+                cfg.socket_submissions = false;
+                let node = Node::with_config(cfg)
                     .start()
                     .await
                     .map_err(|e| start_failed(data_dir, e))?;
@@ -618,20 +643,41 @@ pub fn run(data_dir: &Path, file: &Path, detach: bool, json: bool, opts: StartOp
                 None => std::future::pending().await,
             }
         };
+        let grace = match &conn {
+            Conn::Local(node) => Some(node.shared().config.grace),
+            Conn::Remote(_) => None,
+        };
+        let stopping = |why: &str| {
+            if let Some(grace) = grace {
+                eprintln!(
+                    "troupe run: {why}: stopping the embedded node; running attempts get up to \
+                     {} to finish (Ctrl-C again to kill them now). The run continues when a \
+                     node next serves {}",
+                    humantime::format_duration(grace),
+                    data_dir.display()
+                );
+            } else {
+                eprintln!(
+                    "troupe run: {why}: no longer following; run {run} goes on in the node \
+                     serving {} (`troupe status {run}`)",
+                    data_dir.display()
+                );
+            }
+        };
         let followed = tokio::select! {
             // follow() only polls; dropping it mid-request loses nothing.
             r = follow(&mut conn, run) => Some(r),
             s = wait_for_signal() => {
-                eprintln!("troupe run: {s}: stopping; the run continues when a node next serves {}", data_dir.display());
+                stopping(s);
                 None
             }
             _ = stop_requested => {
-                eprintln!("troupe run: `troupe node stop`: stopping; the run continues when a node next serves {}", data_dir.display());
+                stopping("`troupe node stop`");
                 None
             }
         };
         if let Conn::Local(node) = conn {
-            node.shutdown().await?;
+            stop_node(node, "run").await?;
         }
         let Some(view) = followed else {
             return Ok(ExitCode::from(EXIT_INTERNAL));
@@ -648,7 +694,7 @@ pub fn run(data_dir: &Path, file: &Path, detach: bool, json: bool, opts: StartOp
             println!(
                 "run {} `{}` {}: {}/{} tasks succeeded in {:.1} s",
                 s.id,
-                s.name,
+                safe(&s.name),
                 s.state,
                 s.succeeded,
                 s.tasks,
@@ -664,7 +710,7 @@ pub fn run(data_dir: &Path, file: &Path, detach: bool, json: bool, opts: StartOp
                         "  {} {}: {}",
                         t.id,
                         t.state,
-                        t.last_failure.as_deref().unwrap_or("-")
+                        safe(t.last_failure.as_deref().unwrap_or("-"))
                     );
                 }
                 let mut failed_compensation = false;
@@ -679,7 +725,7 @@ pub fn run(data_dir: &Path, file: &Path, detach: bool, json: bool, opts: StartOp
                             "  {} compensation failed after {} attempt(s): {}",
                             t.id,
                             c.attempts,
-                            c.last_failure.as_deref().unwrap_or("-")
+                            safe(c.last_failure.as_deref().unwrap_or("-"))
                         );
                     }
                 }
@@ -946,12 +992,12 @@ fn print_queue(q: &QueueView, verbose: bool, out: &mut impl Write) -> std::io::R
             format!("{}/{}", e.run, e.task),
             e.state.as_str(),
             e.priority,
-            e.pool.as_deref().unwrap_or("-"),
+            safe(e.pool.as_deref().unwrap_or("-")),
             short_duration(q.now.saturating_since(e.waiting_since)),
             starts
         )?;
         if verbose {
-            write!(out, "  {}", e.blocked.as_deref().unwrap_or(""))?;
+            write!(out, "  {}", safe(e.blocked.as_deref().unwrap_or("")))?;
         }
         writeln!(out)?;
     }
@@ -960,8 +1006,11 @@ fn print_queue(q: &QueueView, verbose: bool, out: &mut impl Write) -> std::io::R
 
 /// `troupe queue [--watch] [--verbose] [--json] [--limit N]`.
 pub fn queue(data_dir: &Path, watch: bool, verbose: bool, json: bool, limit: u32) -> ExitCode {
+    use std::io::IsTerminal;
+    let terminal = std::io::stdout().is_terminal();
     block("queue", async move {
         let mut conn = connect(data_dir).await?;
+        let mut first = true;
         loop {
             let request = Request::Queue {
                 waiting: verbose,
@@ -973,9 +1022,15 @@ pub fn queue(data_dir: &Path, watch: bool, verbose: bool, json: bool, limit: u32
             };
             let mut out = std::io::stdout().lock();
             if watch && !json {
-                // Clear the screen and go home (ANSI), then redraw.
-                let _ = write!(out, "\x1b[2J\x1b[H");
+                if terminal {
+                    // Clear the screen and go home (ANSI), then redraw.
+                    let _ = write!(out, "\x1b[2J\x1b[H");
+                } else if !first {
+                    // A pipe or file gets one listing after another, a blank line apart.
+                    let _ = writeln!(out);
+                }
             }
+            first = false;
             let written = if json {
                 writeln!(out, "{}", queue_json(&q))
             } else {
@@ -1029,10 +1084,10 @@ pub fn approvals(data_dir: &Path, json: bool) -> ExitCode {
                 out,
                 "{:<40} {:<16} {:>8} {:>10}  {}",
                 format!("{}/{}", p.run, p.task),
-                p.workflow,
+                safe(&p.workflow),
                 short(now.saturating_since(p.requested_at)),
                 short(p.expires_at.saturating_since(now)),
-                p.command
+                safe(&p.command)
             );
         }
         Ok(ExitCode::SUCCESS)
@@ -1098,6 +1153,35 @@ pub fn events_online(
     )
 }
 
+/// Opens the journal of a data dir that no node serves, for offline reads (`events`,
+/// `metrics`). Errors: no journal there (exit 3, as for no node), a data dir this user
+/// cannot read (2), or [`JournalError::exit_code`].
+pub fn open_offline(data_dir: &Path) -> Result<Journal, Failed> {
+    let dir = data_dir.join("journal");
+    match std::fs::metadata(dir.join("CURRENT")) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Failed {
+                code: EXIT_INTERNAL,
+                message: format!(
+                    "no journal in {} (nothing has run with this data dir)",
+                    data_dir.display()
+                ),
+            })
+        }
+        Err(e) => {
+            return Err(Failed {
+                code: EXIT_INVALID,
+                message: format!("{}: {e}", dir.display()),
+            })
+        }
+    }
+    Journal::open(&dir).map_err(|e| Failed {
+        code: e.exit_code() as u8,
+        message: e.to_string(),
+    })
+}
+
 /// `troupe metrics [--since DUR] [--json]`: figures of the window from the durable rollups,
 /// through the node if one serves DATA_DIR, else from the journal directly.
 pub fn metrics(data_dir: &Path, since: Duration, json: bool) -> ExitCode {
@@ -1108,6 +1192,20 @@ pub fn metrics(data_dir: &Path, since: Duration, json: bool) -> ExitCode {
         }
         .exit("metrics");
     }
+    let age = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    if since > age {
+        return Failed {
+            code: EXIT_INVALID,
+            message: format!(
+                "--since {} reaches back before 1970-01-01T00:00:00Z, where timestamps start; \
+                 give a shorter window",
+                humantime::format_duration(since)
+            ),
+        }
+        .exit("metrics");
+    }
     block("metrics", async move {
         let report = match Client::connect(data_dir).await {
             Ok(c) => match Conn::Remote(c).request(Request::Metrics { since }).await? {
@@ -1115,17 +1213,7 @@ pub fn metrics(data_dir: &Path, since: Duration, json: bool) -> ExitCode {
                 r => return Err(unexpected(r)),
             },
             Err(ClientError::NoNode { .. }) => {
-                let dir = data_dir.join("journal");
-                if !dir.join("CURRENT").exists() {
-                    return Err(Failed {
-                        code: EXIT_INTERNAL,
-                        message: format!(
-                            "no journal in {} (nothing has run with this data dir)",
-                            data_dir.display()
-                        ),
-                    });
-                }
-                let journal = Journal::open(&dir).map_err(NodeError::from)?;
+                let journal = open_offline(data_dir)?;
                 let now = Timestamp::from_system_time(std::time::SystemTime::now());
                 troupe::actors::metrics::metrics_report(&journal, now, since)
                     .map_err(NodeError::from)?
@@ -1177,6 +1265,7 @@ fn print_metrics(r: &MetricsReport, out: &mut impl Write) -> std::io::Result<()>
             Some("") => "(no pool)",
             Some(n) => n,
         };
+        let name = safe(name);
         let (mean, p50, p95, p99) = match &p.latency {
             Some(l) => (ms(l.mean_ms), ms(l.p50_ms), ms(l.p95_ms), ms(l.p99_ms)),
             None => ("-".into(), "-".into(), "-".into(), "-".into()),

@@ -17,6 +17,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Sparkline, Table};
 use ratatui::Frame;
 use troupe::client::Client;
+
+use crate::text::safe;
 use troupe::messages::control::{DashboardView, Request, Response};
 use troupe::model::{TaskState, Timestamp};
 
@@ -210,7 +212,7 @@ fn queue_table(frame: &mut Frame, v: &DashboardView, now: Timestamp, area: Rect)
             Cell::from(format!("{}/{}", e.run, e.task)),
             Cell::from(e.state.as_str()),
             Cell::from(e.priority.to_string()),
-            Cell::from(e.pool.clone().unwrap_or_default()),
+            Cell::from(safe(e.pool.as_deref().unwrap_or_default()).into_owned()),
             Cell::from(short(now.saturating_since(e.waiting_since))),
         ])
         .style(Style::default().fg(state_color(e.state)))
@@ -241,7 +243,7 @@ fn completions_table(frame: &mut Frame, v: &DashboardView, now: Timestamp, area:
     let rows = v.completions.iter().map(|c| {
         Row::new(vec![
             Cell::from(format!("{}/{}", c.run, c.task)),
-            Cell::from(c.workflow.clone()),
+            Cell::from(safe(&c.workflow).into_owned()),
             Cell::from(c.state.as_str()),
             Cell::from(c.attempts.to_string()),
             Cell::from(format!(
@@ -298,6 +300,15 @@ pub async fn fetch(data_dir: &Path, client: &mut Option<Client>) -> Result<Dashb
 pub fn run(data_dir: &Path, interval: Duration) -> ExitCode {
     if interval < Duration::from_millis(50) {
         eprintln!("troupe dashboard: --interval must be at least 50ms");
+        return ExitCode::from(crate::EXIT_INVALID);
+    }
+    // ratatui::init panics without a terminal (and leaves an escape on stdout): refuse first.
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        eprintln!(
+            "troupe dashboard: needs a terminal on stdin and stdout; for a script use \
+             `troupe status --json`, `troupe queue --json` or `troupe metrics --json`"
+        );
         return ExitCode::from(crate::EXIT_INVALID);
     }
     let rt = tokio::runtime::Builder::new_current_thread()

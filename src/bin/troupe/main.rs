@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 mod admin;
 mod dashboard;
+mod text;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
@@ -16,8 +17,10 @@ use serde_json::json;
 use troupe::bench;
 use troupe::messages::control::{Command as AdminCommand, Target};
 use troupe::model::{render, EventRecord, RunId, Seq, SpecError, Workflow};
-use troupe::storage::{Durability, Journal, JournalError};
+use troupe::storage::{Durability, JournalError};
 use troupe::workflow_file::load_workflow;
+
+use text::safe;
 
 /// troupe: durable workflows on supervised actors, journaled in RocksDB.
 #[derive(Parser)]
@@ -408,12 +411,24 @@ const EXIT_INVALID: u8 = 2;
 /// Exit status for an internal error.
 const EXIT_INTERNAL: u8 = 3;
 
-fn default_data_dir() -> PathBuf {
-    if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|s| !s.is_empty()) {
-        return PathBuf::from(state).join("troupe");
+/// The data dir when `--data-dir` and `TROUPE_DATA_DIR` are not given:
+/// `$XDG_STATE_HOME/troupe`, else `$HOME/.local/state/troupe`. Like the XDG Base Directory
+/// spec says, a relative `XDG_STATE_HOME` is ignored; a `HOME` that is unset or relative is
+/// an error rather than a data dir under whatever the current folder happens to be.
+fn default_data_dir() -> Result<PathBuf, String> {
+    if let Some(state) = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from) {
+        if state.is_absolute() {
+            return Ok(state.join("troupe"));
+        }
     }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
-    PathBuf::from(home).join(".local/state/troupe")
+    match std::env::var_os("HOME").map(PathBuf::from) {
+        Some(home) if home.is_absolute() => Ok(home.join(".local/state/troupe")),
+        _ => Err(
+            "no data dir: HOME is unset or not an absolute path (and XDG_STATE_HOME \
+                  is not an absolute path either); give --data-dir DIR or set TROUPE_DATA_DIR"
+                .into(),
+        ),
+    }
 }
 
 /// `troupe approve|reject RUN/TASK --as NAME [--reason TEXT]`.
@@ -428,16 +443,16 @@ fn decide_approval(
         eprintln!("troupe {verb}: give the task as RUN/TASK (approvals are per task)");
         return ExitCode::from(EXIT_INVALID);
     };
-    if name.trim().is_empty() {
-        eprintln!("troupe {verb}: --as needs a name");
-        return ExitCode::from(EXIT_INVALID);
-    }
     let approver = troupe::model::Approver {
         name,
         // Filled in by the node from the connection's peer credentials.
         os_user: String::new(),
         reason,
     };
+    if let Err(e) = approver.check() {
+        eprintln!("troupe {verb}: {e}");
+        return ExitCode::from(EXIT_INVALID);
+    }
     let cmd = if verb == "approve" {
         AdminCommand::Approve {
             run,
@@ -465,7 +480,26 @@ fn main() -> ExitCode {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
     }
-    let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
+    // Commands that never touch a data dir run without one.
+    let needs_dir = !matches!(
+        cli.command,
+        Command::Validate { .. }
+            | Command::Graph { .. }
+            | Command::Bench(BenchCommand::Plan { .. })
+    );
+    let data_dir = match cli
+        .data_dir
+        .clone()
+        .map(Ok)
+        .unwrap_or_else(default_data_dir)
+    {
+        Ok(d) => d,
+        Err(e) if needs_dir => {
+            eprintln!("troupe: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+        Err(_) => PathBuf::new(),
+    };
     match cli.command {
         Command::Validate { file, json } => validate(&file, json),
         Command::Graph { file, format } => graph(&file, format),
@@ -532,9 +566,13 @@ fn main() -> ExitCode {
             name,
             reason,
         } => decide_approval(&data_dir, "reject", target, name, reason),
-        Command::Bench(cmd) => match run_bench(cmd, &data_dir) {
-            Ok(()) => ExitCode::SUCCESS,
+        Command::Bench(cmd) => match cmd.check().map(|()| run_bench(cmd, &data_dir)) {
             Err(e) => {
+                eprintln!("troupe bench: {e}");
+                ExitCode::from(EXIT_INVALID)
+            }
+            Ok(Ok(())) => ExitCode::SUCCESS,
+            Ok(Err(e)) => {
                 eprintln!("troupe bench: {e:#}");
                 ExitCode::from(EXIT_INTERNAL)
             }
@@ -542,8 +580,70 @@ fn main() -> ExitCode {
     }
 }
 
+impl BenchCommand {
+    /// Checks the options before anything runs: a bad one is invalid input (exit 2), not a
+    /// failed measurement (exit 3).
+    fn check(&self) -> Result<(), String> {
+        let positive = |ok: bool, what: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("{what} must be at least 1"))
+            }
+        };
+        match self {
+            BenchCommand::Journal {
+                seconds, appenders, ..
+            } => {
+                if !(*seconds > 0.0 && seconds.is_finite()) {
+                    return Err("--seconds must be positive".into());
+                }
+                positive(
+                    !appenders.is_empty() && appenders.iter().all(|&a| a > 0),
+                    "--appenders (each count)",
+                )
+            }
+            BenchCommand::Plan { nodes, runs, .. } => {
+                positive(*nodes > 0, "--nodes")?;
+                positive(*runs > 0, "--runs")
+            }
+            BenchCommand::Tasks {
+                tasks,
+                workers,
+                true_tasks,
+                true_workers,
+                ..
+            } => {
+                positive(*tasks > 0 && *true_tasks > 0, "--tasks and --true-tasks")?;
+                positive(
+                    *workers > 0 && *true_workers > 0,
+                    "--workers and --true-workers",
+                )
+            }
+            BenchCommand::Saga {
+                approvals, steps, ..
+            } => positive(*approvals > 0 && *steps > 0, "--approvals and --steps"),
+            BenchCommand::Metrics {
+                scrape_tasks,
+                since_events,
+                overhead_tasks,
+                ..
+            } => positive(
+                *scrape_tasks > 0 && *since_events > 0 && *overhead_tasks > 0,
+                "--scrape-tasks, --since-events and --overhead-tasks",
+            ),
+        }
+    }
+}
+
 fn invalid(e: &SpecError) -> ExitCode {
-    eprintln!("{e}");
+    // One problem per line: a message quoting the file (a key, a value) must not add lines.
+    let mut shown = e.clone();
+    shown.source_name = shown.source_name.map(|n| safe(&n).into_owned());
+    for p in &mut shown.problems {
+        p.message = safe(&p.message).into_owned();
+    }
+    eprintln!("{shown}");
     let n = e.problems.len();
     eprintln!(
         "{} problem{} found; the workflow is invalid",
@@ -596,8 +696,8 @@ fn validate(file: &Path, json: bool) -> ExitCode {
 fn summary(file: &Path, wf: &Workflow, critical: u64) -> String {
     format!(
         "{}: valid workflow `{}`: {} task{}, {} dependenc{}, critical path {} task{}{}\n",
-        file.display(),
-        wf.spec().name,
+        safe(&file.display().to_string()),
+        safe(&wf.spec().name),
         wf.len(),
         if wf.len() == 1 { "" } else { "s" },
         wf.plan().edge_count(),
@@ -622,18 +722,9 @@ fn graph(file: &Path, format: GraphFormat) -> ExitCode {
     }
 }
 
-/// Where the journal lives in a data dir.
-fn journal_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("journal")
-}
-
-/// Exit status for a journal that cannot be opened: 2 when the data dir itself is unusable
-/// (permissions, not a directory), 3 when another process holds it or storage failed.
+/// Exit status for a journal error ([`JournalError::exit_code`]).
 fn journal_exit(e: &JournalError) -> ExitCode {
-    match e {
-        JournalError::Io { .. } => ExitCode::from(EXIT_INVALID),
-        _ => ExitCode::from(EXIT_INTERNAL),
-    }
+    ExitCode::from(e.exit_code() as u8)
 }
 
 fn event_json(seq: Seq, record: &EventRecord) -> serde_json::Value {
@@ -717,29 +808,22 @@ fn event_line(seq: Seq, record: &EventRecord) -> String {
     if let troupe::model::Event::ApprovalGranted { approver, .. }
     | troupe::model::Event::ApprovalRejected { approver, .. } = &record.event
     {
-        line.push_str(&format!("  by {} ({})", approver.name, approver.os_user));
+        line.push_str(&format!(
+            "  by {} ({})",
+            safe(&approver.name),
+            safe(&approver.os_user)
+        ));
         if let Some(r) = &approver.reason {
-            line.push_str(&format!(": {r}"));
+            line.push_str(&format!(": {}", safe(r)));
         }
     }
     line
 }
 
 fn events(data_dir: &Path, run: Option<RunId>, json: bool) -> ExitCode {
-    let dir = journal_dir(data_dir);
-    if !dir.join("CURRENT").exists() {
-        eprintln!(
-            "troupe events: no journal in {} (nothing has run with this data dir)",
-            data_dir.display()
-        );
-        return ExitCode::from(EXIT_INTERNAL);
-    }
-    let journal = match Journal::open(&dir) {
+    let journal = match admin::open_offline(data_dir) {
         Ok(j) => j,
-        Err(e) => {
-            eprintln!("troupe events: {e}");
-            return journal_exit(&e);
-        }
+        Err(f) => return f.exit("events"),
     };
     let items: Box<dyn Iterator<Item = Result<(Seq, EventRecord), JournalError>>> = match run {
         Some(run) => match journal.run_events(run) {
@@ -797,14 +881,6 @@ fn run_bench(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
             replay_events,
             appenders,
         } => {
-            anyhow::ensure!(
-                seconds > 0.0 && seconds.is_finite(),
-                "--seconds must be positive"
-            );
-            anyhow::ensure!(
-                !appenders.is_empty() && appenders.iter().all(|&a| a > 0),
-                "--appenders needs positive counts"
-            );
             let dir = dir.unwrap_or_else(|| data_dir.join(format!("bench-{}", std::process::id())));
             let mut opts = bench::JournalBenchOptions::new(dir);
             opts.case_duration = std::time::Duration::from_secs_f64(seconds);
@@ -868,11 +944,6 @@ fn run_bench(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
             true_workers,
             memory_tasks,
         } => {
-            anyhow::ensure!(tasks > 0 && true_tasks > 0, "task counts must be positive");
-            anyhow::ensure!(
-                workers > 0 && true_workers > 0,
-                "worker counts must be positive"
-            );
             let dir =
                 dir.unwrap_or_else(|| data_dir.join(format!("bench-tasks-{}", std::process::id())));
             let mut opts = bench::tasks::TasksBenchOptions::new(dir);
@@ -923,10 +994,6 @@ fn run_bench(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
             since_events,
             overhead_tasks,
         } => {
-            anyhow::ensure!(
-                scrape_tasks > 0 && since_events > 0 && overhead_tasks > 0,
-                "counts must be positive"
-            );
             let dir = dir
                 .unwrap_or_else(|| data_dir.join(format!("bench-metrics-{}", std::process::id())));
             let mut opts = bench::metrics::MetricsBenchOptions::new(dir);
@@ -988,7 +1055,6 @@ fn run_bench(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
             approvals,
             steps,
         } => {
-            anyhow::ensure!(approvals > 0 && steps > 0, "counts must be positive");
             let dir =
                 dir.unwrap_or_else(|| data_dir.join(format!("bench-saga-{}", std::process::id())));
             let mut opts = bench::saga::SagaBenchOptions::new(dir);
