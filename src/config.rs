@@ -847,11 +847,11 @@ mod tests {
         let cases = [
             (
                 "workers = 0\n",
-                "t.toml:1:11: workers must be at least 1 (got 0)",
+                "t.toml:1:11: workers must be between 1 and 10000 (got 0)",
             ),
             (
                 "workers = -3\n",
-                "t.toml:1:11: workers must be at least 1 (got -3)",
+                "t.toml:1:11: workers must be between 1 and 10000 (got -3)",
             ),
             (
                 "grace = \"soon\"\n",

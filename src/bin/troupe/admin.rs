@@ -651,7 +651,7 @@ pub fn run(data_dir: &Path, file: &Path, detach: bool, json: bool, opts: StartOp
             if let Some(grace) = grace {
                 eprintln!(
                     "troupe run: {why}: stopping the embedded node; running attempts get up to \
-                     {} to finish (Ctrl-C again to kill them now). The run continues when a \
+                     {} to finish (Ctrl-C again to kill them now); the run continues when a \
                      node next serves {}",
                     humantime::format_duration(grace),
                     data_dir.display()
