@@ -41,6 +41,19 @@ pub enum ClientError {
         /// The data dir itself, or the ancestor of it that is not a directory.
         file: PathBuf,
     },
+    /// A process holds the data dir's journal, but the socket does not exist: a node whose
+    /// socket was deleted or that is still starting (or runs without one), or a troupe command
+    /// reading the journal offline. Do not start another node on it: wait for that process,
+    /// or restart the node to recreate its socket.
+    #[error("{} is already in use{} (a node, or a troupe command reading its journal), but its socket {} is missing (deleted? a node creates it once it has started; restart the node to recreate it)", data_dir.display(), pid.map(|p| format!(" by pid {p}")).unwrap_or_default(), socket.display())]
+    InUse {
+        /// The data dir.
+        data_dir: PathBuf,
+        /// The socket tried.
+        socket: PathBuf,
+        /// The process holding the journal (`None` when it lives in another pid namespace).
+        pid: Option<u32>,
+    },
     /// A node holds the data dir (it has its journal locked) but does not answer on the
     /// socket. Do not start another node on it: remove the cause that `why` names (continue a
     /// stopped process, run as the node's user, restart the node to recreate its socket), or
@@ -118,7 +131,7 @@ fn pid_note(pid: &Option<u32>) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum NoAnswer {
     /// `DATA_DIR/troupe.sock` does not exist.
-    #[error("the socket is missing (deleted? a node creates it once it has started; restart the node to recreate it)")]
+    #[error("the socket is missing")]
     SocketMissing,
     /// Nothing listens on the socket file.
     #[error("connection refused (nothing listens on the socket; the node may be stopping)")]
@@ -309,6 +322,11 @@ fn not_connected(e: io::Error, data_dir: &Path, socket: &Path) -> NoAnswer {
 fn diagnose(data_dir: &Path, socket: &Path, why: NoAnswer) -> ClientError {
     let (data_dir, socket) = (data_dir.to_owned(), socket.to_owned());
     match lock_holder(&data_dir.join("journal").join("LOCK")) {
+        Ok(Some(pid)) if matches!(why, NoAnswer::SocketMissing) => ClientError::InUse {
+            data_dir,
+            socket,
+            pid: (pid != 0).then_some(pid),
+        },
         Ok(Some(pid)) => {
             let why = match why {
                 NoAnswer::Timeout if pid != 0 && process_stopped(pid) => NoAnswer::Stopped { pid },

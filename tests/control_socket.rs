@@ -190,13 +190,19 @@ fn a_node_whose_socket_was_deleted_is_reported() {
     assert_eq!(o.status.code(), Some(3), "{err}");
     assert!(
         err.contains(&format!(
-            "a node (pid {}) holds {}",
-            node.child.id(),
-            dir.display()
+            "{} is already in use by pid {}",
+            dir.display(),
+            node.child.id()
         )),
         "{err}"
     );
-    assert!(err.contains("the socket is missing"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "its socket {} is missing",
+            dir.join("troupe.sock").display()
+        )),
+        "{err}"
+    );
     assert!(!err.contains("no node serves"), "{err}");
 }
 
