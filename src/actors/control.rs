@@ -6,22 +6,38 @@
 //! decodable, wrong protocol version — gets an error answer and the connection is closed;
 //! other connections and the node are unaffected. Requests go to the scheduler as typed
 //! messages; `Events` is answered from the journal directly (reads do not need the writer).
+//!
+//! Connections cannot exhaust the node's file descriptors: at most [`MAX_CONNECTIONS`] are
+//! served at once (the next is refused at once, without holding up the accept loop), and
+//! one that has not sent its hello within [`HANDSHAKE_TIMEOUT`] is closed.
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::messages::control::{
-    read_frame, write_frame, Command, ControlError, FrameError, Hello, HelloReply, Request,
-    Response, MAGIC, PROTOCOL_VERSION,
+    read_frame, read_frame_within, write_frame, Command, ControlError, FrameError, Hello,
+    HelloReply, Request, Response, HANDSHAKE_TIMEOUT, MAGIC, MAX_HELLO_BYTES, PROTOCOL_VERSION,
 };
 use crate::model::{RunId, Seq};
 use crate::node::NodeShared;
 use crate::storage::codec::encode_message;
 use crate::storage::Journal;
+
+/// Most connections the node serves at once; one more is answered `HelloReply::Refused`
+/// ("too many connections") and closed.
+///
+/// Each connection holds a file descriptor, and the node needs its descriptors for the
+/// journal (RocksDB keeps its table files open), attempts (pipes and a pidfd per running
+/// attempt) and HTTP. 256 leaves three quarters of the usual soft `RLIMIT_NOFILE` of 1024 to
+/// those, and is far above what operators use: a CLI command holds one connection while it
+/// runs, a dashboard or `events --follow` one for as long as it shows.
+pub const MAX_CONNECTIONS: usize = 256;
 
 /// Most events one `Events` request returns.
 pub const MAX_EVENTS_PER_REQUEST: u32 = 10_000;
@@ -94,15 +110,43 @@ impl Actor for Control {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         tracing::info!(path = %path.display(), "control socket listening");
         let shared = Arc::clone(&self.shared);
+        let mut over_limit = Vec::new();
+        write_frame(
+            &mut over_limit,
+            &HelloReply::Refused {
+                reason: format!(
+                    "too many connections (limit {MAX_CONNECTIONS}); close some (dashboards, \
+                     `events --follow`, `queue --watch`) or retry later"
+                ),
+                version: PROTOCOL_VERSION,
+            },
+        )
+        .await?;
+        let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let accept = tokio::spawn(async move {
+            // Whether the last connection was refused (to warn once per burst, not per refusal).
+            let mut refusing = false;
             loop {
                 match listener.accept().await {
                     Ok((stream, _)) => {
+                        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                            if !refusing {
+                                tracing::warn!(
+                                    limit = MAX_CONNECTIONS,
+                                    "control connections refused: too many connections"
+                                );
+                                refusing = true;
+                            }
+                            refuse_at_once(stream, &over_limit);
+                            continue;
+                        };
+                        refusing = false;
                         let shared = Arc::clone(&shared);
                         tokio::spawn(async move {
                             if let Err(e) = serve(stream, shared).await {
                                 tracing::debug!(error = %e, "control connection closed");
                             }
+                            drop(permit);
                         });
                     }
                     Err(e) => {
@@ -126,45 +170,54 @@ impl Actor for Control {
     }
 }
 
+/// Writes `refusal` (an encoded frame) to a connection over [`MAX_CONNECTIONS`] and closes it,
+/// without waiting: the frame is small and the socket's send buffer empty, so one
+/// non-blocking write takes it all, and a peer that never reads cannot hold up the accept
+/// loop. The client reads the refusal even if it had not sent its hello yet.
+fn refuse_at_once(stream: UnixStream, refusal: &[u8]) {
+    use std::io::Write;
+    if let Ok(mut stream) = stream.into_std() {
+        // Non-blocking (tokio set it so): if the buffer is full after all, the peer gets EOF.
+        let _ = stream.write(refusal);
+    }
+}
+
 /// Serves one connection until the peer closes it or sends something bad.
 async fn serve(mut stream: UnixStream, shared: Arc<NodeShared>) -> Result<(), FrameError> {
-    let refuse = |reason: String| HelloReply::Refused {
-        reason,
-        version: PROTOCOL_VERSION,
-    };
-    let me = nix::unistd::geteuid().as_raw();
+    // The hello must arrive, and the reply go out, by then.
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     let peer = stream.peer_cred()?.uid();
-    if peer != me {
-        let reply = refuse(format!("uid {peer} may not control a node of uid {me}"));
-        write_frame(&mut stream, &reply).await?;
-        return Ok(());
-    }
-    let hello: Hello = match read_frame(&mut stream).await {
-        Ok(Some(h)) => h,
-        Ok(None) => return Ok(()),
-        Err(e) => {
-            let _ = write_frame(&mut stream, &refuse(format!("bad hello: {e}"))).await;
-            return Err(e);
+    let hello = match tokio::time::timeout_at(
+        deadline,
+        read_frame_within::<Hello, _>(&mut stream, MAX_HELLO_BYTES),
+    )
+    .await
+    {
+        Ok(Ok(Some(hello))) => Ok(hello),
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Err(e)) => Err(e),
+        Err(_) => {
+            tracing::debug!("control connection closed: no hello within {HANDSHAKE_TIMEOUT:?}");
+            return Ok(());
         }
     };
-    if hello.magic != MAGIC {
-        write_frame(&mut stream, &refuse("not a troupe client".into())).await?;
-        return Ok(());
-    }
-    if hello.version != PROTOCOL_VERSION {
-        let reason = format!(
-            "protocol version {} is not supported (this node speaks {PROTOCOL_VERSION}); use a \
-             troupe CLI of the same version",
-            hello.version
-        );
-        write_frame(&mut stream, &refuse(reason)).await?;
-        return Ok(());
-    }
-    let welcome = HelloReply::Welcome {
-        node_id: shared.journal.node_id().to_owned(),
-        pid: std::process::id(),
+    // The hello is read before any refusal, so the client's write of it cannot fail and hide
+    // the reason from it.
+    let me = nix::unistd::geteuid().as_raw();
+    let reply = match &hello {
+        _ if peer != me => refusal(format!("uid {peer} may not control a node of uid {me}")),
+        Ok(hello) => hello_reply(hello, &shared),
+        Err(e) => refusal(format!("bad hello: {e}")),
     };
-    write_frame(&mut stream, &welcome).await?;
+    match tokio::time::timeout_at(deadline, write_frame(&mut stream, &reply)).await {
+        Ok(written) => written?,
+        Err(_) => return Ok(()),
+    }
+    hello?;
+    if let HelloReply::Refused { reason, .. } = reply {
+        tracing::debug!(peer_uid = peer, %reason, "control connection refused");
+        return Ok(());
+    }
     loop {
         let request: Request = match read_frame(&mut stream).await {
             Ok(Some(r)) => r,
@@ -177,6 +230,32 @@ async fn serve(mut stream: UnixStream, shared: Arc<NodeShared>) -> Result<(), Fr
         };
         let response = answer(&shared, request, peer).await;
         write_frame(&mut stream, &response).await?;
+    }
+}
+
+/// A refusal with `reason`.
+fn refusal(reason: String) -> HelloReply {
+    HelloReply::Refused {
+        reason,
+        version: PROTOCOL_VERSION,
+    }
+}
+
+/// The node's answer to `hello` from a peer of its own uid: welcome, or why not.
+fn hello_reply(hello: &Hello, shared: &NodeShared) -> HelloReply {
+    if hello.magic != MAGIC {
+        return refusal("not a troupe client".into());
+    }
+    if hello.version != PROTOCOL_VERSION {
+        return refusal(format!(
+            "protocol version {} is not supported (this node speaks {PROTOCOL_VERSION}); use a \
+             troupe CLI of the same version",
+            hello.version
+        ));
+    }
+    HelloReply::Welcome {
+        node_id: shared.journal.node_id().to_owned(),
+        pid: std::process::id(),
     }
 }
 

@@ -5,13 +5,14 @@
 //! (1 ≤ n ≤ [`MAX_FRAME_BYTES`]) followed by `n` bytes: one message encoded by
 //! [`crate::storage::codec::encode_message`] (bincode 2, the journal's configuration).
 //!
-//! 1. The client sends a [`Hello`] frame; the node answers with a [`HelloReply`]. A wrong
-//!    magic or protocol version gets `HelloReply::Refused` and the node closes the connection.
+//! 1. The client sends a [`Hello`] frame within [`HANDSHAKE_TIMEOUT`]; the node answers with
+//!    a [`HelloReply`]. A wrong magic, protocol version or user gets `HelloReply::Refused` and
+//!    the node closes the connection; a peer that sends no hello in time is disconnected.
 //! 2. Then each [`Request`] frame gets exactly one [`Response`] frame, in order.
 //!
-//! A frame longer than the maximum, a body that does not decode, or a peer whose uid differs
-//! from the node's gets a `Response::Error` (or `HelloReply::Refused` during the handshake)
-//! and the connection is closed; the node itself is unaffected.
+//! A frame longer than the maximum or a body that does not decode gets a `Response::Error`
+//! (or `HelloReply::Refused` during the handshake) and the connection is closed; the node
+//! itself is unaffected.
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -32,6 +33,17 @@ pub const MAGIC: [u8; 8] = *b"troupe\0\x01";
 /// [`crate::model::MAX_WORKFLOW_BYTES`], and its encoding is no larger than its text plus
 /// the task index).
 pub const MAX_FRAME_BYTES: u32 = 64 << 20;
+
+/// Largest [`Hello`] frame body the node reads: 1 KiB. A hello is about a dozen bytes; the
+/// limit keeps a peer the node has not accepted yet from making it allocate a large frame.
+pub const MAX_HELLO_BYTES: u32 = 1 << 10;
+
+/// How long either side of a handshake waits for the other: the node closes a connection
+/// whose [`Hello`] has not arrived within it (so idle connections cannot pile up), and
+/// [`crate::client::Client::connect`] gives up on a node whose [`HelloReply`] has not. 5 s:
+/// a live node answers in microseconds, and a stopped or wedged one should be reported
+/// before an operator gives up waiting.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The client's opening frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -551,9 +563,15 @@ pub enum FrameError {
     /// The connection failed or closed mid-frame.
     #[error("connection error: {0}")]
     Io(#[from] std::io::Error),
-    /// The length prefix is 0 or above [`MAX_FRAME_BYTES`]; the stream cannot be resynced.
-    #[error("frame of {0} bytes is outside 1..={MAX_FRAME_BYTES}")]
-    Size(u64),
+    /// The length prefix is 0 or above the limit ([`MAX_FRAME_BYTES`], or
+    /// [`MAX_HELLO_BYTES`] for a hello); the stream cannot be resynced.
+    #[error("frame of {len} bytes is outside 1..={max}")]
+    Size {
+        /// The length found.
+        len: u64,
+        /// The largest length allowed.
+        max: u32,
+    },
     /// The body is not a valid message.
     #[error("{0}")]
     Decode(String),
@@ -566,6 +584,16 @@ where
     T: serde::de::DeserializeOwned,
     R: tokio::io::AsyncRead + Unpin,
 {
+    read_frame_within(reader, MAX_FRAME_BYTES).await
+}
+
+/// [`read_frame`] of a frame of at most `max` bytes of body (the node reads a [`Hello`], from
+/// a peer it does not trust yet, within [`MAX_HELLO_BYTES`]).
+pub async fn read_frame_within<T, R>(reader: &mut R, max: u32) -> Result<Option<T>, FrameError>
+where
+    T: serde::de::DeserializeOwned,
+    R: tokio::io::AsyncRead + Unpin,
+{
     let mut len = [0u8; 4];
     match reader.read_exact(&mut len).await {
         Ok(_) => {}
@@ -573,8 +601,11 @@ where
         Err(e) => return Err(e.into()),
     }
     let len = u32::from_be_bytes(len);
-    if len == 0 || len > MAX_FRAME_BYTES {
-        return Err(FrameError::Size(len as u64));
+    if len == 0 || len > max {
+        return Err(FrameError::Size {
+            len: len as u64,
+            max,
+        });
     }
     let mut body = vec![0u8; len as usize];
     reader.read_exact(&mut body).await?;
@@ -591,7 +622,10 @@ where
 {
     let body = encode_message(message).map_err(|e| FrameError::Decode(e.0))?;
     if body.is_empty() || body.len() as u64 > MAX_FRAME_BYTES as u64 {
-        return Err(FrameError::Size(body.len() as u64));
+        return Err(FrameError::Size {
+            len: body.len() as u64,
+            max: MAX_FRAME_BYTES,
+        });
     }
     let mut frame = Vec::with_capacity(4 + body.len());
     frame.extend_from_slice(&(body.len() as u32).to_be_bytes());

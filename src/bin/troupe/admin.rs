@@ -57,7 +57,7 @@ impl Failed {
 impl From<ClientError> for Failed {
     fn from(e: ClientError) -> Self {
         Failed {
-            code: EXIT_INTERNAL,
+            code: e.exit_code() as u8,
             message: e.to_string(),
         }
     }
