@@ -105,10 +105,20 @@ pub enum ClientError {
 
 impl ClientError {
     /// The CLI exit code for this error: 2 (invalid input) for a data dir that is not a
-    /// directory, 3 (node unreachable or internal error) for everything else.
+    /// directory or that this user may not use (the same code every command gives for that
+    /// cause, see `JournalError::exit_code`), 3 (node unreachable or internal error) for
+    /// everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            ClientError::NotADirectory { .. } => 2,
+            ClientError::NotADirectory { .. }
+            | ClientError::Unreachable {
+                why: NoAnswer::OtherUser { .. } | NoAnswer::PermissionDenied { .. },
+                ..
+            }
+            | ClientError::NotAnswering {
+                why: NoAnswer::OtherUser { .. } | NoAnswer::PermissionDenied { .. },
+                ..
+            } => 2,
             _ => 3,
         }
     }
