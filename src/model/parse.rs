@@ -111,7 +111,8 @@ pub fn parse_workflow(text: &str) -> Result<Workflow, SpecError> {
     let task_given = raw.task_given;
     let (spec, map) = raw.into_spec(text, &mut problems);
     if field_errors && task_given && spec.tasks.is_empty() {
-        // Every [[task]] failed to read: "no tasks" would be wrong.
+        // No [[task]] read: "no tasks" would be wrong, the other rules still apply.
+        problems.append(&mut Workflow::field_problems(&spec, &map));
         return Err(sorted(problems));
     }
     match Workflow::build(spec, &map) {
@@ -1029,9 +1030,13 @@ approval_timeout = "1h"
         assert_eq!(e.len(), 2, "{e:?}");
         assert_eq!(e[0], "2:1: missing field `id`");
         assert!(e[1].starts_with("5:6: task id `b b` contains ' '"), "{e:?}");
-        let e = lines("name = \"x\"\n[[task]]\nid = 7\ncommand = [\"true\"]\n");
-        assert_eq!(e.len(), 1, "no \"workflow has no tasks\": {e:?}");
-        assert!(e[0].starts_with("3:6: invalid type: integer `7`"), "{e:?}");
+        let e = lines("name = \"a\\tb\"\n[[task]]\nid = 7\ncommand = [\"true\"]\n");
+        assert_eq!(e.len(), 2, "no \"workflow has no tasks\": {e:?}");
+        assert!(
+            e[0].starts_with("1:8: `name` contains the control character"),
+            "{e:?}"
+        );
+        assert!(e[1].starts_with("3:6: invalid type: integer `7`"), "{e:?}");
     }
 
     #[test]

@@ -116,6 +116,17 @@ impl Workflow {
         }
     }
 
+    /// The field rules alone, without the structure checks: for a file none of whose
+    /// `[[task]]` tables read, where "no tasks" would be wrong.
+    pub(crate) fn field_problems(spec: &WorkflowSpec, locate: &dyn Locate) -> Vec<Problem> {
+        let mut p = Problems {
+            list: Vec::new(),
+            locate,
+        };
+        check_fields(spec, &mut p);
+        p.list
+    }
+
     /// Index + plan only: what a replayed spec needs.
     fn rebuild(spec: WorkflowSpec) -> Result<Self, String> {
         let mut p = Problems {
