@@ -2,9 +2,10 @@
 //!
 //! Such text comes from a file or a command line that may be careless or hostile: it can be
 //! 10,000 characters long, or hold a newline and text that forges the next line of output,
-//! or an escape sequence that clears the terminal. Every message in the model that quotes
-//! user text does so through [`quoted`], which escapes control characters and shortens long
-//! text to a prefix and its length.
+//! an escape sequence that clears the terminal, or a Unicode bidirectional control that
+//! reorders how the line reads. Every message in the model that quotes user text does so
+//! through [`quoted`], which escapes those characters and shortens long text to a prefix and
+//! its length.
 
 use std::fmt;
 
@@ -19,9 +20,9 @@ pub(crate) const QUOTED_PREFIX_CHARS: usize = 48;
 ///
 /// `{}` prints it in backticks (`` `build` ``), the style of troupe's own messages; `{:?}`
 /// prints it in double quotes (`"90 parsecs"`), the style of Rust's `Debug` for strings.
-/// Either way control characters are escaped (`\n`, `\u{1b}`), and text longer than
-/// [`MAX_QUOTED_CHARS`] characters is cut to its first [`QUOTED_PREFIX_CHARS`] and followed
-/// by its length: `` `aaaa…` (10000 characters) ``.
+/// Either way control and bidi characters are escaped (`\n`, `\u{1b}`, `\u{202e}`), and text
+/// longer than [`MAX_QUOTED_CHARS`] characters is cut to its first [`QUOTED_PREFIX_CHARS`]
+/// and followed by its length: `` `aaaa…` (10000 characters) ``.
 pub(crate) fn quoted(text: &str) -> Quoted<'_> {
     Quoted(text)
 }
@@ -29,6 +30,13 @@ pub(crate) fn quoted(text: &str) -> Quoted<'_> {
 /// See [`quoted`].
 #[derive(Clone, Copy)]
 pub(crate) struct Quoted<'a>(&'a str);
+
+/// Whether `c` is written as an escape: control characters (C0, DEL, C1: newline, tab, ESC,
+/// ...) and the bidirectional controls ("Trojan Source", CVE-2021-42574).
+fn escaped(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
 
 impl Quoted<'_> {
     fn write(&self, f: &mut fmt::Formatter<'_>, quote: char) -> fmt::Result {
@@ -40,7 +48,7 @@ impl Quoted<'_> {
         };
         write!(f, "{quote}")?;
         for c in self.0.chars().take(shown) {
-            if c.is_control() || (quote == '"' && matches!(c, '"' | '\\')) {
+            if escaped(c) || (quote == '"' && matches!(c, '"' | '\\')) {
                 write!(f, "{}", c.escape_debug())?;
             } else {
                 write!(f, "{c}")?;
@@ -109,5 +117,7 @@ mod tests {
         );
         let shown = quoted("x\ny").to_string();
         assert!(!shown.contains('\n'));
+        assert_eq!(quoted("a\u{202e}b").to_string(), r"`a\u{202e}b`");
+        assert_eq!(quoted("ünï — ok").to_string(), "`ünï — ok`");
     }
 }
