@@ -283,3 +283,73 @@ fn graph_of_invalid_file_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains(":1:8:"), "{}", stderr(&out));
 }
+
+#[test]
+fn errors_in_several_tasks_are_all_reported_in_file_order() {
+    // Task 1: unknown field; task 2: wrong type; task 3 depends on task 2 (which did not
+    // read, but keeps its id); task 4: unknown dependency.
+    let err = invalid(
+        &format!(
+            "{HEAD}[[task]]\nid = \"a\"\ncommand = [\"true\"]\ncolour = \"red\"\n\
+             [[task]]\nid = \"b\"\ncommand = [\"true\"]\ntimeout = 90\n\
+             [[task]]\nid = \"c\"\ncommand = [\"true\"]\ndepends_on = [\"b\"]\n\
+             [[task]]\nid = \"d\"\ncommand = [\"true\"]\ndepends_on = [\"a\", \"nope\"]\n"
+        ),
+        "3 problems found",
+    );
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains(".toml:")).collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(lines[0].contains(":5:1: unknown field `colour`"), "{err}");
+    assert!(
+        lines[1].contains(":9:11: invalid type: integer `90`, expected a string"),
+        "{err}"
+    );
+    assert!(
+        lines[2].contains(":17:20: task `d` depends on `nope`, which is not a task"),
+        "{err}"
+    );
+}
+
+#[test]
+fn ten_thousand_character_ids_are_cut_in_errors() {
+    let long = "x".repeat(10_000);
+    for text in [
+        format!("{HEAD}[[task]]\nid = \"{long}\"\ncommand = [\"true\"]\n"),
+        format!("{HEAD}[[task]]\nid = \"a\"\ncommand = [\"true\"]\ndepends_on = [\"{long}\"]\n"),
+        format!("{HEAD}[[task]]\nid = \"a\"\ncommand = [\"true\"]\n\"{long}\" = 1\n"),
+    ] {
+        let err = invalid(&text, "(10000 characters)");
+        assert!(err.len() < 2_000, "{} bytes:\n{err}", err.len());
+    }
+}
+
+#[test]
+fn control_characters_in_the_name_are_refused() {
+    for name in [
+        "release\\nrun 01JD3X5Q8R2N6V7W0Y4Z9A1B2C succeeded",
+        "\\u001b[2J",
+    ] {
+        let err = invalid(
+            &format!("name = \"{name}\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\n"),
+            ":1:8: `name` contains the control character",
+        );
+        assert_eq!(err.lines().count(), 2, "one problem and the summary: {err}");
+        assert!(!err.contains('\u{1b}'), "{err:?}");
+    }
+}
+
+#[test]
+fn durations_over_a_hundred_years_are_refused() {
+    invalid(
+        &format!(
+            "{HEAD}[[task]]\nid = \"a\"\ncommand = [\"true\"]\n\
+             retry = {{ max_interval = \"1000000years\", initial_interval = \"1000000years\" }}\n"
+        ),
+        ":5:9: task `a`: retry: initial_interval (1000000years) is longer than the limit of \
+         36500 days (100 years)",
+    );
+    invalid(
+        &format!("{HEAD}[[task]]\nid = \"a\"\ncommand = [\"true\"]\ntimeout = \"1000000years\"\n"),
+        ":5:11: task `a`: timeout (1000000years) is longer than the limit",
+    );
+}

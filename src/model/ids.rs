@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::quote::quoted;
+
 /// Identifies one run of a workflow.
 ///
 /// A [ULID](https://github.com/ulid/spec): 48 bits of milliseconds since the Unix epoch followed
@@ -48,7 +50,8 @@ impl fmt::Debug for RunId {
 /// A run id that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "`{input}` is not a run id (expected a 26-character ULID such as 01JD3X5Q8R2N6V7W0Y4Z9A1B2C, whose first character is 0-7)"
+    "{} is not a run id (expected a 26-character ULID such as 01JD3X5Q8R2N6V7W0Y4Z9A1B2C, whose first character is 0-7)",
+    quoted(.input)
 )]
 pub struct ParseRunIdError {
     /// The text that was given, so the message can quote it.
@@ -98,10 +101,13 @@ pub enum InvalidTaskId {
     #[error("task id is empty")]
     Empty,
     /// The id is longer than [`MAX_TASK_ID_LEN`].
-    #[error("task id `{0}` is longer than {MAX_TASK_ID_LEN} bytes")]
+    #[error("task id {} is longer than {MAX_TASK_ID_LEN} bytes", quoted(.0))]
     TooLong(String),
     /// The id holds a character outside `[A-Za-z0-9_.-]`.
-    #[error("task id `{id}` contains {ch:?}; ids may only use letters, digits, `_`, `.` and `-`")]
+    #[error(
+        "task id {} contains {ch:?}; ids may only use letters, digits, `_`, `.` and `-`",
+        quoted(.id)
+    )]
     BadCharacter {
         /// The whole id as given.
         id: String,
@@ -109,7 +115,7 @@ pub enum InvalidTaskId {
         ch: char,
     },
     /// The id is `.` or `..`, which would escape the run's log folder.
-    #[error("task id `{0}` is reserved (it names a directory)")]
+    #[error("task id {} is reserved (it names a directory)", quoted(.0))]
     Reserved(String),
 }
 

@@ -4,6 +4,8 @@
 //! - [`ids`]: run ids (ULIDs) and task ids.
 //! - [`time`]: [`time::Timestamp`], the only form in which time enters the model.
 //! - [`spec`]: the workflow spec as plain data (what the TOML file says).
+//! - [`quote`]: user text in messages and text output: control characters escaped, long text
+//!   cut in errors.
 //! - [`parse`]: TOML text → validated [`workflow::Workflow`], errors with line and column.
 //! - [`workflow`]: the validated workflow: spec + plan + id index + effective settings.
 //! - [`plan`]: the DAG on petgraph: toposort, cycles, ready set, downstream closure,
@@ -21,6 +23,7 @@ pub mod event;
 pub mod ids;
 pub mod parse;
 pub mod plan;
+pub mod quote;
 pub mod render;
 pub mod retry;
 pub mod rollup;

@@ -4,21 +4,46 @@
 //! it: `retry` also takes `jitter` (see [`super::retry`]); a task also takes `labels` (tags
 //! node approval rules match) and `compensate_retry` (its compensation's retry policy, same
 //! fields as `retry`); `[defaults]` takes any of `timeout`, `retry`, `env`, `cwd`, `pool`,
-//! `priority`, `requires_approval`, `approval_timeout`, `compensate_retry`. Durations are [humantime](https://docs.rs/humantime) strings (`"90s"`,
-//! `"10m"`, `"1h 30m"`). Unknown fields are errors.
+//! `priority`, `requires_approval`, `approval_timeout`, `compensate_retry`. Durations are
+//! [humantime](https://docs.rs/humantime) strings (`"90s"`, `"10m"`, `"1h 30m"`), at most
+//! [`super::spec::MAX_WORKFLOW_DURATION`] (100 years). Unknown fields are errors.
 //!
-//! Errors: syntax and type errors come from the `toml` crate with their span; semantic
-//! problems (unknown dependency, cycle, ...) are located with spans kept from the parse. All
-//! problems found are returned at once, in file order.
+//! # What is reported
+//! Every problem found, at once, each with its line and column, sorted by position:
+//! 1. **TOML syntax errors**, all of them but their echoes: the `toml` parser recovers and
+//!    goes on ([`toml::de::DeTable::parse_recoverable`]), which can make one mistake show up
+//!    many times, so only the first error of each line is kept, and when an array or inline
+//!    table is never closed (the parser then reads the rest of the file as its elements) only
+//!    the first error and the "unclosed" one. If there is any syntax error, only these are
+//!    reported: what the parser recovers past a syntax error is not necessarily what the file
+//!    meant, and checking it would report problems the file does not have.
+//! 2. **Field errors.** Every field of every table (the top level, `[pools]`, `[defaults]`,
+//!    each `[[task]]`, each `retry` and `compensate_retry` table) is read on its own from the
+//!    spanned parse tree, so each unknown field, wrong type, bad duration and invalid task id
+//!    is reported, as is a missing `name` or task `id`.
+//! 3. **Checks on the values** (the rules of [`Workflow::from_spec`]: commands, pools,
+//!    durations, retry ranges, ..., then duplicate ids, dependencies and cycles) on what was
+//!    read. A `[[task]]` with a field error is checked for structure only: it keeps its `id`
+//!    and `depends_on` (if those read), so the duplicate-id, dependency and cycle checks see
+//!    it and another task depending on it is not reported, but its other fields are not
+//!    checked; a `[[task]]` whose `id` did not read is left out of every check. A
+//!    `[defaults]` with a field error makes every task structure-only (their effective
+//!    settings are unknown); a `pools` that is not a table leaves pool references unchecked.
+//!
+//! User text quoted in messages (ids, keys, names, durations) has its control characters
+//! escaped and, beyond 128 characters, is cut to a prefix and its length.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
+use toml::de::{DeString, DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
 use super::ids::TaskId;
+use super::quote::{quoted, MAX_QUOTED_CHARS};
 use super::retry::RetrySpec;
 use super::spec::{Command, Problem, SpecError, TaskDefaults, TaskSpec, WorkflowSpec};
 use super::workflow::{Loc, Locate, Workflow};
@@ -55,26 +80,41 @@ pub fn too_large_message(len: u64) -> String {
     )
 }
 
-/// Parses and validates workflow text.
+/// Parses and validates workflow text, reporting every problem found (see the module docs
+/// for exactly which).
 pub fn parse_workflow(text: &str) -> Result<Workflow, SpecError> {
     if text.trim().is_empty() {
         return Err(SpecError::whole(
             "file is empty; a workflow needs at least `name` and one [[task]]",
         ));
     }
-    let raw: RawWorkflow = toml::from_str(text).map_err(|e| {
-        let pos = e.span().map(|s| line_col(text.as_bytes(), s.start));
-        SpecError {
-            source_name: None,
-            problems: vec![Problem {
-                line: pos.map(|p| p.0),
-                column: pos.map(|p| p.1),
-                message: e.message().trim_end().to_owned(),
-            }],
+    let (root, syntax_errors) = DeTable::parse_recoverable(text);
+    let mut reader = Reader {
+        text,
+        problems: Vec::new(),
+    };
+    if !syntax_errors.is_empty() {
+        for e in worth_showing(syntax_errors) {
+            reader.toml_error(&e, 0..0);
         }
-    })?;
-    let mut problems = Vec::new();
+        let mut e = sorted(reader.problems);
+        e.problems.dedup_by_key(|p| p.line);
+        return Err(e);
+    }
+    let root = Spanned::new(root.span(), DeValue::Table(root.into_inner()));
+    let raw = reader
+        .read::<RawWorkflow>(root)
+        .expect("the document is a table")
+        .fields;
+    let mut problems = reader.problems;
+    let field_errors = !problems.is_empty();
+    let task_given = raw.task_given;
     let (spec, map) = raw.into_spec(text, &mut problems);
+    if field_errors && task_given && spec.tasks.is_empty() {
+        // No [[task]] read: "no tasks" would be wrong, the other rules still apply.
+        problems.append(&mut Workflow::field_problems(&spec, &map));
+        return Err(sorted(problems));
+    }
     match Workflow::build(spec, &map) {
         Ok(wf) if problems.is_empty() => Ok(wf),
         Ok(_) => Err(sorted(problems)),
@@ -83,6 +123,24 @@ pub fn parse_workflow(text: &str) -> Result<Workflow, SpecError> {
             Err(sorted(problems))
         }
     }
+}
+
+/// The syntax errors to report, in file order. When an array or inline table is never closed,
+/// the parser reads the rest of the file as its elements: then only the first error and that
+/// one, since every error between them is an echo of the missing bracket. (The caller keeps
+/// the first error of each line, for the same reason.)
+fn worth_showing(mut errors: Vec<toml::de::Error>) -> Vec<toml::de::Error> {
+    errors.sort_by_key(|e| e.span().map_or(0, |s| s.start));
+    let unclosed = errors.iter().position(|e| {
+        let m = e.message();
+        m.starts_with("unclosed array,") || m.starts_with("unclosed inline table")
+    });
+    if let Some(i) = unclosed {
+        let unclosed = errors.remove(i);
+        errors.truncate(i.min(1));
+        errors.push(unclosed);
+    }
+    errors
 }
 
 fn sorted(mut problems: Vec<Problem>) -> SpecError {
@@ -119,93 +177,427 @@ impl<'de> Deserialize<'de> for HumanDuration {
         humantime::parse_duration(&text)
             .map(HumanDuration)
             .map_err(|e| {
+                let mut reason = e.to_string();
+                if let humantime::DurationError::UnknownUnit { unit, .. } = &e {
+                    // humantime quotes the unit in full.
+                    reason = reason.replace(&format!("{unit:?}"), &format!("{:?}", quoted(unit)));
+                }
                 serde::de::Error::custom(format!(
-                    "invalid duration {text:?}: {e} (examples: \"90s\", \"10m\", \"1h 30m\")"
+                    "invalid duration {:?}: {reason} (examples: \"90s\", \"10m\", \"1h 30m\")",
+                    quoted(&text)
                 ))
             })
     }
 }
 
-fn dur(d: Option<HumanDuration>) -> Option<Duration> {
-    d.map(|d| d.0)
+fn dur(d: Option<Spanned<HumanDuration>>) -> Option<Duration> {
+    d.map(|d| d.into_inner().0)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Reads the spanned parse tree field by field, collecting a located problem for each field
+/// that does not read.
+struct Reader<'t> {
+    /// The file, to turn byte spans into lines and columns.
+    text: &'t str,
+    /// Everything found so far, in reading order.
+    problems: Vec<Problem>,
+}
+
+/// A table of the format, read one field at a time by [`Reader::read`].
+trait Table: Default {
+    /// Every field the table takes, for the "unknown field" message.
+    const FIELDS: &'static [&'static str];
+    /// Fields that must be present.
+    const REQUIRED: &'static [&'static str];
+
+    /// Reads field `key` from `value` into `self`: `None` if the table has no such field,
+    /// else whether it read without a problem (problems go to `reader`).
+    fn set(
+        &mut self,
+        key: &str,
+        value: Spanned<DeValue<'_>>,
+        reader: &mut Reader<'_>,
+    ) -> Option<bool>;
+}
+
+/// A table as read: its fields, where it is, and whether every field read.
+struct Read<T> {
+    /// Byte span of the table in the file.
+    span: Range<usize>,
+    /// The fields that read; those with a problem are left unset.
+    fields: T,
+    /// Whether there was no problem: no unknown, missing or unreadable field.
+    complete: bool,
+}
+
+impl Reader<'_> {
+    fn at(&mut self, span: &Range<usize>, message: String) {
+        let (line, column) = line_col(self.text.as_bytes(), span.start);
+        self.problems.push(Problem {
+            line: Some(line),
+            column: Some(column),
+            message,
+        });
+    }
+
+    /// A problem found by the `toml` crate (syntax, or a value's type); at `fallback` if it
+    /// carries no span.
+    fn toml_error(&mut self, e: &toml::de::Error, fallback: Range<usize>) {
+        let span = e.span().unwrap_or(fallback);
+        self.at(&span, e.message().trim_end().to_owned());
+    }
+
+    /// Reads `value` as a table of `T`; `None` (and a problem) if it is not a table.
+    fn read<T: Table>(&mut self, value: Spanned<DeValue<'_>>) -> Option<Read<T>> {
+        let span = value.span();
+        let table = match value.into_inner() {
+            DeValue::Table(table) => table,
+            other => {
+                self.at(
+                    &span,
+                    format!("invalid type: {}, expected a table", other.type_str()),
+                );
+                return None;
+            }
+        };
+        let mut fields = T::default();
+        let mut complete = true;
+        let mut missing: Vec<&str> = T::REQUIRED.to_vec();
+        for (key, value) in table {
+            let name: &str = key.get_ref();
+            missing.retain(|m| *m != name);
+            match fields.set(name, value, self) {
+                Some(ok) => complete &= ok,
+                None => {
+                    self.unknown_field(&key, T::FIELDS);
+                    complete = false;
+                }
+            }
+        }
+        for field in missing {
+            self.at(&span, format!("missing field `{field}`"));
+            complete = false;
+        }
+        Some(Read {
+            span,
+            fields,
+            complete,
+        })
+    }
+
+    /// Reads a nested table into `slot`, set only if it read completely.
+    fn table<T: Table>(
+        &mut self,
+        value: Spanned<DeValue<'_>>,
+        slot: &mut Option<Spanned<T>>,
+    ) -> bool {
+        match self.read::<T>(value) {
+            Some(t) if t.complete => {
+                *slot = Some(Spanned::new(t.span, t.fields));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Deserializes `value` as a `T` into `slot`; whether it did.
+    fn field<T: DeserializeOwned>(
+        &mut self,
+        value: Spanned<DeValue<'_>>,
+        slot: &mut Option<Spanned<T>>,
+    ) -> bool {
+        let span = value.span();
+        // serde quotes a string of the wrong type in full: keep a long one to shorten it.
+        let long = value
+            .get_ref()
+            .as_str()
+            .filter(|s| s.chars().count() > MAX_QUOTED_CHARS)
+            .map(str::to_owned);
+        match Spanned::<T>::deserialize(ValueDeserializer::from(value)) {
+            Ok(v) => {
+                *slot = Some(v);
+                true
+            }
+            Err(mut e) => {
+                if let Some(long) = long {
+                    let message = e
+                        .message()
+                        .replace(&format!("{long:?}"), &format!("{:?}", quoted(&long)));
+                    e = serde::de::Error::custom(message);
+                }
+                self.toml_error(&e, span);
+                false
+            }
+        }
+    }
+
+    fn unknown_field(&mut self, key: &Spanned<DeString<'_>>, expected: &[&str]) {
+        let expected: Vec<String> = expected.iter().map(|f| format!("`{f}`")).collect();
+        self.at(
+            &key.span(),
+            format!(
+                "unknown field {}, expected one of {}",
+                quoted(key.get_ref()),
+                expected.join(", ")
+            ),
+        );
+    }
+}
+
+/// The top-level table as read; each field is unset if absent or unreadable.
+#[derive(Default)]
 struct RawWorkflow {
-    name: Spanned<String>,
+    name: Option<Spanned<String>>,
     max_concurrency: Option<Spanned<u32>>,
-    #[serde(default)]
-    pools: BTreeMap<Spanned<String>, u32>,
-    defaults: Option<RawDefaults>,
-    #[serde(default, rename = "task")]
-    tasks: Vec<Spanned<RawTask>>,
+    /// Pools as declared: name, and slots unless they did not read.
+    pools: Vec<(Spanned<String>, Option<u32>)>,
+    /// `pools` is there but is not a table, so pool references cannot be checked.
+    pools_unreadable: bool,
+    defaults: Option<Read<RawDefaults>>,
+    tasks: Vec<Read<RawTask>>,
+    /// Whether the file has a `task` key, so no task read is not "no tasks".
+    task_given: bool,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+impl Table for RawWorkflow {
+    const FIELDS: &'static [&'static str] =
+        &["name", "max_concurrency", "pools", "defaults", "task"];
+    const REQUIRED: &'static [&'static str] = &["name"];
+
+    fn set(&mut self, key: &str, value: Spanned<DeValue<'_>>, r: &mut Reader<'_>) -> Option<bool> {
+        Some(match key {
+            "name" => r.field(value, &mut self.name),
+            "max_concurrency" => r.field(value, &mut self.max_concurrency),
+            "pools" => {
+                let span = value.span();
+                match value.into_inner() {
+                    DeValue::Table(table) => {
+                        let mut ok = true;
+                        for (name, slots) in table {
+                            let mut read: Option<Spanned<u32>> = None;
+                            ok &= r.field(slots, &mut read);
+                            let name = Spanned::new(name.span(), name.into_inner().into_owned());
+                            self.pools.push((name, read.map(Spanned::into_inner)));
+                        }
+                        ok
+                    }
+                    other => {
+                        r.at(
+                            &span,
+                            format!(
+                                "invalid type: {}, expected a table of pool = slots",
+                                other.type_str()
+                            ),
+                        );
+                        self.pools_unreadable = true;
+                        false
+                    }
+                }
+            }
+            "defaults" => {
+                let span = value.span();
+                // Not a table: as unknown as a table with a field error.
+                let defaults = r.read(value).unwrap_or(Read {
+                    span,
+                    fields: RawDefaults::default(),
+                    complete: false,
+                });
+                let complete = defaults.complete;
+                self.defaults = Some(defaults);
+                complete
+            }
+            "task" => {
+                self.task_given = true;
+                let span = value.span();
+                match value.into_inner() {
+                    DeValue::Array(items) => {
+                        let mut ok = true;
+                        for item in items {
+                            match r.read::<RawTask>(item) {
+                                Some(task) => {
+                                    ok &= task.complete;
+                                    self.tasks.push(task);
+                                }
+                                None => ok = false,
+                            }
+                        }
+                        ok
+                    }
+                    other => {
+                        r.at(
+                            &span,
+                            format!(
+                                "invalid type: {}, expected an array of tables ([[task]])",
+                                other.type_str()
+                            ),
+                        );
+                        false
+                    }
+                }
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// `[defaults]` as read; the fields mirror [`TaskDefaults`], unset if absent or unreadable.
+#[derive(Default)]
 struct RawDefaults {
     timeout: Option<Spanned<HumanDuration>>,
     retry: Option<Spanned<RawRetry>>,
-    #[serde(default)]
-    env: BTreeMap<String, String>,
-    cwd: Option<String>,
+    env: Option<Spanned<BTreeMap<String, String>>>,
+    cwd: Option<Spanned<String>>,
     pool: Option<Spanned<String>>,
-    priority: Option<i32>,
-    requires_approval: Option<bool>,
+    priority: Option<Spanned<i32>>,
+    requires_approval: Option<Spanned<bool>>,
     approval_timeout: Option<Spanned<HumanDuration>>,
     compensate_retry: Option<Spanned<RawRetry>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+impl Table for RawDefaults {
+    const FIELDS: &'static [&'static str] = &[
+        "timeout",
+        "retry",
+        "env",
+        "cwd",
+        "pool",
+        "priority",
+        "requires_approval",
+        "approval_timeout",
+        "compensate_retry",
+    ];
+    const REQUIRED: &'static [&'static str] = &[];
+
+    fn set(&mut self, key: &str, value: Spanned<DeValue<'_>>, r: &mut Reader<'_>) -> Option<bool> {
+        Some(match key {
+            "timeout" => r.field(value, &mut self.timeout),
+            "retry" => r.table(value, &mut self.retry),
+            "env" => r.field(value, &mut self.env),
+            "cwd" => r.field(value, &mut self.cwd),
+            "pool" => r.field(value, &mut self.pool),
+            "priority" => r.field(value, &mut self.priority),
+            "requires_approval" => r.field(value, &mut self.requires_approval),
+            "approval_timeout" => r.field(value, &mut self.approval_timeout),
+            "compensate_retry" => r.table(value, &mut self.compensate_retry),
+            _ => return None,
+        })
+    }
+}
+
+/// A `retry` or `compensate_retry` table as read; the fields mirror [`RetrySpec`].
+#[derive(Default)]
 struct RawRetry {
-    max_attempts: Option<u32>,
-    initial_interval: Option<HumanDuration>,
-    backoff_coefficient: Option<f64>,
-    max_interval: Option<HumanDuration>,
-    jitter: Option<f64>,
+    max_attempts: Option<Spanned<u32>>,
+    initial_interval: Option<Spanned<HumanDuration>>,
+    backoff_coefficient: Option<Spanned<f64>>,
+    max_interval: Option<Spanned<HumanDuration>>,
+    jitter: Option<Spanned<f64>>,
+}
+
+impl Table for RawRetry {
+    const FIELDS: &'static [&'static str] = &[
+        "max_attempts",
+        "initial_interval",
+        "backoff_coefficient",
+        "max_interval",
+        "jitter",
+    ];
+    const REQUIRED: &'static [&'static str] = &[];
+
+    fn set(&mut self, key: &str, value: Spanned<DeValue<'_>>, r: &mut Reader<'_>) -> Option<bool> {
+        Some(match key {
+            "max_attempts" => r.field(value, &mut self.max_attempts),
+            "initial_interval" => r.field(value, &mut self.initial_interval),
+            "backoff_coefficient" => r.field(value, &mut self.backoff_coefficient),
+            "max_interval" => r.field(value, &mut self.max_interval),
+            "jitter" => r.field(value, &mut self.jitter),
+            _ => return None,
+        })
+    }
 }
 
 impl From<RawRetry> for RetrySpec {
     fn from(r: RawRetry) -> Self {
         RetrySpec {
-            max_attempts: r.max_attempts,
+            max_attempts: r.max_attempts.map(Spanned::into_inner),
             initial_interval: dur(r.initial_interval),
-            backoff_coefficient: r.backoff_coefficient,
+            backoff_coefficient: r.backoff_coefficient.map(Spanned::into_inner),
             max_interval: dur(r.max_interval),
-            jitter: r.jitter,
+            jitter: r.jitter.map(Spanned::into_inner),
         }
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A `[[task]]` table as read; the fields mirror [`TaskSpec`], unset if absent or
+/// unreadable.
+#[derive(Default)]
 struct RawTask {
-    id: Spanned<TaskId>,
+    id: Option<Spanned<TaskId>>,
     command: Option<Spanned<Vec<String>>>,
     shell: Option<Spanned<String>>,
-    cwd: Option<String>,
-    #[serde(default)]
-    depends_on: Vec<Spanned<TaskId>>,
-    priority: Option<i32>,
+    cwd: Option<Spanned<String>>,
+    depends_on: Option<Spanned<Vec<Spanned<TaskId>>>>,
+    priority: Option<Spanned<i32>>,
     pool: Option<Spanned<String>>,
-    requires_approval: Option<bool>,
+    requires_approval: Option<Spanned<bool>>,
     compensate: Option<Spanned<Vec<String>>>,
     compensate_shell: Option<Spanned<String>>,
     approval_timeout: Option<Spanned<HumanDuration>>,
     timeout: Option<Spanned<HumanDuration>>,
     retry: Option<Spanned<RawRetry>>,
-    #[serde(default)]
-    env: BTreeMap<String, String>,
+    env: Option<Spanned<BTreeMap<String, String>>>,
     labels: Option<Spanned<Vec<String>>>,
     compensate_retry: Option<Spanned<RawRetry>>,
+}
+
+impl Table for RawTask {
+    const FIELDS: &'static [&'static str] = &[
+        "id",
+        "command",
+        "shell",
+        "cwd",
+        "depends_on",
+        "priority",
+        "pool",
+        "requires_approval",
+        "compensate",
+        "compensate_shell",
+        "approval_timeout",
+        "timeout",
+        "retry",
+        "env",
+        "labels",
+        "compensate_retry",
+    ];
+    const REQUIRED: &'static [&'static str] = &["id"];
+
+    fn set(&mut self, key: &str, value: Spanned<DeValue<'_>>, r: &mut Reader<'_>) -> Option<bool> {
+        Some(match key {
+            "id" => r.field(value, &mut self.id),
+            "command" => r.field(value, &mut self.command),
+            "shell" => r.field(value, &mut self.shell),
+            "cwd" => r.field(value, &mut self.cwd),
+            "depends_on" => r.field(value, &mut self.depends_on),
+            "priority" => r.field(value, &mut self.priority),
+            "pool" => r.field(value, &mut self.pool),
+            "requires_approval" => r.field(value, &mut self.requires_approval),
+            "compensate" => r.field(value, &mut self.compensate),
+            "compensate_shell" => r.field(value, &mut self.compensate_shell),
+            "approval_timeout" => r.field(value, &mut self.approval_timeout),
+            "timeout" => r.field(value, &mut self.timeout),
+            "retry" => r.table(value, &mut self.retry),
+            "env" => r.field(value, &mut self.env),
+            "labels" => r.field(value, &mut self.labels),
+            "compensate_retry" => r.table(value, &mut self.compensate_retry),
+            _ => return None,
+        })
+    }
 }
 
 /// Byte spans kept from the parse so semantic problems can name a line.
 struct SourceMap<'t> {
     text: &'t str,
-    name: Range<usize>,
+    name: Option<Range<usize>>,
     max_concurrency: Option<Range<usize>>,
     pools: BTreeMap<String, Range<usize>>,
     defaults: BTreeMap<&'static str, Range<usize>>,
@@ -223,7 +615,7 @@ impl Locate for SourceMap<'_> {
     fn locate(&self, loc: Loc<'_>) -> Option<(usize, usize)> {
         let span = match loc {
             Loc::Nowhere => return None,
-            Loc::Name => Some(self.name.clone()),
+            Loc::Name => self.name.clone(),
             Loc::MaxConcurrency => self.max_concurrency.clone(),
             Loc::Pool(name) => self.pools.get(name).cloned(),
             Loc::Defaults(field) => self.defaults.get(field).cloned(),
@@ -265,7 +657,18 @@ fn command_from(
     }
 }
 
+/// The span of an optional field, if it is set.
+fn span_of<T>(field: &Option<Spanned<T>>) -> Option<Range<usize>> {
+    field.as_ref().map(Spanned::span)
+}
+
+fn inner<T>(field: Option<Spanned<T>>) -> Option<T> {
+    field.map(Spanned::into_inner)
+}
+
 impl RawWorkflow {
+    /// The spec to check and the spans to locate its problems, following the rules of the
+    /// module docs for tables that did not read completely.
     fn into_spec<'t>(
         self,
         text: &'t str,
@@ -273,8 +676,8 @@ impl RawWorkflow {
     ) -> (WorkflowSpec, SourceMap<'t>) {
         let mut map = SourceMap {
             text,
-            name: self.name.span(),
-            max_concurrency: self.max_concurrency.as_ref().map(|m| m.span()),
+            name: span_of(&self.name),
+            max_concurrency: span_of(&self.max_concurrency),
             pools: BTreeMap::new(),
             defaults: BTreeMap::new(),
             tasks: Vec::with_capacity(self.tasks.len()),
@@ -282,36 +685,41 @@ impl RawWorkflow {
         let mut pools = BTreeMap::new();
         for (name, slots) in self.pools {
             map.pools.insert(name.get_ref().clone(), name.span());
-            pools.insert(name.into_inner(), slots);
+            // Slots that did not read are reported already; 1 stands in for them.
+            pools.insert(name.into_inner(), slots.unwrap_or(1));
         }
+        let pools_known = !self.pools_unreadable;
+        // A [defaults] with a field error leaves every task's effective settings unknown.
+        let mut structure_only = false;
         let defaults = match self.defaults {
             None => TaskDefaults::default(),
-            Some(d) => {
-                let mut keep = |field: &'static str, span: Option<Range<usize>>| {
+            Some(d) if !d.complete => {
+                structure_only = true;
+                TaskDefaults::default()
+            }
+            Some(Read { fields: d, .. }) => {
+                for (field, span) in [
+                    ("timeout", span_of(&d.timeout)),
+                    ("retry", span_of(&d.retry)),
+                    ("env", span_of(&d.env)),
+                    ("cwd", span_of(&d.cwd)),
+                    ("pool", span_of(&d.pool)),
+                    ("approval_timeout", span_of(&d.approval_timeout)),
+                    ("compensate_retry", span_of(&d.compensate_retry)),
+                ] {
                     if let Some(span) = span {
                         map.defaults.insert(field, span);
                     }
-                };
-                keep("timeout", d.timeout.as_ref().map(|s| s.span()));
-                keep("retry", d.retry.as_ref().map(|s| s.span()));
-                keep("pool", d.pool.as_ref().map(|s| s.span()));
-                keep(
-                    "approval_timeout",
-                    d.approval_timeout.as_ref().map(|s| s.span()),
-                );
-                keep(
-                    "compensate_retry",
-                    d.compensate_retry.as_ref().map(|s| s.span()),
-                );
+                }
                 TaskDefaults {
-                    timeout: d.timeout.map(|t| t.into_inner().0),
+                    timeout: dur(d.timeout),
                     retry: d.retry.map(|r| r.into_inner().into()).unwrap_or_default(),
-                    env: d.env,
-                    cwd: d.cwd,
-                    pool: d.pool.map(Spanned::into_inner),
-                    priority: d.priority,
-                    requires_approval: d.requires_approval,
-                    approval_timeout: d.approval_timeout.map(|t| t.into_inner().0),
+                    env: inner(d.env).unwrap_or_default(),
+                    cwd: inner(d.cwd),
+                    pool: inner(d.pool).filter(|_| pools_known),
+                    priority: inner(d.priority),
+                    requires_approval: inner(d.requires_approval),
+                    approval_timeout: dur(d.approval_timeout),
                     compensate_retry: d
                         .compensate_retry
                         .map(|r| r.into_inner().into())
@@ -321,103 +729,142 @@ impl RawWorkflow {
         };
         let mut tasks = Vec::with_capacity(self.tasks.len());
         for raw in self.tasks {
-            let table = raw.span();
-            let t = raw.into_inner();
-            let id_span = t.id.span();
-            let id = t.id.into_inner();
-            let mut fields: Vec<(&'static str, Range<usize>)> = Vec::new();
-            let mut problem = |span: &Range<usize>, message: String| {
-                let (line, column) = line_col(text.as_bytes(), span.start);
-                problems.push(Problem {
-                    line: Some(line),
-                    column: Some(column),
-                    message,
-                });
-            };
-            let command = match command_from(t.command, t.shell, ("command", "shell")) {
-                Ok(Some((c, span))) => {
-                    fields.push(("command", span));
-                    c
-                }
-                Ok(None) => {
-                    problem(
-                        &table,
-                        format!(
-                            "task `{id}` has neither `command` nor `shell`; give one \
-                             (`command = [\"prog\", \"arg\"]` or `shell = \"prog arg\"`)"
-                        ),
-                    );
-                    Command::Argv(vec!["<missing>".into()])
-                }
-                Err(msg) => {
-                    problem(&table, format!("task `{id}` {msg}"));
-                    Command::Argv(vec!["<conflict>".into()])
-                }
-            };
-            let compensate = match command_from(
-                t.compensate,
-                t.compensate_shell,
-                ("compensate", "compensate_shell"),
-            ) {
-                Ok(Some((c, span))) => {
-                    fields.push(("compensate", span));
-                    Some(c)
-                }
-                Ok(None) => None,
-                Err(msg) => {
-                    problem(&table, format!("task `{id}` {msg}"));
-                    None
-                }
-            };
-            let mut span_of = |field: &'static str, span: Option<Range<usize>>| {
-                if let Some(span) = span {
-                    fields.push((field, span));
-                }
-            };
-            span_of("pool", t.pool.as_ref().map(|s| s.span()));
-            span_of("retry", t.retry.as_ref().map(|s| s.span()));
-            span_of("timeout", t.timeout.as_ref().map(|s| s.span()));
-            span_of(
-                "approval_timeout",
-                t.approval_timeout.as_ref().map(|s| s.span()),
-            );
-            span_of("labels", t.labels.as_ref().map(|s| s.span()));
-            span_of(
-                "compensate_retry",
-                t.compensate_retry.as_ref().map(|s| s.span()),
-            );
-            let depends_on_spans = t.depends_on.iter().map(|d| d.span()).collect();
-            map.tasks.push(TaskSpans {
+            let table = raw.span;
+            let complete = raw.complete && !structure_only;
+            let mut t = raw.fields;
+            // A task whose id did not read is reported already and cannot be named.
+            let Some(id) = t.id.take() else { continue };
+            let id_span = id.span();
+            let id = id.into_inner();
+            let (depends_on_spans, depends_on): (Vec<_>, Vec<_>) = inner(t.depends_on.take())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|d| (d.span(), d.into_inner()))
+                .unzip();
+            let mut spans = TaskSpans {
                 table,
                 id: id_span,
                 depends_on: depends_on_spans,
-                fields,
-            });
-            tasks.push(TaskSpec {
-                id,
-                command,
-                cwd: t.cwd,
-                depends_on: t.depends_on.into_iter().map(Spanned::into_inner).collect(),
-                priority: t.priority,
-                pool: t.pool.map(Spanned::into_inner),
-                requires_approval: t.requires_approval,
-                compensate,
-                approval_timeout: t.approval_timeout.map(|d| d.into_inner().0),
-                timeout: t.timeout.map(|d| d.into_inner().0),
-                retry: t.retry.map(|r| Box::new(r.into_inner().into())),
-                env: t.env,
-                labels: t.labels.map(Spanned::into_inner).unwrap_or_default(),
-                compensate_retry: t.compensate_retry.map(|r| Box::new(r.into_inner().into())),
-            });
+                fields: Vec::new(),
+            };
+            let task = if complete {
+                t.into_spec(id, depends_on, &mut spans, text, problems, pools_known)
+            } else {
+                // Structure only: id and dependencies; no field is set, so none is checked.
+                TaskSpec {
+                    id,
+                    command: Command::Argv(vec!["<unread>".into()]),
+                    cwd: None,
+                    depends_on,
+                    priority: None,
+                    pool: None,
+                    requires_approval: None,
+                    compensate: None,
+                    approval_timeout: None,
+                    timeout: None,
+                    retry: None,
+                    env: BTreeMap::new(),
+                    labels: Vec::new(),
+                    compensate_retry: None,
+                }
+            };
+            map.tasks.push(spans);
+            tasks.push(task);
         }
         let spec = WorkflowSpec {
-            name: self.name.into_inner(),
-            max_concurrency: self.max_concurrency.map(Spanned::into_inner),
+            // A name that did not read is reported already; "-" stands in for it.
+            name: inner(self.name).unwrap_or_else(|| "-".to_owned()),
+            max_concurrency: inner(self.max_concurrency),
             pools,
             defaults,
             tasks,
         };
         (spec, map)
+    }
+}
+
+impl RawTask {
+    /// The spec of a task that read completely; `command`/`shell` conflicts go to `problems`.
+    fn into_spec(
+        self,
+        id: TaskId,
+        depends_on: Vec<TaskId>,
+        spans: &mut TaskSpans,
+        text: &str,
+        problems: &mut Vec<Problem>,
+        pools_known: bool,
+    ) -> TaskSpec {
+        let table = spans.table.clone();
+        let mut problem = |message: String| {
+            let (line, column) = line_col(text.as_bytes(), table.start);
+            problems.push(Problem {
+                line: Some(line),
+                column: Some(column),
+                message,
+            });
+        };
+        let command = match command_from(self.command, self.shell, ("command", "shell")) {
+            Ok(Some((c, span))) => {
+                spans.fields.push(("command", span));
+                c
+            }
+            Ok(None) => {
+                problem(format!(
+                    "task `{id}` has neither `command` nor `shell`; give one \
+                     (`command = [\"prog\", \"arg\"]` or `shell = \"prog arg\"`)"
+                ));
+                Command::Argv(vec!["<missing>".into()])
+            }
+            Err(msg) => {
+                problem(format!("task `{id}` {msg}"));
+                Command::Argv(vec!["<conflict>".into()])
+            }
+        };
+        let compensate = match command_from(
+            self.compensate,
+            self.compensate_shell,
+            ("compensate", "compensate_shell"),
+        ) {
+            Ok(Some((c, span))) => {
+                spans.fields.push(("compensate", span));
+                Some(c)
+            }
+            Ok(None) => None,
+            Err(msg) => {
+                problem(format!("task `{id}` {msg}"));
+                None
+            }
+        };
+        for (field, span) in [
+            ("pool", span_of(&self.pool)),
+            ("retry", span_of(&self.retry)),
+            ("timeout", span_of(&self.timeout)),
+            ("approval_timeout", span_of(&self.approval_timeout)),
+            ("labels", span_of(&self.labels)),
+            ("compensate_retry", span_of(&self.compensate_retry)),
+        ] {
+            if let Some(span) = span {
+                spans.fields.push((field, span));
+            }
+        }
+        TaskSpec {
+            id,
+            command,
+            cwd: inner(self.cwd),
+            depends_on,
+            priority: inner(self.priority),
+            pool: inner(self.pool).filter(|_| pools_known),
+            requires_approval: inner(self.requires_approval),
+            compensate,
+            approval_timeout: dur(self.approval_timeout),
+            timeout: dur(self.timeout),
+            retry: self.retry.map(|r| Box::new(r.into_inner().into())),
+            env: inner(self.env).unwrap_or_default(),
+            labels: inner(self.labels).unwrap_or_default(),
+            compensate_retry: self
+                .compensate_retry
+                .map(|r| Box::new(r.into_inner().into())),
+        }
     }
 }
 
@@ -522,5 +969,267 @@ approval_timeout = "1h"
         );
         let e = err("name = \"x\"\n[[task]]\nid = \"a\"\ncommand = []\n");
         assert!(e.contains("4:11: task `a`: `command` is empty"), "{e}");
+    }
+
+    fn lines(text: &str) -> Vec<String> {
+        err(text).lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn field_errors_in_several_tasks_are_all_reported_with_the_others() {
+        // Task 1: unknown field; task 2 depends on task 3, which has a wrong type (so task 2's
+        // dependency is not "unknown"); task 4: an unknown dependency.
+        let e = lines(
+            "name = \"x\"\n\
+             [[task]]\nid = \"a\"\ncommand = [\"true\"]\ncolour = \"red\"\n\
+             [[task]]\nid = \"b\"\ncommand = [\"true\"]\ndepends_on = [\"c\"]\n\
+             [[task]]\nid = \"c\"\ncommand = [\"true\"]\npriority = \"high\"\n\
+             [[task]]\nid = \"d\"\ncommand = [\"true\"]\ndepends_on = [\"nope\"]\n",
+        );
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(
+            e[0].starts_with("5:1: unknown field `colour`, expected one of `id`"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with("13:12: invalid type: string \"high\", expected i32"),
+            "{e:?}"
+        );
+        assert_eq!(
+            e[2],
+            "17:15: task `d` depends on `nope`, which is not a task in this workflow"
+        );
+    }
+
+    #[test]
+    fn one_task_reports_every_bad_field() {
+        let e = lines(
+            "name = \"x\"\n[[task]]\nid = \"a\"\ncommand = \"true\"\n\
+             timeout = \"soon\"\nretry = { max_attempts = -1, jitter = \"some\" }\n",
+        );
+        assert_eq!(e.len(), 4, "{e:?}");
+        assert!(
+            e[0].starts_with("4:11: invalid type: string \"true\""),
+            "{e:?}"
+        );
+        assert!(e[1].starts_with("5:11: invalid duration \"soon\""), "{e:?}");
+        assert!(e[2].starts_with("6:26: "), "{e:?}");
+        assert!(
+            e[3].starts_with("6:39: invalid type: string \"some\""),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_task_without_a_readable_id_is_left_out_of_the_checks() {
+        let e = lines(
+            "name = \"x\"\n[[task]]\ncommand = [\"true\"]\n\
+             [[task]]\nid = \"b b\"\ncommand = [\"true\"]\n\
+             [[task]]\nid = \"c\"\nshell = \"true\"\n",
+        );
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert_eq!(e[0], "2:1: missing field `id`");
+        assert!(e[1].starts_with("5:6: task id `b b` contains ' '"), "{e:?}");
+        let e = lines("name = \"a\\tb\"\n[[task]]\nid = 7\ncommand = [\"true\"]\n");
+        assert_eq!(e.len(), 2, "no \"workflow has no tasks\": {e:?}");
+        assert!(
+            e[0].starts_with("1:8: `name` contains the control character"),
+            "{e:?}"
+        );
+        assert!(e[1].starts_with("3:6: invalid type: integer `7`"), "{e:?}");
+    }
+
+    #[test]
+    fn broken_defaults_leave_tasks_to_structure_checks() {
+        // Without the broken requires_approval, the task's approval_timeout would be an error.
+        let e = lines(
+            "name = \"x\"\n[defaults]\nrequires_approval = \"yes\"\n\
+             [[task]]\nid = \"a\"\ncommand = [\"true\"]\napproval_timeout = \"1h\"\n\
+             depends_on = [\"zz\"]\n",
+        );
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[0].starts_with("3:21: invalid type: string \"yes\", expected a boolean"));
+        assert!(
+            e[1].contains("depends on `zz`, which is not a task"),
+            "{e:?}"
+        );
+        let e = lines(
+            "name = \"x\"\ndefaults = 1\n\
+             [[task]]\nid = \"a\"\ncommand = [\"true\"]\napproval_timeout = \"1h\"\n",
+        );
+        assert_eq!(e, ["2:12: invalid type: integer, expected a table"]);
+    }
+
+    #[test]
+    fn top_level_problems_are_all_reported() {
+        let e = lines("max_concurrency = \"many\"\npools = 3\ncolour = 1\ntask = 5\n");
+        assert_eq!(e.len(), 5, "{e:?}");
+        assert!(e[0].starts_with("1:1: missing field `name`"), "{e:?}");
+        assert!(
+            e[1].starts_with("1:19: invalid type: string \"many\""),
+            "{e:?}"
+        );
+        assert!(
+            e[2].starts_with("2:9: invalid type: integer, expected a table"),
+            "{e:?}"
+        );
+        assert!(e[3].starts_with("3:1: unknown field `colour`"), "{e:?}");
+        assert!(
+            e[4].starts_with("4:8: invalid type: integer, expected an array"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn every_syntax_error_is_reported() {
+        let e = lines(
+            "name = \"x\"\n[[task]]\nid = \"a\"\ntimeout = 10m\ncommand = [\"true\"]\n\
+             [[task]]\nid = \"b\"\ncommand = [\"true\"]\npriority = 1 2\nid = \"c\"\n",
+        );
+        assert_eq!(
+            e,
+            [
+                "4:11: string values must be quoted, expected literal string",
+                "9:12: string values must be quoted, expected literal string",
+                "10:1: duplicate key",
+            ]
+        );
+        // Only syntax errors: the unknown field is not reported until they are fixed.
+        let e = lines("name = \"x\"\ncolour = 1\n[[task]\nid = \"a\"\n");
+        assert_eq!(e, ["3:8: unclosed array table, expected `]`"]);
+    }
+
+    #[test]
+    fn an_unclosed_bracket_is_not_reported_once_per_line() {
+        // The parser reads everything after `[` as array elements, with an error on each line.
+        let e = lines(
+            "name = \"x\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"\n\
+             [[task]]\nid = \"b\"\ntimeout = 10m\ncommand = [\"true\"]\n",
+        );
+        assert_eq!(
+            e,
+            [
+                "5:1: missing comma between array elements, expected `,`",
+                "8:19: unclosed array, expected `]`",
+            ]
+        );
+        let e = lines("name = \"x\"\nretry = { max_attempts = 3\nfoo = 1\nbar = 2\n");
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[1].contains("unclosed inline table"), "{e:?}");
+    }
+
+    #[test]
+    fn durations_over_a_century_are_refused_with_their_place() {
+        let e = lines(
+            "name = \"x\"\n[defaults]\ntimeout = \"1000000years\"\n\
+             retry = { max_interval = \"1000000years\", initial_interval = \"1000000years\" }\n\
+             [[task]]\nid = \"a\"\ncommand = [\"true\"]\nrequires_approval = true\n\
+             approval_timeout = \"36501days\"\n\
+             compensate = [\"undo\"]\ncompensate_retry = { initial_interval = \"200years\" }\n",
+        );
+        assert_eq!(e.len(), 5, "{e:?}");
+        assert_eq!(
+            e[0],
+            "3:11: [defaults] timeout (1000000years) is longer than the limit of 36500 days \
+             (100 years)"
+        );
+        assert!(e[1].starts_with("4:9: [defaults] retry: initial_interval (1000000years)"));
+        assert!(e[2].starts_with("4:9: [defaults] retry: max_interval (1000000years)"));
+        assert!(
+            e[3].starts_with("9:20: task `a`: approval_timeout (99years 11months"),
+            "{e:?}"
+        );
+        assert!(
+            e[4].starts_with("11:20: task `a`: compensate_retry: initial_interval (200years)"),
+            "{e:?}"
+        );
+        assert!(parse_workflow(
+            "name = \"x\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\ntimeout = \"36500days\"\n"
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn control_characters_in_the_name_are_refused() {
+        for (name, shown) in [
+            ("\\nforged line", "'\\n'"),
+            ("\\u001b[2J", "'\\u{1b}'"),
+            ("a\\tb", "'\\t'"),
+            ("a\\u007f", "'\\u{7f}'"),
+            ("a\\u0085", "'\\u{85}'"),
+        ] {
+            let e = lines(&format!(
+                "name = \"{name}\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\n"
+            ));
+            assert_eq!(e.len(), 1, "{e:?}");
+            assert!(
+                e[0].starts_with(&format!(
+                    "1:8: `name` contains the control character {shown}"
+                )),
+                "{e:?}"
+            );
+        }
+        assert!(parse_workflow(
+            "name = \"Release 2.0 — ünïcode\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\n"
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn control_characters_in_pools_labels_and_keys_are_refused_and_escaped() {
+        let e = lines(
+            "name = \"x\"\n[pools]\n\"a\\nb\" = 1\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\n\
+             labels = [\"ok\", \"\\u001b[2J\"]\npool = \"\\r\"\n\"\\u001b]0;x\" = 1\n",
+        );
+        // The unknown field makes the task structure-only: its labels and pool wait.
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].starts_with(r"3:1: pool name `a\nb` may only use letters"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with(r"9:1: unknown field `\u{1b}]0;x`"),
+            "{e:?}"
+        );
+        assert!(e.iter().all(|l| !l.contains('\u{1b}')), "{e:?}");
+        let e = lines(
+            "name = \"x\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\n\
+             labels = [\"ok\", \"\\u001b[2J\"]\npool = \"\\r\"\n",
+        );
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].starts_with(r"5:10: task `a`: label `\u{1b}[2J` may only use"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with(r"6:8: task `a` uses pool `\r`, which is not declared"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn long_user_text_is_cut_in_messages() {
+        let long = "a".repeat(10_000);
+        let head = "a".repeat(crate::model::quote::QUOTED_PREFIX_CHARS);
+        let cases = [
+            format!("name = \"x\"\n[[task]]\nid = \"{long}\"\ncommand = [\"true\"]\n"),
+            format!("name = \"x\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\ndepends_on = [\"{long}\"]\n"),
+            format!("name = \"x\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\n{long} = 1\n"),
+            format!("name = \"x\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\ntimeout = \"{long}\"\n"),
+            format!("name = \"x\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\ntimeout = \"1{long}\"\n"),
+            format!("name = \"x\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\npriority = \"{long}\"\n"),
+            format!("name = \"x\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\npool = \"{long}\"\n"),
+            format!("name = \"x\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\nlabels = [\"{long}!\"]\n"),
+            format!("name = \"x\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\nenv = {{ \"{long}=\" = \"1\" }}\n"),
+        ];
+        for text in cases {
+            let e = err(&text);
+            assert!(e.len() < 500, "{e}");
+            assert!(e.contains(&format!("{head}…")), "{e}");
+            assert!(
+                e.contains("(10000 characters)") || e.contains("(10001 characters)"),
+                "{e}"
+            );
+        }
     }
 }

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::spec::too_long;
 use super::time::Timestamp;
 
 /// A fully resolved retry policy (every field set). See the module docs for defaults.
@@ -94,7 +95,8 @@ impl RetryPolicy {
 
     /// When the next attempt should start, or `None` if the budget is spent. `attempts_made`
     /// counts attempts since the budget was last restored, the one that just failed (at
-    /// `failed_at`) included; it is also the backoff exponent's `n`.
+    /// `failed_at`) included; it is also the backoff exponent's `n`. The instant saturates at
+    /// [`Timestamp::MAX`] (year 9999), however long the policy's intervals.
     pub fn next_retry(
         &self,
         attempts_made: u32,
@@ -170,6 +172,9 @@ impl RetrySpec {
         if self.initial_interval == Some(Duration::ZERO) {
             out.push("initial_interval must be longer than 0s".to_owned());
         }
+        let too_long = |field, d: Option<Duration>| d.and_then(|d| too_long(field, d));
+        out.extend(too_long("initial_interval", self.initial_interval));
+        out.extend(too_long("max_interval", self.max_interval));
         if let (Some(i), Some(m)) = (self.initial_interval, self.max_interval) {
             if m < i {
                 out.push(format!(
@@ -216,7 +221,31 @@ mod tests {
         assert_eq!(p.backoff(1000), Duration::MAX);
         assert_eq!(p.delay(1000, 0.99), Duration::MAX);
         let t = p.next_retry(3, Timestamp(1), 0.5).unwrap();
-        assert_eq!(t, Timestamp(u64::MAX));
+        assert_eq!(t, Timestamp::MAX);
+    }
+
+    #[test]
+    fn retry_times_never_pass_the_last_printable_instant() {
+        // A million-year interval (refused in workflow files today, but an old journal may
+        // hold one) from a recent failure, and from an instant close to the end.
+        let million_years = Duration::from_secs(1_000_000 * 365 * 86_400);
+        let p = RetryPolicy {
+            max_attempts: 0,
+            initial_interval: million_years,
+            backoff_coefficient: 2.0,
+            max_interval: million_years,
+            jitter: 1.0,
+        };
+        for failed_at in [
+            Timestamp(1_760_000_000_000),
+            Timestamp(Timestamp::MAX.0 - 1),
+        ] {
+            for n in [1, 2, 64, u32::MAX] {
+                let t = p.next_retry(n, failed_at, 0.999).unwrap();
+                assert_eq!(t, Timestamp::MAX);
+                assert_eq!(t.to_string(), "9999-12-31T23:59:59.999Z");
+            }
+        }
     }
 
     #[test]
@@ -260,6 +289,30 @@ mod tests {
         assert!(problems[0].starts_with("backoff_coefficient must be"));
         assert!(problems[1].starts_with("jitter must be"));
         assert!(problems[2].starts_with("max_interval (1s) is shorter than initial_interval (10s)"));
+    }
+
+    #[test]
+    fn intervals_over_a_hundred_years_are_reported() {
+        let century = crate::model::spec::MAX_WORKFLOW_DURATION;
+        let ok = RetrySpec {
+            initial_interval: Some(century),
+            max_interval: Some(century),
+            ..Default::default()
+        };
+        assert_eq!(ok.problems(), Vec::<String>::new());
+        let s = RetrySpec {
+            initial_interval: Some(century + Duration::from_millis(1)),
+            max_interval: Some(century * 10_000),
+            ..Default::default()
+        };
+        let problems = s.problems();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].starts_with("initial_interval (99years"),
+            "{problems:?}"
+        );
+        assert!(problems[0].ends_with("is longer than the limit of 36500 days (100 years)"));
+        assert!(problems[1].starts_with("max_interval ("), "{problems:?}");
     }
 
     proptest! {

@@ -14,6 +14,26 @@ use serde::{Deserialize, Serialize};
 use super::ids::TaskId;
 use super::retry::RetrySpec;
 
+/// Longest duration a workflow may set in `timeout`, `approval_timeout` and the retry
+/// intervals (`initial_interval`, `max_interval`, in `retry` and `compensate_retry`, in tasks
+/// and `[defaults]`): 100 years (36,500 days).
+///
+/// No real timeout or backoff comes near it, and it keeps every instant computed from a
+/// workflow (`now` + interval × (1 + jitter) ≤ `now` + 200 years) far inside the range
+/// [`super::time::Timestamp`] prints as RFC 3339 (up to year 9999) and the range of the
+/// OS monotonic clock a timeout is armed on.
+pub const MAX_WORKFLOW_DURATION: Duration = Duration::from_secs(36_500 * 24 * 60 * 60);
+
+/// The problem with duration `d` of `field` if it is longer than [`MAX_WORKFLOW_DURATION`].
+pub(crate) fn too_long(field: &str, d: Duration) -> Option<String> {
+    (d > MAX_WORKFLOW_DURATION).then(|| {
+        format!(
+            "{field} ({}) is longer than the limit of 36500 days (100 years)",
+            humantime::format_duration(d)
+        )
+    })
+}
+
 /// A whole workflow as written: name, limits, pools, defaults and tasks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowSpec {

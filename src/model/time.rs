@@ -29,12 +29,15 @@ impl Timestamp {
         UNIX_EPOCH + Duration::from_millis(self.0)
     }
 
-    /// `self + d`, saturating at the far future instead of overflowing.
+    /// The latest instant RFC 3339 can write: 9999-12-31T23:59:59.999Z.
+    pub const MAX: Timestamp = Timestamp(MAX_RFC3339_MS);
+
+    /// `self + d`, saturating at [`Timestamp::MAX`] (or at `self`, if a damaged record put
+    /// it later) instead of overflowing, so every instant troupe computes (retry times,
+    /// approval expiries) prints as RFC 3339.
     pub fn saturating_add(self, d: Duration) -> Self {
-        Timestamp(
-            self.0
-                .saturating_add(d.as_millis().min(u128::from(u64::MAX)) as u64),
-        )
+        let ms = d.as_millis().min(u128::from(u64::MAX)) as u64;
+        Timestamp(self.0.saturating_add(ms).min(self.0.max(MAX_RFC3339_MS)))
     }
 
     /// Time from `earlier` to `self`, zero if `earlier` is later.
@@ -78,13 +81,30 @@ mod tests {
             Timestamp(42)
         );
         assert_eq!(
-            Timestamp(u64::MAX - 1).saturating_add(Duration::from_secs(5)),
-            Timestamp(u64::MAX)
-        );
-        assert_eq!(
             Timestamp(MAX_RFC3339_MS).to_string(),
             "9999-12-31T23:59:59.999Z"
         );
         assert_eq!(Timestamp(u64::MAX).to_string(), format!("+{}ms", u64::MAX));
+    }
+
+    #[test]
+    fn additions_saturate_at_the_last_printable_instant() {
+        let now = Timestamp(1_700_000_000_000);
+        assert_eq!(
+            now.saturating_add(Duration::from_secs(5)),
+            Timestamp(1_700_000_005_000)
+        );
+        let million_years = Duration::from_secs(1_000_000 * 365 * 86_400);
+        assert_eq!(now.saturating_add(million_years), Timestamp::MAX);
+        assert_eq!(now.saturating_add(Duration::MAX), Timestamp::MAX);
+        assert_eq!(
+            now.saturating_add(Duration::MAX).to_string(),
+            "9999-12-31T23:59:59.999Z"
+        );
+        // A later instant (only a damaged record holds one) never moves back.
+        assert_eq!(
+            Timestamp(u64::MAX - 1).saturating_add(Duration::from_secs(5)),
+            Timestamp(u64::MAX - 1)
+        );
     }
 }

@@ -10,8 +10,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::ids::{TaskId, TaskIndex};
 use super::plan::Plan;
+use super::quote::{quoted, MAX_QUOTED_CHARS};
 use super::retry::RetryPolicy;
-use super::spec::{Command, Problem, SpecError, TaskSpec, WorkflowSpec};
+use super::spec::{too_long, Command, Problem, SpecError, TaskSpec, WorkflowSpec};
 
 /// Where in the source a problem lies; resolved to a line and column by a [`Locate`].
 #[derive(Debug, Clone, Copy)]
@@ -113,6 +114,17 @@ impl Workflow {
             Some(wf) if p.list.is_empty() => Ok(wf),
             _ => Err(p.list),
         }
+    }
+
+    /// The field rules alone, without the structure checks: for a file none of whose
+    /// `[[task]]` tables read, where "no tasks" would be wrong.
+    pub(crate) fn field_problems(spec: &WorkflowSpec, locate: &dyn Locate) -> Vec<Problem> {
+        let mut p = Problems {
+            list: Vec::new(),
+            locate,
+        };
+        check_fields(spec, &mut p);
+        p.list
     }
 
     /// Index + plan only: what a replayed spec needs.
@@ -436,13 +448,16 @@ fn check_env(p: &mut Problems<'_>, at: Loc<'_>, owner: &str, env: &BTreeMap<Stri
         if k.is_empty() || k.contains('=') || k.contains('\0') {
             p.at(
                 at,
-                format!("{owner}: env name `{k}` is not a valid variable name"),
+                format!(
+                    "{owner}: env name {} is not a valid variable name",
+                    quoted(k)
+                ),
             );
         }
         if v.contains('\0') {
             p.at(
                 at,
-                format!("{owner}: env value of `{k}` contains a NUL byte"),
+                format!("{owner}: env value of {} contains a NUL byte", quoted(k)),
             );
         }
     }
@@ -452,6 +467,17 @@ fn check_env(p: &mut Problems<'_>, at: Loc<'_>, owner: &str, env: &BTreeMap<Stri
 fn check_fields(spec: &WorkflowSpec, p: &mut Problems<'_>) {
     if spec.name.trim().is_empty() {
         p.at(Loc::Name, "`name` is empty; give the workflow a name");
+    }
+    // The name is printed by `troupe list`, `events`, `status`: a newline would forge output
+    // lines there, an escape sequence would drive the terminal.
+    if let Some(c) = spec.name.chars().find(|c| c.is_control()) {
+        p.at(
+            Loc::Name,
+            format!(
+                "`name` contains the control character {c:?}; names are printed on terminals, \
+                 so control characters (newline, tab, escape, ...) are not allowed"
+            ),
+        );
     }
     if spec.max_concurrency == Some(0) {
         p.at(
@@ -463,13 +489,16 @@ fn check_fields(spec: &WorkflowSpec, p: &mut Problems<'_>) {
         if !valid_name(name) {
             p.at(
                 Loc::Pool(name),
-                format!("pool name `{name}` may only use letters, digits, `_`, `.` and `-`"),
+                format!(
+                    "pool name {} may only use letters, digits, `_`, `.` and `-`",
+                    quoted(name)
+                ),
             );
         }
         if slots == 0 {
             p.at(
                 Loc::Pool(name),
-                format!("pool `{name}` has 0 slots; give it at least 1"),
+                format!("pool {} has 0 slots; give it at least 1", quoted(name)),
             );
         }
     }
@@ -477,7 +506,23 @@ fn check_fields(spec: &WorkflowSpec, p: &mut Problems<'_>) {
         if spec.pools.is_empty() {
             "no pools are declared".to_owned()
         } else {
-            let names: Vec<&str> = spec.pools.keys().map(String::as_str).collect();
+            // Plain names are listed bare; others (too long, odd characters) quoted.
+            // At most 20, so a file declaring thousands does not flood the terminal.
+            let mut names: Vec<String> = spec
+                .pools
+                .keys()
+                .take(20)
+                .map(|n| {
+                    if valid_name(n) && n.len() <= MAX_QUOTED_CHARS {
+                        n.clone()
+                    } else {
+                        quoted(n).to_string()
+                    }
+                })
+                .collect();
+            if spec.pools.len() > names.len() {
+                names.push(format!("and {} more", spec.pools.len() - names.len()));
+            }
             format!("declared: {}", names.join(", "))
         }
     };
@@ -487,7 +532,8 @@ fn check_fields(spec: &WorkflowSpec, p: &mut Problems<'_>) {
             p.at(
                 Loc::Defaults("pool"),
                 format!(
-                    "[defaults] pool `{pool}` is not declared under [pools] ({})",
+                    "[defaults] pool {} is not declared under [pools] ({})",
+                    quoted(pool),
                     declared()
                 ),
             );
@@ -501,6 +547,14 @@ fn check_fields(spec: &WorkflowSpec, p: &mut Problems<'_>) {
             Loc::Defaults("timeout"),
             "[defaults] timeout must be longer than 0s",
         );
+    }
+    for (field, value) in [
+        ("timeout", d.timeout),
+        ("approval_timeout", d.approval_timeout),
+    ] {
+        if let Some(msg) = value.and_then(|v| too_long(field, v)) {
+            p.at(Loc::Defaults(field), format!("[defaults] {msg}"));
+        }
     }
     for msg in d.compensate_retry.problems() {
         p.at(
@@ -531,7 +585,8 @@ fn check_fields(spec: &WorkflowSpec, p: &mut Problems<'_>) {
                 p.at(
                     Loc::TaskField(i, "pool"),
                     format!(
-                        "task `{id}` uses pool `{pool}`, which is not declared under [pools] ({})",
+                        "task `{id}` uses pool {}, which is not declared under [pools] ({})",
+                        quoted(pool),
                         declared()
                     ),
                 );
@@ -576,6 +631,14 @@ fn check_fields(spec: &WorkflowSpec, p: &mut Problems<'_>) {
                 format!("task `{id}`: approval_timeout must be longer than 0s"),
             );
         }
+        for (field, value) in [
+            ("timeout", task.timeout),
+            ("approval_timeout", task.approval_timeout),
+        ] {
+            if let Some(msg) = value.and_then(|v| too_long(field, v)) {
+                p.at(Loc::TaskField(i, field), format!("task `{id}`: {msg}"));
+            }
+        }
         let requires = task
             .requires_approval
             .or(d.requires_approval)
@@ -611,7 +674,8 @@ fn check_fields(spec: &WorkflowSpec, p: &mut Problems<'_>) {
                 p.at(
                     Loc::TaskField(i, "labels"),
                     format!(
-                        "task `{id}`: label `{label}` may only use letters, digits, `_`, `.` and `-`"
+                        "task `{id}`: label {} may only use letters, digits, `_`, `.` and `-`",
+                        quoted(label)
                     ),
                 );
             }

@@ -21,8 +21,8 @@ use troupe::storage::{Journal, JournalError};
 use troupe::workflow_file::load_for_submit;
 use troupe::{Node, NodeConfig, NodeError, NodeHandle};
 
-use crate::text::safe;
 use crate::{event_json, event_line, invalid, EXIT_INTERNAL, EXIT_INVALID};
+use troupe::model::quote::printable;
 
 /// Exit status of a run that ended not succeeded.
 const EXIT_RUN_FAILED: u8 = 1;
@@ -209,8 +209,8 @@ fn print_tasks(tasks: &[TaskView]) {
     };
     for t in tasks {
         let mut detail = match (&t.last_failure, t.retry_at) {
-            (Some(f), Some(at)) => format!("{}; retry at {at}", safe(f)),
-            (Some(f), None) => safe(f).into_owned(),
+            (Some(f), Some(at)) => format!("{}; retry at {at}", printable(f)),
+            (Some(f), None) => printable(f).into_owned(),
             _ => String::new(),
         };
         // The forward outcome of a compensated step is that it succeeded.
@@ -239,7 +239,11 @@ fn print_tasks(tasks: &[TaskView]) {
                         .retry_at
                         .map(|at| format!("; retry at {at}"))
                         .unwrap_or_default();
-                    detail = format!("compensation attempt {}: {}{retry}", c.attempts, safe(f));
+                    detail = format!(
+                        "compensation attempt {}: {}{retry}",
+                        c.attempts,
+                        printable(f)
+                    );
                 }
                 format!("{} ({})", c.state.as_str(), c.attempts)
             }
@@ -263,7 +267,7 @@ fn print_run(v: &RunView) {
     println!(
         "run {} `{}`: {}{} — {}/{} succeeded, {} running, {} failed; submitted {}{}",
         s.id,
-        safe(&s.name),
+        printable(&s.name),
         s.state,
         if v.suspended { " (suspended)" } else { "" },
         s.succeeded,
@@ -347,7 +351,7 @@ pub fn list(data_dir: &Path, json: bool) -> ExitCode {
                     println!(
                         "{:<26} {:<20} {:<20} {:>4}/{:<4}  {}",
                         r.id.to_string(),
-                        safe(&r.name),
+                        printable(&r.name),
                         r.state.as_str(),
                         r.succeeded,
                         r.tasks,
@@ -694,7 +698,7 @@ pub fn run(data_dir: &Path, file: &Path, detach: bool, json: bool, opts: StartOp
             println!(
                 "run {} `{}` {}: {}/{} tasks succeeded in {:.1} s",
                 s.id,
-                safe(&s.name),
+                printable(&s.name),
                 s.state,
                 s.succeeded,
                 s.tasks,
@@ -710,7 +714,7 @@ pub fn run(data_dir: &Path, file: &Path, detach: bool, json: bool, opts: StartOp
                         "  {} {}: {}",
                         t.id,
                         t.state,
-                        safe(t.last_failure.as_deref().unwrap_or("-"))
+                        printable(t.last_failure.as_deref().unwrap_or("-"))
                     );
                 }
                 let mut failed_compensation = false;
@@ -725,7 +729,7 @@ pub fn run(data_dir: &Path, file: &Path, detach: bool, json: bool, opts: StartOp
                             "  {} compensation failed after {} attempt(s): {}",
                             t.id,
                             c.attempts,
-                            safe(c.last_failure.as_deref().unwrap_or("-"))
+                            printable(c.last_failure.as_deref().unwrap_or("-"))
                         );
                     }
                 }
@@ -992,12 +996,12 @@ fn print_queue(q: &QueueView, verbose: bool, out: &mut impl Write) -> std::io::R
             format!("{}/{}", e.run, e.task),
             e.state.as_str(),
             e.priority,
-            safe(e.pool.as_deref().unwrap_or("-")),
+            printable(e.pool.as_deref().unwrap_or("-")),
             short_duration(q.now.saturating_since(e.waiting_since)),
             starts
         )?;
         if verbose {
-            write!(out, "  {}", safe(e.blocked.as_deref().unwrap_or("")))?;
+            write!(out, "  {}", printable(e.blocked.as_deref().unwrap_or("")))?;
         }
         writeln!(out)?;
     }
@@ -1084,10 +1088,10 @@ pub fn approvals(data_dir: &Path, json: bool) -> ExitCode {
                 out,
                 "{:<40} {:<16} {:>8} {:>10}  {}",
                 format!("{}/{}", p.run, p.task),
-                safe(&p.workflow),
+                printable(&p.workflow),
                 short(now.saturating_since(p.requested_at)),
                 short(p.expires_at.saturating_since(now)),
-                safe(&p.command)
+                printable(&p.command)
             );
         }
         Ok(ExitCode::SUCCESS)
@@ -1265,7 +1269,7 @@ fn print_metrics(r: &MetricsReport, out: &mut impl Write) -> std::io::Result<()>
             Some("") => "(no pool)",
             Some(n) => n,
         };
-        let name = safe(name);
+        let name = printable(name);
         let (mean, p50, p95, p99) = match &p.latency {
             Some(l) => (ms(l.mean_ms), ms(l.p50_ms), ms(l.p95_ms), ms(l.p99_ms)),
             None => ("-".into(), "-".into(), "-".into(), "-".into()),

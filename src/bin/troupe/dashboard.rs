@@ -18,8 +18,8 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Sparkline, Table};
 use ratatui::Frame;
 use troupe::client::Client;
 
-use crate::text::safe;
 use troupe::messages::control::{DashboardView, Request, Response};
+use troupe::model::quote::printable;
 use troupe::model::{TaskState, Timestamp};
 
 /// Queue entries asked for (more than any terminal shows).
@@ -212,7 +212,7 @@ fn queue_table(frame: &mut Frame, v: &DashboardView, now: Timestamp, area: Rect)
             Cell::from(format!("{}/{}", e.run, e.task)),
             Cell::from(e.state.as_str()),
             Cell::from(e.priority.to_string()),
-            Cell::from(safe(e.pool.as_deref().unwrap_or_default()).into_owned()),
+            Cell::from(printable(e.pool.as_deref().unwrap_or_default()).into_owned()),
             Cell::from(short(now.saturating_since(e.waiting_since))),
         ])
         .style(Style::default().fg(state_color(e.state)))
@@ -243,7 +243,7 @@ fn completions_table(frame: &mut Frame, v: &DashboardView, now: Timestamp, area:
     let rows = v.completions.iter().map(|c| {
         Row::new(vec![
             Cell::from(format!("{}/{}", c.run, c.task)),
-            Cell::from(safe(&c.workflow).into_owned()),
+            Cell::from(printable(&c.workflow).into_owned()),
             Cell::from(c.state.as_str()),
             Cell::from(c.attempts.to_string()),
             Cell::from(format!(

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 
 mod admin;
 mod dashboard;
-mod text;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
@@ -20,7 +19,7 @@ use troupe::model::{render, EventRecord, RunId, Seq, SpecError, Workflow};
 use troupe::storage::{Durability, JournalError};
 use troupe::workflow_file::load_workflow;
 
-use text::safe;
+use troupe::model::quote::printable;
 
 /// troupe: durable workflows on supervised actors, journaled in RocksDB.
 #[derive(Parser)]
@@ -639,9 +638,9 @@ impl BenchCommand {
 fn invalid(e: &SpecError) -> ExitCode {
     // One problem per line: a message quoting the file (a key, a value) must not add lines.
     let mut shown = e.clone();
-    shown.source_name = shown.source_name.map(|n| safe(&n).into_owned());
+    shown.source_name = shown.source_name.map(|n| printable(&n).into_owned());
     for p in &mut shown.problems {
-        p.message = safe(&p.message).into_owned();
+        p.message = printable(&p.message).into_owned();
     }
     eprintln!("{shown}");
     let n = e.problems.len();
@@ -696,8 +695,8 @@ fn validate(file: &Path, json: bool) -> ExitCode {
 fn summary(file: &Path, wf: &Workflow, critical: u64) -> String {
     format!(
         "{}: valid workflow `{}`: {} task{}, {} dependenc{}, critical path {} task{}{}\n",
-        safe(&file.display().to_string()),
-        safe(&wf.spec().name),
+        printable(&file.display().to_string()),
+        printable(&wf.spec().name),
         wf.len(),
         if wf.len() == 1 { "" } else { "s" },
         wf.plan().edge_count(),
@@ -810,11 +809,11 @@ fn event_line(seq: Seq, record: &EventRecord) -> String {
     {
         line.push_str(&format!(
             "  by {} ({})",
-            safe(&approver.name),
-            safe(&approver.os_user)
+            printable(&approver.name),
+            printable(&approver.os_user)
         ));
         if let Some(r) = &approver.reason {
-            line.push_str(&format!(": {}", safe(r)));
+            line.push_str(&format!(": {}", printable(r)));
         }
     }
     line
