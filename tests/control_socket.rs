@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, Read};
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::process::Stdio;
@@ -131,10 +131,7 @@ fn a_peer_of_another_uid_is_told_why_it_is_refused() {
     let _node = NodeProc::start(&dir, &[]);
     // Let uid 65534 reach the socket and run the binary (the target dir may be under a 0700
     // home): the data dir, the socket, and a copy of the binary beside them.
-    let bin = tmp.path().join("troupe");
-    if std::fs::hard_link(env!("CARGO_BIN_EXE_troupe"), &bin).is_err() {
-        std::fs::copy(env!("CARGO_BIN_EXE_troupe"), &bin).unwrap();
-    }
+    let bin = binary_in(tmp.path());
     for (path, mode) in [
         (tmp.path(), 0o755),
         (dir.as_path(), 0o755),
@@ -242,18 +239,9 @@ fn events_follow_says_the_node_went_away_when_it_is_killed() {
         .spawn()
         .unwrap();
     // Wait for its first line: it is connected and reading.
-    let out = follow.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(out).lines() {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines_of(follow.stdout.take().unwrap());
     rx.recv_timeout(Duration::from_secs(60))
-        .expect("events --follow prints the run's events")
-        .unwrap();
+        .expect("events --follow prints the run's events");
 
     node.kill9();
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -26,20 +25,6 @@ fn gated(dir: &Path, name: &str, gate: &Path) -> std::path::PathBuf {
             gate.display()
         ),
     )
-}
-
-/// Stderr lines of a child, as they come.
-fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    let err = child.stderr.take().expect("stderr piped");
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 /// Waits for a line containing `needle` (at most 60 s); returns every line seen.
@@ -347,12 +332,7 @@ fn unreadable_journal_gives_one_exit_code() {
     let dir = tmp.path().join("data");
     let wf = workflow(tmp.path(), "wf.toml", ONE_TASK);
     run_cmd_ok(&dir, &["run", wf.to_str().unwrap()]);
-    // The test binary's own path (under root's home) may not be reachable by uid 65534: run
-    // a link to it from the test's folder.
-    let bin = tmp.path().join("troupe");
-    if std::fs::hard_link(env!("CARGO_BIN_EXE_troupe"), &bin).is_err() {
-        std::fs::copy(env!("CARGO_BIN_EXE_troupe"), &bin).unwrap();
-    }
+    let bin = binary_in(tmp.path());
     // Root's data dir is 0700: uid 65534 cannot read it.
     for args in [
         vec!["events"],
@@ -450,15 +430,7 @@ fn queue_watch_into_a_pipe_has_no_escape_codes() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let out = watch.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines_of(watch.stdout.take().unwrap());
     // Two listings: a header line each.
     let mut lines = Vec::new();
     while lines
@@ -502,7 +474,7 @@ fn second_ctrl_c_stops_an_embedded_run_now() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let lines = stderr_lines(&mut child);
+    let lines = lines_of(child.stderr.take().unwrap());
     eventually("the task writes its pid", || {
         std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n'))
     });

@@ -124,22 +124,15 @@ impl Executor for FailBoom {
 
 fn task(i: usize, compensate: bool, approval: bool, after: Option<String>) -> TaskSpec {
     TaskSpec {
-        id: TaskId::new(format!("t{i}")).expect("valid id"),
-        command: Command::Argv(vec!["true".into()]),
-        cwd: None,
         depends_on: after
             .map(|a| vec![TaskId::new(a).expect("valid id")])
             .unwrap_or_default(),
-        priority: None,
-        pool: None,
         requires_approval: approval.then_some(true),
         compensate: compensate.then(|| Command::Argv(vec!["true".into()])),
-        approval_timeout: None,
-        timeout: None,
-        retry: None,
-        env: Default::default(),
-        labels: Vec::new(),
-        compensate_retry: None,
+        ..TaskSpec::new(
+            TaskId::new(format!("t{i}")).expect("valid id"),
+            Command::Argv(vec!["true".into()]),
+        )
     }
 }
 

@@ -142,21 +142,11 @@ pub struct TasksBenchReport {
 pub fn flat_workflow(name: &str, n: usize, command: &[&str]) -> Result<Workflow, BenchError> {
     let argv: Vec<String> = command.iter().map(|s| s.to_string()).collect();
     let tasks = (0..n)
-        .map(|i| TaskSpec {
-            id: TaskId::new(format!("t{i}")).expect("valid id"),
-            command: Command::Argv(argv.clone()),
-            cwd: None,
-            depends_on: Vec::new(),
-            priority: None,
-            pool: None,
-            requires_approval: None,
-            compensate: None,
-            approval_timeout: None,
-            timeout: None,
-            retry: None,
-            env: Default::default(),
-            labels: Vec::new(),
-            compensate_retry: None,
+        .map(|i| {
+            TaskSpec::new(
+                TaskId::new(format!("t{i}")).expect("valid id"),
+                Command::Argv(argv.clone()),
+            )
         })
         .collect();
     Ok(Workflow::from_spec(WorkflowSpec {

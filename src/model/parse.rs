@@ -752,20 +752,8 @@ impl RawWorkflow {
             } else {
                 // Structure only: id and dependencies; no field is set, so none is checked.
                 TaskSpec {
-                    id,
-                    command: Command::Argv(vec!["<unread>".into()]),
-                    cwd: None,
                     depends_on,
-                    priority: None,
-                    pool: None,
-                    requires_approval: None,
-                    compensate: None,
-                    approval_timeout: None,
-                    timeout: None,
-                    retry: None,
-                    env: BTreeMap::new(),
-                    labels: Vec::new(),
-                    compensate_retry: None,
+                    ..TaskSpec::new(id, Command::Argv(vec!["<unread>".into()]))
                 }
             };
             map.tasks.push(spans);

@@ -109,6 +109,29 @@ pub struct TaskSpec {
     pub compensate_retry: Option<Box<RetrySpec>>,
 }
 
+impl TaskSpec {
+    /// A task `id` running `command` with every optional field unset (its effective settings
+    /// come from `[defaults]` and the built-in defaults).
+    pub fn new(id: TaskId, command: Command) -> Self {
+        TaskSpec {
+            id,
+            command,
+            cwd: None,
+            depends_on: Vec::new(),
+            priority: None,
+            pool: None,
+            requires_approval: None,
+            compensate: None,
+            approval_timeout: None,
+            timeout: None,
+            retry: None,
+            env: BTreeMap::new(),
+            labels: Vec::new(),
+            compensate_retry: None,
+        }
+    }
+}
+
 /// The spec as event schema 1 stored it (before `labels` and `compensate_retry`); decoded
 /// only from old journals and snapshots, then upgraded with empty new fields.
 pub(crate) mod v1 {

@@ -271,3 +271,31 @@ pub fn inject_panic(dir: &std::path::Path, actor: &str) -> troupe::messages::con
         }
     })
 }
+
+/// The lines `reader` produces (a child's piped stdout or stderr), as they come, read on a
+/// thread so that a test can wait for one with `recv_timeout`.
+pub fn lines_of(reader: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(reader)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The `troupe` binary at `dir/troupe` (a hard link, else a copy), for running it as another
+/// user: the target dir may sit under a 0700 home that user cannot enter.
+pub fn binary_in(dir: &Path) -> PathBuf {
+    let bin = dir.join("troupe");
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_troupe"), &bin).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_troupe"), &bin).unwrap();
+    }
+    bin
+}
