@@ -10,6 +10,8 @@
 //!   maths, events, run/task state machines and the fold `apply(state, event)`. No I/O.
 //! - [`storage`]: the journal on RocksDB: record codec (versioned envelope + CRC32C), group
 //!   commit writer, reads by sequence range and by stream, snapshots, replay.
+//! - [`read`]: the read side: a projection of the committed events answers every read
+//!   (status, list, queue, dashboard, approvals, events) and streams subscriptions.
 //! - [`actors`]: ractor actors: supervisor, journal writer, scheduler, workers, approval
 //!   gate, metrics, control.
 //! - [`messages`]: one message enum per actor, and the control protocol.
@@ -60,6 +62,7 @@ pub mod messages;
 pub mod model;
 pub mod node;
 pub mod process;
+pub mod read;
 pub mod storage;
 pub mod webhooks;
 pub mod workflow_file;

@@ -44,6 +44,8 @@ use crate::messages::approval::ApprovalMsg;
 use crate::messages::control::{Command, ControlError, Request, Response};
 use crate::messages::scheduler::SchedulerMsg;
 use crate::model::{RunId, RunState, Workflow};
+use crate::read::{ReadModel, ViewContext, WriteFacts};
+use crate::storage::feed::Feed;
 use crate::storage::{Durability, Journal, JournalError, JournalOptions};
 use crate::webhooks::{Notice, WebhookConfig, Webhooks};
 
@@ -235,6 +237,12 @@ pub struct NodeShared {
     pub metrics: Arc<Metrics>,
     /// The webhook sender (a no-op without webhooks).
     pub webhooks: Webhooks,
+    /// Every committed batch of events (the journal actor publishes, readers listen).
+    pub feed: Feed,
+    /// What only the scheduler knows, published for the read side.
+    pub facts: Arc<WriteFacts>,
+    /// The read model: answers every read request.
+    pub read: Arc<ReadModel>,
 }
 
 impl NodeShared {
@@ -290,17 +298,14 @@ impl NodeShared {
             }
             _ => {}
         }
-        if let Request::Approvals = request {
-            let gate = self
-                .approvals()
-                .ok_or_else(|| NodeError::Unavailable("no approval gate".into()))?;
-            return match gate.call(ApprovalMsg::List, None).await {
-                Ok(ractor::rpc::CallResult::Success(r)) => Ok(r),
-                Ok(_) => Err(NodeError::Unavailable(
-                    "the approval gate stopped before answering".into(),
-                )),
-                Err(e) => Err(NodeError::Unavailable(e.to_string())),
-            };
+        if let Some(response) = crate::read::query::answer(&self.read, &request).await {
+            return Ok(match response {
+                Response::Dashboard(mut view) => {
+                    view.error_rate = self.error_rate(view.queue.now).await.unwrap_or(0.0);
+                    Response::Dashboard(view)
+                }
+                other => other,
+            });
         }
         if let Request::Command(
             Command::Approve { approver, .. } | Command::Reject { approver, .. },
@@ -309,14 +314,6 @@ impl NodeShared {
             if approver.os_user.is_empty() {
                 approver.os_user = os_user(nix::unistd::geteuid());
             }
-        }
-        if let Request::Events { run, after, limit } = request {
-            let journal = self.journal.clone();
-            return tokio::task::spawn_blocking(move || {
-                crate::actors::control::events(&journal, run, after, limit)
-            })
-            .await
-            .map_err(|e| NodeError::Unavailable(e.to_string()));
         }
         let scheduler = self
             .scheduler()
@@ -333,21 +330,38 @@ impl NodeShared {
             }
             Err(e) => return Err(NodeError::Unavailable(e.to_string())),
         };
-        if let Response::Dashboard(mut view) = response {
-            // The last hour's error rate comes from the durable rollups, off the scheduler.
-            let journal = self.journal.clone();
-            let now = view.queue.now;
-            let hour = Duration::from_secs(3600);
-            if let Ok(Ok(r)) = tokio::task::spawn_blocking(move || {
-                crate::actors::metrics::metrics_report(&journal, now, hour)
-            })
-            .await
-            {
-                view.error_rate = r.total.error_rate;
-            }
-            return Ok(Response::Dashboard(view));
-        }
         Ok(response)
+    }
+
+    /// Waits until the scheduler has handled every message sent before this one and
+    /// everything it decided is durable (at most `within`).
+    pub async fn scheduler_barrier(&self, within: Option<Duration>) -> Result<(), NodeError> {
+        let scheduler = self
+            .scheduler()
+            .ok_or_else(|| NodeError::Unavailable("no scheduler".into()))?;
+        match scheduler.call(SchedulerMsg::Barrier, within).await {
+            Ok(ractor::rpc::CallResult::Success(())) => Ok(()),
+            Ok(ractor::rpc::CallResult::Timeout) => Err(NodeError::Unavailable(
+                "the scheduler did not answer in time".into(),
+            )),
+            Ok(_) => Err(NodeError::Unavailable(
+                "the scheduler stopped before answering".into(),
+            )),
+            Err(e) => Err(NodeError::Unavailable(e.to_string())),
+        }
+    }
+
+    /// The last hour's error rate, from the durable rollups.
+    pub async fn error_rate(&self, now: crate::model::Timestamp) -> Option<f64> {
+        let journal = self.journal.clone();
+        let hour = Duration::from_secs(3600);
+        tokio::task::spawn_blocking(move || {
+            crate::actors::metrics::metrics_report(&journal, now, hour)
+        })
+        .await
+        .ok()?
+        .ok()
+        .map(|r| r.total.error_rate)
     }
 }
 
@@ -536,6 +550,22 @@ impl Node {
             journal.node_id().to_string(),
             Arc::clone(&metrics),
         );
+        let feed = Feed::new();
+        let facts = Arc::new(WriteFacts::default());
+        let read = ReadModel::start(
+            journal.clone(),
+            feed.clone(),
+            Arc::clone(&facts),
+            ViewContext {
+                workers: self.config.workers,
+                node_pools: self.config.pools.clone(),
+                approval_timeout: self.config.approval_timeout,
+                node_id: journal.node_id().to_owned(),
+            },
+        )
+        .map_err(|e| {
+            NodeError::Spawn(format!("the read model could not replay the journal: {e}"))
+        })?;
         let shared = Arc::new(NodeShared {
             config: self.config,
             journal,
@@ -547,6 +577,9 @@ impl Node {
             finished_runs: tokio::sync::broadcast::channel(1024).0,
             metrics,
             webhooks,
+            feed,
+            facts,
+            read,
         });
         let spec = root_spec(&shared);
         let spawned = match parent {
@@ -598,6 +631,7 @@ fn root_spec(shared: &Arc<NodeShared>) -> SupervisorSpec {
                     sh.journal.clone(),
                     options,
                     Some(Arc::clone(&sh.metrics)).filter(|_| sh.config.metrics),
+                    Some(sh.feed.clone()),
                     sup,
                 )
                 .await?;
@@ -841,7 +875,7 @@ impl NodeHandle {
             }
             // Barrier: the scheduler answers only once everything it decided is durable
             // (a supervisor stop does not drain the journal's mailbox).
-            let _ = self.shared.request(Request::Node).await;
+            let _ = self.shared.scheduler_barrier(None).await;
         }
         self.root.stop(None);
         let _ = self.join.await;

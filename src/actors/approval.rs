@@ -34,7 +34,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use crate::messages::approval::{ApprovalChange, ApprovalMsg};
 use crate::messages::control::{PendingApproval, Response};
 use crate::messages::scheduler::SchedulerMsg;
-use crate::model::{Run, RunId, TaskId, TaskIndex, Timestamp, WorkflowSpec};
+use crate::model::{RunId, TaskId, Timestamp, WorkflowSpec};
 use crate::node::NodeShared;
 
 /// Default of [`crate::node::NodeConfig::approval_timeout`]: 30 days.
@@ -87,28 +87,7 @@ pub fn apply_rules(mut spec: WorkflowSpec, rules: &[ApprovalRule]) -> WorkflowSp
     spec
 }
 
-/// The pending request of task `t` of `r`, if it awaits approval.
-pub fn pending_approval(
-    r: &Run,
-    t: TaskIndex,
-    default_timeout: Duration,
-) -> Option<PendingApproval> {
-    let task = r.task(t);
-    if task.state != crate::model::TaskState::AwaitingApproval {
-        return None;
-    }
-    let wf = r.workflow();
-    let requested_at = task.awaiting_since.unwrap_or(r.submitted_at());
-    let timeout = wf.approval_timeout(t).unwrap_or(default_timeout);
-    Some(PendingApproval {
-        run: r.id(),
-        task: wf.task_id(t).clone(),
-        workflow: wf.spec().name.clone(),
-        command: wf.task(t).command.to_string(),
-        requested_at,
-        expires_at: requested_at.saturating_add(timeout),
-    })
-}
+pub use crate::read::views::pending_approval;
 
 /// The approval gate actor.
 #[derive(Clone)]

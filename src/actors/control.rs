@@ -24,10 +24,7 @@ use crate::messages::control::{
     read_frame, read_frame_within, write_frame, Command, ControlError, FrameError, Hello,
     HelloReply, Request, Response, HANDSHAKE_TIMEOUT, MAGIC, MAX_HELLO_BYTES, PROTOCOL_VERSION,
 };
-use crate::model::{RunId, Seq};
 use crate::node::NodeShared;
-use crate::storage::codec::encode_message;
-use crate::storage::Journal;
 
 /// Most connections the node serves at once; one more is answered `HelloReply::Refused`
 /// ("too many connections") and closed.
@@ -39,8 +36,7 @@ use crate::storage::Journal;
 /// runs, a dashboard or `events --follow` one for as long as it shows.
 pub const MAX_CONNECTIONS: usize = 256;
 
-/// Most events one `Events` request returns.
-pub const MAX_EVENTS_PER_REQUEST: u32 = 10_000;
+pub use crate::read::query::{MAX_EVENTS_BYTES, MAX_EVENTS_PER_REQUEST};
 
 /// The control actor.
 pub struct Control {
@@ -54,39 +50,10 @@ pub struct ControlState {
     accept: JoinHandle<()>,
 }
 
-/// Most bytes of events one `Events` answer carries (about; one event may exceed it), well
-/// under the frame limit.
-pub const MAX_EVENTS_BYTES: usize = 16 << 20;
-
 /// Answers an `Events` request from the journal: up to `limit` (capped at
 /// [`MAX_EVENTS_PER_REQUEST`] and about [`MAX_EVENTS_BYTES`]) events after `after`, of `run`
 /// or of all runs. Blocking (RocksDB reads): call it from a blocking thread.
-pub fn events(journal: &Journal, run: Option<RunId>, after: Seq, limit: u32) -> Response {
-    let limit = limit.clamp(1, MAX_EVENTS_PER_REQUEST) as usize;
-    let result = match run {
-        Some(run) => journal.run_events_after(run, after, limit),
-        None => journal
-            .events_from(after.saturating_add(1))
-            .take(limit)
-            .collect::<Result<Vec<_>, _>>(),
-    };
-    match result {
-        Ok(mut events) => {
-            let mut bytes = 0;
-            let keep = events
-                .iter()
-                .take_while(|(_, record)| {
-                    let first = bytes == 0;
-                    bytes += encode_message(record).map(|v| v.len()).unwrap_or(0);
-                    first || bytes <= MAX_EVENTS_BYTES
-                })
-                .count();
-            events.truncate(keep);
-            Response::Events(events)
-        }
-        Err(e) => Response::Error(ControlError::Internal(e.to_string())),
-    }
-}
+pub use crate::read::query::events;
 
 impl Actor for Control {
     type Msg = ();
@@ -228,6 +195,28 @@ async fn serve(mut stream: UnixStream, shared: Arc<NodeShared>) -> Result<(), Fr
                 return Err(e);
             }
         };
+        if let Request::Subscribe(subscription) = request {
+            // The connection now belongs to the stream until it ends.
+            let (reader, writer) = stream.into_split();
+            let model = Arc::clone(&shared.read);
+            let sh = Arc::clone(&shared);
+            let ended =
+                crate::read::subscribe::serve(model, subscription, reader, writer, move |m| {
+                    let now = crate::read::projection::now();
+                    let journal = m.journal().clone();
+                    let _ = &sh;
+                    crate::actors::metrics::metrics_report(
+                        &journal,
+                        now,
+                        std::time::Duration::from_secs(3600),
+                    )
+                    .ok()
+                    .map(|r| r.total.error_rate)
+                })
+                .await;
+            tracing::debug!(?ended, "subscription ended");
+            return Ok(());
+        }
         let response = answer(&shared, request, peer).await;
         write_frame(&mut stream, &response).await?;
     }

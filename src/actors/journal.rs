@@ -26,6 +26,7 @@ use crate::actors::metrics::Metrics;
 use crate::messages::journal::{AckFn, AppendError, JournalMsg, JournalStats};
 use crate::model::rollup::RollupDelta;
 use crate::model::{EventRecord, Seq, State};
+use crate::storage::feed::{CommittedBatch, Feed};
 use crate::storage::{Journal, JournalOptions, JournalWriter};
 
 /// The journal actor (stateless; see [`JournalActorState`]).
@@ -39,6 +40,8 @@ pub struct JournalArgs {
     pub options: JournalOptions,
     /// Where commit latency and batch size are recorded (the node's registry).
     pub metrics: Option<Arc<Metrics>>,
+    /// Where each committed batch is published (the node's read model listens).
+    pub feed: Option<Feed>,
 }
 
 /// Whoever waits for a staged append: a reply port or a callback.
@@ -73,6 +76,10 @@ pub struct JournalActorState {
     stats: JournalStats,
     /// The node's registry, if any.
     metrics: Option<Arc<Metrics>>,
+    /// The committed-event feed, if anyone listens.
+    feed: Option<Feed>,
+    /// The staged records, in sequence order, published to the feed once committed.
+    staged: Vec<EventRecord>,
 }
 
 impl JournalActorState {
@@ -89,6 +96,7 @@ impl JournalActorState {
         }
         let batch = self.waiting.len() as u64;
         let started = std::time::Instant::now();
+        let first = self.writer.committed_seq() + 1;
         match self.writer.commit() {
             Ok(committed) => {
                 let events: u64 = self.waiting.iter().map(|(r, _)| r.end - r.start).sum();
@@ -101,6 +109,12 @@ impl JournalActorState {
                 self.stats.events += events;
                 self.stats.commits += 1;
                 self.stats.max_batch_events = self.stats.max_batch_events.max(events);
+                // Published before the acks, so whoever an ack wakes finds the batch on the
+                // feed already (a read after a command sees the command's events).
+                let records = std::mem::take(&mut self.staged);
+                if let Some(feed) = &self.feed {
+                    feed.publish(CommittedBatch { first, records });
+                }
                 for (range, ack) in self.waiting.drain(..) {
                     ack.send(Ok(range));
                 }
@@ -142,6 +156,9 @@ impl JournalActorState {
         match self.writer.stage(&records) {
             Ok(range) => {
                 self.waiting.push((range, ack));
+                if self.feed.is_some() {
+                    self.staged.extend(records);
+                }
                 if let Some(r) = rollup {
                     self.writer.stage_rollup(r);
                 }
@@ -196,6 +213,8 @@ impl Actor for JournalActor {
             commit_scheduled: false,
             stats,
             metrics: args.metrics,
+            feed: args.feed,
+            staged: Vec::new(),
         })
     }
 
@@ -343,6 +362,7 @@ impl JournalRef {
                     journal,
                     options,
                     metrics: None,
+                    feed: None,
                 },
             )
             .await
@@ -351,11 +371,12 @@ impl JournalRef {
     }
 
     /// Spawns a journal actor on a thread of its own, linked to `supervisor`, recording
-    /// commit latency and batch sizes in `metrics`.
+    /// commit latency and batch sizes in `metrics` and publishing committed batches to `feed`.
     pub async fn spawn_linked(
         journal: Journal,
         options: JournalOptions,
         metrics: Option<Arc<Metrics>>,
+        feed: Option<Feed>,
         supervisor: ActorCell,
     ) -> Result<(JournalRef, JoinHandle<()>), SpawnErr> {
         spawn_on_own_thread(move || async move {
@@ -366,6 +387,7 @@ impl JournalRef {
                     journal,
                     options,
                     metrics,
+                    feed,
                 },
                 supervisor,
             )

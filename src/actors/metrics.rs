@@ -488,11 +488,15 @@ pub async fn evaluate_health(shared: &Arc<NodeShared>) -> HealthReport {
 
     // Scheduler.
     let started = Instant::now();
-    let node: Option<NodeView> =
-        match tokio::time::timeout(t.answer_within, shared.request(Request::Node)).await {
-            Ok(Ok(Response::Node(v))) => Some(v),
-            _ => None,
-        };
+    let node: Option<NodeView> = match tokio::time::timeout(t.answer_within, async {
+        shared.scheduler_barrier(None).await?;
+        shared.request(Request::Node).await
+    })
+    .await
+    {
+        Ok(Ok(Response::Node(v))) => Some(v),
+        _ => None,
+    };
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     checks.push(check(
         "scheduler",
@@ -662,9 +666,8 @@ pub async fn ready(shared: &Arc<NodeShared>) -> Result<(), String> {
         },
         None => return Err("journal actor not running".into()),
     }
-    match tokio::time::timeout(within, shared.request(Request::Node)).await {
-        Ok(Ok(Response::Node(_))) => Ok(()),
-        Ok(Ok(other)) => Err(format!("scheduler answered {other:?}")),
+    match tokio::time::timeout(within, shared.scheduler_barrier(None)).await {
+        Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(format!("scheduler unavailable: {e}")),
         Err(_) => Err("scheduler did not answer within 1 s".into()),
     }

@@ -40,10 +40,8 @@ use crate::actors::metrics::{Metrics, PoolHandles};
 use crate::actors::saga::SagaCoordinator;
 use crate::messages::approval::{ApprovalChange, ApprovalMsg};
 use crate::messages::control::{
-    Command as AdminCommand, CompensationView, ControlError, NodeView, PendingApproval, QueueEntry,
-    QueueView, Request, Response, RunSummary, RunView, Target, TaskView,
+    Command as AdminCommand, ControlError, PendingApproval, Request, Response, Target,
 };
-use crate::messages::control::{Completion, DashboardView, RunningAttempt};
 use crate::messages::scheduler::{
     AttemptKind, AttemptOrder, AttemptOutcome, AttemptReport, ReportPort, SchedulerMsg, WorkerMsg,
 };
@@ -52,10 +50,11 @@ use crate::model::decide::{
 };
 use crate::model::rollup::{schedulable_since, Counts, RollupDelta};
 use crate::model::{
-    ApplyError, Change, CompensationState, Event, EventRecord, Failure, Run, RunId, RunState, Seq,
+    ApplyError, Change, CompensationState, Event, EventRecord, Failure, RunId, RunState, Seq,
     State, TaskId, TaskIndex, TaskState, Timestamp, Workflow,
 };
 use crate::node::NodeShared;
+use crate::read::facts::Lingering;
 use crate::webhooks::{Notice, WebhookEvent};
 use compact_str::CompactString;
 
@@ -120,6 +119,8 @@ enum Effect {
     Terminate(Vec<(u32, u64)>),
     /// Answer a request.
     Reply(RpcReplyPort<Response>, Response),
+    /// Answer a barrier.
+    Ack(RpcReplyPort<()>),
     /// Tell waiters a run finished.
     Finished(RunId, RunState),
     /// Tell the approval gate what changed.
@@ -195,8 +196,6 @@ pub struct SchedulerState {
     /// An append failed: the state is ahead of the journal; nothing more is decided or done
     /// until the supervisor restarts us.
     frozen: bool,
-    /// Attempt ends per wall-clock second, the last minute (for `troupe queue` estimates).
-    ends: VecDeque<(u64, u32)>,
     /// Sequence number of the last snapshot stored (or replayed from).
     snapshot_seq: Seq,
     /// Store a snapshot once this many events are past `snapshot_seq` (0 = never).
@@ -209,16 +208,14 @@ pub struct SchedulerState {
     pool_metrics: HashMap<CompactString, PoolHandles>,
     /// Webhook notices of the outbox (sent once durable; only built if someone listens).
     notices: Vec<Notice>,
-    /// The last 10 tasks that reached a terminal state, newest first (dashboard).
-    completions: VecDeque<Completion>,
-    /// When a task last ended or work last arrived on an idle node (health: stalled).
-    last_progress: Timestamp,
     /// The node's webhooks, to skip building unwanted notices.
     shared: Arc<NodeShared>,
+    /// The attempts the journal closed but whose process still holds a slot may have
+    /// changed: republish them (see [`crate::read::facts::Lingering`]).
+    lingering_dirty: bool,
+    /// How many lingering attempts were published last.
+    lingering: usize,
 }
-
-/// Completions kept for the dashboard.
-const COMPLETIONS_KEPT: usize = 10;
 
 /// The gauge handles of `pool`, created on first use.
 fn pool_handles<'a>(
@@ -259,9 +256,7 @@ impl SchedulerState {
         };
         let mut changes = Vec::new();
         self.state.apply_with(seq, &record, &mut changes)?;
-        if let Event::RunSubmitted { .. } = record.event {
-            self.last_progress = record.time;
-        }
+        self.shared.facts.decided(seq);
         if let Some(since) = runnable_since {
             self.metrics
                 .queue_wait(record.time.saturating_since(since).as_secs_f64());
@@ -323,20 +318,6 @@ impl SchedulerState {
                             record.time.saturating_since(started).as_secs_f64(),
                         );
                     }
-                }
-                if to.is_terminal() {
-                    self.last_progress = record.time;
-                    if self.completions.len() == COMPLETIONS_KEPT {
-                        self.completions.pop_back();
-                    }
-                    self.completions.push_front(Completion {
-                        run,
-                        task: r.workflow().task_id(task).clone(),
-                        workflow: r.workflow().spec().name.clone(),
-                        state: to,
-                        attempts: t.attempts,
-                        finished_at: record.time,
-                    });
                 }
                 if to == TaskState::Failed && self.shared.webhooks.wants(WebhookEvent::TaskFailed) {
                     self.notices.push(Notice::TaskFailed {
@@ -456,6 +437,9 @@ impl SchedulerState {
 
     /// Runs `effect` once everything decided so far is durable.
     fn after_persist(&mut self, effect: Effect) {
+        if let Effect::Terminate(_) = effect {
+            self.lingering_dirty = true;
+        }
         self.effects.push_back((self.state.last_seq(), effect));
     }
 
@@ -546,6 +530,9 @@ impl SchedulerState {
                 }
                 Effect::Reply(port, response) => {
                     let _ = port.send(response);
+                }
+                Effect::Ack(port) => {
+                    let _ = port.send(());
                 }
                 Effect::Finished(run, state) => {
                     let _ = self.finished.send((run, state));
@@ -932,6 +919,9 @@ impl SchedulerState {
             return false;
         }
         let running = self.running.remove(&key).expect("checked");
+        if self.lingering > 0 {
+            self.lingering_dirty = true;
+        }
         if running.kind == AttemptKind::Compensation {
             return true;
         }
@@ -974,7 +964,6 @@ impl SchedulerState {
 
     /// Journals the end of a released attempt (and what follows from it).
     fn close_attempt(&mut self, report: AttemptReport) {
-        self.count_end(now());
         let end = match report.outcome {
             AttemptOutcome::Succeeded { usage } => AttemptEnd::Succeeded { usage },
             AttemptOutcome::Failed {
@@ -1261,232 +1250,39 @@ impl SchedulerState {
         self.sagas.due_timers(t);
     }
 
-    /// Counts an attempt end in the per-second window of the last minute.
-    fn count_end(&mut self, t: Timestamp) {
-        let sec = t.0 / 1000;
-        match self.ends.back_mut() {
-            Some((s, n)) if *s == sec => *n += 1,
-            _ => self.ends.push_back((sec, 1)),
+    /// Publishes the facts only the write side has: slots held, and the attempts the
+    /// journal closed that still hold one (recomputed only when they may have changed).
+    fn publish_facts(&mut self) {
+        let facts = &self.shared.facts;
+        facts.set_in_flight(self.running.len() as u32);
+        if !self.lingering_dirty {
+            return;
         }
-        while self.ends.front().is_some_and(|(s, _)| *s + 60 < sec) {
-            self.ends.pop_front();
-        }
-    }
-
-    /// Attempt ends per second over the last minute.
-    fn throughput(&self, t: Timestamp) -> f64 {
-        let sec = t.0 / 1000;
-        let n: u32 = self
-            .ends
-            .iter()
-            .filter(|(s, _)| *s + 60 >= sec)
-            .map(|(_, n)| n)
-            .sum();
-        n as f64 / 60.0
-    }
-
-    /// Attempt ends per second over the last 60 s, oldest first (the last is the current
-    /// second).
-    fn throughput_series(&self, t: Timestamp) -> Vec<u32> {
-        let sec = t.0 / 1000;
-        let mut out = vec![0u32; 60];
-        for &(s, n) in &self.ends {
-            if s <= sec && s + 60 > sec {
-                out[(59 - (sec - s)) as usize] += n;
-            }
-        }
-        out
-    }
-
-    /// What `troupe dashboard` draws (the error rate is filled in from the rollups by the
-    /// caller, off the scheduler).
-    fn dashboard_view(&self, limit: u32, shared: &NodeShared) -> DashboardView {
-        let queue = self.queue_view(false, limit, shared.config.workers);
-        let mut running: Vec<RunningAttempt> = self
+        self.lingering_dirty = false;
+        let list: Vec<Lingering> = self
             .running
             .iter()
-            .filter_map(|(&(run, task), r)| {
-                let run_ = self.state.run(run)?;
-                let t = run_.task(task);
-                let compensation = r.kind == AttemptKind::Compensation;
-                Some(RunningAttempt {
-                    run,
-                    task: run_.workflow().task_id(task).clone(),
-                    workflow: run_.workflow().spec().name.clone(),
-                    attempt: if compensation {
-                        t.compensation.as_ref().map_or(0, |c| c.attempts)
-                    } else {
-                        t.attempts
-                    },
-                    compensation,
-                    started_at: t.started_at.unwrap_or(queue.now),
-                })
+            .filter(|((run, task), r)| {
+                let Some(t) = self.state.run(*run).map(|x| x.task(*task)) else {
+                    return true;
+                };
+                match r.kind {
+                    AttemptKind::Forward => t.state != TaskState::Running,
+                    AttemptKind::Compensation => t
+                        .compensation
+                        .as_deref()
+                        .is_none_or(|c| c.state != CompensationState::Running),
+                }
+            })
+            .map(|(&(run, task), r)| Lingering {
+                run,
+                task,
+                kind: r.kind,
             })
             .collect();
-        running.sort_by_key(|a| a.started_at);
-        DashboardView {
-            node: self.node_view(shared),
-            throughput: self.throughput_series(queue.now),
-            queue,
-            running,
-            completions: self.completions.iter().cloned().collect(),
-            error_rate: 0.0,
-        }
-    }
-
-    /// `troupe queue`: ready tasks best first (priority, then longest wait), then retries by
-    /// due time, then (with `waiting`) tasks that cannot run yet.
-    fn queue_view(&self, waiting: bool, limit: u32, workers: u32) -> QueueView {
-        let t_now = now();
-        let throughput = self.throughput(t_now);
-        let halted = self.dispatch_blocked();
-        // (class, -priority, since, entry): class 0 ready, 1 retrying, 2 cannot run yet.
-        let mut all: Vec<(u8, i64, Timestamp, QueueEntry)> = Vec::new();
-        for r in self.state.runs() {
-            if r.state() != RunState::Running {
-                continue;
-            }
-            let wf = r.workflow();
-            let listed = |s: TaskState| {
-                matches!(s, TaskState::Ready | TaskState::Retrying)
-                    || (waiting
-                        && matches!(
-                            s,
-                            TaskState::Pending | TaskState::AwaitingApproval | TaskState::Suspended
-                        ))
-            };
-            let cap_full = wf
-                .spec()
-                .max_concurrency
-                .is_some_and(|cap| self.run_load.get(&r.id()).copied().unwrap_or(0) >= cap);
-            for (i, task) in r.tasks().iter().enumerate() {
-                if !listed(task.state) {
-                    continue;
-                }
-                let t = i as TaskIndex;
-                let since = match task.state {
-                    TaskState::Retrying => task.started_at.unwrap_or(r.submitted_at()),
-                    _ => schedulable_since(r, t),
-                };
-                let pool = wf.pool(t).map(str::to_owned);
-                let pool_full = pool.as_ref().is_some_and(|p| {
-                    let cap = wf.spec().pools.get(p).copied().unwrap_or(u32::MAX);
-                    self.pool_load
-                        .get(&(r.id(), p.clone()))
-                        .copied()
-                        .unwrap_or(0)
-                        >= cap
-                        || !self.node_pool_free(p)
-                });
-                let runnable = matches!(task.state, TaskState::Ready | TaskState::Retrying);
-                let blocked = if !runnable {
-                    None
-                } else if halted {
-                    Some("dispatch is halted".to_owned())
-                } else if cap_full {
-                    Some(format!(
-                        "run at max_concurrency {}",
-                        wf.spec().max_concurrency.unwrap_or(0)
-                    ))
-                } else if pool_full {
-                    Some(format!("pool `{}` full", pool.as_deref().unwrap_or("")))
-                } else {
-                    None
-                };
-                let class = match task.state {
-                    TaskState::Ready => 0,
-                    TaskState::Retrying => 1,
-                    _ => 2,
-                };
-                let key_time = if class == 1 {
-                    task.retry_at.unwrap_or(since)
-                } else {
-                    since
-                };
-                all.push((
-                    class,
-                    -(wf.priority(t) as i64),
-                    key_time,
-                    QueueEntry {
-                        run: r.id(),
-                        task: wf.task_id(t).clone(),
-                        workflow: wf.spec().name.clone(),
-                        state: task.state,
-                        priority: wf.priority(t),
-                        pool,
-                        waiting_since: since,
-                        retry_at: task.retry_at,
-                        estimated_start: None,
-                        blocked,
-                    },
-                ));
-            }
-        }
-        all.sort_by_key(|a| (a.0, a.1, a.2));
-        let free = workers.saturating_sub(self.running.len() as u32) as f64;
-        let total = all.len() as u64;
-        let entries = all
-            .into_iter()
-            .take(limit as usize)
-            .enumerate()
-            .map(|(place, (class, _, _, mut e))| {
-                if class < 2 && !halted {
-                    let ahead = place as f64;
-                    let wait = if ahead < free {
-                        Some(Duration::ZERO)
-                    } else if throughput > 0.0 {
-                        Duration::try_from_secs_f64((ahead - free + 1.0) / throughput).ok()
-                    } else {
-                        None
-                    };
-                    e.estimated_start = wait
-                        .map(|w| t_now.saturating_add(w))
-                        .map(|at| e.retry_at.map_or(at, |r| r.max(at)));
-                }
-                e
-            })
-            .collect();
-        QueueView {
-            now: t_now,
-            halted,
-            running: self.running.len() as u32,
-            workers,
-            throughput,
-            total,
-            entries,
-        }
-    }
-
-    fn node_view(&self, shared: &NodeShared) -> NodeView {
-        let mut active = 0;
-        let mut total = 0;
-        let mut queued = 0u64;
-        let mut waiting = 0u64;
-        for r in self.state.runs() {
-            total += 1;
-            if !r.state().is_finished() {
-                active += 1;
-                queued += r.count(TaskState::Ready) as u64;
-                waiting += TaskState::ALL
-                    .iter()
-                    .filter(|s| s.is_waiting())
-                    .map(|&s| u64::from(r.count(s)))
-                    .sum::<u64>();
-            }
-        }
-        NodeView {
-            node_id: shared.journal.node_id().to_owned(),
-            pid: std::process::id(),
-            halted: self.state.is_halted(),
-            stop_file: self.stop_file,
-            active_runs: active,
-            total_runs: total,
-            running_attempts: self.running.len() as u32,
-            queued_tasks: queued,
-            workers: self.workers.len() as u32,
-            last_seq: self.state.last_seq(),
-            waiting_tasks: waiting,
-            last_progress: self.last_progress,
+        if list.len() != self.lingering || !list.is_empty() {
+            self.lingering = list.len();
+            facts.set_lingering(list);
         }
     }
 
@@ -1514,62 +1310,7 @@ impl SchedulerState {
     }
 }
 
-/// The run as `list` shows it.
-pub fn run_summary(r: &Run) -> RunSummary {
-    RunSummary {
-        id: r.id(),
-        name: r.workflow().spec().name.clone(),
-        state: r.state(),
-        submitted_at: r.submitted_at(),
-        finished_at: r.finished_at(),
-        tasks: r.tasks().len() as u32,
-        succeeded: r.count(TaskState::Succeeded),
-        failed: r.count(TaskState::Failed)
-            + r.count(TaskState::Cancelled)
-            + r.count(TaskState::UpstreamFailed),
-        running: r.count(TaskState::Running),
-        awaiting_approval: r.count(TaskState::AwaitingApproval),
-    }
-}
-
-/// The run with every task, as `status RUN` and `tasks RUN` show it.
-pub fn run_view(r: &Run) -> RunView {
-    let wf = r.workflow();
-    let tasks = r
-        .tasks()
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let i = i as TaskIndex;
-            let spec = wf.task(i);
-            TaskView {
-                id: spec.id.clone(),
-                state: t.state,
-                attempts: t.attempts,
-                depends_on: spec.depends_on.clone(),
-                priority: wf.priority(i),
-                pool: wf.pool(i).map(str::to_owned),
-                command: spec.command.to_string(),
-                started_at: t.started_at,
-                finished_at: t.finished_at,
-                retry_at: t.retry_at,
-                last_failure: t.last_failure.as_ref().map(|f| f.to_string()),
-                compensate: spec.compensate.as_ref().map(|c| c.to_string()),
-                compensation: t.compensation.as_deref().map(|c| CompensationView {
-                    state: c.state,
-                    attempts: c.attempts,
-                    retry_at: c.retry_at,
-                    last_failure: c.last_failure.as_ref().map(|f| f.to_string()),
-                }),
-            }
-        })
-        .collect();
-    RunView {
-        summary: run_summary(r),
-        suspended: r.is_suspended(),
-        tasks,
-    }
-}
+pub use crate::read::views::{run_summary, run_view};
 
 impl Actor for Scheduler {
     type Msg = SchedulerMsg;
@@ -1624,16 +1365,15 @@ impl Actor for Scheduler {
             finished: shared.finished_runs.clone(),
             flush_scheduled: false,
             frozen: false,
-            ends: VecDeque::new(),
             snapshot_seq: replayed_snapshot.unwrap_or(0),
             snapshot_every: shared.config.snapshot_every,
             rollup: RollupDelta::default(),
             metrics: Arc::clone(&shared.metrics),
             pool_metrics: HashMap::new(),
             notices: Vec::new(),
-            completions: VecDeque::new(),
-            last_progress: now(),
             shared: Arc::clone(shared),
+            lingering_dirty: false,
+            lingering: 0,
         };
         s.count_gauges();
         // Rebuild the queue and timers from the replayed state.
@@ -1720,6 +1460,11 @@ impl Actor for Scheduler {
         s.due_timers();
         s.arm(&myself);
         myself.send_interval(STOP_FILE_POLL, || SchedulerMsg::Tick);
+        shared.facts.set_stop_file(s.stop_file);
+        shared.facts.set_draining(false);
+        s.lingering_dirty = true;
+        s.publish_facts();
+        shared.facts.scheduler_started(s.state.last_seq(), now());
         tracing::info!(
             last_seq = s.state.last_seq(),
             runs = s.state.runs().count(),
@@ -1778,39 +1523,10 @@ impl Actor for Scheduler {
                     s.decide(Event::NodeHalted { kill: false })?;
                 }
                 s.stop_file = stop;
+                self.shared.facts.set_stop_file(stop);
                 s.due_timers();
             }
             SchedulerMsg::Request { request, reply } => match request {
-                Request::Node => {
-                    let view = s.node_view(&self.shared);
-                    s.reply(reply, Response::Node(view));
-                }
-                Request::Run(run) => {
-                    let response = match s.state.run(run) {
-                        Some(r) => Response::Run(Box::new(run_view(r))),
-                        None => Response::Error(ControlError::NotFound(format!("no run {run}"))),
-                    };
-                    s.reply(reply, response);
-                }
-                Request::Queue { waiting, limit } => {
-                    let view = s.queue_view(waiting, limit, self.shared.config.workers);
-                    s.reply(reply, Response::Queue(Box::new(view)));
-                }
-                Request::Dashboard { limit } => {
-                    let view = s.dashboard_view(limit, &self.shared);
-                    s.reply(reply, Response::Dashboard(Box::new(view)));
-                }
-                Request::Summary(run) => {
-                    let response = match s.state.run(run) {
-                        Some(r) => Response::Runs(vec![run_summary(r)]),
-                        None => Response::Error(ControlError::NotFound(format!("no run {run}"))),
-                    };
-                    s.reply(reply, response);
-                }
-                Request::List => {
-                    let runs = s.state.runs().map(run_summary).collect();
-                    s.reply(reply, Response::Runs(runs));
-                }
                 Request::Submit(workflow) => {
                     let response = match s.submit(*workflow, &self.shared.config.approval_rules) {
                         Ok((run, attached)) => Response::Submitted { run, attached },
@@ -1845,8 +1561,10 @@ impl Actor for Scheduler {
                     ))));
                 }
             },
+            SchedulerMsg::Barrier(port) => s.after_persist(Effect::Ack(port)),
             SchedulerMsg::Drain(port) => {
                 s.draining = true;
+                self.shared.facts.set_draining(true);
                 if s.running.is_empty() {
                     let _ = port.send(());
                 } else {
@@ -1888,6 +1606,15 @@ impl Actor for Scheduler {
         s.schedule_flush(&myself);
         s.arm(&myself);
         s.run_effects(&myself);
+        s.publish_facts();
         Ok(())
+    }
+}
+
+impl Drop for SchedulerState {
+    /// Runs when the actor stops for any reason, a panic included: reads that need the
+    /// write side's facts wait for the restart instead of trusting this incarnation's.
+    fn drop(&mut self) {
+        self.shared.facts.scheduler_stopped();
     }
 }

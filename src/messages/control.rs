@@ -24,7 +24,7 @@ use crate::model::{
 use crate::storage::codec::{decode_message, encode_message};
 
 /// Version of this protocol; both sides must agree (checked in the handshake).
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The first bytes of every [`Hello`]: rejects clients that are not speaking troupe at all.
 pub const MAGIC: [u8; 8] = *b"troupe\0\x01";
@@ -213,6 +213,46 @@ pub enum Request {
         /// At most this many entries (the total is reported).
         limit: u32,
     },
+    /// Turn this connection into a stream: the node pushes responses as changes become
+    /// durable, until the stream ends (see [`Subscription`]) or the client closes the
+    /// connection. A subscriber that does not keep up is dropped with
+    /// [`ControlError::TooSlow`]; it never holds up the node.
+    Subscribe(Subscription),
+}
+
+/// What a [`Request::Subscribe`] streams. The first frame is the current value; later frames
+/// follow changes as they become durable. Errors end the stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Subscription {
+    /// One run's summary ([`Response::Runs`] with one entry) now and after each change (at
+    /// most one frame per 100 ms); the stream ends after the frame showing it finished.
+    /// Unknown run: [`ControlError::NotFound`].
+    Run(RunId),
+    /// Journal events ([`Response::Events`]) after sequence number `after`, of one run or
+    /// all: first those the journal holds, then each as it becomes durable.
+    Events {
+        /// Only this run's events.
+        run: Option<RunId>,
+        /// Events with a sequence number greater than this.
+        after: Seq,
+    },
+    /// The queue ([`Response::Queue`]) now and after each change, at most once per `every`.
+    Queue {
+        /// Also list tasks that cannot run yet.
+        waiting: bool,
+        /// At most this many entries.
+        limit: u32,
+        /// Least time between two frames.
+        every: std::time::Duration,
+    },
+    /// The dashboard ([`Response::Dashboard`]) now and then once per `every` (its
+    /// throughput and clocks move even when no event does).
+    Dashboard {
+        /// At most this many queue entries.
+        limit: u32,
+        /// Time between two frames.
+        every: std::time::Duration,
+    },
 }
 
 /// Why a request failed.
@@ -230,13 +270,17 @@ pub enum ControlError {
     /// The node failed to do it (journal unavailable, shutting down; CLI exit 3).
     #[error("node error: {0}")]
     Internal(String),
+    /// A subscriber fell behind the stream and was dropped (CLI exit 3); subscribe again,
+    /// from the last sequence number it saw.
+    #[error("dropped by the node: {0}")]
+    TooSlow(String),
 }
 
 impl ControlError {
     /// The CLI exit code for this error (DESIGN.md: 2 invalid input, 3 node/internal).
     pub fn exit_code(&self) -> i32 {
         match self {
-            ControlError::Internal(_) => 3,
+            ControlError::Internal(_) | ControlError::TooSlow(_) => 3,
             _ => 2,
         }
     }

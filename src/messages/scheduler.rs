@@ -37,6 +37,9 @@ pub enum SchedulerMsg {
     Tick,
     /// Stop dispatching (node shutdown); the reply comes when no attempt is running.
     Drain(RpcReplyPort<()>),
+    /// Answered once everything decided before it is durable: a barrier (shutdown), and
+    /// the health check's proof that the scheduler's mailbox moves.
+    Barrier(RpcReplyPort<()>),
     /// Terminate every running attempt without journaling their ends (end of a shutdown's
     /// grace period; the next boot closes them as interrupted).
     AbandonRunning,

@@ -6,11 +6,14 @@
 //! - [`journal`]: column families, the lock, the single [`journal::JournalWriter`] (stage +
 //!   commit = group commit), reads by sequence range and by run/task stream, snapshots,
 //!   retention.
+//! - [`feed`]: the committed-event feed: each committed batch, published to listeners that
+//!   can catch up from the journal after a gap.
 //! - [`replay`](mod@replay): latest snapshot + tail → [`crate::model::State`].
 //!
 //! The on-disk format is described in `docs/journal-format.md`.
 
 pub mod codec;
+pub mod feed;
 pub mod journal;
 pub mod replay;
 

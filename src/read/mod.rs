@@ -1,0 +1,21 @@
+//! The read side (CQRS): everything a client reads is answered here, from a projection of
+//! the journal's committed events, never from the scheduler's mailbox.
+//!
+//! # Layout
+//! - [`facts`]: what only the write side knows (slots held, `STOP`, draining, how far it
+//!   decided), published by the scheduler.
+//! - [`projection`]: the fold of the committed-event feed, kept by a follower task; the
+//!   freshness wait (read-your-writes).
+//! - [`views`]: `list`, `status`, `queue`, `dashboard`, the node, pending approvals.
+//! - [`query`]: answers a read request.
+//! - [`subscribe`]: streams pushed to subscribers as changes become durable.
+
+pub mod facts;
+pub mod projection;
+pub mod query;
+pub mod subscribe;
+pub mod views;
+
+pub use facts::WriteFacts;
+pub use projection::ReadModel;
+pub use views::ViewContext;

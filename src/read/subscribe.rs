@@ -1,0 +1,340 @@
+//! Subscriptions: a connection that asked for [`Request::Subscribe`] receives frames pushed
+//! by the node as changes become durable, instead of polling.
+//!
+//! - Run summaries, queue and dashboard views are recomputed from the projection when it has
+//!   applied new events (coalesced: at most one frame per interval), so a burst of events
+//!   costs one frame, not one per event.
+//! - Events come from the committed-event feed; events the subscriber asked for from before
+//!   the subscription come from the journal first.
+//!
+//! # Slow subscribers
+//! Nothing here can hold up the node: the feed never waits for a listener and the
+//! projection's watch only keeps the latest value. A subscriber whose frame cannot be written
+//! within [`SUBSCRIBER_WRITE_TIMEOUT`] (it stopped reading), or that fell more than
+//! [`FEED_CAPACITY`](crate::storage::feed::FEED_CAPACITY) batches behind the feed, is
+//! dropped: the node sends [`ControlError::TooSlow`] if it can and closes the connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use crate::messages::control::{
+    write_frame, ControlError, FrameError, Request, Response, Subscription,
+};
+use crate::model::{EventRecord, RunId, Seq};
+use crate::read::projection::ReadModel;
+use crate::read::query::{self, MAX_EVENTS_PER_REQUEST};
+use crate::storage::feed::Feed;
+
+/// How long the node waits for a subscriber to take one frame before dropping it.
+pub const SUBSCRIBER_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Least time between two frames of a run subscription (what `troupe run`'s progress bar
+/// polled at before).
+pub const RUN_FRAME_EVERY: Duration = Duration::from_millis(100);
+
+/// Least interval a queue or dashboard subscription may ask for.
+pub const MIN_VIEW_EVERY: Duration = Duration::from_millis(50);
+
+/// Why a subscription ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// The stream is complete (a run subscription after its run finished), or the request
+    /// was refused with an error frame.
+    Done,
+    /// The client closed the connection.
+    Closed,
+    /// The client did not keep up and was dropped.
+    TooSlow(String),
+    /// Writing failed.
+    Frame(FrameError),
+}
+
+/// Serves `subscription` on a connection until it ends. `reader` is only watched for the
+/// client closing the connection; `writer` carries the frames.
+pub async fn serve<R, W>(
+    model: Arc<ReadModel>,
+    subscription: Subscription,
+    mut reader: R,
+    mut writer: W,
+    error_rate: impl Fn(&ReadModel) -> Option<f64> + Send,
+) -> Ended
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut out = Out {
+        writer: &mut writer,
+    };
+    let ended = match subscription {
+        Subscription::Events { run, after } => {
+            events(&model, run, after, &mut reader, &mut out).await
+        }
+        Subscription::Run(run) => {
+            views(
+                &model,
+                Request::Summary(run),
+                RUN_FRAME_EVERY,
+                false,
+                &mut reader,
+                &mut out,
+                |r| match r {
+                    Response::Runs(v) => v.first().is_some_and(|s| s.state.is_finished()),
+                    _ => true,
+                },
+                |_, _| {},
+            )
+            .await
+        }
+        Subscription::Queue {
+            waiting,
+            limit,
+            every,
+        } => {
+            views(
+                &model,
+                Request::Queue { waiting, limit },
+                every.max(MIN_VIEW_EVERY),
+                false,
+                &mut reader,
+                &mut out,
+                |r| matches!(r, Response::Error(_)),
+                |_, _| {},
+            )
+            .await
+        }
+        Subscription::Dashboard { limit, every } => {
+            views(
+                &model,
+                Request::Dashboard { limit },
+                every.max(MIN_VIEW_EVERY),
+                true,
+                &mut reader,
+                &mut out,
+                |r| matches!(r, Response::Error(_)),
+                |m, r| {
+                    if let Response::Dashboard(v) = r {
+                        v.error_rate = error_rate(m).unwrap_or(0.0);
+                    }
+                },
+            )
+            .await
+        }
+    };
+    if let Ended::TooSlow(why) = &ended {
+        tracing::warn!(reason = %why, "dropped a slow subscriber");
+        // Best effort: it may not read this either.
+        let _ = tokio::time::timeout(
+            Duration::from_millis(100),
+            write_frame(
+                &mut writer,
+                &Response::Error(ControlError::TooSlow(why.clone())),
+            ),
+        )
+        .await;
+    }
+    ended
+}
+
+/// The writing side, with the slow-subscriber timeout.
+struct Out<'a, W> {
+    writer: &'a mut W,
+}
+
+impl<W: AsyncWrite + Unpin> Out<'_, W> {
+    async fn send(&mut self, response: &Response) -> Result<(), Ended> {
+        match tokio::time::timeout(SUBSCRIBER_WRITE_TIMEOUT, write_frame(self.writer, response))
+            .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(FrameError::Io(e))) if is_gone(&e) => Err(Ended::Closed),
+            Ok(Err(e)) => Err(Ended::Frame(e)),
+            Err(_) => Err(Ended::TooSlow(format!(
+                "the subscriber took no frame for {}s",
+                SUBSCRIBER_WRITE_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+}
+
+fn is_gone(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::BrokenPipe
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::UnexpectedEof
+    )
+}
+
+/// Completes when the client closes the connection (or sends anything: a subscribed
+/// connection takes no more requests).
+async fn closed<R: AsyncRead + Unpin>(reader: &mut R) {
+    let mut buf = [0u8; 64];
+    let _ = reader.read(&mut buf).await;
+}
+
+/// A view subscription: the answer to `request` now, then again whenever the projection
+/// applied more events (or, with `periodic`, every `every`), at most once per `every`;
+/// frames equal to the last one sent are skipped (unless periodic). Ends after a frame
+/// for which `last` says so.
+#[allow(clippy::too_many_arguments)]
+async fn views<R, W>(
+    model: &ReadModel,
+    request: Request,
+    every: Duration,
+    periodic: bool,
+    reader: &mut R,
+    out: &mut Out<'_, W>,
+    last: impl Fn(&Response) -> bool,
+    fill: impl Fn(&ReadModel, &mut Response),
+) -> Ended
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut applied = model.watch_applied();
+    let mut epochs = model.facts.epochs();
+    let mut sent: Option<Response> = None;
+    loop {
+        let mut response = match query::answer(model, &request).await {
+            Some(r) => r,
+            None => return Ended::Done,
+        };
+        fill(model, &mut response);
+        let unchanged = !periodic && sent.as_ref() == Some(&response);
+        if !unchanged {
+            if let Err(e) = out.send(&response).await {
+                return e;
+            }
+            if last(&response) {
+                return Ended::Done;
+            }
+            sent = Some(response);
+        }
+        let next = Instant::now() + every;
+        // Wait for a change (or the next period), then for the interval to pass.
+        tokio::select! {
+            // Watches and a read of a socket we drop: cancelling any arm loses nothing.
+            _ = applied.changed(), if !periodic => {}
+            _ = epochs.changed(), if !periodic => {}
+            _ = tokio::time::sleep_until(next), if periodic => {}
+            _ = closed(reader) => return Ended::Closed,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = closed(reader) => return Ended::Closed,
+        }
+    }
+}
+
+/// An events subscription: the journal's events after `after`, then the feed's.
+async fn events<R, W>(
+    model: &ReadModel,
+    run: Option<RunId>,
+    after: Seq,
+    reader: &mut R,
+    out: &mut Out<'_, W>,
+) -> Ended
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    if let Some(run) = run {
+        if model.read().state.run(run).is_none() {
+            let e = Response::Error(ControlError::NotFound(format!("no run {run}")));
+            return out.send(&e).await.err().unwrap_or(Ended::Done);
+        }
+    }
+    // Listen first, then read the journal: every event is in one or the other.
+    let mut feed = model.feed().subscribe();
+    let mut last = after;
+    if let Err(e) = catch_up(model, run, &mut last, out).await {
+        return e;
+    }
+    loop {
+        let batch = tokio::select! {
+            // Cancelling a broadcast recv loses nothing; closed() reads a socket we drop.
+            b = feed.recv() => b,
+            _ = closed(reader) => return Ended::Closed,
+        };
+        match batch {
+            Ok(batch) => {
+                if batch.first > last + 1 {
+                    // A gap (committed before we listened): fill it from the journal.
+                    if let Err(e) = catch_up(model, run, &mut last, out).await {
+                        return e;
+                    }
+                }
+                let events: Vec<(Seq, EventRecord)> = batch
+                    .iter()
+                    .filter(|(seq, r)| {
+                        *seq > last && run.is_none_or(|run| r.event.run() == Some(run))
+                    })
+                    .map(|(seq, r)| (seq, r.clone()))
+                    .collect();
+                last = last.max(batch.last());
+                if !events.is_empty() {
+                    if let Err(e) = out.send(&Response::Events(events)).await {
+                        return e;
+                    }
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                return Ended::TooSlow(format!(
+                    "the subscriber fell {n} commits behind the node; subscribe again from \
+                     sequence number {last}"
+                ))
+            }
+            Err(broadcast::error::RecvError::Closed) => return Ended::Done,
+        }
+    }
+}
+
+/// Sends the journal's events after `last` (of `run`, or all), advancing `last` to where
+/// the journal ended when it was read (every event up to there was sent).
+async fn catch_up<W: AsyncWrite + Unpin>(
+    model: &ReadModel,
+    run: Option<RunId>,
+    last: &mut Seq,
+    out: &mut Out<'_, W>,
+) -> Result<(), Ended> {
+    let page = MAX_EVENTS_PER_REQUEST as usize;
+    loop {
+        let journal = model.journal().clone();
+        let after = *last;
+        let read = tokio::task::spawn_blocking(move || {
+            // The journal's end first: every event up to it is in what we read next.
+            let end = journal.last_seq()?;
+            let events = match run {
+                Some(run) => journal.run_events_after(run, after, page)?,
+                None => Feed::catch_up(&journal, after, page)?,
+            };
+            let seen = events.last().map_or(after, |(s, _)| *s);
+            let complete = events.len() < page;
+            Ok::<_, crate::storage::JournalError>((
+                events,
+                if complete { seen.max(end) } else { seen },
+                complete,
+            ))
+        })
+        .await;
+        let (events, end, complete) = match read {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                let e = Response::Error(ControlError::Internal(e.to_string()));
+                return Err(out.send(&e).await.err().unwrap_or(Ended::Done));
+            }
+            Err(e) => return Err(Ended::Frame(FrameError::Io(std::io::Error::other(e)))),
+        };
+        *last = (*last).max(end);
+        if !events.is_empty() {
+            out.send(&Response::Events(events)).await?;
+        }
+        if complete {
+            return Ok(());
+        }
+    }
+}

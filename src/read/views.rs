@@ -1,0 +1,384 @@
+//! The views a client reads, computed from the projection and the write side's facts:
+//! `list`, `status`, `tasks`, `queue`, `dashboard`, the node, pending approvals.
+
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::time::Duration;
+
+use crate::messages::control::{
+    CompensationView, DashboardView, NodeView, PendingApproval, QueueEntry, QueueView, RunSummary,
+    RunView, RunningAttempt, TaskView,
+};
+use crate::messages::scheduler::AttemptKind;
+use crate::model::decide::{running_attempts, running_compensations};
+use crate::model::rollup::schedulable_since;
+use crate::model::{Run, RunId, RunState, State, TaskIndex, TaskState, Timestamp};
+use crate::read::facts::WriteFacts;
+use crate::read::projection::Projection;
+
+/// What the views need besides the projection and the facts.
+#[derive(Debug, Clone, Default)]
+pub struct ViewContext {
+    /// Worker slots of the node.
+    pub workers: u32,
+    /// Node-wide pool capacities (`[pools]` in `troupe.toml`).
+    pub node_pools: BTreeMap<String, u32>,
+    /// Expiry of approval requests whose task sets none.
+    pub approval_timeout: Duration,
+    /// The node's id.
+    pub node_id: String,
+}
+
+/// The run as `list` shows it.
+pub fn run_summary(r: &Run) -> RunSummary {
+    RunSummary {
+        id: r.id(),
+        name: r.workflow().spec().name.clone(),
+        state: r.state(),
+        submitted_at: r.submitted_at(),
+        finished_at: r.finished_at(),
+        tasks: r.tasks().len() as u32,
+        succeeded: r.count(TaskState::Succeeded),
+        failed: r.count(TaskState::Failed)
+            + r.count(TaskState::Cancelled)
+            + r.count(TaskState::UpstreamFailed),
+        running: r.count(TaskState::Running),
+        awaiting_approval: r.count(TaskState::AwaitingApproval),
+    }
+}
+
+/// The run with every task, as `status RUN` and `tasks RUN` show it.
+pub fn run_view(r: &Run) -> RunView {
+    let wf = r.workflow();
+    let tasks = r
+        .tasks()
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let i = i as TaskIndex;
+            let spec = wf.task(i);
+            TaskView {
+                id: spec.id.clone(),
+                state: t.state,
+                attempts: t.attempts,
+                depends_on: spec.depends_on.clone(),
+                priority: wf.priority(i),
+                pool: wf.pool(i).map(str::to_owned),
+                command: spec.command.to_string(),
+                started_at: t.started_at,
+                finished_at: t.finished_at,
+                retry_at: t.retry_at,
+                last_failure: t.last_failure.as_ref().map(|f| f.to_string()),
+                compensate: spec.compensate.as_ref().map(|c| c.to_string()),
+                compensation: t.compensation.as_deref().map(|c| CompensationView {
+                    state: c.state,
+                    attempts: c.attempts,
+                    retry_at: c.retry_at,
+                    last_failure: c.last_failure.as_ref().map(|f| f.to_string()),
+                }),
+            }
+        })
+        .collect();
+    RunView {
+        summary: run_summary(r),
+        suspended: r.is_suspended(),
+        tasks,
+    }
+}
+
+/// The pending request of task `t` of `r`, if it awaits approval.
+pub fn pending_approval(
+    r: &Run,
+    t: TaskIndex,
+    default_timeout: Duration,
+) -> Option<PendingApproval> {
+    let task = r.task(t);
+    if task.state != TaskState::AwaitingApproval {
+        return None;
+    }
+    let wf = r.workflow();
+    let requested_at = task.awaiting_since.unwrap_or(r.submitted_at());
+    let timeout = wf.approval_timeout(t).unwrap_or(default_timeout);
+    Some(PendingApproval {
+        run: r.id(),
+        task: wf.task_id(t).clone(),
+        workflow: wf.spec().name.clone(),
+        command: wf.task(t).command.to_string(),
+        requested_at,
+        expires_at: requested_at.saturating_add(timeout),
+    })
+}
+
+/// Every pending approval request, oldest first (ties by run, then task id).
+pub fn pending_approvals(state: &State, default_timeout: Duration) -> Vec<PendingApproval> {
+    let mut out = Vec::new();
+    for r in state.runs() {
+        if r.count(TaskState::AwaitingApproval) == 0 {
+            continue;
+        }
+        for t in 0..r.tasks().len() as TaskIndex {
+            out.extend(pending_approval(r, t, default_timeout));
+        }
+    }
+    out.sort_by(|a, b| (a.requested_at, a.run, &a.task).cmp(&(b.requested_at, b.run, &b.task)));
+    out
+}
+
+/// Attempts holding worker slots, per run, per (run, pool) and per node-wide pool: the
+/// journal's running attempts and compensations plus the write side's lingering ones.
+struct Loads {
+    run: HashMap<RunId, u32>,
+    pool: HashMap<(RunId, String), u32>,
+    node_pool: HashMap<String, u32>,
+}
+
+impl Loads {
+    fn of(state: &State, facts: &WriteFacts) -> Loads {
+        let mut loads = Loads {
+            run: HashMap::new(),
+            pool: HashMap::new(),
+            node_pool: HashMap::new(),
+        };
+        let forward = running_attempts(state)
+            .into_iter()
+            .map(|(run, task, _)| (run, task, AttemptKind::Forward));
+        let lingering = facts
+            .lingering()
+            .into_iter()
+            .map(|l| (l.run, l.task, l.kind));
+        for (run, task, kind) in forward.chain(lingering) {
+            // Compensations hold a worker slot but count against no cap (as in dispatch).
+            if kind == AttemptKind::Compensation {
+                continue;
+            }
+            *loads.run.entry(run).or_default() += 1;
+            let Some(pool) = state.run(run).and_then(|r| r.workflow().pool(task)) else {
+                continue;
+            };
+            *loads.pool.entry((run, pool.to_owned())).or_default() += 1;
+            *loads.node_pool.entry(pool.to_owned()).or_default() += 1;
+        }
+        loads
+    }
+}
+
+/// Whether dispatch is blocked node-wide (halted, `STOP` file, shutting down).
+fn dispatch_blocked(state: &State, facts: &WriteFacts) -> bool {
+    state.is_halted() || facts.stop_file() || facts.draining()
+}
+
+/// A queue candidate's order: class (0 ready, 1 retrying, 2 cannot run yet), then higher
+/// priority, then longer wait (or earlier retry).
+type QueueOrder = (u8, i64, Timestamp, RunId, TaskIndex);
+
+/// `troupe queue`: ready tasks best first (priority, then longest wait), then retries by
+/// due time, then (with `waiting`) tasks that cannot run yet. Only the best `limit` are
+/// built (a bounded heap over the candidates, O(n log limit)); `total` counts them all.
+pub fn queue_view(
+    p: &Projection,
+    facts: &WriteFacts,
+    cx: &ViewContext,
+    waiting: bool,
+    limit: u32,
+    t_now: Timestamp,
+) -> QueueView {
+    let state = &p.state;
+    let throughput = p.throughput(t_now);
+    let halted = dispatch_blocked(state, facts);
+    let listed = |s: TaskState| {
+        matches!(s, TaskState::Ready | TaskState::Retrying)
+            || (waiting
+                && matches!(
+                    s,
+                    TaskState::Pending | TaskState::AwaitingApproval | TaskState::Suspended
+                ))
+    };
+    // Keep the best `limit` in a max-heap of the worst kept.
+    let mut best: BinaryHeap<QueueOrder> = BinaryHeap::with_capacity(limit as usize + 1);
+    let mut total = 0u64;
+    for r in state.runs() {
+        if r.state() != RunState::Running {
+            continue;
+        }
+        let wf = r.workflow();
+        for (i, task) in r.tasks().iter().enumerate() {
+            if !listed(task.state) {
+                continue;
+            }
+            total += 1;
+            let t = i as TaskIndex;
+            let class = match task.state {
+                TaskState::Ready => 0,
+                TaskState::Retrying => 1,
+                _ => 2,
+            };
+            let key_time = match task.state {
+                TaskState::Retrying => task
+                    .retry_at
+                    .unwrap_or(task.started_at.unwrap_or(r.submitted_at())),
+                _ => schedulable_since(r, t),
+            };
+            let order = (class, -(wf.priority(t) as i64), key_time, r.id(), t);
+            if best.len() < limit as usize {
+                best.push(order);
+            } else if best.peek().is_some_and(|worst| order < *worst) {
+                best.pop();
+                best.push(order);
+            }
+        }
+    }
+    let mut kept = best.into_vec();
+    kept.sort_unstable();
+    let loads = Loads::of(state, facts);
+    let in_flight = facts.in_flight();
+    let free = cx.workers.saturating_sub(in_flight) as f64;
+    let entries = kept
+        .into_iter()
+        .enumerate()
+        .filter_map(|(place, (class, _, _, run, t))| {
+            let r = state.run(run)?;
+            let wf = r.workflow();
+            let task = r.task(t);
+            let since = match task.state {
+                TaskState::Retrying => task.started_at.unwrap_or(r.submitted_at()),
+                _ => schedulable_since(r, t),
+            };
+            let pool = wf.pool(t).map(str::to_owned);
+            let runnable = matches!(task.state, TaskState::Ready | TaskState::Retrying);
+            let cap_full = wf
+                .spec()
+                .max_concurrency
+                .is_some_and(|cap| loads.run.get(&run).copied().unwrap_or(0) >= cap);
+            let pool_full = pool.as_ref().is_some_and(|p| {
+                let cap = wf.spec().pools.get(p).copied().unwrap_or(u32::MAX);
+                let node_cap = cx.node_pools.get(p).copied().unwrap_or(u32::MAX);
+                loads.pool.get(&(run, p.clone())).copied().unwrap_or(0) >= cap
+                    || loads.node_pool.get(p).copied().unwrap_or(0) >= node_cap
+            });
+            let blocked = if !runnable {
+                None
+            } else if halted {
+                Some("dispatch is halted".to_owned())
+            } else if cap_full {
+                Some(format!(
+                    "run at max_concurrency {}",
+                    wf.spec().max_concurrency.unwrap_or(0)
+                ))
+            } else if pool_full {
+                Some(format!("pool `{}` full", pool.as_deref().unwrap_or("")))
+            } else {
+                None
+            };
+            let estimated_start = if class < 2 && !halted {
+                let ahead = place as f64;
+                let wait = if ahead < free {
+                    Some(Duration::ZERO)
+                } else if throughput > 0.0 {
+                    Duration::try_from_secs_f64((ahead - free + 1.0) / throughput).ok()
+                } else {
+                    None
+                };
+                wait.map(|w| t_now.saturating_add(w))
+                    .map(|at| task.retry_at.map_or(at, |r| r.max(at)))
+            } else {
+                None
+            };
+            Some(QueueEntry {
+                run,
+                task: wf.task_id(t).clone(),
+                workflow: wf.spec().name.clone(),
+                state: task.state,
+                priority: wf.priority(t),
+                pool,
+                waiting_since: since,
+                retry_at: task.retry_at,
+                estimated_start,
+                blocked,
+            })
+        })
+        .collect();
+    QueueView {
+        now: t_now,
+        halted,
+        running: in_flight,
+        workers: cx.workers,
+        throughput,
+        total,
+        entries,
+    }
+}
+
+/// The node as `status` shows it.
+pub fn node_view(p: &Projection, facts: &WriteFacts, cx: &ViewContext) -> NodeView {
+    let mut active = 0;
+    let mut total = 0;
+    let mut queued = 0u64;
+    let mut waiting = 0u64;
+    for r in p.state.runs() {
+        total += 1;
+        if !r.state().is_finished() {
+            active += 1;
+            queued += r.count(TaskState::Ready) as u64;
+            waiting += TaskState::ALL
+                .iter()
+                .filter(|s| s.is_waiting())
+                .map(|&s| u64::from(r.count(s)))
+                .sum::<u64>();
+        }
+    }
+    NodeView {
+        node_id: cx.node_id.clone(),
+        pid: std::process::id(),
+        halted: p.state.is_halted(),
+        stop_file: facts.stop_file(),
+        active_runs: active,
+        total_runs: total,
+        running_attempts: facts.in_flight(),
+        queued_tasks: queued,
+        workers: cx.workers,
+        last_seq: p.state.last_seq(),
+        waiting_tasks: waiting,
+        last_progress: p.last_progress.max(facts.started_at()),
+    }
+}
+
+/// What `troupe dashboard` draws (the error rate is filled in from the rollups by the
+/// caller).
+pub fn dashboard_view(
+    p: &Projection,
+    facts: &WriteFacts,
+    cx: &ViewContext,
+    limit: u32,
+    t_now: Timestamp,
+) -> DashboardView {
+    let queue = queue_view(p, facts, cx, false, limit, t_now);
+    let state = &p.state;
+    let forward = running_attempts(state)
+        .into_iter()
+        .map(|(run, task, attempt)| (run, task, attempt, false));
+    let compensations = running_compensations(state)
+        .into_iter()
+        .map(|(run, task, attempt)| (run, task, attempt, true));
+    let mut running: Vec<RunningAttempt> = forward
+        .chain(compensations)
+        .filter_map(|(run, task, attempt, compensation)| {
+            let r = state.run(run)?;
+            Some(RunningAttempt {
+                run,
+                task: r.workflow().task_id(task).clone(),
+                workflow: r.workflow().spec().name.clone(),
+                attempt,
+                compensation,
+                started_at: r.task(task).started_at.unwrap_or(queue.now),
+            })
+        })
+        .collect();
+    running.sort_by_key(|a| a.started_at);
+    DashboardView {
+        node: node_view(p, facts, cx),
+        throughput: p.throughput_series(queue.now),
+        queue,
+        running,
+        completions: p.completions.iter().cloned().collect(),
+        error_rate: 0.0,
+    }
+}
