@@ -879,6 +879,7 @@ impl NodeHandle {
         }
         self.root.stop(None);
         let _ = self.join.await;
+        self.shared.read.stop().await;
         // Last notices (node_stopping) get a few seconds; a dead URL cannot hold the stop.
         self.shared.webhooks.drain(Duration::from_secs(5)).await;
         self.http_stop.notify_one();
@@ -898,5 +899,6 @@ impl NodeHandle {
     /// Waits until the root supervisor stops by itself (escalation) and returns.
     pub async fn join(self) {
         let _ = self.join.await;
+        self.shared.read.stop().await;
     }
 }

@@ -161,6 +161,10 @@ pub struct ReadModel {
     feed: Feed,
     /// The node's settings the views show.
     cx: ViewContext,
+    /// Set when the node stops: the follower and every subscription end.
+    stopped: watch::Sender<bool>,
+    /// The follower task (awaited by [`ReadModel::stop`]).
+    follower: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl ReadModel {
@@ -182,9 +186,12 @@ impl ReadModel {
             journal,
             feed,
             cx,
+            stopped: watch::channel(false).0,
+            follower: std::sync::Mutex::new(None),
         });
         let follower = Arc::clone(&model);
-        tokio::spawn(async move { follower.follow(batches).await });
+        let task = tokio::spawn(async move { follower.follow(batches).await });
+        *model.follower.lock().expect("not poisoned") = Some(task);
         Ok(model)
     }
 
@@ -201,6 +208,22 @@ impl ReadModel {
     /// Wakes whenever more events were applied.
     pub fn watch_applied(&self) -> watch::Receiver<Seq> {
         self.applied.subscribe()
+    }
+
+    /// Ends the follower and every subscription (the node stops; the journal they read must
+    /// be released).
+    pub async fn stop(&self) {
+        self.stopped.send_replace(true);
+        let task = self.follower.lock().expect("not poisoned").take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
+    /// Completes once [`ReadModel::stop`] was called.
+    pub async fn stopped(&self) {
+        let mut rx = self.stopped.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
     }
 
     /// The node's settings the views show.
@@ -246,7 +269,12 @@ impl ReadModel {
     /// expected) reads the missing events from the journal first.
     async fn follow(self: Arc<Self>, mut batches: broadcast::Receiver<Arc<CommittedBatch>>) {
         loop {
-            match batches.recv().await {
+            let batch = tokio::select! {
+                // Cancelling a broadcast recv loses nothing.
+                b = batches.recv() => b,
+                _ = self.stopped() => return,
+            };
+            match batch {
                 Ok(batch) => {
                     if batch.first > self.applied() + 1 {
                         self.catch_up(batch.first - 1).await;

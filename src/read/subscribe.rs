@@ -222,10 +222,12 @@ where
             _ = epochs.changed(), if !periodic => {}
             _ = tokio::time::sleep_until(next), if periodic => {}
             _ = closed(reader) => return Ended::Closed,
+            _ = model.stopped() => return Ended::Done,
         }
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {}
             _ = closed(reader) => return Ended::Closed,
+            _ = model.stopped() => return Ended::Done,
         }
     }
 }
@@ -259,6 +261,7 @@ where
             // Cancelling a broadcast recv loses nothing; closed() reads a socket we drop.
             b = feed.recv() => b,
             _ = closed(reader) => return Ended::Closed,
+            _ = model.stopped() => return Ended::Done,
         };
         match batch {
             Ok(batch) => {
