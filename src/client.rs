@@ -17,6 +17,7 @@ use tokio::net::UnixStream;
 pub use crate::messages::control::HANDSHAKE_TIMEOUT;
 use crate::messages::control::{
     read_frame, write_frame, FrameError, Hello, HelloReply, Request, Response,
+    Subscription,
 };
 use crate::node::socket_path;
 
@@ -256,6 +257,37 @@ impl Client {
                 data_dir: self.data_dir.clone(),
             }),
             Err(e) => Err(connection_lost(e, &self.data_dir, &self.socket)),
+        }
+    }
+}
+
+impl Client {
+    /// Turns this connection into a subscription (see [`Subscription`]): the node pushes
+    /// frames until the stream ends or the returned value is dropped (which closes the
+    /// connection and ends the subscription on the node).
+    pub async fn subscribe(mut self, subscription: Subscription) -> Result<Subscribed, ClientError> {
+        if let Err(e) = write_frame(&mut self.stream, &Request::Subscribe(subscription)).await {
+            return Err(connection_lost(e, &self.data_dir, &self.socket));
+        }
+        Ok(Subscribed { client: self })
+    }
+}
+
+/// A subscribed connection: frames pushed by the node.
+pub struct Subscribed {
+    /// The connection.
+    client: Client,
+}
+
+impl Subscribed {
+    /// The next frame; `None` once the node ended the stream (a run subscription after the
+    /// run finished, a node shutting down). A node that went away mid-stream is
+    /// [`ClientError::WentAway`] only if it did not close cleanly.
+    pub async fn next(&mut self) -> Result<Option<Response>, ClientError> {
+        let c = &mut self.client;
+        match read_frame(&mut c.stream).await {
+            Ok(r) => Ok(r),
+            Err(e) => Err(connection_lost(e, &c.data_dir, &c.socket)),
         }
     }
 }
