@@ -61,7 +61,10 @@ pub mod model;
 pub mod node;
 pub mod process;
 pub mod storage;
-pub mod webhooks;
+pub mod telemetry;
 pub mod workflow_file;
+
+/// The webhook sender, at its former path (it lives in [`telemetry::webhooks`]).
+pub use telemetry::webhooks;
 
 pub use node::{Node, NodeConfig, NodeError, NodeHandle};

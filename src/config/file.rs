@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::actors::approval::ApprovalRule;
 use crate::storage::Durability;
-use crate::webhooks::WebhookConfig;
+use crate::telemetry::webhooks::WebhookConfig;
 
 /// What `troupe.toml` sets (everything optional).
 #[derive(Debug, Clone, Default)]

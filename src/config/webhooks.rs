@@ -6,7 +6,7 @@ use super::file::NodeFile;
 use super::parse::Spans;
 use super::raw::RawWebhook;
 use super::ConfigError;
-use crate::webhooks::{WebhookConfig, WebhookEvent};
+use crate::telemetry::webhooks::{WebhookConfig, WebhookEvent};
 
 /// Checks every `[[webhooks]]` entry, in file order, into `out`.
 pub(super) fn check(
