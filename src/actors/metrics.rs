@@ -117,13 +117,13 @@ async fn prune_logs(shared: &Arc<NodeShared>) {
         return;
     };
     let now = Timestamp::from_system_time(std::time::SystemTime::now());
-    let logs = shared.config.data_dir.join("logs");
+    let layout = shared.config.layout();
     for r in runs {
         let Some(done) = r.finished_at else { continue };
         if now.saturating_since(done) < keep {
             continue;
         }
-        let dir = logs.join(r.id.to_string());
+        let dir = layout.run_logs(r.id);
         if dir.exists() {
             match std::fs::remove_dir_all(&dir) {
                 Ok(()) => tracing::info!(run = %r.id, "logs removed (retention)"),

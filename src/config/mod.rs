@@ -68,6 +68,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::layout::DataDir;
+
 mod approval;
 mod env;
 mod file;
@@ -95,7 +97,7 @@ pub struct ConfigError(pub String);
 pub fn locate(explicit: Option<&Path>, data_dir: &Path) -> Option<PathBuf> {
     match explicit {
         Some(p) => Some(p.to_path_buf()),
-        None => Some(data_dir.join("troupe.toml")).filter(|p| p.exists()),
+        None => Some(DataDir::new(data_dir).config_file()).filter(|p| p.exists()),
     }
 }
 
