@@ -7,7 +7,7 @@ use crate::model::event::Failure;
 use crate::model::task::{CompensationState, TaskState};
 use crate::model::time::Timestamp;
 
-/// The runtime state of one task of a run (its spec lives in the run's [`Workflow`]).
+/// The runtime state of one task of a run (its spec lives in the run's [`Workflow`](crate::model::Workflow)).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {
     /// Task state machine position.
