@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::UnixStream;
 
+use crate::layout::DataDir;
 pub use crate::messages::control::HANDSHAKE_TIMEOUT;
 use crate::messages::control::{
     read_frame, write_frame, FrameError, Hello, HelloReply, Request, Response,
@@ -363,7 +364,7 @@ fn not_connected(e: io::Error, data_dir: &Path, socket: &Path) -> NoAnswer {
 /// holds the data dir's journal.
 fn diagnose(data_dir: &Path, socket: &Path, why: NoAnswer) -> ClientError {
     let (data_dir, socket) = (data_dir.to_owned(), socket.to_owned());
-    match lock_holder(&data_dir.join("journal").join("LOCK")) {
+    match lock_holder(&DataDir::new(&data_dir).journal_lock()) {
         Ok(Some(pid)) if matches!(why, NoAnswer::SocketMissing) => ClientError::InUse {
             data_dir,
             socket,

@@ -13,13 +13,19 @@
 //! - [`read`]: the read side: a projection of the committed events answers every read
 //!   (status, list, queue, dashboard, approvals, events) and streams subscriptions.
 //! - [`actors`]: ractor actors: supervisor, journal writer, scheduler, workers, approval
-//!   gate, metrics, control.
+//!   gate, metrics (health watch, retention), control.
 //! - [`messages`]: one message enum per actor, and the control protocol.
 //! - [`client`]: a client of a node's control socket (what the CLI uses).
 //! - [`node`]: the [`Node`] builder: opens the data dir and spawns the supervision tree.
+//! - [`layout`]: the data dir's layout: [`layout::DataDir`] builds every path in it (journal,
+//!   attempt logs and pid files, socket, `http.addr`, `STOP`, `troupe.toml`).
+//! - [`config`]: the node config file `troupe.toml`: loading, `${VAR}` substitution, checks
+//!   with positions, `TROUPE_*` overrides, rendering.
 //! - [`executor`]: what runs an attempt (OS processes by default, or your own code).
 //! - [`process`]: running one attempt as a process group: logs, timeout, rusage, orphans.
-//! - [`webhooks`]: JSON notices POSTed to operator URLs, with retries, off the hot path.
+//! - [`telemetry`]: the Prometheus registry, health checks, the HTTP endpoints (`/metrics`,
+//!   `/healthz`, `/readyz`) and webhooks (JSON notices POSTed to operator URLs, with retries,
+//!   off the hot path; also at their former path [`webhooks`]).
 //! - [`workflow_file`]: reading workflow files from disk (size cap, UTF-8, positions).
 //! - [`bench`](mod@bench): the measurements behind `troupe bench`.
 //!
@@ -58,13 +64,17 @@ pub mod bench;
 pub mod client;
 pub mod config;
 pub mod executor;
+pub mod layout;
 pub mod messages;
 pub mod model;
 pub mod node;
 pub mod process;
 pub mod read;
 pub mod storage;
-pub mod webhooks;
+pub mod telemetry;
 pub mod workflow_file;
+
+/// The webhook sender, at its former path (it lives in [`telemetry::webhooks`]).
+pub use telemetry::webhooks;
 
 pub use node::{Node, NodeConfig, NodeError, NodeHandle};

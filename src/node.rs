@@ -40,6 +40,7 @@ use crate::actors::supervisor::{
 };
 use crate::actors::worker::Worker;
 use crate::executor::{Executor, ProcessExecutor};
+use crate::layout::DataDir;
 use crate::messages::approval::ApprovalMsg;
 use crate::messages::control::{Command, ControlError, Request, Response};
 use crate::messages::scheduler::SchedulerMsg;
@@ -143,7 +144,12 @@ impl NodeConfig {
 
     /// `DATA_DIR/troupe.sock`.
     pub fn socket_path(&self) -> PathBuf {
-        socket_path(&self.data_dir)
+        self.layout().socket()
+    }
+
+    /// The paths of everything in the data dir.
+    pub fn layout(&self) -> DataDir {
+        DataDir::new(&self.data_dir)
     }
 }
 
@@ -171,12 +177,12 @@ impl Default for Retention {
 
 /// `DATA_DIR/http.addr`: the address the node's HTTP endpoints listen on (while it runs).
 pub fn http_addr_file(data_dir: &Path) -> PathBuf {
-    data_dir.join("http.addr")
+    DataDir::new(data_dir).http_addr_file()
 }
 
 /// `DATA_DIR/troupe.sock`.
 pub fn socket_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("troupe.sock")
+    DataDir::new(data_dir).socket()
 }
 
 /// Why a node could not start or answer.
@@ -272,7 +278,7 @@ impl NodeShared {
 
     /// `DATA_DIR/STOP`: while it exists the node dispatches nothing.
     pub fn stop_file(&self) -> PathBuf {
-        self.config.data_dir.join("STOP")
+        self.config.layout().stop_file()
     }
 
     /// Sends `request` to the scheduler (or answers it from the journal) and waits.
@@ -543,7 +549,7 @@ impl Node {
             ),
             None => None,
         };
-        let journal = Journal::open(&self.config.data_dir.join("journal"))?;
+        let journal = Journal::open(&self.config.layout().journal())?;
         let metrics = Metrics::new();
         let webhooks = Webhooks::start(
             self.config.webhooks.clone(),

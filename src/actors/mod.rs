@@ -7,8 +7,9 @@
 //! - [`saga`]: the saga coordinator (which compensation runs next), hosted by the scheduler.
 //! - [`worker`]: runs one attempt at a time through the node's executor.
 //! - [`approval`]: the approval gate: pending requests, their expiry, node approval rules.
-//! - [`metrics`]: the Prometheus registry, health checks, `/metrics` `/healthz` `/readyz`, and
-//!   the metrics actor (health watch, retention).
+//! - [`metrics`]: the metrics actor (health watch for `health_changed`, retention of rollups
+//!   and logs); the registry, health checks and HTTP endpoints it uses live in
+//!   [`crate::telemetry`] and are re-exported there.
 //! - [`control`]: the Unix-socket server for the admin CLI.
 
 pub mod approval;

@@ -1410,11 +1410,8 @@ impl Actor for Scheduler {
             let task_id = r.workflow().task_id(task).clone();
             let pid_path = shared
                 .config
-                .data_dir
-                .join("logs")
-                .join(run.to_string())
-                .join(task_id.as_str())
-                .join(format!("{}.pid", kind.file_stem(attempt)));
+                .layout()
+                .attempt_pid(run, &task_id, kind, attempt);
             let grace = shared.config.grace;
             orphans.spawn(async move {
                 match crate::process::terminate_orphan(&pid_path, grace).await {

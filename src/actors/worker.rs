@@ -81,20 +81,15 @@ impl Actor for Worker {
                 let task_id = workflow.task_id(report.task);
                 tracing::debug!(run_id = %report.run, task_id = %task_id, attempt = report.attempt, kind = ?report.kind, slot = self.slot, "attempt starts");
                 let cfg = &self.shared.config;
-                let dir = cfg
-                    .data_dir
-                    .join("logs")
-                    .join(report.run.to_string())
-                    .join(task_id.as_str());
-                let stem = report.kind.file_stem(report.attempt);
+                let layout = cfg.layout();
                 let ctx = AttemptContext {
                     run: report.run,
                     workflow: Arc::clone(&workflow),
                     task: report.task,
                     attempt: report.attempt,
                     kind: report.kind,
-                    log_path: dir.join(format!("{stem}.log")),
-                    pid_path: dir.join(format!("{stem}.pid")),
+                    log_path: layout.attempt_log(report.run, task_id, report.kind, report.attempt),
+                    pid_path: layout.attempt_pid(report.run, task_id, report.kind, report.attempt),
                     log_cap: cfg.log_cap,
                     grace: cfg.grace,
                 };

@@ -19,6 +19,7 @@ use super::{fresh, node_err, BenchError};
 use crate::actors::metrics::metrics_report;
 use crate::client::Client;
 use crate::executor::NoopExecutor;
+use crate::layout::DataDir;
 use crate::messages::control::{DashboardView, Request, Response};
 use crate::model::rollup::RollupDelta;
 use crate::model::{Event, EventRecord, Failure, RunId, State, TaskId, Timestamp};
@@ -285,7 +286,7 @@ fn since_case(opts: &MetricsBenchOptions) -> Result<Since, BenchError> {
     let now = Timestamp::from_system_time(std::time::SystemTime::now());
     let week = Duration::from_secs(7 * 86_400);
     let (events, buckets, query) = {
-        let journal = Journal::open(&dir.join("journal"))?;
+        let journal = Journal::open(&DataDir::new(&dir).journal())?;
         let events = write_week(&journal, opts.since_events, now)?;
         let (mut v, mut base) = (Vec::new(), Vec::new());
         let mut buckets = 0;

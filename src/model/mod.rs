@@ -14,7 +14,9 @@
 //! - [`retry`]: retry policy maths (backoff, jitter, budget) and its documented defaults.
 //! - [`task`], [`run`]: the task and run state machines (legal transitions).
 //! - [`event`]: the journaled events and their versioning rules.
-//! - [`state`]: the fold `apply(state, event)` that rebuilds all state from the journal.
+//! - [`state`]: the fold `apply(state, event)` that rebuilds all state from the journal: the
+//!   `State` and `Run` types, then one file per event family (submit, attempts, operator
+//!   commands, approvals, compensation, halt).
 //! - [`rollup`]: per-minute, per-pool counters and latency sketches for `troupe metrics`.
 //! - [`decide`]: pure decisions: which event closes an attempt, ready-queue order.
 

@@ -29,7 +29,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::actors::metrics::Metrics;
+use super::registry::Metrics;
 use crate::messages::control::{Health, HealthCheck};
 use crate::model::{RunId, RunState, TaskId, Timestamp};
 

@@ -1,0 +1,101 @@
+//! [`NodeFile`]: what `troupe.toml` (and the environment) sets, and how it goes over the
+//! built-in defaults.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::actors::approval::ApprovalRule;
+use crate::storage::Durability;
+use crate::telemetry::webhooks::WebhookConfig;
+
+/// What `troupe.toml` sets (everything optional).
+#[derive(Debug, Clone, Default)]
+pub struct NodeFile {
+    /// `workers`.
+    pub workers: Option<u32>,
+    /// `grace`.
+    pub grace: Option<Duration>,
+    /// `durability`.
+    pub durability: Option<Durability>,
+    /// `log_cap`, bytes.
+    pub log_cap: Option<u64>,
+    /// `snapshot_every`, events.
+    pub snapshot_every: Option<u64>,
+    /// `[approval] timeout`.
+    pub approval_timeout: Option<Duration>,
+    /// `[[approval.rule]]` entries, in file order.
+    pub approval_rules: Vec<ApprovalRule>,
+    /// `http_addr`: `Some(None)` for `"off"`.
+    pub http_addr: Option<Option<SocketAddr>>,
+    /// `[pools]`.
+    pub pools: BTreeMap<String, u32>,
+    /// `[health] backlog`.
+    pub health_backlog: Option<u64>,
+    /// `[health] error_rate`.
+    pub health_error_rate: Option<f64>,
+    /// `[health] stalled_after`.
+    pub health_stalled_after: Option<Duration>,
+    /// `[health] min_free_disk`, bytes.
+    pub health_min_free_disk: Option<u64>,
+    /// `[health] restart_window`.
+    pub health_restart_window: Option<Duration>,
+    /// `[retention] metrics`.
+    pub retention_metrics: Option<Duration>,
+    /// `[retention] logs`.
+    pub retention_logs: Option<Duration>,
+    /// `[[webhooks]]`, in file order.
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+impl NodeFile {
+    /// Sets what the file (and environment) gave over `cfg`.
+    pub fn apply(self, cfg: &mut crate::node::NodeConfig) {
+        if let Some(w) = self.workers {
+            cfg.workers = w;
+        }
+        if let Some(g) = self.grace {
+            cfg.grace = g;
+        }
+        if let Some(d) = self.durability {
+            cfg.durability = d;
+        }
+        if let Some(c) = self.log_cap {
+            cfg.log_cap = c;
+        }
+        if let Some(n) = self.snapshot_every {
+            cfg.snapshot_every = n;
+        }
+        if let Some(t) = self.approval_timeout {
+            cfg.approval_timeout = t;
+        }
+        cfg.approval_rules = self.approval_rules;
+        if let Some(a) = self.http_addr {
+            cfg.http_addr = a;
+        }
+        cfg.pools = self.pools;
+        let h = &mut cfg.health;
+        if let Some(v) = self.health_backlog {
+            h.backlog = v;
+        }
+        if let Some(v) = self.health_error_rate {
+            h.error_rate = v;
+        }
+        if let Some(v) = self.health_stalled_after {
+            h.stalled_after = v;
+        }
+        if let Some(v) = self.health_min_free_disk {
+            h.min_free_disk = v;
+        }
+        if let Some(v) = self.health_restart_window {
+            h.restart_window = v;
+        }
+        if let Some(v) = self.retention_metrics {
+            cfg.retention.metrics = v;
+        }
+        if self.retention_logs.is_some() {
+            cfg.retention.logs = self.retention_logs;
+        }
+        cfg.webhooks = self.webhooks;
+    }
+}

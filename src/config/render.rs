@@ -1,0 +1,132 @@
+//! The effective settings rendered as a `troupe.toml` (`troupe node start --print-config`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::storage::Durability;
+
+/// The effective settings as a `troupe.toml` (what `troupe node start --print-config`
+/// prints).
+pub fn render(cfg: &crate::node::NodeConfig) -> String {
+    #[derive(serde::Serialize)]
+    struct Rule<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pool: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        label: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        command: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        timeout: Option<String>,
+    }
+    #[derive(serde::Serialize)]
+    struct Approval<'a> {
+        timeout: String,
+        rule: Vec<Rule<'a>>,
+    }
+    #[derive(serde::Serialize)]
+    struct Health {
+        backlog: u64,
+        error_rate: f64,
+        stalled_after: String,
+        min_free_disk: u64,
+        restart_window: String,
+    }
+    #[derive(serde::Serialize)]
+    struct Retention {
+        metrics: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        logs: Option<String>,
+    }
+    #[derive(serde::Serialize)]
+    struct Hook<'a> {
+        url: &'a str,
+        events: Vec<&'static str>,
+        timeout: String,
+        max_attempts: u32,
+    }
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        workers: u32,
+        grace: String,
+        durability: &'static str,
+        log_cap: u64,
+        snapshot_every: u64,
+        http_addr: String,
+        pools: &'a BTreeMap<String, u32>,
+        health: Health,
+        retention: Retention,
+        approval: Approval<'a>,
+        webhooks: Vec<Hook<'a>>,
+    }
+    let human = |d: Duration| humantime::format_duration(d).to_string();
+    let out = Out {
+        workers: cfg.workers,
+        grace: human(cfg.grace),
+        durability: match cfg.durability {
+            Durability::Sync => "sync",
+            Durability::Buffered => "buffered",
+        },
+        log_cap: cfg.log_cap,
+        snapshot_every: cfg.snapshot_every,
+        http_addr: cfg
+            .http_addr
+            .map_or_else(|| "off".to_string(), |a| a.to_string()),
+        pools: &cfg.pools,
+        health: Health {
+            backlog: cfg.health.backlog,
+            error_rate: cfg.health.error_rate,
+            stalled_after: human(cfg.health.stalled_after),
+            min_free_disk: cfg.health.min_free_disk,
+            restart_window: human(cfg.health.restart_window),
+        },
+        retention: Retention {
+            metrics: human(cfg.retention.metrics),
+            logs: cfg.retention.logs.map(human),
+        },
+        webhooks: cfg
+            .webhooks
+            .iter()
+            .map(|w| Hook {
+                url: w.url.as_str(),
+                events: w.events.iter().map(|e| e.as_str()).collect(),
+                timeout: human(w.timeout),
+                max_attempts: w.max_attempts,
+            })
+            .collect(),
+        approval: Approval {
+            timeout: human(cfg.approval_timeout),
+            rule: cfg
+                .approval_rules
+                .iter()
+                .map(|r| Rule {
+                    pool: r.pool.as_deref(),
+                    label: r.label.as_deref(),
+                    command: r.command.as_ref().map(|g| g.as_str()),
+                    timeout: r.timeout.map(human),
+                })
+                .collect(),
+        },
+    };
+    toml::to_string(&out).expect("plain values serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+
+    #[test]
+    fn rendered_config_reads_back() {
+        let mut cfg = crate::node::NodeConfig::new("/tmp/x");
+        cfg.workers = 3;
+        cfg.approval_rules = parse("[[approval.rule]]\npool = \"p\"\ncommand = \"rm *\"\n", "t")
+            .unwrap()
+            .approval_rules;
+        let text = render(&cfg);
+        let f = parse(&text, "rendered").unwrap();
+        assert_eq!(f.workers, Some(3));
+        assert_eq!(f.approval_rules.len(), 1);
+        assert_eq!(f.approval_timeout, Some(cfg.approval_timeout));
+    }
+}

@@ -1,0 +1,58 @@
+//! The node's HTTP endpoints.
+//!
+//! `/metrics` (Prometheus text format 0.0.4), `/healthz` (liveness: 200 while the process
+//! serves HTTP) and `/readyz` (200 when the journal takes a write and the scheduler answers,
+//! each within 1 s; 503 with the failing check otherwise), served by axum on the node's
+//! `http_addr`. The listener is bound before anything else starts, so a port in use stops
+//! the node before it touches the journal.
+
+use std::sync::Arc;
+
+use super::health::ready;
+use crate::node::NodeShared;
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until `stop` is notified.
+pub async fn serve_http(
+    listener: std::net::TcpListener,
+    shared: Arc<NodeShared>,
+    stop: Arc<tokio::sync::Notify>,
+) -> std::io::Result<()> {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(
+                |axum::extract::State(sh): axum::extract::State<Arc<NodeShared>>| async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        sh.metrics.render(),
+                    )
+                },
+            ),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(
+                |axum::extract::State(sh): axum::extract::State<Arc<NodeShared>>| async move {
+                    match ready(&sh).await {
+                        Ok(()) => (StatusCode::OK, "ready\n".to_string()).into_response(),
+                        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n"))
+                            .into_response(),
+                    }
+                },
+            ),
+        )
+        .with_state(shared);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.notified().await })
+        .await
+}
