@@ -280,6 +280,13 @@ pub struct Subscribed {
     client: Client,
 }
 
+impl std::os::fd::AsRawFd for Subscribed {
+    /// The connection's descriptor (to poll it, e.g. for the node closing it).
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.client.stream.as_raw_fd()
+    }
+}
+
 impl Subscribed {
     /// The next frame; `None` once the node ended the stream (a run subscription after the
     /// run finished, a node shutting down). A node that went away mid-stream is
