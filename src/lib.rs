@@ -14,6 +14,8 @@
 //!   gate, metrics, control.
 //! - [`messages`]: one message enum per actor, and the control protocol.
 //! - [`client`]: a client of a node's control socket (what the CLI uses).
+//! - [`read`]: the read side without a node: [`read::offline`] reads a stopped node's
+//!   journal (events, metrics).
 //! - [`node`]: the [`Node`] builder: opens the data dir and spawns the supervision tree.
 //! - [`executor`]: what runs an attempt (OS processes by default, or your own code).
 //! - [`process`]: running one attempt as a process group: logs, timeout, rusage, orphans.
@@ -60,8 +62,10 @@ pub mod messages;
 pub mod model;
 pub mod node;
 pub mod process;
+pub mod read;
 pub mod storage;
 pub mod webhooks;
 pub mod workflow_file;
 
 pub use node::{Node, NodeConfig, NodeError, NodeHandle};
+pub use storage::{Durability, JournalError};
