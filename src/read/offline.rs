@@ -133,3 +133,67 @@ impl Iterator for Events<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_dir_without_a_journal_is_refused_and_left_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let Err(e) = open(dir.path()) else {
+            panic!("opened a journal that does not exist");
+        };
+        assert!(matches!(e, OfflineError::NoJournal { .. }), "{e:?}");
+        assert_eq!(e.exit_code(), 3);
+        assert!(
+            !dir.path().join("journal").exists(),
+            "open created the journal"
+        );
+    }
+
+    #[test]
+    fn events_of_a_run_are_its_own_and_all_events_are_every_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let wf = crate::model::parse_workflow(
+            "name = \"w\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\n",
+        )
+        .unwrap();
+        let run = RunId::from_ulid(ulid::Ulid::from_parts(1, 1));
+        {
+            let journal = Journal::open(&dir.path().join("journal")).unwrap();
+            let mut writer = journal
+                .writer(&crate::storage::JournalOptions::default())
+                .unwrap();
+            writer
+                .stage(&[
+                    EventRecord {
+                        time: Timestamp(0),
+                        event: crate::model::Event::RunSubmitted {
+                            run,
+                            workflow: std::sync::Arc::new(wf),
+                        },
+                    },
+                    EventRecord {
+                        time: Timestamp(1),
+                        event: crate::model::Event::NodeHalted { kill: false },
+                    },
+                ])
+                .unwrap();
+            writer.commit().unwrap();
+        }
+        let journal = open(dir.path()).unwrap();
+        let all: Vec<Seq> = journal
+            .events(None)
+            .unwrap()
+            .map(|e| e.unwrap().0)
+            .collect();
+        assert_eq!(all, [1, 2]);
+        let of_run: Vec<Seq> = journal
+            .events(Some(run))
+            .unwrap()
+            .map(|e| e.unwrap().0)
+            .collect();
+        assert_eq!(of_run, [1]);
+    }
+}

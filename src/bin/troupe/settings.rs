@@ -8,7 +8,8 @@ use troupe::{Durability, NodeConfig};
 
 use crate::common::{Failed, EXIT_INVALID};
 
-/// Options of `troupe node start`.
+/// The flags that override a started node's settings (`node start`, and `run` when it starts
+/// a node of its own).
 pub(crate) struct StartOptions {
     /// Worker count override.
     pub(crate) workers: Option<u32>,
