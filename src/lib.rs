@@ -11,7 +11,8 @@
 //! - [`storage`]: the journal on RocksDB: record codec (versioned envelope + CRC32C), group
 //!   commit writer, reads by sequence range and by stream, snapshots, replay.
 //! - [`read`]: the read side: a projection of the committed events answers every read
-//!   (status, list, queue, dashboard, approvals, events) and streams subscriptions.
+//!   (status, list, queue, dashboard, approvals, events) and streams subscriptions;
+//!   [`read::offline`] reads a stopped node's journal (events, metrics).
 //! - [`actors`]: ractor actors: supervisor, journal writer, scheduler, workers, approval
 //!   gate, metrics (health watch, retention), control.
 //! - [`messages`]: one message enum per actor, and the control protocol.
@@ -78,3 +79,4 @@ pub mod workflow_file;
 pub use telemetry::webhooks;
 
 pub use node::{Node, NodeConfig, NodeError, NodeHandle};
+pub use storage::{Durability, JournalError};

@@ -1,6 +1,6 @@
 //! `troupe dashboard` in a real terminal (tmux): draws the node, survives the node going away,
 //! reconnects, quits on `q`. (The drawing itself is unit-tested with ratatui's TestBackend in
-//! src/bin/troupe/dashboard.rs.)
+//! src/bin/troupe/render/dashboard.rs.)
 
 mod common;
 

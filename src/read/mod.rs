@@ -9,8 +9,10 @@
 //! - [`views`]: `list`, `status`, `queue`, `dashboard`, the node, pending approvals.
 //! - [`query`]: answers a read request.
 //! - [`subscribe`]: streams pushed to subscribers as changes become durable.
+//! - [`offline`]: reads of a stopped node's journal (the CLI's only way into a journal).
 
 pub mod facts;
+pub mod offline;
 pub mod projection;
 pub mod query;
 pub mod subscribe;

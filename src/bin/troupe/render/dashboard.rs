@@ -1,40 +1,32 @@
-//! `troupe dashboard`: a live terminal view of a node (ratatui).
+//! Drawing `troupe dashboard` (ratatui): one [`Screen`] onto a frame.
 //!
-//! One [`Request::Dashboard`] round trip per refresh; what it shows: node state (running /
-//! halted), running attempts with elapsed time (green), the queue (yellow), the last 10
-//! completions (green succeeded, red otherwise), a throughput sparkline of the last 60 s and
-//! the last hour's error rate. When the node goes away the screen says "disconnected" and
-//! keeps trying to reconnect at every refresh. `q` (or Esc, or Ctrl-C) quits.
+//! What it shows: node state (running / halted), running attempts with elapsed time (green),
+//! the queue (yellow), the last 10 completions (green succeeded, red otherwise), a throughput
+//! sparkline of the last 60 s and the last hour's error rate; "disconnected" while no node
+//! answers. The refresh loop is [`crate::cmd::dashboard`]; `troupe bench metrics` draws with
+//! it too.
 
-use std::path::Path;
-use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Sparkline, Table};
 use ratatui::Frame;
-use troupe::client::Client;
-
-use troupe::messages::control::{DashboardView, Request, Response};
+use troupe::messages::control::DashboardView;
 use troupe::model::quote::printable;
 use troupe::model::{TaskState, Timestamp};
 
-/// Queue entries asked for (more than any terminal shows).
-const QUEUE_ROWS: u32 = 50;
-
 /// What the screen shows.
-pub struct Screen {
+pub(crate) struct Screen {
     /// The last view fetched, if any.
-    pub view: Option<DashboardView>,
+    pub(crate) view: Option<DashboardView>,
     /// Why the last fetch failed (the node is gone or not started), if it did.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// How long the last fetch took.
-    pub fetched_in: Duration,
+    pub(crate) fetched_in: Duration,
     /// The refresh interval.
-    pub interval: Duration,
+    pub(crate) interval: Duration,
 }
 
 /// `1h02m`-style text for a duration.
@@ -60,7 +52,7 @@ fn state_color(state: TaskState) -> Color {
 }
 
 /// Draws `screen` on `frame`.
-pub fn draw(frame: &mut Frame, screen: &Screen) {
+pub(crate) fn draw(frame: &mut Frame, screen: &Screen) {
     let area = frame.area();
     let rows = Layout::default()
         .direction(Direction::Vertical)
@@ -273,95 +265,6 @@ fn completions_table(frame: &mut Frame, v: &DashboardView, now: Timestamp, area:
             .title(" last completions "),
     );
     frame.render_widget(table, area);
-}
-
-/// Fetches one view over `client`, connecting first if needed; on failure the client is
-/// dropped so the next refresh reconnects.
-pub async fn fetch(data_dir: &Path, client: &mut Option<Client>) -> Result<DashboardView, String> {
-    if client.is_none() {
-        *client = Some(Client::connect(data_dir).await.map_err(|e| e.to_string())?);
-    }
-    let c = client.as_mut().expect("just connected");
-    match c.request(&Request::Dashboard { limit: QUEUE_ROWS }).await {
-        Ok(Response::Dashboard(v)) => Ok(*v),
-        Ok(Response::Error(e)) => Err(e.to_string()),
-        Ok(other) => {
-            *client = None;
-            Err(format!("unexpected answer {other:?}"))
-        }
-        Err(e) => {
-            *client = None;
-            Err(e.to_string())
-        }
-    }
-}
-
-/// Runs the dashboard until `q`.
-pub fn run(data_dir: &Path, interval: Duration) -> ExitCode {
-    if interval < Duration::from_millis(50) {
-        eprintln!("troupe dashboard: --interval must be at least 50ms");
-        return ExitCode::from(crate::EXIT_INVALID);
-    }
-    // ratatui::init panics without a terminal (and leaves an escape on stdout): refuse first.
-    use std::io::IsTerminal;
-    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        eprintln!(
-            "troupe dashboard: needs a terminal on stdin and stdout; for a script use \
-             `troupe status --json`, `troupe queue --json` or `troupe metrics --json`"
-        );
-        return ExitCode::from(crate::EXIT_INVALID);
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let mut terminal = ratatui::init();
-    let mut client = None;
-    let mut screen = Screen {
-        view: None,
-        error: None,
-        fetched_in: Duration::ZERO,
-        interval,
-    };
-    let result = (|| -> std::io::Result<()> {
-        loop {
-            let started = Instant::now();
-            match rt.block_on(fetch(data_dir, &mut client)) {
-                Ok(v) => {
-                    screen.view = Some(v);
-                    screen.error = None;
-                }
-                Err(e) => screen.error = Some(e),
-            }
-            screen.fetched_in = started.elapsed();
-            terminal.draw(|f| draw(f, &screen))?;
-            let next = started + interval;
-            // Keys until the next refresh.
-            loop {
-                let left = next.saturating_duration_since(Instant::now());
-                if left.is_zero() || !event::poll(left)? {
-                    break;
-                }
-                if let Event::Key(k) = event::read()? {
-                    let quit = k.kind == KeyEventKind::Press
-                        && (matches!(k.code, KeyCode::Char('q') | KeyCode::Esc)
-                            || (k.code == KeyCode::Char('c')
-                                && k.modifiers.contains(KeyModifiers::CONTROL)));
-                    if quit {
-                        return Ok(());
-                    }
-                }
-            }
-        }
-    })();
-    ratatui::restore();
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("troupe dashboard: {e}");
-            ExitCode::from(crate::EXIT_INTERNAL)
-        }
-    }
 }
 
 #[cfg(test)]

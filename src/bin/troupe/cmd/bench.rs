@@ -1,0 +1,307 @@
+//! `troupe bench journal|plan|tasks|saga|metrics`: measures this machine and disk; each figure
+//! is printed beside a baseline from the same run ([`troupe::bench`]). Exit 2 for bad options,
+//! 3 when a measurement fails.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use troupe::bench;
+use troupe::Durability;
+
+use crate::common::{EXIT_INTERNAL, EXIT_INVALID};
+use crate::render::bench::{print_journal, print_metrics, print_plan, print_saga, print_tasks};
+use crate::render::dashboard::{draw, Screen};
+
+/// `troupe bench` subcommands: one measurement each.
+#[derive(Subcommand)]
+pub(crate) enum BenchCommand {
+    /// Durable appends (1, 8, 64 appenders) against raw RocksDB, ack latency, replay rate.
+    Journal {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Scratch directory (removed afterwards). Default: DATA_DIR/bench-<pid>, so the
+        /// disk measured is the one the journal uses.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Seconds per measured case.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// `sync` (fsync per commit, the default) or `buffered`.
+        #[arg(long, default_value = "sync")]
+        durability: Durability,
+        /// Events written and replayed for the replay figure.
+        #[arg(long, default_value_t = 1_000_000)]
+        replay_events: u64,
+        /// Concurrency levels, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+        appenders: Vec<usize>,
+    },
+    /// Parse + validate + toposort of a synthetic N-task workflow against a plain TOML parse.
+    Plan {
+        /// Number of tasks.
+        #[arg(long)]
+        nodes: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Repetitions (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// The node end to end: no-op and /bin/true tasks/s, memory per queued task, control
+    /// round trip, submit → completion latency; each beside a baseline from the same run.
+    Tasks {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Scratch directory (removed afterwards). Default: DATA_DIR/bench-tasks-<pid>.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// `sync` (the default) or `buffered`.
+        #[arg(long, default_value = "sync")]
+        durability: Durability,
+        /// No-op tasks in the throughput run.
+        #[arg(long, default_value_t = 200_000)]
+        tasks: usize,
+        /// Workers for the no-op run.
+        #[arg(long, default_value_t = 64)]
+        workers: u32,
+        /// /bin/true tasks.
+        #[arg(long, default_value_t = 2_000)]
+        true_tasks: usize,
+        /// Workers (and baseline concurrency) for /bin/true.
+        #[arg(long, default_value_t = 8)]
+        true_workers: u32,
+        /// Tasks queued for the memory figure (0 skips it).
+        #[arg(long, default_value_t = 1_000_000)]
+        memory_tasks: usize,
+    },
+    /// Approval gates and sagas: listing pending approvals against a raw socket round trip of
+    /// the same size; undoing a saga against running as many no-op tasks in sequence.
+    Saga {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Scratch directory (removed afterwards). Default: DATA_DIR/bench-saga-<pid>.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Pending approval requests to list.
+        #[arg(long, default_value_t = 100_000)]
+        approvals: usize,
+        /// Steps of the saga (and no-op tasks of the sequential baseline).
+        #[arg(long, default_value_t = 1_000)]
+        steps: usize,
+    },
+    /// Operating a node: /metrics scrape with 1M tasks in the journal (vs /healthz),
+    /// `metrics --since 7d` over 10M events (vs a raw scan of them), dashboard refreshes (vs a
+    /// status round trip), and no-op throughput with metrics on vs off.
+    Metrics {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Scratch directory (removed afterwards). Default: DATA_DIR/bench-metrics-<pid>.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Tasks in the journal while scraping.
+        #[arg(long, default_value_t = 1_000_000)]
+        scrape_tasks: usize,
+        /// Events in the 7-day window.
+        #[arg(long, default_value_t = 10_000_000)]
+        since_events: u64,
+        /// No-op tasks per overhead round.
+        #[arg(long, default_value_t = 200_000)]
+        overhead_tasks: usize,
+    },
+}
+
+/// `troupe bench ...`: checks the options, then measures.
+pub(crate) fn bench(cmd: BenchCommand, data_dir: &Path) -> ExitCode {
+    match cmd.check().map(|()| measure(cmd, data_dir)) {
+        Err(e) => {
+            eprintln!("troupe bench: {e}");
+            ExitCode::from(EXIT_INVALID)
+        }
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("troupe bench: {e:#}");
+            ExitCode::from(EXIT_INTERNAL)
+        }
+    }
+}
+
+impl BenchCommand {
+    /// Checks the options before anything runs: a bad one is invalid input (exit 2), not a
+    /// failed measurement (exit 3).
+    fn check(&self) -> Result<(), String> {
+        let positive = |ok: bool, what: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("{what} must be at least 1"))
+            }
+        };
+        match self {
+            BenchCommand::Journal {
+                seconds, appenders, ..
+            } => {
+                if !(*seconds > 0.0 && seconds.is_finite()) {
+                    return Err("--seconds must be positive".into());
+                }
+                positive(
+                    !appenders.is_empty() && appenders.iter().all(|&a| a > 0),
+                    "--appenders (each count)",
+                )
+            }
+            BenchCommand::Plan { nodes, runs, .. } => {
+                positive(*nodes > 0, "--nodes")?;
+                positive(*runs > 0, "--runs")
+            }
+            BenchCommand::Tasks {
+                tasks,
+                workers,
+                true_tasks,
+                true_workers,
+                ..
+            } => {
+                positive(*tasks > 0 && *true_tasks > 0, "--tasks and --true-tasks")?;
+                positive(
+                    *workers > 0 && *true_workers > 0,
+                    "--workers and --true-workers",
+                )
+            }
+            BenchCommand::Saga {
+                approvals, steps, ..
+            } => positive(*approvals > 0 && *steps > 0, "--approvals and --steps"),
+            BenchCommand::Metrics {
+                scrape_tasks,
+                since_events,
+                overhead_tasks,
+                ..
+            } => positive(
+                *scrape_tasks > 0 && *since_events > 0 && *overhead_tasks > 0,
+                "--scrape-tasks, --since-events and --overhead-tasks",
+            ),
+        }
+    }
+}
+
+/// Runs the measurement and prints its report (text, or one JSON object).
+fn measure(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Journal {
+            json,
+            dir,
+            seconds,
+            durability,
+            replay_events,
+            appenders,
+        } => {
+            let dir = dir.unwrap_or_else(|| data_dir.join(format!("bench-{}", std::process::id())));
+            let mut opts = bench::JournalBenchOptions::new(dir);
+            opts.case_duration = std::time::Duration::from_secs_f64(seconds);
+            opts.durability = durability;
+            opts.replay_events = replay_events;
+            opts.appenders = appenders;
+            let rt = tokio::runtime::Runtime::new()?;
+            let report = rt.block_on(bench::journal(&opts))?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+                return Ok(());
+            }
+            print_journal(&report, seconds);
+        }
+        BenchCommand::Tasks {
+            json,
+            dir,
+            durability,
+            tasks,
+            workers,
+            true_tasks,
+            true_workers,
+            memory_tasks,
+        } => {
+            let dir =
+                dir.unwrap_or_else(|| data_dir.join(format!("bench-tasks-{}", std::process::id())));
+            let mut opts = bench::tasks::TasksBenchOptions::new(dir);
+            opts.durability = durability;
+            opts.noop_tasks = tasks;
+            opts.noop_workers = workers;
+            opts.process_tasks = true_tasks;
+            opts.process_workers = true_workers;
+            opts.memory_tasks = memory_tasks;
+            let rt = tokio::runtime::Runtime::new()?;
+            let r = rt.block_on(bench::tasks::tasks(&opts))?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+                return Ok(());
+            }
+            print_tasks(&r, workers, true_workers);
+        }
+        BenchCommand::Metrics {
+            json,
+            dir,
+            scrape_tasks,
+            since_events,
+            overhead_tasks,
+        } => {
+            let dir = dir
+                .unwrap_or_else(|| data_dir.join(format!("bench-metrics-{}", std::process::id())));
+            let mut opts = bench::metrics::MetricsBenchOptions::new(dir);
+            opts.scrape_tasks = scrape_tasks;
+            opts.since_events = since_events;
+            opts.overhead_tasks = overhead_tasks;
+            opts.binary = std::env::current_exe().ok();
+            let terminal = std::sync::Mutex::new(ratatui::Terminal::new(
+                ratatui::backend::TestBackend::new(160, 45),
+            )?);
+            let draw_view = |view: &troupe::messages::control::DashboardView| {
+                let screen = Screen {
+                    view: Some(view.clone()),
+                    error: None,
+                    fetched_in: std::time::Duration::ZERO,
+                    interval: std::time::Duration::from_secs(1),
+                };
+                let mut t = terminal.lock().expect("not poisoned");
+                let _ = t.draw(|f| draw(f, &screen));
+            };
+            let rt = tokio::runtime::Runtime::new()?;
+            let r = rt.block_on(bench::metrics::metrics(&opts, &draw_view))?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+                return Ok(());
+            }
+            print_metrics(&r, scrape_tasks);
+        }
+        BenchCommand::Saga {
+            json,
+            dir,
+            approvals,
+            steps,
+        } => {
+            let dir =
+                dir.unwrap_or_else(|| data_dir.join(format!("bench-saga-{}", std::process::id())));
+            let mut opts = bench::saga::SagaBenchOptions::new(dir);
+            opts.approvals = approvals;
+            opts.steps = steps;
+            let rt = tokio::runtime::Runtime::new()?;
+            let r = rt.block_on(bench::saga::saga(&opts))?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+                return Ok(());
+            }
+            print_saga(&r);
+        }
+        BenchCommand::Plan { nodes, json, runs } => {
+            let report = bench::plan(nodes, runs)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+                return Ok(());
+            }
+            print_plan(&report);
+        }
+    }
+    Ok(())
+}

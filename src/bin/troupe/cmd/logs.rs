@@ -1,0 +1,124 @@
+//! `troupe logs RUN/TASK [--attempt N] [--compensation] [--follow]`: an attempt's output
+//! (stdout and stderr) from `DATA_DIR/logs`, followed while the attempt runs.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use troupe::messages::control::{Request, Response, Target};
+use troupe::messages::scheduler::AttemptKind;
+use troupe::model::TaskState;
+
+use crate::common::{block, connect, unexpected, EXIT_INTERNAL, EXIT_INVALID, POLL};
+
+/// `troupe logs RUN/TASK [--attempt N] [--follow]`: prints the attempt's log file from the
+/// data dir (the latest attempt by default).
+pub(crate) fn logs(
+    data_dir: &Path,
+    target: Target,
+    attempt: Option<u32>,
+    compensation: bool,
+    follow: bool,
+) -> ExitCode {
+    let kind = if compensation {
+        AttemptKind::Compensation
+    } else {
+        AttemptKind::Forward
+    };
+    let Target::Task(run, task) = target else {
+        eprintln!("troupe logs: give a task as RUN/TASK");
+        return ExitCode::from(EXIT_INVALID);
+    };
+    let dir = data_dir
+        .join("logs")
+        .join(run.to_string())
+        .join(task.as_str());
+    let attempt = match attempt {
+        Some(a) => a,
+        None => match latest_attempt(&dir, kind) {
+            Some(a) => a,
+            None => {
+                eprintln!(
+                    "troupe logs: no logs for {run}/{task} in {} (has it started?)",
+                    dir.display()
+                );
+                return ExitCode::from(EXIT_INVALID);
+            }
+        },
+    };
+    let path = dir.join(format!("{}.log", kind.file_stem(attempt)));
+    let mut file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("troupe logs: {}: {e}", path.display());
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let mut copy =
+        |file: &mut std::fs::File| -> std::io::Result<u64> { std::io::copy(file, &mut out) };
+    if let Err(e) = copy(&mut file) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return ExitCode::SUCCESS;
+        }
+        eprintln!("troupe logs: {e}");
+        return ExitCode::from(EXIT_INTERNAL);
+    }
+    if !follow {
+        return ExitCode::SUCCESS;
+    }
+    let task_name = task.clone();
+    block("logs", async move {
+        let mut conn = connect(data_dir).await?;
+        loop {
+            let running = match conn.request(Request::Run(run)).await? {
+                Response::Run(v) => {
+                    v.tasks
+                        .iter()
+                        .find(|t| t.id == task_name)
+                        .is_some_and(|t| match kind {
+                            AttemptKind::Forward => {
+                                t.state == TaskState::Running && t.attempts == attempt
+                            }
+                            AttemptKind::Compensation => t.compensation.as_ref().is_some_and(|c| {
+                                c.state == troupe::model::CompensationState::Running
+                                    && c.attempts == attempt
+                            }),
+                        })
+                }
+                r => return Err(unexpected(r)),
+            };
+            let pos = file.stream_position().unwrap_or(0);
+            let mut buf = Vec::new();
+            let _ = file.read_to_end(&mut buf);
+            if !buf.is_empty() {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(&buf);
+                let _ = out.flush();
+            } else {
+                let _ = file.seek(SeekFrom::Start(pos));
+            }
+            if !running && buf.is_empty() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    })
+}
+
+/// The highest attempt number of `kind` with a log file in `dir`.
+fn latest_attempt(dir: &Path, kind: AttemptKind) -> Option<u32> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let stem = name.strip_suffix(".log")?;
+            let number = match kind {
+                AttemptKind::Forward => stem,
+                AttemptKind::Compensation => stem.strip_prefix("compensate-")?,
+            };
+            number.parse::<u32>().ok()
+        })
+        .max()
+}

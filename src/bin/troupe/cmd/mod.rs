@@ -1,0 +1,31 @@
+//! One module per subcommand (or small family of them): each parses nothing (clap did), asks
+//! the node or reads what it needs, prints through [`crate::render`] and gives the exit code.
+//!
+//! # Layout
+//! - [`workflow`]: `validate`, `graph`: checks of a workflow file, no node needed.
+//! - [`run`]: `run`: submit a workflow and follow it (an embedded node if none serves).
+//! - [`node`]: `node start|stop`; starting and stopping a node in this process.
+//! - [`status`]: `status`, `list`, `tasks`: views of the node, runs and tasks.
+//! - [`events`]: `events`: the journal's events, through the node or offline.
+//! - [`logs`]: `logs`: an attempt's output from `DATA_DIR/logs`.
+//! - [`control`]: `cancel|suspend|resume|retry`, `halt|unhalt`: one control command.
+//! - [`approval`]: `approvals`, `approve|reject`.
+//! - [`queue`]: `queue`: tasks waiting to run.
+//! - [`metrics`]: `metrics`: figures of a past window, through the node or offline.
+//! - [`health`]: `health`: the node's checks, Nagios exit codes.
+//! - [`dashboard`]: `dashboard`: the live terminal view's refresh loop.
+//! - [`bench`]: `bench journal|plan|tasks|saga|metrics`.
+
+pub(crate) mod approval;
+pub(crate) mod bench;
+pub(crate) mod control;
+pub(crate) mod dashboard;
+pub(crate) mod events;
+pub(crate) mod health;
+pub(crate) mod logs;
+pub(crate) mod metrics;
+pub(crate) mod node;
+pub(crate) mod queue;
+pub(crate) mod run;
+pub(crate) mod status;
+pub(crate) mod workflow;

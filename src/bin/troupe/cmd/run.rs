@@ -1,0 +1,186 @@
+//! `troupe run FILE [--detach] [--json]`: submits a workflow and follows it to its end (exit 0
+//! if it succeeded, 1 if not). With no node serving the data dir, runs one in this process
+//! until the run ends.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use troupe::client::{Client, ClientError};
+use troupe::messages::control::{Request, Response, RunView};
+use troupe::model::{RunId, RunState};
+use troupe::workflow_file::load_for_submit;
+use troupe::Node;
+
+use crate::cmd::node::{start_failed, stop_node};
+use crate::common::{
+    block, invalid, unexpected, wait_for_signal, Conn, Failed, EXIT_INTERNAL, EXIT_RUN_FAILED, POLL,
+};
+use crate::render::json::{print_json, run_json};
+use crate::render::text::print_outcome;
+use crate::settings::{node_config, StartOptions};
+
+/// `troupe run FILE [--detach] [--json]`.
+pub(crate) fn run(
+    data_dir: &Path,
+    file: &Path,
+    detach: bool,
+    json: bool,
+    opts: StartOptions,
+) -> ExitCode {
+    let workflow = match load_for_submit(file) {
+        Ok(w) => w,
+        Err(e) => return invalid(&e),
+    };
+    block("run", async move {
+        let mut conn = match Client::connect(data_dir).await {
+            Ok(c) => Conn::Remote(c),
+            Err(ClientError::NoNode { .. }) if !detach => {
+                let mut cfg = node_config(data_dir, &opts)?;
+                // This node stops when its run ends: it must not take runs it would abandon.
+                cfg.socket_submissions = false;
+                let node = Node::with_config(cfg)
+                    .start()
+                    .await
+                    .map_err(|e| start_failed(data_dir, e))?;
+                Conn::Local(node)
+            }
+            Err(e @ ClientError::NoNode { .. }) => {
+                return Err(Failed {
+                    code: EXIT_INTERNAL,
+                    message: format!("{e}; --detach needs a running node"),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (run, attached) = match conn.request(Request::Submit(Box::new(workflow))).await? {
+            Response::Submitted { run, attached } => (run, attached),
+            r => return Err(unexpected(r)),
+        };
+        if attached {
+            eprintln!("troupe run: the same workflow is already running as {run}; following it");
+        }
+        if detach {
+            if json {
+                print_json(&json!({"id": run.to_string(), "attached": attached}));
+            } else {
+                println!("{run}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        let local = match &conn {
+            Conn::Local(node) => Some(std::sync::Arc::clone(node.shared())),
+            Conn::Remote(_) => None,
+        };
+        let stop_requested = async move {
+            match local {
+                Some(shared) => shared.stop_requested.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        let grace = match &conn {
+            Conn::Local(node) => Some(node.shared().config.grace),
+            Conn::Remote(_) => None,
+        };
+        let stopping = |why: &str| {
+            if let Some(grace) = grace {
+                eprintln!(
+                    "troupe run: {why}: stopping the embedded node; running attempts get up to \
+                     {} to finish (Ctrl-C again to kill them now); the run continues when a \
+                     node next serves {}",
+                    humantime::format_duration(grace),
+                    data_dir.display()
+                );
+            } else {
+                eprintln!(
+                    "troupe run: {why}: no longer following; run {run} goes on in the node \
+                     serving {} (`troupe status {run}`)",
+                    data_dir.display()
+                );
+            }
+        };
+        let followed = tokio::select! {
+            // follow() only polls; dropping it mid-request loses nothing.
+            r = follow(&mut conn, run) => Some(r),
+            s = wait_for_signal() => {
+                stopping(s);
+                None
+            }
+            _ = stop_requested => {
+                stopping("`troupe node stop`");
+                None
+            }
+        };
+        if let Conn::Local(node) = conn {
+            stop_node(node, "run").await?;
+        }
+        let Some(view) = followed else {
+            return Ok(ExitCode::from(EXIT_INTERNAL));
+        };
+        let view = view?;
+        let s = &view.summary;
+        if json {
+            print_json(&run_json(&view));
+        } else {
+            print_outcome(&view);
+        }
+        Ok(if s.state == RunState::Succeeded {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_RUN_FAILED)
+        })
+    })
+}
+
+/// Polls the run until it finishes, drawing a progress bar on a terminal.
+async fn follow(conn: &mut Conn, run: RunId) -> Result<Box<RunView>, Failed> {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} tasks {msg}",
+        )
+        .expect("valid template"),
+    );
+    let mut announced = 0;
+    loop {
+        let s = match conn.request(Request::Summary(run)).await? {
+            Response::Runs(mut v) if v.len() == 1 => v.remove(0),
+            r => return Err(unexpected(r)),
+        };
+        bar.set_length(s.tasks as u64);
+        bar.set_position((s.succeeded + s.failed) as u64);
+        if s.awaiting_approval > announced {
+            let line = format!(
+                "troupe run: {} task(s) of {} await approval: see `troupe approvals`",
+                s.awaiting_approval, s.id
+            );
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
+        }
+        announced = s.awaiting_approval;
+        let waiting = if s.awaiting_approval > 0 {
+            format!(
+                ", {} awaiting approval (troupe approvals; troupe approve {}/TASK --as NAME)",
+                s.awaiting_approval, s.id
+            )
+        } else {
+            String::new()
+        };
+        bar.set_message(format!(
+            "{} running, {} failed{waiting} — {}",
+            s.running, s.failed, s.state
+        ));
+        if s.state.is_finished() {
+            bar.finish_and_clear();
+            return match conn.request(Request::Run(run)).await? {
+                Response::Run(v) => Ok(v),
+                r => Err(unexpected(r)),
+            };
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}

@@ -1,0 +1,225 @@
+//! JSON output: one `serde_json::Value` per view, in the shapes documented for `--json`
+//! (docs/cli.md). Field names and formats here are a stable interface: scripts parse them.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::json;
+
+use troupe::messages::control::{
+    HealthReport, NodeView, PendingApproval, QueueView, RunSummary, RunView, TaskView,
+};
+use troupe::model::plan::CriticalPath;
+use troupe::model::rollup::MetricsReport;
+use troupe::model::{EventRecord, Seq, SpecError, Timestamp, Workflow};
+
+/// Prints `v` on one line of stdout; a closed pipe is ignored.
+pub(crate) fn print_json(v: &serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+}
+
+/// An optional time as RFC 3339 text, or `null`.
+pub(crate) fn opt_time(t: Option<Timestamp>) -> serde_json::Value {
+    t.map(|t| json!(t.to_string()))
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// A run's summary: `troupe list --json` (one per run) and the head of a run's view.
+pub(crate) fn summary_json(s: &RunSummary) -> serde_json::Value {
+    json!({
+        "id": s.id.to_string(),
+        "name": s.name,
+        "state": s.state.as_str(),
+        "submitted_at": s.submitted_at.to_string(),
+        "finished_at": opt_time(s.finished_at),
+        "tasks_total": s.tasks,
+        "tasks_succeeded": s.succeeded,
+        "tasks_failed": s.failed,
+        "tasks_running": s.running,
+        "tasks_awaiting_approval": s.awaiting_approval,
+    })
+}
+
+/// One task: `troupe tasks --json`, `troupe status RUN/TASK --json`.
+pub(crate) fn task_json(t: &TaskView) -> serde_json::Value {
+    json!({
+        "id": t.id.as_str(),
+        "state": t.state.as_str(),
+        "attempts": t.attempts,
+        "depends_on": t.depends_on.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
+        "priority": t.priority,
+        "pool": t.pool,
+        "command": t.command,
+        "started_at": opt_time(t.started_at),
+        "finished_at": opt_time(t.finished_at),
+        "retry_at": opt_time(t.retry_at),
+        "last_failure": t.last_failure,
+        "compensate": t.compensate,
+        "compensation": t.compensation.as_ref().map(|c| json!({
+            "state": c.state.as_str(),
+            "attempts": c.attempts,
+            "retry_at": opt_time(c.retry_at),
+            "last_failure": c.last_failure,
+        })),
+    })
+}
+
+/// A run with its tasks: `troupe status RUN --json`, `troupe run --json`.
+pub(crate) fn run_json(v: &RunView) -> serde_json::Value {
+    let mut j = summary_json(&v.summary);
+    j["suspended"] = json!(v.suspended);
+    j["tasks"] = json!(v.tasks.iter().map(task_json).collect::<Vec<_>>());
+    j
+}
+
+/// The node: `troupe status --json`.
+pub(crate) fn node_json(n: &NodeView) -> serde_json::Value {
+    json!({
+        "node_id": n.node_id,
+        "pid": n.pid,
+        "state": if n.halted { "halted" } else { "running" },
+        "halted": n.halted,
+        "stop_file": n.stop_file,
+        "active_runs": n.active_runs,
+        "total_runs": n.total_runs,
+        "running_attempts": n.running_attempts,
+        "queued_tasks": n.queued_tasks,
+        "workers": n.workers,
+        "last_seq": n.last_seq,
+    })
+}
+
+/// One event: `troupe events --json` (one object per line).
+pub(crate) fn event_json(seq: Seq, record: &EventRecord) -> serde_json::Value {
+    let mut v = json!({
+        "seq": seq,
+        "time": record.time.to_string(),
+        "type": record.event.type_name(),
+    });
+    if let Some(run) = record.event.run() {
+        v["run"] = json!(run.to_string());
+    }
+    if let Some(task) = record.event.task() {
+        v["task"] = json!(task.as_str());
+    }
+    if let Some(attempt) = record.event.attempt() {
+        v["attempt"] = json!(attempt);
+    }
+    use troupe::model::Event as E;
+    let (failure, usage, retry_at) = match &record.event {
+        E::TaskSucceeded { usage, .. } | E::CompensationSucceeded { usage, .. } => {
+            (None, usage.as_ref(), None)
+        }
+        E::AttemptFailed {
+            failure,
+            usage,
+            retry_at,
+            ..
+        } => (Some(failure), usage.as_ref(), Some(*retry_at)),
+        E::TaskFailed { failure, usage, .. } => (Some(failure), usage.as_ref(), None),
+        E::CompensationFailed {
+            failure,
+            usage,
+            retry_at,
+            ..
+        } => (Some(failure), usage.as_ref(), *retry_at),
+        E::NodeHalted { kill } => {
+            v["kill"] = json!(kill);
+            (None, None, None)
+        }
+        E::ApprovalGranted { approver, .. } | E::ApprovalRejected { approver, .. } => {
+            v["approver"] = json!({
+                "name": approver.name,
+                "os_user": approver.os_user,
+                "reason": approver.reason,
+            });
+            (None, None, None)
+        }
+        _ => (None, None, None),
+    };
+    if let Some(f) = failure {
+        v["failure"] = json!(f.to_string());
+    }
+    if let Some(u) = usage {
+        v["usage"] = json!({
+            "user_cpu_us": u.user_cpu_us,
+            "system_cpu_us": u.system_cpu_us,
+            "max_rss_kib": u.max_rss_kib,
+        });
+    }
+    if let Some(at) = retry_at {
+        v["retry_at"] = json!(at.to_string());
+    }
+    v
+}
+
+/// The queue: `troupe queue --json`.
+pub(crate) fn queue_json(q: &QueueView) -> serde_json::Value {
+    json!({
+        "now": q.now.to_string(),
+        "halted": q.halted,
+        "running": q.running,
+        "workers": q.workers,
+        "throughput_per_s": q.throughput,
+        "total": q.total,
+        "tasks": q.entries.iter().map(|e| json!({
+            "run": e.run.to_string(),
+            "task": e.task.as_str(),
+            "workflow": e.workflow,
+            "state": e.state.as_str(),
+            "priority": e.priority,
+            "pool": e.pool,
+            "waiting_since": e.waiting_since.to_string(),
+            "wait_s": q.now.saturating_since(e.waiting_since).as_secs_f64(),
+            "retry_at": opt_time(e.retry_at),
+            "estimated_start": opt_time(e.estimated_start),
+            "blocked": e.blocked,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// One pending approval, its age taken at `now`: `troupe approvals --json`.
+pub(crate) fn approval_json(p: &PendingApproval, now: Timestamp) -> serde_json::Value {
+    json!({
+        "run": p.run.to_string(),
+        "task": p.task.as_str(),
+        "workflow": p.workflow,
+        "command": p.command,
+        "requested_at": p.requested_at.to_string(),
+        "age_s": now.saturating_since(p.requested_at).as_secs(),
+        "expires_at": p.expires_at.to_string(),
+    })
+}
+
+/// A valid workflow file: `troupe validate --json`.
+pub(crate) fn valid_json(file: &Path, wf: &Workflow, cp: &CriticalPath) -> serde_json::Value {
+    json!({
+        "valid": true,
+        "file": file.display().to_string(),
+        "name": wf.spec().name,
+        "tasks": wf.len(),
+        "edges": wf.plan().edge_count(),
+        "critical_path": cp.tasks.iter().map(|&t| wf.task_id(t).as_str()).collect::<Vec<_>>(),
+    })
+}
+
+/// An invalid workflow file and its problems: `troupe validate --json`.
+pub(crate) fn invalid_json(file: &Path, e: &SpecError) -> serde_json::Value {
+    let problems: Vec<_> = e
+        .problems
+        .iter()
+        .map(|p| json!({"line": p.line, "column": p.column, "message": p.message}))
+        .collect();
+    json!({"valid": false, "file": file.display().to_string(), "errors": problems})
+}
+
+/// Metrics of a window: `troupe metrics --json` (the report's serde shape).
+pub(crate) fn metrics_json(r: &MetricsReport) -> serde_json::Value {
+    serde_json::to_value(r).expect("serializable")
+}
+
+/// Health checks: `troupe health --json` (the report's serde shape).
+pub(crate) fn health_json(r: &HealthReport) -> serde_json::Value {
+    serde_json::to_value(r).expect("serializable")
+}
