@@ -289,19 +289,6 @@ impl NodeShared {
                 let report = Box::pin(crate::actors::metrics::evaluate_health(self)).await;
                 return Ok(Response::Health(Box::new(report)));
             }
-            Request::Metrics { since } => {
-                let journal = self.journal.clone();
-                let now = crate::model::Timestamp::from_system_time(std::time::SystemTime::now());
-                let r = tokio::task::spawn_blocking(move || {
-                    crate::actors::metrics::metrics_report(&journal, now, since)
-                })
-                .await
-                .map_err(|e| NodeError::Unavailable(e.to_string()))?;
-                return Ok(match r {
-                    Ok(report) => Response::Metrics(Box::new(report)),
-                    Err(e) => Response::Error(ControlError::Internal(e.to_string())),
-                });
-            }
             _ => {}
         }
         if let Some(response) = crate::read::query::answer(&self.read, &request).await {
@@ -362,7 +349,7 @@ impl NodeShared {
         let journal = self.journal.clone();
         let hour = Duration::from_secs(3600);
         tokio::task::spawn_blocking(move || {
-            crate::actors::metrics::metrics_report(&journal, now, hour)
+            crate::read::metrics::metrics_report(&journal, now, hour)
         })
         .await
         .ok()?

@@ -205,7 +205,7 @@ async fn serve(mut stream: UnixStream, shared: Arc<NodeShared>) -> Result<(), Fr
                     let now = crate::read::projection::now();
                     let journal = m.journal().clone();
                     let _ = &sh;
-                    crate::actors::metrics::metrics_report(
+                    crate::read::metrics::metrics_report(
                         &journal,
                         now,
                         std::time::Duration::from_secs(3600),

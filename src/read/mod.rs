@@ -9,9 +9,11 @@
 //! - [`views`]: `list`, `status`, `queue`, `dashboard`, the node, pending approvals.
 //! - [`query`]: answers a read request.
 //! - [`subscribe`]: streams pushed to subscribers as changes become durable.
+//! - [`metrics`]: figures of a past window from the journal's durable rollups.
 //! - [`offline`]: reads of a stopped node's journal (the CLI's only way into a journal).
 
 pub mod facts;
+pub mod metrics;
 pub mod offline;
 pub mod projection;
 pub mod query;

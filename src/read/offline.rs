@@ -104,7 +104,7 @@ impl OfflineJournal {
     /// overall and per pool, from the durable per-minute rollups (what a node answers to
     /// `Request::Metrics`).
     pub fn metrics(&self, now: Timestamp, since: Duration) -> Result<MetricsReport, OfflineError> {
-        Ok(crate::actors::metrics::metrics_report(
+        Ok(crate::read::metrics::metrics_report(
             &self.journal,
             now,
             since,

@@ -1,5 +1,5 @@
 //! Answers read requests from the read model: `Node`, `Run`, `Summary`, `List`, `Queue`,
-//! `Dashboard`, `Approvals`, `Events`. None of them enters an actor's mailbox.
+//! `Dashboard`, `Approvals`, `Events`, `Metrics`. None of them enters an actor's mailbox.
 
 use crate::messages::control::{ControlError, Request, Response};
 use crate::model::{RunId, Seq};
@@ -29,6 +29,7 @@ pub fn is_read(request: &Request) -> bool {
             | Request::Dashboard { .. }
             | Request::Approvals
             | Request::Events { .. }
+            | Request::Metrics { .. }
     )
 }
 
@@ -42,6 +43,18 @@ pub async fn answer(model: &ReadModel, request: &Request) -> Option<Response> {
         let journal = model.journal().clone();
         let r = tokio::task::spawn_blocking(move || events(&journal, run, after, limit)).await;
         return Some(r.unwrap_or_else(|e| Response::Error(ControlError::Internal(e.to_string()))));
+    }
+    if let Request::Metrics { since } = *request {
+        let journal = model.journal().clone();
+        let r = tokio::task::spawn_blocking(move || {
+            crate::read::metrics::metrics_report(&journal, now(), since)
+        })
+        .await;
+        return Some(match r {
+            Ok(Ok(report)) => Response::Metrics(Box::new(report)),
+            Ok(Err(e)) => Response::Error(ControlError::Internal(e.to_string())),
+            Err(e) => Response::Error(ControlError::Internal(e.to_string())),
+        });
     }
     // Views that show write-side facts (running attempts, free slots, STOP) wait for a
     // running scheduler; run views only need the journal's truth.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::report::metrics_report;
+use crate::read::metrics::metrics_report;
 use crate::messages::control::{Health, HealthCheck, HealthReport, NodeView, Request, Response};
 use crate::model::Timestamp;
 use crate::node::NodeShared;

@@ -3,7 +3,6 @@
 //! # Layout
 //! - [`registry`]: [`Metrics`], the node's Prometheus registry (every `troupe_*` metric), and
 //!   the per-pool handles the scheduler updates on its hot path.
-//! - [`report`]: `troupe metrics --since` figures from the journal's durable rollups.
 //! - [`health`]: the health checks and their thresholds, and readiness.
 //! - [`http`]: `/metrics`, `/healthz` and `/readyz` on the node's `http_addr`.
 //! - [`webhooks`]: JSON notices POSTed to operator URLs, with retries, off the hot path.
@@ -14,10 +13,9 @@
 pub mod health;
 pub mod http;
 pub mod registry;
-pub mod report;
 pub mod webhooks;
 
 pub use health::{evaluate_health, ready, HealthThresholds};
 pub use http::serve_http;
 pub use registry::{Metrics, PoolHandles};
-pub use report::metrics_report;
+pub use crate::read::metrics::metrics_report;
