@@ -17,8 +17,7 @@ use tokio::net::UnixStream;
 use crate::layout::DataDir;
 pub use crate::messages::control::HANDSHAKE_TIMEOUT;
 use crate::messages::control::{
-    read_frame, write_frame, FrameError, Hello, HelloReply, Request, Response,
-    Subscription,
+    read_frame, write_frame, FrameError, Hello, HelloReply, Request, Response, Subscription,
 };
 use crate::node::socket_path;
 
@@ -266,7 +265,10 @@ impl Client {
     /// Turns this connection into a subscription (see [`Subscription`]): the node pushes
     /// frames until the stream ends or the returned value is dropped (which closes the
     /// connection and ends the subscription on the node).
-    pub async fn subscribe(mut self, subscription: Subscription) -> Result<Subscribed, ClientError> {
+    pub async fn subscribe(
+        mut self,
+        subscription: Subscription,
+    ) -> Result<Subscribed, ClientError> {
         if let Err(e) = write_frame(&mut self.stream, &Request::Subscribe(subscription)).await {
             return Err(connection_lost(e, &self.data_dir, &self.socket));
         }

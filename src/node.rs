@@ -42,7 +42,7 @@ use crate::actors::worker::Worker;
 use crate::executor::{Executor, ProcessExecutor};
 use crate::layout::DataDir;
 use crate::messages::approval::ApprovalMsg;
-use crate::messages::control::{Command, ControlError, Request, Response};
+use crate::messages::control::{Command, ControlError, Request, Response, Subscription};
 use crate::messages::scheduler::SchedulerMsg;
 use crate::model::{RunId, RunState, Workflow};
 use crate::read::{ReadModel, ViewContext, WriteFacts};
@@ -347,14 +347,11 @@ impl NodeShared {
     /// The last hour's error rate, from the durable rollups.
     pub async fn error_rate(&self, now: crate::model::Timestamp) -> Option<f64> {
         let journal = self.journal.clone();
-        let hour = Duration::from_secs(3600);
         tokio::task::spawn_blocking(move || {
-            crate::read::metrics::metrics_report(&journal, now, hour)
+            crate::read::metrics::error_rate_last_hour(&journal, now)
         })
         .await
         .ok()?
-        .ok()
-        .map(|r| r.total.error_rate)
     }
 }
 
@@ -766,6 +763,21 @@ fn root_spec(shared: &Arc<NodeShared>) -> SupervisorSpec {
     }
 }
 
+/// An in-process subscription (see [`NodeHandle::subscribe`]); dropping it ends it.
+pub struct LocalSubscription {
+    /// Our end of the in-memory pipe the subscription writes its frames to.
+    stream: tokio::io::DuplexStream,
+}
+
+impl LocalSubscription {
+    /// The next frame; `None` once the stream ended.
+    pub async fn next(&mut self) -> Result<Option<Response>, NodeError> {
+        crate::messages::control::read_frame(&mut self.stream)
+            .await
+            .map_err(|e| NodeError::Unavailable(e.to_string()))
+    }
+}
+
 /// Wraps a child's start function so that every start after the first counts as a restart
 /// of that child in `troupe_actor_restarts_total`.
 fn counted(mut child: ChildSpec, label: String, metrics: Arc<Metrics>) -> ChildSpec {
@@ -801,6 +813,21 @@ impl NodeHandle {
     /// Sends a control request and waits for the answer.
     pub async fn request(&self, request: Request) -> Result<Response, NodeError> {
         self.shared.request(request).await
+    }
+
+    /// Subscribes in-process: the frames a socket client gets after
+    /// [`Request::Subscribe`], from this node's read model.
+    pub fn subscribe(&self, subscription: Subscription) -> LocalSubscription {
+        let (ours, theirs) = tokio::io::duplex(1 << 16);
+        let (reader, writer) = tokio::io::split(theirs);
+        let model = Arc::clone(&self.shared.read);
+        tokio::spawn(crate::read::subscribe::serve(
+            model,
+            subscription,
+            reader,
+            writer,
+        ));
+        LocalSubscription { stream: ours }
     }
 
     /// Submits `workflow`; returns the run id (an unfinished run of the same workflow is

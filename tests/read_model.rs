@@ -97,14 +97,19 @@ fn a_subscriber_that_never_reads_is_dropped_and_the_node_goes_on() {
     let arg = "x".repeat(8 << 10);
     let mut text = String::from("name = \"big\"\n");
     for i in 0..200 {
-        text.push_str(&format!("[[task]]\nid = \"t{i}\"\ncommand = [\"true\", \"{arg}\"]\n"));
+        text.push_str(&format!(
+            "[[task]]\nid = \"t{i}\"\ncommand = [\"true\", \"{arg}\"]\n"
+        ));
     }
     let wf = workflow(tmp.path(), "big.toml", &text);
     rt().block_on(async {
         // Subscribe to every event and never read.
         let c = Client::connect(&dir).await.unwrap();
         let mut stalled = c
-            .subscribe(Subscription::Events { run: None, after: 0 })
+            .subscribe(Subscription::Events {
+                run: None,
+                after: 0,
+            })
             .await
             .unwrap();
         let run = submit(&dir, &wf);
@@ -170,11 +175,17 @@ fn clients_that_disconnect_mid_stream_free_their_connection() {
                     every: Duration::from_millis(50),
                 }
             } else {
-                Subscription::Events { run: None, after: 0 }
+                Subscription::Events {
+                    run: None,
+                    after: 0,
+                }
             };
             let mut s = c.subscribe(sub).await.unwrap();
             if i % 2 == 0 {
-                assert!(matches!(s.next().await.unwrap(), Some(Response::Dashboard(_))));
+                assert!(matches!(
+                    s.next().await.unwrap(),
+                    Some(Response::Dashboard(_))
+                ));
             }
             drop(s);
         }
@@ -193,7 +204,9 @@ fn reads_during_a_scheduler_restart_are_current_or_refused() {
         "name = \"w\"\n[[task]]\nid = \"a\"\ncommand = [\"sleep\", \"30\"]\n",
     );
     let run: RunId = submit(&dir, &wf).parse().unwrap();
-    wait_until(&dir, &run.to_string(), 30, |v| task_state(v, "a") == "running");
+    wait_until(&dir, &run.to_string(), 30, |v| {
+        task_state(v, "a") == "running"
+    });
     rt().block_on(async {
         // Connected before the panic: the control server restarts with the scheduler (it is
         // later in the supervisor's rest_for_one order), but open connections go on.
@@ -230,7 +243,10 @@ fn reads_during_a_scheduler_restart_are_current_or_refused() {
                     break;
                 }
             }
-            assert!(Instant::now() < deadline, "no second attempt after the restart");
+            assert!(
+                Instant::now() < deadline,
+                "no second attempt after the restart"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });

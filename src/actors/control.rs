@@ -199,21 +199,7 @@ async fn serve(mut stream: UnixStream, shared: Arc<NodeShared>) -> Result<(), Fr
             // The connection now belongs to the stream until it ends.
             let (reader, writer) = stream.into_split();
             let model = Arc::clone(&shared.read);
-            let sh = Arc::clone(&shared);
-            let ended =
-                crate::read::subscribe::serve(model, subscription, reader, writer, move |m| {
-                    let now = crate::read::projection::now();
-                    let journal = m.journal().clone();
-                    let _ = &sh;
-                    crate::read::metrics::metrics_report(
-                        &journal,
-                        now,
-                        std::time::Duration::from_secs(3600),
-                    )
-                    .ok()
-                    .map(|r| r.total.error_rate)
-                })
-                .await;
+            let ended = crate::read::subscribe::serve(model, subscription, reader, writer).await;
             tracing::debug!(?ended, "subscription ended");
             return Ok(());
         }

@@ -21,3 +21,11 @@ pub fn metrics_report(
         buckets.iter().map(|(k, b)| (k, b)),
     ))
 }
+
+/// The error rate of the hour before `now` (tasks failed for good ÷ tasks ended), from the
+/// rollups; `None` if they cannot be read. Blocking.
+pub fn error_rate_last_hour(journal: &Journal, now: Timestamp) -> Option<f64> {
+    metrics_report(journal, now, Duration::from_secs(3600))
+        .ok()
+        .map(|r| r.total.error_rate)
+}

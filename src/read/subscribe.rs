@@ -60,7 +60,6 @@ pub async fn serve<R, W>(
     subscription: Subscription,
     mut reader: R,
     mut writer: W,
-    error_rate: impl Fn(&ReadModel) -> Option<f64> + Send,
 ) -> Ended
 where
     R: AsyncRead + Unpin,
@@ -117,7 +116,9 @@ where
                 |r| matches!(r, Response::Error(_)),
                 |m, r| {
                     if let Response::Dashboard(v) = r {
-                        v.error_rate = error_rate(m).unwrap_or(0.0);
+                        v.error_rate =
+                            crate::read::metrics::error_rate_last_hour(m.journal(), v.queue.now)
+                                .unwrap_or(0.0);
                     }
                 },
             )
@@ -244,6 +245,14 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    // Read-your-writes: a run submitted just before is known.
+    if let Err(e) = model.fresh(false).await {
+        return out
+            .send(&Response::Error(e))
+            .await
+            .err()
+            .unwrap_or(Ended::Done);
+    }
     if let Some(run) = run {
         if model.read().state.run(run).is_none() {
             let e = Response::Error(ControlError::NotFound(format!("no run {run}")));

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::read::metrics::metrics_report;
 use crate::messages::control::{Health, HealthCheck, HealthReport, NodeView, Request, Response};
 use crate::model::Timestamp;
 use crate::node::NodeShared;
+use crate::read::metrics::metrics_report;
 
 /// Health thresholds (`[health]` in `troupe.toml`).
 #[derive(Debug, Clone, PartialEq)]

@@ -15,7 +15,7 @@ pub mod http;
 pub mod registry;
 pub mod webhooks;
 
+pub use crate::read::metrics::metrics_report;
 pub use health::{evaluate_health, ready, HealthThresholds};
 pub use http::serve_http;
 pub use registry::{Metrics, PoolHandles};
-pub use crate::read::metrics::metrics_report;

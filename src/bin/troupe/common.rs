@@ -97,6 +97,51 @@ impl Conn {
     }
 }
 
+/// A subscription (see [`troupe::messages::control::Subscription`]): over its own connection
+/// to a node in another process, or in-process to an embedded node.
+pub(crate) enum Stream {
+    /// A node in another process.
+    Remote(troupe::client::Subscribed),
+    /// A node embedded in this process.
+    Local(troupe::node::LocalSubscription),
+}
+
+impl Stream {
+    /// Subscribes through `conn`'s node (a second connection for a remote node: a
+    /// subscribed connection takes no more requests).
+    pub(crate) async fn open(
+        conn: &Conn,
+        data_dir: &std::path::Path,
+        subscription: troupe::messages::control::Subscription,
+    ) -> Result<Stream, Failed> {
+        Ok(match conn {
+            Conn::Remote(_) => Stream::Remote(
+                Client::connect(data_dir)
+                    .await?
+                    .subscribe(subscription)
+                    .await?,
+            ),
+            Conn::Local(node) => Stream::Local(node.subscribe(subscription)),
+        })
+    }
+
+    /// The next frame; `None` once the node ended the stream. An error frame becomes a
+    /// [`Failed`] with its exit code.
+    pub(crate) async fn next(&mut self) -> Result<Option<Response>, Failed> {
+        let frame = match self {
+            Stream::Remote(s) => s.next().await?,
+            Stream::Local(s) => s.next().await?,
+        };
+        match frame {
+            Some(Response::Error(e)) => Err(Failed {
+                code: e.exit_code() as u8,
+                message: e.to_string(),
+            }),
+            other => Ok(other),
+        }
+    }
+}
+
 /// A failure for an answer the command did not ask for.
 pub(crate) fn unexpected(r: Response) -> Failed {
     Failed {

@@ -1,15 +1,16 @@
 //! `troupe dashboard [--interval DUR]`: a live terminal view of the node serving the data dir,
-//! refreshed with one [`Request::Dashboard`] round trip per interval. When the node goes away
-//! the screen says "disconnected" and keeps trying to reconnect at every refresh. `q` (or
+//! pushed by the node once per interval (a dashboard subscription). When the node goes away
+//! the screen says why and reconnects once per interval. `q` (or
 //! Esc, or Ctrl-C) quits. The drawing is [`crate::render::dashboard`].
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use troupe::client::Client;
-use troupe::messages::control::{DashboardView, Request, Response};
+use troupe::messages::control::{DashboardView, Response, Subscription};
+use troupe::model::Timestamp;
 
 use crate::common::{EXIT_INTERNAL, EXIT_INVALID};
 use crate::render::dashboard::{draw, Screen};
@@ -17,24 +18,44 @@ use crate::render::dashboard::{draw, Screen};
 /// Queue entries asked for (more than any terminal shows).
 const QUEUE_ROWS: u32 = 50;
 
-/// Fetches one view over `client`, connecting first if needed; on failure the client is
-/// dropped so the next refresh reconnects.
-async fn fetch(data_dir: &Path, client: &mut Option<Client>) -> Result<DashboardView, String> {
-    if client.is_none() {
-        *client = Some(Client::connect(data_dir).await.map_err(|e| e.to_string())?);
-    }
-    let c = client.as_mut().expect("just connected");
-    match c.request(&Request::Dashboard { limit: QUEUE_ROWS }).await {
-        Ok(Response::Dashboard(v)) => Ok(*v),
-        Ok(Response::Error(e)) => Err(e.to_string()),
-        Ok(other) => {
-            *client = None;
-            Err(format!("unexpected answer {other:?}"))
+/// How often the screen looks for keys and new frames.
+const KEY_POLL: Duration = Duration::from_millis(50);
+
+/// Keeps a dashboard subscription open and sends each view (or why there is none) to
+/// `frames`; after a failure it reconnects once per `interval`. Ends when `frames` closes.
+async fn subscribe(
+    data_dir: std::path::PathBuf,
+    interval: Duration,
+    frames: std::sync::mpsc::Sender<Result<DashboardView, String>>,
+) {
+    loop {
+        let subscription = Subscription::Dashboard {
+            limit: QUEUE_ROWS,
+            every: interval,
+        };
+        let stream = match Client::connect(&data_dir).await {
+            Ok(c) => c.subscribe(subscription).await,
+            Err(e) => Err(e),
+        };
+        let failure = match stream {
+            Err(e) => e.to_string(),
+            Ok(mut stream) => loop {
+                let frame = match stream.next().await {
+                    Ok(Some(Response::Dashboard(v))) => Ok(*v),
+                    Ok(Some(Response::Error(e))) => break e.to_string(),
+                    Ok(Some(other)) => break format!("unexpected answer {other:?}"),
+                    Ok(None) => break "the node closed the connection".to_string(),
+                    Err(e) => break e.to_string(),
+                };
+                if frames.send(frame).is_err() {
+                    return;
+                }
+            },
+        };
+        if frames.send(Err(failure)).is_err() {
+            return;
         }
-        Err(e) => {
-            *client = None;
-            Err(e.to_string())
-        }
+        tokio::time::sleep(interval).await;
     }
 }
 
@@ -53,12 +74,10 @@ pub(crate) fn run(data_dir: &Path, interval: Duration) -> ExitCode {
         );
         return ExitCode::from(EXIT_INVALID);
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = crate::common::runtime();
+    let (frames, received) = std::sync::mpsc::channel();
+    rt.spawn(subscribe(data_dir.to_owned(), interval, frames));
     let mut terminal = ratatui::init();
-    let mut client = None;
     let mut screen = Screen {
         view: None,
         error: None,
@@ -66,25 +85,32 @@ pub(crate) fn run(data_dir: &Path, interval: Duration) -> ExitCode {
         interval,
     };
     let result = (|| -> std::io::Result<()> {
+        let mut dirty = true;
         loop {
-            let started = Instant::now();
-            match rt.block_on(fetch(data_dir, &mut client)) {
-                Ok(v) => {
-                    screen.view = Some(v);
-                    screen.error = None;
+            // Frames pushed by the node since the last look; the newest wins.
+            while let Ok(frame) = received.try_recv() {
+                match frame {
+                    Ok(v) => {
+                        // How old the view was when it arrived.
+                        screen.fetched_in = Timestamp::from_system_time(SystemTime::now())
+                            .saturating_since(v.queue.now);
+                        screen.view = Some(v);
+                        screen.error = None;
+                    }
+                    Err(e) => screen.error = Some(e),
                 }
-                Err(e) => screen.error = Some(e),
+                dirty = true;
             }
-            screen.fetched_in = started.elapsed();
-            terminal.draw(|f| draw(f, &screen))?;
-            let next = started + interval;
-            // Keys until the next refresh.
-            loop {
-                let left = next.saturating_duration_since(Instant::now());
-                if left.is_zero() || !event::poll(left)? {
-                    break;
-                }
-                if let Event::Key(k) = event::read()? {
+            if dirty {
+                terminal.draw(|f| draw(f, &screen))?;
+                dirty = false;
+            }
+            // Keys, looking for frames again every 50 ms.
+            if !event::poll(KEY_POLL)? {
+                continue;
+            }
+            match event::read()? {
+                Event::Key(k) => {
                     let quit = k.kind == KeyEventKind::Press
                         && (matches!(k.code, KeyCode::Char('q') | KeyCode::Esc)
                             || (k.code == KeyCode::Char('c')
@@ -93,6 +119,8 @@ pub(crate) fn run(data_dir: &Path, interval: Duration) -> ExitCode {
                         return Ok(());
                     }
                 }
+                Event::Resize(..) => dirty = true,
+                _ => {}
             }
         }
     })();

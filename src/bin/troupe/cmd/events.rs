@@ -7,11 +7,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use troupe::client::{Client, ClientError};
-use troupe::messages::control::{Request, Response};
+use troupe::messages::control::{Request, Response, Subscription};
 use troupe::model::{EventRecord, RunId, Seq};
 use troupe::read::offline;
 
-use crate::common::{runtime, unexpected, Conn, Failed, POLL};
+use crate::common::{runtime, unexpected, Conn, Failed, Stream};
 use crate::render::json::event_json;
 use crate::render::text::event_line;
 
@@ -44,6 +44,9 @@ fn through_node(data_dir: &Path, run: Option<RunId>, json: bool, follow: bool) -
     };
     Some(
         match rt.block_on(async {
+            if follow {
+                return follow_events(&conn, data_dir, run, json).await;
+            }
             let mut after: Seq = 0;
             loop {
                 let batch = match conn
@@ -69,10 +72,7 @@ fn through_node(data_dir: &Path, run: Option<RunId>, json: bool, follow: bool) -
                 let _ = out.flush();
                 drop(out);
                 if n == 0 {
-                    if !follow {
-                        return Ok(ExitCode::SUCCESS);
-                    }
-                    tokio::time::sleep(POLL).await;
+                    return Ok(ExitCode::SUCCESS);
                 }
             }
         }) {
@@ -80,6 +80,35 @@ fn through_node(data_dir: &Path, run: Option<RunId>, json: bool, follow: bool) -
             Err(e) => e.exit("events"),
         },
     )
+}
+
+/// `troupe events --follow`: the node pushes the journal's events, then each as it becomes
+/// durable, until interrupted (or the node drops a reader that does not keep up).
+async fn follow_events(
+    conn: &Conn,
+    data_dir: &Path,
+    run: Option<RunId>,
+    json: bool,
+) -> Result<ExitCode, Failed> {
+    let mut stream = Stream::open(conn, data_dir, Subscription::Events { run, after: 0 }).await?;
+    while let Some(frame) = stream.next().await? {
+        let Response::Events(batch) = frame else {
+            return Err(unexpected(frame));
+        };
+        let mut out = std::io::stdout().lock();
+        for (seq, record) in &batch {
+            if writeln!(out, "{}", line(*seq, record, json)).is_err() {
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        if out.flush().is_err() {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    Err(Failed {
+        code: crate::common::EXIT_INTERNAL,
+        message: "the node ended the stream (it stopped)".into(),
+    })
 }
 
 /// `troupe events` when no node serves the data dir: reads its journal directly.

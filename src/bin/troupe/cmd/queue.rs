@@ -1,14 +1,14 @@
 //! `troupe queue [--watch] [--verbose] [--json] [--limit N]`: tasks waiting to run, best first,
-//! redrawn every second with `--watch`.
+//! with `--watch` redrawn when it changes (pushed by the node, at most once a second).
 
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use troupe::messages::control::{Request, Response};
+use troupe::messages::control::{Request, Response, Subscription};
 
-use crate::common::{block, connect, unexpected, wait_for_signal};
+use crate::common::{block, connect, unexpected, wait_for_signal, Failed, Stream, EXIT_INTERNAL};
 use crate::render::json::queue_json;
 use crate::render::text::print_queue;
 
@@ -24,13 +24,38 @@ pub(crate) fn queue(
     let terminal = std::io::stdout().is_terminal();
     block("queue", async move {
         let mut conn = connect(data_dir).await?;
-        let mut first = true;
-        loop {
-            let request = Request::Queue {
+        let mut stream = None;
+        if watch {
+            let subscription = Subscription::Queue {
                 waiting: verbose,
                 limit,
+                every: Duration::from_secs(1),
             };
-            let q = match conn.request(request).await? {
+            stream = Some(Stream::open(&conn, data_dir, subscription).await?);
+        }
+        let mut first = true;
+        loop {
+            let frame = match &mut stream {
+                None => {
+                    let request = Request::Queue {
+                        waiting: verbose,
+                        limit,
+                    };
+                    conn.request(request).await?
+                }
+                Some(stream) => tokio::select! {
+                    // Both arms are cancellation safe (a frame cut off is not shown).
+                    f = stream.next() => match f? {
+                        Some(f) => f,
+                        None => return Err(Failed {
+                            code: EXIT_INTERNAL,
+                            message: "the node ended the stream (it stopped)".into(),
+                        }),
+                    },
+                    _ = wait_for_signal() => return Ok(ExitCode::SUCCESS),
+                },
+            };
+            let q = match frame {
                 Response::Queue(q) => q,
                 r => return Err(unexpected(r)),
             };
@@ -54,11 +79,6 @@ pub(crate) fn queue(
             drop(out);
             if written.is_err() || !watch {
                 return Ok(ExitCode::SUCCESS);
-            }
-            tokio::select! {
-                // Both arms are cancellation safe.
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = wait_for_signal() => return Ok(ExitCode::SUCCESS),
             }
         }
     })

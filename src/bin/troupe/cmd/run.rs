@@ -8,14 +8,15 @@ use std::process::ExitCode;
 use serde_json::json;
 
 use troupe::client::{Client, ClientError};
-use troupe::messages::control::{Request, Response, RunView};
+use troupe::messages::control::{Request, Response, RunView, Subscription};
 use troupe::model::{RunId, RunState};
 use troupe::workflow_file::load_for_submit;
 use troupe::Node;
 
 use crate::cmd::node::{start_failed, stop_node};
 use crate::common::{
-    block, invalid, unexpected, wait_for_signal, Conn, Failed, EXIT_INTERNAL, EXIT_RUN_FAILED, POLL,
+    block, invalid, unexpected, wait_for_signal, Conn, Failed, Stream, EXIT_INTERNAL,
+    EXIT_RUN_FAILED,
 };
 use crate::render::json::{print_json, run_json};
 use crate::render::text::print_outcome;
@@ -101,8 +102,8 @@ pub(crate) fn run(
             }
         };
         let followed = tokio::select! {
-            // follow() only polls; dropping it mid-request loses nothing.
-            r = follow(&mut conn, run) => Some(r),
+            // follow() only reads; dropping it mid-frame loses nothing (the run goes on).
+            r = follow(&mut conn, data_dir, run) => Some(r),
             s = wait_for_signal() => {
                 stopping(s);
                 None
@@ -133,8 +134,9 @@ pub(crate) fn run(
     })
 }
 
-/// Polls the run until it finishes, drawing a progress bar on a terminal.
-async fn follow(conn: &mut Conn, run: RunId) -> Result<Box<RunView>, Failed> {
+/// Follows the run's summaries, pushed by the node as they change, until it finishes,
+/// drawing a progress bar on a terminal.
+async fn follow(conn: &mut Conn, data_dir: &Path, run: RunId) -> Result<Box<RunView>, Failed> {
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -143,10 +145,17 @@ async fn follow(conn: &mut Conn, run: RunId) -> Result<Box<RunView>, Failed> {
         .expect("valid template"),
     );
     let mut announced = 0;
+    let mut stream = Stream::open(conn, data_dir, Subscription::Run(run)).await?;
     loop {
-        let s = match conn.request(Request::Summary(run)).await? {
-            Response::Runs(mut v) if v.len() == 1 => v.remove(0),
-            r => return Err(unexpected(r)),
+        let s = match stream.next().await? {
+            Some(Response::Runs(mut v)) if v.len() == 1 => v.remove(0),
+            Some(r) => return Err(unexpected(r)),
+            None => {
+                return Err(Failed {
+                    code: EXIT_INTERNAL,
+                    message: format!("the node ended the stream of run {run} (it stopped)"),
+                })
+            }
         };
         bar.set_length(s.tasks as u64);
         bar.set_position((s.succeeded + s.failed) as u64);
@@ -181,6 +190,5 @@ async fn follow(conn: &mut Conn, run: RunId) -> Result<Box<RunView>, Failed> {
                 r => Err(unexpected(r)),
             };
         }
-        tokio::time::sleep(POLL).await;
     }
 }
