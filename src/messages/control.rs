@@ -236,7 +236,8 @@ pub enum Subscription {
         /// Events with a sequence number greater than this.
         after: Seq,
     },
-    /// The queue ([`Response::Queue`]) now and after each change, at most once per `every`.
+    /// The queue ([`Response::Queue`]) now and then once per `every` (its estimates move
+    /// even when no event does).
     Queue {
         /// Also list tasks that cannot run yet.
         waiting: bool,

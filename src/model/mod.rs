@@ -18,8 +18,10 @@
 //!   `State` and `Run` types, then one file per event family (submit, attempts, operator
 //!   commands, approvals, compensation, halt).
 //! - [`rollup`]: per-minute, per-pool counters and latency sketches for `troupe metrics`.
+//! - [`caps`]: the one concurrency-cap check (run `max_concurrency`, run pool, node pool).
 //! - [`decide`]: pure decisions: which event closes an attempt, ready-queue order.
 
+pub mod caps;
 pub mod decide;
 pub mod event;
 pub mod ids;

@@ -97,7 +97,7 @@ where
                 &model,
                 Request::Queue { waiting, limit },
                 every.max(MIN_VIEW_EVERY),
-                false,
+                true,
                 &mut reader,
                 &mut out,
                 |r| matches!(r, Response::Error(_)),

@@ -9,6 +9,7 @@ use crate::messages::control::{
     RunView, RunningAttempt, TaskView,
 };
 use crate::messages::scheduler::AttemptKind;
+use crate::model::caps::{admit, Load};
 use crate::model::decide::{running_attempts, running_compensations};
 use crate::model::rollup::schedulable_since;
 use crate::model::{Run, RunId, RunState, State, TaskIndex, TaskState, Timestamp};
@@ -161,6 +162,18 @@ impl Loads {
     }
 }
 
+impl Loads {
+    /// The load where a task of `run` in `pool` would start.
+    fn at(&self, run: RunId, pool: Option<&str>) -> Load {
+        let get = |m: Option<u32>| m.unwrap_or(0);
+        Load {
+            run: get(self.run.get(&run).copied()),
+            pool: pool.map_or(0, |p| get(self.pool.get(&(run, p.to_owned())).copied())),
+            node_pool: pool.map_or(0, |p| get(self.node_pool.get(p).copied())),
+        }
+    }
+}
+
 /// Whether dispatch is blocked node-wide (halted, `STOP` file, shutting down).
 fn dispatch_blocked(state: &State, facts: &WriteFacts) -> bool {
     state.is_halted() || facts.stop_file() || facts.draining()
@@ -244,29 +257,14 @@ pub fn queue_view(
             };
             let pool = wf.pool(t).map(str::to_owned);
             let runnable = matches!(task.state, TaskState::Ready | TaskState::Retrying);
-            let cap_full = wf
-                .spec()
-                .max_concurrency
-                .is_some_and(|cap| loads.run.get(&run).copied().unwrap_or(0) >= cap);
-            let pool_full = pool.as_ref().is_some_and(|p| {
-                let cap = wf.spec().pools.get(p).copied().unwrap_or(u32::MAX);
-                let node_cap = cx.node_pools.get(p).copied().unwrap_or(u32::MAX);
-                loads.pool.get(&(run, p.clone())).copied().unwrap_or(0) >= cap
-                    || loads.node_pool.get(p).copied().unwrap_or(0) >= node_cap
-            });
             let blocked = if !runnable {
                 None
             } else if halted {
                 Some("dispatch is halted".to_owned())
-            } else if cap_full {
-                Some(format!(
-                    "run at max_concurrency {}",
-                    wf.spec().max_concurrency.unwrap_or(0)
-                ))
-            } else if pool_full {
-                Some(format!("pool `{}` full", pool.as_deref().unwrap_or("")))
             } else {
-                None
+                admit(wf, t, loads.at(run, pool.as_deref()), &cx.node_pools)
+                    .err()
+                    .map(|cap| cap.to_string())
             };
             let estimated_start = if class < 2 && !halted {
                 let ahead = place as f64;

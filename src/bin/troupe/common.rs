@@ -99,7 +99,15 @@ impl Conn {
 
 /// A subscription (see [`troupe::messages::control::Subscription`]): over its own connection
 /// to a node in another process, or in-process to an embedded node.
-pub(crate) enum Stream {
+pub(crate) struct Stream {
+    /// Where the frames come from.
+    from: StreamFrom,
+    /// The data dir (for messages).
+    data_dir: PathBuf,
+}
+
+/// The two kinds of node a stream comes from.
+enum StreamFrom {
     /// A node in another process.
     Remote(troupe::client::Subscribed),
     /// A node embedded in this process.
@@ -114,30 +122,40 @@ impl Stream {
         data_dir: &std::path::Path,
         subscription: troupe::messages::control::Subscription,
     ) -> Result<Stream, Failed> {
-        Ok(match conn {
-            Conn::Remote(_) => Stream::Remote(
+        let from = match conn {
+            Conn::Remote(_) => StreamFrom::Remote(
                 Client::connect(data_dir)
                     .await?
                     .subscribe(subscription)
                     .await?,
             ),
-            Conn::Local(node) => Stream::Local(node.subscribe(subscription)),
+            Conn::Local(node) => StreamFrom::Local(node.subscribe(subscription)),
+        };
+        Ok(Stream {
+            from,
+            data_dir: data_dir.to_owned(),
         })
     }
 
-    /// The next frame; `None` once the node ended the stream. An error frame becomes a
-    /// [`Failed`] with its exit code.
-    pub(crate) async fn next(&mut self) -> Result<Option<Response>, Failed> {
-        let frame = match self {
-            Stream::Remote(s) => s.next().await?,
-            Stream::Local(s) => s.next().await?,
+    /// The next frame. An error frame becomes a [`Failed`] with its exit code; a stream
+    /// the node ended (it stopped or crashed) is [`ClientError::WentAway`]: commands stop
+    /// reading before the node ends a stream on purpose (a run subscription after the
+    /// frame showing the run finished).
+    pub(crate) async fn next(&mut self) -> Result<Response, Failed> {
+        let frame = match &mut self.from {
+            StreamFrom::Remote(s) => s.next().await?,
+            StreamFrom::Local(s) => s.next().await?,
         };
         match frame {
             Some(Response::Error(e)) => Err(Failed {
                 code: e.exit_code() as u8,
                 message: e.to_string(),
             }),
-            other => Ok(other),
+            Some(other) => Ok(other),
+            None => Err(ClientError::WentAway {
+                data_dir: self.data_dir.clone(),
+            }
+            .into()),
         }
     }
 }

@@ -91,7 +91,8 @@ async fn follow_events(
     json: bool,
 ) -> Result<ExitCode, Failed> {
     let mut stream = Stream::open(conn, data_dir, Subscription::Events { run, after: 0 }).await?;
-    while let Some(frame) = stream.next().await? {
+    loop {
+        let frame = stream.next().await?;
         let Response::Events(batch) = frame else {
             return Err(unexpected(frame));
         };
@@ -105,10 +106,6 @@ async fn follow_events(
             return Ok(ExitCode::SUCCESS);
         }
     }
-    Err(Failed {
-        code: crate::common::EXIT_INTERNAL,
-        message: "the node ended the stream (it stopped)".into(),
-    })
 }
 
 /// `troupe events` when no node serves the data dir: reads its journal directly.

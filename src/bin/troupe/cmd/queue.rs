@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use troupe::messages::control::{Request, Response, Subscription};
 
-use crate::common::{block, connect, unexpected, wait_for_signal, Failed, Stream, EXIT_INTERNAL};
+use crate::common::{block, connect, unexpected, wait_for_signal, Stream};
 use crate::render::json::queue_json;
 use crate::render::text::print_queue;
 
@@ -45,13 +45,7 @@ pub(crate) fn queue(
                 }
                 Some(stream) => tokio::select! {
                     // Both arms are cancellation safe (a frame cut off is not shown).
-                    f = stream.next() => match f? {
-                        Some(f) => f,
-                        None => return Err(Failed {
-                            code: EXIT_INTERNAL,
-                            message: "the node ended the stream (it stopped)".into(),
-                        }),
-                    },
+                    f = stream.next() => f?,
                     _ = wait_for_signal() => return Ok(ExitCode::SUCCESS),
                 },
             };

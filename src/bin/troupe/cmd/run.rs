@@ -148,14 +148,8 @@ async fn follow(conn: &mut Conn, data_dir: &Path, run: RunId) -> Result<Box<RunV
     let mut stream = Stream::open(conn, data_dir, Subscription::Run(run)).await?;
     loop {
         let s = match stream.next().await? {
-            Some(Response::Runs(mut v)) if v.len() == 1 => v.remove(0),
-            Some(r) => return Err(unexpected(r)),
-            None => {
-                return Err(Failed {
-                    code: EXIT_INTERNAL,
-                    message: format!("the node ended the stream of run {run} (it stopped)"),
-                })
-            }
+            Response::Runs(mut v) if v.len() == 1 => v.remove(0),
+            r => return Err(unexpected(r)),
         };
         bar.set_length(s.tasks as u64);
         bar.set_position((s.succeeded + s.failed) as u64);

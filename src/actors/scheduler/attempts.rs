@@ -1,0 +1,78 @@
+//! The end of an attempt: release its slot, journal how it ended.
+
+use super::*;
+use crate::messages::scheduler::{AttemptKind, AttemptOutcome, AttemptReport};
+use crate::model::decide::{attempt_end, compensation_end, AttemptEnd};
+use crate::model::{Failure, RunState};
+
+impl SchedulerState {
+    pub(crate) fn attempt_ended(&mut self, report: AttemptReport) {
+        // After a shutdown's grace (or a second Ctrl-C) ends are not journaled: the next boot
+        // closes those attempts as interrupted. The drain still completes.
+        if self.release(&report) && !self.abandon {
+            self.close_attempt(report);
+        }
+        if self.draining && self.running.is_empty() {
+            for port in self.drained.drain(..) {
+                let _ = port.send(());
+            }
+        }
+    }
+
+    /// Journals the end of a released attempt (and what follows from it).
+    pub(crate) fn close_attempt(&mut self, report: AttemptReport) {
+        let end = match report.outcome {
+            AttemptOutcome::Succeeded { usage } => AttemptEnd::Succeeded { usage },
+            AttemptOutcome::Failed {
+                failure,
+                usage,
+                retryable,
+            } => AttemptEnd::Failed {
+                failure,
+                retryable,
+                usage,
+            },
+            // Terminated without the task being cancelled (halt --kill, a worker restart):
+            // the attempt was interrupted, not failed by its own doing.
+            AttemptOutcome::Terminated { usage } => AttemptEnd::Failed {
+                failure: Failure::Interrupted,
+                retryable: true,
+                usage,
+            },
+        };
+        let close = match report.kind {
+            AttemptKind::Forward => {
+                // The task may have become ready again while this attempt was still out
+                // (retry of a task whose cancelled attempt was being terminated): `fill`
+                // skipped it then. A compensating run may have waited for this attempt.
+                self.track(report.run, report.task);
+                if self
+                    .state
+                    .run(report.run)
+                    .is_some_and(|r| r.state() == RunState::Compensating)
+                {
+                    self.sagas.touch(report.run);
+                }
+                attempt_end
+            }
+            AttemptKind::Compensation => {
+                self.sagas.touch(report.run);
+                compensation_end
+            }
+        };
+        let sample = rand::random::<f64>();
+        if let Some(event) = close(
+            &self.state,
+            report.run,
+            report.task,
+            report.attempt,
+            end,
+            now(),
+            sample,
+        ) {
+            if let Err(e) = self.decide(event) {
+                tracing::error!(error = %e, "attempt end refused by the fold");
+            }
+        }
+    }
+}

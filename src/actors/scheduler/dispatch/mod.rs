@@ -1,0 +1,155 @@
+//! Dispatch: which ready task starts next, on which slot, within which caps.
+//!
+//! # Layout
+//! - [`queue`]: the ready queue and the parked heaps (per run cap, run pool, node pool).
+//! - [`slots`]: worker slots: taking one, booking an attempt on it, releasing it.
+//! - [`timers`]: retry timers.
+
+use super::*;
+use crate::messages::scheduler::AttemptKind;
+use crate::model::{Event, RunState, TaskState};
+
+pub(crate) mod queue;
+pub(crate) mod slots;
+pub(crate) mod timers;
+
+impl SchedulerState {
+    pub(crate) fn dispatch_blocked(&self) -> bool {
+        self.state.is_halted() || self.stop_file || self.draining
+    }
+
+    /// Starts attempts of the best ready tasks while workers are free.
+    pub(crate) fn fill(&mut self) {
+        if self.dispatch_blocked() {
+            return;
+        }
+        let t_now = now();
+        self.sagas.due_timers(t_now);
+        while !self.free.is_empty() && self.sagas.has_ready() {
+            let Some((run, task, attempt)) = self.sagas.next_due(&self.state, t_now) else {
+                break;
+            };
+            // A forward attempt cancelled while running is `cancelled` in the fold at once,
+            // but its process may still be in its grace period: undo nothing until it ended
+            // (its end touches the run again).
+            if self
+                .running
+                .iter()
+                .any(|((r, _), x)| *r == run && x.kind == AttemptKind::Forward)
+            {
+                continue;
+            }
+            let Some(slot) = self.take_slot() else {
+                self.sagas.put_back(run);
+                break;
+            };
+            let r = self
+                .state
+                .run(run)
+                .expect("due compensations name live runs");
+            let event = Event::CompensationStarted {
+                run,
+                task: r.workflow().task_id(task).clone(),
+                attempt,
+            };
+            if let Err(e) = self.decide(event) {
+                tracing::error!(error = %e, "scheduler decided a compensation the fold refuses");
+                self.free.push(slot);
+                continue;
+            }
+            self.occupy(run, task, attempt, AttemptKind::Compensation, slot, None);
+        }
+        while !self.free.is_empty() {
+            let Some(entry) = self.queue.pop() else { break };
+            let Some(r) = self.state.run(entry.run) else {
+                continue;
+            };
+            if r.state() != RunState::Running
+                || r.is_suspended()
+                || self.running.contains_key(&(entry.run, entry.task))
+            {
+                self.reoffer(entry.run, entry.task);
+                continue;
+            }
+            let task = r.task(entry.task);
+            match task.state {
+                TaskState::Ready => {}
+                TaskState::Retrying => {
+                    if let Some(at) = task.retry_at.filter(|at| *at > t_now) {
+                        self.timers.insert((at, entry.run, entry.task));
+                        self.reoffer(entry.run, entry.task);
+                        continue;
+                    }
+                }
+                _ => {
+                    self.reoffer(entry.run, entry.task);
+                    continue;
+                }
+            }
+            let wf = r.workflow();
+            if let Some(cap) = wf.spec().max_concurrency {
+                if self.run_load.get(&entry.run).copied().unwrap_or(0) >= cap {
+                    self.parked
+                        .entry((entry.run, None))
+                        .or_default()
+                        .push(entry);
+                    continue;
+                }
+            }
+            let pool = wf.pool(entry.task).map(str::to_owned);
+            if let Some(p) = &pool {
+                let cap = wf.spec().pools.get(p).copied().unwrap_or(u32::MAX);
+                let used = self
+                    .pool_load
+                    .get(&(entry.run, p.clone()))
+                    .copied()
+                    .unwrap_or(0);
+                if used >= cap {
+                    self.parked
+                        .entry((entry.run, Some(p.clone())))
+                        .or_default()
+                        .push(entry);
+                    // This entry may have been moved here from the run-cap heap for a run
+                    // slot it cannot use: offer that slot to the next task of the run.
+                    self.unpark(&(entry.run, None));
+                    continue;
+                }
+                if !self.node_pool_free(p) {
+                    self.node_parked.entry(p.clone()).or_default().push(entry);
+                    self.unpark(&(entry.run, None));
+                    continue;
+                }
+            }
+            let attempt = task.attempts + 1;
+            let event = Event::AttemptStarted {
+                run: entry.run,
+                task: wf.task_id(entry.task).clone(),
+                attempt,
+            };
+            let Some(slot) = self.take_slot() else {
+                self.queue.push(entry);
+                break;
+            };
+            if let Err(e) = self.decide(event) {
+                tracing::error!(error = %e, "scheduler decided an attempt the fold refuses");
+                self.free.push(slot);
+                continue;
+            }
+            *self.run_load.entry(entry.run).or_default() += 1;
+            if let Some(p) = &pool {
+                *self.pool_load.entry((entry.run, p.clone())).or_default() += 1;
+                if self.node_pools.contains_key(p) {
+                    *self.node_pool_load.entry(p.clone()).or_default() += 1;
+                }
+            }
+            self.occupy(
+                entry.run,
+                entry.task,
+                attempt,
+                AttemptKind::Forward,
+                slot,
+                pool,
+            );
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! The scheduler: owns the folded state of every run, the ready queue, retry timers, worker
+//! slots and the halt flag.
+//!
+//! # The loop
+//! `message → decide (model::decide, the fold as validator) → apply → journal → effects`.
+//! A decided event is applied to the in-memory [`State`] at once (so the next decision sees
+//! it, and an event the fold refuses is never journaled), then sent to the journal actor with
+//! [`JournalMsg::AppendThen`](crate::messages::journal::JournalMsg::AppendThen). Effects — dispatching an attempt, terminating one, answering a
+//! control request — wait in a queue tagged with the sequence number they depend on and run
+//! only once the journal acknowledged it ("persist, then act"). Acks arrive in sequence order
+//! and an ack for `n` means everything up to `n` is durable.
+//!
+//! Because the scheduler applies before the journal confirms, a failed append leaves its
+//! state ahead of the journal: it then fails on purpose, and its supervisor restarts it
+//! from a fresh replay.
+//!
+//! # Dispatch
+//! Ready tasks wait in one max-heap ordered by priority, then age (FIFO among equal
+//! priorities; no age boost, see [`QueueKey`]). A task whose run is at `max_concurrency` or
+//! whose pool is full is parked per (run, pool) and moved back when an attempt of that run
+//! (pool) ends. Nothing is dispatched while the node is halted, a `STOP` file exists in the
+//! data dir, or the node is draining for shutdown.
+//!
+//! # Recovery
+//! On start (first boot or restart) the scheduler waits until every append already queued at
+//! the journal is durable, replays the journal, terminates the process groups of attempts
+//! the journal says are running (pid + start time, see [`crate::process::terminate_orphan`])
+//! and closes those attempts as `interrupted`, retried under their policy. Succeeded tasks
+//! are terminal in the fold, so recovery never runs them again.
+
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use crate::actors::saga::SagaCoordinator;
+use crate::messages::approval::ApprovalMsg;
+use crate::messages::control::{ControlError, Request, Response};
+use crate::messages::scheduler::{AttemptKind, SchedulerMsg, WorkerMsg};
+use crate::model::decide::{
+    attempt_end, compensation_end, running_attempts, running_compensations, AttemptEnd,
+};
+use crate::model::rollup::RollupDelta;
+use crate::model::{Event, Failure, RunId, RunState, TaskIndex, TaskState};
+use crate::node::NodeShared;
+
+mod attempts;
+mod commands;
+mod dispatch;
+mod effects;
+mod observe;
+mod pipeline;
+mod state;
+
+use dispatch::queue::Entry;
+use effects::Effect;
+use observe::pool_handles;
+pub use state::SchedulerState;
+use state::{now, Running};
+
+/// How often the scheduler looks for the `STOP` file.
+pub const STOP_FILE_POLL: Duration = Duration::from_millis(250);
+
+/// The scheduler actor.
+#[derive(Clone)]
+pub struct Scheduler {
+    /// Node-wide settings and handles.
+    pub shared: Arc<NodeShared>,
+}
+
+pub use crate::read::views::{run_summary, run_view};
+
+impl Actor for Scheduler {
+    type Msg = SchedulerMsg;
+    type State = SchedulerState;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SchedulerMsg>,
+        _args: (),
+    ) -> Result<SchedulerState, ActorProcessingErr> {
+        let shared = &self.shared;
+        let journal = shared
+            .journal_ref()
+            .ok_or("scheduler started without a journal")?;
+        // Appends a previous incarnation left in flight are durable (or failed) before we
+        // read: the empty append is acknowledged after everything queued ahead of it.
+        journal.append(Vec::new()).await?;
+        let replayed = crate::storage::replay(&shared.journal)?;
+        let durable = replayed.state.last_seq();
+        let replayed_snapshot = replayed.snapshot_seq;
+        let n = shared.config.workers as usize;
+        let mut s = SchedulerState {
+            state: replayed.state,
+            journal,
+            outbox: Vec::new(),
+            durable,
+            effects: VecDeque::new(),
+            queue: BinaryHeap::new(),
+            parked: HashMap::new(),
+            timers: BTreeSet::new(),
+            sagas: SagaCoordinator::new(),
+            gate: None,
+            approval_changes: Vec::new(),
+            approval_timeout: shared.config.approval_timeout,
+            armed: None,
+            running: HashMap::new(),
+            run_load: HashMap::new(),
+            pool_load: HashMap::new(),
+            node_pools: shared.config.pools.clone(),
+            node_pool_load: HashMap::new(),
+            node_parked: HashMap::new(),
+            workers: vec![None; n],
+            busy: vec![None; n],
+            free: Vec::with_capacity(n),
+            next_token: 1,
+            next_age: 0,
+            stop_file: shared.stop_file().exists(),
+            draining: false,
+            drained: Vec::new(),
+            abandon: false,
+            finished: shared.finished_runs.clone(),
+            flush_scheduled: false,
+            frozen: false,
+            snapshot_seq: replayed_snapshot.unwrap_or(0),
+            snapshot_every: shared.config.snapshot_every,
+            rollup: RollupDelta::default(),
+            metrics: Arc::clone(&shared.metrics),
+            pool_metrics: HashMap::new(),
+            notices: Vec::new(),
+            shared: Arc::clone(shared),
+            lingering_dirty: false,
+            lingering: 0,
+        };
+        s.count_gauges();
+        // Rebuild the queue and timers from the replayed state.
+        let waiting: Vec<(RunId, TaskIndex)> = s
+            .state
+            .runs()
+            .filter(|r| r.state() == RunState::Running)
+            .flat_map(|r| {
+                r.tasks()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| matches!(t.state, TaskState::Ready | TaskState::Retrying))
+                    .map(move |(i, _)| (r.id(), i as TaskIndex))
+            })
+            .collect();
+        for (run, task) in waiting {
+            s.track(run, task);
+        }
+        // Close attempts a previous node (or incarnation) left running, after terminating
+        // whatever is left of their process groups (all at once: each may take the grace
+        // period).
+        let interrupted: Vec<_> = running_attempts(&s.state)
+            .into_iter()
+            .map(|(run, task, attempt)| (run, task, attempt, AttemptKind::Forward))
+            .chain(
+                running_compensations(&s.state)
+                    .into_iter()
+                    .map(|(run, task, attempt)| (run, task, attempt, AttemptKind::Compensation)),
+            )
+            .collect();
+        let mut orphans = tokio::task::JoinSet::new();
+        for &(run, task, attempt, kind) in &interrupted {
+            let r = s.state.run(run).expect("listed from state");
+            let task_id = r.workflow().task_id(task).clone();
+            let pid_path = shared
+                .config
+                .layout()
+                .attempt_pid(run, &task_id, kind, attempt);
+            let grace = shared.config.grace;
+            orphans.spawn(async move {
+                match crate::process::terminate_orphan(&pid_path, grace).await {
+                    Ok(outcome) => {
+                        tracing::info!(run_id = %run, task_id = %task_id, attempt, ?kind, ?outcome, "closing interrupted attempt")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, path = %pid_path.display(), "could not check an interrupted attempt's process")
+                    }
+                }
+            });
+        }
+        while orphans.join_next().await.is_some() {}
+        for (run, task, attempt, kind) in interrupted {
+            let end = AttemptEnd::Failed {
+                failure: Failure::Interrupted,
+                retryable: true,
+                usage: None,
+            };
+            let close = match kind {
+                AttemptKind::Forward => attempt_end,
+                AttemptKind::Compensation => compensation_end,
+            };
+            if let Some(event) = close(
+                &s.state,
+                run,
+                task,
+                attempt,
+                end,
+                now(),
+                rand::random::<f64>(),
+            ) {
+                s.decide(event)?;
+            }
+        }
+        s.sagas.touch_all(&s.state);
+        if s.stop_file && !s.state.is_halted() {
+            s.decide(Event::NodeHalted { kill: false })?;
+        }
+        // The gate starts after us and asks for the full list; changes before that are moot.
+        s.approval_changes.clear();
+        s.flush(&myself);
+        s.due_timers();
+        s.arm(&myself);
+        myself.send_interval(STOP_FILE_POLL, || SchedulerMsg::Tick);
+        shared.facts.set_stop_file(s.stop_file);
+        shared.facts.set_draining(false);
+        s.lingering_dirty = true;
+        s.publish_facts();
+        shared.facts.scheduler_started(s.state.last_seq(), now());
+        tracing::info!(
+            last_seq = s.state.last_seq(),
+            runs = s.state.runs().count(),
+            "scheduler started"
+        );
+        Ok(s)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SchedulerMsg>,
+        message: SchedulerMsg,
+        s: &mut SchedulerState,
+    ) -> Result<(), ActorProcessingErr> {
+        if s.frozen {
+            if let SchedulerMsg::Request { reply, .. } = message {
+                let _ = reply.send(Response::Error(ControlError::Internal(
+                    "the journal failed; the node is restarting its actors".into(),
+                )));
+            }
+            return Ok(());
+        }
+        match message {
+            SchedulerMsg::Persisted(result) => match result {
+                Ok(range) => {
+                    if range.end > range.start {
+                        s.durable = s.durable.max(range.end - 1);
+                    }
+                    s.run_effects(&myself);
+                    s.maybe_snapshot();
+                }
+                Err(e) => {
+                    // Our state is now ahead of the journal. The journal actor stops after any
+                    // failed append, and its supervisor restarts it and, rest_for_one, us with
+                    // it: until then decide nothing and act on nothing (failing here as well
+                    // would race the journal's own failure to the supervisor).
+                    tracing::error!(error = %e, "journal append failed; the scheduler waits for its restart");
+                    s.frozen = true;
+                    return Ok(());
+                }
+            },
+            SchedulerMsg::AttemptEnded(report) => s.attempt_ended(report),
+            SchedulerMsg::WorkerUp { slot, worker } => {
+                let i = slot as usize;
+                if i < s.workers.len() {
+                    s.workers[i] = Some(worker);
+                    if s.busy[i].is_none() && !s.free.contains(&slot) {
+                        s.free.push(slot);
+                    }
+                }
+            }
+            SchedulerMsg::Tick => {
+                let stop = self.shared.stop_file().exists();
+                if stop && !s.state.is_halted() {
+                    tracing::warn!(path = %self.shared.stop_file().display(), "STOP file found: halting");
+                    s.decide(Event::NodeHalted { kill: false })?;
+                }
+                s.stop_file = stop;
+                self.shared.facts.set_stop_file(stop);
+                s.due_timers();
+            }
+            SchedulerMsg::Request { request, reply } => match request {
+                Request::Submit(workflow) => {
+                    let response = match s.submit(*workflow, &self.shared.config.approval_rules) {
+                        Ok((run, attached)) => Response::Submitted { run, attached },
+                        Err(e) => Response::Error(e),
+                    };
+                    s.reply(reply, response);
+                }
+                Request::Command(cmd) => {
+                    let response = match s.command(cmd, &self.shared.stop_file()) {
+                        Ok(()) => Response::Done,
+                        Err(e) => Response::Error(e),
+                    };
+                    s.reply(reply, response);
+                }
+                Request::InjectPanic(actor) if actor == "scheduler" => {
+                    panic!("test hook: scheduler panics")
+                }
+                Request::InjectPanic(actor) if actor == "worker" => {
+                    let worker = s.workers.iter().flatten().next().cloned();
+                    let response = match worker {
+                        Some(w) => {
+                            let _ = w.cast(WorkerMsg::Panic);
+                            Response::Done
+                        }
+                        None => Response::Error(ControlError::Refused("no worker".into())),
+                    };
+                    s.reply(reply, response);
+                }
+                other => {
+                    let _ = reply.send(Response::Error(ControlError::BadRequest(format!(
+                        "the scheduler does not answer {other:?}"
+                    ))));
+                }
+            },
+            SchedulerMsg::Barrier(port) => s.after_persist(Effect::Ack(port)),
+            SchedulerMsg::Drain(port) => {
+                s.draining = true;
+                self.shared.facts.set_draining(true);
+                if s.running.is_empty() {
+                    let _ = port.send(());
+                } else {
+                    s.drained.push(port);
+                }
+            }
+            SchedulerMsg::AbandonRunning | SchedulerMsg::KillRunning => {
+                s.abandon = true;
+                let kill = matches!(message, SchedulerMsg::KillRunning);
+                let all = s.running_where(|_, _| true);
+                for (slot, token) in all {
+                    if let Some(w) = &s.workers[slot as usize] {
+                        let _ = w.cast(if kill {
+                            WorkerMsg::Kill { token }
+                        } else {
+                            WorkerMsg::Terminate { token }
+                        });
+                    }
+                }
+            }
+            SchedulerMsg::Flush => {
+                s.flush_scheduled = false;
+                s.flush(&myself);
+                s.maybe_snapshot();
+            }
+            SchedulerMsg::ApprovalGateUp(gate) => {
+                let _ = gate.cast(ApprovalMsg::Reset(s.pending_approvals()));
+                s.gate = Some(gate);
+            }
+            SchedulerMsg::ExpireApproval {
+                run,
+                task,
+                requested_at,
+            } => s.expire_approval(run, task, requested_at),
+            SchedulerMsg::Panic => panic!("test hook: scheduler panics"),
+        }
+        s.fill();
+        s.flush_approval_changes();
+        s.schedule_flush(&myself);
+        s.arm(&myself);
+        s.run_effects(&myself);
+        s.publish_facts();
+        Ok(())
+    }
+}
+
+impl Drop for SchedulerState {
+    /// Runs when the actor stops for any reason, a panic included: reads that need the
+    /// write side's facts wait for the restart instead of trusting this incarnation's.
+    fn drop(&mut self) {
+        self.shared.facts.scheduler_stopped();
+    }
+}
