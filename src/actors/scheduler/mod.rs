@@ -28,21 +28,15 @@
 //! and closes those attempts as `interrupted`, retried under their policy. Succeeded tasks
 //! are terminal in the fold, so recovery never runs them again.
 
-use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::actors::saga::SagaCoordinator;
 use crate::messages::approval::ApprovalMsg;
 use crate::messages::control::{ControlError, Request, Response};
-use crate::messages::scheduler::{AttemptKind, SchedulerMsg, WorkerMsg};
-use crate::model::decide::{
-    attempt_end, compensation_end, running_attempts, running_compensations, AttemptEnd,
-};
-use crate::model::rollup::RollupDelta;
-use crate::model::{Event, Failure, RunId, RunState, TaskIndex, TaskState};
+use crate::messages::scheduler::{SchedulerMsg, WorkerMsg};
+use crate::model::Event;
 use crate::node::NodeShared;
 
 mod attempts;
@@ -51,6 +45,7 @@ mod dispatch;
 mod effects;
 mod observe;
 mod pipeline;
+mod recovery;
 mod state;
 
 use dispatch::queue::Entry;
@@ -81,152 +76,7 @@ impl Actor for Scheduler {
         myself: ActorRef<SchedulerMsg>,
         _args: (),
     ) -> Result<SchedulerState, ActorProcessingErr> {
-        let shared = &self.shared;
-        let journal = shared
-            .journal_ref()
-            .ok_or("scheduler started without a journal")?;
-        // Appends a previous incarnation left in flight are durable (or failed) before we
-        // read: the empty append is acknowledged after everything queued ahead of it.
-        journal.append(Vec::new()).await?;
-        let replayed = crate::storage::replay(&shared.journal)?;
-        let durable = replayed.state.last_seq();
-        let replayed_snapshot = replayed.snapshot_seq;
-        let n = shared.config.workers as usize;
-        let mut s = SchedulerState {
-            state: replayed.state,
-            journal,
-            outbox: Vec::new(),
-            durable,
-            effects: VecDeque::new(),
-            queue: BinaryHeap::new(),
-            parked: HashMap::new(),
-            timers: BTreeSet::new(),
-            sagas: SagaCoordinator::new(),
-            gate: None,
-            approval_changes: Vec::new(),
-            approval_timeout: shared.config.approval_timeout,
-            armed: None,
-            running: HashMap::new(),
-            run_load: HashMap::new(),
-            pool_load: HashMap::new(),
-            node_pools: shared.config.pools.clone(),
-            node_pool_load: HashMap::new(),
-            node_parked: HashMap::new(),
-            workers: vec![None; n],
-            busy: vec![None; n],
-            free: Vec::with_capacity(n),
-            next_token: 1,
-            next_age: 0,
-            stop_file: shared.stop_file().exists(),
-            draining: false,
-            drained: Vec::new(),
-            abandon: false,
-            finished: shared.finished_runs.clone(),
-            flush_scheduled: false,
-            frozen: false,
-            snapshot_seq: replayed_snapshot.unwrap_or(0),
-            snapshot_every: shared.config.snapshot_every,
-            rollup: RollupDelta::default(),
-            metrics: Arc::clone(&shared.metrics),
-            pool_metrics: HashMap::new(),
-            notices: Vec::new(),
-            shared: Arc::clone(shared),
-            lingering_dirty: false,
-            lingering: 0,
-        };
-        s.count_gauges();
-        // Rebuild the queue and timers from the replayed state.
-        let waiting: Vec<(RunId, TaskIndex)> = s
-            .state
-            .runs()
-            .filter(|r| r.state() == RunState::Running)
-            .flat_map(|r| {
-                r.tasks()
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, t)| matches!(t.state, TaskState::Ready | TaskState::Retrying))
-                    .map(move |(i, _)| (r.id(), i as TaskIndex))
-            })
-            .collect();
-        for (run, task) in waiting {
-            s.track(run, task);
-        }
-        // Close attempts a previous node (or incarnation) left running, after terminating
-        // whatever is left of their process groups (all at once: each may take the grace
-        // period).
-        let interrupted: Vec<_> = running_attempts(&s.state)
-            .into_iter()
-            .map(|(run, task, attempt)| (run, task, attempt, AttemptKind::Forward))
-            .chain(
-                running_compensations(&s.state)
-                    .into_iter()
-                    .map(|(run, task, attempt)| (run, task, attempt, AttemptKind::Compensation)),
-            )
-            .collect();
-        let mut orphans = tokio::task::JoinSet::new();
-        for &(run, task, attempt, kind) in &interrupted {
-            let r = s.state.run(run).expect("listed from state");
-            let task_id = r.workflow().task_id(task).clone();
-            let pid_path = shared
-                .config
-                .layout()
-                .attempt_pid(run, &task_id, kind, attempt);
-            let grace = shared.config.grace;
-            orphans.spawn(async move {
-                match crate::process::terminate_orphan(&pid_path, grace).await {
-                    Ok(outcome) => {
-                        tracing::info!(run_id = %run, task_id = %task_id, attempt, ?kind, ?outcome, "closing interrupted attempt")
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, path = %pid_path.display(), "could not check an interrupted attempt's process")
-                    }
-                }
-            });
-        }
-        while orphans.join_next().await.is_some() {}
-        for (run, task, attempt, kind) in interrupted {
-            let end = AttemptEnd::Failed {
-                failure: Failure::Interrupted,
-                retryable: true,
-                usage: None,
-            };
-            let close = match kind {
-                AttemptKind::Forward => attempt_end,
-                AttemptKind::Compensation => compensation_end,
-            };
-            if let Some(event) = close(
-                &s.state,
-                run,
-                task,
-                attempt,
-                end,
-                now(),
-                rand::random::<f64>(),
-            ) {
-                s.decide(event)?;
-            }
-        }
-        s.sagas.touch_all(&s.state);
-        if s.stop_file && !s.state.is_halted() {
-            s.decide(Event::NodeHalted { kill: false })?;
-        }
-        // The gate starts after us and asks for the full list; changes before that are moot.
-        s.approval_changes.clear();
-        s.flush(&myself);
-        s.due_timers();
-        s.arm(&myself);
-        myself.send_interval(STOP_FILE_POLL, || SchedulerMsg::Tick);
-        shared.facts.set_stop_file(s.stop_file);
-        shared.facts.set_draining(false);
-        s.lingering_dirty = true;
-        s.publish_facts();
-        shared.facts.scheduler_started(s.state.last_seq(), now());
-        tracing::info!(
-            last_seq = s.state.last_seq(),
-            runs = s.state.runs().count(),
-            "scheduler started"
-        );
-        Ok(s)
+        SchedulerState::recover(&self.shared, &myself).await
     }
 
     async fn handle(

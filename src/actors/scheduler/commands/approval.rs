@@ -2,7 +2,9 @@
 
 use super::*;
 use crate::actors::approval::pending_approval;
+use crate::messages::control::ControlError;
 use crate::messages::control::PendingApproval;
+use crate::model::Approver;
 use crate::model::{Event, RunId, TaskId, TaskIndex, TaskState, Timestamp};
 
 impl SchedulerState {
@@ -42,5 +44,30 @@ impl SchedulerState {
                 tracing::error!(error = %e, "approval expiry refused by the fold");
             }
         }
+    }
+
+    /// Grants (`granted`) or rejects an approval request, in the approver's name.
+    pub(crate) fn approve(
+        &mut self,
+        run: RunId,
+        task: TaskId,
+        approver: Approver,
+        granted: bool,
+    ) -> Result<(), ControlError> {
+        approver.check().map_err(ControlError::BadRequest)?;
+        let event = if granted {
+            Event::ApprovalGranted {
+                run,
+                task,
+                approver,
+            }
+        } else {
+            Event::ApprovalRejected {
+                run,
+                task,
+                approver,
+            }
+        };
+        self.decide(event).map_err(to_control_error)
     }
 }

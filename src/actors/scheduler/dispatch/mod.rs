@@ -7,6 +7,7 @@
 
 use super::*;
 use crate::messages::scheduler::AttemptKind;
+use crate::model::caps::{admit, Cap};
 use crate::model::{Event, RunState, TaskState};
 
 pub(crate) mod queue;
@@ -87,26 +88,20 @@ impl SchedulerState {
                 }
             }
             let wf = r.workflow();
-            if let Some(cap) = wf.spec().max_concurrency {
-                if self.run_load.get(&entry.run).copied().unwrap_or(0) >= cap {
+            let pool = wf.pool(entry.task).map(str::to_owned);
+            let load = self.load_at(entry.run, pool.as_deref());
+            match admit(wf, entry.task, load, &self.node_pools) {
+                Ok(()) => {}
+                Err(Cap::Run(_)) => {
                     self.parked
                         .entry((entry.run, None))
                         .or_default()
                         .push(entry);
                     continue;
                 }
-            }
-            let pool = wf.pool(entry.task).map(str::to_owned);
-            if let Some(p) = &pool {
-                let cap = wf.spec().pools.get(p).copied().unwrap_or(u32::MAX);
-                let used = self
-                    .pool_load
-                    .get(&(entry.run, p.clone()))
-                    .copied()
-                    .unwrap_or(0);
-                if used >= cap {
+                Err(Cap::Pool(p)) => {
                     self.parked
-                        .entry((entry.run, Some(p.clone())))
+                        .entry((entry.run, Some(p)))
                         .or_default()
                         .push(entry);
                     // This entry may have been moved here from the run-cap heap for a run
@@ -114,8 +109,8 @@ impl SchedulerState {
                     self.unpark(&(entry.run, None));
                     continue;
                 }
-                if !self.node_pool_free(p) {
-                    self.node_parked.entry(p.clone()).or_default().push(entry);
+                Err(Cap::NodePool(p)) => {
+                    self.node_parked.entry(p).or_default().push(entry);
                     self.unpark(&(entry.run, None));
                     continue;
                 }

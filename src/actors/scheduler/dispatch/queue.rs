@@ -3,6 +3,7 @@
 use std::collections::BinaryHeap;
 
 use super::*;
+use crate::model::caps::{node_pool_has_room, pool_has_room, run_has_room};
 use crate::model::decide::QueueKey;
 use crate::model::{RunId, RunState, TaskIndex, TaskState};
 
@@ -80,15 +81,12 @@ impl SchedulerState {
     pub(crate) fn reoffer(&mut self, run: RunId, task: TaskIndex) {
         let Some(r) = self.state.run(run) else { return };
         let wf = r.workflow();
-        let run_free = wf
-            .spec()
-            .max_concurrency
-            .is_none_or(|cap| self.run_load.get(&run).copied().unwrap_or(0) < cap);
         let pool = wf.pool(task).map(str::to_owned);
-        let pool_free = pool.as_ref().is_some_and(|p| {
-            let cap = wf.spec().pools.get(p).copied().unwrap_or(u32::MAX);
-            self.pool_load.get(&(run, p.clone())).copied().unwrap_or(0) < cap
-        });
+        let load = self.load_at(run, pool.as_deref());
+        let run_free = run_has_room(wf, load.run);
+        let pool_free = pool
+            .as_deref()
+            .is_some_and(|p| pool_has_room(wf, p, load.pool));
         if run_free {
             self.unpark(&(run, None));
         }
@@ -103,9 +101,8 @@ impl SchedulerState {
 
     /// Whether node-wide pool `pool` (if it is one) has a free slot.
     pub(crate) fn node_pool_free(&self, pool: &str) -> bool {
-        self.node_pools
-            .get(pool)
-            .is_none_or(|&cap| self.node_pool_load.get(pool).copied().unwrap_or(0) < cap)
+        let load = self.node_pool_load.get(pool).copied().unwrap_or(0);
+        node_pool_has_room(&self.node_pools, pool, load)
     }
 
     /// Moves the best still-dispatchable task blocked by node-wide pool `pool` back into the

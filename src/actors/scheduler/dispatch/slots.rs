@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::messages::scheduler::{AttemptKind, AttemptReport};
+use crate::model::caps::Load;
 use crate::model::{RunId, TaskIndex};
 
 impl SchedulerState {
@@ -108,5 +109,19 @@ impl SchedulerState {
             .filter(|((run, task), _)| pred(*run, *task))
             .map(|(_, r)| (r.slot, r.token))
             .collect()
+    }
+
+    /// Attempts holding slots where a task of `run` in `pool` would start.
+    pub(crate) fn load_at(&self, run: RunId, pool: Option<&str>) -> Load {
+        Load {
+            run: self.run_load.get(&run).copied().unwrap_or(0),
+            pool: pool.map_or(0, |p| {
+                self.pool_load
+                    .get(&(run, p.to_owned()))
+                    .copied()
+                    .unwrap_or(0)
+            }),
+            node_pool: pool.map_or(0, |p| self.node_pool_load.get(p).copied().unwrap_or(0)),
+        }
     }
 }
