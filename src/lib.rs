@@ -27,6 +27,8 @@
 //! - [`telemetry`]: the Prometheus registry, health checks, the HTTP endpoints (`/metrics`,
 //!   `/healthz`, `/readyz`) and webhooks (JSON notices POSTed to operator URLs, with retries,
 //!   off the hot path; also at their former path [`webhooks`]).
+//! - [`workers`]: [`workers::WorkerLink`], how the scheduler reaches workers; the local
+//!   pool of worker actors is its first implementation.
 //! - [`workflow_file`]: reading workflow files from disk (size cap, UTF-8, positions).
 //! - [`bench`](mod@bench): the measurements behind `troupe bench`.
 //!
@@ -73,6 +75,7 @@ pub mod process;
 pub mod read;
 pub mod storage;
 pub mod telemetry;
+pub mod workers;
 pub mod workflow_file;
 
 /// The webhook sender, at its former path (it lives in [`telemetry::webhooks`]).

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::executor::AttemptContext;
-use crate::messages::scheduler::{AttemptOrder, SchedulerMsg, WorkerMsg};
+use crate::messages::scheduler::{AttemptId, AttemptOrder, SchedulerMsg, WorkerMsg};
 use crate::node::NodeShared;
 
 /// The worker actor.
@@ -32,8 +32,8 @@ pub struct Worker {
 
 /// The attempt a worker is running.
 struct Current {
-    /// Dispatch token of the attempt.
-    token: u64,
+    /// The attempt.
+    attempt: AttemptId,
     /// Fires the executor's cancel.
     cancel: Option<oneshot::Sender<()>>,
     /// The attempt's pid file (a process attempt's group), for [`WorkerMsg::Kill`].
@@ -78,46 +78,46 @@ impl Actor for Worker {
         match message {
             WorkerMsg::Run(order) => {
                 let AttemptOrder { workflow, report } = *order;
-                let task_id = workflow.task_id(report.task);
-                tracing::debug!(run_id = %report.run, task_id = %task_id, attempt = report.attempt, kind = ?report.kind, slot = self.slot, "attempt starts");
+                let id = report.id;
+                let task_id = workflow.task_id(id.task);
+                tracing::debug!(run_id = %id.run, task_id = %task_id, attempt = id.attempt, kind = ?id.kind, slot = self.slot, "attempt starts");
                 let cfg = &self.shared.config;
                 let layout = cfg.layout();
                 let ctx = AttemptContext {
-                    run: report.run,
+                    run: id.run,
                     workflow: Arc::clone(&workflow),
-                    task: report.task,
-                    attempt: report.attempt,
-                    kind: report.kind,
-                    log_path: layout.attempt_log(report.run, task_id, report.kind, report.attempt),
-                    pid_path: layout.attempt_pid(report.run, task_id, report.kind, report.attempt),
+                    task: id.task,
+                    attempt: id.attempt,
+                    kind: id.kind,
+                    log_path: layout.attempt_log(id.run, task_id, id.kind, id.attempt),
+                    pid_path: layout.attempt_pid(id.run, task_id, id.kind, id.attempt),
                     log_cap: cfg.log_cap,
                     grace: cfg.grace,
                 };
                 let pid_path = ctx.pid_path.clone();
                 let (cancel_tx, cancel_rx) = oneshot::channel();
                 let fut = self.shared.executor.execute(ctx, cancel_rx);
-                let token = report.token;
                 let task = tokio::spawn(async move {
                     let outcome = fut.await;
                     report.send(outcome);
-                    let _ = myself.cast(WorkerMsg::Finished { token });
+                    let _ = myself.cast(WorkerMsg::Finished { attempt: id });
                 });
                 state.current = Some(Current {
-                    token,
+                    attempt: id,
                     cancel: Some(cancel_tx),
                     pid_path,
                     task,
                 });
             }
-            WorkerMsg::Terminate { token } => {
-                if let Some(c) = state.current.as_mut().filter(|c| c.token == token) {
+            WorkerMsg::Terminate { attempt } => {
+                if let Some(c) = state.current.as_mut().filter(|c| c.attempt == attempt) {
                     if let Some(cancel) = c.cancel.take() {
                         let _ = cancel.send(());
                     }
                 }
             }
-            WorkerMsg::Kill { token } => {
-                if let Some(c) = state.current.as_mut().filter(|c| c.token == token) {
+            WorkerMsg::Kill { attempt } => {
+                if let Some(c) = state.current.as_mut().filter(|c| c.attempt == attempt) {
                     if let Some(cancel) = c.cancel.take() {
                         let _ = cancel.send(());
                     }
@@ -129,8 +129,8 @@ impl Actor for Worker {
                     });
                 }
             }
-            WorkerMsg::Finished { token } => {
-                if state.current.as_ref().is_some_and(|c| c.token == token) {
+            WorkerMsg::Finished { attempt } => {
+                if state.current.as_ref().is_some_and(|c| c.attempt == attempt) {
                     state.current = None;
                 }
             }

@@ -111,21 +111,40 @@ pub enum AttemptOutcome {
     },
 }
 
-/// A worker's report of one attempt.
-#[derive(Debug, Clone)]
-pub struct AttemptReport {
-    /// The dispatch token of the order (unique per node process).
-    pub token: u64,
-    /// The worker slot that ran it.
-    pub slot: u32,
+/// Names one attempt everywhere: the order, the report, its log and pid files, metrics. An
+/// attempt number is never reused for a (run, task, kind), so an id is unique in a journal:
+/// a late report of an older attempt cannot be mistaken for the current one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AttemptId {
     /// The run.
     pub run: RunId,
     /// The task.
     pub task: TaskIndex,
-    /// The attempt number (forward or compensation, per `kind`).
-    pub attempt: u32,
-    /// Forward or compensation attempt.
+    /// Forward attempt or compensation.
     pub kind: AttemptKind,
+    /// The attempt number (1-based; forward or compensation, per `kind`).
+    pub attempt: u32,
+}
+
+impl AttemptId {
+    /// File name stem of the attempt's log and pid files (see [`AttemptKind::file_stem`]).
+    pub fn file_stem(&self) -> String {
+        self.kind.file_stem(self.attempt)
+    }
+}
+
+/// A worker slot of a [`WorkerLink`](crate::workers::WorkerLink) (an index; what it maps to
+/// is the link's business).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Slot(pub u32);
+
+/// A worker's report of one attempt.
+#[derive(Debug, Clone)]
+pub struct AttemptReport {
+    /// The attempt.
+    pub id: AttemptId,
+    /// The worker slot that ran it.
+    pub slot: Slot,
     /// How it ended.
     pub outcome: AttemptOutcome,
 }
@@ -143,40 +162,20 @@ pub struct AttemptOrder {
 /// was aborted) it reports the attempt as interrupted, so the scheduler never waits for an
 /// attempt nobody runs.
 pub struct ReportPort {
-    /// The dispatch token (unique per node process).
-    pub token: u64,
+    /// The attempt.
+    pub id: AttemptId,
     /// The worker slot it was given to.
-    pub slot: u32,
-    /// The run.
-    pub run: RunId,
-    /// The task.
-    pub task: TaskIndex,
-    /// The attempt number (1-based; forward or compensation, per `kind`).
-    pub attempt: u32,
-    /// Forward or compensation attempt.
-    pub kind: AttemptKind,
+    pub slot: Slot,
     /// The scheduler; `None` once sent.
     reply_to: Option<ActorRef<SchedulerMsg>>,
 }
 
 impl ReportPort {
     /// A port reporting to `reply_to`.
-    pub fn new(
-        reply_to: ActorRef<SchedulerMsg>,
-        token: u64,
-        slot: u32,
-        run: RunId,
-        task: TaskIndex,
-        attempt: u32,
-        kind: AttemptKind,
-    ) -> Self {
+    pub fn new(reply_to: ActorRef<SchedulerMsg>, id: AttemptId, slot: Slot) -> Self {
         ReportPort {
-            token,
+            id,
             slot,
-            run,
-            task,
-            attempt,
-            kind,
             reply_to: Some(reply_to),
         }
     }
@@ -189,12 +188,8 @@ impl ReportPort {
     fn deliver(&mut self, outcome: AttemptOutcome) {
         if let Some(to) = self.reply_to.take() {
             let _ = to.cast(SchedulerMsg::AttemptEnded(AttemptReport {
-                token: self.token,
+                id: self.id,
                 slot: self.slot,
-                run: self.run,
-                task: self.task,
-                attempt: self.attempt,
-                kind: self.kind,
                 outcome,
             }));
         }
@@ -215,21 +210,21 @@ impl Drop for ReportPort {
 pub enum WorkerMsg {
     /// Run this attempt (the worker is free when the scheduler sends it).
     Run(Box<AttemptOrder>),
-    /// Terminate the attempt with this token, if it is still running.
+    /// Terminate this attempt, if it is still running.
     Terminate {
-        /// The dispatch token.
-        token: u64,
+        /// The attempt.
+        attempt: AttemptId,
     },
-    /// Terminate the attempt with this token now: cancel it and SIGKILL its process group
-    /// without waiting out the grace period.
+    /// Terminate this attempt now: cancel it and SIGKILL its process group without waiting
+    /// out the grace period.
     Kill {
-        /// The dispatch token.
-        token: u64,
+        /// The attempt.
+        attempt: AttemptId,
     },
-    /// The attempt with this token finished (sent by the worker's own attempt task).
+    /// This attempt finished (sent by the worker's own attempt task).
     Finished {
-        /// The dispatch token.
-        token: u64,
+        /// The attempt.
+        attempt: AttemptId,
     },
     /// Test hook: panic in the handler.
     Panic,

@@ -40,36 +40,29 @@ impl SchedulerState {
                 usage,
             },
         };
-        let close = match report.kind {
+        let id = report.id;
+        let close = match id.kind {
             AttemptKind::Forward => {
                 // The task may have become ready again while this attempt was still out
                 // (retry of a task whose cancelled attempt was being terminated): `fill`
                 // skipped it then. A compensating run may have waited for this attempt.
-                self.track(report.run, report.task);
+                self.track(id.run, id.task);
                 if self
                     .state
-                    .run(report.run)
+                    .run(id.run)
                     .is_some_and(|r| r.state() == RunState::Compensating)
                 {
-                    self.sagas.touch(report.run);
+                    self.sagas.touch(id.run);
                 }
                 attempt_end
             }
             AttemptKind::Compensation => {
-                self.sagas.touch(report.run);
+                self.sagas.touch(id.run);
                 compensation_end
             }
         };
         let sample = rand::random::<f64>();
-        if let Some(event) = close(
-            &self.state,
-            report.run,
-            report.task,
-            report.attempt,
-            end,
-            now(),
-            sample,
-        ) {
+        if let Some(event) = close(&self.state, id.run, id.task, id.attempt, end, now(), sample) {
             if let Err(e) = self.decide(event) {
                 tracing::error!(error = %e, "attempt end refused by the fold");
             }

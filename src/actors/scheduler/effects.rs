@@ -8,25 +8,25 @@ use ractor::{ActorRef, RpcReplyPort};
 use super::*;
 use crate::messages::approval::{ApprovalChange, ApprovalMsg};
 use crate::messages::control::Response;
-use crate::messages::scheduler::{AttemptKind, AttemptOrder, ReportPort, SchedulerMsg, WorkerMsg};
+use crate::messages::scheduler::{AttemptId, Slot};
+use crate::messages::scheduler::{AttemptOrder, ReportPort, SchedulerMsg};
 use crate::model::rollup::Counts;
-use crate::model::{RunId, RunState, TaskIndex};
+use crate::model::{RunId, RunState};
 use crate::webhooks::Notice;
+use crate::workers::WorkerLink;
 use compact_str::CompactString;
 
 /// Something to do once the journal holds everything up to a sequence number.
 pub(crate) enum Effect {
     /// Send an attempt to a worker.
     Dispatch {
-        run: RunId,
-        task: TaskIndex,
-        attempt: u32,
-        kind: AttemptKind,
-        token: u64,
-        slot: u32,
+        /// The attempt.
+        id: AttemptId,
+        /// The slot reserved for it.
+        slot: Slot,
     },
-    /// Terminate the attempts with these tokens.
-    Terminate(Vec<(u32, u64)>),
+    /// Terminate these attempts.
+    Terminate(Vec<(Slot, AttemptId)>),
     /// Answer a request.
     Reply(RpcReplyPort<Response>, Response),
     /// Answer a barrier.
@@ -51,42 +51,19 @@ impl SchedulerState {
         {
             let (_, effect) = self.effects.pop_front().expect("checked");
             match effect {
-                Effect::Dispatch {
-                    run,
-                    task,
-                    attempt,
-                    kind,
-                    token,
-                    slot,
-                } => {
-                    let Some(r) = self.state.run(run) else {
+                Effect::Dispatch { id, slot } => {
+                    let Some(r) = self.state.run(id.run) else {
                         continue;
                     };
                     let order = AttemptOrder {
                         workflow: Arc::clone(r.workflow()),
-                        report: ReportPort::new(
-                            myself.clone(),
-                            token,
-                            slot,
-                            run,
-                            task,
-                            attempt,
-                            kind,
-                        ),
+                        report: ReportPort::new(myself.clone(), id, slot),
                     };
-                    match &self.workers[slot as usize] {
-                        // If the worker is gone, the dropped order reports itself interrupted.
-                        Some(w) => {
-                            let _ = w.cast(WorkerMsg::Run(Box::new(order)));
-                        }
-                        None => drop(order),
-                    }
+                    self.workers.dispatch(slot, order);
                 }
                 Effect::Terminate(list) => {
-                    for (slot, token) in list {
-                        if let Some(w) = &self.workers[slot as usize] {
-                            let _ = w.cast(WorkerMsg::Terminate { token });
-                        }
+                    for (slot, id) in list {
+                        self.workers.terminate(slot, id, false);
                     }
                 }
                 Effect::Reply(port, response) => {

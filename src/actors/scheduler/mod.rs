@@ -39,6 +39,8 @@ use crate::messages::scheduler::{SchedulerMsg, WorkerMsg};
 use crate::model::Event;
 use crate::node::NodeShared;
 
+use crate::workers::WorkerLink;
+
 mod attempts;
 mod commands;
 mod dispatch;
@@ -113,15 +115,7 @@ impl Actor for Scheduler {
                 }
             },
             SchedulerMsg::AttemptEnded(report) => s.attempt_ended(report),
-            SchedulerMsg::WorkerUp { slot, worker } => {
-                let i = slot as usize;
-                if i < s.workers.len() {
-                    s.workers[i] = Some(worker);
-                    if s.busy[i].is_none() && !s.free.contains(&slot) {
-                        s.free.push(slot);
-                    }
-                }
-            }
+            SchedulerMsg::WorkerUp { slot, worker } => s.workers.worker_up(slot, worker),
             SchedulerMsg::Tick => {
                 let stop = self.shared.stop_file().exists();
                 if stop && !s.state.is_halted() {
@@ -151,7 +145,7 @@ impl Actor for Scheduler {
                     panic!("test hook: scheduler panics")
                 }
                 Request::InjectPanic(actor) if actor == "worker" => {
-                    let worker = s.workers.iter().flatten().next().cloned();
+                    let worker = s.workers.any_worker();
                     let response = match worker {
                         Some(w) => {
                             let _ = w.cast(WorkerMsg::Panic);
@@ -181,14 +175,8 @@ impl Actor for Scheduler {
                 s.abandon = true;
                 let kill = matches!(message, SchedulerMsg::KillRunning);
                 let all = s.running_where(|_, _| true);
-                for (slot, token) in all {
-                    if let Some(w) = &s.workers[slot as usize] {
-                        let _ = w.cast(if kill {
-                            WorkerMsg::Kill { token }
-                        } else {
-                            WorkerMsg::Terminate { token }
-                        });
-                    }
+                for (slot, id) in all {
+                    s.workers.terminate(slot, id, kill);
                 }
             }
             SchedulerMsg::Flush => {

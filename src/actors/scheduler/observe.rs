@@ -142,7 +142,7 @@ impl SchedulerState {
                 let Some(t) = self.state.run(*run).map(|x| x.task(*task)) else {
                     return true;
                 };
-                match r.kind {
+                match r.id.kind {
                     AttemptKind::Forward => t.state != TaskState::Running,
                     AttemptKind::Compensation => t
                         .compensation
@@ -153,7 +153,7 @@ impl SchedulerState {
             .map(|(&(run, task), r)| Lingering {
                 run,
                 task,
-                kind: r.kind,
+                kind: r.id.kind,
             })
             .collect();
         if list.len() != self.lingering || !list.is_empty() {

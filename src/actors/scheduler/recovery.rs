@@ -22,6 +22,7 @@ use crate::model::{Event, Failure, RunId, RunState, TaskIndex, TaskState};
 use crate::node::NodeShared;
 
 use super::*;
+use crate::workers::LocalPool;
 
 impl SchedulerState {
     /// Builds the state of a starting scheduler (see the module docs).
@@ -59,10 +60,7 @@ impl SchedulerState {
             node_pools: shared.config.pools.clone(),
             node_pool_load: HashMap::new(),
             node_parked: HashMap::new(),
-            workers: vec![None; n],
-            busy: vec![None; n],
-            free: Vec::with_capacity(n),
-            next_token: 1,
+            workers: LocalPool::new(n),
             next_age: 0,
             stop_file: shared.stop_file().exists(),
             draining: false,

@@ -12,24 +12,23 @@ use crate::actors::journal::JournalRef;
 use crate::actors::metrics::{Metrics, PoolHandles};
 use crate::actors::saga::SagaCoordinator;
 use crate::messages::approval::{ApprovalChange, ApprovalMsg};
-use crate::messages::scheduler::{AttemptKind, WorkerMsg};
+use crate::messages::scheduler::{AttemptId, Slot};
 use crate::model::rollup::RollupDelta;
 use crate::model::{EventRecord, RunId, RunState, Seq, State, TaskIndex, Timestamp};
 use crate::node::NodeShared;
 use crate::webhooks::Notice;
+use crate::workers::LocalPool;
 use compact_str::CompactString;
 
 /// An attempt dispatched (or about to be) to a worker.
 #[derive(Debug, Clone)]
 pub(crate) struct Running {
-    /// Dispatch token.
-    pub(super) token: u64,
+    /// The attempt.
+    pub(super) id: AttemptId,
     /// Worker slot.
-    pub(super) slot: u32,
+    pub(super) slot: Slot,
     /// The task's pool, if any (compensations hold none).
     pub(super) pool: Option<String>,
-    /// Forward attempt or compensation.
-    pub(super) kind: AttemptKind,
 }
 
 /// The scheduler's state (rebuilt from the journal on every start).
@@ -72,14 +71,8 @@ pub struct SchedulerState {
     pub(super) node_pool_load: HashMap<String, u32>,
     /// Tasks blocked by a full node-wide pool, best first, by pool.
     pub(super) node_parked: HashMap<String, BinaryHeap<Entry>>,
-    /// Worker actors by slot (`None` until it announced itself).
-    pub(super) workers: Vec<Option<ActorRef<WorkerMsg>>>,
-    /// Token of the attempt each slot runs.
-    pub(super) busy: Vec<Option<u64>>,
-    /// Slots with a live, idle worker.
-    pub(super) free: Vec<u32>,
-    /// Next dispatch token.
-    pub(super) next_token: u64,
+    /// Where attempts run (the node's worker actors).
+    pub(super) workers: LocalPool,
     /// Next enqueue counter (age).
     pub(super) next_age: u64,
     /// A `STOP` file exists in the data dir.

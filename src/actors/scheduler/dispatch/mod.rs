@@ -6,9 +6,11 @@
 //! - [`timers`]: retry timers.
 
 use super::*;
+use crate::messages::scheduler::AttemptId;
 use crate::messages::scheduler::AttemptKind;
 use crate::model::caps::{admit, Cap};
 use crate::model::{Event, RunState, TaskState};
+use crate::workers::WorkerLink;
 
 pub(crate) mod queue;
 pub(crate) mod slots;
@@ -26,7 +28,7 @@ impl SchedulerState {
         }
         let t_now = now();
         self.sagas.due_timers(t_now);
-        while !self.free.is_empty() && self.sagas.has_ready() {
+        while self.workers.has_free() && self.sagas.has_ready() {
             let Some((run, task, attempt)) = self.sagas.next_due(&self.state, t_now) else {
                 break;
             };
@@ -36,11 +38,17 @@ impl SchedulerState {
             if self
                 .running
                 .iter()
-                .any(|((r, _), x)| *r == run && x.kind == AttemptKind::Forward)
+                .any(|((r, _), x)| *r == run && x.id.kind == AttemptKind::Forward)
             {
                 continue;
             }
-            let Some(slot) = self.take_slot() else {
+            let id = AttemptId {
+                run,
+                task,
+                kind: AttemptKind::Compensation,
+                attempt,
+            };
+            let Some(slot) = self.workers.reserve(id) else {
                 self.sagas.put_back(run);
                 break;
             };
@@ -55,12 +63,12 @@ impl SchedulerState {
             };
             if let Err(e) = self.decide(event) {
                 tracing::error!(error = %e, "scheduler decided a compensation the fold refuses");
-                self.free.push(slot);
+                self.workers.unreserve(slot);
                 continue;
             }
-            self.occupy(run, task, attempt, AttemptKind::Compensation, slot, None);
+            self.occupy(id, slot, None);
         }
-        while !self.free.is_empty() {
+        while self.workers.has_free() {
             let Some(entry) = self.queue.pop() else { break };
             let Some(r) = self.state.run(entry.run) else {
                 continue;
@@ -121,13 +129,19 @@ impl SchedulerState {
                 task: wf.task_id(entry.task).clone(),
                 attempt,
             };
-            let Some(slot) = self.take_slot() else {
+            let id = AttemptId {
+                run: entry.run,
+                task: entry.task,
+                kind: AttemptKind::Forward,
+                attempt,
+            };
+            let Some(slot) = self.workers.reserve(id) else {
                 self.queue.push(entry);
                 break;
             };
             if let Err(e) = self.decide(event) {
                 tracing::error!(error = %e, "scheduler decided an attempt the fold refuses");
-                self.free.push(slot);
+                self.workers.unreserve(slot);
                 continue;
             }
             *self.run_load.entry(entry.run).or_default() += 1;
@@ -137,14 +151,7 @@ impl SchedulerState {
                     *self.node_pool_load.entry(p.clone()).or_default() += 1;
                 }
             }
-            self.occupy(
-                entry.run,
-                entry.task,
-                attempt,
-                AttemptKind::Forward,
-                slot,
-                pool,
-            );
+            self.occupy(id, slot, pool);
         }
     }
 }

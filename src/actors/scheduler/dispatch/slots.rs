@@ -1,92 +1,45 @@
-//! Worker slots: a free one, an attempt booked on it, its release when the attempt ends.
+//! Attempts on worker slots: one booked on its reserved slot, its release when it ends, the
+//! loads the caps count.
 
 use super::*;
+use crate::messages::scheduler::{AttemptId, Slot};
 use crate::messages::scheduler::{AttemptKind, AttemptReport};
 use crate::model::caps::Load;
 use crate::model::{RunId, TaskIndex};
+use crate::workers::WorkerLink;
 
 impl SchedulerState {
-    /// A free slot whose worker is alive, if any. A worker that died is not given work: its
-    /// slot comes back with the restarted worker's `WorkerUp` (an order sent to it would
-    /// only come back interrupted).
-    pub(crate) fn take_slot(&mut self) -> Option<u32> {
-        while let Some(slot) = self.free.pop() {
-            let alive = self.workers[slot as usize].as_ref().is_some_and(|w| {
-                !matches!(
-                    w.get_status(),
-                    ractor::ActorStatus::Draining
-                        | ractor::ActorStatus::Stopping
-                        | ractor::ActorStatus::Stopped
-                )
-            });
-            if alive {
-                return Some(slot);
-            }
-            self.workers[slot as usize] = None;
-        }
-        None
-    }
-
-    /// Books a decided attempt start on `slot` and dispatches it once durable.
-    pub(crate) fn occupy(
-        &mut self,
-        run: RunId,
-        task: TaskIndex,
-        attempt: u32,
-        kind: AttemptKind,
-        slot: u32,
-        pool: Option<String>,
-    ) {
-        let token = self.next_token;
-        self.next_token += 1;
-        self.busy[slot as usize] = Some(token);
-        self.running.insert(
-            (run, task),
-            Running {
-                token,
-                slot,
-                pool,
-                kind,
-            },
-        );
-        self.after_persist(Effect::Dispatch {
-            run,
-            task,
-            attempt,
-            kind,
-            token,
-            slot,
-        });
+    /// Books a decided attempt start on its reserved `slot` and dispatches it once durable.
+    pub(crate) fn occupy(&mut self, id: AttemptId, slot: Slot, pool: Option<String>) {
+        self.running
+            .insert((id.run, id.task), Running { id, slot, pool });
+        self.after_persist(Effect::Dispatch { id, slot });
     }
 
     /// Books the end of a reported attempt: frees its worker slot and caps.
     pub(crate) fn release(&mut self, report: &AttemptReport) -> bool {
-        if self.busy[report.slot as usize] == Some(report.token) {
-            self.busy[report.slot as usize] = None;
-            if self.workers[report.slot as usize].is_some() {
-                self.free.push(report.slot);
-            }
-        }
-        let key = (report.run, report.task);
-        if self.running.get(&key).map(|r| r.token) != Some(report.token) {
+        self.workers.release(report.slot, report.id);
+        let run = report.id.run;
+        let key = (run, report.id.task);
+        if self.running.get(&key).map(|r| r.id) != Some(report.id) {
             return false;
         }
         let running = self.running.remove(&key).expect("checked");
         if self.lingering > 0 {
             self.lingering_dirty = true;
         }
-        if running.kind == AttemptKind::Compensation {
+        if running.id.kind == AttemptKind::Compensation {
             return true;
         }
-        if let Some(n) = self.run_load.get_mut(&report.run) {
+        if let Some(n) = self.run_load.get_mut(&run) {
             *n -= 1;
             if *n == 0 {
-                self.run_load.remove(&report.run);
+                self.run_load.remove(&run);
             }
         }
-        self.unpark(&(report.run, None));
+        self.unpark(&(run, None));
         if let Some(p) = running.pool {
-            let k = (report.run, p);
+            let k = (run, p);
             if let Some(n) = self.pool_load.get_mut(&k) {
                 *n -= 1;
                 if *n == 0 {
@@ -97,17 +50,20 @@ impl SchedulerState {
                 *n = n.saturating_sub(1);
                 self.unpark_node(&k.1);
             }
-            self.unpark(&(report.run, Some(k.1)));
+            self.unpark(&(run, Some(k.1)));
         }
         true
     }
 
-    /// Tokens of running attempts matching `pred`.
-    pub(crate) fn running_where(&self, pred: impl Fn(RunId, TaskIndex) -> bool) -> Vec<(u32, u64)> {
+    /// The running attempts (with their slots) matching `pred`.
+    pub(crate) fn running_where(
+        &self,
+        pred: impl Fn(RunId, TaskIndex) -> bool,
+    ) -> Vec<(Slot, AttemptId)> {
         self.running
             .iter()
             .filter(|((run, task), _)| pred(*run, *task))
-            .map(|(_, r)| (r.slot, r.token))
+            .map(|(_, r)| (r.slot, r.id))
             .collect()
     }
 
