@@ -12,6 +12,7 @@
 //!   same number of no-op tasks in sequence.
 
 pub mod metrics;
+pub mod reads;
 pub mod saga;
 pub mod tasks;
 

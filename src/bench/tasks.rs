@@ -310,7 +310,11 @@ async fn memory_case(opts: &TasksBenchOptions) -> Result<Memory, BenchError> {
     node.shared().journal.flush()?;
     let before = rss_bytes();
     let wf = flat_workflow("bench-memory", n, &["true"])?;
-    node.submit(wf).await.map_err(node_err)?;
+    let run = node.submit(wf).await.map_err(node_err)?;
+    // Wait until the read model holds the run too (it is measured with the scheduler).
+    node.request(Request::Summary(run))
+        .await
+        .map_err(node_err)?;
     // The journal's memtable holds the encoded workflow until flushed; it is storage, not
     // scheduler memory.
     node.shared().journal.flush()?;

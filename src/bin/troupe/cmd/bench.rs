@@ -11,7 +11,9 @@ use troupe::bench;
 use troupe::Durability;
 
 use crate::common::{EXIT_INTERNAL, EXIT_INVALID};
-use crate::render::bench::{print_journal, print_metrics, print_plan, print_saga, print_tasks};
+use crate::render::bench::{
+    print_journal, print_metrics, print_plan, print_reads, print_saga, print_tasks,
+};
 use crate::render::dashboard::{draw, Screen};
 
 /// `troupe bench` subcommands: one measurement each.
@@ -78,6 +80,32 @@ pub(crate) enum BenchCommand {
         /// Tasks queued for the memory figure (0 skips it).
         #[arg(long, default_value_t = 1_000_000)]
         memory_tasks: usize,
+    },
+    /// Reads against dispatch: no-op throughput with and without a client reading `status`,
+    /// `queue` and `dashboard` back to back (alternating rounds), and read latency with a
+    /// large queue (vs a raw socket round trip of the same size).
+    Reads {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Scratch directory (removed afterwards). Default: DATA_DIR/bench-reads-<pid>.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// No-op tasks per dispatch round.
+        #[arg(long, default_value_t = 200_000)]
+        tasks: usize,
+        /// Workers of the dispatch rounds.
+        #[arg(long, default_value_t = 64)]
+        workers: u32,
+        /// Rounds of each side (alternated).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Tasks queued for the latency case.
+        #[arg(long, default_value_t = 1_000_000)]
+        queued: usize,
+        /// Requests of each kind in the latency case.
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
     },
     /// Approval gates and sagas: listing pending approvals against a raw socket round trip of
     /// the same size; undoing a saga against running as many no-op tasks in sequence.
@@ -175,6 +203,17 @@ impl BenchCommand {
             BenchCommand::Saga {
                 approvals, steps, ..
             } => positive(*approvals > 0 && *steps > 0, "--approvals and --steps"),
+            BenchCommand::Reads {
+                tasks,
+                workers,
+                rounds,
+                queued,
+                requests,
+                ..
+            } => positive(
+                *tasks > 0 && *workers > 0 && *rounds > 0 && *queued > 0 && *requests > 0,
+                "--tasks, --workers, --rounds, --queued and --requests",
+            ),
             BenchCommand::Metrics {
                 scrape_tasks,
                 since_events,
@@ -293,6 +332,31 @@ fn measure(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
                 return Ok(());
             }
             print_saga(&r);
+        }
+        BenchCommand::Reads {
+            json,
+            dir,
+            tasks,
+            workers,
+            rounds,
+            queued,
+            requests,
+        } => {
+            let dir =
+                dir.unwrap_or_else(|| data_dir.join(format!("bench-reads-{}", std::process::id())));
+            let mut opts = bench::reads::ReadsBenchOptions::new(dir);
+            opts.tasks = tasks;
+            opts.workers = workers;
+            opts.rounds = rounds;
+            opts.queued = queued;
+            opts.requests = requests;
+            let rt = tokio::runtime::Runtime::new()?;
+            let r = rt.block_on(bench::reads::reads(&opts))?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+                return Ok(());
+            }
+            print_reads(&r);
         }
         BenchCommand::Plan { nodes, json, runs } => {
             let report = bench::plan(nodes, runs)?;

@@ -145,6 +145,47 @@ pub(crate) fn print_saga(r: &SagaBenchReport) {
     );
 }
 
+/// `troupe bench reads`.
+pub(crate) fn print_reads(r: &troupe::bench::reads::ReadsBenchReport) {
+    println!(
+        "dispatch under reads ({} no-op tasks per round, rounds alternated):",
+        thousands(r.tasks as f64)
+    );
+    for (i, round) in r.rounds.iter().enumerate() {
+        if round.with_reader {
+            println!(
+                "  round {}: with a reader   {} tasks/s; {} reads, p99 {:.2} ms",
+                i + 1,
+                thousands(round.tasks_per_s),
+                thousands(round.reads as f64),
+                round.read_p99_us as f64 / 1000.0
+            );
+        } else {
+            println!(
+                "  round {}: without reader  {} tasks/s",
+                i + 1,
+                thousands(round.tasks_per_s)
+            );
+        }
+    }
+    println!("  mean with ÷ mean without: {:.3}x", r.ratio);
+    println!(
+        "read latency with {} tasks queued (raw socket round trip of the same size):",
+        thousands(r.queued as f64)
+    );
+    for l in &r.latency {
+        println!(
+            "  {:<9} p50 {:.2} ms, p99 {:.2} ms ({} bytes; raw p50 {:.2} ms, p99 {:.2} ms)",
+            l.kind,
+            l.p50_us as f64 / 1000.0,
+            l.p99_us as f64 / 1000.0,
+            thousands(l.response_bytes as f64),
+            l.baseline_p50_us as f64 / 1000.0,
+            l.baseline_p99_us as f64 / 1000.0
+        );
+    }
+}
+
 /// `troupe bench plan`.
 pub(crate) fn print_plan(report: &PlanBenchReport) {
     println!(
