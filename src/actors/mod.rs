@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`supervisor`]: Erlang/OTP-style supervisor (strategies, intensity, restart types).
 //! - [`journal`]: the journal writer: group commit of appends, snapshots.
-//! - [`scheduler`]: run/task state, ready queue, retries, timers, halt, recovery.
+//! - [`scheduler`]: the write side: decides, journals, then acts (dispatch, timers, commands,
+//!   recovery), one job per file; it answers no reads (see [`crate::read`]).
 //! - [`saga`]: the saga coordinator (which compensation runs next), hosted by the scheduler.
 //! - [`worker`]: runs one attempt at a time through the node's executor.
 //! - [`approval`]: the approval gate: pending requests, their expiry, node approval rules.
