@@ -124,3 +124,43 @@ async fn snapshots_are_taken_and_boot_from_them() {
     assert_eq!(node.wait_for_run(run).await.unwrap(), RunState::Succeeded);
     node.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_read_model_holds_exactly_the_journal() {
+    use troupe::messages::control::{Command, Request, Response, Target};
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::builder(dir.path())
+        .executor(NoopExecutor)
+        .snapshot_every(50)
+        .start()
+        .await
+        .unwrap();
+    let a = node.submit(chain("a", 30)).await.unwrap();
+    // A run that is cancelled while it waits (halted), so the journal holds more than successes.
+    node.request(Request::Command(Command::Halt { kill: false }))
+        .await
+        .unwrap();
+    let b = node.submit(chain("b", 10)).await.unwrap();
+    node.request(Request::Command(Command::Cancel(Target::Run(b))))
+        .await
+        .unwrap();
+    node.request(Request::Command(Command::Unhalt))
+        .await
+        .unwrap();
+    assert_eq!(node.wait_for_run(a).await.unwrap(), RunState::Succeeded);
+    // A read is fresh: after it, the projection holds every event decided before it.
+    assert!(matches!(
+        node.request(Request::Node).await.unwrap(),
+        Response::Node(_)
+    ));
+    let projected = node.shared().read.read().state.clone();
+    let replayed = troupe::storage::replay(&node.shared().journal)
+        .unwrap()
+        .state;
+    assert_eq!(projected, replayed);
+    assert_eq!(
+        projected.run(b).map(|r| r.state()),
+        Some(RunState::Cancelled)
+    );
+    node.shutdown().await.unwrap();
+}

@@ -88,6 +88,21 @@ fn subscribing_to_an_unknown_run_is_not_found() {
 }
 
 #[test]
+fn events_follow_of_an_unknown_run_exits_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let _node = NodeProc::start(&dir, &[]);
+    let unknown = RunId::from_ulid(ulid::Ulid::from_parts(1, 1)).to_string();
+    let o = run(&dir, &["events", "--run", &unknown, "--follow"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("no run {unknown}")),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn a_subscriber_that_never_reads_is_dropped_and_the_node_goes_on() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
