@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`queue`]: the ready queue and the parked heaps (per run cap, run pool, node pool).
 //! - [`slots`]: worker slots: taking one, booking an attempt on it, releasing it.
+//! - [`saga`]: due compensation steps of compensating runs (dispatched before new work).
 //! - [`timers`]: retry timers.
 
 use super::*;
@@ -13,10 +14,12 @@ use crate::model::{Event, RunState, TaskState};
 use crate::workers::WorkerLink;
 
 pub(crate) mod queue;
+pub(crate) mod saga;
 pub(crate) mod slots;
 pub(crate) mod timers;
 
 impl SchedulerState {
+    /// Whether nothing may be dispatched now (halted, a `STOP` file, shutting down).
     pub(crate) fn dispatch_blocked(&self) -> bool {
         self.state.is_halted() || self.stop_file || self.draining
     }
@@ -27,47 +30,8 @@ impl SchedulerState {
             return;
         }
         let t_now = now();
-        self.sagas.due_timers(t_now);
-        while self.workers.has_free() && self.sagas.has_ready() {
-            let Some((run, task, attempt)) = self.sagas.next_due(&self.state, t_now) else {
-                break;
-            };
-            // A forward attempt cancelled while running is `cancelled` in the fold at once,
-            // but its process may still be in its grace period: undo nothing until it ended
-            // (its end touches the run again).
-            if self
-                .running
-                .iter()
-                .any(|((r, _), x)| *r == run && x.id.kind == AttemptKind::Forward)
-            {
-                continue;
-            }
-            let id = AttemptId {
-                run,
-                task,
-                kind: AttemptKind::Compensation,
-                attempt,
-            };
-            let Some(slot) = self.workers.reserve(id) else {
-                self.sagas.put_back(run);
-                break;
-            };
-            let r = self
-                .state
-                .run(run)
-                .expect("due compensations name live runs");
-            let event = Event::CompensationStarted {
-                run,
-                task: r.workflow().task_id(task).clone(),
-                attempt,
-            };
-            if let Err(e) = self.decide(event) {
-                tracing::error!(error = %e, "scheduler decided a compensation the fold refuses");
-                self.workers.unreserve(slot);
-                continue;
-            }
-            self.occupy(id, slot, None);
-        }
+        // Undoing comes first: a compensating run holds nothing new until it is undone.
+        self.fill_compensations(t_now);
         while self.workers.has_free() {
             let Some(entry) = self.queue.pop() else { break };
             let Some(r) = self.state.run(entry.run) else {

@@ -227,6 +227,12 @@ impl BenchCommand {
     }
 }
 
+/// The default scratch directory of a bench: `DATA_DIR/NAME-PID`, on the disk the journal
+/// uses.
+fn scratch(data_dir: &Path, name: &str) -> PathBuf {
+    troupe::layout::DataDir::new(data_dir).bench_dir(name, std::process::id())
+}
+
 /// Runs the measurement and prints its report (text, or one JSON object).
 fn measure(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
     match cmd {
@@ -238,7 +244,7 @@ fn measure(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
             replay_events,
             appenders,
         } => {
-            let dir = dir.unwrap_or_else(|| data_dir.join(format!("bench-{}", std::process::id())));
+            let dir = dir.unwrap_or_else(|| scratch(data_dir, "bench"));
             let mut opts = bench::JournalBenchOptions::new(dir);
             opts.case_duration = std::time::Duration::from_secs_f64(seconds);
             opts.durability = durability;
@@ -262,8 +268,7 @@ fn measure(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
             true_workers,
             memory_tasks,
         } => {
-            let dir =
-                dir.unwrap_or_else(|| data_dir.join(format!("bench-tasks-{}", std::process::id())));
+            let dir = dir.unwrap_or_else(|| scratch(data_dir, "bench-tasks"));
             let mut opts = bench::tasks::TasksBenchOptions::new(dir);
             opts.durability = durability;
             opts.noop_tasks = tasks;
@@ -286,8 +291,10 @@ fn measure(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
             since_events,
             overhead_tasks,
         } => {
-            let dir = dir
-                .unwrap_or_else(|| data_dir.join(format!("bench-metrics-{}", std::process::id())));
+            let dir = dir.unwrap_or_else(|| {
+                troupe::layout::DataDir::new(data_dir)
+                    .bench_dir("bench-metrics", std::process::id())
+            });
             let mut opts = bench::metrics::MetricsBenchOptions::new(dir);
             opts.scrape_tasks = scrape_tasks;
             opts.since_events = since_events;
@@ -320,8 +327,7 @@ fn measure(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
             approvals,
             steps,
         } => {
-            let dir =
-                dir.unwrap_or_else(|| data_dir.join(format!("bench-saga-{}", std::process::id())));
+            let dir = dir.unwrap_or_else(|| scratch(data_dir, "bench-saga"));
             let mut opts = bench::saga::SagaBenchOptions::new(dir);
             opts.approvals = approvals;
             opts.steps = steps;
@@ -342,8 +348,7 @@ fn measure(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
             queued,
             requests,
         } => {
-            let dir =
-                dir.unwrap_or_else(|| data_dir.join(format!("bench-reads-{}", std::process::id())));
+            let dir = dir.unwrap_or_else(|| scratch(data_dir, "bench-reads"));
             let mut opts = bench::reads::ReadsBenchOptions::new(dir);
             opts.tasks = tasks;
             opts.workers = workers;

@@ -29,10 +29,8 @@ pub(crate) fn logs(
         eprintln!("troupe logs: give a task as RUN/TASK");
         return ExitCode::from(EXIT_INVALID);
     };
-    let dir = data_dir
-        .join("logs")
-        .join(run.to_string())
-        .join(task.as_str());
+    let layout = troupe::layout::DataDir::new(data_dir);
+    let dir = layout.task_logs(run, &task);
     let attempt = match attempt {
         Some(a) => a,
         None => match latest_attempt(&dir, kind) {
@@ -46,7 +44,7 @@ pub(crate) fn logs(
             }
         },
     };
-    let path = dir.join(format!("{}.log", kind.file_stem(attempt)));
+    let path = layout.attempt_log(run, &task, kind, attempt);
     let mut file = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(e) => {
