@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::UnixStream;
 
+use crate::config::socket_path;
 use crate::layout::DataDir;
 pub use crate::messages::control::HANDSHAKE_TIMEOUT;
 use crate::messages::control::{
     read_frame, write_frame, FrameError, Hello, HelloReply, Request, Response, Subscription,
 };
-use crate::node::socket_path;
 
 /// Why a request could not be made. [`ClientError::exit_code`] says how the CLI exits.
 #[derive(Debug, thiserror::Error)]

@@ -13,15 +13,20 @@
 //! - [`read`]: the read side: a projection of the committed events answers every read
 //!   (status, list, queue, dashboard, approvals, events) and streams subscriptions;
 //!   [`read::offline`] reads a stopped node's journal (events, metrics).
+//! - [`context`]: [`context::NodeContext`], what every actor of one node shares (settings,
+//!   journal, executor, metrics, webhooks, feed, read model) and the node's registry of the
+//!   current incarnation of each sibling actor; [`NodeError`].
 //! - [`actors`]: ractor actors: supervisor, journal writer, scheduler, workers, approval
 //!   gate, metrics (health watch, retention), control.
 //! - [`messages`]: one message enum per actor, and the control protocol.
 //! - [`client`]: a client of a node's control socket (what the CLI uses).
-//! - [`node`]: the [`Node`] builder: opens the data dir and spawns the supervision tree.
+//! - [`node`]: the [`Node`] builder: opens the data dir and spawns the supervision tree. The
+//!   top of the crate: nothing else in it imports this module (the bench is its client).
 //! - [`layout`]: the data dir's layout: [`layout::DataDir`] builds every path in it (journal,
 //!   attempt logs and pid files, socket, `http.addr`, `STOP`, `troupe.toml`).
-//! - [`config`]: the node config file `troupe.toml`: loading, `${VAR}` substitution, checks
-//!   with positions, `TROUPE_*` overrides, rendering.
+//! - [`config`]: the node's settings ([`NodeConfig`] and the config types it holds) and the
+//!   config file `troupe.toml`: loading, `${VAR}` substitution, checks with positions,
+//!   `TROUPE_*` overrides, rendering.
 //! - [`executor`]: what runs an attempt (OS processes by default, or your own code).
 //! - [`process`]: running one attempt as a process group: logs, timeout, rusage, orphans.
 //! - [`telemetry`]: the Prometheus registry, health checks, the HTTP endpoints (`/metrics`,
@@ -31,6 +36,10 @@
 //!   pool of worker actors is its first implementation.
 //! - [`workflow_file`]: reading workflow files from disk (size cap, UTF-8, positions).
 //! - [`bench`](mod@bench): the measurements behind `troupe bench`.
+//!
+//! Dependencies point down: model ← storage ← config ← read ← context ← (telemetry, workers,
+//! actors) ← node. (The context still names the journal actor's handle and the telemetry
+//! sender, registry and health checks it carries.)
 //!
 //! # Example
 //! Parse a workflow and fold the event that submits it:
@@ -66,6 +75,7 @@ pub mod actors;
 pub mod bench;
 pub mod client;
 pub mod config;
+pub mod context;
 pub mod executor;
 pub mod layout;
 pub mod messages;

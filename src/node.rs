@@ -18,350 +18,49 @@
 //!
 //! Nothing is registered under a global name, so several nodes (on different data dirs) can
 //! live in one process, and [`Node::spawn_linked`] puts the whole tree under a host's own
-//! supervisor.
+//! supervisor. What the actors share is a [`NodeContext`] (in [`crate::context`]), whose
+//! registry of current incarnations the start functions here fill.
+//!
+//! This module is the top of the crate: it imports every actor, and nothing but the bench
+//! imports it. The settings ([`NodeConfig`] and its limits, in [`crate::config`]), the context
+//! and [`NodeError`] live below and are re-exported here under their former paths.
 
+use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
 use tokio::task::JoinHandle;
 
-use std::net::SocketAddr;
-
-use crate::actors::approval::{ApprovalGate, ApprovalRule, DEFAULT_APPROVAL_TIMEOUT};
+use crate::actors::approval::{ApprovalGate, ApprovalRule};
 use crate::actors::control::Control;
 use crate::actors::journal::JournalRef;
-use crate::actors::metrics::{HealthThresholds, Metrics, MetricsActor};
+use crate::actors::metrics::{Metrics, MetricsActor};
 use crate::actors::scheduler::Scheduler;
 use crate::actors::supervisor::{
     ChildSpec, Restart, Strategy, Supervisor, SupervisorMsg, SupervisorSpec,
 };
 use crate::actors::worker::Worker;
+use crate::context::NodeContext;
 use crate::executor::{Executor, ProcessExecutor};
-use crate::layout::DataDir;
-use crate::messages::approval::ApprovalMsg;
-use crate::messages::control::{Command, ControlError, Request, Response, Subscription};
+use crate::messages::control::{Request, Response, Subscription};
 use crate::messages::scheduler::SchedulerMsg;
 use crate::model::{RunId, RunState, Workflow};
 use crate::read::{ReadModel, ViewContext, WriteFacts};
 use crate::storage::feed::Feed;
-use crate::storage::{Durability, Journal, JournalError, JournalOptions};
-use crate::webhooks::{Notice, WebhookConfig, Webhooks};
+use crate::storage::{Durability, Journal, JournalOptions};
+use crate::webhooks::{Notice, Webhooks};
 
-/// Longest path a Unix socket address can hold on Linux (`sun_path` is 108 bytes including
-/// the terminating NUL).
-pub const MAX_SOCKET_PATH: usize = 107;
+pub use crate::config::{
+    http_addr_file, socket_path, NodeConfig, Retention, DEFAULT_HTTP_ADDR, MAX_SOCKET_PATH,
+    MAX_WORKERS,
+};
+pub use crate::context::{os_user, NodeError};
 
-/// Most worker actors a node runs (so most attempts at once): 10,000. Each worker is an
-/// actor (a few KiB) and each attempt a process group with open log files, so a count far
-/// above this is a typing error that would exhaust memory or descriptors before serving.
-pub const MAX_WORKERS: u32 = 10_000;
-
-/// Node settings. Defaults are documented per field.
-#[derive(Debug, Clone)]
-pub struct NodeConfig {
-    /// The data dir: `journal/`, `logs/`, `troupe.sock`, `STOP`.
-    pub data_dir: PathBuf,
-    /// Worker actors, i.e. attempts that may run at once on this node (default 16; each
-    /// workflow's `max_concurrency` and pools cap further).
-    pub workers: u32,
-    /// Journal durability (default `sync`: every acknowledged event is fsynced).
-    pub durability: Durability,
-    /// Bytes of output kept per attempt log (default 16 MiB); the rest is counted and
-    /// dropped, and the log ends with a truncation line.
-    pub log_cap: u64,
-    /// Between SIGTERM and SIGKILL when an attempt is stopped, and how long a node shutdown
-    /// lets running attempts finish (default 10 s, like `docker stop`).
-    pub grace: Duration,
-    /// Serve the control socket (default true).
-    pub control_socket: bool,
-    /// Accept runs submitted over the control socket (default true). `troupe run`'s embedded
-    /// node turns it off: it stops when its own run ends, so it must not accept runs it would
-    /// abandon. Other requests (status, approve, cancel, ...) are served either way.
-    pub socket_submissions: bool,
-    /// Honour [`Request::InjectPanic`] (tests only; default false, or `TROUPE_TEST_HOOKS=1`).
-    pub test_hooks: bool,
-    /// The scheduler stores a snapshot of its state after this many events (default
-    /// 1,000,000; 0 = never), so a boot replays at most about that many events after the
-    /// latest snapshot. Old events stay in the journal (retention is explicit).
-    pub snapshot_every: u64,
-    /// Root supervisor restart intensity (default 3 restarts ...).
-    pub intensity: u32,
-    /// ... within this period (default 10 s). More lenient than OTP's 1 in 5 s: a restart
-    /// here costs a replay and nothing is lost, while giving up stops the whole node.
-    pub period: Duration,
-    /// Expiry of approval requests whose task (and matching rule) sets no `approval_timeout`
-    /// (default 30 days; see [`crate::actors::approval`]).
-    pub approval_timeout: Duration,
-    /// Node approval rules: matching tasks require approval whatever their workflow says
-    /// (default none).
-    pub approval_rules: Vec<ApprovalRule>,
-    /// Where `/metrics`, `/healthz` and `/readyz` are served (default none for an embedded
-    /// node; `troupe node start` defaults to [`DEFAULT_HTTP_ADDR`]). Port 0 picks a free
-    /// port, written to `DATA_DIR/http.addr`.
-    pub http_addr: Option<SocketAddr>,
-    /// Health check thresholds.
-    pub health: HealthThresholds,
-    /// How long rollups and attempt logs are kept.
-    pub retention: Retention,
-    /// Where notices are POSTed (default none).
-    pub webhooks: Vec<WebhookConfig>,
-    /// Collect metrics: Prometheus counters, gauges and histograms, and the journal's
-    /// rollups (default true; `troupe bench metrics` turns it off to measure its cost).
-    pub metrics: bool,
-    /// Node-wide pool capacities: running attempts of tasks in pool `name` across all runs
-    /// (default none; a workflow's own `[pools]` cap its run on top of this).
-    pub pools: std::collections::BTreeMap<String, u32>,
-}
-
-impl NodeConfig {
-    /// Defaults for `data_dir`.
-    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        NodeConfig {
-            data_dir: data_dir.into(),
-            workers: 16,
-            durability: Durability::Sync,
-            log_cap: 16 << 20,
-            grace: Duration::from_secs(10),
-            control_socket: true,
-            socket_submissions: true,
-            test_hooks: std::env::var("TROUPE_TEST_HOOKS").is_ok_and(|v| v == "1"),
-            snapshot_every: 1_000_000,
-            intensity: 3,
-            period: Duration::from_secs(10),
-            approval_timeout: DEFAULT_APPROVAL_TIMEOUT,
-            approval_rules: Vec::new(),
-            http_addr: None,
-            metrics: true,
-            health: HealthThresholds::default(),
-            retention: Retention::default(),
-            webhooks: Vec::new(),
-            pools: std::collections::BTreeMap::new(),
-        }
-    }
-
-    /// `DATA_DIR/troupe.sock`.
-    pub fn socket_path(&self) -> PathBuf {
-        self.layout().socket()
-    }
-
-    /// The paths of everything in the data dir.
-    pub fn layout(&self) -> DataDir {
-        DataDir::new(&self.data_dir)
-    }
-}
-
-/// Where `troupe node start` serves HTTP unless told otherwise: loopback only, port 9479.
-pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:9479";
-
-/// How long derived data is kept (`[retention]` in `troupe.toml`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Retention {
-    /// Rollup buckets older than this are deleted (default 90 days; `metrics --since`
-    /// cannot look further back).
-    pub metrics: Duration,
-    /// Attempt logs of runs finished longer ago than this are deleted (default: kept).
-    pub logs: Option<Duration>,
-}
-
-impl Default for Retention {
-    fn default() -> Self {
-        Retention {
-            metrics: Duration::from_secs(90 * 86_400),
-            logs: None,
-        }
-    }
-}
-
-/// `DATA_DIR/http.addr`: the address the node's HTTP endpoints listen on (while it runs).
-pub fn http_addr_file(data_dir: &Path) -> PathBuf {
-    DataDir::new(data_dir).http_addr_file()
-}
-
-/// `DATA_DIR/troupe.sock`.
-pub fn socket_path(data_dir: &Path) -> PathBuf {
-    DataDir::new(data_dir).socket()
-}
-
-/// Why a node could not start or answer.
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    /// The data dir cannot be used (create it, fix permissions, or choose another).
-    #[error("data dir {path}: {message}")]
-    DataDir {
-        /// The data dir.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-    /// The HTTP address cannot be bound (in use, not local, no permission): nothing was
-    /// started.
-    #[error("http_addr {addr}: {source}")]
-    Http {
-        /// The address.
-        addr: SocketAddr,
-        /// The bind error.
-        source: std::io::Error,
-    },
-    /// The journal could not be opened (another node holds it, or it is damaged).
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-    /// The actor tree failed to start.
-    #[error("node failed to start: {0}")]
-    Spawn(String),
-    /// The node stopped or did not answer.
-    #[error("node unavailable: {0}")]
-    Unavailable(String),
-    /// The node answered with an error.
-    #[error(transparent)]
-    Control(#[from] ControlError),
-}
-
-/// What every actor of one node shares: settings and the current refs of its siblings
-/// (which change when a supervisor restarts one).
-pub struct NodeShared {
-    /// Settings.
-    pub config: NodeConfig,
-    /// The journal (reads; the journal actor holds the writer).
-    pub journal: Journal,
-    /// Runs attempts.
-    pub executor: Arc<dyn Executor>,
-    /// The current journal actor.
-    journal_ref: Mutex<Option<JournalRef>>,
-    /// The current scheduler.
-    scheduler: Mutex<Option<ActorRef<SchedulerMsg>>>,
-    /// The current approval gate.
-    approvals: Mutex<Option<ActorRef<ApprovalMsg>>>,
-    /// Notified by a `Stop` control request; see [`NodeHandle::stop_requested`].
-    pub stop_requested: tokio::sync::Notify,
-    /// Every run that reaches a finished state, once that is durable (for waiters; lagging
-    /// receivers re-query).
-    pub finished_runs: tokio::sync::broadcast::Sender<(RunId, RunState)>,
-    /// The node's Prometheus registry.
-    pub metrics: Arc<Metrics>,
-    /// The webhook sender (a no-op without webhooks).
-    pub webhooks: Webhooks,
-    /// Every committed batch of events (the journal actor publishes, readers listen).
-    pub feed: Feed,
-    /// What only the scheduler knows, published for the read side.
-    pub facts: Arc<WriteFacts>,
-    /// The read model: answers every read request.
-    pub read: Arc<ReadModel>,
-}
-
-impl NodeShared {
-    /// The current journal actor.
-    pub fn journal_ref(&self) -> Option<JournalRef> {
-        self.journal_ref.lock().expect("not poisoned").clone()
-    }
-
-    /// The current scheduler.
-    pub fn scheduler(&self) -> Option<ActorRef<SchedulerMsg>> {
-        self.scheduler.lock().expect("not poisoned").clone()
-    }
-
-    /// Makes a shutdown in progress stop now: every running attempt's process group gets
-    /// SIGKILL instead of waiting out the grace period; their ends are not journaled (the next
-    /// boot closes them as interrupted and retries them). For a second Ctrl-C.
-    pub fn kill_running(&self) {
-        if let Some(s) = self.scheduler() {
-            let _ = s.cast(SchedulerMsg::KillRunning);
-        }
-    }
-
-    /// The current approval gate.
-    pub fn approvals(&self) -> Option<ActorRef<ApprovalMsg>> {
-        self.approvals.lock().expect("not poisoned").clone()
-    }
-
-    /// `DATA_DIR/STOP`: while it exists the node dispatches nothing.
-    pub fn stop_file(&self) -> PathBuf {
-        self.config.layout().stop_file()
-    }
-
-    /// Sends `request` to the scheduler (or answers it from the journal) and waits.
-    pub async fn request(self: &Arc<Self>, mut request: Request) -> Result<Response, NodeError> {
-        match request {
-            Request::Health => {
-                // Boxed: the health checks send requests of their own.
-                let report = Box::pin(crate::actors::metrics::evaluate_health(self)).await;
-                return Ok(Response::Health(Box::new(report)));
-            }
-            _ => {}
-        }
-        if let Some(response) = crate::read::query::answer(&self.read, &request).await {
-            return Ok(match response {
-                Response::Dashboard(mut view) => {
-                    view.error_rate = self.error_rate(view.queue.now).await.unwrap_or(0.0);
-                    Response::Dashboard(view)
-                }
-                other => other,
-            });
-        }
-        if let Request::Command(
-            Command::Approve { approver, .. } | Command::Reject { approver, .. },
-        ) = &mut request
-        {
-            if approver.os_user.is_empty() {
-                approver.os_user = os_user(nix::unistd::geteuid());
-            }
-        }
-        let scheduler = self
-            .scheduler()
-            .ok_or_else(|| NodeError::Unavailable("no scheduler".into()))?;
-        let response = match scheduler
-            .call(|reply| SchedulerMsg::Request { request, reply }, None)
-            .await
-        {
-            Ok(ractor::rpc::CallResult::Success(r)) => r,
-            Ok(_) => {
-                return Err(NodeError::Unavailable(
-                    "the scheduler stopped before answering".into(),
-                ))
-            }
-            Err(e) => return Err(NodeError::Unavailable(e.to_string())),
-        };
-        Ok(response)
-    }
-
-    /// Waits until the scheduler has handled every message sent before this one and
-    /// everything it decided is durable (at most `within`).
-    pub async fn scheduler_barrier(&self, within: Option<Duration>) -> Result<(), NodeError> {
-        let scheduler = self
-            .scheduler()
-            .ok_or_else(|| NodeError::Unavailable("no scheduler".into()))?;
-        match scheduler.call(SchedulerMsg::Barrier, within).await {
-            Ok(ractor::rpc::CallResult::Success(())) => Ok(()),
-            Ok(ractor::rpc::CallResult::Timeout) => Err(NodeError::Unavailable(
-                "the scheduler did not answer in time".into(),
-            )),
-            Ok(_) => Err(NodeError::Unavailable(
-                "the scheduler stopped before answering".into(),
-            )),
-            Err(e) => Err(NodeError::Unavailable(e.to_string())),
-        }
-    }
-
-    /// The last hour's error rate, from the durable rollups.
-    pub async fn error_rate(&self, now: crate::model::Timestamp) -> Option<f64> {
-        let journal = self.journal.clone();
-        tokio::task::spawn_blocking(move || {
-            crate::read::metrics::error_rate_last_hour(&journal, now)
-        })
-        .await
-        .ok()?
-    }
-}
-
-/// The name of the OS user `uid` (its number if it has no passwd entry).
-pub fn os_user(uid: nix::unistd::Uid) -> String {
-    match nix::unistd::User::from_uid(uid) {
-        Ok(Some(u)) => u.name,
-        _ => uid.to_string(),
-    }
-}
+/// What every actor of one node shares, under its former name (see [`NodeContext`]).
+pub type NodeShared = NodeContext;
 
 /// Builds and starts a node.
 pub struct Node {
@@ -371,7 +70,7 @@ pub struct Node {
 
 /// A running node.
 pub struct NodeHandle {
-    shared: Arc<NodeShared>,
+    shared: Arc<NodeContext>,
     root: ActorRef<SupervisorMsg>,
     join: JoinHandle<()>,
     /// Stops the HTTP server.
@@ -556,21 +255,16 @@ impl Node {
         .map_err(|e| {
             NodeError::Spawn(format!("the read model could not replay the journal: {e}"))
         })?;
-        let shared = Arc::new(NodeShared {
-            config: self.config,
+        let shared = Arc::new(NodeContext::new(
+            self.config,
             journal,
-            executor: self.executor,
-            journal_ref: Mutex::new(None),
-            scheduler: Mutex::new(None),
-            approvals: Mutex::new(None),
-            stop_requested: tokio::sync::Notify::new(),
-            finished_runs: tokio::sync::broadcast::channel(1024).0,
+            self.executor,
             metrics,
             webhooks,
             feed,
             facts,
             read,
-        });
+        ));
         let spec = root_spec(&shared);
         let spawned = match parent {
             Some(p) => Supervisor::spawn_linked(None, spec, p).await,
@@ -602,7 +296,7 @@ impl Node {
     }
 }
 
-fn root_spec(shared: &Arc<NodeShared>) -> SupervisorSpec {
+fn root_spec(shared: &Arc<NodeContext>) -> SupervisorSpec {
     let cfg = &shared.config;
     let mut children = Vec::new();
     let sh = Arc::clone(shared);
@@ -626,7 +320,7 @@ fn root_spec(shared: &Arc<NodeShared>) -> SupervisorSpec {
                 )
                 .await?;
                 let cell = jr.actor().get_cell();
-                *sh.journal_ref.lock().expect("not poisoned") = Some(jr);
+                sh.set_journal_ref(jr);
                 Ok(cell)
             })
         }),
@@ -649,7 +343,7 @@ fn root_spec(shared: &Arc<NodeShared>) -> SupervisorSpec {
                 )
                 .await?;
                 let cell = actor.get_cell();
-                *sh.scheduler.lock().expect("not poisoned") = Some(actor);
+                sh.set_scheduler(actor);
                 Ok(cell)
             })
         }),
@@ -713,7 +407,7 @@ fn root_spec(shared: &Arc<NodeShared>) -> SupervisorSpec {
                 };
                 let (a, _) = Actor::spawn_linked(None, gate, (), sup).await?;
                 let cell = a.get_cell();
-                *sh.approvals.lock().expect("not poisoned") = Some(a);
+                sh.set_approvals(a);
                 Ok(cell)
             })
         }),
@@ -795,7 +489,7 @@ fn counted(mut child: ChildSpec, label: String, metrics: Arc<Metrics>) -> ChildS
 
 impl NodeHandle {
     /// Node-wide settings and handles.
-    pub fn shared(&self) -> &Arc<NodeShared> {
+    pub fn shared(&self) -> &Arc<NodeContext> {
         &self.shared
     }
 

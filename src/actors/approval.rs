@@ -20,7 +20,7 @@
 //! # Expiry
 //! A request expires `approval_timeout` after it was made: the task's (or `[defaults]`')
 //! `approval_timeout`, else the rule's `timeout`, else the node's
-//! [`NodeConfig::approval_timeout`](crate::node::NodeConfig::approval_timeout) (default 30
+//! [`NodeConfig::approval_timeout`](crate::config::NodeConfig::approval_timeout) (default 30
 //! days, the limit GitHub Actions puts on deployment reviews and Azure Pipelines' default
 //! approval timeout). A request whose expiry passed while the node was down expires at the
 //! next boot.
@@ -31,69 +31,20 @@ use std::time::{Duration, SystemTime};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use crate::context::NodeContext;
 use crate::messages::approval::{ApprovalChange, ApprovalMsg};
 use crate::messages::control::{PendingApproval, Response};
 use crate::messages::scheduler::SchedulerMsg;
-use crate::model::{RunId, TaskId, Timestamp, WorkflowSpec};
-use crate::node::NodeShared;
+use crate::model::{RunId, TaskId, Timestamp};
 
-/// Default of [`crate::node::NodeConfig::approval_timeout`]: 30 days.
-pub const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
-
-/// A node rule: tasks it matches require approval whatever their workflow says. Every
-/// matcher given must match (at least one is required).
-#[derive(Debug, Clone)]
-pub struct ApprovalRule {
-    /// Matches tasks in this pool.
-    pub pool: Option<String>,
-    /// Matches tasks carrying this label (`labels = [...]`).
-    pub label: Option<String>,
-    /// Matches tasks whose command line, as `troupe status` prints it (argv words joined by
-    /// spaces, or `sh -c '...'`), matches this glob (`*`, `?`, `[...]`; see the `glob` crate).
-    pub command: Option<glob::Pattern>,
-    /// Expiry for the requests this rule causes, unless the task sets `approval_timeout`.
-    pub timeout: Option<Duration>,
-}
-
-impl ApprovalRule {
-    fn matches(&self, spec: &WorkflowSpec, task: usize) -> bool {
-        let t = &spec.tasks[task];
-        let pool = t.pool.as_deref().or(spec.defaults.pool.as_deref());
-        self.pool.as_deref().is_none_or(|p| pool == Some(p))
-            && self
-                .label
-                .as_ref()
-                .is_none_or(|l| t.labels.iter().any(|x| x == l))
-            && self
-                .command
-                .as_ref()
-                .is_none_or(|g| g.matches(&t.command.to_string()))
-    }
-}
-
-/// Applies the node's rules to a workflow about to be submitted: a matched task gets
-/// `requires_approval = true` (and the rule's timeout unless it sets its own), written into
-/// the spec that is journaled, so replay never depends on today's node config.
-pub fn apply_rules(mut spec: WorkflowSpec, rules: &[ApprovalRule]) -> WorkflowSpec {
-    for i in 0..spec.tasks.len() {
-        if let Some(rule) = rules.iter().find(|r| r.matches(&spec, i)) {
-            let t = &mut spec.tasks[i];
-            t.requires_approval = Some(true);
-            if t.approval_timeout.is_none() && spec.defaults.approval_timeout.is_none() {
-                t.approval_timeout = rule.timeout;
-            }
-        }
-    }
-    spec
-}
-
+pub use crate::config::{apply_rules, ApprovalRule, DEFAULT_APPROVAL_TIMEOUT};
 pub use crate::read::views::pending_approval;
 
 /// The approval gate actor.
 #[derive(Clone)]
 pub struct ApprovalGate {
     /// Node-wide settings and handles.
-    pub shared: Arc<NodeShared>,
+    pub shared: Arc<NodeContext>,
 }
 
 type Key = (RunId, TaskId);
@@ -142,7 +93,7 @@ impl GateState {
 
     /// Asks the scheduler to expire every request past its expiry. They stay listed until
     /// the scheduler's `Closed` arrives.
-    fn expire_due(&mut self, shared: &NodeShared) {
+    fn expire_due(&mut self, shared: &NodeContext) {
         let t = now();
         if self.armed.is_some_and(|a| a <= t) {
             self.armed = None;

@@ -20,11 +20,11 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::context::NodeContext;
 use crate::messages::control::{
     read_frame, read_frame_within, write_frame, Command, ControlError, FrameError, Hello,
     HelloReply, Request, Response, HANDSHAKE_TIMEOUT, MAGIC, MAX_HELLO_BYTES, PROTOCOL_VERSION,
 };
-use crate::node::NodeShared;
 
 /// Most connections the node serves at once; one more is answered `HelloReply::Refused`
 /// ("too many connections") and closed.
@@ -41,7 +41,7 @@ pub use crate::read::query::{MAX_EVENTS_BYTES, MAX_EVENTS_PER_REQUEST};
 /// The control actor.
 pub struct Control {
     /// Node-wide settings and handles.
-    pub shared: Arc<NodeShared>,
+    pub shared: Arc<NodeContext>,
 }
 
 /// The listener task.
@@ -150,7 +150,7 @@ fn refuse_at_once(stream: UnixStream, refusal: &[u8]) {
 }
 
 /// Serves one connection until the peer closes it or sends something bad.
-async fn serve(mut stream: UnixStream, shared: Arc<NodeShared>) -> Result<(), FrameError> {
+async fn serve(mut stream: UnixStream, shared: Arc<NodeContext>) -> Result<(), FrameError> {
     // The hello must arrive, and the reply go out, by then.
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     let peer = stream.peer_cred()?.uid();
@@ -217,7 +217,7 @@ fn refusal(reason: String) -> HelloReply {
 }
 
 /// The node's answer to `hello` from a peer of its own uid: welcome, or why not.
-fn hello_reply(hello: &Hello, shared: &NodeShared) -> HelloReply {
+fn hello_reply(hello: &Hello, shared: &NodeContext) -> HelloReply {
     if hello.magic != MAGIC {
         return refusal("not a troupe client".into());
     }
@@ -234,12 +234,12 @@ fn hello_reply(hello: &Hello, shared: &NodeShared) -> HelloReply {
     }
 }
 
-async fn answer(shared: &Arc<NodeShared>, mut request: Request, peer_uid: u32) -> Response {
+async fn answer(shared: &Arc<NodeContext>, mut request: Request, peer_uid: u32) -> Response {
     // An approval records the OS user behind the connection, whatever the client claims.
     if let Request::Command(Command::Approve { approver, .. } | Command::Reject { approver, .. }) =
         &mut request
     {
-        approver.os_user = crate::node::os_user(nix::unistd::Uid::from_raw(peer_uid));
+        approver.os_user = crate::context::os_user(nix::unistd::Uid::from_raw(peer_uid));
     }
     match request {
         Request::Stop => {

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use crate::context::NodeContext;
 use crate::messages::control::{Health, Request, Response};
 use crate::model::Timestamp;
-use crate::node::NodeShared;
 
 pub use crate::telemetry::{
     evaluate_health, metrics_report, ready, serve_http, HealthThresholds, Metrics, PoolHandles,
@@ -20,7 +20,7 @@ pub use crate::telemetry::{
 /// and journal update directly (a message per event would cost more than the counting).
 pub struct MetricsActor {
     /// Node-wide settings and handles.
-    pub shared: Arc<NodeShared>,
+    pub shared: Arc<NodeContext>,
 }
 
 /// Messages of the metrics actor.
@@ -109,7 +109,7 @@ impl Actor for MetricsActor {
 }
 
 /// Removes `logs/RUN` of runs that finished longer than `retention.logs` ago.
-async fn prune_logs(shared: &Arc<NodeShared>) {
+async fn prune_logs(shared: &Arc<NodeContext>) {
     let Some(keep) = shared.config.retention.logs else {
         return;
     };

@@ -17,15 +17,15 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::context::NodeContext;
 use crate::executor::AttemptContext;
 use crate::messages::scheduler::{AttemptId, AttemptOrder, SchedulerMsg, WorkerMsg};
-use crate::node::NodeShared;
 
 /// The worker actor.
 #[derive(Clone)]
 pub struct Worker {
     /// Node-wide settings and handles.
-    pub shared: Arc<NodeShared>,
+    pub shared: Arc<NodeContext>,
     /// This worker's slot.
     pub slot: u32,
 }

@@ -1,10 +1,65 @@
-//! The `[approval]` section: the default expiry and the node's approval rules.
+//! The `[approval]` section: the default expiry and the node's approval rules, and the rule
+//! type itself ([`ApprovalRule`], applied to a workflow at submission by [`apply_rules`]).
+//! The approval gate that acts on the resulting requests (`troupe::actors::approval`)
+//! re-exports them under their former paths.
+
+use std::time::Duration;
 
 use super::file::NodeFile;
 use super::parse::Spans;
 use super::raw::RawApproval;
 use super::ConfigError;
-use crate::actors::approval::ApprovalRule;
+use crate::model::WorkflowSpec;
+
+/// Default of [`NodeConfig::approval_timeout`](super::NodeConfig::approval_timeout): 30 days.
+pub const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A node rule: tasks it matches require approval whatever their workflow says. Every
+/// matcher given must match (at least one is required).
+#[derive(Debug, Clone)]
+pub struct ApprovalRule {
+    /// Matches tasks in this pool.
+    pub pool: Option<String>,
+    /// Matches tasks carrying this label (`labels = [...]`).
+    pub label: Option<String>,
+    /// Matches tasks whose command line, as `troupe status` prints it (argv words joined by
+    /// spaces, or `sh -c '...'`), matches this glob (`*`, `?`, `[...]`; see the `glob` crate).
+    pub command: Option<glob::Pattern>,
+    /// Expiry for the requests this rule causes, unless the task sets `approval_timeout`.
+    pub timeout: Option<Duration>,
+}
+
+impl ApprovalRule {
+    fn matches(&self, spec: &WorkflowSpec, task: usize) -> bool {
+        let t = &spec.tasks[task];
+        let pool = t.pool.as_deref().or(spec.defaults.pool.as_deref());
+        self.pool.as_deref().is_none_or(|p| pool == Some(p))
+            && self
+                .label
+                .as_ref()
+                .is_none_or(|l| t.labels.iter().any(|x| x == l))
+            && self
+                .command
+                .as_ref()
+                .is_none_or(|g| g.matches(&t.command.to_string()))
+    }
+}
+
+/// Applies the node's rules to a workflow about to be submitted: a matched task gets
+/// `requires_approval = true` (and the rule's timeout unless it sets its own), written into
+/// the spec that is journaled, so replay never depends on today's node config.
+pub fn apply_rules(mut spec: WorkflowSpec, rules: &[ApprovalRule]) -> WorkflowSpec {
+    for i in 0..spec.tasks.len() {
+        if let Some(rule) = rules.iter().find(|r| r.matches(&spec, i)) {
+            let t = &mut spec.tasks[i];
+            t.requires_approval = Some(true);
+            if t.approval_timeout.is_none() && spec.defaults.approval_timeout.is_none() {
+                t.approval_timeout = rule.timeout;
+            }
+        }
+    }
+    spec
+}
 
 /// Checks `[approval]` and its `[[approval.rule]]` entries, in file order, into `out`.
 pub(super) fn check(

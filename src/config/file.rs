@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::actors::approval::ApprovalRule;
+use super::ApprovalRule;
+use super::WebhookConfig;
 use crate::storage::Durability;
-use crate::telemetry::webhooks::WebhookConfig;
 
 /// What `troupe.toml` sets (everything optional).
 #[derive(Debug, Clone, Default)]
@@ -50,7 +50,7 @@ pub struct NodeFile {
 
 impl NodeFile {
     /// Sets what the file (and environment) gave over `cfg`.
-    pub fn apply(self, cfg: &mut crate::node::NodeConfig) {
+    pub fn apply(self, cfg: &mut super::NodeConfig) {
         if let Some(w) = self.workers {
             cfg.workers = w;
         }

@@ -4,7 +4,7 @@
 //! file exists. Unknown keys are errors, reported with the file, line and column.
 //!
 //! Precedence, highest first: command-line flags, `TROUPE_*` environment variables
-//! ([`ENV_OVERRIDES`]), the file, the built-in defaults (see [`crate::node::NodeConfig`]).
+//! ([`ENV_OVERRIDES`]), the file, the built-in defaults (see [`NodeConfig`]).
 //!
 //! Before parsing, `${VAR}` is replaced by the environment variable `VAR` (an error if it is
 //! unset) and `${VAR:-default}` by `VAR`, or `default` when `VAR` is unset or empty (the POSIX
@@ -53,14 +53,20 @@
 //! other plain keys above `[approval]` in a real file.)
 //!
 //! # Layout
+//! Config sits below everything that reads it (read side, context, telemetry, actors, node):
+//! the types the file fills live here, and nothing here imports those layers.
 //! - this file: [`ConfigError`], finding the file ([`locate`]) and reading it ([`load`]).
-//! - [`NodeFile`] (`file.rs`): what the file sets, and how it goes over a
-//!   [`crate::node::NodeConfig`].
+//! - `node.rs`: the node's settings, [`NodeConfig`] (defaults per field) and [`Retention`],
+//!   with [`MAX_WORKERS`], [`MAX_SOCKET_PATH`], [`DEFAULT_HTTP_ADDR`], [`socket_path`] and
+//!   [`http_addr_file`] (re-exported by `troupe::node` under their former paths).
+//! - [`NodeFile`] (`file.rs`): what the file sets, and how it goes over a [`NodeConfig`].
 //! - `substitute.rs`: `${VAR}` and `${VAR:-default}` before parsing ([`substitute`]).
 //! - `parse.rs`: TOML text → [`NodeFile`] with `FILE:LINE:COLUMN` errors ([`parse`]); the
 //!   plain top-level keys and `[pools]`, `[retention]`; `raw.rs` holds the serde shapes.
-//! - one file per larger section: `health.rs` (`[health]`), `webhooks.rs` (`[[webhooks]]`),
-//!   `approval.rs` (`[approval]`, `[[approval.rule]]`).
+//! - one file per larger section, with the types it fills: `health.rs` (`[health]`,
+//!   [`HealthThresholds`]), `webhooks.rs` (`[[webhooks]]`, [`WebhookConfig`],
+//!   [`WebhookEvent`]), `approval.rs` (`[approval]`, `[[approval.rule]]`, [`ApprovalRule`],
+//!   [`DEFAULT_APPROVAL_TIMEOUT`], [`apply_rules`]).
 //! - `values.rs`: checks shared by the file, the environment and the flags ([`check_workers`],
 //!   [`parse_http_addr`]).
 //! - `env.rs`: the `TROUPE_*` overrides ([`ENV_OVERRIDES`], [`apply_env`]).
@@ -74,6 +80,7 @@ mod approval;
 mod env;
 mod file;
 mod health;
+mod node;
 mod parse;
 mod raw;
 mod render;
@@ -81,12 +88,19 @@ mod substitute;
 mod values;
 mod webhooks;
 
+pub use approval::{apply_rules, ApprovalRule, DEFAULT_APPROVAL_TIMEOUT};
 pub use env::{apply_env, ENV_OVERRIDES};
 pub use file::NodeFile;
+pub use health::HealthThresholds;
+pub use node::{
+    http_addr_file, socket_path, NodeConfig, Retention, DEFAULT_HTTP_ADDR, MAX_SOCKET_PATH,
+    MAX_WORKERS,
+};
 pub use parse::parse;
 pub use render::render;
 pub use substitute::substitute;
 pub use values::{check_workers, parse_http_addr};
+pub use webhooks::{WebhookConfig, WebhookEvent};
 
 /// A config file that cannot be used: `FILE:LINE:COLUMN: message` (exit 2).
 #[derive(Debug, thiserror::Error)]

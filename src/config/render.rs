@@ -7,7 +7,7 @@ use crate::storage::Durability;
 
 /// The effective settings as a `troupe.toml` (what `troupe node start --print-config`
 /// prints).
-pub fn render(cfg: &crate::node::NodeConfig) -> String {
+pub fn render(cfg: &super::NodeConfig) -> String {
     #[derive(serde::Serialize)]
     struct Rule<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn rendered_config_reads_back() {
-        let mut cfg = crate::node::NodeConfig::new("/tmp/x");
+        let mut cfg = crate::config::NodeConfig::new("/tmp/x");
         cfg.workers = 3;
         cfg.approval_rules = parse("[[approval.rule]]\npool = \"p\"\ncommand = \"rm *\"\n", "t")
             .unwrap()

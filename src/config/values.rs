@@ -13,9 +13,9 @@ pub fn parse_http_addr(v: &str) -> Result<Option<SocketAddr>, String> {
 }
 
 /// Checks a worker count from any source (file, `TROUPE_WORKERS`, `--workers`): 1 to
-/// [`crate::node::MAX_WORKERS`].
+/// [`super::MAX_WORKERS`].
 pub fn check_workers(n: i64) -> Result<u32, String> {
-    let max = crate::node::MAX_WORKERS;
+    let max = super::MAX_WORKERS;
     if (1..=i64::from(max)).contains(&n) {
         Ok(n as u32)
     } else {

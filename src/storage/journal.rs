@@ -17,7 +17,8 @@
 //! appends into one `WriteBatch`, assigning consecutive sequence numbers, and *commits* the
 //! batch with a single write and, under [`Durability::Sync`], a single fsync of the WAL. A
 //! caller is acknowledged only after the commit that holds its records returned. That is
-//! group commit; [`crate::actors::journal`] decides when to commit (never on a timer).
+//! group commit; the journal actor (`troupe::actors::journal`) decides when to commit (never
+//! on a timer).
 //!
 //! Rollup buckets ([`crate::model::rollup`]) staged with an append are added to the stored
 //! buckets in the same `WriteBatch` as its events, so they are exactly as durable. The

@@ -1,45 +1,16 @@
-//! Health: the checks behind `troupe health` and `health_changed` webhooks, their thresholds,
-//! and readiness (`/readyz`).
+//! Health: the checks behind `troupe health` and `health_changed` webhooks, and readiness
+//! (`/readyz`). Their thresholds, [`HealthThresholds`], are config (`crate::config`) and are
+//! re-exported here under their former path.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::context::NodeContext;
 use crate::messages::control::{Health, HealthCheck, HealthReport, NodeView, Request, Response};
 use crate::model::Timestamp;
-use crate::node::NodeShared;
 use crate::read::metrics::metrics_report;
 
-/// Health thresholds (`[health]` in `troupe.toml`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct HealthThresholds {
-    /// Ready tasks waiting for a worker above which the node is degraded (default 20).
-    pub backlog: u64,
-    /// Share of tasks failing for good over the last hour above which the node is degraded
-    /// (default 0.10).
-    pub error_rate: f64,
-    /// With work pending, no task ending for this long makes the node degraded (default 1 h).
-    pub stalled_after: Duration,
-    /// Free space on the data dir's file system below which the node is unhealthy (default
-    /// 1 GiB), bytes.
-    pub min_free_disk: u64,
-    /// Actor restarts within this window make the node degraded (default 5 min).
-    pub restart_window: Duration,
-    /// How long the scheduler and the journal may take to answer (default 1 s).
-    pub answer_within: Duration,
-}
-
-impl Default for HealthThresholds {
-    fn default() -> Self {
-        HealthThresholds {
-            backlog: 20,
-            error_rate: 0.10,
-            stalled_after: Duration::from_secs(3600),
-            min_free_disk: 1 << 30,
-            restart_window: Duration::from_secs(300),
-            answer_within: Duration::from_secs(1),
-        }
-    }
-}
+pub use crate::config::HealthThresholds;
 
 fn check(
     name: &str,
@@ -77,7 +48,7 @@ fn free_disk(path: &std::path::Path) -> Option<u64> {
 /// | `error_rate` | tasks failing for good over the last hour above `error_rate` | degraded |
 /// | `stalled` | work pending and no task ended for `stalled_after` | degraded |
 /// | `restarts` | any actor restart within `restart_window` | degraded |
-pub async fn evaluate_health(shared: &Arc<NodeShared>) -> HealthReport {
+pub async fn evaluate_health(shared: &Arc<NodeContext>) -> HealthReport {
     let t = &shared.config.health;
     let now = Timestamp::from_system_time(std::time::SystemTime::now());
     let mut checks = Vec::new();
@@ -253,7 +224,7 @@ fn bytes_text(b: u64) -> String {
 
 /// Readiness: the journal takes a probe write and the scheduler answers, each within
 /// `answer_within`. `Err` names the failing part.
-pub async fn ready(shared: &Arc<NodeShared>) -> Result<(), String> {
+pub async fn ready(shared: &Arc<NodeContext>) -> Result<(), String> {
     let within = shared.config.health.answer_within;
     match shared.journal_ref() {
         Some(j) => match tokio::time::timeout(within, j.probe()).await {

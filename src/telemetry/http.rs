@@ -9,12 +9,12 @@
 use std::sync::Arc;
 
 use super::health::ready;
-use crate::node::NodeShared;
+use crate::context::NodeContext;
 
 /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until `stop` is notified.
 pub async fn serve_http(
     listener: std::net::TcpListener,
-    shared: Arc<NodeShared>,
+    shared: Arc<NodeContext>,
     stop: Arc<tokio::sync::Notify>,
 ) -> std::io::Result<()> {
     use axum::http::{header, StatusCode};
@@ -27,7 +27,7 @@ pub async fn serve_http(
         .route(
             "/metrics",
             get(
-                |axum::extract::State(sh): axum::extract::State<Arc<NodeShared>>| async move {
+                |axum::extract::State(sh): axum::extract::State<Arc<NodeContext>>| async move {
                     (
                         [(
                             header::CONTENT_TYPE,
@@ -42,7 +42,7 @@ pub async fn serve_http(
         .route(
             "/readyz",
             get(
-                |axum::extract::State(sh): axum::extract::State<Arc<NodeShared>>| async move {
+                |axum::extract::State(sh): axum::extract::State<Arc<NodeContext>>| async move {
                     match ready(&sh).await {
                         Ok(()) => (StatusCode::OK, "ready\n".to_string()).into_response(),
                         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n"))

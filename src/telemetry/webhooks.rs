@@ -26,7 +26,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::registry::Metrics;
@@ -36,71 +35,7 @@ use crate::model::{RunId, RunState, TaskId, Timestamp};
 /// Notices waiting for the sender; beyond this the newest are dropped.
 pub const QUEUE_CAPACITY: usize = 10_000;
 
-/// Something a webhook can subscribe to. Config and JSON spelling: snake_case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WebhookEvent {
-    /// A task failed for good.
-    TaskFailed,
-    /// A run finished (any final state).
-    RunFinished,
-    /// A task awaits approval.
-    ApprovalRequested,
-    /// The node's health status changed.
-    HealthChanged,
-    /// The node began a graceful stop.
-    NodeStopping,
-}
-
-impl WebhookEvent {
-    /// Every event.
-    pub const ALL: [WebhookEvent; 5] = [
-        WebhookEvent::TaskFailed,
-        WebhookEvent::RunFinished,
-        WebhookEvent::ApprovalRequested,
-        WebhookEvent::HealthChanged,
-        WebhookEvent::NodeStopping,
-    ];
-
-    /// The snake_case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WebhookEvent::TaskFailed => "task_failed",
-            WebhookEvent::RunFinished => "run_finished",
-            WebhookEvent::ApprovalRequested => "approval_requested",
-            WebhookEvent::HealthChanged => "health_changed",
-            WebhookEvent::NodeStopping => "node_stopping",
-        }
-    }
-}
-
-/// One `[[webhooks]]` entry of `troupe.toml`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WebhookConfig {
-    /// Where to POST (http or https).
-    pub url: reqwest::Url,
-    /// What to send there.
-    pub events: Vec<WebhookEvent>,
-    /// Per-request timeout (default 5 s).
-    pub timeout: Duration,
-    /// Attempts per notice, the first included (default 5).
-    pub max_attempts: u32,
-    /// Wait before the first retry; doubles each time (default 1 s).
-    pub backoff: Duration,
-}
-
-impl WebhookConfig {
-    /// Defaults for `url` and `events`.
-    pub fn new(url: reqwest::Url, events: Vec<WebhookEvent>) -> Self {
-        WebhookConfig {
-            url,
-            events,
-            timeout: Duration::from_secs(5),
-            max_attempts: 5,
-            backoff: Duration::from_secs(1),
-        }
-    }
-}
+pub use crate::config::{WebhookConfig, WebhookEvent};
 
 /// What happened, as the node hands it to the sender.
 #[derive(Debug, Clone)]

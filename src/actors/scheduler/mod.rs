@@ -33,11 +33,11 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use crate::context::NodeContext;
 use crate::messages::approval::ApprovalMsg;
 use crate::messages::control::{ControlError, Request, Response};
 use crate::messages::scheduler::{SchedulerMsg, WorkerMsg};
 use crate::model::Event;
-use crate::node::NodeShared;
 
 use crate::workers::WorkerLink;
 
@@ -63,7 +63,7 @@ pub const STOP_FILE_POLL: Duration = Duration::from_millis(250);
 #[derive(Clone)]
 pub struct Scheduler {
     /// Node-wide settings and handles.
-    pub shared: Arc<NodeShared>,
+    pub shared: Arc<NodeContext>,
 }
 
 pub use crate::read::views::{run_summary, run_view};

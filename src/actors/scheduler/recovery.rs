@@ -13,13 +13,13 @@ use std::sync::Arc;
 use ractor::{ActorProcessingErr, ActorRef};
 
 use crate::actors::saga::SagaCoordinator;
+use crate::context::NodeContext;
 use crate::messages::scheduler::{AttemptKind, SchedulerMsg};
 use crate::model::decide::{
     attempt_end, compensation_end, running_attempts, running_compensations, AttemptEnd,
 };
 use crate::model::rollup::RollupDelta;
 use crate::model::{Event, Failure, RunId, RunState, TaskIndex, TaskState};
-use crate::node::NodeShared;
 
 use super::*;
 use crate::workers::LocalPool;
@@ -27,7 +27,7 @@ use crate::workers::LocalPool;
 impl SchedulerState {
     /// Builds the state of a starting scheduler (see the module docs).
     pub(crate) async fn recover(
-        shared: &Arc<NodeShared>,
+        shared: &Arc<NodeContext>,
         myself: &ActorRef<SchedulerMsg>,
     ) -> Result<SchedulerState, ActorProcessingErr> {
         let journal = shared

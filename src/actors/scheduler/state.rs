@@ -11,11 +11,11 @@ use super::*;
 use crate::actors::journal::JournalRef;
 use crate::actors::metrics::{Metrics, PoolHandles};
 use crate::actors::saga::SagaCoordinator;
+use crate::context::NodeContext;
 use crate::messages::approval::{ApprovalChange, ApprovalMsg};
 use crate::messages::scheduler::{AttemptId, Slot};
 use crate::model::rollup::RollupDelta;
 use crate::model::{EventRecord, RunId, RunState, Seq, State, TaskIndex, Timestamp};
-use crate::node::NodeShared;
 use crate::webhooks::Notice;
 use crate::workers::LocalPool;
 use compact_str::CompactString;
@@ -103,7 +103,7 @@ pub struct SchedulerState {
     /// Webhook notices of the outbox (sent once durable; only built if someone listens).
     pub(super) notices: Vec<Notice>,
     /// The node's webhooks, to skip building unwanted notices.
-    pub(super) shared: Arc<NodeShared>,
+    pub(super) shared: Arc<NodeContext>,
     /// The attempts the journal closed but whose process still holds a slot may have
     /// changed: republish them (see [`crate::read::facts::Lingering`]).
     pub(super) lingering_dirty: bool,
