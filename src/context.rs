@@ -25,7 +25,6 @@ use crate::model::{RunId, RunState};
 use crate::read::{ReadModel, WriteFacts};
 use crate::storage::feed::Feed;
 use crate::storage::{Journal, JournalError};
-use crate::telemetry::health::evaluate_health;
 use crate::telemetry::registry::Metrics;
 use crate::telemetry::webhooks::Webhooks;
 
@@ -173,12 +172,14 @@ impl NodeContext {
         self.config.layout().stop_file()
     }
 
-    /// Sends `request` to the scheduler (or answers it from the journal) and waits.
+    /// Answers `request`: reads from the read model, commands through the scheduler (which
+    /// answers once they are durable). `Health` is answered above this, by
+    /// [`crate::actors::control::route`] (the checks read through here).
     pub async fn request(self: &Arc<Self>, mut request: Request) -> Result<Response, NodeError> {
         if let Request::Health = request {
-            // Boxed: the health checks send requests of their own.
-            let report = Box::pin(evaluate_health(self)).await;
-            return Ok(Response::Health(Box::new(report)));
+            return Err(NodeError::Unavailable(
+                "health is answered by actors::control::route".into(),
+            ));
         }
         if let Some(response) = crate::read::query::answer(&self.read, &request).await {
             return Ok(match response {

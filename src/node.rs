@@ -506,7 +506,7 @@ impl NodeHandle {
 
     /// Sends a control request and waits for the answer.
     pub async fn request(&self, request: Request) -> Result<Response, NodeError> {
-        self.shared.request(request).await
+        crate::actors::control::route(&self.shared, request).await
     }
 
     /// Subscribes in-process: the frames a socket client gets after

@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::context::NodeContext;
+use crate::context::{NodeContext, NodeError};
 use crate::messages::control::{
     read_frame, read_frame_within, write_frame, Command, ControlError, FrameError, Hello,
     HelloReply, Request, Response, HANDSHAKE_TIMEOUT, MAGIC, MAX_HELLO_BYTES, PROTOCOL_VERSION,
@@ -259,9 +259,21 @@ async fn answer(shared: &Arc<NodeContext>, mut request: Request, peer_uid: u32) 
         Request::InjectPanic(_) if !shared.config.test_hooks => Response::Error(
             ControlError::Refused("test hooks are off (TROUPE_TEST_HOOKS=1 turns them on)".into()),
         ),
-        other => match shared.request(other).await {
+        other => match route(&shared, other).await {
             Ok(r) => r,
             Err(e) => Response::Error(ControlError::Internal(e.to_string())),
         },
     }
+}
+
+/// The one place a request is mapped to who answers it: `Health` by the health checks
+/// ([`crate::telemetry::health`]), everything else by [`NodeContext::request`] (reads by the
+/// read model, commands by the scheduler).
+pub async fn route(ctx: &Arc<NodeContext>, request: Request) -> Result<Response, NodeError> {
+    if let Request::Health = request {
+        // Boxed: the health checks send requests of their own.
+        let report = Box::pin(crate::telemetry::health::evaluate_health(ctx)).await;
+        return Ok(Response::Health(Box::new(report)));
+    }
+    ctx.request(request).await
 }

@@ -22,12 +22,12 @@ use std::sync::Arc;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr};
 use tokio::task::JoinHandle;
 
-use crate::actors::metrics::Metrics;
 use crate::messages::journal::{AckFn, AppendError, JournalMsg, JournalStats};
 use crate::model::rollup::RollupDelta;
 use crate::model::{EventRecord, Seq, State};
 use crate::storage::feed::{CommittedBatch, Feed};
 use crate::storage::{Journal, JournalOptions, JournalWriter};
+use crate::telemetry::registry::Metrics;
 
 /// The journal actor (stateless; see [`JournalActorState`]).
 pub struct JournalActor;
