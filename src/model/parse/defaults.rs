@@ -10,7 +10,8 @@ use super::duration::{dur, HumanDuration};
 use super::reader::{Reader, Table};
 use crate::model::retry::RetrySpec;
 
-/// `[defaults]` as read; the fields mirror [`TaskDefaults`](crate::model::spec::TaskDefaults), unset if absent or unreadable.
+/// `[defaults]` as read; the fields mirror
+/// [`TaskDefaults`](crate::model::spec::TaskDefaults), unset if absent or unreadable.
 #[derive(Default)]
 pub(super) struct RawDefaults {
     pub(super) timeout: Option<Spanned<HumanDuration>>,

@@ -1,6 +1,5 @@
 //! Positions: byte offsets to 1-based lines and columns, and the spans kept from the parse
-//! so that problems found on the values (by `Workflow::build`) can name
-//! a line.
+//! so that problems found on the values (by `Workflow::build`) can name a line.
 
 use std::collections::BTreeMap;
 use std::ops::Range;

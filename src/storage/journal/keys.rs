@@ -1,5 +1,5 @@
-//! The byte layout of the journal's keys (see the column family table in the module docs).
-//! Every number is big-endian, so keys sort numerically.
+//! The byte layout of the journal's keys (see the column family table in the
+//! [journal docs](super)). Every number is big-endian, so keys sort numerically.
 
 use crate::model::rollup::BucketKey;
 use crate::model::{RunId, Seq, TaskId};
