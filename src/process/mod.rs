@@ -1,4 +1,5 @@
 //! Running one attempt of a workflow task as an OS process, and cleaning up
+//! after an attempt whose supervising node crashed.
 //!
 //! # Layout
 //! - `mod.rs`: what to run and how it ended ([`ProcessSpec`], [`Program`],
@@ -13,7 +14,6 @@
 //! - `pid_file`: the `"{pid} {starttime}"` record of a running attempt.
 //! - `proc_stat`: what `/proc/PID/stat` says (start time, group, state).
 //! - `orphan`: [`terminate_orphan`]: ending the group a crashed node left behind.
-//! after an attempt whose supervising node crashed.
 //!
 //! # Running an attempt: [`run_process`]
 //!
