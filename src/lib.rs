@@ -28,7 +28,8 @@
 //!   config file `troupe.toml`: loading, `${VAR}` substitution, checks with positions,
 //!   `TROUPE_*` overrides, rendering.
 //! - [`executor`]: what runs an attempt (OS processes by default, or your own code).
-//! - [`process`]: running one attempt as a process group: logs, timeout, rusage, orphans.
+//! - [`process`]: running one attempt as a process group, one file per job: spawning, the
+//!   output log, waiting (timeout, rusage), pid files, terminating orphans.
 //! - [`telemetry`]: the Prometheus registry, health checks, the HTTP endpoints (`/metrics`,
 //!   `/healthz`, `/readyz`) and webhooks (JSON notices POSTed to operator URLs, with retries,
 //!   off the hot path; also at their former path [`webhooks`]).

@@ -259,7 +259,7 @@ async fn answer(shared: &Arc<NodeContext>, mut request: Request, peer_uid: u32) 
         Request::InjectPanic(_) if !shared.config.test_hooks => Response::Error(
             ControlError::Refused("test hooks are off (TROUPE_TEST_HOOKS=1 turns them on)".into()),
         ),
-        other => match route(&shared, other).await {
+        other => match route(shared, other).await {
             Ok(r) => r,
             Err(e) => Response::Error(ControlError::Internal(e.to_string())),
         },

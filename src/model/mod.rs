@@ -6,7 +6,9 @@
 //! - [`spec`]: the workflow spec as plain data (what the TOML file says).
 //! - [`quote`]: user text in messages and text output: control characters escaped, long text
 //!   cut in errors.
-//! - [`parse`]: TOML text → validated [`workflow::Workflow`], errors with line and column.
+//! - [`parse`]: TOML text → validated [`workflow::Workflow`], errors with line and column;
+//!   one file per table of the format (top level, `[defaults]`/`retry`, `[[task]]`), plus
+//!   the field reader, durations and positions.
 //! - [`workflow`]: the validated workflow: spec + plan + id index + effective settings.
 //! - [`plan`]: the DAG on petgraph: toposort, cycles, ready set, downstream closure,
 //!   critical path.

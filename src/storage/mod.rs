@@ -3,9 +3,10 @@
 //! # Layout
 //! - [`codec`]: the record envelope (format version, schema version, CRC32C, bincode
 //!   payload); the only place bincode is used.
-//! - [`journal`]: column families, the lock, the single [`journal::JournalWriter`] (stage +
-//!   commit = group commit), reads by sequence range and by run/task stream, snapshots,
-//!   retention.
+//! - [`journal`]: the [`journal::Journal`] handle (open, lock, column families), one file
+//!   per job: the single [`journal::JournalWriter`] (stage + commit = group commit), reads
+//!   by sequence range and by run/task stream, snapshots and compaction, rollup buckets,
+//!   key layout, errors.
 //! - [`feed`]: the committed-event feed: each committed batch, published to listeners that
 //!   can catch up from the journal after a gap.
 //! - [`replay`](mod@replay): latest snapshot + tail → [`crate::model::State`].

@@ -1,32 +1,39 @@
-//! The scheduler: owns the folded state of every run, the ready queue, retry timers, worker
-//! slots and the halt flag.
+//! The scheduler, the write side: it owns the folded state of every run, the ready queue,
+//! retry timers, the worker link and the halt flag; it decides, journals, then acts. It answers
+//! no reads: those come from the read model ([`crate::read`]), to which it publishes the facts
+//! only it knows.
 //!
 //! # The loop
 //! `message → decide (model::decide, the fold as validator) → apply → journal → effects`.
-//! A decided event is applied to the in-memory [`State`] at once (so the next decision sees
-//! it, and an event the fold refuses is never journaled), then sent to the journal actor with
-//! [`JournalMsg::AppendThen`](crate::messages::journal::JournalMsg::AppendThen). Effects — dispatching an attempt, terminating one, answering a
-//! control request — wait in a queue tagged with the sequence number they depend on and run
-//! only once the journal acknowledged it ("persist, then act"). Acks arrive in sequence order
-//! and an ack for `n` means everything up to `n` is durable.
+//! A decided event is applied to the in-memory [`crate::model::State`] at once (so the next
+//! decision sees it, and an event the fold refuses is never journaled), then sent to the
+//! journal actor with
+//! [`JournalMsg::AppendThen`](crate::messages::journal::JournalMsg::AppendThen). Effects —
+//! dispatching an attempt, terminating one, answering a command — wait in a queue tagged with
+//! the sequence number they depend on and run only once the journal acknowledged it ("persist,
+//! then act"). Acks arrive in sequence order and an ack for `n` means everything up to `n` is
+//! durable.
 //!
 //! Because the scheduler applies before the journal confirms, a failed append leaves its
-//! state ahead of the journal: it then fails on purpose, and its supervisor restarts it
-//! from a fresh replay.
+//! state ahead of the journal: it then stops deciding, and its supervisor restarts it (after
+//! the journal) from a fresh replay.
 //!
 //! # Dispatch
 //! Ready tasks wait in one max-heap ordered by priority, then age (FIFO among equal
-//! priorities; no age boost, see [`QueueKey`]). A task whose run is at `max_concurrency` or
-//! whose pool is full is parked per (run, pool) and moved back when an attempt of that run
-//! (pool) ends. Nothing is dispatched while the node is halted, a `STOP` file exists in the
-//! data dir, or the node is draining for shutdown.
+//! priorities; no age boost, see [`crate::model::decide::QueueKey`]). A task whose run is at
+//! `max_concurrency` or whose pool is full ([`crate::model::caps::admit`]) is parked per (run,
+//! pool) and moved back when an attempt of that run (pool) ends. Nothing is dispatched while
+//! the node is halted, a `STOP` file exists in the data dir, or the node is draining for
+//! shutdown. Attempts go to workers through a [`crate::workers::WorkerLink`].
 //!
-//! # Recovery
-//! On start (first boot or restart) the scheduler waits until every append already queued at
-//! the journal is durable, replays the journal, terminates the process groups of attempts
-//! the journal says are running (pid + start time, see [`crate::process::terminate_orphan`])
-//! and closes those attempts as `interrupted`, retried under their policy. Succeeded tasks
-//! are terminal in the fold, so recovery never runs them again.
+//! # Layout
+//! - this file: the actor, a thin `match` over [`SchedulerMsg`].
+//! - `state`: what it holds between messages; `recovery`: every start (replay, orphans,
+//!   interrupted attempts).
+//! - `pipeline`: decide → apply → stage → flush; `effects`: the interpreter of effects once
+//!   durable; `observe`: metrics, rollups, notices, published facts.
+//! - `commands/`: one file per command family; `attempts`: an attempt's end.
+//! - `dispatch/`: fill (`mod`), the queue and parked heaps, slots, saga steps, timers.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -33,6 +33,10 @@ pub(crate) fn queue(
             };
             stream = Some(Stream::open(&conn, data_dir, subscription).await?);
         }
+        // One signal listener for the whole watch: a SIGINT that arrives while a listing is
+        // printed is still seen by the next wait.
+        let signal = wait_for_signal();
+        tokio::pin!(signal);
         let mut first = true;
         loop {
             let frame = match &mut stream {
@@ -46,7 +50,7 @@ pub(crate) fn queue(
                 Some(stream) => tokio::select! {
                     // Both arms are cancellation safe (a frame cut off is not shown).
                     f = stream.next() => f?,
-                    _ = wait_for_signal() => return Ok(ExitCode::SUCCESS),
+                    _ = &mut signal => return Ok(ExitCode::SUCCESS),
                 },
             };
             let q = match frame {

@@ -1,0 +1,189 @@
+//! One `[[task]]` table: reading its fields and, when they all read, its [`TaskSpec`].
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use toml::de::DeValue;
+use toml::Spanned;
+
+use super::defaults::RawRetry;
+use super::duration::{dur, HumanDuration};
+use super::position::{inner, line_col, span_of, TaskSpans};
+use super::reader::{Reader, Table};
+use crate::model::ids::TaskId;
+use crate::model::spec::{Command, Problem, TaskSpec};
+
+/// A `[[task]]` table as read; the fields mirror [`TaskSpec`], unset if absent or
+/// unreadable.
+#[derive(Default)]
+pub(super) struct RawTask {
+    pub(super) id: Option<Spanned<TaskId>>,
+    pub(super) command: Option<Spanned<Vec<String>>>,
+    pub(super) shell: Option<Spanned<String>>,
+    pub(super) cwd: Option<Spanned<String>>,
+    pub(super) depends_on: Option<Spanned<Vec<Spanned<TaskId>>>>,
+    pub(super) priority: Option<Spanned<i32>>,
+    pub(super) pool: Option<Spanned<String>>,
+    pub(super) requires_approval: Option<Spanned<bool>>,
+    pub(super) compensate: Option<Spanned<Vec<String>>>,
+    pub(super) compensate_shell: Option<Spanned<String>>,
+    pub(super) approval_timeout: Option<Spanned<HumanDuration>>,
+    pub(super) timeout: Option<Spanned<HumanDuration>>,
+    pub(super) retry: Option<Spanned<RawRetry>>,
+    pub(super) env: Option<Spanned<BTreeMap<String, String>>>,
+    pub(super) labels: Option<Spanned<Vec<String>>>,
+    pub(super) compensate_retry: Option<Spanned<RawRetry>>,
+}
+
+impl Table for RawTask {
+    const FIELDS: &'static [&'static str] = &[
+        "id",
+        "command",
+        "shell",
+        "cwd",
+        "depends_on",
+        "priority",
+        "pool",
+        "requires_approval",
+        "compensate",
+        "compensate_shell",
+        "approval_timeout",
+        "timeout",
+        "retry",
+        "env",
+        "labels",
+        "compensate_retry",
+    ];
+    const REQUIRED: &'static [&'static str] = &["id"];
+
+    fn set(&mut self, key: &str, value: Spanned<DeValue<'_>>, r: &mut Reader<'_>) -> Option<bool> {
+        Some(match key {
+            "id" => r.field(value, &mut self.id),
+            "command" => r.field(value, &mut self.command),
+            "shell" => r.field(value, &mut self.shell),
+            "cwd" => r.field(value, &mut self.cwd),
+            "depends_on" => r.field(value, &mut self.depends_on),
+            "priority" => r.field(value, &mut self.priority),
+            "pool" => r.field(value, &mut self.pool),
+            "requires_approval" => r.field(value, &mut self.requires_approval),
+            "compensate" => r.field(value, &mut self.compensate),
+            "compensate_shell" => r.field(value, &mut self.compensate_shell),
+            "approval_timeout" => r.field(value, &mut self.approval_timeout),
+            "timeout" => r.field(value, &mut self.timeout),
+            "retry" => r.table(value, &mut self.retry),
+            "env" => r.field(value, &mut self.env),
+            "labels" => r.field(value, &mut self.labels),
+            "compensate_retry" => r.table(value, &mut self.compensate_retry),
+            _ => return None,
+        })
+    }
+}
+
+/// The command of `argv` or `shell` (whichever is set) and its span; an error message if
+/// both are.
+fn command_from(
+    argv: Option<Spanned<Vec<String>>>,
+    shell: Option<Spanned<String>>,
+    (argv_name, shell_name): (&str, &str),
+) -> Result<Option<(Command, Range<usize>)>, String> {
+    match (argv, shell) {
+        (Some(_), Some(_)) => Err(format!(
+            "sets both `{argv_name}` and `{shell_name}`; use `{argv_name}` for an argv or \
+             `{shell_name}` for a shell line, not both"
+        )),
+        (Some(a), None) => {
+            let span = a.span();
+            Ok(Some((Command::Argv(a.into_inner()), span)))
+        }
+        (None, Some(s)) => {
+            let span = s.span();
+            Ok(Some((Command::Shell(s.into_inner()), span)))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+impl RawTask {
+    /// The spec of a task that read completely; `command`/`shell` conflicts go to `problems`.
+    pub(super) fn into_spec(
+        self,
+        id: TaskId,
+        depends_on: Vec<TaskId>,
+        spans: &mut TaskSpans,
+        text: &str,
+        problems: &mut Vec<Problem>,
+        pools_known: bool,
+    ) -> TaskSpec {
+        let table = spans.table.clone();
+        let mut problem = |message: String| {
+            let (line, column) = line_col(text.as_bytes(), table.start);
+            problems.push(Problem {
+                line: Some(line),
+                column: Some(column),
+                message,
+            });
+        };
+        let command = match command_from(self.command, self.shell, ("command", "shell")) {
+            Ok(Some((c, span))) => {
+                spans.fields.push(("command", span));
+                c
+            }
+            Ok(None) => {
+                problem(format!(
+                    "task `{id}` has neither `command` nor `shell`; give one \
+                     (`command = [\"prog\", \"arg\"]` or `shell = \"prog arg\"`)"
+                ));
+                Command::Argv(vec!["<missing>".into()])
+            }
+            Err(msg) => {
+                problem(format!("task `{id}` {msg}"));
+                Command::Argv(vec!["<conflict>".into()])
+            }
+        };
+        let compensate = match command_from(
+            self.compensate,
+            self.compensate_shell,
+            ("compensate", "compensate_shell"),
+        ) {
+            Ok(Some((c, span))) => {
+                spans.fields.push(("compensate", span));
+                Some(c)
+            }
+            Ok(None) => None,
+            Err(msg) => {
+                problem(format!("task `{id}` {msg}"));
+                None
+            }
+        };
+        for (field, span) in [
+            ("pool", span_of(&self.pool)),
+            ("retry", span_of(&self.retry)),
+            ("timeout", span_of(&self.timeout)),
+            ("approval_timeout", span_of(&self.approval_timeout)),
+            ("labels", span_of(&self.labels)),
+            ("compensate_retry", span_of(&self.compensate_retry)),
+        ] {
+            if let Some(span) = span {
+                spans.fields.push((field, span));
+            }
+        }
+        TaskSpec {
+            id,
+            command,
+            cwd: inner(self.cwd),
+            depends_on,
+            priority: inner(self.priority),
+            pool: inner(self.pool).filter(|_| pools_known),
+            requires_approval: inner(self.requires_approval),
+            compensate,
+            approval_timeout: dur(self.approval_timeout),
+            timeout: dur(self.timeout),
+            retry: self.retry.map(|r| Box::new(r.into_inner().into())),
+            env: inner(self.env).unwrap_or_default(),
+            labels: inner(self.labels).unwrap_or_default(),
+            compensate_retry: self
+                .compensate_retry
+                .map(|r| Box::new(r.into_inner().into())),
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The top-level table of a workflow file (`name`, `max_concurrency`, `[pools]`,
+//! `[defaults]`, `[[task]]`) and the spec made of it.
+
+use std::collections::BTreeMap;
+
+use toml::de::DeValue;
+use toml::Spanned;
+
+use super::defaults::RawDefaults;
+use super::duration::dur;
+use super::position::{inner, span_of, SourceMap, TaskSpans};
+use super::reader::{Read, Reader, Table};
+use super::task::RawTask;
+use crate::model::spec::{Command, Problem, TaskDefaults, TaskSpec, WorkflowSpec};
+
+/// The top-level table as read; each field is unset if absent or unreadable.
+#[derive(Default)]
+pub(super) struct RawWorkflow {
+    pub(super) name: Option<Spanned<String>>,
+    pub(super) max_concurrency: Option<Spanned<u32>>,
+    /// Pools as declared: name, and slots unless they did not read.
+    pub(super) pools: Vec<(Spanned<String>, Option<u32>)>,
+    /// `pools` is there but is not a table, so pool references cannot be checked.
+    pub(super) pools_unreadable: bool,
+    pub(super) defaults: Option<Read<RawDefaults>>,
+    pub(super) tasks: Vec<Read<RawTask>>,
+    /// Whether the file has a `task` key, so no task read is not "no tasks".
+    pub(super) task_given: bool,
+}
+
+impl Table for RawWorkflow {
+    const FIELDS: &'static [&'static str] =
+        &["name", "max_concurrency", "pools", "defaults", "task"];
+    const REQUIRED: &'static [&'static str] = &["name"];
+
+    fn set(&mut self, key: &str, value: Spanned<DeValue<'_>>, r: &mut Reader<'_>) -> Option<bool> {
+        Some(match key {
+            "name" => r.field(value, &mut self.name),
+            "max_concurrency" => r.field(value, &mut self.max_concurrency),
+            "pools" => {
+                let span = value.span();
+                match value.into_inner() {
+                    DeValue::Table(table) => {
+                        let mut ok = true;
+                        for (name, slots) in table {
+                            let mut read: Option<Spanned<u32>> = None;
+                            ok &= r.field(slots, &mut read);
+                            let name = Spanned::new(name.span(), name.into_inner().into_owned());
+                            self.pools.push((name, read.map(Spanned::into_inner)));
+                        }
+                        ok
+                    }
+                    other => {
+                        r.at(
+                            &span,
+                            format!(
+                                "invalid type: {}, expected a table of pool = slots",
+                                other.type_str()
+                            ),
+                        );
+                        self.pools_unreadable = true;
+                        false
+                    }
+                }
+            }
+            "defaults" => {
+                let span = value.span();
+                // Not a table: as unknown as a table with a field error.
+                let defaults = r.read(value).unwrap_or(Read {
+                    span,
+                    fields: RawDefaults::default(),
+                    complete: false,
+                });
+                let complete = defaults.complete;
+                self.defaults = Some(defaults);
+                complete
+            }
+            "task" => {
+                self.task_given = true;
+                let span = value.span();
+                match value.into_inner() {
+                    DeValue::Array(items) => {
+                        let mut ok = true;
+                        for item in items {
+                            match r.read::<RawTask>(item) {
+                                Some(task) => {
+                                    ok &= task.complete;
+                                    self.tasks.push(task);
+                                }
+                                None => ok = false,
+                            }
+                        }
+                        ok
+                    }
+                    other => {
+                        r.at(
+                            &span,
+                            format!(
+                                "invalid type: {}, expected an array of tables ([[task]])",
+                                other.type_str()
+                            ),
+                        );
+                        false
+                    }
+                }
+            }
+            _ => return None,
+        })
+    }
+}
+
+impl RawWorkflow {
+    /// The spec to check and the spans to locate its problems, following the rules of the
+    /// [parse module docs](super) for tables that did not read completely.
+    pub(super) fn into_spec<'t>(
+        self,
+        text: &'t str,
+        problems: &mut Vec<Problem>,
+    ) -> (WorkflowSpec, SourceMap<'t>) {
+        let mut map = SourceMap {
+            text,
+            name: span_of(&self.name),
+            max_concurrency: span_of(&self.max_concurrency),
+            pools: BTreeMap::new(),
+            defaults: BTreeMap::new(),
+            tasks: Vec::with_capacity(self.tasks.len()),
+        };
+        let mut pools = BTreeMap::new();
+        for (name, slots) in self.pools {
+            map.pools.insert(name.get_ref().clone(), name.span());
+            // Slots that did not read are reported already; 1 stands in for them.
+            pools.insert(name.into_inner(), slots.unwrap_or(1));
+        }
+        let pools_known = !self.pools_unreadable;
+        // A [defaults] with a field error leaves every task's effective settings unknown.
+        let mut structure_only = false;
+        let defaults = match self.defaults {
+            None => TaskDefaults::default(),
+            Some(d) if !d.complete => {
+                structure_only = true;
+                TaskDefaults::default()
+            }
+            Some(Read { fields: d, .. }) => {
+                for (field, span) in [
+                    ("timeout", span_of(&d.timeout)),
+                    ("retry", span_of(&d.retry)),
+                    ("env", span_of(&d.env)),
+                    ("cwd", span_of(&d.cwd)),
+                    ("pool", span_of(&d.pool)),
+                    ("approval_timeout", span_of(&d.approval_timeout)),
+                    ("compensate_retry", span_of(&d.compensate_retry)),
+                ] {
+                    if let Some(span) = span {
+                        map.defaults.insert(field, span);
+                    }
+                }
+                TaskDefaults {
+                    timeout: dur(d.timeout),
+                    retry: d.retry.map(|r| r.into_inner().into()).unwrap_or_default(),
+                    env: inner(d.env).unwrap_or_default(),
+                    cwd: inner(d.cwd),
+                    pool: inner(d.pool).filter(|_| pools_known),
+                    priority: inner(d.priority),
+                    requires_approval: inner(d.requires_approval),
+                    approval_timeout: dur(d.approval_timeout),
+                    compensate_retry: d
+                        .compensate_retry
+                        .map(|r| r.into_inner().into())
+                        .unwrap_or_default(),
+                }
+            }
+        };
+        let mut tasks = Vec::with_capacity(self.tasks.len());
+        for raw in self.tasks {
+            let table = raw.span;
+            let complete = raw.complete && !structure_only;
+            let mut t = raw.fields;
+            // A task whose id did not read is reported already and cannot be named.
+            let Some(id) = t.id.take() else { continue };
+            let id_span = id.span();
+            let id = id.into_inner();
+            let (depends_on_spans, depends_on): (Vec<_>, Vec<_>) = inner(t.depends_on.take())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|d| (d.span(), d.into_inner()))
+                .unzip();
+            let mut spans = TaskSpans {
+                table,
+                id: id_span,
+                depends_on: depends_on_spans,
+                fields: Vec::new(),
+            };
+            let task = if complete {
+                t.into_spec(id, depends_on, &mut spans, text, problems, pools_known)
+            } else {
+                // Structure only: id and dependencies; no field is set, so none is checked.
+                TaskSpec {
+                    depends_on,
+                    ..TaskSpec::new(id, Command::Argv(vec!["<unread>".into()]))
+                }
+            };
+            map.tasks.push(spans);
+            tasks.push(task);
+        }
+        let spec = WorkflowSpec {
+            // A name that did not read is reported already; "-" stands in for it.
+            name: inner(self.name).unwrap_or_else(|| "-".to_owned()),
+            max_concurrency: inner(self.max_concurrency),
+            pools,
+            defaults,
+            tasks,
+        };
+        (spec, map)
+    }
+}
