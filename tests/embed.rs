@@ -164,3 +164,75 @@ async fn the_read_model_holds_exactly_the_journal() {
     );
     node.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_index_lists_what_a_scan_finds() {
+    use troupe::messages::control::{Command, Request, Response, Target};
+    use troupe::read::projection::{queue_order, Projection};
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::builder(dir.path())
+        .executor(NoopExecutor)
+        .start()
+        .await
+        .unwrap();
+    node.request(Request::Command(Command::Halt { kill: false }))
+        .await
+        .unwrap();
+    let wf = parse_workflow(
+        r#"
+        name = "prio"
+        [[task]]
+        id = "low"
+        command = ["true"]
+        [[task]]
+        id = "high"
+        command = ["true"]
+        priority = 5
+        [[task]]
+        id = "after"
+        command = ["true"]
+        depends_on = ["low"]
+        [[task]]
+        id = "gone"
+        command = ["true"]
+        "#,
+    )
+    .unwrap();
+    let a = node.submit(wf).await.unwrap();
+    let b = node.submit(chain("b", 5)).await.unwrap();
+    node.request(Request::Command(Command::Cancel(Target::Task(
+        a,
+        "gone".parse().unwrap(),
+    ))))
+    .await
+    .unwrap();
+    node.request(Request::Command(Command::Cancel(Target::Run(b))))
+        .await
+        .unwrap();
+    let Response::Queue(q) = node
+        .request(Request::Queue {
+            waiting: false,
+            limit: 10,
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("not a queue")
+    };
+    let ids: Vec<&str> = q.entries.iter().map(|e| e.task.as_str()).collect();
+    assert_eq!(ids, ["high", "low"]);
+    assert_eq!(q.total, 2);
+    // The index equals what a scan of the projection finds, and a fresh index of the same
+    // state.
+    let p = node.shared().read.read().clone();
+    let mut scan: Vec<_> = p
+        .state
+        .runs()
+        .flat_map(|r| (0..r.tasks().len() as u32).filter_map(move |t| queue_order(r, t, false)))
+        .collect();
+    scan.sort();
+    assert_eq!(p.queue.iter().copied().collect::<Vec<_>>(), scan);
+    let rebuilt = Projection::new(p.state.clone(), p.last_progress);
+    assert_eq!(rebuilt.queue, p.queue);
+    node.shutdown().await.unwrap();
+}

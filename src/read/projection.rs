@@ -10,15 +10,17 @@
 //! durable; if nothing is applied within [`READ_WAIT`], the read fails with "node
 //! restarting" rather than answer from a state it knows is behind.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
 
 use crate::messages::control::{Completion, ControlError};
+use crate::model::rollup::schedulable_since;
 use crate::model::{
-    ApplyError, Change, CompensationState, EventRecord, Seq, State, TaskState, Timestamp,
+    ApplyError, Change, CompensationState, EventRecord, Run, RunId, RunState, Seq, State,
+    TaskIndex, TaskState, Timestamp,
 };
 use crate::read::facts::WriteFacts;
 use crate::read::views::ViewContext;
@@ -46,16 +48,81 @@ pub struct Projection {
     ends: VecDeque<(u64, u32)>,
     /// When a task last reached a terminal state or a run was last submitted.
     pub last_progress: Timestamp,
+    /// Ready and retrying tasks of running runs, best first: what `troupe queue` lists
+    /// (without `--verbose`) and the dashboard's queue, read in O(limit) however long the
+    /// queue is.
+    pub queue: BTreeSet<QueueOrder>,
+    /// The key of each task in `queue` (to move or remove it).
+    queued: HashMap<(RunId, TaskIndex), QueueOrder>,
+}
+
+/// A queued task's place: class (0 ready, 1 retrying, 2 cannot run yet), then higher
+/// priority, then longer wait (since it became ready) or earlier retry, then run and task.
+pub type QueueOrder = (u8, i64, Timestamp, RunId, TaskIndex);
+
+/// The place of task `t` of `r` in the queue, if it is listed there (ready or retrying, of a
+/// running run); with `waiting`, tasks that cannot run yet too (class 2).
+pub fn queue_order(r: &Run, t: TaskIndex, waiting: bool) -> Option<QueueOrder> {
+    if r.state() != RunState::Running {
+        return None;
+    }
+    let task = r.task(t);
+    let class = match task.state {
+        TaskState::Ready => 0,
+        TaskState::Retrying => 1,
+        TaskState::Pending | TaskState::AwaitingApproval | TaskState::Suspended if waiting => 2,
+        _ => return None,
+    };
+    let key_time = match task.state {
+        TaskState::Retrying => task
+            .retry_at
+            .unwrap_or(task.started_at.unwrap_or(r.submitted_at())),
+        _ => schedulable_since(r, t),
+    };
+    Some((
+        class,
+        -(r.workflow().priority(t) as i64),
+        key_time,
+        r.id(),
+        t,
+    ))
 }
 
 impl Projection {
     /// A projection of `state` (replayed), observed from `now` on.
     pub fn new(state: State, now: Timestamp) -> Self {
-        Projection {
+        let mut p = Projection {
             state,
             completions: VecDeque::new(),
             ends: VecDeque::new(),
             last_progress: now,
+            queue: BTreeSet::new(),
+            queued: HashMap::new(),
+        };
+        let runs: Vec<RunId> = p.state.runs().map(|r| r.id()).collect();
+        for run in runs {
+            p.index_run(run);
+        }
+        p
+    }
+
+    /// Puts task `t` of `run` where its state says in the queue index (or takes it out).
+    fn index(&mut self, run: RunId, t: TaskIndex) {
+        if let Some(old) = self.queued.remove(&(run, t)) {
+            self.queue.remove(&old);
+        }
+        let Some(order) = self.state.run(run).and_then(|r| queue_order(r, t, false)) else {
+            return;
+        };
+        self.queue.insert(order);
+        self.queued.insert((run, t), order);
+    }
+
+    /// Re-indexes every task of `run` (it was submitted, or its state changed).
+    fn index_run(&mut self, run: RunId) {
+        let n = self.state.run(run).map_or(0, |r| r.tasks().len());
+        for t in 0..n as TaskIndex {
+            self.index(run, t);
         }
     }
 
@@ -63,8 +130,9 @@ impl Projection {
     pub fn apply(&mut self, seq: Seq, record: &EventRecord) -> Result<(), ApplyError> {
         let mut changes = Vec::new();
         self.state.apply_with(seq, record, &mut changes)?;
-        if let crate::model::Event::RunSubmitted { .. } = record.event {
+        if let crate::model::Event::RunSubmitted { run, .. } = record.event {
             self.last_progress = self.last_progress.max(record.time);
+            self.index_run(run);
         }
         for change in changes {
             self.observe(change, record.time);
@@ -80,6 +148,7 @@ impl Projection {
                 from,
                 to,
             } => {
+                self.index(run, task);
                 if from == TaskState::Running && to != TaskState::Suspended {
                     self.count_end(time);
                 }
@@ -99,6 +168,11 @@ impl Projection {
                     attempts: r.task(task).attempts,
                     finished_at: time,
                 });
+            }
+            Change::Run { run, from, to }
+                if from == RunState::Running || to == RunState::Running =>
+            {
+                self.index_run(run)
             }
             Change::Compensation {
                 from: Some(CompensationState::Running),

@@ -14,7 +14,7 @@ use crate::model::decide::{running_attempts, running_compensations};
 use crate::model::rollup::schedulable_since;
 use crate::model::{Run, RunId, RunState, State, TaskIndex, TaskState, Timestamp};
 use crate::read::facts::WriteFacts;
-use crate::read::projection::Projection;
+use crate::read::projection::{queue_order, Projection, QueueOrder};
 
 /// What the views need besides the projection and the facts.
 #[derive(Debug, Clone, Default)]
@@ -179,10 +179,6 @@ fn dispatch_blocked(state: &State, facts: &WriteFacts) -> bool {
     state.is_halted() || facts.stop_file() || facts.draining()
 }
 
-/// A queue candidate's order: class (0 ready, 1 retrying, 2 cannot run yet), then higher
-/// priority, then longer wait (or earlier retry).
-type QueueOrder = (u8, i64, Timestamp, RunId, TaskIndex);
-
 /// `troupe queue`: ready tasks best first (priority, then longest wait), then retries by
 /// due time, then (with `waiting`) tasks that cannot run yet. Only the best `limit` are
 /// built (a bounded heap over the candidates, O(n log limit)); `total` counts them all.
@@ -197,49 +193,33 @@ pub fn queue_view(
     let state = &p.state;
     let throughput = p.throughput(t_now);
     let halted = dispatch_blocked(state, facts);
-    let listed = |s: TaskState| {
-        matches!(s, TaskState::Ready | TaskState::Retrying)
-            || (waiting
-                && matches!(
-                    s,
-                    TaskState::Pending | TaskState::AwaitingApproval | TaskState::Suspended
-                ))
-    };
-    // Keep the best `limit` in a max-heap of the worst kept.
-    let mut best: BinaryHeap<QueueOrder> = BinaryHeap::with_capacity(limit as usize + 1);
-    let mut total = 0u64;
-    for r in state.runs() {
-        if r.state() != RunState::Running {
-            continue;
-        }
-        let wf = r.workflow();
-        for (i, task) in r.tasks().iter().enumerate() {
-            if !listed(task.state) {
+    // Without `waiting`, the projection's index holds exactly the listed tasks, best first;
+    // with it, every task of every running run is looked at (a bounded heap keeps the best).
+    let (mut kept, total) = if waiting {
+        let mut best: BinaryHeap<QueueOrder> = BinaryHeap::with_capacity(limit as usize + 1);
+        let mut total = 0u64;
+        for r in state.runs() {
+            if r.state() != RunState::Running {
                 continue;
             }
-            total += 1;
-            let t = i as TaskIndex;
-            let class = match task.state {
-                TaskState::Ready => 0,
-                TaskState::Retrying => 1,
-                _ => 2,
-            };
-            let key_time = match task.state {
-                TaskState::Retrying => task
-                    .retry_at
-                    .unwrap_or(task.started_at.unwrap_or(r.submitted_at())),
-                _ => schedulable_since(r, t),
-            };
-            let order = (class, -(wf.priority(t) as i64), key_time, r.id(), t);
-            if best.len() < limit as usize {
-                best.push(order);
-            } else if best.peek().is_some_and(|worst| order < *worst) {
-                best.pop();
-                best.push(order);
+            for t in 0..r.tasks().len() as TaskIndex {
+                let Some(order) = queue_order(r, t, true) else {
+                    continue;
+                };
+                total += 1;
+                if best.len() < limit as usize {
+                    best.push(order);
+                } else if best.peek().is_some_and(|worst| order < *worst) {
+                    best.pop();
+                    best.push(order);
+                }
             }
         }
-    }
-    let mut kept = best.into_vec();
+        (best.into_vec(), total)
+    } else {
+        let kept: Vec<QueueOrder> = p.queue.iter().take(limit as usize).copied().collect();
+        (kept, p.queue.len() as u64)
+    };
     kept.sort_unstable();
     let loads = Loads::of(state, facts);
     let in_flight = facts.in_flight();
