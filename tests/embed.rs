@@ -234,5 +234,6 @@ async fn the_queue_index_lists_what_a_scan_finds() {
     assert_eq!(p.queue.iter().copied().collect::<Vec<_>>(), scan);
     let rebuilt = Projection::new(p.state.clone(), p.last_progress);
     assert_eq!(rebuilt.queue, p.queue);
+    assert_eq!(rebuilt.running, p.running);
     node.shutdown().await.unwrap();
 }

@@ -2,7 +2,7 @@
 //!
 //! | case | troupe figure | baseline |
 //! |---|---|---|
-//! | dispatch under reads | tasks/s of a run of N no-op tasks while one client issues `status RUN`, `queue --limit 10` and a dashboard request back to back over the control socket | tasks/s of the same run with no reader, in alternating rounds of the same process |
+//! | dispatch under reads | tasks/s of a run of N no-op tasks while one client issues `status RUN` (of that run: all N tasks), `queue --limit 10` and a dashboard request back to back over the control socket; and with `status` of a 20-task run instead (light) | tasks/s of the same run with no reader, in alternating rounds of the same process |
 //! | read latency, large queue | p50/p99 of `status RUN` (20 tasks), `queue --limit 10` and `dashboard` with M tasks queued on a halted node | p50/p99 of a raw Unix-socket ping-pong of the same response size |
 
 use std::path::PathBuf;
@@ -16,7 +16,7 @@ use super::tasks::{flat_workflow, halt};
 use super::{fresh, node_err, socket_ping_pong, BenchError};
 use crate::client::Client;
 use crate::executor::NoopExecutor;
-use crate::messages::control::{Request, Response};
+use crate::messages::control::{Command as AdminCommand, Request, Response};
 use crate::model::RunId;
 use crate::node::Node;
 use crate::storage::{codec, Durability};
@@ -53,11 +53,25 @@ impl ReadsBenchOptions {
     }
 }
 
+/// Who reads during a dispatch round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reader {
+    /// Nobody (the baseline).
+    None,
+    /// `status` of the dispatching run itself (every one of its tasks), `queue --limit 10`,
+    /// `dashboard`, back to back: the case of the target.
+    Full,
+    /// The same with `status` of a small (20-task) run instead: what the reads cost without
+    /// the work of rendering a 200,000-task run.
+    Light,
+}
+
 /// One dispatch round.
 #[derive(Debug, Clone, Serialize)]
 pub struct DispatchRound {
-    /// Whether a reader ran during it.
-    pub with_reader: bool,
+    /// Who read during it.
+    pub reader: Reader,
     /// Tasks/s, submit → run finished.
     pub tasks_per_s: f64,
     /// Reads answered during the run (each of the three kinds counts one).
@@ -92,8 +106,10 @@ pub struct ReadsBenchReport {
     pub tasks: usize,
     /// Every round, in the order run.
     pub rounds: Vec<DispatchRound>,
-    /// Mean tasks/s with a reader ÷ mean without.
+    /// Mean tasks/s with the full reader ÷ mean without a reader.
     pub ratio: f64,
+    /// Mean tasks/s with the light reader ÷ mean without a reader.
+    pub light_ratio: f64,
     /// Tasks queued in the latency case.
     pub queued: usize,
     /// Read latencies with that queue.
@@ -133,7 +149,7 @@ async fn read_three(client: &mut Client, run: RunId) -> Result<[u64; 3], BenchEr
 async fn dispatch_round(
     opts: &ReadsBenchOptions,
     round: usize,
-    with_reader: bool,
+    reader: Reader,
 ) -> Result<DispatchRound, BenchError> {
     let dir = fresh(&opts.dir, &format!("dispatch-{round}"))?;
     let node = Node::builder(&dir)
@@ -145,15 +161,30 @@ async fn dispatch_round(
         .map_err(node_err)?;
     let wf = flat_workflow("bench-reads", opts.tasks, &["true"])?;
     let stop = Arc::new(AtomicBool::new(false));
+    let small = match reader {
+        Reader::Light => {
+            halt(&node).await?;
+            let small = node
+                .submit(flat_workflow("bench-small", 20, &["true"])?)
+                .await
+                .map_err(node_err)?;
+            node.request(Request::Command(AdminCommand::Unhalt))
+                .await
+                .map_err(node_err)?;
+            Some(small)
+        }
+        _ => None,
+    };
     let start = Instant::now();
     let run = node.submit(wf).await.map_err(node_err)?;
-    let reader = with_reader.then(|| {
+    let status_of = small.unwrap_or(run);
+    let task = (reader != Reader::None).then(|| {
         let (dir, stop) = (dir.clone(), Arc::clone(&stop));
         tokio::spawn(async move {
             let mut client = Client::connect(&dir).await.map_err(node_err)?;
             let mut samples = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                samples.extend(read_three(&mut client, run).await?);
+                samples.extend(read_three(&mut client, status_of).await?);
             }
             Ok::<_, BenchError>(samples)
         })
@@ -161,14 +192,14 @@ async fn dispatch_round(
     node.wait_for_run(run).await.map_err(node_err)?;
     let took = start.elapsed();
     stop.store(true, Ordering::Relaxed);
-    let samples = match reader {
+    let samples = match task {
         Some(r) => r.await.map_err(node_err)??,
         None => Vec::new(),
     };
     node.shutdown().await.map_err(node_err)?;
     let reads = samples.len();
     Ok(DispatchRound {
-        with_reader,
+        reader,
         tasks_per_s: opts.tasks as f64 / took.as_secs_f64(),
         reads,
         read_p99_us: percentiles(samples).1,
@@ -248,23 +279,30 @@ pub async fn reads(opts: &ReadsBenchOptions) -> Result<ReadsBenchReport, BenchEr
     let result = async {
         let mut rounds = Vec::new();
         for i in 0..opts.rounds {
-            rounds.push(dispatch_round(opts, 2 * i, false).await?);
-            rounds.push(dispatch_round(opts, 2 * i + 1, true).await?);
+            for (j, reader) in [Reader::None, Reader::Full, Reader::Light]
+                .into_iter()
+                .enumerate()
+            {
+                rounds.push(dispatch_round(opts, 3 * i + j, reader).await?);
+            }
         }
-        let mean = |reader: bool| {
+        let mean = |reader: Reader| {
             let v: Vec<f64> = rounds
                 .iter()
-                .filter(|r| r.with_reader == reader)
+                .filter(|r| r.reader == reader)
                 .map(|r| r.tasks_per_s)
                 .collect();
             v.iter().sum::<f64>() / v.len().max(1) as f64
         };
-        let ratio = mean(true) / mean(false).max(f64::MIN_POSITIVE);
+        let without = mean(Reader::None).max(f64::MIN_POSITIVE);
+        let ratio = mean(Reader::Full) / without;
+        let light_ratio = mean(Reader::Light) / without;
         let latency = latency_case(opts).await?;
         Ok(ReadsBenchReport {
             tasks: opts.tasks,
             rounds,
             ratio,
+            light_ratio,
             queued: opts.queued,
             latency,
         })

@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
 use crate::messages::control::{Completion, ControlError};
+use crate::model::decide::{running_attempts, running_compensations};
 use crate::model::rollup::schedulable_since;
 use crate::model::{
     ApplyError, Change, CompensationState, EventRecord, Run, RunId, RunState, Seq, State,
@@ -54,6 +55,9 @@ pub struct Projection {
     pub queue: BTreeSet<QueueOrder>,
     /// The key of each task in `queue` (to move or remove it).
     queued: HashMap<(RunId, TaskIndex), QueueOrder>,
+    /// Attempts the journal says are running: `(run, task, compensation)`. Kept so that the
+    /// queue's caps and the dashboard's running list cost O(running), not O(tasks).
+    pub running: BTreeSet<(RunId, TaskIndex, bool)>,
 }
 
 /// A queued task's place: class (0 ready, 1 retrying, 2 cannot run yet), then higher
@@ -98,7 +102,15 @@ impl Projection {
             last_progress: now,
             queue: BTreeSet::new(),
             queued: HashMap::new(),
+            running: BTreeSet::new(),
         };
+        let forward = running_attempts(&p.state)
+            .into_iter()
+            .map(|(run, t, _)| (run, t, false));
+        let compensations = running_compensations(&p.state)
+            .into_iter()
+            .map(|(run, t, _)| (run, t, true));
+        p.running = forward.chain(compensations).collect();
         let runs: Vec<RunId> = p.state.runs().map(|r| r.id()).collect();
         for run in runs {
             p.index_run(run);
@@ -149,6 +161,11 @@ impl Projection {
                 to,
             } => {
                 self.index(run, task);
+                if to == TaskState::Running {
+                    self.running.insert((run, task, false));
+                } else if from == TaskState::Running {
+                    self.running.remove(&(run, task, false));
+                }
                 if from == TaskState::Running && to != TaskState::Suspended {
                     self.count_end(time);
                 }
@@ -175,9 +192,18 @@ impl Projection {
                 self.index_run(run)
             }
             Change::Compensation {
-                from: Some(CompensationState::Running),
-                ..
-            } => self.count_end(time),
+                run,
+                task,
+                from,
+                to,
+            } => {
+                if to == CompensationState::Running {
+                    self.running.insert((run, task, true));
+                } else if from == Some(CompensationState::Running) {
+                    self.running.remove(&(run, task, true));
+                    self.count_end(time);
+                }
+            }
             _ => {}
         }
     }

@@ -10,7 +10,6 @@ use crate::messages::control::{
 };
 use crate::messages::scheduler::AttemptKind;
 use crate::model::caps::{admit, Load};
-use crate::model::decide::{running_attempts, running_compensations};
 use crate::model::rollup::schedulable_since;
 use crate::model::{Run, RunId, RunState, State, TaskIndex, TaskState, Timestamp};
 use crate::read::facts::WriteFacts;
@@ -133,15 +132,18 @@ struct Loads {
 }
 
 impl Loads {
-    fn of(state: &State, facts: &WriteFacts) -> Loads {
+    fn of(p: &Projection, facts: &WriteFacts) -> Loads {
+        let state = &p.state;
         let mut loads = Loads {
             run: HashMap::new(),
             pool: HashMap::new(),
             node_pool: HashMap::new(),
         };
-        let forward = running_attempts(state)
-            .into_iter()
-            .map(|(run, task, _)| (run, task, AttemptKind::Forward));
+        let forward = p
+            .running
+            .iter()
+            .filter(|(_, _, compensation)| !compensation)
+            .map(|&(run, task, _)| (run, task, AttemptKind::Forward));
         let lingering = facts
             .lingering()
             .into_iter()
@@ -221,7 +223,7 @@ pub fn queue_view(
         (kept, p.queue.len() as u64)
     };
     kept.sort_unstable();
-    let loads = Loads::of(state, facts);
+    let loads = Loads::of(p, facts);
     let in_flight = facts.in_flight();
     let free = cx.workers.saturating_sub(in_flight) as f64;
     let entries = kept
@@ -330,23 +332,24 @@ pub fn dashboard_view(
 ) -> DashboardView {
     let queue = queue_view(p, facts, cx, false, limit, t_now);
     let state = &p.state;
-    let forward = running_attempts(state)
-        .into_iter()
-        .map(|(run, task, attempt)| (run, task, attempt, false));
-    let compensations = running_compensations(state)
-        .into_iter()
-        .map(|(run, task, attempt)| (run, task, attempt, true));
-    let mut running: Vec<RunningAttempt> = forward
-        .chain(compensations)
-        .filter_map(|(run, task, attempt, compensation)| {
+    let mut running: Vec<RunningAttempt> = p
+        .running
+        .iter()
+        .filter_map(|&(run, task, compensation)| {
             let r = state.run(run)?;
+            let t = r.task(task);
+            let attempt = if compensation {
+                t.compensation.as_deref().map_or(0, |c| c.attempts)
+            } else {
+                t.attempts
+            };
             Some(RunningAttempt {
                 run,
                 task: r.workflow().task_id(task).clone(),
                 workflow: r.workflow().spec().name.clone(),
                 attempt,
                 compensation,
-                started_at: r.task(task).started_at.unwrap_or(queue.now),
+                started_at: t.started_at.unwrap_or(queue.now),
             })
         })
         .collect();

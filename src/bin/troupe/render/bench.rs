@@ -152,23 +152,32 @@ pub(crate) fn print_reads(r: &troupe::bench::reads::ReadsBenchReport) {
         thousands(r.tasks as f64)
     );
     for (i, round) in r.rounds.iter().enumerate() {
-        if round.with_reader {
+        use troupe::bench::reads::Reader;
+        let who = match round.reader {
+            Reader::None => "no reader   ",
+            Reader::Full => "full reader ",
+            Reader::Light => "light reader",
+        };
+        if round.reader == Reader::None {
             println!(
-                "  round {}: with a reader   {} tasks/s; {} reads, p99 {:.2} ms",
+                "  round {}: {who} {} tasks/s",
+                i + 1,
+                thousands(round.tasks_per_s)
+            );
+        } else {
+            println!(
+                "  round {}: {who} {} tasks/s; {} reads, p99 {:.2} ms",
                 i + 1,
                 thousands(round.tasks_per_s),
                 thousands(round.reads as f64),
                 round.read_p99_us as f64 / 1000.0
             );
-        } else {
-            println!(
-                "  round {}: without reader  {} tasks/s",
-                i + 1,
-                thousands(round.tasks_per_s)
-            );
         }
     }
-    println!("  mean with ÷ mean without: {:.3}x", r.ratio);
+    println!(
+        "  mean ÷ mean without a reader: full reader {:.3}x, light reader {:.3}x",
+        r.ratio, r.light_ratio
+    );
     println!(
         "read latency with {} tasks queued (raw socket round trip of the same size):",
         thousands(r.queued as f64)
