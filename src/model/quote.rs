@@ -4,7 +4,7 @@
 //! 10,000 characters long, or hold a newline and text that forges the next line of output,
 //! an escape sequence that clears the terminal, or a Unicode bidirectional control that
 //! reorders how the line reads. Every message in the model that quotes user text does so
-//! through [`quoted`], which escapes those characters and shortens long text to a prefix and
+//! through `quoted`, which escapes those characters and shortens long text to a prefix and
 //! its length.
 //!
 //! Text output that shows such text whole (run and workflow names, commands, approvers and

@@ -1,0 +1,328 @@
+//! The control protocol: what the admin CLI (or any client) sends a node over its Unix socket.
+//!
+//! # Wire format
+//! A connection is a sequence of frames. A frame is a 4-byte big-endian length `n`
+//! (1 ≤ n ≤ [`MAX_FRAME_BYTES`]) followed by `n` bytes: one message encoded by
+//! [`crate::storage::codec::encode_message`] (bincode 2, the journal's configuration).
+//!
+//! 1. The client sends a [`Hello`] frame within [`HANDSHAKE_TIMEOUT`]; the node answers with
+//!    a [`HelloReply`]. A wrong magic, protocol version or user gets `HelloReply::Refused` and
+//!    the node closes the connection; a peer that sends no hello in time is disconnected.
+//! 2. Then each [`Request`] frame gets exactly one [`Response`] frame, in order.
+//!
+//! A frame longer than the maximum or a body that does not decode gets a `Response::Error`
+//! (or `HelloReply::Refused` during the handshake) and the connection is closed; the node
+//! itself is unaffected.
+//!
+//! # Layout
+//! - this file: the handshake, requests, subscriptions, responses and errors.
+//! - `views`: what reads answer (node, run, task, queue, dashboard, approvals, health).
+//! - `frame`: reading and writing length-prefixed frames.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Approver, EventRecord, RunId, Seq, TaskId, Workflow};
+
+mod frame;
+mod views;
+
+pub use frame::{read_frame, read_frame_within, write_frame, FrameError};
+pub use views::*;
+
+/// Version of this protocol; both sides must agree (checked in the handshake).
+pub const PROTOCOL_VERSION: u16 = 4;
+
+/// The first bytes of every [`Hello`]: rejects clients that are not speaking troupe at all.
+pub const MAGIC: [u8; 8] = *b"troupe\0\x01";
+
+/// Largest frame body either side accepts: 64 MiB (a workflow file may be 32 MiB, see
+/// [`crate::model::MAX_WORKFLOW_BYTES`], and its encoding is no larger than its text plus
+/// the task index).
+pub const MAX_FRAME_BYTES: u32 = 64 << 20;
+
+/// Largest [`Hello`] frame body the node reads: 1 KiB. A hello is about a dozen bytes; the
+/// limit keeps a peer the node has not accepted yet from making it allocate a large frame.
+pub const MAX_HELLO_BYTES: u32 = 1 << 10;
+
+/// How long either side of a handshake waits for the other: the node closes a connection
+/// whose [`Hello`] has not arrived within it (so idle connections cannot pile up), and
+/// [`crate::client::Client::connect`] gives up on a node whose [`HelloReply`] has not. 5 s:
+/// a live node answers in microseconds, and a stopped or wedged one should be reported
+/// before an operator gives up waiting.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The client's opening frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Must be [`MAGIC`].
+    pub magic: [u8; 8],
+    /// The client's [`PROTOCOL_VERSION`].
+    pub version: u16,
+}
+
+impl Hello {
+    /// The hello this build sends.
+    pub fn current() -> Self {
+        Hello {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION,
+        }
+    }
+}
+
+/// The node's answer to [`Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HelloReply {
+    /// Requests may follow.
+    Welcome {
+        /// The node's id (from the journal's meta column family).
+        node_id: String,
+        /// The node's process id.
+        pid: u32,
+    },
+    /// The connection is closed after this; the text says why (wrong version, wrong magic,
+    /// wrong user).
+    Refused {
+        /// What was wrong.
+        reason: String,
+        /// The protocol version the node speaks.
+        version: u16,
+    },
+}
+
+/// What a request acts on: a whole run or one task of it (`RUN` or `RUN/TASK` on the CLI).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Target {
+    /// A whole run.
+    Run(RunId),
+    /// One task of a run.
+    Task(RunId, TaskId),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Run(r) => write!(f, "{r}"),
+            Target::Task(r, t) => write!(f, "{r}/{t}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+
+    /// Parses `RUN` or `RUN/TASK`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (run, task) = match s.split_once('/') {
+            Some((r, t)) => (r, Some(t)),
+            None => (s, None),
+        };
+        let run: RunId = run
+            .parse()
+            .map_err(|e: crate::model::ids::ParseRunIdError| format!("`{s}`: {e}"))?;
+        match task {
+            None => Ok(Target::Run(run)),
+            Some(t) => TaskId::new(t)
+                .map(|t| Target::Task(run, t))
+                .map_err(|e| format!("`{s}`: {e}")),
+        }
+    }
+}
+
+/// An operator command that changes state (each becomes one event, checked by the fold).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Cancel a run or a task (running attempts are terminated).
+    Cancel(Target),
+    /// Suspend a run or a waiting task.
+    Suspend(Target),
+    /// Resume a suspended run or task.
+    Resume(Target),
+    /// Reopen a failed or cancelled task (fresh retry budget), with its upstream_failed
+    /// dependents.
+    Retry(Target),
+    /// Stop dispatching; with `kill`, also terminate running attempts.
+    Halt {
+        /// Terminate running attempts too.
+        kill: bool,
+    },
+    /// Resume dispatching.
+    Unhalt,
+    /// Grant the approval a task awaits (`troupe approve RUN/TASK --as NAME`).
+    Approve {
+        /// The run.
+        run: RunId,
+        /// The task awaiting approval.
+        task: TaskId,
+        /// Who decides; the node replaces `os_user` with the user behind the connection.
+        approver: Approver,
+    },
+    /// Reject it: the task fails for good (`troupe reject RUN/TASK --as NAME`).
+    Reject {
+        /// The run.
+        run: RunId,
+        /// The task awaiting approval.
+        task: TaskId,
+        /// Who decides; the node replaces `os_user` with the user behind the connection.
+        approver: Approver,
+    },
+}
+
+/// One request frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// The node's state.
+    Node,
+    /// One run with all its tasks.
+    Run(RunId),
+    /// All runs, oldest first (summaries).
+    List,
+    /// One run's summary (counts and times, no tasks): what a follower polls.
+    Summary(RunId),
+    /// Submit a run (attaches to an unfinished run of the same workflow instead, see
+    /// [`Response::Submitted`]).
+    Submit(Box<Workflow>),
+    /// An operator command.
+    Command(Command),
+    /// Up to `limit` journal events after sequence number `after`, of one run or all.
+    Events {
+        /// Only this run's events.
+        run: Option<RunId>,
+        /// Events with a sequence number greater than this.
+        after: Seq,
+        /// At most this many.
+        limit: u32,
+    },
+    /// Stop the node gracefully (like SIGTERM).
+    Stop,
+    /// Test hook, honoured only when the node was started with `TROUPE_TEST_HOOKS=1`: make an
+    /// actor panic (`scheduler` or `worker`).
+    InjectPanic(String),
+    /// Every pending approval request, oldest first (answered by the approval gate).
+    Approvals,
+    /// Everything `troupe dashboard` draws, in one round trip.
+    Dashboard {
+        /// At most this many queue entries.
+        limit: u32,
+    },
+    /// Figures over a past window from the durable rollups (`troupe metrics`).
+    Metrics {
+        /// The window ends now and starts this long ago.
+        since: std::time::Duration,
+    },
+    /// The node's health checks (`troupe health`).
+    Health,
+    /// Tasks waiting to run, best first (`troupe queue`).
+    Queue {
+        /// Also list tasks that cannot run yet (pending, awaiting approval, suspended).
+        waiting: bool,
+        /// At most this many entries (the total is reported).
+        limit: u32,
+    },
+    /// Turn this connection into a stream: the node pushes responses as changes become
+    /// durable, until the stream ends (see [`Subscription`]) or the client closes the
+    /// connection. A subscriber that does not keep up is dropped with
+    /// [`ControlError::TooSlow`]; it never holds up the node.
+    Subscribe(Subscription),
+}
+
+/// What a [`Request::Subscribe`] streams. The first frame is the current value; later frames
+/// follow changes as they become durable. Errors end the stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Subscription {
+    /// One run's summary ([`Response::Runs`] with one entry) now and after each change (at
+    /// most one frame per 100 ms); the stream ends after the frame showing it finished.
+    /// Unknown run: [`ControlError::NotFound`].
+    Run(RunId),
+    /// Journal events ([`Response::Events`]) after sequence number `after`, of one run or
+    /// all: first those the journal holds, then each as it becomes durable.
+    Events {
+        /// Only this run's events.
+        run: Option<RunId>,
+        /// Events with a sequence number greater than this.
+        after: Seq,
+    },
+    /// The queue ([`Response::Queue`]) now and then once per `every` (its estimates move
+    /// even when no event does).
+    Queue {
+        /// Also list tasks that cannot run yet.
+        waiting: bool,
+        /// At most this many entries.
+        limit: u32,
+        /// Least time between two frames.
+        every: std::time::Duration,
+    },
+    /// The dashboard ([`Response::Dashboard`]) now and then once per `every` (its
+    /// throughput and clocks move even when no event does).
+    Dashboard {
+        /// At most this many queue entries.
+        limit: u32,
+        /// Time between two frames.
+        every: std::time::Duration,
+    },
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ControlError {
+    /// The request names a run or task the node does not have (CLI exit 2).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is well-formed but not allowed in the current state (CLI exit 2).
+    #[error("{0}")]
+    Refused(String),
+    /// The frame was malformed (CLI exit 2).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The node failed to do it (journal unavailable, shutting down; CLI exit 3).
+    #[error("node error: {0}")]
+    Internal(String),
+    /// A subscriber fell behind the stream and was dropped (CLI exit 3); subscribe again,
+    /// from the last sequence number it saw.
+    #[error("dropped by the node: {0}")]
+    TooSlow(String),
+}
+
+impl ControlError {
+    /// The CLI exit code for this error (DESIGN.md: 2 invalid input, 3 node/internal).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ControlError::Internal(_) | ControlError::TooSlow(_) => 3,
+            _ => 2,
+        }
+    }
+}
+
+/// One response frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    /// The request failed; nothing changed.
+    Error(ControlError),
+    /// A command was journaled.
+    Done,
+    /// Answer to [`Request::Submit`].
+    Submitted {
+        /// The run.
+        run: RunId,
+        /// The workflow was already running unfinished under `run`, which was reused.
+        attached: bool,
+    },
+    /// Answer to [`Request::Node`].
+    Node(NodeView),
+    /// Answer to [`Request::Run`].
+    Run(Box<RunView>),
+    /// Answer to [`Request::List`] (and [`Request::Summary`], with one element).
+    Runs(Vec<RunSummary>),
+    /// Answer to [`Request::Events`]: `(seq, record)` in sequence order.
+    Events(Vec<(Seq, EventRecord)>),
+    /// Answer to [`Request::Approvals`].
+    Approvals(Vec<PendingApproval>),
+    /// Answer to [`Request::Queue`].
+    Queue(Box<QueueView>),
+    /// Answer to [`Request::Dashboard`].
+    Dashboard(Box<DashboardView>),
+    /// Answer to [`Request::Metrics`].
+    Metrics(Box<crate::model::rollup::MetricsReport>),
+    /// Answer to [`Request::Health`].
+    Health(Box<HealthReport>),
+}

@@ -1,0 +1,287 @@
+//! What reads answer: the views of the node, runs, tasks, the queue, the dashboard, pending
+//! approvals and health.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{CompensationState, RunId, RunState, Seq, TaskId, TaskState, Timestamp};
+
+/// What `troupe dashboard` draws (one [`Request::Dashboard`] round trip per refresh).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DashboardView {
+    /// The node (halted or not, counts).
+    pub node: NodeView,
+    /// The queue, best first, up to the requested limit (its `now` is the view's time).
+    pub queue: QueueView,
+    /// Attempts running now, oldest first.
+    pub running: Vec<RunningAttempt>,
+    /// The last (up to) 10 tasks that reached a terminal state, newest first.
+    pub completions: Vec<Completion>,
+    /// Attempt ends per second over the last 60 s, oldest first (60 entries; the last one is
+    /// the current, partial second).
+    pub throughput: Vec<u32>,
+    /// Tasks that failed for good divided by tasks that succeeded or failed, over the last
+    /// hour (0.0 when none ended); from the durable rollups.
+    pub error_rate: f64,
+}
+
+/// An attempt running now, in [`DashboardView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningAttempt {
+    /// The run.
+    pub run: RunId,
+    /// The task.
+    pub task: TaskId,
+    /// The run's workflow name.
+    pub workflow: String,
+    /// Attempt number (of the compensation, for a compensation).
+    pub attempt: u32,
+    /// A saga compensation rather than a forward attempt.
+    pub compensation: bool,
+    /// When the attempt started (elapsed = the view's `queue.now` minus this).
+    pub started_at: Timestamp,
+}
+
+/// A task that reached a terminal state, in [`DashboardView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completion {
+    /// The run.
+    pub run: RunId,
+    /// The task.
+    pub task: TaskId,
+    /// The run's workflow name.
+    pub workflow: String,
+    /// `succeeded`, `failed`, `cancelled`, `upstream_failed` or `compensated`.
+    pub state: TaskState,
+    /// Attempts it took.
+    pub attempts: u32,
+    /// When it ended.
+    pub finished_at: Timestamp,
+}
+
+/// How healthy the node is (Nagios: OK / WARNING / CRITICAL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Every check passed (exit 0).
+    Healthy,
+    /// A check that does not stop work failed (exit 1).
+    Degraded,
+    /// The node cannot make progress (exit 2).
+    Unhealthy,
+}
+
+impl Health {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Degraded => "degraded",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// One check of [`HealthReport`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// Check name (`scheduler`, `backlog`, `error_rate`, `stalled`, `journal`, `disk`,
+    /// `restarts`).
+    pub name: String,
+    /// What failing this check makes the node.
+    pub status: Health,
+    /// The measured value, in the check's unit.
+    pub value: f64,
+    /// The threshold the value is compared with, in the same unit.
+    pub threshold: f64,
+    /// Unit of `value` and `threshold` (`ms`, `tasks`, `ratio`, `s`, `bytes`, `restarts`).
+    pub unit: String,
+    /// One line for people.
+    pub message: String,
+}
+
+/// The answer to [`Request::Health`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthReport {
+    /// The worst status among the checks.
+    pub status: Health,
+    /// When the node evaluated the checks.
+    pub now: Timestamp,
+    /// Every check, passed or not.
+    pub checks: Vec<HealthCheck>,
+}
+
+/// The queue as `troupe queue` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueView {
+    /// When the node took this view.
+    pub now: Timestamp,
+    /// Whether dispatching is halted (nothing starts).
+    pub halted: bool,
+    /// Attempts running.
+    pub running: u32,
+    /// Worker slots.
+    pub workers: u32,
+    /// Attempts (and compensations) ended per second over the last minute.
+    pub throughput: f64,
+    /// Entries before the limit.
+    pub total: u64,
+    /// Best first: ready tasks by priority then wait, then retries by due time, then (with
+    /// `waiting`) tasks that cannot run yet.
+    pub entries: Vec<QueueEntry>,
+}
+
+/// One task in [`QueueView`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    /// The run.
+    pub run: RunId,
+    /// The task.
+    pub task: TaskId,
+    /// The run's workflow name.
+    pub workflow: String,
+    /// `ready`, `retrying`, or (waiting) `pending`, `awaiting_approval`, `suspended`.
+    pub state: TaskState,
+    /// Effective priority.
+    pub priority: i32,
+    /// Effective pool.
+    pub pool: Option<String>,
+    /// Since when it waits: its last dependency's end (or the run's submission), or the end
+    /// of its failed attempt for a retry.
+    pub waiting_since: Timestamp,
+    /// When a retry is due.
+    pub retry_at: Option<Timestamp>,
+    /// Estimated start: now if a worker is free for it, else its place in line divided by the
+    /// recent throughput; `None` when it cannot be estimated (no recent throughput, halted,
+    /// or the task cannot run yet).
+    pub estimated_start: Option<Timestamp>,
+    /// Why it is not running although ready (halted, run cap, pool full).
+    pub blocked: Option<String>,
+}
+
+/// One task waiting for a human decision, as `troupe approvals` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingApproval {
+    /// The run.
+    pub run: RunId,
+    /// The task.
+    pub task: TaskId,
+    /// The run's workflow name.
+    pub workflow: String,
+    /// The command the task will run once approved.
+    pub command: String,
+    /// When the request was made (the task entered `awaiting_approval`).
+    pub requested_at: Timestamp,
+    /// When it expires and counts as rejected.
+    pub expires_at: Timestamp,
+}
+
+/// A saga step's compensation, as `status RUN` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompensationView {
+    /// `pending`, `running`, `retrying`, `succeeded` or `failed`.
+    pub state: CompensationState,
+    /// Compensation attempts started.
+    pub attempts: u32,
+    /// When the next compensation attempt is due (retrying).
+    pub retry_at: Option<Timestamp>,
+    /// Why the last compensation attempt failed.
+    pub last_failure: Option<String>,
+}
+
+/// The node as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeView {
+    /// The node's id.
+    pub node_id: String,
+    /// Process id of the node.
+    pub pid: u32,
+    /// Whether dispatching is halted.
+    pub halted: bool,
+    /// Whether the halt comes from a `STOP` file in the data dir.
+    pub stop_file: bool,
+    /// Runs not finished.
+    pub active_runs: u32,
+    /// All runs in the journal.
+    pub total_runs: u32,
+    /// Attempts running now.
+    pub running_attempts: u32,
+    /// Tasks ready and waiting for a worker.
+    pub queued_tasks: u64,
+    /// Worker actors.
+    pub workers: u32,
+    /// Last journal sequence number applied.
+    pub last_seq: Seq,
+    /// Tasks of unfinished runs that wait (pending, awaiting approval, ready, retrying,
+    /// suspended).
+    pub waiting_tasks: u64,
+    /// When a task last reached a terminal state or a run was last submitted (or the
+    /// scheduler started): the health check `stalled` measures from here.
+    pub last_progress: Timestamp,
+}
+
+/// A run in `list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Run id.
+    pub id: RunId,
+    /// Workflow name.
+    pub name: String,
+    /// Run state.
+    pub state: RunState,
+    /// When it was submitted.
+    pub submitted_at: Timestamp,
+    /// When it finished.
+    pub finished_at: Option<Timestamp>,
+    /// Number of tasks.
+    pub tasks: u32,
+    /// Tasks succeeded.
+    pub succeeded: u32,
+    /// Tasks failed, cancelled or upstream_failed.
+    pub failed: u32,
+    /// Tasks with an attempt running.
+    pub running: u32,
+    /// Tasks waiting for a human decision (`awaiting_approval`).
+    pub awaiting_approval: u32,
+}
+
+/// A run as `status RUN` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunView {
+    /// Counts and times.
+    pub summary: RunSummary,
+    /// Whether the run is suspended.
+    pub suspended: bool,
+    /// Every task in file order.
+    pub tasks: Vec<TaskView>,
+}
+
+/// A task as `status RUN/TASK` and `tasks RUN` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskView {
+    /// Task id.
+    pub id: TaskId,
+    /// Task state.
+    pub state: TaskState,
+    /// Attempts started.
+    pub attempts: u32,
+    /// Ids of its direct dependencies.
+    pub depends_on: Vec<TaskId>,
+    /// Effective priority.
+    pub priority: i32,
+    /// Effective pool.
+    pub pool: Option<String>,
+    /// The command, as a user would type it.
+    pub command: String,
+    /// When the current or last attempt started.
+    pub started_at: Option<Timestamp>,
+    /// When it reached a terminal state.
+    pub finished_at: Option<Timestamp>,
+    /// When the next attempt is due (retrying).
+    pub retry_at: Option<Timestamp>,
+    /// Why the last attempt failed.
+    pub last_failure: Option<String>,
+    /// The compensation command, for saga steps.
+    pub compensate: Option<String>,
+    /// The compensation's progress, once the run compensates and this step needs undoing.
+    pub compensation: Option<CompensationView>,
+}
