@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{fresh, node_err, raw_db, socket_ping_pong, BenchError};
+use super::journal::raw_db;
+use super::{fresh, node_err, socket_ping_pong, BenchError};
 use crate::client::Client;
 use crate::executor::{NoopExecutor, ProcessExecutor};
 use crate::messages::control::{Command as AdminCommand, Request, Response};
