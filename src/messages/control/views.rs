@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{CompensationState, RunId, RunState, Seq, TaskId, TaskState, Timestamp};
 
-/// What `troupe dashboard` draws (one [`Request::Dashboard`] round trip per refresh).
+/// What `troupe dashboard` draws: the answer to [`super::Request::Dashboard`], and each frame
+/// of a dashboard subscription.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DashboardView {
     /// The node (halted or not, counts).
@@ -99,7 +100,7 @@ pub struct HealthCheck {
     pub message: String,
 }
 
-/// The answer to [`Request::Health`].
+/// The answer to [`super::Request::Health`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthReport {
     /// The worst status among the checks.
