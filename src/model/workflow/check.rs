@@ -1,0 +1,302 @@
+//! The field checks of a workflow spec: names, commands, environments, durations, retry
+//! settings, pools; every problem is collected, with where it lies.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::model::ids::{TaskId, TaskIndex};
+use crate::model::quote::{quoted, MAX_QUOTED_CHARS};
+use crate::model::spec::{too_long, Command, WorkflowSpec};
+
+use super::*;
+
+pub(super) fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+pub(super) fn check_command(
+    p: &mut Problems<'_>,
+    i: TaskIndex,
+    id: &TaskId,
+    field: &'static str,
+    command: &Command,
+) {
+    let at = Loc::TaskField(i, field);
+    match command {
+        Command::Argv(argv) if argv.is_empty() => p.at(
+            at,
+            format!("task `{id}`: `{field}` is empty; give at least the program to run"),
+        ),
+        Command::Argv(argv) if argv[0].is_empty() => p.at(
+            at,
+            format!("task `{id}`: the program name (`{field}[0]`) is empty"),
+        ),
+        Command::Argv(argv) if argv.iter().any(|a| a.contains('\0')) => p.at(
+            at,
+            format!("task `{id}`: `{field}` contains a NUL byte, which no program can receive"),
+        ),
+        Command::Shell(text) if text.trim().is_empty() => {
+            p.at(at, format!("task `{id}`: the shell line is empty"))
+        }
+        Command::Shell(text) if text.contains('\0') => p.at(
+            at,
+            format!("task `{id}`: the shell line contains a NUL byte"),
+        ),
+        _ => {}
+    }
+}
+
+pub(super) fn check_env(
+    p: &mut Problems<'_>,
+    at: Loc<'_>,
+    owner: &str,
+    env: &BTreeMap<String, String>,
+) {
+    for (k, v) in env {
+        if k.is_empty() || k.contains('=') || k.contains('\0') {
+            p.at(
+                at,
+                format!(
+                    "{owner}: env name {} is not a valid variable name",
+                    quoted(k)
+                ),
+            );
+        }
+        if v.contains('\0') {
+            p.at(
+                at,
+                format!("{owner}: env value of {} contains a NUL byte", quoted(k)),
+            );
+        }
+    }
+}
+
+/// Field-level rules (everything but the graph structure).
+pub(super) fn check_fields(spec: &WorkflowSpec, p: &mut Problems<'_>) {
+    if spec.name.trim().is_empty() {
+        p.at(Loc::Name, "`name` is empty; give the workflow a name");
+    }
+    // The name is printed by `troupe list`, `events`, `status`: a newline would forge output
+    // lines there, an escape sequence would drive the terminal.
+    if let Some(c) = spec.name.chars().find(|c| c.is_control()) {
+        p.at(
+            Loc::Name,
+            format!(
+                "`name` contains the control character {c:?}; names are printed on terminals, \
+                 so control characters (newline, tab, escape, ...) are not allowed"
+            ),
+        );
+    }
+    if spec.max_concurrency == Some(0) {
+        p.at(
+            Loc::MaxConcurrency,
+            "`max_concurrency` must be at least 1 (omit it for no per-run cap)",
+        );
+    }
+    for (name, &slots) in &spec.pools {
+        if !valid_name(name) {
+            p.at(
+                Loc::Pool(name),
+                format!(
+                    "pool name {} may only use letters, digits, `_`, `.` and `-`",
+                    quoted(name)
+                ),
+            );
+        }
+        if slots == 0 {
+            p.at(
+                Loc::Pool(name),
+                format!("pool {} has 0 slots; give it at least 1", quoted(name)),
+            );
+        }
+    }
+    let declared = || {
+        if spec.pools.is_empty() {
+            "no pools are declared".to_owned()
+        } else {
+            // Plain names are listed bare; others (too long, odd characters) quoted.
+            // At most 20, so a file declaring thousands does not flood the terminal.
+            let mut names: Vec<String> = spec
+                .pools
+                .keys()
+                .take(20)
+                .map(|n| {
+                    if valid_name(n) && n.len() <= MAX_QUOTED_CHARS {
+                        n.clone()
+                    } else {
+                        quoted(n).to_string()
+                    }
+                })
+                .collect();
+            if spec.pools.len() > names.len() {
+                names.push(format!("and {} more", spec.pools.len() - names.len()));
+            }
+            format!("declared: {}", names.join(", "))
+        }
+    };
+    let d = &spec.defaults;
+    if let Some(pool) = &d.pool {
+        if !spec.pools.contains_key(pool) {
+            p.at(
+                Loc::Defaults("pool"),
+                format!(
+                    "[defaults] pool {} is not declared under [pools] ({})",
+                    quoted(pool),
+                    declared()
+                ),
+            );
+        }
+    }
+    for msg in d.retry.problems() {
+        p.at(Loc::Defaults("retry"), format!("[defaults] retry: {msg}"));
+    }
+    if d.timeout == Some(Duration::ZERO) {
+        p.at(
+            Loc::Defaults("timeout"),
+            "[defaults] timeout must be longer than 0s",
+        );
+    }
+    for (field, value) in [
+        ("timeout", d.timeout),
+        ("approval_timeout", d.approval_timeout),
+    ] {
+        if let Some(msg) = value.and_then(|v| too_long(field, v)) {
+            p.at(Loc::Defaults(field), format!("[defaults] {msg}"));
+        }
+    }
+    for msg in d.compensate_retry.problems() {
+        p.at(
+            Loc::Defaults("compensate_retry"),
+            format!("[defaults] compensate_retry: {msg}"),
+        );
+    }
+    if d.approval_timeout == Some(Duration::ZERO) {
+        p.at(
+            Loc::Defaults("approval_timeout"),
+            "[defaults] approval_timeout must be longer than 0s",
+        );
+    }
+    check_env(p, Loc::Defaults("env"), "[defaults]", &d.env);
+    if d.cwd.as_deref().is_some_and(|c| c.contains('\0')) {
+        p.at(Loc::Defaults("cwd"), "[defaults] cwd contains a NUL byte");
+    }
+
+    for (i, task) in spec.tasks.iter().enumerate() {
+        let i = i as TaskIndex;
+        let id = &task.id;
+        check_command(p, i, id, "command", &task.command);
+        if let Some(c) = &task.compensate {
+            check_command(p, i, id, "compensate", c);
+        }
+        if let Some(pool) = &task.pool {
+            if !spec.pools.contains_key(pool) {
+                p.at(
+                    Loc::TaskField(i, "pool"),
+                    format!(
+                        "task `{id}` uses pool {}, which is not declared under [pools] ({})",
+                        quoted(pool),
+                        declared()
+                    ),
+                );
+            }
+        }
+        if let Some(r) = &task.retry {
+            for msg in r.problems() {
+                p.at(
+                    Loc::TaskField(i, "retry"),
+                    format!("task `{id}`: retry: {msg}"),
+                );
+            }
+            // Each table may be fine alone and wrong merged: initial_interval from one,
+            // max_interval from the other.
+            let merged = r.or(d.retry);
+            if let (Some(initial), Some(max)) = (merged.initial_interval, merged.max_interval) {
+                let alone = |s: &crate::model::retry::RetrySpec| {
+                    s.initial_interval.is_some() && s.max_interval.is_some()
+                };
+                if max < initial && !alone(r) && !alone(&d.retry) {
+                    p.at(
+                        Loc::TaskField(i, "retry"),
+                        format!(
+                            "task `{id}`: retry: max_interval ({}) is shorter than \
+                             initial_interval ({}) once merged with [defaults].retry",
+                            humantime::format_duration(max),
+                            humantime::format_duration(initial)
+                        ),
+                    );
+                }
+            }
+        }
+        if task.timeout == Some(Duration::ZERO) {
+            p.at(
+                Loc::TaskField(i, "timeout"),
+                format!("task `{id}`: timeout must be longer than 0s"),
+            );
+        }
+        if task.approval_timeout == Some(Duration::ZERO) {
+            p.at(
+                Loc::TaskField(i, "approval_timeout"),
+                format!("task `{id}`: approval_timeout must be longer than 0s"),
+            );
+        }
+        for (field, value) in [
+            ("timeout", task.timeout),
+            ("approval_timeout", task.approval_timeout),
+        ] {
+            if let Some(msg) = value.and_then(|v| too_long(field, v)) {
+                p.at(Loc::TaskField(i, field), format!("task `{id}`: {msg}"));
+            }
+        }
+        let requires = task
+            .requires_approval
+            .or(d.requires_approval)
+            .unwrap_or(false);
+        if task.approval_timeout.is_some() && !requires {
+            p.at(
+                Loc::TaskField(i, "approval_timeout"),
+                format!(
+                    "task `{id}` sets approval_timeout but does not require approval \
+                     (add requires_approval = true)"
+                ),
+            );
+        }
+        if let Some(r) = &task.compensate_retry {
+            for msg in r.problems() {
+                p.at(
+                    Loc::TaskField(i, "compensate_retry"),
+                    format!("task `{id}`: compensate_retry: {msg}"),
+                );
+            }
+            if task.compensate.is_none() {
+                p.at(
+                    Loc::TaskField(i, "compensate_retry"),
+                    format!(
+                        "task `{id}` sets compensate_retry but has no compensation \
+                         (add `compensate` or `compensate_shell`)"
+                    ),
+                );
+            }
+        }
+        for label in &task.labels {
+            if !valid_name(label) {
+                p.at(
+                    Loc::TaskField(i, "labels"),
+                    format!(
+                        "task `{id}`: label {} may only use letters, digits, `_`, `.` and `-`",
+                        quoted(label)
+                    ),
+                );
+            }
+        }
+        check_env(p, Loc::Task(i), &format!("task `{id}`"), &task.env);
+        if task.cwd.as_deref().is_some_and(|c| c.contains('\0')) {
+            p.at(
+                Loc::Task(i),
+                format!("task `{id}`: cwd contains a NUL byte"),
+            );
+        }
+    }
+}

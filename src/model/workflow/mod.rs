@@ -1,0 +1,414 @@
+//! A validated workflow: the spec plus its plan (DAG) and a task-id index, with the effective
+//! per-task settings (task value, else `[defaults]`, else built-in default).
+//!
+//! # Layout
+//! - this file: [`Workflow`] (building it from a spec, the effective settings, serde).
+//! - `check`: the field checks, every problem collected with where it lies.
+
+use std::collections::{BTreeMap, HashSet};
+use std::hash::BuildHasher;
+use std::time::Duration;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::ids::{TaskId, TaskIndex};
+use super::plan::Plan;
+use super::retry::RetryPolicy;
+use super::spec::{Problem, SpecError, TaskSpec, WorkflowSpec};
+
+mod check;
+#[cfg(test)]
+mod tests;
+
+use check::check_fields;
+
+/// Where in the source a problem lies; resolved to a line and column by a [`Locate`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Loc<'a> {
+    /// No better place than the whole file.
+    Nowhere,
+    /// The `name` key.
+    Name,
+    /// The `max_concurrency` key.
+    MaxConcurrency,
+    /// A pool declared under `[pools]`.
+    Pool(&'a str),
+    /// A field of `[defaults]`.
+    Defaults(&'static str),
+    /// A task (its `id`).
+    Task(TaskIndex),
+    /// A field of a task (falls back to the task's table).
+    TaskField(TaskIndex, &'static str),
+    /// Entry `i` of a task's `depends_on`.
+    Dependency(TaskIndex, usize),
+}
+
+/// Turns a [`Loc`] into `(line, column)`, when the workflow came from text.
+pub(crate) trait Locate {
+    fn locate(&self, loc: Loc<'_>) -> Option<(usize, usize)>;
+}
+
+/// For specs built in code: no positions.
+struct NoSource;
+
+impl Locate for NoSource {
+    fn locate(&self, _: Loc<'_>) -> Option<(usize, usize)> {
+        None
+    }
+}
+
+struct Problems<'l> {
+    list: Vec<Problem>,
+    locate: &'l dyn Locate,
+}
+
+impl Problems<'_> {
+    fn at(&mut self, loc: Loc<'_>, message: impl Into<String>) {
+        let pos = self.locate.locate(loc);
+        self.list.push(Problem {
+            line: pos.map(|p| p.0),
+            column: pos.map(|p| p.1),
+            message: message.into(),
+        });
+    }
+
+    fn line_of(&self, loc: Loc<'_>) -> Option<usize> {
+        self.locate.locate(loc).map(|p| p.0)
+    }
+}
+
+/// A workflow that passed validation: a DAG of uniquely named tasks with valid commands,
+/// pools and settings. Cheap to share (`Arc<Workflow>`); immutable.
+///
+/// Serialises as its [`WorkflowSpec`] alone; deserialising rebuilds the index and plan and
+/// fails only on structural damage (duplicate ids, unknown dependencies, cycles), so a journal
+/// written under older, looser field rules still replays.
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    /// The spec as submitted.
+    spec: WorkflowSpec,
+    /// The DAG and its topological order.
+    plan: Plan,
+    /// Task id → index, storing only the 4-byte index (ids are looked up in `spec`).
+    index: HashTable<TaskIndex>,
+    /// Hasher for `index`.
+    hasher: DefaultHashBuilder,
+}
+
+impl PartialEq for Workflow {
+    fn eq(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+}
+
+impl Workflow {
+    /// Validates a spec built in code. Problems carry no positions.
+    pub fn from_spec(spec: WorkflowSpec) -> Result<Self, SpecError> {
+        Self::build(spec, &NoSource).map_err(|problems| SpecError {
+            source_name: None,
+            problems,
+        })
+    }
+
+    /// Validates `spec`, locating problems with `locate`.
+    pub(crate) fn build(spec: WorkflowSpec, locate: &dyn Locate) -> Result<Self, Vec<Problem>> {
+        let mut p = Problems {
+            list: Vec::new(),
+            locate,
+        };
+        check_fields(&spec, &mut p);
+        let structure = Self::structure(spec, &mut p);
+        match structure {
+            Some(wf) if p.list.is_empty() => Ok(wf),
+            _ => Err(p.list),
+        }
+    }
+
+    /// The field rules alone, without the structure checks: for a file none of whose
+    /// `[[task]]` tables read, where "no tasks" would be wrong.
+    pub(crate) fn field_problems(spec: &WorkflowSpec, locate: &dyn Locate) -> Vec<Problem> {
+        let mut p = Problems {
+            list: Vec::new(),
+            locate,
+        };
+        check_fields(spec, &mut p);
+        p.list
+    }
+
+    /// Index + plan only: what a replayed spec needs.
+    fn rebuild(spec: WorkflowSpec) -> Result<Self, String> {
+        let mut p = Problems {
+            list: Vec::new(),
+            locate: &NoSource,
+        };
+        match Self::structure(spec, &mut p) {
+            Some(wf) if p.list.is_empty() => Ok(wf),
+            _ => Err(p
+                .list
+                .into_iter()
+                .map(|p| p.message)
+                .collect::<Vec<_>>()
+                .join("; ")),
+        }
+    }
+
+    /// Builds the id index, resolves dependencies and plans the DAG, reporting duplicate ids,
+    /// unknown or repeated dependencies and cycles.
+    fn structure(spec: WorkflowSpec, p: &mut Problems<'_>) -> Option<Self> {
+        // Field problems found before do not stop planning: a cycle is reported with them.
+        let before = p.list.len();
+        if spec.tasks.is_empty() {
+            p.at(
+                Loc::Nowhere,
+                "workflow has no tasks; add at least one [[task]]",
+            );
+            return None;
+        }
+        if spec.tasks.len() > TaskIndex::MAX as usize {
+            p.at(Loc::Nowhere, "workflow has more than 2^32-1 tasks");
+            return None;
+        }
+        let hasher = DefaultHashBuilder::default();
+        let mut index: HashTable<TaskIndex> = HashTable::with_capacity(spec.tasks.len());
+        let tasks = &spec.tasks;
+        let hash_of = |id: &str| hasher.hash_one(id);
+        for (i, task) in tasks.iter().enumerate() {
+            let id = task.id.as_str();
+            let h = hash_of(id);
+            match index.find(h, |&j| tasks[j as usize].id.as_str() == id) {
+                Some(&first) => {
+                    let first_line = p
+                        .line_of(Loc::Task(first))
+                        .map(|l| format!(" (first defined on line {l})"))
+                        .unwrap_or_default();
+                    p.at(
+                        Loc::Task(i as TaskIndex),
+                        format!("duplicate task id `{id}`{first_line}"),
+                    );
+                }
+                None => {
+                    index.insert_unique(h, i as TaskIndex, |&j| {
+                        hash_of(tasks[j as usize].id.as_str())
+                    });
+                }
+            }
+        }
+        let lookup = |id: &str| {
+            index
+                .find(hash_of(id), |&j| tasks[j as usize].id.as_str() == id)
+                .copied()
+        };
+        let mut edges: Vec<(TaskIndex, TaskIndex)> = Vec::new();
+        let mut deps_ok = true;
+        let mut seen: HashSet<&str> = HashSet::new();
+        for (i, task) in tasks.iter().enumerate() {
+            let i = i as TaskIndex;
+            // Short lists are checked for repeats by scanning; long ones with a set, so a
+            // task with a million dependencies is not quadratic.
+            let long = task.depends_on.len() > 16;
+            seen.clear();
+            for (k, dep) in task.depends_on.iter().enumerate() {
+                let repeated = if long {
+                    !seen.insert(dep.as_str())
+                } else {
+                    task.depends_on[..k].contains(dep)
+                };
+                if repeated {
+                    p.at(
+                        Loc::Dependency(i, k),
+                        format!("task `{}` lists `{dep}` twice in depends_on", task.id),
+                    );
+                    continue;
+                }
+                match lookup(dep.as_str()) {
+                    Some(j) if j == i => {
+                        p.at(
+                            Loc::Dependency(i, k),
+                            format!("task `{dep}` depends on itself (cycle: {dep} → {dep})"),
+                        );
+                        deps_ok = false;
+                    }
+                    Some(j) => edges.push((j, i)),
+                    None => {
+                        p.at(
+                            Loc::Dependency(i, k),
+                            format!(
+                                "task `{}` depends on `{dep}`, which is not a task in this workflow",
+                                task.id
+                            ),
+                        );
+                        deps_ok = false;
+                    }
+                }
+            }
+        }
+        if !deps_ok || p.list.len() > before {
+            return None;
+        }
+        match Plan::build(tasks.len(), &edges) {
+            Ok(plan) => Some(Workflow {
+                spec,
+                plan,
+                index,
+                hasher,
+            }),
+            Err(cycle) => {
+                let path: Vec<&str> = cycle
+                    .iter()
+                    .map(|&t| tasks[t as usize].id.as_str())
+                    .collect();
+                p.at(
+                    Loc::Task(cycle[0]),
+                    format!("dependency cycle: {}", path.join(" → ")),
+                );
+                None
+            }
+        }
+    }
+
+    /// The spec as submitted.
+    pub fn spec(&self) -> &WorkflowSpec {
+        &self.spec
+    }
+
+    /// The DAG.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Number of tasks.
+    pub fn len(&self) -> usize {
+        self.spec.tasks.len()
+    }
+
+    /// Always false: a valid workflow has at least one task.
+    pub fn is_empty(&self) -> bool {
+        self.spec.tasks.is_empty()
+    }
+
+    /// Index of the task with id `id`.
+    pub fn task_index(&self, id: &str) -> Option<TaskIndex> {
+        let tasks = &self.spec.tasks;
+        self.index
+            .find(self.hasher.hash_one(id), |&j| {
+                tasks[j as usize].id.as_str() == id
+            })
+            .copied()
+    }
+
+    /// The task at `index`. Panics if out of range (indices come from this workflow).
+    pub fn task(&self, index: TaskIndex) -> &TaskSpec {
+        &self.spec.tasks[index as usize]
+    }
+
+    /// The id of the task at `index`.
+    pub fn task_id(&self, index: TaskIndex) -> &TaskId {
+        &self.task(index).id
+    }
+
+    /// Effective retry policy: task fields over `[defaults].retry` over built-in defaults.
+    pub fn retry_policy(&self, index: TaskIndex) -> RetryPolicy {
+        let d = &self.spec.defaults.retry;
+        match &self.task(index).retry {
+            Some(r) => r.resolve(Some(d)),
+            None => d.resolve(None),
+        }
+    }
+
+    /// Retry policy of the task's compensation: its `compensate_retry` merged over
+    /// `[defaults].compensate_retry`, then the built-in defaults (5 attempts, so bounded
+    /// unless a file says `max_attempts = 0`).
+    pub fn compensate_retry_policy(&self, index: TaskIndex) -> RetryPolicy {
+        let d = &self.spec.defaults.compensate_retry;
+        match &self.task(index).compensate_retry {
+            Some(r) => r.resolve(Some(d)),
+            None => d.resolve(None),
+        }
+    }
+
+    /// Effective per-attempt timeout (`None`: no timeout).
+    pub fn timeout(&self, index: TaskIndex) -> Option<Duration> {
+        self.task(index).timeout.or(self.spec.defaults.timeout)
+    }
+
+    /// Effective priority (built-in default 0; higher runs first).
+    pub fn priority(&self, index: TaskIndex) -> i32 {
+        self.task(index)
+            .priority
+            .or(self.spec.defaults.priority)
+            .unwrap_or(0)
+    }
+
+    /// Effective pool, if any.
+    pub fn pool(&self, index: TaskIndex) -> Option<&str> {
+        self.task(index)
+            .pool
+            .as_deref()
+            .or(self.spec.defaults.pool.as_deref())
+    }
+
+    /// Effective working directory (relative to the workflow file's folder), if any.
+    pub fn cwd(&self, index: TaskIndex) -> Option<&str> {
+        self.task(index)
+            .cwd
+            .as_deref()
+            .or(self.spec.defaults.cwd.as_deref())
+    }
+
+    /// Whether the task waits for an approval before its first attempt.
+    pub fn requires_approval(&self, index: TaskIndex) -> bool {
+        self.task(index)
+            .requires_approval
+            .or(self.spec.defaults.requires_approval)
+            .unwrap_or(false)
+    }
+
+    /// Effective approval expiry (`None`: the node's default applies).
+    pub fn approval_timeout(&self, index: TaskIndex) -> Option<Duration> {
+        self.task(index)
+            .approval_timeout
+            .or(self.spec.defaults.approval_timeout)
+    }
+
+    /// Effective environment: `[defaults].env` overlaid by the task's `env`.
+    pub fn env(&self, index: TaskIndex) -> BTreeMap<&str, &str> {
+        let mut env: BTreeMap<&str, &str> = self
+            .spec
+            .defaults
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        env.extend(
+            self.task(index)
+                .env
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        env
+    }
+
+    /// Whether any task declares a compensation, which makes a failed run compensate
+    /// (a saga) instead of simply failing.
+    pub fn is_saga(&self) -> bool {
+        self.spec.tasks.iter().any(|t| t.compensate.is_some())
+    }
+}
+
+impl Serialize for Workflow {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.spec.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Workflow {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spec = if super::spec::decoding_schema() < 2 {
+            super::spec::v1::WorkflowSpec::deserialize(deserializer)?.into()
+        } else {
+            WorkflowSpec::deserialize(deserializer)?
+        };
+        Workflow::rebuild(spec).map_err(serde::de::Error::custom)
+    }
+}
