@@ -25,7 +25,7 @@
 //! approval timeout). A request whose expiry passed while the node was down expires at the
 //! next boot.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -33,7 +33,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::context::NodeContext;
 use crate::messages::approval::{ApprovalChange, ApprovalMsg};
-use crate::messages::control::{PendingApproval, Response};
+use crate::messages::control::PendingApproval;
 use crate::messages::scheduler::SchedulerMsg;
 use crate::model::{RunId, TaskId, Timestamp};
 
@@ -49,11 +49,9 @@ pub struct ApprovalGate {
 
 type Key = (RunId, TaskId);
 
-/// Pending requests, by request time and by expiry.
+/// Pending requests by expiry (`troupe approvals` is answered by the read model, not here).
 #[derive(Default)]
 pub struct GateState {
-    /// Oldest request first.
-    by_age: BTreeMap<(Timestamp, Key), PendingApproval>,
     /// Request time of each pending request.
     index: HashMap<Key, (Timestamp, Timestamp)>,
     /// Expiry clock.
@@ -68,13 +66,11 @@ impl GateState {
         self.remove(&key);
         self.index
             .insert(key.clone(), (p.requested_at, p.expires_at));
-        self.expiry.insert((p.expires_at, key.clone()));
-        self.by_age.insert((p.requested_at, key), p);
+        self.expiry.insert((p.expires_at, key));
     }
 
     fn remove(&mut self, key: &Key) {
-        if let Some((requested, expires)) = self.index.remove(key) {
-            self.by_age.remove(&(requested, key.clone()));
+        if let Some((_, expires)) = self.index.remove(key) {
             self.expiry.remove(&(expires, key.clone()));
         }
     }
@@ -162,10 +158,6 @@ impl Actor for ApprovalGate {
                 for p in all {
                     s.insert(p);
                 }
-            }
-            ApprovalMsg::List(reply) => {
-                let list = s.by_age.values().cloned().collect();
-                let _ = reply.send(Response::Approvals(list));
             }
             // The timer runs on the monotonic clock, expiries on the wall clock: a tick that
             // arrives "early" by the wall clock must still re-arm.

@@ -1,8 +1,6 @@
 //! Messages of the approval gate ([`crate::actors::approval`]).
 
-use ractor::RpcReplyPort;
-
-use super::control::{PendingApproval, Response};
+use super::control::PendingApproval;
 use crate::model::{RunId, TaskId};
 
 /// A change to the set of pending approvals, sent by the scheduler once the event behind it
@@ -27,8 +25,6 @@ pub enum ApprovalMsg {
     /// From the scheduler, answering the gate's registration: everything pending now
     /// (replaces what the gate held).
     Reset(Vec<PendingApproval>),
-    /// `troupe approvals`: every pending request, oldest first.
-    List(RpcReplyPort<Response>),
     /// Timer: requests that reached their expiry.
     Tick,
 }
