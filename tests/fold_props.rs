@@ -214,7 +214,16 @@ fn legal(state: &State, wfs: &[Arc<Workflow>], submitted: usize, time: Timestamp
                         attempt: comp.attempts,
                         usage: None,
                     });
-                    for retry_at in [Some(Timestamp(time.0 + 500)), None] {
+                    // A retry is legal only while the compensation's retry budget lasts.
+                    let mut ends = Vec::new();
+                    if wf
+                        .compensate_retry_policy(c)
+                        .allows_another(comp.attempts - comp.budget_base)
+                    {
+                        ends.push(Some(Timestamp(time.0 + 500)));
+                    }
+                    ends.push(None);
+                    for retry_at in ends {
                         out.push(Event::CompensationFailed {
                             run: id,
                             task: task.clone(),
