@@ -16,7 +16,7 @@ use super::tasks::{flat_workflow, halt};
 use super::{fresh, node_err, socket_ping_pong, BenchError};
 use crate::client::Client;
 use crate::executor::NoopExecutor;
-use crate::messages::control::{Command as AdminCommand, Request, Response};
+use crate::messages::control::{Request, Response};
 use crate::model::RunId;
 use crate::node::Node;
 use crate::storage::{codec, Durability};
@@ -162,17 +162,11 @@ async fn dispatch_round(
     let wf = flat_workflow("bench-reads", opts.tasks, &["true"])?;
     let stop = Arc::new(AtomicBool::new(false));
     let small = match reader {
-        Reader::Light => {
-            halt(&node).await?;
-            let small = node
-                .submit(flat_workflow("bench-small", 20, &["true"])?)
+        Reader::Light => Some(
+            node.submit(flat_workflow("bench-small", 20, &["true"])?)
                 .await
-                .map_err(node_err)?;
-            node.request(Request::Command(AdminCommand::Unhalt))
-                .await
-                .map_err(node_err)?;
-            Some(small)
-        }
+                .map_err(node_err)?,
+        ),
         _ => None,
     };
     let start = Instant::now();
