@@ -92,6 +92,9 @@ pub struct NodeContext {
     pub feed: Feed,
     /// What only the scheduler knows, published for the read side.
     pub facts: Arc<WriteFacts>,
+    /// Reads task outputs from the journal (inputs and templates at dispatch); one cache
+    /// shared by every worker.
+    pub outputs: crate::read::outputs::Outputs,
     /// The read model: answers every read request.
     pub read: Arc<ReadModel>,
 }
@@ -112,6 +115,7 @@ impl NodeContext {
     ) -> Self {
         NodeContext {
             config,
+            outputs: crate::read::outputs::Outputs::new(journal.clone()),
             journal,
             executor,
             journal_ref: Mutex::new(None),

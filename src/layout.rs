@@ -97,6 +97,21 @@ impl DataDir {
             .join(format!("{}.pid", kind.file_stem(attempt)))
     }
 
+    /// `DATA_DIR/logs/RUN/TASK/STEM.NAME.json`: a handoff file of one attempt, `NAME` being
+    /// `output` (`TROUPE_OUTPUT`), `inputs` (`TROUPE_INPUTS`) or `usage` (`TROUPE_USAGE`).
+    /// Removed when the attempt ends (what they hold is journaled).
+    pub fn attempt_file(
+        &self,
+        run: RunId,
+        task: &TaskId,
+        kind: AttemptKind,
+        attempt: u32,
+        name: &str,
+    ) -> PathBuf {
+        self.task_logs(run, task)
+            .join(format!("{}.{name}.json", kind.file_stem(attempt)))
+    }
+
     /// `DATA_DIR/troupe.sock`: the control socket.
     pub fn socket(&self) -> PathBuf {
         self.root.join("troupe.sock")

@@ -1,12 +1,14 @@
 //! Codec round trip of every event type, and a golden file of encoded events.
 //!
-//! `tests/golden/events-v2.bin` holds the envelopes of [`events`] as written by event schema
-//! version 2: for each, a u32 little-endian length, then the envelope. The test decodes the
+//! `tests/golden/events-v3.bin` holds the envelopes of [`events`] as written by event schema
+//! version 3: for each, a u32 little-endian length, then the envelope. The test decodes the
 //! file and expects exactly these events back, so a change that breaks reading journals
 //! written today fails CI. To add a new event type, append it to [`events`] and regenerate
 //! with `TROUPE_BLESS=1 cargo test --test golden` (existing bytes must not change; the test
 //! checks the old prefix still matches). `events-v1.bin` was written by schema 1 (no task
-//! `labels` or `compensate_retry`) and must keep decoding to the same events.
+//! `labels` or `compensate_retry`) and `events-v2.bin` by schema 2 (no `max_output`, `gate`,
+//! `for_each`, and none of the events schema 3 added); both must keep decoding to the same
+//! events.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -17,14 +19,20 @@ use troupe::model::{
 };
 use troupe::storage::codec::{decode_event, encode_event};
 
-const GOLDEN: &str = "tests/golden/events-v2.bin";
+const GOLDEN: &str = "tests/golden/events-v3.bin";
+const GOLDEN_V2: &str = "tests/golden/events-v2.bin";
+/// Events the schema-2 golden file holds (the rest were added by schema 3).
+const V2_EVENTS: usize = 26;
 const GOLDEN_V1: &str = "tests/golden/events-v1.bin";
 
 /// Spec fields added by schema 2, set on the first task of the golden workflow.
 const V2_FIELDS: &str = "labels = [\"build\", \"linux\"]\ncompensate_retry = { max_attempts = 2, initial_interval = \"5s\" }\n";
 
+/// Spec fields added by schema 3, set on the first task of the golden workflow too.
+const V3_FIELDS: &str = "max_output = 2048\ngate = [\"./check.sh\", \"--strict\"]\n";
+
 fn events() -> Vec<EventRecord> {
-    events_with(V2_FIELDS)
+    events_with(&format!("{V2_FIELDS}{V3_FIELDS}"))
 }
 
 fn events_with(first_task_extra: &str) -> Vec<EventRecord> {
@@ -261,10 +269,102 @@ timeout = "30s"
             25,
             Event::TaskFailed {
                 run,
-                task,
+                task: task.clone(),
                 attempt: 8,
                 failure: Failure::Error {
                     message: "boom".into(),
+                },
+                usage: None,
+            },
+        ),
+        // Schema 3: handoff events and failure kinds.
+        e(
+            26,
+            Event::TaskOutput {
+                run,
+                task: task.clone(),
+                attempt: 9,
+                output: r#"{"files":["a.rs","b.rs"],"n":2}"#.into(),
+            },
+        ),
+        e(
+            27,
+            Event::AttemptUsage {
+                run,
+                task: task.clone(),
+                attempt: 9,
+                counters: [("cost_usd".to_owned(), 0.125), ("tokens".to_owned(), 1200.0)]
+                    .into_iter()
+                    .collect(),
+            },
+        ),
+        e(
+            28,
+            Event::TaskExpanded {
+                run,
+                task: task.clone(),
+                count: 500,
+            },
+        ),
+        e(
+            29,
+            Event::AttemptFailed {
+                run,
+                task: task.clone(),
+                attempt: 10,
+                failure: Failure::OutputInvalid {
+                    message: "not JSON".into(),
+                },
+                usage: None,
+                retry_at: Timestamp(9),
+            },
+        ),
+        e(
+            30,
+            Event::AttemptFailed {
+                run,
+                task: task.clone(),
+                attempt: 11,
+                failure: Failure::GateFailed {
+                    message: "the gate exited with status 1".into(),
+                },
+                usage: None,
+                retry_at: Timestamp(10),
+            },
+        ),
+        e(
+            31,
+            Event::TaskFailed {
+                run,
+                task: task.clone(),
+                attempt: 12,
+                failure: Failure::TemplateFailed {
+                    message: "{{ tasks.a.output.x }}: no field".into(),
+                },
+                usage: None,
+            },
+        ),
+        e(
+            32,
+            Event::AttemptFailed {
+                run,
+                task: task.clone(),
+                attempt: 13,
+                failure: Failure::UsageInvalid {
+                    message: "not a number".into(),
+                },
+                usage: None,
+                retry_at: Timestamp(11),
+            },
+        ),
+        e(
+            33,
+            Event::TaskFailed {
+                run,
+                task,
+                attempt: 14,
+                failure: Failure::FanOutInvalid {
+                    message: "must be an array".into(),
                 },
                 usage: None,
             },
@@ -342,7 +442,9 @@ fn golden_file_still_decodes() {
     assert_eq!(golden, fresh, "the encoding of existing events changed");
 }
 
-const GOLDEN_SNAPSHOT: &str = "tests/golden/snapshot-v2.bin";
+const GOLDEN_SNAPSHOT: &str = "tests/golden/snapshot-v3.bin";
+/// Written by snapshot schema 2; must keep decoding to the same state.
+const GOLDEN_SNAPSHOT_V2: &str = "tests/golden/snapshot-v2.bin";
 /// Written by snapshot schema 1; must keep decoding to the same state.
 const GOLDEN_SNAPSHOT_V1: &str = "tests/golden/snapshot-v1.bin";
 
@@ -489,6 +591,11 @@ fn golden_snapshot_still_decodes() {
         "the golden snapshot decodes to a different state"
     );
     assert_eq!(golden, fresh, "the snapshot encoding changed");
+    let v2 = std::fs::read(GOLDEN_SNAPSHOT_V2).unwrap();
+    assert_eq!(v2[1..3], [2, 0], "a schema-2 snapshot");
+    let decoded = decode_snapshot(state.last_seq(), &v2)
+        .unwrap_or_else(|e| panic!("the schema-2 snapshot no longer decodes: {e}"));
+    assert_eq!(decoded, state, "the schema-2 snapshot decodes differently");
     let v1 = std::fs::read(GOLDEN_SNAPSHOT_V1).unwrap();
     assert_eq!(v1[1..3], [1, 0], "a schema-1 snapshot");
     let decoded = decode_snapshot(state.last_seq(), &v1)
@@ -501,7 +608,7 @@ fn schema_1_golden_file_still_decodes() {
     let events = events_with("");
     let golden = std::fs::read(GOLDEN_V1).unwrap_or_else(|e| panic!("{GOLDEN_V1}: {e}"));
     let records = split(&golden);
-    assert_eq!(records.len(), events.len());
+    assert_eq!(records.len(), V2_EVENTS);
     for (i, (bytes, expected)) in records.iter().zip(&events).enumerate() {
         let seq = i as u64 + 1;
         assert_eq!(bytes[1..3], [1, 0], "event {seq} is a schema-1 record");
@@ -510,6 +617,24 @@ fn schema_1_golden_file_still_decodes() {
         assert_eq!(
             &decoded, expected,
             "schema-1 event {seq} decodes differently"
+        );
+    }
+}
+
+#[test]
+fn schema_2_golden_file_still_decodes() {
+    let events = events_with(V2_FIELDS);
+    let golden = std::fs::read(GOLDEN_V2).unwrap_or_else(|e| panic!("{GOLDEN_V2}: {e}"));
+    let records = split(&golden);
+    assert_eq!(records.len(), V2_EVENTS);
+    for (i, (bytes, expected)) in records.iter().zip(&events).enumerate() {
+        let seq = i as u64 + 1;
+        assert_eq!(bytes[1..3], [2, 0], "event {seq} is a schema-2 record");
+        let decoded = decode_event(seq, bytes)
+            .unwrap_or_else(|e| panic!("schema-2 event {seq} no longer decodes: {e}"));
+        assert_eq!(
+            &decoded, expected,
+            "schema-2 event {seq} decodes differently"
         );
     }
 }

@@ -16,6 +16,8 @@ const MIB: u64 = 1024 * 1024;
 
 fn spec(dir: &Path, program: Program) -> ProcessSpec {
     ProcessSpec {
+        stdin: None,
+        append_log: false,
         program,
         env: Vec::new(),
         cwd: None,

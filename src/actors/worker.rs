@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::context::NodeContext;
-use crate::executor::AttemptContext;
+use crate::executor::{AttemptContext, HandoffFiles};
 use crate::messages::scheduler::{AttemptId, AttemptOrder, SchedulerMsg, WorkerMsg};
 
 /// The worker actor.
@@ -83,7 +83,15 @@ impl Actor for Worker {
                 tracing::debug!(run_id = %id.run, task_id = %task_id, attempt = id.attempt, kind = ?id.kind, slot = self.slot, "attempt starts");
                 let cfg = &self.shared.config;
                 let layout = cfg.layout();
+                let file = |name| layout.attempt_file(id.run, task_id, id.kind, id.attempt, name);
                 let ctx = AttemptContext {
+                    outputs: self.shared.outputs.clone(),
+                    files: HandoffFiles {
+                        output: file("output"),
+                        inputs: file("inputs"),
+                        usage: file("usage"),
+                    },
+                    facts: Some(Arc::clone(&self.shared.facts)),
                     run: id.run,
                     workflow: Arc::clone(&workflow),
                     task: id.task,

@@ -115,9 +115,13 @@ impl Executor for FailBoom {
                 },
                 usage: None,
                 retryable: false,
+                counters: Default::default(),
             }
         } else {
-            AttemptOutcome::Succeeded { usage: None }
+            AttemptOutcome::Succeeded {
+                usage: None,
+                handed: Default::default(),
+            }
         }))
     }
 }

@@ -9,7 +9,10 @@ use ractor::{ActorRef, RpcReplyPort};
 use super::approval::ApprovalMsg;
 use super::control::{Request, Response};
 use super::journal::AppendError;
-use crate::model::{Failure, ResourceUsage, RunId, Seq, TaskId, TaskIndex, Timestamp, Workflow};
+use crate::model::decide::Handed;
+use crate::model::{
+    Counters, Failure, ResourceUsage, RunId, Seq, TaskId, TaskIndex, Timestamp, Workflow,
+};
 
 /// What the scheduler accepts.
 pub enum SchedulerMsg {
@@ -88,12 +91,14 @@ impl AttemptKind {
 }
 
 /// How an attempt ended, as the worker saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum AttemptOutcome {
-    /// Exit status 0 (or an in-process task returned `Ok`).
+    /// Exit status 0 (or an in-process task returned `Ok`), and the gate (if any) accepted.
     Succeeded {
         /// What the process used.
         usage: Option<ResourceUsage>,
+        /// Its output (checked) and final usage counters.
+        handed: Handed,
     },
     /// The attempt failed.
     Failed {
@@ -103,6 +108,8 @@ pub enum AttemptOutcome {
         usage: Option<ResourceUsage>,
         /// Whether another attempt could help (a missing program will stay missing).
         retryable: bool,
+        /// Usage counters it reported before failing (empty if none).
+        counters: Counters,
     },
     /// The attempt was terminated on request (cancel, `halt --kill`, shutdown).
     Terminated {
@@ -202,6 +209,7 @@ impl Drop for ReportPort {
             failure: Failure::Interrupted,
             usage: None,
             retryable: true,
+            counters: Counters::new(),
         });
     }
 }

@@ -94,6 +94,100 @@ pub fn attempt_end(
     })
 }
 
+/// What a forward attempt hands on besides how it ended (see [`attempt_close`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Handed {
+    /// Its output as compact JSON text (already checked: one JSON value within
+    /// `max_output`); `None`: it wrote none (`null`).
+    pub output: Option<String>,
+    /// Its final usage counters (empty: none reported).
+    pub counters: super::event::Counters,
+}
+
+/// The events that close attempt `attempt` of `task`: its usage (`attempt_usage`), its output
+/// (`task_output`, only on success) and the end ([`attempt_end`]), in that order, to be
+/// journaled in one commit. Empty if the task no longer runs that attempt.
+///
+/// A success whose output does not fit a downstream `for_each` (not an array at that path, or
+/// more than [`MAX_FAN_OUT`](super::spec::MAX_FAN_OUT) elements) fails the task for good
+/// instead, with [`Failure::FanOutInvalid`] naming the downstream task: the same output
+/// would fail again, and nothing downstream may see it.
+#[allow(clippy::too_many_arguments)]
+pub fn attempt_close(
+    state: &State,
+    run: RunId,
+    task: TaskIndex,
+    attempt: u32,
+    mut end: AttemptEnd,
+    handed: Handed,
+    now: Timestamp,
+    jitter_sample: f64,
+) -> Vec<Event> {
+    let Some(r) = state.run(run) else {
+        return Vec::new();
+    };
+    let t = r.task(task);
+    if t.state != TaskState::Running || t.attempts != attempt {
+        return Vec::new();
+    }
+    let wf = r.workflow();
+    let id = wf.task_id(task).clone();
+    let mut events = Vec::new();
+    if !handed.counters.is_empty() {
+        events.push(Event::AttemptUsage {
+            run,
+            task: id.clone(),
+            attempt,
+            counters: handed.counters,
+        });
+    }
+    if let AttemptEnd::Succeeded { usage } = end {
+        if let Err(message) = fits_fan_outs(wf, task, handed.output.as_deref()) {
+            end = AttemptEnd::Failed {
+                failure: Failure::FanOutInvalid { message },
+                retryable: false,
+                usage,
+            };
+        } else if let Some(output) = handed.output {
+            events.push(Event::TaskOutput {
+                run,
+                task: id,
+                attempt,
+                output,
+            });
+        }
+    }
+    events.extend(attempt_end(state, run, task, attempt, end, now, jitter_sample));
+    events
+}
+
+/// Whether `output` (compact JSON; `None` = `null`) of task `source` fits every `for_each`
+/// that names it; the message names the mapped task otherwise.
+fn fits_fan_outs(
+    wf: &super::workflow::Workflow,
+    source: TaskIndex,
+    output: Option<&str>,
+) -> Result<(), String> {
+    let mut parsed: Option<serde_json::Value> = None;
+    for m in wf.fan_outs_from(source) {
+        let Some(expr) = wf
+            .task(m)
+            .for_each()
+            .and_then(|f| super::template::parse_for_each(f).ok())
+        else {
+            continue;
+        };
+        let value = parsed.get_or_insert_with(|| {
+            output
+                .and_then(|o| serde_json::from_str(o).ok())
+                .unwrap_or(serde_json::Value::Null)
+        });
+        super::template::fan_out_count(&expr, value, super::spec::MAX_FAN_OUT)
+            .map_err(|e| format!("for_each of task `{}`: {e}", wf.task_id(m)))?;
+    }
+    Ok(())
+}
+
 /// The event that closes compensation attempt `attempt` of saga step `task`, or `None` if
 /// that compensation attempt is not running (already closed).
 ///

@@ -24,7 +24,12 @@ use super::workflow::Workflow;
 /// |---|---|
 /// | 1 | first release |
 /// | 2 | task spec gains `labels` and `compensate_retry`, `[defaults]` gains `compensate_retry` (old workflows decode with both empty) |
-pub const EVENT_SCHEMA_VERSION: u16 = 2;
+/// | 3 | task spec gains `handoff` (`max_output`, `gate`, `for_each`), `[defaults]` gains `max_output` (old workflows decode with none); events `task_output`, `attempt_usage`, `task_expanded` and four failure kinds appended |
+pub const EVENT_SCHEMA_VERSION: u16 = 3;
+
+/// Named usage counters an attempt reports through `TROUPE_USAGE` (tokens, cost, ...):
+/// counter name → value. Sorted by name, so sums and printing are deterministic.
+pub type Counters = std::collections::BTreeMap<String, f64>;
 
 /// Journal sequence number: 1 for the first event, then +1 per event, across all runs.
 pub type Seq = u64;
@@ -74,6 +79,33 @@ pub enum Failure {
         /// The task's error message.
         message: String,
     },
+    /// The process exited 0 but its `TROUPE_OUTPUT` file is not one JSON value or is larger
+    /// than `max_output` (event schema 3).
+    OutputInvalid {
+        /// What is wrong, with the position of a JSON error.
+        message: String,
+    },
+    /// The task's quality gate did not accept the output (event schema 3).
+    GateFailed {
+        /// How the gate ended (exit status, signal, timeout, could not start).
+        message: String,
+    },
+    /// A `{{ ... }}` template of the task could not be resolved at dispatch (event schema 3).
+    TemplateFailed {
+        /// The expression and why.
+        message: String,
+    },
+    /// The `TROUPE_USAGE` file is not a JSON object of numbers (event schema 3).
+    UsageInvalid {
+        /// What is wrong.
+        message: String,
+    },
+    /// The output does not fit a downstream `for_each`: not an array there, or more
+    /// elements than the fan-out limit (event schema 3).
+    FanOutInvalid {
+        /// The downstream task, its expression and why.
+        message: String,
+    },
 }
 
 impl std::fmt::Display for Failure {
@@ -87,6 +119,11 @@ impl std::fmt::Display for Failure {
             Failure::ApprovalRejected => f.write_str("approval rejected"),
             Failure::ApprovalExpired => f.write_str("approval expired"),
             Failure::Error { message } => write!(f, "error: {message}"),
+            Failure::OutputInvalid { message } => write!(f, "output invalid: {message}"),
+            Failure::GateFailed { message } => write!(f, "gate failed: {message}"),
+            Failure::TemplateFailed { message } => write!(f, "template failed: {message}"),
+            Failure::UsageInvalid { message } => write!(f, "usage invalid: {message}"),
+            Failure::FanOutInvalid { message } => write!(f, "fan-out invalid: {message}"),
         }
     }
 }
@@ -330,11 +367,45 @@ pub enum Event {
     },
     /// Dispatching resumed (`unhalt`).
     NodeUnhalted,
+    /// The output of a succeeded attempt, journaled in the same commit as (just before) its
+    /// `task_succeeded` (event schema 3). No event means the output is `null`.
+    TaskOutput {
+        /// Run of the task.
+        run: RunId,
+        /// The task.
+        task: TaskId,
+        /// The attempt that produced it.
+        attempt: u32,
+        /// One JSON value, compact, at most the task's `max_output` bytes.
+        output: String,
+    },
+    /// The final usage counters an attempt reported through `TROUPE_USAGE`, journaled with
+    /// the attempt's end, just before it (event schema 3).
+    AttemptUsage {
+        /// Run of the task.
+        run: RunId,
+        /// The task.
+        task: TaskId,
+        /// The attempt.
+        attempt: u32,
+        /// Counter name → value.
+        counters: Counters,
+    },
+    /// A mapped task (`for_each`) was expanded into `count` instances `TASK[0]` ..
+    /// `TASK[count-1]` once the upstream task its expression names succeeded (event schema 3).
+    TaskExpanded {
+        /// Run of the task.
+        run: RunId,
+        /// The mapped task.
+        task: TaskId,
+        /// Number of instances (0: the mapped task succeeds at once).
+        count: u32,
+    },
 }
 
 impl Event {
     /// Every event type name, in variant order (the `type` field of `events --json`).
-    pub const TYPE_NAMES: [&'static str; 21] = [
+    pub const TYPE_NAMES: [&'static str; 24] = [
         "run_submitted",
         "attempt_started",
         "task_succeeded",
@@ -356,6 +427,9 @@ impl Event {
         "compensation_retried",
         "node_halted",
         "node_unhalted",
+        "task_output",
+        "attempt_usage",
+        "task_expanded",
     ];
 
     /// The snake_case type name (`task_succeeded`, ...).
@@ -386,6 +460,9 @@ impl Event {
             Event::CompensationRetried { .. } => 18,
             Event::NodeHalted { .. } => 19,
             Event::NodeUnhalted => 20,
+            Event::TaskOutput { .. } => 21,
+            Event::AttemptUsage { .. } => 22,
+            Event::TaskExpanded { .. } => 23,
         }
     }
 
@@ -410,7 +487,10 @@ impl Event {
             | Event::CompensationStarted { run, .. }
             | Event::CompensationSucceeded { run, .. }
             | Event::CompensationFailed { run, .. }
-            | Event::CompensationRetried { run, .. } => Some(*run),
+            | Event::CompensationRetried { run, .. }
+            | Event::TaskOutput { run, .. }
+            | Event::AttemptUsage { run, .. }
+            | Event::TaskExpanded { run, .. } => Some(*run),
             Event::NodeHalted { .. } | Event::NodeUnhalted => None,
         }
     }
@@ -432,7 +512,10 @@ impl Event {
             | Event::CompensationStarted { task, .. }
             | Event::CompensationSucceeded { task, .. }
             | Event::CompensationFailed { task, .. }
-            | Event::CompensationRetried { task, .. } => Some(task),
+            | Event::CompensationRetried { task, .. }
+            | Event::TaskOutput { task, .. }
+            | Event::AttemptUsage { task, .. }
+            | Event::TaskExpanded { task, .. } => Some(task),
             Event::RunSubmitted { .. }
             | Event::RunCancelled { .. }
             | Event::RunSuspended { .. }
@@ -451,7 +534,9 @@ impl Event {
             | Event::TaskFailed { attempt, .. }
             | Event::CompensationStarted { attempt, .. }
             | Event::CompensationSucceeded { attempt, .. }
-            | Event::CompensationFailed { attempt, .. } => Some(*attempt),
+            | Event::CompensationFailed { attempt, .. }
+            | Event::TaskOutput { attempt, .. }
+            | Event::AttemptUsage { attempt, .. } => Some(*attempt),
             _ => None,
         }
     }

@@ -86,7 +86,9 @@ impl FromStr for RunId {
 pub const MAX_TASK_ID_LEN: usize = 128;
 
 /// Identifies a task within its workflow: `[A-Za-z0-9_.-]+`, at most [`MAX_TASK_ID_LEN`] bytes,
-/// and neither `.` nor `..` (ids become directory names under `logs/RUN/`).
+/// and neither `.` nor `..` (ids become directory names under `logs/RUN/`). An instance of a
+/// mapped task (dynamic fan-out, minted by the node) is `BASE[INDEX]`, BASE following those
+/// rules.
 ///
 /// Ids of up to 24 bytes are stored inline (no heap allocation), which is most of them: every
 /// event names a task, so decoding and comparing ids is on the replay hot path.
@@ -127,7 +129,30 @@ impl TaskId {
         Ok(TaskId(id.into()))
     }
 
+    /// The id of instance `index` of mapped task `base` (dynamic fan-out): `BASE[INDEX]`.
+    /// Only the node mints these; a workflow file cannot use `[` or `]` in its ids.
+    pub fn instance(base: &TaskId, index: u32) -> TaskId {
+        let mut id = compact_str::CompactString::from(base.as_str());
+        id.push('[');
+        id.push_str(&index.to_string());
+        id.push(']');
+        TaskId(id)
+    }
+
+    /// For an instance id `BASE[INDEX]`: the mapped task's id and the index.
+    pub fn split_instance(&self) -> Option<(&str, u32)> {
+        split_instance(self.as_str())
+    }
+
     fn check(id: &str) -> Result<(), InvalidTaskId> {
+        if let Some((base, _)) = split_instance(id) {
+            return Self::check_plain(base);
+        }
+        Self::check_plain(id)
+    }
+
+    /// The rules for an id a workflow file may use (no instance suffix).
+    pub fn check_plain(id: &str) -> Result<(), InvalidTaskId> {
         if id.is_empty() {
             return Err(InvalidTaskId::Empty);
         }
@@ -189,6 +214,19 @@ impl std::borrow::Borrow<str> for TaskId {
     }
 }
 
+/// `BASE[INDEX]` → `(BASE, INDEX)` when INDEX is a decimal number without leading zeros.
+fn split_instance(id: &str) -> Option<(&str, u32)> {
+    let open = id.strip_suffix(']')?.rfind('[')?;
+    let digits = &id[open + 1..id.len() - 1];
+    if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
+        return None;
+    }
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((&id[..open], digits.parse().ok()?))
+}
+
 /// Position of a task in its workflow's `[[task]]` list (0-based). The model keys per-task
 /// state by index, which is stable for the life of a run because a run's spec never changes.
 pub type TaskIndex = u32;
@@ -215,6 +253,19 @@ mod tests {
             Err(InvalidTaskId::TooLong(_))
         ));
         assert!(TaskId::new("x".repeat(128)).is_ok());
+    }
+
+    #[test]
+    fn instance_ids() {
+        let base = TaskId::new("work").unwrap();
+        let i = TaskId::instance(&base, 42);
+        assert_eq!(i.as_str(), "work[42]");
+        assert_eq!(i.split_instance(), Some(("work", 42)));
+        assert_eq!(TaskId::new("work[42]").unwrap(), i);
+        for bad in ["work[]", "work[01]", "work[x]", "[3]", "a[1]b", "a[-1]"] {
+            assert!(TaskId::new(bad).is_err(), "{bad} accepted");
+        }
+        assert!(TaskId::check_plain("work[1]").is_err());
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! - [`render`]: the DAG as Graphviz DOT or Mermaid text.
 //! - [`retry`]: retry policy maths (backoff, jitter, budget) and its documented defaults.
 //! - [`task`], [`run`]: the task and run state machines (legal transitions).
+//! - [`template`]: `{{ tasks.ID.output... }}`, `{{ item }}`, `{{ index }}` and `for_each`
+//!   expressions: parsing (at validation) and resolving against outputs (at dispatch).
 //! - [`event`]: the journaled events and their versioning rules.
 //! - [`state`]: the fold `apply(state, event)` that rebuilds all state from the journal: the
 //!   `State` and `Run` types, then one file per event family (submit, attempts, operator
@@ -37,16 +39,21 @@ pub mod run;
 pub mod spec;
 pub mod state;
 pub mod task;
+pub mod template;
 pub mod time;
 pub mod workflow;
 
-pub use event::{Approver, Event, EventRecord, Failure, ResourceUsage, Seq, EVENT_SCHEMA_VERSION};
+pub use event::{
+    Approver, Counters, Event, EventRecord, Failure, ResourceUsage, Seq, EVENT_SCHEMA_VERSION,
+};
 pub use ids::{RunId, TaskId, TaskIndex};
 pub use parse::{parse_workflow, parse_workflow_bytes, MAX_WORKFLOW_BYTES};
 pub use plan::{CriticalPath, Plan};
 pub use retry::{RetryPolicy, RetrySpec};
 pub use run::RunState;
-pub use spec::{Command, Problem, SpecError, TaskDefaults, TaskSpec, WorkflowSpec};
+pub use spec::{
+    Command, Expansion, Handoff, Problem, SpecError, TaskDefaults, TaskSpec, WorkflowSpec,
+};
 pub use state::{ApplyError, Change, Compensation, Run, State, Task};
 pub use task::{CompensationState, TaskState};
 pub use time::Timestamp;

@@ -72,6 +72,59 @@ pub struct TaskDefaults {
     pub approval_timeout: Option<Duration>,
     /// Retry fields of compensations for tasks that do not set them (event schema 2).
     pub compensate_retry: RetrySpec,
+    /// Largest output (bytes of `TROUPE_OUTPUT`) for tasks that set none (event schema 3;
+    /// built-in default [`DEFAULT_MAX_OUTPUT`]).
+    pub max_output: Option<u64>,
+}
+
+/// Largest task output accepted when neither the task nor `[defaults]` set `max_output`:
+/// 1 MiB.
+pub const DEFAULT_MAX_OUTPUT: u64 = 1024 * 1024;
+
+/// Largest `max_output` a workflow may set: 64 MiB. An output is one journal record and is
+/// read back whole by every dependent; beyond this, write a file and output its path.
+pub const MAX_MAX_OUTPUT: u64 = 64 * 1024 * 1024;
+
+/// Largest `for_each` expansion: an upstream array with more elements fails the upstream task.
+pub const MAX_FAN_OUT: u32 = 10_000;
+
+/// What a task does with results (event schema 3): its output cap, its quality gate, its
+/// dynamic fan-out. Boxed in [`TaskSpec`] because most tasks set none of it and the model
+/// keeps every task of every live run in memory.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Handoff {
+    /// Largest output accepted, bytes; overrides `[defaults] max_output`.
+    pub max_output: Option<u64>,
+    /// `gate` / `gate_shell`: runs after an attempt exits 0, with the output on stdin; a
+    /// non-zero exit fails the attempt as `gate_failed`.
+    pub gate: Option<Command>,
+    /// `for_each = "{{ tasks.ID.output.PATH }}"`: one instance per element of that array.
+    pub for_each: Option<String>,
+    /// Set by the node when a mapped task is expanded (never written in a file).
+    pub expansion: Option<Expansion>,
+}
+
+impl Handoff {
+    /// `Some(boxed)` unless every field is unset (a task without any keeps no box).
+    pub fn boxed_if_set(self) -> Option<Box<Handoff>> {
+        (self != Handoff::default()).then(|| Box::new(self))
+    }
+}
+
+/// What expansion made of a task with `for_each` (see [`Handoff::expansion`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Expansion {
+    /// The mapped task itself after expansion: it runs nothing and succeeds when its
+    /// `count` instances (and its own dependencies) have.
+    Mapped {
+        /// Number of instances.
+        count: u32,
+    },
+    /// Instance `index` of the mapped task (its id is `BASE[index]`).
+    Instance {
+        /// Position of its element in the upstream array.
+        index: u32,
+    },
 }
 
 /// One `[[task]]` entry.
@@ -107,6 +160,8 @@ pub struct TaskSpec {
     /// Retry fields of this task's compensation; merged field by field over
     /// `[defaults].compensate_retry` (event schema 2).
     pub compensate_retry: Option<Box<RetrySpec>>,
+    /// Output cap, gate and fan-out (event schema 3); `None` when the task sets none.
+    pub handoff: Option<Box<Handoff>>,
 }
 
 impl TaskSpec {
@@ -128,7 +183,23 @@ impl TaskSpec {
             env: BTreeMap::new(),
             labels: Vec::new(),
             compensate_retry: None,
+            handoff: None,
         }
+    }
+
+    /// The task's output, gate and fan-out settings, if any.
+    pub fn handoff(&self) -> Option<&Handoff> {
+        self.handoff.as_deref()
+    }
+
+    /// `for_each`, if the task is mapped (set on the mapped task and its instances).
+    pub fn for_each(&self) -> Option<&str> {
+        self.handoff()?.for_each.as_deref()
+    }
+
+    /// What expansion made of this task, if it was expanded or is an instance.
+    pub fn expansion(&self) -> Option<Expansion> {
+        self.handoff()?.expansion
     }
 }
 
@@ -192,6 +263,7 @@ pub(crate) mod v1 {
                     requires_approval: d.requires_approval,
                     approval_timeout: d.approval_timeout,
                     compensate_retry: RetrySpec::default(),
+                    max_output: None,
                 },
                 tasks: w
                     .tasks
@@ -211,6 +283,98 @@ pub(crate) mod v1 {
                         env: t.env,
                         labels: Vec::new(),
                         compensate_retry: None,
+                        handoff: None,
+                    })
+                    .collect(),
+            }
+        }
+    }
+}
+
+/// The spec as event schema 2 stored it (before `max_output`, `gate`, `for_each`); decoded
+/// only from old journals and snapshots, then upgraded with the new fields unset.
+pub(crate) mod v2 {
+    use super::*;
+
+    /// Schema-2 [`WorkflowSpec`].
+    #[derive(Deserialize)]
+    pub struct WorkflowSpec {
+        name: String,
+        max_concurrency: Option<u32>,
+        pools: BTreeMap<String, u32>,
+        defaults: TaskDefaults,
+        tasks: Vec<TaskSpec>,
+    }
+
+    #[derive(Deserialize)]
+    struct TaskDefaults {
+        timeout: Option<Duration>,
+        retry: RetrySpec,
+        env: BTreeMap<String, String>,
+        cwd: Option<String>,
+        pool: Option<String>,
+        priority: Option<i32>,
+        requires_approval: Option<bool>,
+        approval_timeout: Option<Duration>,
+        compensate_retry: RetrySpec,
+    }
+
+    #[derive(Deserialize)]
+    struct TaskSpec {
+        id: TaskId,
+        command: Command,
+        cwd: Option<String>,
+        depends_on: Vec<TaskId>,
+        priority: Option<i32>,
+        pool: Option<String>,
+        requires_approval: Option<bool>,
+        compensate: Option<Command>,
+        approval_timeout: Option<Duration>,
+        timeout: Option<Duration>,
+        retry: Option<Box<RetrySpec>>,
+        env: BTreeMap<String, String>,
+        labels: Vec<String>,
+        compensate_retry: Option<Box<RetrySpec>>,
+    }
+
+    impl From<WorkflowSpec> for super::WorkflowSpec {
+        fn from(w: WorkflowSpec) -> Self {
+            let d = w.defaults;
+            super::WorkflowSpec {
+                name: w.name,
+                max_concurrency: w.max_concurrency,
+                pools: w.pools,
+                defaults: super::TaskDefaults {
+                    timeout: d.timeout,
+                    retry: d.retry,
+                    env: d.env,
+                    cwd: d.cwd,
+                    pool: d.pool,
+                    priority: d.priority,
+                    requires_approval: d.requires_approval,
+                    approval_timeout: d.approval_timeout,
+                    compensate_retry: d.compensate_retry,
+                    max_output: None,
+                },
+                tasks: w
+                    .tasks
+                    .into_iter()
+                    .map(|t| super::TaskSpec {
+                        id: t.id,
+                        command: t.command,
+                        cwd: t.cwd,
+                        depends_on: t.depends_on,
+                        priority: t.priority,
+                        pool: t.pool,
+                        requires_approval: t.requires_approval,
+                        compensate: t.compensate,
+                        approval_timeout: t.approval_timeout,
+                        timeout: t.timeout,
+                        retry: t.retry,
+                        env: t.env,
+                        labels: t.labels,
+                        compensate_retry: t.compensate_retry,
+                        handoff: None,
                     })
                     .collect(),
             }

@@ -117,7 +117,8 @@ impl TaskState {
             (self, to),
             (
                 Pending,
-                Ready | AwaitingApproval | UpstreamFailed | Cancelled | Suspended
+                // Succeeded: a mapped task, with its last instance.
+                Ready | AwaitingApproval | UpstreamFailed | Cancelled | Suspended | Succeeded
             ) | (AwaitingApproval, Ready | Failed | Cancelled | Suspended)
                 | (Ready, Running | Cancelled | Suspended)
                 | (

@@ -25,7 +25,8 @@
 //!   up in `PATH`; a relative path containing `/` is resolved against `cwd`
 //!   when one is given). [`Program::Shell`] runs `/bin/sh -c TEXT`.
 //! * **Environment.** The child inherits this process's environment plus
-//!   [`ProcessSpec::env`] (later entries win). stdin is `/dev/null`.
+//!   [`ProcessSpec::env`] (later entries win). stdin is [`ProcessSpec::stdin`] (a file),
+//!   else `/dev/null`.
 //!   std resets `SIGPIPE` and the signal mask in the child.
 //! * **Process group.** The child is the leader of a new process group whose
 //!   id equals its pid (`setpgid(0, 0)`). Everything it forks stays in that
@@ -33,8 +34,8 @@
 //! * **Output.** stdout and stderr are the write end of *one* pipe, so their
 //!   output is interleaved in the order the child wrote it. A blocking thread
 //!   copies the pipe, byte for byte (no UTF-8 assumption), into
-//!   [`ProcessSpec::log_path`] (created or truncated; parent directories are
-//!   created). Only the first [`ProcessSpec::log_cap`] bytes are kept; the
+//!   [`ProcessSpec::log_path`] (created or truncated — appended to with
+//!   [`ProcessSpec::append_log`]; parent directories are created). Only the first [`ProcessSpec::log_cap`] bytes are kept; the
 //!   rest is read and discarded so the child never blocks on a full pipe, and
 //!   the line `"\n[troupe: output truncated: kept {cap} of {total} bytes]\n"`
 //!   is appended. [`ProcessOutcome::log_bytes`] is the total number of bytes
@@ -151,6 +152,10 @@ pub struct ProcessSpec {
     pub timeout: Option<Duration>,
     /// Time between `SIGTERM` and `SIGKILL` of the process group.
     pub grace: Duration,
+    /// File fed to stdin (a quality gate reads the output there); `None`: `/dev/null`.
+    pub stdin: Option<PathBuf>,
+    /// Append to `log_path` instead of truncating it (a gate writes after its attempt).
+    pub append_log: bool,
 }
 
 /// Resource usage of the attempt's leader (and the children it waited for),

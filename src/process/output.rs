@@ -83,12 +83,13 @@ pub(super) fn copy_output(mut pipe: File, wake: OwnedFd, mut log: File, cap: u64
 }
 
 /// Creates (or truncates) the attempt log, and its parent directories.
-pub(super) fn open_log(path: &Path) -> io::Result<File> {
+pub(super) fn open_log(path: &Path, append: bool) -> io::Result<File> {
     create_parent(path)?;
     OpenOptions::new()
         .write(true)
         .create(true)
-        .truncate(true)
+        .append(append)
+        .truncate(!append)
         .open(path)
 }
 

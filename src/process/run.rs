@@ -72,7 +72,7 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 /// `cancel`: sending `()` terminates the attempt (result
 /// [`ProcessEnd::Cancelled`]); dropping the sender does **not** cancel.
 pub async fn run_process(spec: ProcessSpec, mut cancel: oneshot::Receiver<()>) -> ProcessOutcome {
-    let mut log = match open_log(&spec.log_path) {
+    let mut log = match open_log(&spec.log_path, spec.append_log) {
         Ok(log) => log,
         Err(e) => return spawn_failed(format!("log `{}`: {e}", spec.log_path.display()), None),
     };

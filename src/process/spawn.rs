@@ -59,7 +59,13 @@ pub(super) fn start(spec: &ProcessSpec) -> Result<Started, String> {
     let write2 = write
         .try_clone()
         .map_err(|e| format!("cannot create pipe: {e}"))?;
-    cmd.stdin(Stdio::null())
+    let stdin = match &spec.stdin {
+        Some(path) => Stdio::from(
+            std::fs::File::open(path).map_err(|e| format!("stdin `{}`: {e}", path.display()))?,
+        ),
+        None => Stdio::null(),
+    };
+    cmd.stdin(stdin)
         .stdout(Stdio::from(write))
         .stderr(Stdio::from(write2))
         .envs(spec.env.iter().map(|(k, v)| (k, v)))

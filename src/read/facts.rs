@@ -6,13 +6,14 @@
 //! They are published here — atomics written by the scheduler, read without locks — instead
 //! of being recomputed by readers or asked of the scheduler's mailbox.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use tokio::sync::watch;
 
 use crate::messages::scheduler::AttemptKind;
-use crate::model::{RunId, Seq, TaskIndex, Timestamp};
+use crate::model::{Counters, RunId, Seq, TaskIndex, Timestamp};
 
 /// An attempt that holds a worker slot although the journal already closed it (cancelled,
 /// its process still in the grace period before SIGKILL).
@@ -48,6 +49,9 @@ pub struct WriteFacts {
     draining: AtomicBool,
     /// Attempts holding a slot that the journal already closed (rarely more than a few).
     lingering: Mutex<Vec<Lingering>>,
+    /// Usage counters running attempts reported so far (`TROUPE_USAGE`, read while they
+    /// run); journaled only at their end, so only the worker side knows them meanwhile.
+    live_usage: Mutex<HashMap<(RunId, TaskIndex), Counters>>,
 }
 
 impl Default for WriteFacts {
@@ -61,11 +65,34 @@ impl Default for WriteFacts {
             stop_file: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             lingering: Mutex::new(Vec::new()),
+            live_usage: Mutex::new(HashMap::new()),
         }
     }
 }
 
 impl WriteFacts {
+    /// The running attempt of `task` reported `counters` so far (`None`: it ended).
+    pub fn set_live_usage(&self, run: RunId, task: TaskIndex, counters: Option<Counters>) {
+        let mut live = self.live_usage.lock().expect("not poisoned");
+        match counters {
+            Some(c) => {
+                live.insert((run, task), c);
+            }
+            None => {
+                live.remove(&(run, task));
+            }
+        }
+    }
+
+    /// What the running attempt of `task` reported so far, if anything.
+    pub fn live_usage(&self, run: RunId, task: TaskIndex) -> Option<Counters> {
+        self.live_usage
+            .lock()
+            .expect("not poisoned")
+            .get(&(run, task))
+            .cloned()
+    }
+
     /// A scheduler finished recovery: everything up to `durable` is decided and durable.
     pub fn scheduler_started(&self, durable: Seq, now: Timestamp) {
         self.decided.store(durable, Ordering::Release);

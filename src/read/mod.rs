@@ -11,10 +11,13 @@
 //! - [`subscribe`]: streams pushed to subscribers as changes become durable.
 //! - [`metrics`]: figures of a past window from the journal's durable rollups.
 //! - [`offline`]: reads of a stopped node's journal (the CLI's only way into a journal).
+//! - [`outputs`]: task outputs, read from the journal when a dependent, an expansion or
+//!   `troupe output` needs them.
 
 pub mod facts;
 pub mod metrics;
 pub mod offline;
+pub mod outputs;
 pub mod projection;
 pub mod query;
 pub mod subscribe;

@@ -25,8 +25,9 @@ use crate::model::{EventRecord, Seq, State, EVENT_SCHEMA_VERSION};
 pub const FORMAT_VERSION: u8 = 1;
 /// Schema version of the snapshot payload ([`State`]).
 /// Versions as for events ([`EVENT_SCHEMA_VERSION`]): 2 added the spec fields of event
-/// schema 2 to the workflows a snapshot holds.
-pub const SNAPSHOT_SCHEMA_VERSION: u16 = 2;
+/// schema 2 to the workflows a snapshot holds; 3 those of event schema 3 and each run's
+/// usage counters.
+pub const SNAPSHOT_SCHEMA_VERSION: u16 = 3;
 /// Envelope header length in bytes.
 pub const HEADER_LEN: usize = 7;
 /// Largest payload the decoder will allocate for (1 GiB): a corrupt length prefix cannot

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::messages::scheduler::{AttemptKind, AttemptOutcome, AttemptReport};
-use crate::model::decide::{attempt_end, compensation_end, AttemptEnd};
+use crate::model::decide::{attempt_close, compensation_end, AttemptEnd, Handed};
 use crate::model::{Failure, RunState};
 
 impl SchedulerState {
@@ -21,27 +21,38 @@ impl SchedulerState {
 
     /// Journals the end of a released attempt (and what follows from it).
     pub(crate) fn close_attempt(&mut self, report: AttemptReport) {
-        let end = match report.outcome {
-            AttemptOutcome::Succeeded { usage } => AttemptEnd::Succeeded { usage },
+        let (end, handed) = match report.outcome {
+            AttemptOutcome::Succeeded { usage, handed } => (AttemptEnd::Succeeded { usage }, handed),
             AttemptOutcome::Failed {
                 failure,
                 usage,
                 retryable,
-            } => AttemptEnd::Failed {
-                failure,
-                retryable,
-                usage,
-            },
+                counters,
+            } => (
+                AttemptEnd::Failed {
+                    failure,
+                    retryable,
+                    usage,
+                },
+                Handed {
+                    output: None,
+                    counters,
+                },
+            ),
             // Terminated without the task being cancelled (halt --kill, a worker restart):
             // the attempt was interrupted, not failed by its own doing.
-            AttemptOutcome::Terminated { usage } => AttemptEnd::Failed {
-                failure: Failure::Interrupted,
-                retryable: true,
-                usage,
-            },
+            AttemptOutcome::Terminated { usage } => (
+                AttemptEnd::Failed {
+                    failure: Failure::Interrupted,
+                    retryable: true,
+                    usage,
+                },
+                Handed::default(),
+            ),
         };
         let id = report.id;
-        let close = match id.kind {
+        let sample = rand::random::<f64>();
+        let events = match id.kind {
             AttemptKind::Forward => {
                 // The task may have become ready again while this attempt was still out
                 // (retry of a task whose cancelled attempt was being terminated): `fill`
@@ -54,15 +65,16 @@ impl SchedulerState {
                 {
                     self.sagas.touch(id.run);
                 }
-                attempt_end
+                attempt_close(&self.state, id.run, id.task, id.attempt, end, handed, now(), sample)
             }
             AttemptKind::Compensation => {
                 self.sagas.touch(id.run);
-                compensation_end
+                compensation_end(&self.state, id.run, id.task, id.attempt, end, now(), sample)
+                    .into_iter()
+                    .collect()
             }
         };
-        let sample = rand::random::<f64>();
-        if let Some(event) = close(&self.state, id.run, id.task, id.attempt, end, now(), sample) {
+        for event in events {
             if let Err(e) = self.decide(event) {
                 tracing::error!(error = %e, "attempt end refused by the fold");
             }

@@ -39,6 +39,8 @@ pub(crate) enum Effect {
     Count(CompactString, Counts),
     /// Hand notices to the webhook sender.
     Notify(Vec<Notice>),
+    /// Expand a mapped task whose dependencies' success is durable.
+    Expand(RunId, crate::model::TaskIndex),
 }
 
 impl SchedulerState {
@@ -87,6 +89,10 @@ impl SchedulerState {
                     for n in notices {
                         self.shared.webhooks.send(n);
                     }
+                }
+                Effect::Expand(run, task) => {
+                    self.expand_mapped(run, task);
+                    self.schedule_flush(myself);
                 }
             }
         }

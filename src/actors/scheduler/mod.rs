@@ -32,7 +32,8 @@
 //!   interrupted attempts).
 //! - `pipeline`: decide → apply → stage → flush; `effects`: the interpreter of effects once
 //!   durable; `observe`: metrics, rollups, notices, published facts.
-//! - `commands/`: one file per command family; `attempts`: an attempt's end.
+//! - `commands/`: one file per command family; `attempts`: an attempt's end; `handoff`: the
+//!   expansion of mapped tasks (dynamic fan-out).
 //! - `dispatch/`: fill (`mod`), the queue and parked heaps, slots, saga steps, timers.
 
 use std::sync::Arc;
@@ -52,6 +53,7 @@ mod attempts;
 mod commands;
 mod dispatch;
 mod effects;
+mod handoff;
 mod observe;
 mod pipeline;
 mod recovery;

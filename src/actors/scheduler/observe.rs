@@ -99,7 +99,7 @@ impl SchedulerState {
                     });
                 }
             }
-            Change::Compensation { .. } => {}
+            Change::Compensation { .. } | Change::ExpansionDue { .. } => {}
         }
     }
 

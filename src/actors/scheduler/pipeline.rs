@@ -90,6 +90,10 @@ impl SchedulerState {
                 }
                 run
             }
+            Change::ExpansionDue { run, task } => {
+                self.after_persist(Effect::Expand(run, task));
+                run
+            }
             Change::Run { run, .. } | Change::Compensation { run, .. } => run,
         };
         if self

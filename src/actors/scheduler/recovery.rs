@@ -78,6 +78,7 @@ impl SchedulerState {
             shared: Arc::clone(shared),
             lingering_dirty: false,
             lingering: 0,
+            outputs: shared.outputs.clone(),
         };
         s.count_gauges();
         // Rebuild the queue and timers from the replayed state.
@@ -95,6 +96,21 @@ impl SchedulerState {
             .collect();
         for (run, task) in waiting {
             s.track(run, task);
+        }
+        // Expansions a crash interrupted (the upstream succeeded, the expansion was not
+        // journaled yet): the upstream output is durable, so they are decided now.
+        let due: Vec<(RunId, TaskIndex)> = s
+            .state
+            .runs()
+            .filter(|r| r.state() == RunState::Running)
+            .flat_map(|r| {
+                (0..r.tasks().len() as TaskIndex)
+                    .filter(|&t| r.awaits_expansion(t))
+                    .map(move |t| (r.id(), t))
+            })
+            .collect();
+        for (run, task) in due {
+            s.expand_mapped(run, task);
         }
         // Close attempts a previous node (or incarnation) left running, after terminating
         // whatever is left of their process groups (all at once: each may take the grace

@@ -109,6 +109,8 @@ pub struct SchedulerState {
     pub(super) lingering_dirty: bool,
     /// How many lingering attempts were published last.
     pub(super) lingering: usize,
+    /// Reads the outputs a mapped task's expansion needs (from the journal).
+    pub(super) outputs: crate::read::outputs::Outputs,
 }
 
 pub(crate) fn now() -> Timestamp {

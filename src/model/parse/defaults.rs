@@ -23,6 +23,7 @@ pub(super) struct RawDefaults {
     pub(super) requires_approval: Option<Spanned<bool>>,
     pub(super) approval_timeout: Option<Spanned<HumanDuration>>,
     pub(super) compensate_retry: Option<Spanned<RawRetry>>,
+    pub(super) max_output: Option<Spanned<u64>>,
 }
 
 impl Table for RawDefaults {
@@ -36,11 +37,13 @@ impl Table for RawDefaults {
         "requires_approval",
         "approval_timeout",
         "compensate_retry",
+        "max_output",
     ];
     const REQUIRED: &'static [&'static str] = &[];
 
     fn set(&mut self, key: &str, value: Spanned<DeValue<'_>>, r: &mut Reader<'_>) -> Option<bool> {
         Some(match key {
+            "max_output" => r.field(value, &mut self.max_output),
             "timeout" => r.field(value, &mut self.timeout),
             "retry" => r.table(value, &mut self.retry),
             "env" => r.field(value, &mut self.env),

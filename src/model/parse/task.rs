@@ -11,7 +11,7 @@ use super::duration::{dur, HumanDuration};
 use super::position::{inner, line_col, span_of, TaskSpans};
 use super::reader::{Reader, Table};
 use crate::model::ids::TaskId;
-use crate::model::spec::{Command, Problem, TaskSpec};
+use crate::model::spec::{Command, Handoff, Problem, TaskSpec};
 
 /// A `[[task]]` table as read; the fields mirror [`TaskSpec`], unset if absent or
 /// unreadable.
@@ -33,6 +33,10 @@ pub(super) struct RawTask {
     pub(super) env: Option<Spanned<BTreeMap<String, String>>>,
     pub(super) labels: Option<Spanned<Vec<String>>>,
     pub(super) compensate_retry: Option<Spanned<RawRetry>>,
+    pub(super) max_output: Option<Spanned<u64>>,
+    pub(super) gate: Option<Spanned<Vec<String>>>,
+    pub(super) gate_shell: Option<Spanned<String>>,
+    pub(super) for_each: Option<Spanned<String>>,
 }
 
 impl Table for RawTask {
@@ -53,6 +57,10 @@ impl Table for RawTask {
         "env",
         "labels",
         "compensate_retry",
+        "max_output",
+        "gate",
+        "gate_shell",
+        "for_each",
     ];
     const REQUIRED: &'static [&'static str] = &["id"];
 
@@ -74,6 +82,10 @@ impl Table for RawTask {
             "env" => r.field(value, &mut self.env),
             "labels" => r.field(value, &mut self.labels),
             "compensate_retry" => r.table(value, &mut self.compensate_retry),
+            "max_output" => r.field(value, &mut self.max_output),
+            "gate" => r.field(value, &mut self.gate),
+            "gate_shell" => r.field(value, &mut self.gate_shell),
+            "for_each" => r.field(value, &mut self.for_each),
             _ => return None,
         })
     }
@@ -155,7 +167,23 @@ impl RawTask {
                 None
             }
         };
+        let gate = match command_from(self.gate, self.gate_shell, ("gate", "gate_shell")) {
+            Ok(Some((c, span))) => {
+                spans.fields.push(("gate", span));
+                Some(c)
+            }
+            Ok(None) => None,
+            Err(msg) => {
+                problem(format!("task `{id}` {msg}"));
+                None
+            }
+        };
+        if let Some(span) = span_of(&self.env) {
+            spans.fields.push(("env", span));
+        }
         for (field, span) in [
+            ("max_output", span_of(&self.max_output)),
+            ("for_each", span_of(&self.for_each)),
             ("pool", span_of(&self.pool)),
             ("retry", span_of(&self.retry)),
             ("timeout", span_of(&self.timeout)),
@@ -184,6 +212,13 @@ impl RawTask {
             compensate_retry: self
                 .compensate_retry
                 .map(|r| Box::new(r.into_inner().into())),
+            handoff: Handoff {
+                max_output: inner(self.max_output),
+                gate,
+                for_each: inner(self.for_each),
+                expansion: None,
+            }
+            .boxed_if_set(),
         }
     }
 }

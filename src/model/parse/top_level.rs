@@ -149,6 +149,7 @@ impl RawWorkflow {
                     ("pool", span_of(&d.pool)),
                     ("approval_timeout", span_of(&d.approval_timeout)),
                     ("compensate_retry", span_of(&d.compensate_retry)),
+                    ("max_output", span_of(&d.max_output)),
                 ] {
                     if let Some(span) = span {
                         map.defaults.insert(field, span);
@@ -167,6 +168,7 @@ impl RawWorkflow {
                         .compensate_retry
                         .map(|r| r.into_inner().into())
                         .unwrap_or_default(),
+                    max_output: inner(d.max_output),
                 }
             }
         };

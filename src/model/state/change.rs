@@ -28,6 +28,14 @@ pub enum Change {
         /// New state.
         to: RunState,
     },
+    /// A mapped task's dependencies all succeeded: it waits (pending) until the node
+    /// journals its expansion from the output its `for_each` names.
+    ExpansionDue {
+        /// Its run.
+        run: RunId,
+        /// The mapped task.
+        task: TaskIndex,
+    },
     /// A saga step's compensation changed state (`from` is `None` when it is first needed).
     Compensation {
         /// Its run.

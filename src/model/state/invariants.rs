@@ -61,7 +61,7 @@ impl Run {
                 return err("dispatchable in a run that is not running");
             }
             match task.state {
-                TaskState::Pending if task.waiting_on == 0 => {
+                TaskState::Pending if task.waiting_on == 0 && !self.awaits_expansion(t) => {
                     return err("pending with no deps open")
                 }
                 TaskState::Pending if blocked => return err("pending behind a failed dep"),

@@ -20,7 +20,8 @@
 //! - [`ApplyError`] (`error.rs`): why the fold refused an event.
 //! - one file per event family: `submit.rs` (`run_submitted`), `attempts.rs` (attempt start,
 //!   success, failure), `operator.rs` (cancel, suspend, resume, retry), `approvals.rs`,
-//!   `compensation.rs` (saga undo), `halt.rs` (`node_halted`, `node_unhalted`).
+//!   `compensation.rs` (saga undo), `halt.rs` (`node_halted`, `node_unhalted`), `handoff.rs`
+//!   (`task_output`, `attempt_usage`, `task_expanded`: outputs, usage, dynamic fan-out).
 //! - `require.rs`: the preconditions the families share; `transition.rs`: the moves they share
 //!   (set a state, settle a task, end a run); `invariants.rs`: what every reachable state
 //!   satisfies.
@@ -39,6 +40,7 @@ mod change;
 mod compensation;
 mod error;
 mod halt;
+mod handoff;
 mod invariants;
 mod operator;
 mod require;
@@ -170,6 +172,9 @@ impl Run {
             | Event::CompensationSucceeded { .. }
             | Event::CompensationFailed { .. }
             | Event::CompensationRetried { .. } => self.apply_compensation(event, t, time, changes),
+            Event::TaskOutput { .. } | Event::AttemptUsage { .. } | Event::TaskExpanded { .. } => {
+                self.apply_handoff(event, t, time, changes)
+            }
             Event::RunSubmitted { .. } | Event::NodeHalted { .. } | Event::NodeUnhalted => {
                 unreachable!("handled by State::apply_with")
             }

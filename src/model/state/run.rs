@@ -1,12 +1,14 @@
 //! [`Run`]: one run's workflow, its position in the run state machine and its tasks' states,
 //! with the read-only accessors the rest of the crate uses.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::error::ApplyError;
 use super::task::Task;
+use crate::model::event::Counters;
 use crate::model::ids::{RunId, TaskId, TaskIndex};
 use crate::model::run::RunState;
 use crate::model::task::TaskState;
@@ -14,7 +16,7 @@ use crate::model::time::Timestamp;
 use crate::model::workflow::Workflow;
 
 /// One run: its workflow and the state of each task.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Run {
     /// The run's id.
     pub(super) id: RunId,
@@ -41,6 +43,9 @@ pub struct Run {
     pub(super) compensation_cursor: u32,
     /// Number of tasks in each [`TaskState`] (indexed by `state as usize`).
     pub(super) counts: [u32; 11],
+    /// Usage counters per task, summed over its attempts (`attempt_usage`); only tasks that
+    /// reported any (snapshot schema 3).
+    pub(super) usage: BTreeMap<TaskIndex, Counters>,
 }
 
 impl Run {
@@ -94,6 +99,27 @@ impl Run {
         self.counts[state as usize]
     }
 
+    /// Usage counters of task `t`, summed over its attempts (empty if it reported none).
+    pub fn task_usage(&self, t: TaskIndex) -> Option<&Counters> {
+        self.usage.get(&t)
+    }
+
+    /// Usage counters of every task that reported any.
+    pub fn usage(&self) -> &BTreeMap<TaskIndex, Counters> {
+        &self.usage
+    }
+
+    /// Usage counters summed over the run's tasks.
+    pub fn usage_total(&self) -> Counters {
+        let mut total = Counters::new();
+        for counters in self.usage.values() {
+            for (name, v) in counters {
+                *total.entry(name.clone()).or_insert(0.0) += v;
+            }
+        }
+        total
+    }
+
     /// Tasks in the order they succeeded.
     pub fn completion_order(&self) -> &[TaskIndex] {
         &self.completion_order
@@ -124,5 +150,79 @@ impl Run {
                 run: self.id,
                 task: task.clone(),
             })
+    }
+}
+
+impl<'de> Deserialize<'de> for Run {
+    /// Reads the layout of the snapshot's schema: before schema 3 a run had no `usage`.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// Field order of snapshot schema 3 (must match the struct above).
+        #[derive(Deserialize)]
+        struct V3 {
+            id: RunId,
+            workflow: Arc<Workflow>,
+            state: RunState,
+            submitted_at: Timestamp,
+            finished_at: Option<Timestamp>,
+            suspended: bool,
+            cancel_requested: bool,
+            saga: bool,
+            tasks: Vec<Task>,
+            completion_order: Vec<TaskIndex>,
+            compensation_cursor: u32,
+            counts: [u32; 11],
+            usage: BTreeMap<TaskIndex, Counters>,
+        }
+        /// Snapshot schemas 1 and 2: no `usage`.
+        #[derive(Deserialize)]
+        struct V2 {
+            id: RunId,
+            workflow: Arc<Workflow>,
+            state: RunState,
+            submitted_at: Timestamp,
+            finished_at: Option<Timestamp>,
+            suspended: bool,
+            cancel_requested: bool,
+            saga: bool,
+            tasks: Vec<Task>,
+            completion_order: Vec<TaskIndex>,
+            compensation_cursor: u32,
+            counts: [u32; 11],
+        }
+        let v = if crate::model::spec::decoding_schema() < 3 {
+            let v = V2::deserialize(deserializer)?;
+            V3 {
+                id: v.id,
+                workflow: v.workflow,
+                state: v.state,
+                submitted_at: v.submitted_at,
+                finished_at: v.finished_at,
+                suspended: v.suspended,
+                cancel_requested: v.cancel_requested,
+                saga: v.saga,
+                tasks: v.tasks,
+                completion_order: v.completion_order,
+                compensation_cursor: v.compensation_cursor,
+                counts: v.counts,
+                usage: BTreeMap::new(),
+            }
+        } else {
+            V3::deserialize(deserializer)?
+        };
+        Ok(Run {
+            id: v.id,
+            workflow: v.workflow,
+            state: v.state,
+            submitted_at: v.submitted_at,
+            finished_at: v.finished_at,
+            suspended: v.suspended,
+            cancel_requested: v.cancel_requested,
+            saga: v.saga,
+            tasks: v.tasks,
+            completion_order: v.completion_order,
+            compensation_cursor: v.compensation_cursor,
+            counts: v.counts,
+            usage: v.usage,
+        })
     }
 }

@@ -36,20 +36,7 @@ impl Run {
         let n = workflow.len();
         let plan = workflow.plan();
         let tasks = (0..n as TaskIndex)
-            .map(|t| Task {
-                state: TaskState::Pending,
-                attempts: 0,
-                budget_base: 0,
-                waiting_on: plan.upstream_count(t),
-                suspended: false,
-                approved: false,
-                retry_at: None,
-                awaiting_since: None,
-                started_at: None,
-                finished_at: None,
-                last_failure: None,
-                compensation: None,
-            })
+            .map(|t| Task::pending(plan.upstream_count(t)))
             .collect();
         let mut counts = [0u32; 11];
         counts[TaskState::Pending as usize] = n as u32;
@@ -67,6 +54,7 @@ impl Run {
             completion_order: Vec::new(),
             compensation_cursor: 0,
             counts,
+            usage: Default::default(),
         };
         for t in 0..n as TaskIndex {
             if run.tasks[t as usize].waiting_on == 0 {

@@ -37,6 +37,26 @@ pub struct Task {
     pub compensation: Option<Box<Compensation>>,
 }
 
+impl Task {
+    /// A task that has not started, waiting for `waiting_on` dependencies.
+    pub(super) fn pending(waiting_on: u32) -> Task {
+        Task {
+            state: TaskState::Pending,
+            attempts: 0,
+            budget_base: 0,
+            waiting_on,
+            suspended: false,
+            approved: false,
+            retry_at: None,
+            awaiting_since: None,
+            started_at: None,
+            finished_at: None,
+            last_failure: None,
+            compensation: None,
+        }
+    }
+}
+
 /// The undo side of a saga step.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Compensation {

@@ -84,6 +84,24 @@ impl Run {
 
     pub(super) fn settle(&mut self, t: TaskIndex, time: Timestamp, changes: &mut Vec<Change>) {
         let to = self.settled_state(t);
+        if to != TaskState::Suspended && self.tasks[t as usize].waiting_on == 0 {
+            if self.is_expanded(t) {
+                // A mapped task runs nothing: it succeeds with its last instance.
+                self.set(t, TaskState::Pending, changes);
+                self.succeed(t, time, changes);
+                return;
+            }
+            if self.workflow.task(t).for_each().is_some()
+                && self.workflow.task(t).expansion().is_none()
+            {
+                self.set(t, TaskState::Pending, changes);
+                changes.push(Change::ExpansionDue {
+                    run: self.id,
+                    task: t,
+                });
+                return;
+            }
+        }
         let task = &mut self.tasks[t as usize];
         // The request is made once: suspending and resuming does not restart its expiry.
         if to == TaskState::AwaitingApproval && task.awaiting_since.is_none() {

@@ -180,6 +180,7 @@ pub(super) fn check_fields(spec: &WorkflowSpec, p: &mut Problems<'_>) {
         );
     }
     check_env(p, Loc::Defaults("env"), "[defaults]", &d.env);
+    super::handoff::check_defaults(p, spec);
     if d.cwd.as_deref().is_some_and(|c| c.contains('\0')) {
         p.at(Loc::Defaults("cwd"), "[defaults] cwd contains a NUL byte");
     }
@@ -292,6 +293,7 @@ pub(super) fn check_fields(spec: &WorkflowSpec, p: &mut Problems<'_>) {
             }
         }
         check_env(p, Loc::Task(i), &format!("task `{id}`"), &task.env);
+        super::handoff::check_task(p, spec, i, task);
         if task.cwd.as_deref().is_some_and(|c| c.contains('\0')) {
             p.at(
                 Loc::Task(i),

@@ -18,6 +18,7 @@ use super::retry::RetryPolicy;
 use super::spec::{Problem, SpecError, TaskSpec, WorkflowSpec};
 
 mod check;
+mod handoff;
 #[cfg(test)]
 mod tests;
 
@@ -94,6 +95,9 @@ pub struct Workflow {
     index: HashTable<TaskIndex>,
     /// Hasher for `index`.
     hasher: DefaultHashBuilder,
+    /// `(source, mapped)` for every mapped task not yet expanded (see
+    /// [`Workflow::fan_outs_from`]); few, so a list.
+    fan_outs: Vec<(TaskIndex, TaskIndex)>,
 }
 
 impl PartialEq for Workflow {
@@ -119,6 +123,9 @@ impl Workflow {
         };
         check_fields(&spec, &mut p);
         let structure = Self::structure(spec, &mut p);
+        if let Some(wf) = &structure {
+            handoff::check_references(wf, &mut p);
+        }
         match structure {
             Some(wf) if p.list.is_empty() => Ok(wf),
             _ => Err(p.list),
@@ -246,12 +253,27 @@ impl Workflow {
         if !deps_ok || p.list.len() > before {
             return None;
         }
+        let fan_outs = tasks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.expansion().is_none())
+            .filter_map(|(m, t)| {
+                let e = super::template::parse_for_each(t.for_each()?).ok()?;
+                match e.root {
+                    super::template::Root::Output(source) => {
+                        Some((lookup(source.as_str())?, m as TaskIndex))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
         match Plan::build(tasks.len(), &edges) {
             Ok(plan) => Some(Workflow {
                 spec,
                 plan,
                 index,
                 hasher,
+                fan_outs,
             }),
             Err(cycle) => {
                 let path: Vec<&str> = cycle
@@ -265,6 +287,43 @@ impl Workflow {
                 None
             }
         }
+    }
+
+    /// The workflow once mapped task `t` is expanded into `count` instances: instance `i`
+    /// (id `T[i]`, appended after every existing task, so existing indices stay) is a copy
+    /// of `T` with `T`'s dependencies; `T` itself then depends on its instances too, runs
+    /// nothing, and has no compensation (its instances have it). Deterministic: replay
+    /// rebuilds the same workflow from the same event.
+    pub fn expanded(&self, t: TaskIndex, count: u32) -> Result<Workflow, String> {
+        use super::spec::Expansion;
+        let mut spec = self.spec.clone();
+        let base = spec.tasks[t as usize].clone();
+        spec.tasks.reserve(count as usize);
+        let mut ids = Vec::with_capacity(count as usize);
+        for i in 0..count {
+            let mut inst = base.clone();
+            inst.id = TaskId::instance(&base.id, i);
+            inst.handoff.get_or_insert_with(Default::default).expansion =
+                Some(Expansion::Instance { index: i });
+            ids.push(inst.id.clone());
+            spec.tasks.push(inst);
+        }
+        let mapped = &mut spec.tasks[t as usize];
+        mapped.depends_on.extend(ids);
+        mapped.compensate = None;
+        mapped.compensate_retry = None;
+        mapped.handoff.get_or_insert_with(Default::default).expansion =
+            Some(Expansion::Mapped { count });
+        Workflow::rebuild(spec)
+    }
+
+    /// Mapped tasks not yet expanded, as `(source, mapped)`: `mapped`'s `for_each` names the
+    /// output of `source`. The node checks a source's output against these when it succeeds.
+    pub fn fan_outs_from(&self, source: TaskIndex) -> impl Iterator<Item = TaskIndex> + '_ {
+        self.fan_outs
+            .iter()
+            .filter(move |(s, _)| *s == source)
+            .map(|&(_, m)| m)
     }
 
     /// The spec as submitted.
@@ -389,6 +448,21 @@ impl Workflow {
         env
     }
 
+    /// Effective output cap, bytes: the task's `max_output`, else `[defaults]`, else
+    /// [`DEFAULT_MAX_OUTPUT`](super::spec::DEFAULT_MAX_OUTPUT) (1 MiB).
+    pub fn max_output(&self, index: TaskIndex) -> u64 {
+        self.task(index)
+            .handoff()
+            .and_then(|h| h.max_output)
+            .or(self.spec.defaults.max_output)
+            .unwrap_or(super::spec::DEFAULT_MAX_OUTPUT)
+    }
+
+    /// The task's quality gate, if any.
+    pub fn gate(&self, index: TaskIndex) -> Option<&super::spec::Command> {
+        self.task(index).handoff()?.gate.as_ref()
+    }
+
     /// Whether any task declares a compensation, which makes a failed run compensate
     /// (a saga) instead of simply failing.
     pub fn is_saga(&self) -> bool {
@@ -404,8 +478,11 @@ impl Serialize for Workflow {
 
 impl<'de> Deserialize<'de> for Workflow {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let spec = if super::spec::decoding_schema() < 2 {
+        let schema = super::spec::decoding_schema();
+        let spec = if schema < 2 {
             super::spec::v1::WorkflowSpec::deserialize(deserializer)?.into()
+        } else if schema < 3 {
+            super::spec::v2::WorkflowSpec::deserialize(deserializer)?.into()
         } else {
             WorkflowSpec::deserialize(deserializer)?
         };

@@ -1,0 +1,131 @@
+//! Handoff: `task_output` (an attempt's output, journaled just before its success),
+//! `attempt_usage` (its usage counters) and `task_expanded` (a mapped task becomes its
+//! instances).
+//!
+//! Outputs are not kept in the state (they are read from the journal when a dependent needs
+//! them); usage is summed per task.
+
+use std::sync::Arc;
+
+use super::change::Change;
+use super::error::ApplyError;
+use super::run::Run;
+use super::task::Task;
+use crate::model::event::Event;
+use crate::model::ids::TaskIndex;
+use crate::model::run::RunState;
+use crate::model::spec::MAX_FAN_OUT;
+use crate::model::task::TaskState;
+use crate::model::time::Timestamp;
+
+impl Run {
+    /// `task_output`, `attempt_usage`, `task_expanded`.
+    pub(super) fn apply_handoff(
+        &mut self,
+        event: &Event,
+        t: Option<TaskIndex>,
+        time: Timestamp,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), ApplyError> {
+        let t = t.expect("task event");
+        match event {
+            Event::TaskOutput { attempt, .. } => {
+                self.require_running_attempt(event, t, *attempt, TaskState::Succeeded)?;
+            }
+            Event::AttemptUsage {
+                attempt, counters, ..
+            } => {
+                let task = &self.tasks[t as usize];
+                if *attempt == 0 || *attempt > task.attempts {
+                    return Err(self.not_allowed(
+                        event,
+                        format!("attempt {attempt} has not started (attempts: {})", task.attempts),
+                    ));
+                }
+                if counters.values().any(|v| !v.is_finite()) {
+                    return Err(self.not_allowed(event, "a counter is not a finite number"));
+                }
+                let sums = self.usage.entry(t).or_default();
+                for (name, v) in counters {
+                    *sums.entry(name.clone()).or_insert(0.0) += v;
+                }
+            }
+            Event::TaskExpanded { count, .. } => {
+                self.require_run_state(event, &[RunState::Running])?;
+                if !self.awaits_expansion(t) {
+                    return Err(self.not_allowed(
+                        event,
+                        "the task is not a mapped task waiting for its expansion",
+                    ));
+                }
+                if *count > MAX_FAN_OUT {
+                    return Err(self.not_allowed(
+                        event,
+                        format!("{count} instances is more than the limit of {MAX_FAN_OUT}"),
+                    ));
+                }
+                self.expand(t, *count, time, changes)
+                    .map_err(|why| self.not_allowed(event, why))?;
+            }
+            _ => unreachable!("routed by Run::apply"),
+        }
+        Ok(())
+    }
+
+    /// Whether task `t` is mapped, not yet expanded, and ready for its expansion (pending
+    /// with every dependency succeeded).
+    pub fn awaits_expansion(&self, t: TaskIndex) -> bool {
+        let task = &self.tasks[t as usize];
+        let spec = self.workflow.task(t);
+        spec.for_each().is_some()
+            && spec.expansion().is_none()
+            && task.state == TaskState::Pending
+            && task.waiting_on == 0
+    }
+
+    /// Whether task `t` is a mapped task that was expanded (it runs nothing).
+    pub fn is_expanded(&self, t: TaskIndex) -> bool {
+        matches!(
+            self.workflow.task(t).expansion(),
+            Some(crate::model::spec::Expansion::Mapped { .. })
+        )
+    }
+
+    fn expand(
+        &mut self,
+        t: TaskIndex,
+        count: u32,
+        time: Timestamp,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), String> {
+        let workflow = Arc::new(self.workflow.expanded(t, count)?);
+        let first = self.tasks.len() as TaskIndex;
+        self.workflow = Arc::clone(&workflow);
+        let plan = workflow.plan();
+        let waiting = |run: &Run, i: TaskIndex| {
+            plan.upstream(i)
+                .filter(|&u| {
+                    !matches!(
+                        run.tasks.get(u as usize).map(|t| t.state),
+                        Some(TaskState::Succeeded | TaskState::Compensated)
+                    )
+                })
+                .count() as u32
+        };
+        for i in first..first + count {
+            let w = waiting(self, i);
+            self.tasks.push(Task::pending(w));
+            self.counts[TaskState::Pending as usize] += 1;
+        }
+        self.tasks[t as usize].waiting_on = count;
+        for i in first..first + count {
+            if self.tasks[i as usize].waiting_on == 0 {
+                self.settle(i, time, changes);
+            }
+        }
+        if count == 0 {
+            self.settle(t, time, changes);
+        }
+        Ok(())
+    }
+}

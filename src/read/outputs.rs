@@ -1,0 +1,120 @@
+//! Task outputs, read from the journal when something needs them: a dependent's inputs and
+//! templates at dispatch, a mapped task's expansion, `troupe output`.
+//!
+//! Outputs are never held by the scheduler or the projection (a queued task costs no memory
+//! for them): the `task_output` event of a task is found through the task's stream index. A
+//! small cache keeps the last few parsed outputs, so the instances of a fan-out do not each
+//! parse the upstream array again.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use crate::model::{Event, Expansion, RunId, TaskId, TaskIndex, Workflow};
+use crate::storage::{Journal, JournalError};
+
+/// Parsed outputs kept by [`Outputs`] (a fan-out reads one upstream output once per
+/// instance; a handful of entries covers the fan-outs running at once).
+const CACHE_ENTRIES: usize = 8;
+
+/// Reads outputs from the journal (cheap to clone; clones share the cache).
+#[derive(Clone)]
+pub struct Outputs {
+    /// Where outputs are read.
+    journal: Journal,
+    /// The last outputs parsed, newest last.
+    cache: Arc<Mutex<VecDeque<((RunId, TaskId), Arc<Value>)>>>,
+}
+
+impl std::fmt::Debug for Outputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Outputs")
+    }
+}
+
+/// Why an output could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// The journal could not be read (retry later or report).
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// A journaled output is not JSON (a damaged or foreign journal).
+    #[error("the journaled output of `{task}` is not JSON: {error}")]
+    Damaged {
+        /// The task.
+        task: TaskId,
+        /// The parser's message.
+        error: String,
+    },
+}
+
+impl Outputs {
+    /// Outputs of `journal`.
+    pub fn new(journal: Journal) -> Self {
+        Outputs {
+            journal,
+            cache: Arc::default(),
+        }
+    }
+
+    /// The output of task `id` of `run` as journaled (compact JSON text), `None` if it has
+    /// none (it did not succeed, or wrote no output: `null`).
+    pub fn text(&self, run: RunId, id: &TaskId) -> Result<Option<String>, OutputError> {
+        let events = self.journal.task_events(run, id)?;
+        Ok(events.into_iter().rev().find_map(|(_, r)| match r.event {
+            Event::TaskOutput { output, .. } => Some(output),
+            _ => None,
+        }))
+    }
+
+    /// The output of task `t` of `run` (workflow `wf`) as a value: `null` when it wrote none;
+    /// for an expanded mapped task, the array of its instances' outputs in index order.
+    pub fn value(&self, run: RunId, wf: &Workflow, t: TaskIndex) -> Result<Arc<Value>, OutputError> {
+        let id = wf.task_id(t);
+        let key = (run, id.clone());
+        if let Some(v) = self.cached(&key) {
+            return Ok(v);
+        }
+        let value = match wf.task(t).expansion() {
+            Some(Expansion::Mapped { count }) => {
+                let mut items = Vec::with_capacity(count as usize);
+                for i in 0..count {
+                    items.push(self.parse(run, &TaskId::instance(id, i))?);
+                }
+                Value::Array(items)
+            }
+            _ => self.parse(run, id)?,
+        };
+        let value = Arc::new(value);
+        if value.is_null() {
+            // Possibly not written yet: never cache an absence.
+            return Ok(value);
+        }
+        let mut cache = self.cache.lock().expect("not poisoned");
+        if cache.len() == CACHE_ENTRIES {
+            cache.pop_front();
+        }
+        cache.push_back((key, Arc::clone(&value)));
+        Ok(value)
+    }
+
+    fn cached(&self, key: &(RunId, TaskId)) -> Option<Arc<Value>> {
+        let cache = self.cache.lock().expect("not poisoned");
+        cache
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| Arc::clone(v))
+    }
+
+    fn parse(&self, run: RunId, id: &TaskId) -> Result<Value, OutputError> {
+        match self.text(run, id)? {
+            None => Ok(Value::Null),
+            Some(text) => serde_json::from_str(&text).map_err(|e| OutputError::Damaged {
+                task: id.clone(),
+                error: e.to_string(),
+            }),
+        }
+    }
+}
