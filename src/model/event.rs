@@ -108,6 +108,30 @@ pub enum Failure {
     },
 }
 
+impl Failure {
+    /// The failure kind as `events --json` and `status --json` name it (`failure_kind`):
+    /// `exit`, `signal`, `timed_out`, `spawn_failed`, `interrupted`, `approval_rejected`,
+    /// `approval_expired`, `error`, `output_invalid`, `gate_failed`, `template_failed`,
+    /// `usage_invalid`, `fan_out_invalid`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::Exit { .. } => "exit",
+            Failure::Signal { .. } => "signal",
+            Failure::TimedOut => "timed_out",
+            Failure::SpawnFailed { .. } => "spawn_failed",
+            Failure::Interrupted => "interrupted",
+            Failure::ApprovalRejected => "approval_rejected",
+            Failure::ApprovalExpired => "approval_expired",
+            Failure::Error { .. } => "error",
+            Failure::OutputInvalid { .. } => "output_invalid",
+            Failure::GateFailed { .. } => "gate_failed",
+            Failure::TemplateFailed { .. } => "template_failed",
+            Failure::UsageInvalid { .. } => "usage_invalid",
+            Failure::FanOutInvalid { .. } => "fan_out_invalid",
+        }
+    }
+}
+
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

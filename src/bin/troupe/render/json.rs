@@ -138,8 +138,15 @@ pub(crate) fn event_json(seq: Seq, record: &EventRecord) -> serde_json::Value {
         }
         _ => (None, None, None),
     };
+    match &record.event {
+        E::TaskOutput { output, .. } => v["output_bytes"] = json!(output.len()),
+        E::AttemptUsage { counters, .. } => v["counters"] = json!(counters),
+        E::TaskExpanded { count, .. } => v["count"] = json!(count),
+        _ => {}
+    }
     if let Some(f) = failure {
         v["failure"] = json!(f.to_string());
+        v["failure_kind"] = json!(f.kind());
     }
     if let Some(u) = usage {
         v["usage"] = json!({
