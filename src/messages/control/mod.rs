@@ -293,6 +293,30 @@ impl ControlError {
     }
 }
 
+impl From<crate::model::ApplyError> for ControlError {
+    /// A refusal of the fold: an unknown run or task is not found; anything else is refused.
+    fn from(e: crate::model::ApplyError) -> Self {
+        use crate::model::ApplyError;
+        match e {
+            ApplyError::UnknownRun(_) | ApplyError::UnknownTask { .. } => {
+                ControlError::NotFound(e.to_string())
+            }
+            other => ControlError::Refused(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::model::decide::Refusal> for ControlError {
+    /// An operator command that decides nothing (see [`crate::model::decide::operator`]).
+    fn from(e: crate::model::decide::Refusal) -> Self {
+        use crate::model::decide::Refusal;
+        match e {
+            Refusal::Fold(e) => e.into(),
+            Refusal::Refused(reason) => ControlError::Refused(reason),
+        }
+    }
+}
+
 /// One response frame.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Response {
