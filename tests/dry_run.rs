@@ -81,7 +81,10 @@ fn run_dry_run_prints_waves_within_the_caps_and_touches_no_data_dir() {
     let file = workflow(tmp.path(), "plan.toml", PLAN);
     // A data dir that does not exist stays so: no node, no journal, no socket.
     let dir = tmp.path().join("never-created");
-    let o = run_cmd_ok(&dir, &["run", file.to_str().unwrap(), "--dry-run", "--json"]);
+    let o = run_cmd_ok(
+        &dir,
+        &["run", file.to_str().unwrap(), "--dry-run", "--json"],
+    );
     assert!(!dir.exists(), "the dry run created the data dir");
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["dry_run"], true);
@@ -113,7 +116,10 @@ fn run_dry_run_prints_waves_within_the_caps_and_touches_no_data_dir() {
         for t in wave {
             for (task, needs) in &deps {
                 if task == t {
-                    assert!(needs.iter().all(|d| done.contains(d)), "{t} before its deps");
+                    assert!(
+                        needs.iter().all(|d| done.contains(d)),
+                        "{t} before its deps"
+                    );
                 }
             }
         }
@@ -142,8 +148,14 @@ fn run_dry_run_prints_waves_within_the_caps_and_touches_no_data_dir() {
     assert!(text.contains("5 waves (at least 4 steps)"), "{text}");
     assert!(text.contains("wave 2: cpu3, g1, cpu1\n"), "{text}");
     assert!(text.contains("wave 3: g2, cpu2\n"), "{text}");
-    assert!(text.contains("approvals: merge (expires after 30m)"), "{text}");
-    assert!(text.contains("compensations, in undo order: deploy, merge"), "{text}");
+    assert!(
+        text.contains("approvals: merge (expires after 30m)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("compensations, in undo order: deploy, merge"),
+        "{text}"
+    );
     assert!(!dir.exists());
 }
 
@@ -164,7 +176,10 @@ fn run_dry_run_of_an_invalid_file_exits_2_with_the_position() {
     let o = run(tmp.path(), &["run", path, "--dry-run", "--json"]);
     assert_eq!(o.status.code(), Some(2));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!((&v["valid"], &v["errors"][0]["line"]), (&false.into(), &5.into()));
+    assert_eq!(
+        (&v["valid"], &v["errors"][0]["line"]),
+        (&false.into(), &5.into())
+    );
 }
 
 #[test]
@@ -250,7 +265,10 @@ fn control_dry_runs_list_what_would_change_and_journal_nothing() {
 
     // cancel RUN: every open task, the run, and the running attempt terminated.
     let v = dry(dir, &["cancel", &long]);
-    assert_eq!((&v["command"], &v["target"]), (&"cancel".into(), &long.as_str().into()));
+    assert_eq!(
+        (&v["command"], &v["target"]),
+        (&"cancel".into(), &long.as_str().into())
+    );
     assert_eq!(strings(&v["events"]), ["run_cancelled"]);
     let mut got = moves(&v);
     got.sort();
@@ -265,7 +283,10 @@ fn control_dry_runs_list_what_would_change_and_journal_nothing() {
     assert_eq!(v["runs"][0]["from"], "running");
     assert_eq!(v["runs"][0]["to"], "cancelled");
     assert_eq!(v["terminate"].as_array().unwrap().len(), 1);
-    assert_eq!((&v["terminate"][0]["task"], &v["terminate"][0]["attempt"]), (&"slow".into(), &1.into()));
+    assert_eq!(
+        (&v["terminate"][0]["task"], &v["terminate"][0]["attempt"]),
+        (&"slow".into(), &1.into())
+    );
 
     // suspend RUN: the waiting task not yet suspended; the running attempt goes on.
     let v = dry(dir, &["suspend", &long]);
@@ -281,9 +302,15 @@ fn control_dry_runs_list_what_would_change_and_journal_nothing() {
     assert_eq!(strings(&v["events"]), ["task_retried"]);
     assert_eq!(
         moves(&v),
-        [m("bad", "failed", "ready"), m("next", "upstream_failed", "pending")]
+        [
+            m("bad", "failed", "ready"),
+            m("next", "upstream_failed", "pending")
+        ]
     );
-    assert_eq!((&v["runs"][0]["from"], &v["runs"][0]["to"]), (&"failed".into(), &"running".into()));
+    assert_eq!(
+        (&v["runs"][0]["from"], &v["runs"][0]["to"]),
+        (&"failed".into(), &"running".into())
+    );
 
     // halt --kill: the running attempt it would terminate.
     let v = dry(dir, &["halt", "--kill"]);
@@ -316,6 +343,7 @@ fn control_dry_runs_list_what_would_change_and_journal_nothing() {
         assert_eq!(task_state(&status_after, t), task_state(&status_before, t));
     }
     assert_eq!(task_state(&run_status(dir, &fails), "bad"), "failed");
-    let node: Value = serde_json::from_slice(&run_cmd_ok(dir, &["status", "--json"]).stdout).unwrap();
+    let node: Value =
+        serde_json::from_slice(&run_cmd_ok(dir, &["status", "--json"]).stdout).unwrap();
     assert_eq!(node["halted"], false);
 }

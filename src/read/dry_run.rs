@@ -6,7 +6,7 @@
 
 use crate::messages::control::{
     Command, CompensationTransition, ControlError, DryRunView, HaltPreview, Response,
-    RunTransition, TaskTransition, Target,
+    RunTransition, Target, TaskTransition,
 };
 use crate::model::decide::Verb;
 use crate::model::dry_run::preview_command;

@@ -153,8 +153,14 @@ mod tests {
 
     fn apply(s: &mut State, event: Event) {
         let seq = s.last_seq() + 1;
-        s.apply(seq, &EventRecord { time: Timestamp(1), event })
-            .unwrap();
+        s.apply(
+            seq,
+            &EventRecord {
+                time: Timestamp(1),
+                event,
+            },
+        )
+        .unwrap();
     }
 
     fn id(t: &str) -> TaskId {
@@ -183,7 +189,11 @@ mod tests {
         moves.sort_by_key(|m| m.0);
         assert_eq!(
             moves,
-            [(0, Running, Cancelled), (1, Pending, Cancelled), (2, Ready, Cancelled)]
+            [
+                (0, Running, Cancelled),
+                (1, Pending, Cancelled),
+                (2, Ready, Cancelled)
+            ]
         );
         assert!(p.changes.contains(&Change::Run {
             run: r9(),
@@ -257,9 +267,15 @@ mod tests {
         let p = preview_command(&s, Verb::Suspend, r9(), None, Timestamp(5)).unwrap();
         use TaskState::*;
         // The running task goes on; the waiting ones are held.
-        assert_eq!(task_moves(&p), [(1, Pending, Suspended), (2, Ready, Suspended)]);
+        assert_eq!(
+            task_moves(&p),
+            [(1, Pending, Suspended), (2, Ready, Suspended)]
+        );
         apply(&mut s, Event::RunSuspended { run: r9() });
         let p = preview_command(&s, Verb::Resume, r9(), None, Timestamp(5)).unwrap();
-        assert_eq!(task_moves(&p), [(1, Suspended, Pending), (2, Suspended, Ready)]);
+        assert_eq!(
+            task_moves(&p),
+            [(1, Suspended, Pending), (2, Suspended, Ready)]
+        );
     }
 }

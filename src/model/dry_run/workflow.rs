@@ -166,7 +166,9 @@ fn waves(wf: &Workflow) -> Vec<Vec<TaskIndex>> {
     let plan = wf.plan();
     let n = wf.len();
     let no_node_pools = BTreeMap::new();
-    let mut waiting_for: Vec<u32> = (0..n as TaskIndex).map(|t| plan.upstream_count(t)).collect();
+    let mut waiting_for: Vec<u32> = (0..n as TaskIndex)
+        .map(|t| plan.upstream_count(t))
+        .collect();
     // Ready tasks by pool (`None`: no pool), so a full pool costs one look per wave, not one
     // per task in it.
     let mut ready: BTreeMap<Option<&str>, BinaryHeap<ReadyKey>> = BTreeMap::new();
@@ -378,7 +380,10 @@ mod tests {
         );
         let p = preview_workflow(&w);
         let id = |t: TaskIndex| w.task_id(t).to_string();
-        assert_eq!(p.approvals.iter().map(|&t| id(t)).collect::<Vec<_>>(), ["pay"]);
+        assert_eq!(
+            p.approvals.iter().map(|&t| id(t)).collect::<Vec<_>>(),
+            ["pay"]
+        );
         // Completion order book, pay, (mail, ship): undone ship, pay, book.
         assert_eq!(
             p.compensations.iter().map(|&t| id(t)).collect::<Vec<_>>(),
@@ -390,7 +395,10 @@ mod tests {
         assert_eq!(pay.timeout, Some(Duration::from_secs(300)));
         assert_eq!(pay.max_attempts, 4);
         let mail = &p.tasks[2];
-        assert_eq!((mail.max_attempts, mail.timeout), (1, Some(Duration::from_secs(1))));
+        assert_eq!(
+            (mail.max_attempts, mail.timeout),
+            (1, Some(Duration::from_secs(1)))
+        );
         assert_eq!(p.tasks[0].approval_timeout, None);
     }
 
@@ -399,7 +407,11 @@ mod tests {
         // A long chain beside many independent tasks under a cap: neither bound is loose.
         let mut tasks: Vec<(String, Vec<String>, &str)> = Vec::new();
         for i in 0..6 {
-            let deps = if i == 0 { vec![] } else { vec![format!("c{}", i - 1)] };
+            let deps = if i == 0 {
+                vec![]
+            } else {
+                vec![format!("c{}", i - 1)]
+            };
             tasks.push((format!("c{i}"), deps, "priority = 1"));
         }
         for i in 0..10 {
@@ -409,8 +421,10 @@ mod tests {
             .iter()
             .map(|(id, d, e)| (id.as_str(), d.iter().map(String::as_str).collect(), *e))
             .collect();
-        let refs: Vec<(&str, &[&str], &str)> =
-            owned.iter().map(|(id, d, e)| (*id, d.as_slice(), *e)).collect();
+        let refs: Vec<(&str, &[&str], &str)> = owned
+            .iter()
+            .map(|(id, d, e)| (*id, d.as_slice(), *e))
+            .collect();
         let w = wf("max_concurrency = 3", &refs);
         let p = preview_workflow(&w);
         assert!(p.waves.len() as u64 >= p.min_steps);

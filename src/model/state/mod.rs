@@ -97,7 +97,12 @@ impl State {
         State {
             last_seq: self.last_seq,
             halted: self.halted,
-            runs: self.runs.get(&id).map(|r| (id, r.clone())).into_iter().collect(),
+            runs: self
+                .runs
+                .get(&id)
+                .map(|r| (id, r.clone()))
+                .into_iter()
+                .collect(),
         }
     }
 

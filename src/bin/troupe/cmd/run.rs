@@ -16,8 +16,8 @@ use troupe::Node;
 
 use crate::cmd::node::{start_failed, stop_node};
 use crate::common::{
-    block, invalid, unexpected, wait_for_signal, Conn, Failed, Stream, EXIT_INTERNAL,
-    EXIT_INVALID, EXIT_RUN_FAILED,
+    block, invalid, unexpected, wait_for_signal, Conn, Failed, Stream, EXIT_INTERNAL, EXIT_INVALID,
+    EXIT_RUN_FAILED,
 };
 use crate::render::json::{invalid_json, print_json, run_json, workflow_dry_run_json};
 use crate::render::text::{print_outcome, print_workflow_dry_run};

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use troupe::messages::control::{
     DryRunView, HealthReport, NodeView, PendingApproval, QueueView, RunSummary, RunView,
-    RunningAttempt, TaskView, Target,
+    RunningAttempt, Target, TaskView,
 };
 use troupe::model::dry_run::WorkflowPreview;
 use troupe::model::plan::CriticalPath;

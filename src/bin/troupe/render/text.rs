@@ -548,11 +548,7 @@ pub(crate) fn print_workflow_dry_run(
     if approvals.is_empty() {
         writeln!(out, "approvals: none")?;
     } else {
-        writeln!(
-            out,
-            "approvals: {}",
-            some_names(&approvals, NAMES_PER_LINE)
-        )?;
+        writeln!(out, "approvals: {}", some_names(&approvals, NAMES_PER_LINE))?;
     }
     let undo: Vec<&str> = p.compensations.iter().map(|&t| id(t)).collect();
     if undo.is_empty() {
@@ -569,7 +565,14 @@ pub(crate) fn print_workflow_dry_run(
         let uses: Vec<String> = p
             .templates
             .iter()
-            .map(|u| format!("{} reads {} ({})", id(u.task), id(u.source), printable(&u.text)))
+            .map(|u| {
+                format!(
+                    "{} reads {} ({})",
+                    id(u.task),
+                    id(u.source),
+                    printable(&u.text)
+                )
+            })
             .collect();
         writeln!(out, "templates: {}", some_names(&uses, NAMES_PER_LINE))?;
     }
@@ -690,7 +693,10 @@ pub(crate) fn print_command_dry_run(
     };
     if let Some(h) = &v.halt {
         if h.halted {
-            writeln!(out, "  the node is halted already: halting again changes nothing")?;
+            writeln!(
+                out,
+                "  the node is halted already: halting again changes nothing"
+            )?;
         }
         writeln!(
             out,
@@ -717,8 +723,7 @@ pub(crate) fn print_command_dry_run(
             some_names(&attempts(&v.terminate), NAMES_PER_LINE)
         )?;
     }
-    if v.runs.is_empty() && v.tasks.is_empty() && v.compensations.is_empty() && v.halt.is_none()
-    {
+    if v.runs.is_empty() && v.tasks.is_empty() && v.compensations.is_empty() && v.halt.is_none() {
         writeln!(out, "  no run or task would change state")?;
     }
     Ok(())
