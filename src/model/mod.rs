@@ -23,10 +23,14 @@
 //!   commands, approvals, compensation, halt).
 //! - [`rollup`]: per-minute, per-pool counters and latency sketches for `troupe metrics`.
 //! - [`caps`]: the one concurrency-cap check (run `max_concurrency`, run pool, node pool).
-//! - [`decide`]: pure decisions: which event closes an attempt, ready-queue order.
+//! - [`decide`]: pure decisions: which event closes an attempt, which events an operator
+//!   command decides, ready-queue order.
+//! - [`dry_run`]: what a command would do without doing it: the plan of a workflow (`run
+//!   --dry-run`), the transitions of an operator command (`cancel|... --dry-run`).
 
 pub mod caps;
 pub mod decide;
+pub mod dry_run;
 pub mod event;
 pub mod ids;
 pub mod parse;

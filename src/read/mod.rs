@@ -8,12 +8,14 @@
 //!   freshness wait (read-your-writes).
 //! - [`views`]: `list`, `status`, `queue`, `dashboard`, the node, pending approvals.
 //! - [`query`]: answers a read request.
+//! - [`dry_run`]: what an operator command would change (`--dry-run`), without changing it.
 //! - [`subscribe`]: streams pushed to subscribers as changes become durable.
 //! - [`metrics`]: figures of a past window from the journal's durable rollups.
 //! - [`offline`]: reads of a stopped node's journal (the CLI's only way into a journal).
 //! - [`outputs`]: task outputs, read from the journal when a dependent, an expansion or
 //!   `troupe output` needs them.
 
+pub mod dry_run;
 pub mod facts;
 pub mod metrics;
 pub mod offline;

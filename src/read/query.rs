@@ -1,5 +1,6 @@
 //! Answers read requests from the read model: `Node`, `Run`, `Summary`, `List`, `Queue`,
-//! `Dashboard`, `Approvals`, `Events`, `Metrics`. None of them enters an actor's mailbox.
+//! `Dashboard`, `Approvals`, `Events`, `Metrics`, and dry runs of commands (`DryRun`). None
+//! of them enters an actor's mailbox.
 
 use crate::messages::control::{ControlError, Request, Response};
 use crate::model::{RunId, Seq};
@@ -30,6 +31,7 @@ pub fn is_read(request: &Request) -> bool {
             | Request::Approvals
             | Request::Events { .. }
             | Request::Metrics { .. }
+            | Request::DryRun(_)
     )
 }
 
@@ -92,6 +94,7 @@ pub fn view(model: &ReadModel, request: &Request) -> Response {
             Response::Dashboard(Box::new(dashboard_view(&p, facts, cx, limit, now())))
         }
         Request::Approvals => Response::Approvals(pending_approvals(&p.state, cx.approval_timeout)),
+        Request::DryRun(ref command) => crate::read::dry_run::dry_run(&p, command, now()),
         ref other => Response::Error(ControlError::BadRequest(format!(
             "the read model does not answer {other:?}"
         ))),

@@ -321,6 +321,45 @@ pub fn node_view(p: &Projection, facts: &WriteFacts, cx: &ViewContext) -> NodeVi
     }
 }
 
+/// The running attempt (or compensation) of task `task` of `run`, as views list it;
+/// `or_time` stands in for a start time the state lacks.
+pub fn running_attempt(
+    state: &State,
+    run: RunId,
+    task: TaskIndex,
+    compensation: bool,
+    or_time: Timestamp,
+) -> Option<RunningAttempt> {
+    let r = state.run(run)?;
+    let t = r.task(task);
+    let attempt = if compensation {
+        t.compensation.as_deref().map_or(0, |c| c.attempts)
+    } else {
+        t.attempts
+    };
+    Some(RunningAttempt {
+        run,
+        task: r.workflow().task_id(task).clone(),
+        workflow: r.workflow().spec().name.clone(),
+        attempt,
+        compensation,
+        started_at: t.started_at.unwrap_or(or_time),
+    })
+}
+
+/// Every attempt and compensation the journal says is running, oldest first. O(running).
+pub fn running_attempts(p: &Projection, or_time: Timestamp) -> Vec<RunningAttempt> {
+    let mut running: Vec<RunningAttempt> = p
+        .running
+        .iter()
+        .filter_map(|&(run, task, compensation)| {
+            running_attempt(&p.state, run, task, compensation, or_time)
+        })
+        .collect();
+    running.sort_by_key(|a| a.started_at);
+    running
+}
+
 /// What `troupe dashboard` draws (the error rate is filled in from the rollups by the
 /// caller).
 pub fn dashboard_view(
@@ -331,29 +370,7 @@ pub fn dashboard_view(
     t_now: Timestamp,
 ) -> DashboardView {
     let queue = queue_view(p, facts, cx, false, limit, t_now);
-    let state = &p.state;
-    let mut running: Vec<RunningAttempt> = p
-        .running
-        .iter()
-        .filter_map(|&(run, task, compensation)| {
-            let r = state.run(run)?;
-            let t = r.task(task);
-            let attempt = if compensation {
-                t.compensation.as_deref().map_or(0, |c| c.attempts)
-            } else {
-                t.attempts
-            };
-            Some(RunningAttempt {
-                run,
-                task: r.workflow().task_id(task).clone(),
-                workflow: r.workflow().spec().name.clone(),
-                attempt,
-                compensation,
-                started_at: t.started_at.unwrap_or(queue.now),
-            })
-        })
-        .collect();
-    running.sort_by_key(|a| a.started_at);
+    let running = running_attempts(p, queue.now);
     DashboardView {
         node: node_view(p, facts, cx),
         throughput: p.throughput_series(queue.now),

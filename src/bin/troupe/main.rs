@@ -95,7 +95,13 @@ enum Command {
         /// Submit and print the run id without following (needs a running node).
         #[arg(long)]
         detach: bool,
-        /// Print the final run (or, with --detach, the id) as JSON.
+        /// Submit nothing: validate the file (exit 2 if invalid) and print the plan — waves
+        /// of tasks that would start together within max_concurrency and the pools' slots,
+        /// the critical path, approvals, compensations in undo order, each task's effective
+        /// settings. Needs no node and no data dir.
+        #[arg(long, conflicts_with = "detach")]
+        dry_run: bool,
+        /// Print the final run (or, with --detach, the id; with --dry-run, the plan) as JSON.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -141,16 +147,37 @@ enum Command {
     Cancel {
         /// RUN or RUN/TASK.
         target: Target,
+        /// Change nothing: list the run and tasks the command would move (state now → state
+        /// after) and the attempts it would terminate; refused like the real command.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: print one JSON object.
+        #[arg(long, requires = "dry_run")]
+        json: bool,
     },
     /// Suspend a run or a waiting task: nothing of it is dispatched until resumed.
     Suspend {
         /// RUN or RUN/TASK.
         target: Target,
+        /// Change nothing: list the run and tasks the command would move (state now → state
+        /// after) and the attempts it would terminate; refused like the real command.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: print one JSON object.
+        #[arg(long, requires = "dry_run")]
+        json: bool,
     },
     /// Resume a suspended run or task.
     Resume {
         /// RUN or RUN/TASK.
         target: Target,
+        /// Change nothing: list the run and tasks the command would move (state now → state
+        /// after) and the attempts it would terminate; refused like the real command.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: print one JSON object.
+        #[arg(long, requires = "dry_run")]
+        json: bool,
     },
     /// Retry a failed or cancelled task (or every one of a run) with a fresh retry budget;
     /// its upstream_failed dependents reopen with it. In a run that is compensation_failed,
@@ -158,6 +185,13 @@ enum Command {
     Retry {
         /// RUN or RUN/TASK.
         target: Target,
+        /// Change nothing: list the run and tasks the command would move (state now → state
+        /// after) and the attempts it would terminate; refused like the real command.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: print one JSON object.
+        #[arg(long, requires = "dry_run")]
+        json: bool,
     },
     /// Tasks waiting to run, best first: priority, wait time, pool, estimated start (from the
     /// last minute's throughput).
@@ -233,6 +267,13 @@ enum Command {
         /// Also terminate running attempts (they are retried after `unhalt`).
         #[arg(long)]
         kill: bool,
+        /// Change nothing: list the running attempts (which --kill would terminate) and how
+        /// many queued tasks would stop being dispatched.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: print one JSON object.
+        #[arg(long, requires = "dry_run")]
+        json: bool,
     },
     /// Resume dispatching after `halt`.
     Unhalt,
@@ -333,6 +374,7 @@ fn main() -> ExitCode {
         cli.command,
         Command::Validate { .. }
             | Command::Graph { .. }
+            | Command::Run { dry_run: true, .. }
             | Command::Bench(BenchCommand::Plan { .. })
     );
     let data_dir = match cli
@@ -362,9 +404,16 @@ fn main() -> ExitCode {
         Command::Node(NodeCommand::Stop) => cmd::node::node_stop(&data_dir),
         Command::Run {
             file,
+            dry_run: true,
+            json,
+            ..
+        } => cmd::run::dry_run(&file, json),
+        Command::Run {
+            file,
             detach,
             json,
             node,
+            ..
         } => cmd::run::run(&data_dir, &file, detach, json, node.options(false)),
         Command::Metrics { since, json } => cmd::metrics::metrics(&data_dir, since, json),
         Command::Health { json } => cmd::health::health(&data_dir, json),
@@ -378,21 +427,61 @@ fn main() -> ExitCode {
             compensation,
             follow,
         } => cmd::logs::logs(&data_dir, target, attempt, compensation, follow),
-        Command::Cancel { target } => {
-            cmd::control::command(&data_dir, "cancel", AdminCommand::Cancel(target))
-        }
-        Command::Suspend { target } => {
-            cmd::control::command(&data_dir, "suspend", AdminCommand::Suspend(target))
-        }
-        Command::Resume { target } => {
-            cmd::control::command(&data_dir, "resume", AdminCommand::Resume(target))
-        }
-        Command::Retry { target } => {
-            cmd::control::command(&data_dir, "retry", AdminCommand::Retry(target))
-        }
-        Command::Halt { kill } => {
-            cmd::control::command(&data_dir, "halt", AdminCommand::Halt { kill })
-        }
+        Command::Cancel {
+            target,
+            dry_run,
+            json,
+        } => control(
+            &data_dir,
+            "cancel",
+            AdminCommand::Cancel(target),
+            dry_run,
+            json,
+        ),
+        Command::Suspend {
+            target,
+            dry_run,
+            json,
+        } => control(
+            &data_dir,
+            "suspend",
+            AdminCommand::Suspend(target),
+            dry_run,
+            json,
+        ),
+        Command::Resume {
+            target,
+            dry_run,
+            json,
+        } => control(
+            &data_dir,
+            "resume",
+            AdminCommand::Resume(target),
+            dry_run,
+            json,
+        ),
+        Command::Retry {
+            target,
+            dry_run,
+            json,
+        } => control(
+            &data_dir,
+            "retry",
+            AdminCommand::Retry(target),
+            dry_run,
+            json,
+        ),
+        Command::Halt {
+            kill,
+            dry_run,
+            json,
+        } => control(
+            &data_dir,
+            "halt",
+            AdminCommand::Halt { kill },
+            dry_run,
+            json,
+        ),
         Command::Unhalt => cmd::control::command(&data_dir, "unhalt", AdminCommand::Unhalt),
         Command::Approvals { json } => cmd::approval::approvals(&data_dir, json),
         Command::Queue {
@@ -412,5 +501,20 @@ fn main() -> ExitCode {
             reason,
         } => cmd::approval::decide(&data_dir, "reject", target, name, reason),
         Command::Bench(what) => cmd::bench::bench(what, &data_dir),
+    }
+}
+
+/// A control command, or its dry run.
+fn control(
+    data_dir: &std::path::Path,
+    name: &str,
+    cmd: AdminCommand,
+    dry_run: bool,
+    json: bool,
+) -> ExitCode {
+    if dry_run {
+        cmd::control::dry_run(data_dir, name, cmd, json)
+    } else {
+        cmd::control::command(data_dir, name, cmd)
     }
 }

@@ -30,7 +30,7 @@ pub use frame::{read_frame, read_frame_within, write_frame, FrameError};
 pub use views::*;
 
 /// Version of this protocol; both sides must agree (checked in the handshake).
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The first bytes of every [`Hello`]: rejects clients that are not speaking troupe at all.
 pub const MAGIC: [u8; 8] = *b"troupe\0\x01";
@@ -219,6 +219,11 @@ pub enum Request {
         /// At most this many entries (the total is reported).
         limit: u32,
     },
+    /// What an operator command would change, without doing it ([`Response::DryRun`]):
+    /// `Cancel`, `Suspend`, `Resume`, `Retry` and `Halt` (others are `BadRequest`). Answered
+    /// by the read model with the decisions and the fold the scheduler uses; refused like the
+    /// real command (an unknown run or task is `NotFound`).
+    DryRun(Command),
     /// Turn this connection into a stream: the node pushes responses as changes become
     /// durable, until the stream ends (see [`Subscription`]) or the client closes the
     /// connection. A subscriber that does not keep up is dropped with
@@ -293,6 +298,30 @@ impl ControlError {
     }
 }
 
+impl From<crate::model::ApplyError> for ControlError {
+    /// A refusal of the fold: an unknown run or task is not found; anything else is refused.
+    fn from(e: crate::model::ApplyError) -> Self {
+        use crate::model::ApplyError;
+        match e {
+            ApplyError::UnknownRun(_) | ApplyError::UnknownTask { .. } => {
+                ControlError::NotFound(e.to_string())
+            }
+            other => ControlError::Refused(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::model::decide::Refusal> for ControlError {
+    /// An operator command that decides nothing (see [`crate::model::decide::operator`]).
+    fn from(e: crate::model::decide::Refusal) -> Self {
+        use crate::model::decide::Refusal;
+        match e {
+            Refusal::Fold(e) => e.into(),
+            Refusal::Refused(reason) => ControlError::Refused(reason),
+        }
+    }
+}
+
 /// One response frame.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Response {
@@ -325,4 +354,6 @@ pub enum Response {
     Metrics(Box<crate::model::rollup::MetricsReport>),
     /// Answer to [`Request::Health`].
     Health(Box<HealthReport>),
+    /// Answer to [`Request::DryRun`]: nothing changed.
+    DryRun(Box<DryRunView>),
 }

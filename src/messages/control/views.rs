@@ -1,5 +1,5 @@
 //! What reads answer: the views of the node, runs, tasks, the queue, the dashboard, pending
-//! approvals and health.
+//! approvals, health, and dry runs of operator commands.
 
 use serde::{Deserialize, Serialize};
 
@@ -285,4 +285,73 @@ pub struct TaskView {
     pub compensate: Option<String>,
     /// The compensation's progress, once the run compensates and this step needs undoing.
     pub compensation: Option<CompensationView>,
+}
+
+/// The answer to [`super::Request::DryRun`]: what an operator command would change if it
+/// were sent now. Nothing was changed or journaled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DryRunView {
+    /// Type names of the events the command would journal, in order (`task_cancelled`, ...).
+    pub events: Vec<String>,
+    /// Runs whose state would change.
+    pub runs: Vec<RunTransition>,
+    /// Tasks whose state would change, in the order the fold would first move them.
+    pub tasks: Vec<TaskTransition>,
+    /// Saga compensations whose state would change.
+    pub compensations: Vec<CompensationTransition>,
+    /// Running attempts the command would terminate (SIGTERM, grace, SIGKILL).
+    pub terminate: Vec<RunningAttempt>,
+    /// For `halt`: what stopping dispatch would hold back.
+    pub halt: Option<HaltPreview>,
+}
+
+/// A run's state before and after, in [`DryRunView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunTransition {
+    /// The run.
+    pub run: RunId,
+    /// Its state now.
+    pub from: RunState,
+    /// Its state after the command.
+    pub to: RunState,
+}
+
+/// A task's state before and after, in [`DryRunView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskTransition {
+    /// Its run.
+    pub run: RunId,
+    /// The task.
+    pub task: TaskId,
+    /// Its state now.
+    pub from: TaskState,
+    /// Its state after the command.
+    pub to: TaskState,
+}
+
+/// A saga compensation's state before and after, in [`DryRunView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompensationTransition {
+    /// Its run.
+    pub run: RunId,
+    /// The saga step.
+    pub task: TaskId,
+    /// Its state now (`None`: not needed yet).
+    pub from: Option<CompensationState>,
+    /// Its state after the command.
+    pub to: CompensationState,
+}
+
+/// What `halt` would hold back, in [`DryRunView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HaltPreview {
+    /// The node is halted already (halting again changes nothing).
+    pub halted: bool,
+    /// Whether this is `halt --kill`.
+    pub kill: bool,
+    /// Attempts and compensations running now, oldest first: `--kill` terminates them (they
+    /// are retried after `unhalt`); without it they go on.
+    pub running: Vec<RunningAttempt>,
+    /// Ready and retrying tasks of running runs that would not be dispatched until `unhalt`.
+    pub queued: u64,
 }

@@ -92,6 +92,22 @@ impl State {
         self.runs.values()
     }
 
+    /// A copy holding only run `id` (if it exists), the halt flag and the last sequence
+    /// number: what a dry run folds an operator command into, at the cost of one run rather
+    /// than the whole node (no event about one run reads another).
+    pub fn excerpt(&self, id: RunId) -> State {
+        State {
+            last_seq: self.last_seq,
+            halted: self.halted,
+            runs: self
+                .runs
+                .get(&id)
+                .map(|r| (id, r.clone()))
+                .into_iter()
+                .collect(),
+        }
+    }
+
     /// Applies one event. On error nothing changed.
     pub fn apply(&mut self, seq: Seq, record: &EventRecord) -> Result<(), ApplyError> {
         self.apply_with(seq, record, &mut Vec::new())

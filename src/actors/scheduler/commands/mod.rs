@@ -19,13 +19,7 @@ pub(crate) mod submit;
 
 /// A refusal of the fold as the control protocol's error (unknown run or task: not found).
 pub(crate) fn to_control_error(e: ApplyError) -> ControlError {
-    match e {
-        ApplyError::UnknownRun(r) => ControlError::NotFound(format!("no run {r}")),
-        ApplyError::UnknownTask { run, task } => {
-            ControlError::NotFound(format!("run {run} has no task `{task}`"))
-        }
-        other => ControlError::Refused(other.to_string()),
-    }
+    e.into()
 }
 
 impl SchedulerState {

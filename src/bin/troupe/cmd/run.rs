@@ -1,6 +1,7 @@
 //! `troupe run FILE [--detach] [--json]`: submits a workflow and follows it to its end (exit 0
 //! if it succeeded, 1 if not). With no node serving the data dir, runs one in this process
-//! until the run ends.
+//! until the run ends. `troupe run FILE --dry-run [--json]` prints the plan instead and
+//! touches no node and no data dir.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -15,12 +16,35 @@ use troupe::Node;
 
 use crate::cmd::node::{start_failed, stop_node};
 use crate::common::{
-    block, invalid, unexpected, wait_for_signal, Conn, Failed, Stream, EXIT_INTERNAL,
+    block, invalid, unexpected, wait_for_signal, Conn, Failed, Stream, EXIT_INTERNAL, EXIT_INVALID,
     EXIT_RUN_FAILED,
 };
-use crate::render::json::{print_json, run_json};
-use crate::render::text::print_outcome;
+use crate::render::json::{invalid_json, print_json, run_json, workflow_dry_run_json};
+use crate::render::text::{print_outcome, print_workflow_dry_run};
 use crate::settings::{node_config, StartOptions};
+
+/// `troupe run FILE --dry-run [--json]`: validates the file as a submission would (exit 2
+/// with `FILE:LINE:COL: message` if invalid, like `validate`) and prints its plan
+/// ([`troupe::model::dry_run::workflow`]). Reads only the file: no node, no data dir.
+pub(crate) fn dry_run(file: &Path, json: bool) -> ExitCode {
+    let workflow = match load_for_submit(file) {
+        Ok(w) => w,
+        Err(e) if json => {
+            print_json(&invalid_json(file, &e));
+            return ExitCode::from(EXIT_INVALID);
+        }
+        Err(e) => return invalid(&e),
+    };
+    let preview = troupe::model::dry_run::preview_workflow(&workflow);
+    if json {
+        print_json(&workflow_dry_run_json(file, &workflow, &preview));
+    } else {
+        let mut out = std::io::stdout().lock();
+        // A closed pipe (`troupe run x --dry-run | head`) is not worth a message.
+        let _ = print_workflow_dry_run(file, &workflow, &preview, &mut out);
+    }
+    ExitCode::SUCCESS
+}
 
 /// `troupe run FILE [--detach] [--json]`.
 pub(crate) fn run(

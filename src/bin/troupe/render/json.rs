@@ -7,11 +7,13 @@ use std::path::Path;
 use serde_json::json;
 
 use troupe::messages::control::{
-    HealthReport, NodeView, PendingApproval, QueueView, RunSummary, RunView, TaskView,
+    DryRunView, HealthReport, NodeView, PendingApproval, QueueView, RunSummary, RunView,
+    RunningAttempt, Target, TaskView,
 };
+use troupe::model::dry_run::WorkflowPreview;
 use troupe::model::plan::CriticalPath;
 use troupe::model::rollup::MetricsReport;
-use troupe::model::{EventRecord, Seq, SpecError, Timestamp, Workflow};
+use troupe::model::{EventRecord, Seq, SpecError, TaskIndex, Timestamp, Workflow};
 
 /// Prints `v` on one line of stdout; a closed pipe is ignored.
 pub(crate) fn print_json(v: &serde_json::Value) {
@@ -229,4 +231,114 @@ pub(crate) fn metrics_json(r: &MetricsReport) -> serde_json::Value {
 /// Health checks: `troupe health --json` (the report's serde shape).
 pub(crate) fn health_json(r: &HealthReport) -> serde_json::Value {
     serde_json::to_value(r).expect("serializable")
+}
+
+/// A duration as seconds (`null` for none).
+fn opt_secs(d: Option<std::time::Duration>) -> serde_json::Value {
+    d.map(|d| json!(d.as_secs_f64()))
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// The plan of a workflow: `troupe run FILE --dry-run --json` (shape in docs/operations.md,
+/// "Dry runs").
+pub(crate) fn workflow_dry_run_json(
+    file: &Path,
+    wf: &Workflow,
+    p: &WorkflowPreview,
+) -> serde_json::Value {
+    let id = |t: TaskIndex| wf.task_id(t).as_str();
+    let ids = |list: &[TaskIndex]| list.iter().map(|&t| id(t)).collect::<Vec<_>>();
+    json!({
+        "dry_run": true,
+        "valid": true,
+        "file": file.display().to_string(),
+        "name": wf.spec().name,
+        "tasks_total": wf.len(),
+        "edges": wf.plan().edge_count(),
+        "max_concurrency": wf.spec().max_concurrency,
+        "pools": wf.spec().pools,
+        "steps": p.waves.len(),
+        "min_steps": p.min_steps,
+        "waves": p.waves.iter().map(|w| ids(w)).collect::<Vec<_>>(),
+        "critical_path": {
+            "length": p.critical_path.length,
+            "tasks": ids(&p.critical_path.tasks),
+        },
+        "approvals": p.approvals.iter().map(|&t| json!({
+            "task": id(t),
+            "approval_timeout_s": opt_secs(wf.approval_timeout(t)),
+        })).collect::<Vec<_>>(),
+        "compensations": ids(&p.compensations),
+        "tasks": p.tasks.iter().map(|t| json!({
+            "id": id(t.task),
+            "wave": t.wave,
+            "pool": t.pool,
+            "priority": t.priority,
+            "timeout_s": opt_secs(t.timeout),
+            "max_attempts": t.max_attempts,
+            "requires_approval": t.requires_approval,
+            "approval_timeout_s": opt_secs(t.approval_timeout),
+            "compensates": t.compensates,
+        })).collect::<Vec<_>>(),
+        "templates": p.templates.iter().map(|u| json!({
+            "task": id(u.task),
+            "source": id(u.source),
+            "text": u.text,
+        })).collect::<Vec<_>>(),
+        "fan_outs": p.fan_outs.iter().map(|f| json!({
+            "task": id(f.task),
+            "over": f.over,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// A running attempt in a dry run's lists.
+fn attempt_json(a: &RunningAttempt) -> serde_json::Value {
+    json!({
+        "run": a.run.to_string(),
+        "task": a.task.as_str(),
+        "workflow": a.workflow,
+        "attempt": a.attempt,
+        "compensation": a.compensation,
+        "started_at": a.started_at.to_string(),
+    })
+}
+
+/// What a control command would change: `troupe cancel|suspend|resume|retry|halt --dry-run
+/// --json` (shape in docs/operations.md, "Dry runs").
+pub(crate) fn command_dry_run_json(
+    verb: &str,
+    target: Option<&Target>,
+    v: &DryRunView,
+) -> serde_json::Value {
+    json!({
+        "dry_run": true,
+        "command": verb,
+        "target": target.map(|t| t.to_string()),
+        "events": v.events,
+        "runs": v.runs.iter().map(|r| json!({
+            "run": r.run.to_string(),
+            "from": r.from.as_str(),
+            "to": r.to.as_str(),
+        })).collect::<Vec<_>>(),
+        "tasks": v.tasks.iter().map(|t| json!({
+            "run": t.run.to_string(),
+            "task": t.task.as_str(),
+            "from": t.from.as_str(),
+            "to": t.to.as_str(),
+        })).collect::<Vec<_>>(),
+        "compensations": v.compensations.iter().map(|c| json!({
+            "run": c.run.to_string(),
+            "task": c.task.as_str(),
+            "from": c.from.map(|s| s.as_str()),
+            "to": c.to.as_str(),
+        })).collect::<Vec<_>>(),
+        "terminate": v.terminate.iter().map(attempt_json).collect::<Vec<_>>(),
+        "halt": v.halt.as_ref().map(|h| json!({
+            "halted": h.halted,
+            "kill": h.kill,
+            "queued": h.queued,
+            "running": h.running.iter().map(attempt_json).collect::<Vec<_>>(),
+        })),
+    })
 }
