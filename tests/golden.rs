@@ -293,9 +293,12 @@ timeout = "30s"
                 run,
                 task: task.clone(),
                 attempt: 9,
-                counters: [("cost_usd".to_owned(), 0.125), ("tokens".to_owned(), 1200.0)]
-                    .into_iter()
-                    .collect(),
+                counters: [
+                    ("cost_usd".to_owned(), 0.125),
+                    ("tokens".to_owned(), 1200.0),
+                ]
+                .into_iter()
+                .collect(),
             },
         ),
         e(

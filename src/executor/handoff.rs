@@ -21,7 +21,12 @@ pub fn read_output(path: &Path, max: u64) -> Result<Option<String>, String> {
     let len = match std::fs::metadata(path) {
         Ok(m) => m.len(),
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read TROUPE_OUTPUT ({}): {e}", path.display())),
+        Err(e) => {
+            return Err(format!(
+                "cannot read TROUPE_OUTPUT ({}): {e}",
+                path.display()
+            ))
+        }
     };
     if len > max {
         return Err(format!(
@@ -47,10 +52,15 @@ pub fn read_usage(path: &Path) -> Result<Counters, String> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Counters::new()),
-        Err(e) => return Err(format!("cannot read TROUPE_USAGE ({}): {e}", path.display())),
+        Err(e) => {
+            return Err(format!(
+                "cannot read TROUPE_USAGE ({}): {e}",
+                path.display()
+            ))
+        }
     };
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("TROUPE_USAGE is not JSON: {e}"))?;
+    let value: Value =
+        serde_json::from_slice(&bytes).map_err(|e| format!("TROUPE_USAGE is not JSON: {e}"))?;
     let Value::Object(map) = value else {
         return Err(format!(
             "TROUPE_USAGE must be a JSON object of numbers, found {}",
@@ -100,17 +110,28 @@ mod tests {
         let p = dir.path().join("out.json");
         assert_eq!(read_output(&p, 10).unwrap(), None);
         std::fs::write(&p, "{ \"a\" : [1, 2] }\n").unwrap();
-        assert_eq!(read_output(&p, 100).unwrap().as_deref(), Some(r#"{"a":[1,2]}"#));
+        assert_eq!(
+            read_output(&p, 100).unwrap().as_deref(),
+            Some(r#"{"a":[1,2]}"#)
+        );
         // Exactly max_output is fine; one byte over is not.
         std::fs::write(&p, "\"12345678\"").unwrap();
         assert!(read_output(&p, 10).is_ok());
         let e = read_output(&p, 9).unwrap_err();
-        assert!(e.contains("10 bytes, more than max_output (9 bytes)"), "{e}");
+        assert!(
+            e.contains("10 bytes, more than max_output (9 bytes)"),
+            "{e}"
+        );
         std::fs::write(&p, "{\"a\": 1,}").unwrap();
         let e = read_output(&p, 100).unwrap_err();
-        assert!(e.contains("not one JSON value") && e.contains("line 1 column 9"), "{e}");
+        assert!(
+            e.contains("not one JSON value") && e.contains("line 1 column 9"),
+            "{e}"
+        );
         std::fs::write(&p, "1 2").unwrap();
-        assert!(read_output(&p, 100).unwrap_err().contains("not one JSON value"));
+        assert!(read_output(&p, 100)
+            .unwrap_err()
+            .contains("not one JSON value"));
     }
 
     #[test]
@@ -124,7 +145,10 @@ mod tests {
         assert_eq!(c["cost_usd"], 0.25);
         std::fs::write(&p, r#"{"tokens": "many"}"#).unwrap();
         let e = read_usage(&p).unwrap_err();
-        assert!(e.contains("counter `tokens` must be a number, found a string"), "{e}");
+        assert!(
+            e.contains("counter `tokens` must be a number, found a string"),
+            "{e}"
+        );
         std::fs::write(&p, "[1]").unwrap();
         assert!(read_usage(&p).unwrap_err().contains("found an array"));
         std::fs::write(&p, r#"{"a b": 1}"#).unwrap();

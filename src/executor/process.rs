@@ -88,7 +88,8 @@ fn prepare(ctx: &AttemptContext) -> Result<Prepared, AttemptOutcome> {
         })
         .filter(|s| templated(s))
         .collect();
-    let template_failed = |message: String| failed(Failure::TemplateFailed { message }, None, false);
+    let template_failed =
+        |message: String| failed(Failure::TemplateFailed { message }, None, false);
     let resolved = ctx.resolver(texts.into_iter()).map_err(template_failed)?;
     let mut env: Vec<(String, String)> = Vec::with_capacity(env_map.len() + 8);
     for (k, v) in env_map {
@@ -138,7 +139,10 @@ fn prepare(ctx: &AttemptContext) -> Result<Prepared, AttemptOutcome> {
         f.flush()
     })();
     if let Err(e) = written {
-        let message = format!("cannot write TROUPE_INPUTS ({}): {e}", files.inputs.display());
+        let message = format!(
+            "cannot write TROUPE_INPUTS ({}): {e}",
+            files.inputs.display()
+        );
         return Err(failed(Failure::SpawnFailed { message }, None, true));
     }
     let path = |p: &PathBuf| p.to_string_lossy().into_owned();
@@ -149,7 +153,9 @@ fn prepare(ctx: &AttemptContext) -> Result<Prepared, AttemptOutcome> {
 }
 
 /// A cancel receiver for one process of the attempt, fired when `flag` becomes true.
-fn cancel_for(flag: &watch::Receiver<bool>) -> (oneshot::Receiver<()>, tokio::task::JoinHandle<()>) {
+fn cancel_for(
+    flag: &watch::Receiver<bool>,
+) -> (oneshot::Receiver<()>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = oneshot::channel();
     let mut flag = flag.clone();
     let forward = tokio::spawn(async move {
@@ -168,7 +174,13 @@ impl Executor for ProcessExecutor {
                 Ok(Ok(p)) => p,
                 Ok(Err(outcome)) => return outcome,
                 Err(e) => {
-                    return failed(Failure::Error { message: e.to_string() }, None, true)
+                    return failed(
+                        Failure::Error {
+                            message: e.to_string(),
+                        },
+                        None,
+                        true,
+                    )
                 }
             };
             let outcome = run_attempt(&ctx, prepared, cancel).await;
@@ -303,7 +315,9 @@ async fn run_attempt(
         let g = run_process(spec, rx).await;
         let verdict = match g.end {
             ProcessEnd::Exited { code: 0 } => None,
-            ProcessEnd::Exited { code } => Some((format!("the gate exited with status {code}"), true)),
+            ProcessEnd::Exited { code } => {
+                Some((format!("the gate exited with status {code}"), true))
+            }
             ProcessEnd::Signaled { signal } => {
                 Some((format!("the gate was killed by signal {signal}"), true))
             }
@@ -314,7 +328,10 @@ async fn run_attempt(
             }
         };
         if let Some((message, retryable)) = verdict {
-            note(&ctx.log_path, &format!("gate rejected the output: {message}"));
+            note(
+                &ctx.log_path,
+                &format!("gate rejected the output: {message}"),
+            );
             return AttemptOutcome::Failed {
                 failure: Failure::GateFailed { message },
                 usage,
@@ -332,7 +349,11 @@ async fn run_attempt(
 
 /// Appends `[troupe: TEXT]` to the attempt log (best effort).
 fn note(log: &std::path::Path, text: &str) {
-    if let Ok(mut f) = std::fs::OpenOptions::new().append(true).create(true).open(log) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(log)
+    {
         let _ = writeln!(f, "[troupe: {text}]");
     }
 }

@@ -161,7 +161,15 @@ pub fn attempt_close(
             });
         }
     }
-    events.extend(attempt_end(state, run, task, attempt, end, now, jitter_sample));
+    events.extend(attempt_end(
+        state,
+        run,
+        task,
+        attempt,
+        end,
+        now,
+        jitter_sample,
+    ));
     events
 }
 

@@ -219,7 +219,9 @@ impl Expr {
             Root::Item => Cow::Borrowed(
                 scope
                     .item()
-                    .ok_or_else(|| format!("{self}: only an instance of a mapped task has an item"))?
+                    .ok_or_else(|| {
+                        format!("{self}: only an instance of a mapped task has an item")
+                    })?
                     .0,
             ),
             Root::Index => Cow::Owned(Value::from(
@@ -232,7 +234,9 @@ impl Expr {
             )),
         };
         match start {
-            Cow::Borrowed(v) => follow(v, &self.path).map(Cow::Borrowed).map_err(|e| format!("{self}: {e}")),
+            Cow::Borrowed(v) => follow(v, &self.path)
+                .map(Cow::Borrowed)
+                .map_err(|e| format!("{self}: {e}")),
             Cow::Owned(v) => follow(&v, &self.path)
                 .map(|v| Cow::Owned(v.clone()))
                 .map_err(|e| format!("{self}: {e}")),
@@ -350,11 +354,17 @@ mod tests {
             "--f=y.rs"
         );
         assert_eq!(resolve("{{tasks.a.output.n}}", &s).unwrap(), "3");
-        assert_eq!(resolve("{{ tasks.a.output.o }}", &s).unwrap(), r#"{"k":[1,2]}"#);
+        assert_eq!(
+            resolve("{{ tasks.a.output.o }}", &s).unwrap(),
+            r#"{"k":[1,2]}"#
+        );
         assert_eq!(resolve("{{ item.path }}#{{ index }}", &s).unwrap(), "p#7");
         let e = resolve("{{ tasks.a.output.files[5] }}", &s).unwrap_err();
         assert!(e.contains("{{ tasks.a.output.files[5] }}"), "{e}");
-        assert!(e.contains("no element [5]: the array has 2 elements"), "{e}");
+        assert!(
+            e.contains("no element [5]: the array has 2 elements"),
+            "{e}"
+        );
         let e = resolve("{{ tasks.a.output.n.x }}", &s).unwrap_err();
         assert!(e.contains("`.x` needs an object, found a number"), "{e}");
     }
@@ -380,16 +390,27 @@ mod tests {
         let e = parse_for_each("{{ tasks.a.output.files }}").unwrap();
         assert_eq!(e.root, Root::Output(TaskId::new("a").unwrap()));
         assert_eq!(e.to_string(), "{{ tasks.a.output.files }}");
-        for bad in ["x {{ tasks.a.output }}", "{{ item }}", "files", "{{ tasks.a.output }}{{ index }}"] {
+        for bad in [
+            "x {{ tasks.a.output }}",
+            "{{ item }}",
+            "files",
+            "{{ tasks.a.output }}{{ index }}",
+        ] {
             assert!(parse_for_each(bad).is_err(), "{bad}");
         }
         let out = json!({"files": [1, 2, 3], "o": {}, "s": "x"});
         assert_eq!(fan_out_count(&e, &out, 10).unwrap(), 3);
-        assert!(fan_out_count(&e, &out, 2).unwrap_err().contains("more than the fan-out limit of 2"));
+        assert!(fan_out_count(&e, &out, 2)
+            .unwrap_err()
+            .contains("more than the fan-out limit of 2"));
         let o = parse_for_each("{{ tasks.a.output.o }}").unwrap();
-        assert!(fan_out_count(&o, &out, 10).unwrap_err().contains("must be an array, found an object"));
+        assert!(fan_out_count(&o, &out, 10)
+            .unwrap_err()
+            .contains("must be an array, found an object"));
         let s = parse_for_each("{{ tasks.a.output.s }}").unwrap();
-        assert!(fan_out_count(&s, &out, 10).unwrap_err().contains("found a string"));
+        assert!(fan_out_count(&s, &out, 10)
+            .unwrap_err()
+            .contains("found a string"));
         let empty = json!({"files": []});
         assert_eq!(fan_out_count(&e, &empty, 10).unwrap(), 0);
     }

@@ -79,6 +79,7 @@ pub fn dry_run(p: &Projection, command: &Command, now: Timestamp) -> Response {
                 from,
                 to,
             }),
+            Change::ExpansionDue { .. } => {}
         }
     }
     Response::DryRun(Box::new(view))

@@ -70,7 +70,12 @@ impl Outputs {
 
     /// The output of task `t` of `run` (workflow `wf`) as a value: `null` when it wrote none;
     /// for an expanded mapped task, the array of its instances' outputs in index order.
-    pub fn value(&self, run: RunId, wf: &Workflow, t: TaskIndex) -> Result<Arc<Value>, OutputError> {
+    pub fn value(
+        &self,
+        run: RunId,
+        wf: &Workflow,
+        t: TaskIndex,
+    ) -> Result<Arc<Value>, OutputError> {
         let id = wf.task_id(t);
         let key = (run, id.clone());
         if let Some(v) = self.cached(&key) {

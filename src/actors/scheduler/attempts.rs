@@ -22,7 +22,9 @@ impl SchedulerState {
     /// Journals the end of a released attempt (and what follows from it).
     pub(crate) fn close_attempt(&mut self, report: AttemptReport) {
         let (end, handed) = match report.outcome {
-            AttemptOutcome::Succeeded { usage, handed } => (AttemptEnd::Succeeded { usage }, handed),
+            AttemptOutcome::Succeeded { usage, handed } => {
+                (AttemptEnd::Succeeded { usage }, handed)
+            }
             AttemptOutcome::Failed {
                 failure,
                 usage,
@@ -65,7 +67,16 @@ impl SchedulerState {
                 {
                     self.sagas.touch(id.run);
                 }
-                attempt_close(&self.state, id.run, id.task, id.attempt, end, handed, now(), sample)
+                attempt_close(
+                    &self.state,
+                    id.run,
+                    id.task,
+                    id.attempt,
+                    end,
+                    handed,
+                    now(),
+                    sample,
+                )
             }
             AttemptKind::Compensation => {
                 self.sagas.touch(id.run);

@@ -26,10 +26,7 @@ impl SchedulerState {
             let s = wf
                 .task_index(source.as_str())
                 .ok_or_else(|| format!("no task `{source}`"))?;
-            let value = self
-                .outputs
-                .value(run, &wf, s)
-                .map_err(|e| e.to_string())?;
+            let value = self.outputs.value(run, &wf, s).map_err(|e| e.to_string())?;
             fan_out_count(&expr, &value, MAX_FAN_OUT)
         })();
         match count {

@@ -73,7 +73,9 @@ pub fn preview_command(
 
 /// One change per task, run or compensation: its first `from` and last `to`, dropped if they
 /// are equal, in the order of the first move.
-fn net(moves: Vec<Change>) -> Vec<Change> {
+fn net(mut moves: Vec<Change>) -> Vec<Change> {
+    // A mapped task's expansion coming due is not a move.
+    moves.retain(|c| !matches!(c, Change::ExpansionDue { .. }));
     #[derive(PartialEq, Eq, Hash)]
     enum Key {
         Task(RunId, TaskIndex),
@@ -81,7 +83,7 @@ fn net(moves: Vec<Change>) -> Vec<Change> {
         Compensation(RunId, TaskIndex),
     }
     let key = |c: &Change| match *c {
-        Change::Task { run, task, .. } => Key::Task(run, task),
+        Change::Task { run, task, .. } | Change::ExpansionDue { run, task } => Key::Task(run, task),
         Change::Run { run, .. } => Key::Run(run),
         Change::Compensation { run, task, .. } => Key::Compensation(run, task),
     };
@@ -107,6 +109,7 @@ fn net(moves: Vec<Change>) -> Vec<Change> {
         Change::Task { from, to, .. } => from != to,
         Change::Run { from, to, .. } => from != to,
         Change::Compensation { from, to, .. } => from != Some(to),
+        Change::ExpansionDue { .. } => false,
     });
     out
 }

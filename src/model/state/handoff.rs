@@ -39,7 +39,10 @@ impl Run {
                 if *attempt == 0 || *attempt > task.attempts {
                     return Err(self.not_allowed(
                         event,
-                        format!("attempt {attempt} has not started (attempts: {})", task.attempts),
+                        format!(
+                            "attempt {attempt} has not started (attempts: {})",
+                            task.attempts
+                        ),
                     ));
                 }
                 if counters.values().any(|v| !v.is_finite()) {

@@ -14,12 +14,7 @@ const SHELL_ADVICE: &str = "templates are not resolved in a shell line (an outpu
      env = { FILE = \"{{ tasks.list.output.file }}\" } and use \"$FILE\" in the line";
 
 /// Field rules of one task's handoff settings and templates.
-pub(super) fn check_task(
-    p: &mut Problems<'_>,
-    spec: &WorkflowSpec,
-    i: TaskIndex,
-    task: &TaskSpec,
-) {
+pub(super) fn check_task(p: &mut Problems<'_>, spec: &WorkflowSpec, i: TaskIndex, task: &TaskSpec) {
     let id = &task.id;
     if task.id.split_instance().is_some() {
         p.at(
@@ -35,7 +30,12 @@ pub(super) fn check_task(
         );
     }
     if let Some(max) = h.and_then(|h| h.max_output) {
-        max_output_rule(p, Loc::TaskField(i, "max_output"), &format!("task `{id}`"), max);
+        max_output_rule(
+            p,
+            Loc::TaskField(i, "max_output"),
+            &format!("task `{id}`"),
+            max,
+        );
     }
     let mapped = task.for_each().is_some();
     if let Some(fe) = task.for_each() {
@@ -44,9 +44,12 @@ pub(super) fn check_task(
         }
     }
     // Templates: resolved in command elements and env values only.
-    let check_text = |p: &mut Problems<'_>, field: &'static str, text: &str| {
-        match template::exprs(text) {
-            Err(e) => p.at(Loc::TaskField(i, field), format!("task `{id}`: {field}: {e}")),
+    let check_text =
+        |p: &mut Problems<'_>, field: &'static str, text: &str| match template::exprs(text) {
+            Err(e) => p.at(
+                Loc::TaskField(i, field),
+                format!("task `{id}`: {field}: {e}"),
+            ),
             Ok(exprs) => {
                 for e in exprs {
                     if matches!(e.root, Root::Item | Root::Index) && !mapped {
@@ -60,8 +63,7 @@ pub(super) fn check_task(
                     }
                 }
             }
-        }
-    };
+        };
     match &task.command {
         Command::Argv(argv) => argv.iter().for_each(|a| check_text(p, "command", a)),
         Command::Shell(text) if text.contains("{{") => p.at(
@@ -153,7 +155,10 @@ pub(super) fn check_references(wf: &Workflow, p: &mut Problems<'_>) {
             .into_iter()
             .map(|e| (field_of(task, &e), e))
             .collect();
-        if let Some(e) = task.for_each().and_then(|f| template::parse_for_each(f).ok()) {
+        if let Some(e) = task
+            .for_each()
+            .and_then(|f| template::parse_for_each(f).ok())
+        {
             named.push(("for_each", e));
         }
         for (field, e) in named {

@@ -312,8 +312,10 @@ impl Workflow {
         mapped.depends_on.extend(ids);
         mapped.compensate = None;
         mapped.compensate_retry = None;
-        mapped.handoff.get_or_insert_with(Default::default).expansion =
-            Some(Expansion::Mapped { count });
+        mapped
+            .handoff
+            .get_or_insert_with(Default::default)
+            .expansion = Some(Expansion::Mapped { count });
         Workflow::rebuild(spec)
     }
 
