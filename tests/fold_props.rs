@@ -23,6 +23,9 @@ struct Shape {
     approval: Vec<bool>,
     compensate: Vec<bool>,
     attempts: Vec<u8>,
+    /// A task with dependencies fans out over its first dependency's output (unless that
+    /// one is mapped too).
+    mapped: Vec<bool>,
 }
 
 fn shape() -> impl Strategy<Value = Shape> {
@@ -32,18 +35,21 @@ fn shape() -> impl Strategy<Value = Shape> {
             proptest::collection::vec(proptest::bool::weighted(0.25), n),
             proptest::collection::vec(proptest::bool::weighted(0.3), n),
             proptest::collection::vec(1u8..=3, n),
+            proptest::collection::vec(proptest::bool::weighted(0.3), n),
         )
-            .prop_map(|(deps, approval, compensate, attempts)| Shape {
+            .prop_map(|(deps, approval, compensate, attempts, mapped)| Shape {
                 deps,
                 approval,
                 compensate,
                 attempts,
+                mapped,
             })
     })
 }
 
 fn workflow(s: &Shape) -> Arc<Workflow> {
     let mut text = String::from("name = \"prop\"\n");
+    let mut mapped = vec![false; s.deps.len()];
     for i in 0..s.deps.len() {
         text.push_str(&format!(
             "[[task]]\nid = \"t{i}\"\ncommand = [\"true\"]\nretry = {{ max_attempts = {} }}\n",
@@ -55,6 +61,11 @@ fn workflow(s: &Shape) -> Arc<Workflow> {
             .collect();
         if !deps.is_empty() {
             text.push_str(&format!("depends_on = [{}]\n", deps.join(", ")));
+        }
+        let first = (0..i).find(|j| s.deps[i] & (1 << (j % 8)) != 0);
+        if let Some(j) = first.filter(|&j| s.mapped[i] && !mapped[j]) {
+            mapped[i] = true;
+            text.push_str(&format!("for_each = \"{{{{ tasks.t{j}.output }}}}\"\n"));
         }
         if s.approval[i] {
             text.push_str("requires_approval = true\n");
@@ -113,6 +124,18 @@ fn legal(state: &State, wfs: &[Arc<Workflow>], submitted: usize, time: Timestamp
                     }),
                 TaskState::Running => {
                     let attempt = t.attempts;
+                    out.push(Event::TaskOutput {
+                        run: id,
+                        task: task.clone(),
+                        attempt,
+                        output: "[1,2]".into(),
+                    });
+                    out.push(Event::AttemptUsage {
+                        run: id,
+                        task: task.clone(),
+                        attempt,
+                        counters: [("tokens".to_owned(), 2.0)].into_iter().collect(),
+                    });
                     out.push(Event::TaskSucceeded {
                         run: id,
                         task: task.clone(),
@@ -174,6 +197,16 @@ fn legal(state: &State, wfs: &[Arc<Workflow>], submitted: usize, time: Timestamp
                     })
                 }
                 _ => {}
+            }
+            if running_run && run.awaits_expansion(ti) {
+                // Offered often: an expansion is due only briefly in a random walk.
+                for count in [0, 2, 2, 2, 1, 3] {
+                    out.push(Event::TaskExpanded {
+                        run: id,
+                        task: task.clone(),
+                        count,
+                    });
+                }
             }
             if running_run && t.state.is_waiting() {
                 out.push(Event::TaskCancelled {
@@ -253,7 +286,7 @@ fn noise(choice: u32, state: &State, wfs: &[Arc<Workflow>], time: Timestamp) -> 
     let wf = &wfs[(choice as usize / 4) % wfs.len()];
     let task = wf.task_id((choice / 16) % wf.len() as u32).clone();
     let attempt = (choice / 128) % 4;
-    match (choice / 512) % 14 {
+    match (choice / 512) % 16 {
         0 => Event::AttemptStarted { run, task, attempt },
         1 => Event::TaskSucceeded {
             run,
@@ -294,6 +327,17 @@ fn noise(choice: u32, state: &State, wfs: &[Arc<Workflow>], time: Timestamp) -> 
         },
         11 => Event::CompensationRetried { run, task },
         12 => Event::RunResumed { run },
+        13 => Event::TaskExpanded {
+            run,
+            task,
+            count: attempt,
+        },
+        14 => Event::TaskOutput {
+            run,
+            task,
+            attempt,
+            output: "null".into(),
+        },
         _ => Event::RunSubmitted {
             run,
             workflow: wf.clone(),
@@ -635,6 +679,7 @@ fn walks_reach_every_event_type_and_run_state() {
                     approval: (0..n).map(|_| rng.random_bool(0.25)).collect(),
                     compensate: (0..n).map(|_| rng.random_bool(0.4)).collect(),
                     attempts: (0..n).map(|_| rng.random_range(1..=3)).collect(),
+                    mapped: (0..n).map(|_| rng.random_bool(0.4)).collect(),
                 }
             })
             .collect();

@@ -299,10 +299,8 @@ async fn run_attempt(
         }
     };
     if let Some(gate) = wf.gate(t) {
-        // The gate reads the output on stdin: the file as checked, or `null`.
-        if output.is_none() {
-            let _ = std::fs::write(&ctx.files.output, "null");
-        }
+        // The gate reads on stdin the output as journaled (compact JSON; `null` if none).
+        let _ = std::fs::write(&ctx.files.output, output.as_deref().unwrap_or("null"));
         note(&ctx.log_path, &format!("gate: {gate}"));
         let spec = ProcessSpec {
             program: program(gate),

@@ -100,6 +100,29 @@ impl OfflineJournal {
         }))
     }
 
+    /// The output of `task` of `run` (`troupe output` without a node): the run's events are
+    /// folded on their own to find its workflow (expansions included) and the task's state.
+    pub fn output(
+        &self,
+        run: RunId,
+        task: &crate::model::TaskId,
+    ) -> Result<crate::messages::control::OutputView, crate::messages::control::ControlError> {
+        use crate::messages::control::ControlError;
+        let internal = |e: String| ControlError::Internal(e);
+        let mut state = crate::model::State::new();
+        for (seq, record) in self
+            .journal
+            .run_events(run)
+            .map_err(|e| internal(e.to_string()))?
+        {
+            state
+                .apply(seq, &record)
+                .map_err(|e| internal(format!("event {seq}: {e}")))?;
+        }
+        let outputs = crate::read::outputs::Outputs::new(self.journal.clone());
+        crate::read::outputs::output_view(&outputs, &state, run, task)
+    }
+
     /// Throughput, latency, error rate and retries over the window `since` before `now`,
     /// overall and per pool, from the durable per-minute rollups (what a node answers to
     /// `Request::Metrics`).

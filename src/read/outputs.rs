@@ -123,3 +123,38 @@ impl Outputs {
         }
     }
 }
+
+/// The answer to `troupe output RUN/TASK` from a folded `state` (the projection, or an
+/// offline replay of the run): the task's state and, once it succeeded, its output.
+pub fn output_view(
+    outputs: &Outputs,
+    state: &crate::model::State,
+    run: RunId,
+    task: &TaskId,
+) -> Result<crate::messages::control::OutputView, crate::messages::control::ControlError> {
+    use crate::messages::control::{ControlError, OutputView};
+    let r = state
+        .run(run)
+        .ok_or_else(|| ControlError::NotFound(format!("no run {run}")))?;
+    let t = r
+        .workflow()
+        .task_index(task.as_str())
+        .ok_or_else(|| ControlError::NotFound(format!("run {run} has no task `{task}`")))?;
+    let task_state = r.task(t).state;
+    let output = if task_state == crate::model::TaskState::Succeeded
+        || task_state == crate::model::TaskState::Compensated
+    {
+        outputs
+            .value(run, r.workflow(), t)
+            .map_err(|e| ControlError::Internal(e.to_string()))?
+            .to_string()
+    } else {
+        "null".to_owned()
+    };
+    Ok(OutputView {
+        run,
+        task: task.clone(),
+        state: task_state,
+        output,
+    })
+}

@@ -32,6 +32,7 @@ pub fn is_read(request: &Request) -> bool {
             | Request::Events { .. }
             | Request::Metrics { .. }
             | Request::DryRun(_)
+            | Request::Output { .. }
     )
 }
 
@@ -45,6 +46,24 @@ pub async fn answer(model: &ReadModel, request: &Request) -> Option<Response> {
         let journal = model.journal().clone();
         let r = tokio::task::spawn_blocking(move || events(&journal, run, after, limit)).await;
         return Some(r.unwrap_or_else(|e| Response::Error(ControlError::Internal(e.to_string()))));
+    }
+    if let Request::Output { run, ref task } = *request {
+        if let Err(e) = model.fresh(false).await {
+            return Some(Response::Error(e));
+        }
+        // A copy of the one run, so the journal is read without holding the projection.
+        let excerpt = model.read().state.excerpt(run);
+        let outputs = crate::read::outputs::Outputs::new(model.journal().clone());
+        let task = task.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            crate::read::outputs::output_view(&outputs, &excerpt, run, &task)
+        })
+        .await;
+        return Some(match r {
+            Ok(Ok(v)) => Response::Output(Box::new(v)),
+            Ok(Err(e)) => Response::Error(e),
+            Err(e) => Response::Error(ControlError::Internal(e.to_string())),
+        });
     }
     if let Request::Metrics { since } = *request {
         let journal = model.journal().clone();

@@ -143,6 +143,15 @@ enum Command {
         #[arg(long)]
         follow: bool,
     },
+    /// Print a task's output (the JSON its attempt wrote to TROUPE_OUTPUT; `null` if none).
+    /// For a mapped task, the list of its instances' outputs in index order.
+    Output {
+        /// RUN/TASK (an instance is TASK[i]).
+        target: Target,
+        /// One JSON object: run, task, state, output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Cancel a run or a task; running attempts are terminated (SIGTERM, grace, SIGKILL).
     Cancel {
         /// RUN or RUN/TASK.
@@ -427,6 +436,7 @@ fn main() -> ExitCode {
             compensation,
             follow,
         } => cmd::logs::logs(&data_dir, target, attempt, compensation, follow),
+        Command::Output { target, json } => cmd::output::output(&data_dir, target, json),
         Command::Cancel {
             target,
             dry_run,

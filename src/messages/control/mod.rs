@@ -224,6 +224,14 @@ pub enum Request {
     /// by the read model with the decisions and the fold the scheduler uses; refused like the
     /// real command (an unknown run or task is `NotFound`).
     DryRun(Command),
+    /// The output of one task ([`Response::Output`]), read from the journal: `troupe output`.
+    Output {
+        /// The run.
+        run: RunId,
+        /// The task (an instance `TASK[i]`, or a mapped task for the list of its
+        /// instances' outputs).
+        task: TaskId,
+    },
     /// Turn this connection into a stream: the node pushes responses as changes become
     /// durable, until the stream ends (see [`Subscription`]) or the client closes the
     /// connection. A subscriber that does not keep up is dropped with
@@ -356,4 +364,6 @@ pub enum Response {
     Health(Box<HealthReport>),
     /// Answer to [`Request::DryRun`]: nothing changed.
     DryRun(Box<DryRunView>),
+    /// Answer to [`Request::Output`].
+    Output(Box<OutputView>),
 }

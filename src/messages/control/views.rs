@@ -355,3 +355,17 @@ pub struct HaltPreview {
     /// Ready and retrying tasks of running runs that would not be dispatched until `unhalt`.
     pub queued: u64,
 }
+
+/// A task's output, as `troupe output RUN/TASK` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputView {
+    /// The run.
+    pub run: RunId,
+    /// The task.
+    pub task: TaskId,
+    /// Its state: an output exists only once it succeeded.
+    pub state: TaskState,
+    /// The output as compact JSON text (`null` when it wrote none); for a mapped task the
+    /// array of its instances' outputs in index order.
+    pub output: String,
+}

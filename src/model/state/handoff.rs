@@ -132,3 +132,114 @@ impl Run {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{
+        parse_workflow, Event, EventRecord, RunId, State, TaskId, TaskState, Timestamp,
+    };
+    use std::sync::Arc;
+
+    fn step(s: &mut State, event: Event) {
+        let seq = s.last_seq() + 1;
+        s.apply(
+            seq,
+            &EventRecord {
+                time: Timestamp(seq),
+                event,
+            },
+        )
+        .unwrap();
+        s.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_mapped_task_expands_runs_its_instances_then_succeeds() {
+        let wf = Arc::new(
+            parse_workflow(
+                "name = \"m\"\n[[task]]\nid = \"list\"\ncommand = [\"x\"]\n\
+                 [[task]]\nid = \"each\"\ndepends_on = [\"list\"]\nfor_each = \"{{ tasks.list.output }}\"\ncommand = [\"x\"]\ncompensate = [\"undo\"]\n\
+                 [[task]]\nid = \"after\"\ndepends_on = [\"each\"]\ncommand = [\"x\"]\n",
+            )
+            .unwrap(),
+        );
+        let run = RunId::from_u128(1);
+        let id = |s: &str| TaskId::new(s).unwrap();
+        let mut s = State::new();
+        step(&mut s, Event::RunSubmitted { run, workflow: wf });
+        step(
+            &mut s,
+            Event::AttemptStarted {
+                run,
+                task: id("list"),
+                attempt: 1,
+            },
+        );
+        step(
+            &mut s,
+            Event::TaskOutput {
+                run,
+                task: id("list"),
+                attempt: 1,
+                output: "[1,2]".into(),
+            },
+        );
+        step(
+            &mut s,
+            Event::TaskSucceeded {
+                run,
+                task: id("list"),
+                attempt: 1,
+                usage: None,
+            },
+        );
+        let r = s.run(run).unwrap();
+        assert!(r.awaits_expansion(1), "{:?}", r.task(1));
+        step(
+            &mut s,
+            Event::TaskExpanded {
+                run,
+                task: id("each"),
+                count: 2,
+            },
+        );
+        let r = s.run(run).unwrap();
+        assert_eq!(r.tasks().len(), 5);
+        assert_eq!(r.workflow().task_id(3).as_str(), "each[0]");
+        assert_eq!(r.task(3).state, TaskState::Ready);
+        assert_eq!(r.task(1).state, TaskState::Pending);
+        for i in ["each[0]", "each[1]"] {
+            step(
+                &mut s,
+                Event::AttemptStarted {
+                    run,
+                    task: id(i),
+                    attempt: 1,
+                },
+            );
+            step(
+                &mut s,
+                Event::TaskSucceeded {
+                    run,
+                    task: id(i),
+                    attempt: 1,
+                    usage: None,
+                },
+            );
+        }
+        let r = s.run(run).unwrap();
+        assert_eq!(r.task(1).state, TaskState::Succeeded);
+        assert_eq!(r.task(2).state, TaskState::Ready);
+        // A second expansion is refused.
+        let seq = s.last_seq() + 1;
+        let again = EventRecord {
+            time: Timestamp(seq),
+            event: Event::TaskExpanded {
+                run,
+                task: id("each"),
+                count: 1,
+            },
+        };
+        assert!(s.apply(seq, &again).is_err());
+    }
+}

@@ -8,6 +8,8 @@
 //! - [`status`]: `status`, `list`, `tasks`: views of the node, runs and tasks.
 //! - [`events`]: `events`: the journal's events, through the node or offline.
 //! - [`logs`]: `logs`: an attempt's output from `DATA_DIR/logs`.
+//! - [`output`]: `output`: a task's output (its `TROUPE_OUTPUT`), through the node or
+//!   offline.
 //! - [`control`]: `cancel|suspend|resume|retry`, `halt|unhalt`: one control command.
 //! - [`approval`]: `approvals`, `approve|reject`.
 //! - [`queue`]: `queue`: tasks waiting to run.
@@ -25,6 +27,7 @@ pub(crate) mod health;
 pub(crate) mod logs;
 pub(crate) mod metrics;
 pub(crate) mod node;
+pub(crate) mod output;
 pub(crate) mod queue;
 pub(crate) mod run;
 pub(crate) mod status;

@@ -1,0 +1,403 @@
+//! Handoff driven as a user would: the real binary running workflows whose tasks write
+//! outputs, read inputs and templates, fan out, pass gates and report usage. Every bad input
+//! of the handoff issue has a test here.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+/// Runs `text` as a workflow with an embedded node; returns (exit code, events).
+fn run_workflow(dir: &Path, text: &str) -> (i32, Vec<Value>) {
+    let file = workflow(dir, "wf.toml", text);
+    let o = run(dir, &["run", file.to_str().unwrap()]);
+    (o.status.code().unwrap(), events(dir))
+}
+
+fn run_id(events: &[Value]) -> String {
+    events[0]["run"].as_str().unwrap().to_owned()
+}
+
+/// `troupe output RUN/TASK --json`'s `output`.
+fn output_of(dir: &Path, run: &str, task: &str) -> Value {
+    let o = run_cmd_ok(dir, &["output", &format!("{run}/{task}"), "--json"]);
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    v["output"].clone()
+}
+
+/// The failure kinds of `task`'s failed attempts, in order.
+fn failure_kinds(events: &[Value], task: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["task"] == task && e.get("failure_kind").is_some())
+        .map(|e| e["failure_kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn list_map_reduce_with_gate_and_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (name, lines) in [("a.txt", 1), ("b.txt", 2), ("c.txt", 3)] {
+        std::fs::write(d.join(name), "x\n".repeat(lines)).unwrap();
+    }
+    let text = r#"
+name = "handoff"
+[[task]]
+id = "list"
+shell = '''printf '{"files": ["a.txt", "b.txt", "c.txt"], "count": 3}' > "$TROUPE_OUTPUT"'''
+[[task]]
+id = "count"
+depends_on = ["list"]
+for_each = "{{ tasks.list.output.files }}"
+command = ["sh", "-c", '''n=$(wc -l < "$1"); printf '{"file": "%s", "lines": %d, "index": %s}' "$1" "$n" "$IDX" > "$TROUPE_OUTPUT"; printf '{"tokens": %d}' "$n" > "$TROUPE_USAGE"''', "sh", "{{ item }}"]
+env = { IDX = "{{ index }}" }
+[[task]]
+id = "sum"
+depends_on = ["count"]
+env = { TOTAL_FILES = "{{ tasks.list.output.count }}" }
+shell = '''total=$(grep -o '"lines":[0-9]*' "$TROUPE_INPUTS" | cut -d: -f2 | awk '{s+=$1} END {print s}'); files=$(grep -o '"file":"[^"]*"' "$TROUPE_INPUTS" | cut -d: -f2 | paste -sd, -); printf '{"total": %d, "files": [%s], "expected": %d}' "$total" "$files" "$TOTAL_FILES" > "$TROUPE_OUTPUT"'''
+gate_shell = "grep -q '\"total\":6' || { echo gate: total is not 6; exit 1; }"
+"#;
+    let (code, events) = run_workflow(d, text);
+    assert_eq!(code, 0, "events: {events:#?}");
+    let run = run_id(&events);
+    let expanded = of(&events, "task_expanded", "count");
+    assert_eq!(expanded.len(), 1);
+    assert_eq!(expanded[0]["count"], 3);
+    for i in 0..3 {
+        let out = output_of(d, &run, &format!("count[{i}]"));
+        assert_eq!(out["index"], i);
+        assert_eq!(out["lines"], i + 1);
+    }
+    // The mapped task's output is the list of its instances' outputs, in index order.
+    let list = output_of(d, &run, "count");
+    let files: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, ["a.txt", "b.txt", "c.txt"]);
+    let sum = output_of(d, &run, "sum");
+    assert_eq!(sum["total"], 6);
+    assert_eq!(sum["expected"], 3);
+    // events --json shows an output's size, not its bytes.
+    let out_ev = &of(&events, "task_output", "sum")[0];
+    assert!(out_ev.get("output").is_none());
+    assert_eq!(
+        out_ev["output_bytes"].as_u64().unwrap() as usize,
+        sum.to_string().len()
+    );
+    // Usage: journaled per attempt.
+    let usage = of(&events, "attempt_usage", "count[2]");
+    assert_eq!(usage[0]["counters"]["tokens"], 3.0);
+}
+
+#[test]
+fn output_that_is_not_json_fails_the_attempt_and_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, events) = run_workflow(
+        dir.path(),
+        r#"
+name = "bad-output"
+[[task]]
+id = "a"
+shell = "printf '{bad' > \"$TROUPE_OUTPUT\""
+retry = { max_attempts = 2, initial_interval = "10ms" }
+"#,
+    );
+    assert_eq!(code, 1);
+    assert_eq!(
+        failure_kinds(&events, "a"),
+        ["output_invalid", "output_invalid"]
+    );
+    let failed = &of(&events, "task_failed", "a")[0];
+    assert!(
+        failed["failure"]
+            .as_str()
+            .unwrap()
+            .contains("not one JSON value"),
+        "{failed}"
+    );
+    assert!(of(&events, "task_output", "a").is_empty());
+}
+
+#[test]
+fn output_one_byte_over_max_output_fails_and_exactly_max_output_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    // "12345678" with its quotes is 10 bytes.
+    let (code, events) = run_workflow(
+        dir.path(),
+        r#"
+name = "sizes"
+[defaults]
+max_output = 10
+retry = { max_attempts = 1 }
+[[task]]
+id = "fits"
+shell = "printf '\"12345678\"' > \"$TROUPE_OUTPUT\""
+[[task]]
+id = "over"
+max_output = 9
+shell = "printf '\"12345678\"' > \"$TROUPE_OUTPUT\""
+"#,
+    );
+    assert_eq!(code, 1);
+    assert_eq!(of(&events, "task_succeeded", "fits").len(), 1);
+    let failed = &of(&events, "task_failed", "over")[0];
+    assert_eq!(failed["failure_kind"], "output_invalid");
+    assert!(failed["failure"]
+        .as_str()
+        .unwrap()
+        .contains("10 bytes, more than max_output (9 bytes)"));
+}
+
+#[test]
+fn no_output_file_means_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, events) = run_workflow(
+        dir.path(),
+        r#"
+name = "null"
+[[task]]
+id = "a"
+command = ["true"]
+[[task]]
+id = "b"
+depends_on = ["a"]
+shell = "cat \"$TROUPE_INPUTS\" > \"$TROUPE_OUTPUT\""
+"#,
+    );
+    assert_eq!(code, 0);
+    let run = run_id(&events);
+    assert_eq!(output_of(dir.path(), &run, "a"), Value::Null);
+    assert_eq!(
+        output_of(dir.path(), &run, "b"),
+        serde_json::json!({"a": null})
+    );
+}
+
+#[test]
+fn a_template_path_missing_at_run_time_fails_without_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, events) = run_workflow(
+        dir.path(),
+        r#"
+name = "missing"
+[[task]]
+id = "a"
+shell = "echo '{\"x\": 1}' > \"$TROUPE_OUTPUT\""
+[[task]]
+id = "b"
+depends_on = ["a"]
+retry = { max_attempts = 3, initial_interval = "10ms" }
+command = ["echo", "{{ tasks.a.output.y }}"]
+"#,
+    );
+    assert_eq!(code, 1);
+    let failed = of(&events, "task_failed", "b");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["attempt"], 1, "no retry");
+    assert_eq!(failed[0]["failure_kind"], "template_failed");
+    assert!(failed[0]["failure"]
+        .as_str()
+        .unwrap()
+        .contains("{{ tasks.a.output.y }}"));
+}
+
+/// An upstream whose output does not fit a `for_each` fails for good, naming the mapped task.
+fn fan_out_over(dir: &Path, output: &str) -> Vec<Value> {
+    std::fs::write(dir.join("out.json"), output).unwrap();
+    let (code, events) = run_workflow(
+        dir,
+        r#"
+name = "fan"
+[[task]]
+id = "list"
+shell = "cp out.json \"$TROUPE_OUTPUT\""
+[[task]]
+id = "each"
+depends_on = ["list"]
+for_each = "{{ tasks.list.output.items }}"
+command = ["true"]
+"#,
+    );
+    assert_eq!(code, 1, "{events:#?}");
+    events
+}
+
+#[test]
+fn for_each_over_an_object_a_string_or_too_many_elements_fails_the_upstream() {
+    for (output, needle) in [
+        (
+            r#"{"items": {"a": 1}}"#.to_owned(),
+            "must be an array, found an object",
+        ),
+        (
+            r#"{"items": "abc"}"#.to_owned(),
+            "must be an array, found a string",
+        ),
+        (
+            format!(r#"{{"items": [{}]}}"#, vec!["0"; 10_001].join(",")),
+            "has 10001 elements, more than the fan-out limit of 10000",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let events = fan_out_over(dir.path(), &output);
+        let failed = of(&events, "task_failed", "list");
+        assert_eq!(failed.len(), 1, "{events:#?}");
+        assert_eq!(failed[0]["failure_kind"], "fan_out_invalid");
+        let msg = failed[0]["failure"].as_str().unwrap();
+        assert!(msg.contains(needle) && msg.contains("`each`"), "{msg}");
+        assert!(of(&events, "task_expanded", "each").is_empty());
+    }
+}
+
+#[test]
+fn for_each_over_an_empty_array_makes_no_instance_and_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, events) = run_workflow(
+        dir.path(),
+        r#"
+name = "empty"
+[[task]]
+id = "list"
+shell = "echo '[]' > \"$TROUPE_OUTPUT\""
+[[task]]
+id = "each"
+depends_on = ["list"]
+for_each = "{{ tasks.list.output }}"
+command = ["false"]
+[[task]]
+id = "after"
+depends_on = ["each"]
+shell = "cat \"$TROUPE_INPUTS\" > \"$TROUPE_OUTPUT\""
+"#,
+    );
+    assert_eq!(code, 0, "{events:#?}");
+    assert_eq!(of(&events, "task_expanded", "each")[0]["count"], 0);
+    let run = run_id(&events);
+    assert_eq!(
+        output_of(dir.path(), &run, "after"),
+        serde_json::json!({"each": []})
+    );
+}
+
+#[test]
+fn a_gate_that_hangs_times_out_and_a_missing_gate_fails_without_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, events) = run_workflow(
+        dir.path(),
+        r#"
+name = "gates"
+[[task]]
+id = "hangs"
+command = ["true"]
+timeout = "1s"
+retry = { max_attempts = 1 }
+gate = ["sleep", "30"]
+[[task]]
+id = "missing"
+command = ["true"]
+retry = { max_attempts = 3, initial_interval = "10ms" }
+gate = ["/nonexistent/gate"]
+[[task]]
+id = "rejects"
+command = ["true"]
+retry = { max_attempts = 2, initial_interval = "10ms" }
+gate_shell = "echo rejected by the gate; exit 3"
+"#,
+    );
+    assert_eq!(code, 1);
+    let hangs = &of(&events, "task_failed", "hangs")[0];
+    assert_eq!(hangs["failure_kind"], "gate_failed");
+    assert!(hangs["failure"].as_str().unwrap().contains("timed out"));
+    let missing = of(&events, "task_failed", "missing");
+    assert_eq!(missing[0]["attempt"], 1, "no retry for a missing gate");
+    assert!(missing[0]["failure"]
+        .as_str()
+        .unwrap()
+        .contains("could not start"));
+    assert_eq!(
+        failure_kinds(&events, "rejects"),
+        ["gate_failed", "gate_failed"]
+    );
+    // The gate's output goes to the attempt log.
+    let run = run_id(&events);
+    let log = run_cmd_ok(dir.path(), &["logs", &format!("{run}/rejects")]);
+    assert!(
+        stdout(&log).contains("rejected by the gate"),
+        "{}",
+        stdout(&log)
+    );
+}
+
+#[test]
+fn a_usage_file_with_a_non_number_fails_the_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, events) = run_workflow(
+        dir.path(),
+        r#"
+name = "usage"
+[[task]]
+id = "a"
+retry = { max_attempts = 1 }
+shell = "echo '{\"tokens\": \"many\"}' > \"$TROUPE_USAGE\""
+"#,
+    );
+    assert_eq!(code, 1);
+    let failed = &of(&events, "task_failed", "a")[0];
+    assert_eq!(failed["failure_kind"], "usage_invalid");
+    assert!(failed["failure"]
+        .as_str()
+        .unwrap()
+        .contains("counter `tokens` must be a number, found a string"));
+}
+
+/// `validate` refuses what can be seen in the file, with its position.
+fn invalid(text: &str, needle: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = workflow(dir.path(), "wf.toml", text);
+    let o = run(dir.path(), &["validate", file.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains(needle), "expected {needle:?} in:\n{err}");
+    err
+}
+
+#[test]
+fn templates_are_checked_by_validate_with_positions() {
+    let err = invalid(
+        "name = \"t\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\n[[task]]\nid = \"b\"\ncommand = [\"echo\", \"{{ tasks.a.output }}\"]\n",
+        "names `a`, which is not upstream of `b`",
+    );
+    assert!(err.contains("wf.toml:7:11:"), "{err}");
+    let err = invalid(
+        "name = \"t\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\n[[task]]\nid = \"b\"\ndepends_on = [\"a\"]\nshell = \"echo {{ tasks.a.output }}\"\n",
+        "templates are not resolved in a shell line",
+    );
+    assert!(err.contains("wf.toml:8:9:") && err.contains("env"), "{err}");
+    invalid(
+        "name = \"t\"\n[[task]]\nid = \"a\"\ncommand = [\"echo\", \"{{ tasks.nope.output }}\"]\n",
+        "which is not a task in this workflow",
+    );
+    invalid(
+        "name = \"t\"\n[[task]]\nid = \"a\"\ncommand = [\"echo\", \"{{ item }}\"]\n",
+        "only available in a mapped task",
+    );
+    invalid(
+        "name = \"t\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\n[[task]]\nid = \"b\"\ndepends_on = [\"a\"]\nfor_each = \"files\"\ncommand = [\"true\"]\n",
+        "for_each must be one expression",
+    );
+    invalid(
+        "name = \"t\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\nmax_output = 0\n",
+        "max_output must be between 1 and",
+    );
+    invalid(
+        "name = \"t\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\ngate = [\"x\"]\ngate_shell = \"y\"\n",
+        "sets both `gate` and `gate_shell`",
+    );
+}
