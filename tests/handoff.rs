@@ -401,3 +401,63 @@ fn templates_are_checked_by_validate_with_positions() {
         "sets both `gate` and `gate_shell`",
     );
 }
+
+#[test]
+fn usage_is_live_while_running_then_summed_in_status_metrics_and_prometheus() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let go = tmp.path().join("go");
+    let text = format!(
+        r#"
+name = "usage"
+[pools]
+llm = 2
+[[task]]
+id = "think"
+pool = "llm"
+labels = ["agent"]
+shell = '''echo '{{"tokens": 5}}' > "$TROUPE_USAGE"; i=0; while [ ! -e {go} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; echo '{{"tokens": 7, "cost_usd": 0.5}}' > "$TROUPE_USAGE"'''
+[[task]]
+id = "more"
+depends_on = ["think"]
+shell = '''echo '{{"tokens": 3}}' > "$TROUPE_USAGE"'''
+"#,
+        go = go.display()
+    );
+    let file = workflow(tmp.path(), "usage.toml", &text);
+    let _node = NodeProc::start(&dir, &[]);
+    let run = submit(&dir, &file);
+    // Live: the running attempt's figures show before its end.
+    let v = wait_until(&dir, &run, 30, |v| {
+        v["tasks"][0]["usage"]["tokens"] == 5.0 && v["tasks"][0]["state"] == "running"
+    });
+    assert_eq!(v["usage"]["tokens"], 5.0);
+    std::fs::write(&go, "").unwrap();
+    let v = wait_finished(&dir, &run, 30);
+    assert_eq!(v["state"], "succeeded", "{v}");
+    assert_eq!(v["tasks"][0]["usage"]["tokens"], 7.0);
+    assert_eq!(v["tasks"][0]["usage"]["cost_usd"], 0.5);
+    assert_eq!(v["usage"]["tokens"], 10.0, "summed per run");
+    let m = run_cmd_ok(&dir, &["metrics", "--since", "1h", "--json"]);
+    let m: Value = serde_json::from_str(stdout(&m).trim()).unwrap();
+    assert_eq!(m["total"]["usage"]["tokens"], 10.0, "{m}");
+    let llm = m["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pool"] == "llm")
+        .unwrap();
+    assert_eq!(llm["usage"]["tokens"], 7.0);
+    assert_eq!(m["labels"]["agent"]["cost_usd"], 0.5);
+    let (_, body) = http_get(&http_addr(&dir), "/metrics");
+    assert!(
+        body.contains("troupe_task_usage_total{name=\"tokens\",pool=\"llm\"} 7"),
+        "{body}"
+    );
+    let text = run_cmd_ok(&dir, &["status", &run]);
+    assert!(
+        stdout(&text).contains("usage: cost_usd=0.5 tokens=10"),
+        "{}",
+        stdout(&text)
+    );
+}

@@ -23,6 +23,7 @@ use std::time::Duration;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
+use super::event::Counters;
 use super::ids::TaskIndex;
 use super::state::{Change, Run, State};
 use super::task::TaskState;
@@ -164,6 +165,48 @@ pub struct Bucket {
     pub retries: u64,
     /// Schedule-to-close latency of the tasks that succeeded or failed.
     pub latency: LatencySketch,
+    /// Usage counters attempts of this pool reported (`attempt_usage`), summed (rollup
+    /// layout 2).
+    pub usage: Counters,
+    /// The same counters by task label (a task with several labels counts under each).
+    pub label_usage: BTreeMap<String, Counters>,
+}
+
+/// A [`Bucket`] as rollup layout 1 stored it (before usage counters).
+#[derive(Deserialize)]
+pub(crate) struct BucketV1 {
+    succeeded: u64,
+    failed: u64,
+    cancelled: u64,
+    upstream_failed: u64,
+    compensated: u64,
+    attempts: u64,
+    retries: u64,
+    latency: LatencySketch,
+}
+
+impl From<BucketV1> for Bucket {
+    fn from(b: BucketV1) -> Self {
+        Bucket {
+            succeeded: b.succeeded,
+            failed: b.failed,
+            cancelled: b.cancelled,
+            upstream_failed: b.upstream_failed,
+            compensated: b.compensated,
+            attempts: b.attempts,
+            retries: b.retries,
+            latency: b.latency,
+            usage: Counters::new(),
+            label_usage: BTreeMap::new(),
+        }
+    }
+}
+
+/// Adds every counter of `from` into `into`.
+pub fn add_counters(into: &mut Counters, from: &Counters) {
+    for (k, v) in from {
+        *into.entry(k.clone()).or_insert(0.0) += v;
+    }
 }
 
 impl Bucket {
@@ -177,6 +220,10 @@ impl Bucket {
         self.attempts += other.attempts;
         self.retries += other.retries;
         self.latency.merge(&other.latency);
+        add_counters(&mut self.usage, &other.usage);
+        for (label, c) in &other.label_usage {
+            add_counters(self.label_usage.entry(label.clone()).or_default(), c);
+        }
     }
 }
 
@@ -238,6 +285,34 @@ impl RollupDelta {
         }
     }
 
+    /// Counts the usage counters an attempt of `task` of `run` reported (`attempt_usage`,
+    /// stamped `time`) under its pool and its labels.
+    pub fn observe_usage(
+        &mut self,
+        state: &State,
+        run: super::ids::RunId,
+        task: &super::ids::TaskId,
+        counters: &Counters,
+        time: Timestamp,
+    ) {
+        let Some(r) = state.run(run) else { return };
+        let Some(t) = r.workflow().task_index(task.as_str()) else {
+            return;
+        };
+        let wf = r.workflow();
+        let b = self
+            .buckets
+            .entry((
+                time.0 / BUCKET_MS,
+                CompactString::from(wf.pool(t).unwrap_or("")),
+            ))
+            .or_default();
+        add_counters(&mut b.usage, counters);
+        for label in &wf.task(t).labels {
+            add_counters(b.label_usage.entry(label.clone()).or_default(), counters);
+        }
+    }
+
     /// Adds `other` into `self`.
     pub fn merge(&mut self, other: RollupDelta) {
         if self.buckets.is_empty() {
@@ -279,6 +354,8 @@ pub struct PoolFigures {
     pub latency: Option<Latency>,
     /// Counters summed over the window.
     pub counts: Counts,
+    /// Usage counters attempts reported over the window, summed.
+    pub usage: Counters,
 }
 
 /// The counters of a [`Bucket`] without its sketch.
@@ -333,6 +410,7 @@ impl PoolFigures {
             },
             latency: b.latency.summary(),
             counts: Counts::of(b),
+            usage: b.usage.clone(),
         }
     }
 }
@@ -352,6 +430,8 @@ pub struct MetricsReport {
     pub total: PoolFigures,
     /// Per pool, by name (`""`: tasks in no pool).
     pub pools: Vec<PoolFigures>,
+    /// Usage counters reported over the window by task label.
+    pub labels: BTreeMap<String, Counters>,
 }
 
 impl MetricsReport {
@@ -384,6 +464,7 @@ impl MetricsReport {
                 .iter()
                 .map(|(p, b)| PoolFigures::from_bucket(Some((*p).to_string()), b, since))
                 .collect(),
+            labels: total.label_usage.clone(),
         }
     }
 }

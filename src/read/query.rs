@@ -98,7 +98,7 @@ pub fn view(model: &ReadModel, request: &Request) -> Response {
     match *request {
         Request::Node => Response::Node(node_view(&p, facts, cx)),
         Request::Run(run) => match p.state.run(run) {
-            Some(r) => Response::Run(Box::new(run_view(r))),
+            Some(r) => Response::Run(Box::new(run_view(r, Some(facts)))),
             None => not_found(run),
         },
         Request::Summary(run) => match p.state.run(run) {

@@ -11,7 +11,7 @@ use crate::messages::control::{
 use crate::messages::scheduler::AttemptKind;
 use crate::model::caps::{admit, Load};
 use crate::model::rollup::schedulable_since;
-use crate::model::{Run, RunId, RunState, State, TaskIndex, TaskState, Timestamp};
+use crate::model::{Counters, Run, RunId, RunState, State, TaskIndex, TaskState, Timestamp};
 use crate::read::facts::WriteFacts;
 use crate::read::projection::{queue_order, Projection, QueueOrder};
 
@@ -47,9 +47,10 @@ pub fn run_summary(r: &Run) -> RunSummary {
 }
 
 /// The run with every task, as `status RUN` and `tasks RUN` show it.
-pub fn run_view(r: &Run) -> RunView {
+/// `facts` (the live node's) adds what running attempts reported so far to their usage.
+pub fn run_view(r: &Run, facts: Option<&WriteFacts>) -> RunView {
     let wf = r.workflow();
-    let tasks = r
+    let tasks: Vec<TaskView> = r
         .tasks()
         .iter()
         .enumerate()
@@ -68,6 +69,24 @@ pub fn run_view(r: &Run) -> RunView {
                 finished_at: t.finished_at,
                 retry_at: t.retry_at,
                 last_failure: t.last_failure.as_ref().map(|f| f.to_string()),
+                last_failure_kind: t.last_failure.as_ref().map(|f| f.kind().to_owned()),
+                usage: {
+                    let mut u = r.task_usage(i).cloned().unwrap_or_default();
+                    if t.state == TaskState::Running {
+                        for (k, v) in facts
+                            .and_then(|f| f.live_usage(r.id(), i))
+                            .unwrap_or_default()
+                        {
+                            *u.entry(k).or_insert(0.0) += v;
+                        }
+                    }
+                    u
+                },
+                for_each: spec.for_each().map(str::to_owned),
+                instances: match spec.expansion() {
+                    Some(crate::model::Expansion::Mapped { count }) => Some(count),
+                    _ => None,
+                },
                 compensate: spec.compensate.as_ref().map(|c| c.to_string()),
                 compensation: t.compensation.as_deref().map(|c| CompensationView {
                     state: c.state,
@@ -78,10 +97,18 @@ pub fn run_view(r: &Run) -> RunView {
             }
         })
         .collect();
+    let mut usage = Counters::new();
+    for t in tasks.iter() {
+        let t: &TaskView = t;
+        for (k, v) in &t.usage {
+            *usage.entry(k.clone()).or_insert(0.0) += v;
+        }
+    }
     RunView {
         summary: run_summary(r),
         suspended: r.is_suspended(),
         tasks,
+        usage,
     }
 }
 

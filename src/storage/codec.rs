@@ -368,7 +368,9 @@ pub fn decode_message<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, MessageErr
 }
 
 /// Layout version of a stored rollup bucket (the first byte of its value).
-pub const ROLLUP_VERSION: u8 = 1;
+/// 2 added usage counters ([`crate::model::rollup::Bucket::usage`]); layout 1 still
+/// decodes (with none).
+pub const ROLLUP_VERSION: u8 = 2;
 
 /// The stored form of a rollup bucket: [`ROLLUP_VERSION`], then the bincode payload. No CRC:
 /// a bucket is derived data, and an undecodable one is reported, never silently zeroed.
@@ -394,11 +396,18 @@ pub fn decode_rollup(
         message,
     };
     match bytes.first() {
-        Some(&ROLLUP_VERSION) => {}
-        Some(v) => return Err(bad(format!("unknown rollup version {v}"))),
-        None => return Err(bad("empty value".into())),
+        Some(&ROLLUP_VERSION) => {
+            let (b, _) = bincode::serde::decode_from_slice(&bytes[1..], decode_config())
+                .map_err(|e| bad(e.to_string()))?;
+            Ok(b)
+        }
+        Some(1) => {
+            let (b, _): (crate::model::rollup::BucketV1, _) =
+                bincode::serde::decode_from_slice(&bytes[1..], decode_config())
+                    .map_err(|e| bad(e.to_string()))?;
+            Ok(b.into())
+        }
+        Some(v) => Err(bad(format!("unknown rollup version {v}"))),
+        None => Err(bad("empty value".into())),
     }
-    let (b, _) = bincode::serde::decode_from_slice(&bytes[1..], decode_config())
-        .map_err(|e| bad(e.to_string()))?;
-    Ok(b)
 }

@@ -66,6 +66,8 @@ pub struct Metrics {
     attempts: IntCounterVec,
     /// `troupe_retries_total{pool}`.
     retries: IntCounterVec,
+    /// `troupe_task_usage_total{name, pool}`: usage counters tasks reported.
+    usage: prometheus::CounterVec,
     /// `troupe_tasks{state, pool}`.
     task_states: IntGaugeVec,
     /// `troupe_queue_depth{pool}`.
@@ -236,6 +238,15 @@ impl Metrics {
             prometheus::exponential_buckets(1.0, 2.0, 14).expect("valid buckets"),
         ))
         .expect("valid metric");
+        let usage = prometheus::CounterVec::new(
+            Opts::new(
+                "troupe_task_usage_total",
+                "Usage counters attempts reported through TROUPE_USAGE (tokens, cost, ...), by \
+                 counter name and pool; counted once the attempt's end is durable.",
+            ),
+            &["name", "pool"],
+        )
+        .expect("valid metric");
         let restarts = IntCounterVec::new(
             Opts::new(
                 "troupe_actor_restarts_total",
@@ -255,6 +266,7 @@ impl Metrics {
         reg(Box::new(tasks.clone()));
         reg(Box::new(attempts.clone()));
         reg(Box::new(retries.clone()));
+        reg(Box::new(usage.clone()));
         reg(Box::new(task_states.clone()));
         reg(Box::new(queue_depth.clone()));
         reg(Box::new(running.clone()));
@@ -277,6 +289,7 @@ impl Metrics {
             tasks,
             attempts,
             retries,
+            usage,
             task_states,
             queue_depth,
             running,
@@ -294,6 +307,17 @@ impl Metrics {
             webhooks,
             restart_log: Mutex::new(VecDeque::new()),
         })
+    }
+
+    /// Adds usage counters reported by attempts of `pool` (durable).
+    pub fn task_usage(&self, pool: &str, counters: &crate::model::Counters) {
+        for (name, v) in counters {
+            if *v >= 0.0 {
+                self.usage
+                    .with_label_values(&[name.as_str(), pool])
+                    .inc_by(*v);
+            }
+        }
     }
 
     /// The handles of `pool` (`""`: tasks in no pool).

@@ -39,6 +39,8 @@ pub(crate) enum Effect {
     Count(CompactString, Counts),
     /// Hand notices to the webhook sender.
     Notify(Vec<Notice>),
+    /// Add durable usage counters to a pool's `troupe_task_usage_total`.
+    Usage(CompactString, crate::model::Counters),
     /// Expand a mapped task whose dependencies' success is durable.
     Expand(RunId, crate::model::TaskIndex),
 }
@@ -90,6 +92,7 @@ impl SchedulerState {
                         self.shared.webhooks.send(n);
                     }
                 }
+                Effect::Usage(pool, counters) => self.metrics.task_usage(&pool, &counters),
                 Effect::Expand(run, task) => {
                     self.expand_mapped(run, task);
                     self.schedule_flush(myself);

@@ -29,6 +29,18 @@ impl SchedulerState {
         let mut changes = Vec::new();
         self.state.apply_with(seq, &record, &mut changes)?;
         self.shared.facts.decided(seq);
+        if let Event::AttemptUsage {
+            run,
+            task,
+            counters,
+            ..
+        } = &record.event
+        {
+            if collect {
+                self.rollup
+                    .observe_usage(&self.state, *run, task, counters, record.time);
+            }
+        }
         if let Some(since) = runnable_since {
             self.metrics
                 .queue_wait(record.time.saturating_since(since).as_secs_f64());
@@ -135,6 +147,9 @@ impl SchedulerState {
             let rollup = std::mem::take(&mut self.rollup);
             for ((_, pool), b) in &rollup.buckets {
                 self.after_persist(Effect::Count(pool.clone(), Counts::of(b)));
+                if !b.usage.is_empty() {
+                    self.after_persist(Effect::Usage(pool.clone(), b.usage.clone()));
+                }
             }
             if !self.notices.is_empty() {
                 let notices = std::mem::take(&mut self.notices);

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{CompensationState, RunId, RunState, Seq, TaskId, TaskState, Timestamp};
+use crate::model::{
+    CompensationState, Counters, RunId, RunState, Seq, TaskId, TaskState, Timestamp,
+};
 
 /// What `troupe dashboard` draws: the answer to [`super::Request::Dashboard`], and each frame
 /// of a dashboard subscription.
@@ -246,18 +248,21 @@ pub struct RunSummary {
 }
 
 /// A run as `status RUN` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunView {
     /// Counts and times.
     pub summary: RunSummary,
     /// Whether the run is suspended.
     pub suspended: bool,
-    /// Every task in file order.
+    /// Every task in file order, then the instances of mapped tasks in expansion order.
     pub tasks: Vec<TaskView>,
+    /// Usage counters summed over the run's tasks (journaled figures plus what running
+    /// attempts reported so far).
+    pub usage: Counters,
 }
 
 /// A task as `status RUN/TASK` and `tasks RUN` show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskView {
     /// Task id.
     pub id: TaskId,
@@ -285,6 +290,15 @@ pub struct TaskView {
     pub compensate: Option<String>,
     /// The compensation's progress, once the run compensates and this step needs undoing.
     pub compensation: Option<CompensationView>,
+    /// The kind of the last failure (`exit`, `output_invalid`, `gate_failed`, ...; see
+    /// [`crate::model::Failure::kind`]).
+    pub last_failure_kind: Option<String>,
+    /// Usage counters summed over its attempts, the running one's reported figures included.
+    pub usage: Counters,
+    /// `for_each`, for a mapped task and its instances.
+    pub for_each: Option<String>,
+    /// For a mapped task once expanded: its number of instances.
+    pub instances: Option<u32>,
 }
 
 /// The answer to [`super::Request::DryRun`]: what an operator command would change if it

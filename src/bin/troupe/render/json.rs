@@ -57,6 +57,10 @@ pub(crate) fn task_json(t: &TaskView) -> serde_json::Value {
         "finished_at": opt_time(t.finished_at),
         "retry_at": opt_time(t.retry_at),
         "last_failure": t.last_failure,
+        "last_failure_kind": t.last_failure_kind,
+        "usage": t.usage,
+        "for_each": t.for_each,
+        "instances": t.instances,
         "compensate": t.compensate,
         "compensation": t.compensation.as_ref().map(|c| json!({
             "state": c.state.as_str(),
@@ -72,6 +76,7 @@ pub(crate) fn run_json(v: &RunView) -> serde_json::Value {
     let mut j = summary_json(&v.summary);
     j["suspended"] = json!(v.suspended);
     j["tasks"] = json!(v.tasks.iter().map(task_json).collect::<Vec<_>>());
+    j["usage"] = json!(v.usage);
     j
 }
 

@@ -68,6 +68,24 @@ pub(crate) fn print_tasks(tasks: &[TaskView]) {
             (Some(f), None) => printable(f).into_owned(),
             _ => String::new(),
         };
+        let mut extra = Vec::new();
+        if let Some(n) = t.instances {
+            extra.push(format!(
+                "mapped: {n} instance{}",
+                if n == 1 { "" } else { "s" }
+            ));
+        } else if t.for_each.is_some() && t.id.split_instance().is_none() {
+            extra.push("mapped: expands when its upstream succeeds".to_owned());
+        }
+        if !t.usage.is_empty() {
+            extra.push(format!("usage: {}", usage_text(&t.usage)));
+        }
+        if !extra.is_empty() {
+            if !detail.is_empty() {
+                detail.push_str("; ");
+            }
+            detail.push_str(&extra.join("; "));
+        }
         // The forward outcome of a compensated step is that it succeeded.
         let forward = if t.state == TaskState::Compensated {
             "succeeded"
@@ -135,7 +153,19 @@ pub(crate) fn print_run(v: &RunView) {
             .map(|f| format!(", finished {f}"))
             .unwrap_or_default()
     );
+    if !v.usage.is_empty() {
+        println!("usage: {}", usage_text(&v.usage));
+    }
     print_tasks(&v.tasks);
+}
+
+/// Counters as `name=value` pairs (`tokens=1200 cost_usd=0.125`), sorted by name.
+pub(crate) fn usage_text(usage: &troupe::model::Counters) -> String {
+    usage
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The node in one line: `troupe status`.
@@ -416,6 +446,26 @@ pub(crate) fn print_metrics(r: &MetricsReport, out: &mut impl Write) -> std::io:
             p95,
             p99,
             p.counts.retries
+        )?;
+    }
+    // Usage counters (TROUPE_USAGE), when any were reported in the window.
+    let pools = std::iter::once(&r.total)
+        .chain(r.pools.iter())
+        .filter(|p| !p.usage.is_empty());
+    for p in pools {
+        let name = match p.pool.as_deref() {
+            None => "(all)".to_owned(),
+            Some("") => "pool (none)".to_owned(),
+            Some(n) => format!("pool {}", printable(n)),
+        };
+        writeln!(out, "usage {name}: {}", usage_text(&p.usage))?;
+    }
+    for (label, usage) in &r.labels {
+        writeln!(
+            out,
+            "usage label {}: {}",
+            printable(label),
+            usage_text(usage)
         )?;
     }
     Ok(())
