@@ -388,6 +388,19 @@ pub fn operator(
     task: Option<&TaskId>,
 ) -> Result<Decision, Refusal> {
     let one = |e: Event| Ok(Decision::All(vec![e]));
+    if let Some(instances) = task.and_then(|t| instances_of(state, run, t)) {
+        // A mapped task once expanded: the command addresses each of its instances.
+        let events = instances
+            .into_iter()
+            .filter_map(|task| match verb {
+                Verb::Cancel => Some(Event::TaskCancelled { run, task }),
+                Verb::Suspend => Some(Event::TaskSuspended { run, task }),
+                Verb::Resume => Some(Event::TaskResumed { run, task }),
+                Verb::Retry => retry_task(state, run, &task).ok(),
+            })
+            .collect();
+        return Ok(Decision::Each(events));
+    }
     match (verb, task.cloned()) {
         (Verb::Cancel, None) => one(Event::RunCancelled { run }),
         (Verb::Cancel, Some(task)) => one(Event::TaskCancelled { run, task }),
@@ -397,6 +410,19 @@ pub fn operator(
         (Verb::Resume, Some(task)) => one(Event::TaskResumed { run, task }),
         (Verb::Retry, None) => retry_run(state, run),
         (Verb::Retry, Some(task)) => retry_task(state, run, &task).map(|e| Decision::All(vec![e])),
+    }
+}
+
+/// The instances of `task` of `run` if it is a mapped task that was expanded (`TASK[0]`,
+/// `TASK[1]`, ...): what an operator command naming the mapped task addresses.
+pub fn instances_of(state: &State, run: RunId, task: &TaskId) -> Option<Vec<TaskId>> {
+    let wf = state.run(run)?.workflow();
+    let t = wf.task_index(task.as_str())?;
+    match wf.task(t).expansion()? {
+        super::spec::Expansion::Mapped { count } => {
+            Some((0..count).map(|i| TaskId::instance(task, i)).collect())
+        }
+        super::spec::Expansion::Instance { .. } => None,
     }
 }
 

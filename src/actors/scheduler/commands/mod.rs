@@ -9,6 +9,7 @@
 
 use super::*;
 use crate::messages::control::{Command as AdminCommand, ControlError, Target};
+use crate::model::decide;
 use crate::model::{ApplyError, RunId, TaskId, TaskIndex};
 
 pub(crate) mod approval;
@@ -22,6 +23,25 @@ pub(crate) fn to_control_error(e: ApplyError) -> ControlError {
     e.into()
 }
 
+/// The verb, run and task of a task command whose task is an expanded mapped task.
+fn mapped_target(
+    state: &crate::model::State,
+    cmd: &AdminCommand,
+) -> Option<(decide::Verb, RunId, TaskId)> {
+    let (verb, target) = match cmd {
+        AdminCommand::Cancel(t) => (decide::Verb::Cancel, t),
+        AdminCommand::Suspend(t) => (decide::Verb::Suspend, t),
+        AdminCommand::Resume(t) => (decide::Verb::Resume, t),
+        AdminCommand::Retry(t) => (decide::Verb::Retry, t),
+        _ => return None,
+    };
+    let Target::Task(run, task) = target else {
+        return None;
+    };
+    decide::instances_of(state, *run, task)?;
+    Some((verb, *run, task.clone()))
+}
+
 impl SchedulerState {
     /// Decides an operator command (its effects run once it is durable).
     pub(crate) fn command(
@@ -29,6 +49,9 @@ impl SchedulerState {
         cmd: AdminCommand,
         stop_file: &std::path::Path,
     ) -> Result<(), ControlError> {
+        if let Some((verb, run, task)) = mapped_target(&self.state, &cmd) {
+            return self.command_instances(verb, run, task);
+        }
         match cmd {
             AdminCommand::Cancel(Target::Run(run)) => self.cancel_run(run),
             AdminCommand::Cancel(Target::Task(run, task)) => self.cancel_task(run, task),
@@ -49,6 +72,32 @@ impl SchedulerState {
                 approver,
             } => self.approve(run, task, approver, false),
         }
+    }
+
+    /// `cancel|suspend|resume|retry RUN/TASK` of an expanded mapped task: each of its
+    /// instances (one refused, e.g. already finished, is skipped); cancelled running
+    /// instances are terminated once that is durable.
+    fn command_instances(
+        &mut self,
+        verb: decide::Verb,
+        run: RunId,
+        task: TaskId,
+    ) -> Result<(), ControlError> {
+        let decision = decide::operator(&self.state, verb, run, Some(&task))?;
+        decision.decide_with(&format!("the instances of `{task}`"), |e| self.decide(e))?;
+        if verb == decide::Verb::Cancel {
+            let r = self.state.run(run).expect("just applied");
+            let kill = self.running_where(|rr, t| {
+                rr == run
+                    && r.task(t).state != crate::model::TaskState::Running
+                    && r.workflow()
+                        .task_id(t)
+                        .split_instance()
+                        .is_some_and(|(base, _)| base == task.as_str())
+            });
+            self.after_persist(Effect::Terminate(kill));
+        }
+        Ok(())
     }
 
     /// The index of task `task` of run `run`, or not found.
