@@ -31,7 +31,11 @@ pub fn synthetic_workflow_as(tasks: usize, seed: u64, format: WorkflowFormat) ->
         "name = \"synthetic\"\n"
     });
     for i in 0..tasks {
-        text.push_str(if json { "{\"id\": \"t" } else { "[[task]]\nid = \"t" });
+        text.push_str(if json {
+            "{\"id\": \"t"
+        } else {
+            "[[task]]\nid = \"t"
+        });
         text.push_str(&i.to_string());
         text.push_str(if json {
             "\", \"command\": [\"true\"]"

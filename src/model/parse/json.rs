@@ -26,7 +26,10 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use toml::de::{DeArray, DeString, DeTable, DeValue};
+use toml::map::Entry;
 use toml::Spanned;
+
+use crate::model::quote::quoted;
 
 /// Deepest nesting of arrays and objects accepted (serde_json's default limit too).
 pub(super) const MAX_DEPTH: usize = 128;
@@ -241,14 +244,14 @@ impl<'t> Parser<'t> {
             }
             self.pos += 1;
             let value = self.value()?;
-            if table.contains_key(key.get_ref().as_ref()) {
-                let message = format!(
-                    "duplicate key {}",
-                    crate::model::quote::quoted(key.get_ref())
-                );
-                self.problems.push(self.problem(key_start, message));
-            } else {
-                table.insert(key, value);
+            match table.entry(key) {
+                Entry::Vacant(slot) => {
+                    slot.insert(value);
+                }
+                Entry::Occupied(first) => {
+                    let message = format!("duplicate key {}", quoted(first.key().get_ref()));
+                    self.problems.push(self.problem(key_start, message));
+                }
             }
             if !self.next_element(b'}', "after an object member")? {
                 return Ok(table);
