@@ -264,28 +264,35 @@ impl<'t> Parser<'t> {
         let open = self.pos;
         self.pos += 1;
         let begin = self.pos;
-        loop {
-            let rest = &self.bytes[self.pos..];
-            let run = rest
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-                .unwrap_or(rest.len());
-            self.pos += run;
-            match self.peek() {
-                Some(b'"') => {
-                    let s = &self.text[begin..self.pos];
-                    self.pos += 1;
-                    return Ok(Cow::Borrowed(s));
-                }
-                Some(b'\\') => {
-                    let mut owned = String::with_capacity(self.pos - begin + 16);
-                    owned.push_str(&self.text[begin..self.pos]);
-                    return self.escaped(owned).map(Cow::Owned);
-                }
-                Some(_) => return Err(self.control_character()),
-                None => return Err(self.problem(open, "string is never closed (no ending `\"`)")),
+        self.plain_run();
+        match self.peek() {
+            Some(b'"') => {
+                let s = &self.text[begin..self.pos];
+                self.pos += 1;
+                Ok(Cow::Borrowed(s))
             }
+            Some(b'\\') => {
+                let mut owned = String::with_capacity(self.pos - begin + 16);
+                owned.push_str(&self.text[begin..self.pos]);
+                self.escaped(open, owned).map(Cow::Owned)
+            }
+            Some(_) => Err(self.control_character()),
+            None => Err(self.never_closed(open)),
         }
+    }
+
+    /// Moves past the characters of a string that stand for themselves (up to a quote, a
+    /// backslash, a control character or the end).
+    fn plain_run(&mut self) {
+        let rest = &self.bytes[self.pos..];
+        self.pos += rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+            .unwrap_or(rest.len());
+    }
+
+    fn never_closed(&self, open: usize) -> JsonProblem {
+        self.problem(open, "string is never closed (no ending `\"`)")
     }
 
     fn control_character(&self) -> JsonProblem {
@@ -298,17 +305,11 @@ impl<'t> Parser<'t> {
         )
     }
 
-    /// The rest of a string that has escapes, from the first backslash.
-    fn escaped(&mut self, mut out: String) -> Parsed<String> {
-        let open = self.pos;
+    /// The rest of a string (opened at `open`) that has escapes, from the first backslash.
+    fn escaped(&mut self, open: usize, mut out: String) -> Parsed<String> {
         loop {
             let begin = self.pos;
-            let rest = &self.bytes[self.pos..];
-            let run = rest
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-                .unwrap_or(rest.len());
-            self.pos += run;
+            self.plain_run();
             out.push_str(&self.text[begin..self.pos]);
             match self.peek() {
                 Some(b'"') => {
@@ -342,7 +343,7 @@ impl<'t> Parser<'t> {
                     out.push(c);
                 }
                 Some(_) => return Err(self.control_character()),
-                None => return Err(self.problem(open, "string is never closed (no ending `\"`)")),
+                None => return Err(self.never_closed(open)),
             }
         }
     }

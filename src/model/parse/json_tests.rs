@@ -155,6 +155,10 @@ fn other_syntax_errors_are_located() {
             "1:10: string is never closed (no ending `\"`)",
         ),
         (
+            "{\"name\": \"a\\nb",
+            "1:10: string is never closed (no ending `\"`)",
+        ),
+        (
             "{\"name\": \"\\x\"}",
             "1:11: invalid escape (JSON has \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)",
         ),

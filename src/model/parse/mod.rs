@@ -1,8 +1,13 @@
-//! Reading the TOML workflow format into a [`Workflow`], with file positions in every error.
+//! Reading the workflow format, in TOML or JSON, into a [`Workflow`], with file positions in
+//! every error.
 //!
 //! # Layout
-//! - `mod.rs`: the entry points ([`parse_workflow`], [`parse_workflow_bytes`]) and which
-//!   problems are reported (syntax errors kept, sorted by position).
+//! - `mod.rs`: the entry points ([`WorkflowFormat::parse`] and the TOML shorthands
+//!   [`parse_workflow`], [`parse_workflow_bytes`]) and which problems are reported (syntax
+//!   errors kept, sorted by position); both formats meet in one place, the checks of a
+//!   spanned parse tree.
+//! - `json`: JSON text to the same spanned parse tree the `toml` parser builds (byte spans
+//!   into the JSON text), so that the readers below judge a JSON file by the same rules.
 //! - `reader`: reading the spanned parse tree one field at a time, collecting a located
 //!   problem per field that does not read (the `Table` trait).
 //! - `top_level`: the top-level table (`name`, `max_concurrency`, `[pools]`, `[defaults]`,
@@ -21,6 +26,9 @@
 //! [humantime](https://docs.rs/humantime) strings (`"90s"`, `"10m"`, `"1h 30m"`), at most
 //! [`super::spec::MAX_WORKFLOW_DURATION`] (100 years). Unknown fields are errors.
 //!
+//! A JSON workflow (a `.json` file, [`WorkflowFormat::of_path`]) is the same format: one
+//! object whose members are the top-level fields, `task` an array of task objects.
+//!
 //! # What is reported
 //! Every problem found, at once, each with its line and column, sorted by position:
 //! 1. **TOML syntax errors**, all of them but their echoes: the `toml` parser recovers and
@@ -29,7 +37,8 @@
 //!    table is never closed (the parser then reads the rest of the file as its elements) only
 //!    the first error and the "unclosed" one. If there is any syntax error, only these are
 //!    reported: what the parser recovers past a syntax error is not necessarily what the file
-//!    meant, and checking it would report problems the file does not have.
+//!    meant, and checking it would report problems the file does not have. In JSON, the
+//!    first syntax error (the reader stops there), or else every `null` and repeated key.
 //! 2. **Field errors.** Every field of every table (the top level, `[pools]`, `[defaults]`,
 //!    each `[[task]]`, each `retry` and `compensate_retry` table) is read on its own from the
 //!    spanned parse tree, so each unknown field, wrong type, bad duration and invalid task id
