@@ -35,7 +35,8 @@
 //!   off the hot path; also at their former path [`webhooks`]).
 //! - [`workers`]: [`workers::WorkerLink`], how the scheduler reaches workers; the local
 //!   pool of worker actors is its first implementation.
-//! - [`workflow_file`]: reading workflow files from disk (size cap, UTF-8, positions).
+//! - [`workflow_file`]: reading workflow files from disk, TOML or JSON by the name (size cap,
+//!   UTF-8, positions).
 //! - [`bench`](mod@bench): the measurements behind `troupe bench`.
 //!
 //! Dependencies point down: model ← storage ← config ← read ← context ← (telemetry, workers,

@@ -1,12 +1,13 @@
-//! Reading workflow files from disk.
+//! Reading workflow files (TOML, or JSON by their `.json` name) from disk.
 
 use std::io::Read;
 use std::path::Path;
 
-use crate::model::parse::{parse_workflow_bytes, too_large_message, MAX_WORKFLOW_BYTES};
+use crate::model::parse::{too_large_message, WorkflowFormat, MAX_WORKFLOW_BYTES};
 use crate::model::{SpecError, Workflow};
 
-/// Reads, parses and validates the workflow file at `path`.
+/// Reads, parses and validates the workflow file at `path`: JSON if its name ends in `.json`,
+/// else TOML ([`WorkflowFormat::of_path`]).
 ///
 /// Every error names the file (`path:line:column: message`). A file larger than
 /// [`MAX_WORKFLOW_BYTES`] is refused from its size alone, before it is read.
@@ -32,7 +33,7 @@ pub fn load_workflow(path: &Path) -> Result<Workflow, SpecError> {
         Ok(bytes)
     };
     read()
-        .and_then(|bytes| parse_workflow_bytes(&bytes))
+        .and_then(|bytes| WorkflowFormat::of_path(path).parse_bytes(&bytes))
         .map_err(|e| e.with_source_name(name))
 }
 

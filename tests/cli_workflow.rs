@@ -353,3 +353,91 @@ fn durations_over_a_hundred_years_are_refused() {
         ":5:11: task `a`: timeout (1000000years) is longer than the limit",
     );
 }
+
+/// A JSON workflow (chosen by the `.json` name): the same format, in JSON.
+const JSON_OK: &str = r#"{
+  "name": "json-wf",
+  "defaults": { "timeout": "1m", "retry": { "max_attempts": 2 } },
+  "task": [
+    { "id": "write", "shell": "echo hello > out.txt" },
+    { "id": "check", "command": ["grep", "-q", "hello", "out.txt"], "depends_on": ["write"] }
+  ]
+}
+"#;
+
+#[test]
+fn validate_and_graph_a_json_workflow() {
+    let case = Case::new();
+    let path = case.file("x.json", JSON_OK);
+    let out = validate(&path);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("valid workflow"), "{}", stdout(&out));
+    let out = troupe().arg("graph").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("write"), "{}", stdout(&out));
+}
+
+/// Validates `text` as `x.json`: exit 2 and stderr.
+fn invalid_json(text: &str) -> (PathBuf, String, tempfile::TempDir) {
+    let case = Case::new();
+    let path = case.file("x.json", text);
+    let out = validate(&path);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    (path, err, case.dir)
+}
+
+#[test]
+fn json_syntax_error_names_file_line_and_column() {
+    let (path, err, _dir) = invalid_json(
+        "{\n  \"name\": \"x\",\n  \"task\": [\n    { \"id\": \"a\", \"command\": [\"true\"] },\n  ]\n}\n",
+    );
+    let want = format!(
+        "{}:4:39: trailing comma before `]` (JSON allows none)",
+        path.display()
+    );
+    assert!(err.contains(&want), "expected {want:?} in:\n{err}");
+}
+
+#[test]
+fn json_field_and_value_problems_name_file_line_and_column() {
+    let (path, err, _dir) = invalid_json(
+        "{\n  \"name\": \"x\",\n  \"task\": [\n    \
+         { \"id\": \"a\", \"command\": [\"true\"], \"timeout\": \"10 parsecs\" },\n    \
+         { \"id\": \"b\", \"command\": [\"true\"], \"depends_on\": [\"zz\"], \"colour\": 1 }\n  ]\n}\n",
+    );
+    let p = path.display();
+    for want in [
+        format!("{p}:4:50: invalid duration \"10 parsecs\""),
+        format!("{p}:5:54: task `b` depends on `zz`, which is not a task in this workflow"),
+        format!("{p}:5:61: unknown field `colour`"),
+    ] {
+        assert!(err.contains(&want), "expected {want:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn run_a_json_workflow_to_success() {
+    let case = Case::new();
+    let path = case.file("x.json", JSON_OK);
+    let data = case.dir.path().join("data");
+    let out = troupe()
+        .arg("--data-dir")
+        .arg(&data)
+        .env("RUST_LOG", "warn")
+        // Port 0: parallel tests must not fight over the default HTTP port.
+        .env("TROUPE_HTTP_ADDR", "127.0.0.1:0")
+        .arg("run")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let written = std::fs::read_to_string(case.dir.path().join("out.txt")).unwrap();
+    assert_eq!(written, "hello\n");
+}

@@ -4,8 +4,9 @@
 //! - [`journal`]: durable appends through the journal actor (group commit) against raw
 //!   RocksDB `WriteBatch` writes with the same durability and concurrency; ack latency under a
 //!   fixed offered load; replay rate against a raw RocksDB scan of the same records.
-//! - [`plan`]: parse + validate + toposort of a synthetic workflow against parsing the same
-//!   text into a generic TOML table.
+//! - [`plan`]: parse + validate + toposort of a synthetic workflow, TOML or JSON, against
+//!   parsing the same text into the format's generic value (`toml::Table`,
+//!   `serde_json::Value`).
 //! - [`tasks`]: the node end to end: no-op and `/bin/true` task throughput, memory per queued
 //!   task, control round trip, submit → completion latency.
 //! - [`reads`]: dispatch with and without a reader, and read latency with a large queue.

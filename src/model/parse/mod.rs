@@ -1,8 +1,13 @@
-//! Reading the TOML workflow format into a [`Workflow`], with file positions in every error.
+//! Reading the workflow format, in TOML or JSON, into a [`Workflow`], with file positions in
+//! every error.
 //!
 //! # Layout
-//! - `mod.rs`: the entry points ([`parse_workflow`], [`parse_workflow_bytes`]) and which
-//!   problems are reported (syntax errors kept, sorted by position).
+//! - `mod.rs`: the entry points ([`WorkflowFormat::parse`] and the TOML shorthands
+//!   [`parse_workflow`], [`parse_workflow_bytes`]) and which problems are reported (syntax
+//!   errors kept, sorted by position); both formats meet in one place, the checks of a
+//!   spanned parse tree.
+//! - `json`: JSON text to the same spanned parse tree the `toml` parser builds (byte spans
+//!   into the JSON text), so that the readers below judge a JSON file by the same rules.
 //! - `reader`: reading the spanned parse tree one field at a time, collecting a located
 //!   problem per field that does not read (the `Table` trait).
 //! - `top_level`: the top-level table (`name`, `max_concurrency`, `[pools]`, `[defaults]`,
@@ -21,6 +26,9 @@
 //! [humantime](https://docs.rs/humantime) strings (`"90s"`, `"10m"`, `"1h 30m"`), at most
 //! [`super::spec::MAX_WORKFLOW_DURATION`] (100 years). Unknown fields are errors.
 //!
+//! A JSON workflow (a `.json` file, [`WorkflowFormat::of_path`]) is the same format: one
+//! object whose members are the top-level fields, `task` an array of task objects.
+//!
 //! # What is reported
 //! Every problem found, at once, each with its line and column, sorted by position:
 //! 1. **TOML syntax errors**, all of them but their echoes: the `toml` parser recovers and
@@ -29,7 +37,8 @@
 //!    table is never closed (the parser then reads the rest of the file as its elements) only
 //!    the first error and the "unclosed" one. If there is any syntax error, only these are
 //!    reported: what the parser recovers past a syntax error is not necessarily what the file
-//!    meant, and checking it would report problems the file does not have.
+//!    meant, and checking it would report problems the file does not have. In JSON, the
+//!    first syntax error (the reader stops there), or else every `null` and repeated key.
 //! 2. **Field errors.** Every field of every table (the top level, `[pools]`, `[defaults]`,
 //!    each `[[task]]`, each `retry` and `compensate_retry` table) is read on its own from the
 //!    spanned parse tree, so each unknown field, wrong type, bad duration and invalid task id
@@ -48,6 +57,9 @@
 
 mod defaults;
 mod duration;
+mod json;
+#[cfg(test)]
+mod json_tests;
 mod position;
 mod reader;
 mod task;
@@ -68,23 +80,103 @@ use top_level::RawWorkflow;
 /// the cap keeps a wrong file (a log, a database) from being read into memory whole.
 pub const MAX_WORKFLOW_BYTES: usize = 32 * 1024 * 1024;
 
-/// Parses and validates workflow bytes: UTF-8 check, size cap, TOML, semantic checks, plan.
-pub fn parse_workflow_bytes(bytes: &[u8]) -> Result<Workflow, SpecError> {
-    if bytes.len() > MAX_WORKFLOW_BYTES {
-        return Err(SpecError::whole(too_large_message(bytes.len() as u64)));
-    }
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        let (line, column) = line_col(bytes, e.valid_up_to());
-        SpecError {
-            source_name: None,
-            problems: vec![Problem {
-                line: Some(line),
-                column: Some(column),
-                message: "file is not valid UTF-8 (TOML files must be UTF-8)".to_owned(),
-            }],
+/// The two spellings of the workflow format: TOML (the reference) and JSON (the same tables,
+/// fields, types and checks; see the `json` module). A file's format is chosen by its name
+/// ([`WorkflowFormat::of_path`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WorkflowFormat {
+    /// TOML: `[[task]]` tables (the format of `../shared/DESIGN.md`).
+    #[default]
+    Toml,
+    /// JSON: one object; `task` is an array of task objects.
+    Json,
+}
+
+impl WorkflowFormat {
+    /// [`Json`](Self::Json) for a name ending in `.json` (any case), else
+    /// [`Toml`](Self::Toml).
+    pub fn of_path(path: &std::path::Path) -> Self {
+        match path.extension() {
+            Some(ext) if ext.eq_ignore_ascii_case("json") => WorkflowFormat::Json,
+            _ => WorkflowFormat::Toml,
         }
-    })?;
-    parse_workflow(text)
+    }
+
+    /// `"toml"` or `"json"`, as `--format` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkflowFormat::Toml => "toml",
+            WorkflowFormat::Json => "json",
+        }
+    }
+
+    /// Parses and validates workflow bytes: UTF-8 check, size cap, syntax, semantic checks,
+    /// plan.
+    pub fn parse_bytes(self, bytes: &[u8]) -> Result<Workflow, SpecError> {
+        if bytes.len() > MAX_WORKFLOW_BYTES {
+            return Err(SpecError::whole(too_large_message(bytes.len() as u64)));
+        }
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            let (line, column) = line_col(bytes, e.valid_up_to());
+            SpecError {
+                source_name: None,
+                problems: vec![Problem {
+                    line: Some(line),
+                    column: Some(column),
+                    message: format!(
+                        "file is not valid UTF-8 ({} files must be UTF-8)",
+                        self.name().to_uppercase()
+                    ),
+                }],
+            }
+        })?;
+        self.parse(text)
+    }
+
+    /// Parses and validates workflow text, reporting every problem found (see the module
+    /// docs for exactly which).
+    pub fn parse(self, text: &str) -> Result<Workflow, SpecError> {
+        if text.trim().is_empty() {
+            return Err(SpecError::whole(
+                "file is empty; a workflow needs at least `name` and one [[task]]",
+            ));
+        }
+        match self {
+            WorkflowFormat::Toml => parse_toml(text),
+            WorkflowFormat::Json => match json::tree(text) {
+                Ok(root) => check_tree(text, root),
+                Err(found) => {
+                    let mut reader = Reader {
+                        text,
+                        problems: Vec::new(),
+                    };
+                    for p in found {
+                        reader.at(&(p.offset..p.offset), p.message);
+                    }
+                    Err(sorted(reader.problems))
+                }
+            },
+        }
+    }
+}
+
+impl std::str::FromStr for WorkflowFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "toml" => Ok(WorkflowFormat::Toml),
+            "json" => Ok(WorkflowFormat::Json),
+            other => Err(format!(
+                "unknown format {other:?}: expected `toml` or `json`"
+            )),
+        }
+    }
+}
+
+/// Parses and validates TOML workflow bytes ([`WorkflowFormat::parse_bytes`]).
+pub fn parse_workflow_bytes(bytes: &[u8]) -> Result<Workflow, SpecError> {
+    WorkflowFormat::Toml.parse_bytes(bytes)
 }
 
 /// The message for a file over [`MAX_WORKFLOW_BYTES`].
@@ -96,20 +188,19 @@ pub fn too_large_message(len: u64) -> String {
     )
 }
 
-/// Parses and validates workflow text, reporting every problem found (see the module docs
-/// for exactly which).
+/// Parses and validates TOML workflow text ([`WorkflowFormat::parse`]).
 pub fn parse_workflow(text: &str) -> Result<Workflow, SpecError> {
-    if text.trim().is_empty() {
-        return Err(SpecError::whole(
-            "file is empty; a workflow needs at least `name` and one [[task]]",
-        ));
-    }
+    WorkflowFormat::Toml.parse(text)
+}
+
+/// TOML text: its syntax errors, or the checks of [`check_tree`] on its parse tree.
+fn parse_toml(text: &str) -> Result<Workflow, SpecError> {
     let (root, syntax_errors) = DeTable::parse_recoverable(text);
-    let mut reader = Reader {
-        text,
-        problems: Vec::new(),
-    };
     if !syntax_errors.is_empty() {
+        let mut reader = Reader {
+            text,
+            problems: Vec::new(),
+        };
         for e in worth_showing(syntax_errors) {
             reader.toml_error(&e, 0..0);
         }
@@ -117,7 +208,19 @@ pub fn parse_workflow(text: &str) -> Result<Workflow, SpecError> {
         e.problems.dedup_by_key(|p| p.line);
         return Err(e);
     }
-    let root = Spanned::new(root.span(), DeValue::Table(root.into_inner()));
+    check_tree(
+        text,
+        Spanned::new(root.span(), DeValue::Table(root.into_inner())),
+    )
+}
+
+/// The field errors and checks on the values (steps 2 and 3 of the module docs) of a parse
+/// tree whose spans are byte offsets in `text`, whichever format it was read from.
+fn check_tree(text: &str, root: Spanned<DeValue<'_>>) -> Result<Workflow, SpecError> {
+    let mut reader = Reader {
+        text,
+        problems: Vec::new(),
+    };
     let raw = reader
         .read::<RawWorkflow>(root)
         .expect("the document is a table")

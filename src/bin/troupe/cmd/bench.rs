@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use troupe::bench;
+use troupe::model::parse::WorkflowFormat;
 use troupe::Durability;
 
 use crate::common::{EXIT_INTERNAL, EXIT_INVALID};
@@ -41,11 +42,16 @@ pub(crate) enum BenchCommand {
         #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
         appenders: Vec<usize>,
     },
-    /// Parse + validate + toposort of a synthetic N-task workflow against a plain TOML parse.
+    /// Parse + validate + toposort of a synthetic N-task workflow against a plain parse of
+    /// the same text (TOML or JSON).
     Plan {
         /// Number of tasks.
         #[arg(long)]
         nodes: usize,
+        /// Spelling of the workflow: `toml` or `json` (baseline: a plain parse of the same
+        /// text into `toml::Table` or `serde_json::Value`).
+        #[arg(long, default_value = "toml", value_parser = ["toml", "json"])]
+        format: String,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -363,8 +369,14 @@ fn measure(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
             }
             print_reads(&r);
         }
-        BenchCommand::Plan { nodes, json, runs } => {
-            let report = bench::plan(nodes, runs)?;
+        BenchCommand::Plan {
+            nodes,
+            json,
+            runs,
+            format,
+        } => {
+            let format: WorkflowFormat = format.parse().map_err(anyhow::Error::msg)?;
+            let report = bench::plan(nodes, runs, format)?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
                 return Ok(());

@@ -197,8 +197,9 @@ pub(crate) fn print_reads(r: &troupe::bench::reads::ReadsBenchReport) {
 
 /// `troupe bench plan`.
 pub(crate) fn print_plan(report: &PlanBenchReport) {
+    let format = report.format.to_uppercase();
     println!(
-        "troupe bench plan: {} tasks, {} dependencies, {:.1} MiB of TOML, median of {} runs",
+        "troupe bench plan: {} tasks, {} dependencies, {:.1} MiB of {format}, median of {} runs",
         thousands(report.nodes as f64),
         thousands(report.edges as f64),
         report.bytes as f64 / (1024.0 * 1024.0),
@@ -206,7 +207,7 @@ pub(crate) fn print_plan(report: &PlanBenchReport) {
     );
     println!(
         "parse + validate + toposort: {:.1} ms (of which validate + toposort {:.1} ms); \
-         plain TOML parse (baseline): {:.1} ms; ratio {:.2}x",
+         plain {format} parse (baseline): {:.1} ms; ratio {:.2}x",
         report.figure, report.validate_plan_ms, report.baseline, report.ratio
     );
 }
