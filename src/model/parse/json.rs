@@ -29,6 +29,7 @@ use toml::de::{DeArray, DeString, DeTable, DeValue};
 use toml::map::Entry;
 use toml::Spanned;
 
+use super::fast::Visitor;
 use crate::model::quote::quoted;
 
 /// Deepest nesting of arrays and objects accepted (serde_json's default limit too).
@@ -77,6 +78,60 @@ pub(super) fn tree(text: &str) -> Result<Spanned<DeValue<'_>>, Vec<JsonProblem>>
     } else {
         Err(p.problems)
     }
+}
+
+/// Reads JSON `text` into `visitor` without building the tree of the tasks (the fast path,
+/// see [`super::fast`]): each top-level member but `task` as a spanned value, then each member
+/// of each task object as one. `None` at the first problem of any kind (syntax, `null`, a
+/// duplicate key inside a value, or the visitor giving up); the visitor sees duplicate keys of
+/// the top level and of a task object itself.
+pub(super) fn stream<'t>(text: &'t str, visitor: &mut impl Visitor<'t>) -> Option<()> {
+    let mut p = Parser {
+        text,
+        bytes: text.as_bytes(),
+        pos: 0,
+        depth: 0,
+        numbers: HashMap::new(),
+        problems: Vec::new(),
+    };
+    p.skip_ws();
+    p.members(|p, key| {
+        if key == "task" {
+            visitor.tasks_begin()?;
+            p.skip_ws();
+            if p.peek() != Some(b'[') {
+                return None;
+            }
+            p.open().ok()?;
+            p.skip_ws();
+            if p.peek() == Some(b']') {
+                p.pos += 1;
+                p.depth -= 1;
+                return Some(());
+            }
+            loop {
+                p.skip_ws();
+                p.members(|p, key| {
+                    let value = p.value().ok()?;
+                    if !p.problems.is_empty() {
+                        return None;
+                    }
+                    visitor.task_field(&key, value)
+                })?;
+                visitor.task_end()?;
+                if !p.next_element(b']', "").ok()? {
+                    return Some(());
+                }
+            }
+        }
+        let value = p.value().ok()?;
+        if !p.problems.is_empty() {
+            return None;
+        }
+        visitor.top(&key, value)
+    })?;
+    p.skip_ws();
+    (p.pos == p.bytes.len() && p.problems.is_empty()).then_some(())
 }
 
 /// A recursive-descent reader of JSON text into [`DeValue`]s.
@@ -201,6 +256,40 @@ impl<'t> Parser<'t> {
                 Ok(false)
             }
             _ => Err(self.expected(&format!("`,` or `{}` {what}", char::from(close)))),
+        }
+    }
+
+    /// An object (at its opening brace) member by member: `member` reads each value, after
+    /// its key and `:`. `None` at a syntax error or when `member` gives up.
+    fn members(
+        &mut self,
+        mut member: impl FnMut(&mut Self, DeString<'t>) -> Option<()>,
+    ) -> Option<()> {
+        if self.peek() != Some(b'{') {
+            return None;
+        }
+        self.open().ok()?;
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            self.depth -= 1;
+            return Some(());
+        }
+        loop {
+            self.skip_ws();
+            if self.peek() != Some(b'"') {
+                return None;
+            }
+            let key = self.string().ok()?;
+            self.skip_ws();
+            if self.peek() != Some(b':') {
+                return None;
+            }
+            self.pos += 1;
+            member(self, key)?;
+            if !self.next_element(b'}', "").ok()? {
+                return Some(());
+            }
         }
     }
 

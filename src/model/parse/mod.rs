@@ -57,6 +57,9 @@
 
 mod defaults;
 mod duration;
+mod fast;
+#[cfg(test)]
+mod fast_tests;
 mod json;
 #[cfg(test)]
 mod json_tests;
@@ -141,6 +144,20 @@ impl WorkflowFormat {
                 "file is empty; a workflow needs at least `name` and one [[task]]",
             ));
         }
+        // A file with no problem is read by the fast path; any problem, and the full path
+        // reads it again to report every problem with its place.
+        let fast = match self {
+            WorkflowFormat::Toml => fast::toml(text),
+            WorkflowFormat::Json => fast::json(text),
+        };
+        if let Some(wf) = fast {
+            return Ok(wf);
+        }
+        self.parse_full(text)
+    }
+
+    /// [`parse`](Self::parse) without the fast path: what reports problems.
+    fn parse_full(self, text: &str) -> Result<Workflow, SpecError> {
         match self {
             WorkflowFormat::Toml => parse_toml(text),
             WorkflowFormat::Json => match json::tree(text) {
