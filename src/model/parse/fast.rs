@@ -23,7 +23,7 @@
 
 use std::ops::Range;
 
-use toml::de::{DeArray, DeString, DeTable, DeValue};
+use toml::de::{DeString, DeTable, DeValue};
 use toml::Spanned;
 
 use super::position::TaskSpans;
@@ -38,6 +38,7 @@ use crate::model::workflow::Workflow;
 pub(super) fn toml(text: &str) -> Option<Workflow> {
     let root = DeTable::parse(text).ok()?.into_inner();
     let mut fast = Fast::new(text);
+    let mut strings = Vec::new();
     for (key, value) in root {
         if key.get_ref() != "task" {
             fast.top(key.get_ref(), value)?;
@@ -53,7 +54,24 @@ pub(super) fn toml(text: &str) -> Option<Workflow> {
                 return None;
             };
             for (key, value) in table {
-                fast.task_field(key.get_ref(), value)?;
+                let key = key.get_ref();
+                let span = value.span();
+                match (fast.task_shape(key), value.into_inner()) {
+                    (Shape::String, DeValue::String(s)) => fast.task_string(key, span, s)?,
+                    (Shape::Strings, DeValue::Array(items))
+                        if items.iter().all(|i| i.get_ref().is_str()) =>
+                    {
+                        strings.extend(items.into_iter().map(|i| {
+                            let span = i.span();
+                            match i.into_inner() {
+                                DeValue::String(s) => (span, s),
+                                _ => unreachable!("only strings"),
+                            }
+                        }));
+                        fast.task_strings(key, span, &mut strings)?;
+                    }
+                    (_, value) => fast.task_field(key, Spanned::new(span, value))?,
+                }
             }
             fast.task_end()?;
         }
@@ -68,6 +86,17 @@ pub(super) fn json(text: &str) -> Option<Workflow> {
     fast.finish()
 }
 
+/// How a task field is read when its value has the usual shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Shape {
+    /// A string ([`Visitor::task_string`]).
+    String,
+    /// An array of strings ([`Visitor::task_strings`]).
+    Strings,
+    /// Anything else: a spanned value ([`Visitor::task_field`]).
+    Value,
+}
+
 /// Where a format's reader hands what it reads (the JSON reader streams into it; see
 /// [`super::json::stream`]). Each method returns `None` to give up.
 pub(super) trait Visitor<'t> {
@@ -75,7 +104,20 @@ pub(super) trait Visitor<'t> {
     fn top(&mut self, key: &str, value: Spanned<DeValue<'t>>) -> Option<()>;
     /// The `task` member begins (an array of task tables follows).
     fn tasks_begin(&mut self) -> Option<()>;
-    /// A member of the current task table.
+    /// How task field `key` is read when its value has the usual shape: a value of that
+    /// shape goes to the method of the shape, any other to [`task_field`](Self::task_field).
+    fn task_shape(&self, key: &str) -> Shape;
+    /// A task field of [`Shape::String`] (its value's span and the string).
+    fn task_string(&mut self, key: &str, span: Range<usize>, value: DeString<'t>) -> Option<()>;
+    /// A task field of [`Shape::Strings`] (its value's span, and each string and its span,
+    /// drained from `items`).
+    fn task_strings(
+        &mut self,
+        key: &str,
+        span: Range<usize>,
+        items: &mut Vec<(Range<usize>, DeString<'t>)>,
+    ) -> Option<()>;
+    /// Any other member of the current task table.
     fn task_field(&mut self, key: &str, value: Spanned<DeValue<'t>>) -> Option<()>;
     /// The current task table ends.
     fn task_end(&mut self) -> Option<()>;
@@ -90,13 +132,18 @@ struct Fast<'t> {
     head: RawWorkflow,
     /// Bit `i`: field `i` of [`RawWorkflow::FIELDS`] was seen (a repeat gives up).
     head_seen: u32,
-    /// The task being read.
+    /// The task being read, but its id and dependencies; left default by
+    /// [`RawTask::take_spec`] after each task, so it is not reallocated or copied.
     task: RawTask,
+    /// The id of the task being read.
+    id: Option<TaskId>,
+    /// The dependencies of the task being read.
+    depends_on: Vec<TaskId>,
     /// Bit `i`: field `i` of [`RawTask::FIELDS`] was seen in the task being read.
     task_seen: u32,
-    /// Scratch for [`RawTask::into_spec`], which records where fields are; cleared per task.
+    /// Scratch for [`RawTask::take_spec`], which records where fields are; cleared per task.
     spans: TaskSpans,
-    /// Problems [`RawTask::into_spec`] found (there must be none).
+    /// Problems [`RawTask::take_spec`] found (there must be none).
     problems: Vec<Problem>,
     /// The tasks read so far.
     tasks: Vec<TaskSpec>,
@@ -118,6 +165,8 @@ impl<'t> Fast<'t> {
             head: RawWorkflow::default(),
             head_seen: 0,
             task: RawTask::default(),
+            id: None,
+            depends_on: Vec::new(),
             task_seen: 0,
             spans: TaskSpans {
                 table: 0..0,
@@ -134,6 +183,13 @@ impl<'t> Fast<'t> {
     fn see_top(&mut self, key: &str) -> Option<()> {
         let b = bit(RawWorkflow::FIELDS, key)?;
         (self.head_seen & b == 0).then(|| self.head_seen |= b)
+    }
+
+    /// Marks field `key` of the current task as seen; `None` if it is unknown or seen
+    /// already.
+    fn see_task(&mut self, key: &str) -> Option<()> {
+        let b = bit(RawTask::FIELDS, key)?;
+        (self.task_seen & b == 0).then(|| self.task_seen |= b)
     }
 
     /// The workflow, once everything is read: `None` if a required field is missing or the
@@ -166,77 +222,83 @@ impl<'t> Visitor<'t> for Fast<'t> {
         self.see_top("task")
     }
 
-    fn task_field(&mut self, key: &str, mut value: Spanned<DeValue<'t>>) -> Option<()> {
-        let b = bit(RawTask::FIELDS, key)?;
-        if self.task_seen & b != 0 {
-            return None;
-        }
-        self.task_seen |= b;
-        let t = &mut self.task;
-        let span = value.span();
-        let read = match key {
-            "id" => take_string(&mut value)
-                .map(|s| TaskId::new(s).ok().map(|id| t.id = Some(Spanned::new(span, id)))),
-            "depends_on" => take_strings(&mut value).map(|items| {
-                let ids: Result<Vec<_>, _> = items
-                    .into_iter()
-                    .map(|(span, s)| TaskId::new(s).map(|id| Spanned::new(span, id)))
-                    .collect();
-                ids.ok().map(|ids| t.depends_on = Some(Spanned::new(span, ids)))
-            }),
-            "command" | "compensate" | "gate" | "labels" => {
-                take_strings(&mut value).map(|items| {
-                    let argv = items.into_iter().map(|(_, s)| s.into_owned()).collect();
-                    let slot = match key {
-                        "command" => &mut t.command,
-                        "compensate" => &mut t.compensate,
-                        "gate" => &mut t.gate,
-                        _ => &mut t.labels,
-                    };
-                    *slot = Some(Spanned::new(span, argv));
-                    Some(())
-                })
+    fn task_shape(&self, key: &str) -> Shape {
+        match key {
+            "id" | "shell" | "cwd" | "pool" | "compensate_shell" | "gate_shell" | "for_each" => {
+                Shape::String
             }
-            "shell" | "cwd" | "pool" | "compensate_shell" | "gate_shell" | "for_each" => {
-                take_string(&mut value).map(|s| {
-                    let slot = match key {
-                        "shell" => &mut t.shell,
-                        "cwd" => &mut t.cwd,
-                        "pool" => &mut t.pool,
-                        "compensate_shell" => &mut t.compensate_shell,
-                        "gate_shell" => &mut t.gate_shell,
-                        _ => &mut t.for_each,
-                    };
-                    *slot = Some(Spanned::new(span, s.into_owned()));
-                    Some(())
-                })
-            }
-            _ => None,
-        };
-        match read {
-            // The usual shape, read (or not: an invalid id gives up).
-            Some(done) => done,
-            // Any other field or shape: the full path's reader of the field.
-            None => {
-                let ok = t.set(key, value, &mut self.reader)?;
-                (ok && self.reader.problems.is_empty()).then_some(())
-            }
+            "depends_on" | "command" | "compensate" | "gate" | "labels" => Shape::Strings,
+            _ => Shape::Value,
         }
     }
 
+    fn task_string(&mut self, key: &str, span: Range<usize>, value: DeString<'t>) -> Option<()> {
+        self.see_task(key)?;
+        let t = &mut self.task;
+        let slot = match key {
+            "id" => {
+                // An invalid id gives up: the full path reports it.
+                self.id = Some(TaskId::new(value).ok()?);
+                return Some(());
+            }
+            "shell" => &mut t.shell,
+            "cwd" => &mut t.cwd,
+            "pool" => &mut t.pool,
+            "compensate_shell" => &mut t.compensate_shell,
+            "gate_shell" => &mut t.gate_shell,
+            "for_each" => &mut t.for_each,
+            _ => return None,
+        };
+        *slot = Some(Spanned::new(span, value.into_owned()));
+        Some(())
+    }
+
+    fn task_strings(
+        &mut self,
+        key: &str,
+        span: Range<usize>,
+        items: &mut Vec<(Range<usize>, DeString<'t>)>,
+    ) -> Option<()> {
+        self.see_task(key)?;
+        let t = &mut self.task;
+        let slot = match key {
+            "depends_on" => {
+                let mut ids = Vec::with_capacity(items.len());
+                for (_, s) in items.drain(..) {
+                    // An invalid id gives up: the full path reports it.
+                    ids.push(TaskId::new(s).ok()?);
+                }
+                self.depends_on = ids;
+                return Some(());
+            }
+            "command" => &mut t.command,
+            "compensate" => &mut t.compensate,
+            "gate" => &mut t.gate,
+            "labels" => &mut t.labels,
+            _ => return None,
+        };
+        let strings = items.drain(..).map(|(_, s)| s.into_owned()).collect();
+        *slot = Some(Spanned::new(span, strings));
+        Some(())
+    }
+
+    fn task_field(&mut self, key: &str, value: Spanned<DeValue<'t>>) -> Option<()> {
+        self.see_task(key)?;
+        let ok = self.task.set(key, value, &mut self.reader)?;
+        (ok && self.reader.problems.is_empty()).then_some(())
+    }
+
     fn task_end(&mut self) -> Option<()> {
-        let mut raw = std::mem::take(&mut self.task);
         self.task_seen = 0;
-        let id = raw.id.take()?.into_inner();
-        let depends_on = raw
-            .depends_on
-            .take()
-            .map(|d| d.into_inner().into_iter().map(Spanned::into_inner).collect())
-            .unwrap_or_default();
+        let t = &mut self.task;
+        // `id` and `depends_on` read as another shape (which would be a problem) are in `t`.
+        let (Some(id), None, None) = (self.id.take(), t.id.take(), t.depends_on.take()) else {
+            return None;
+        };
         self.spans.fields.clear();
-        let spec = raw.into_spec(
+        let spec = t.take_spec(
             id,
-            depends_on,
+            std::mem::take(&mut self.depends_on),
             &mut self.spans,
             self.reader.text,
             &mut self.problems,
@@ -248,36 +310,4 @@ impl<'t> Visitor<'t> for Fast<'t> {
         self.tasks.push(spec);
         Some(())
     }
-}
-
-/// The string of a string value (left empty in `value`); `None` (value untouched) for any
-/// other value.
-fn take_string<'t>(value: &mut Spanned<DeValue<'t>>) -> Option<DeString<'t>> {
-    match value.get_mut() {
-        DeValue::String(s) => Some(std::mem::take(s)),
-        _ => None,
-    }
-}
-
-/// The strings (and their spans) of an array of strings (left empty in `value`); `None`
-/// (value untouched) for any other value.
-fn take_strings<'t>(
-    value: &mut Spanned<DeValue<'t>>,
-) -> Option<impl Iterator<Item = (Range<usize>, DeString<'t>)>> {
-    let DeValue::Array(items) = value.get_mut() else {
-        return None;
-    };
-    if !items
-        .iter()
-        .all(|i| matches!(i.get_ref(), DeValue::String(_)))
-    {
-        return None;
-    }
-    Some(std::mem::replace(items, DeArray::new()).into_iter().map(|i| {
-        let span = i.span();
-        match i.into_inner() {
-            DeValue::String(s) => (span, s),
-            _ => unreachable!("checked above"),
-        }
-    }))
 }

@@ -24,12 +24,13 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::ops::Range;
 
 use toml::de::{DeArray, DeString, DeTable, DeValue};
 use toml::map::Entry;
 use toml::Spanned;
 
-use super::fast::Visitor;
+use super::fast::{Shape, Visitor};
 use crate::model::quote::quoted;
 
 /// Deepest nesting of arrays and objects accepted (serde_json's default limit too).
@@ -94,41 +95,57 @@ pub(super) fn stream<'t>(text: &'t str, visitor: &mut impl Visitor<'t>) -> Optio
         numbers: HashMap::new(),
         problems: Vec::new(),
     };
+    // Reused for every array of strings.
+    let mut strings = Vec::new();
     p.skip_ws();
     p.members(|p, key| {
-        if key == "task" {
-            visitor.tasks_begin()?;
-            p.skip_ws();
-            if p.peek() != Some(b'[') {
+        if key != "task" {
+            let value = p.value().ok()?;
+            if !p.problems.is_empty() {
                 return None;
             }
-            p.open().ok()?;
-            p.skip_ws();
-            if p.peek() == Some(b']') {
-                p.pos += 1;
-                p.depth -= 1;
-                return Some(());
-            }
-            loop {
-                p.skip_ws();
-                p.members(|p, key| {
-                    let value = p.value().ok()?;
-                    if !p.problems.is_empty() {
-                        return None;
-                    }
-                    visitor.task_field(&key, value)
-                })?;
-                visitor.task_end()?;
-                if !p.next_element(b']', "").ok()? {
-                    return Some(());
-                }
-            }
+            return visitor.top(&key, value);
         }
-        let value = p.value().ok()?;
-        if !p.problems.is_empty() {
+        visitor.tasks_begin()?;
+        p.skip_ws();
+        if p.peek() != Some(b'[') {
             return None;
         }
-        visitor.top(&key, value)
+        p.open().ok()?;
+        p.skip_ws();
+        if p.peek() == Some(b']') {
+            p.pos += 1;
+            p.depth -= 1;
+            return Some(());
+        }
+        loop {
+            p.skip_ws();
+            p.members(|p, key| {
+                p.skip_ws();
+                let start = p.pos;
+                match (visitor.task_shape(&key), p.peek()) {
+                    (Shape::String, Some(b'"')) => {
+                        let s = p.string().ok()?;
+                        return visitor.task_string(&key, start..p.pos, s);
+                    }
+                    (Shape::Strings, Some(b'[')) => {
+                        if p.strings(&mut strings)? {
+                            return visitor.task_strings(&key, start..p.pos, &mut strings);
+                        }
+                    }
+                    _ => {}
+                }
+                let value = p.value().ok()?;
+                if !p.problems.is_empty() {
+                    return None;
+                }
+                visitor.task_field(&key, value)
+            })?;
+            visitor.task_end()?;
+            if !p.next_element(b']', "").ok()? {
+                return Some(());
+            }
+        }
     })?;
     p.skip_ws();
     (p.pos == p.bytes.len() && p.problems.is_empty()).then_some(())
@@ -289,6 +306,35 @@ impl<'t> Parser<'t> {
             member(self, key)?;
             if !self.next_element(b'}', "").ok()? {
                 return Some(());
+            }
+        }
+    }
+
+    /// An array (at its opening bracket) whose elements are all strings, into `out` with
+    /// their spans: `Some(true)`. `Some(false)` if an element is something else: nothing is
+    /// read then (the position is back at the bracket, `out` empty). `None` at a syntax
+    /// error.
+    fn strings(&mut self, out: &mut Vec<(Range<usize>, DeString<'t>)>) -> Option<bool> {
+        let (start, depth) = (self.pos, self.depth);
+        self.open().ok()?;
+        self.skip_ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            self.depth -= 1;
+            return Some(true);
+        }
+        loop {
+            self.skip_ws();
+            let at = self.pos;
+            if self.peek() != Some(b'"') {
+                out.clear();
+                (self.pos, self.depth) = (start, depth);
+                return Some(false);
+            }
+            let s = self.string().ok()?;
+            out.push((at..self.pos, s));
+            if !self.next_element(b']', "").ok()? {
+                return Some(true);
             }
         }
     }

@@ -117,8 +117,10 @@ fn command_from(
 
 impl RawTask {
     /// The spec of a task that read completely; `command`/`shell` conflicts go to `problems`.
-    pub(super) fn into_spec(
-        self,
+    /// Every field is taken, so `self` is left as a default `RawTask` (`id` and
+    /// `depends_on`, taken by the caller, included), ready to read the next task into.
+    pub(super) fn take_spec(
+        &mut self,
         id: TaskId,
         depends_on: Vec<TaskId>,
         spans: &mut TaskSpans,
@@ -135,7 +137,7 @@ impl RawTask {
                 message,
             });
         };
-        let command = match command_from(self.command, self.shell, ("command", "shell")) {
+        let command = match command_from(self.command.take(), self.shell.take(), ("command", "shell")) {
             Ok(Some((c, span))) => {
                 spans.fields.push(("command", span));
                 c
@@ -153,8 +155,8 @@ impl RawTask {
             }
         };
         let compensate = match command_from(
-            self.compensate,
-            self.compensate_shell,
+            self.compensate.take(),
+            self.compensate_shell.take(),
             ("compensate", "compensate_shell"),
         ) {
             Ok(Some((c, span))) => {
@@ -167,7 +169,7 @@ impl RawTask {
                 None
             }
         };
-        let gate = match command_from(self.gate, self.gate_shell, ("gate", "gate_shell")) {
+        let gate = match command_from(self.gate.take(), self.gate_shell.take(), ("gate", "gate_shell")) {
             Ok(Some((c, span))) => {
                 spans.fields.push(("gate", span));
                 Some(c)
@@ -198,24 +200,25 @@ impl RawTask {
         TaskSpec {
             id,
             command,
-            cwd: inner(self.cwd),
+            cwd: inner(self.cwd.take()),
             depends_on,
-            priority: inner(self.priority),
-            pool: inner(self.pool).filter(|_| pools_known),
-            requires_approval: inner(self.requires_approval),
+            priority: inner(self.priority.take()),
+            pool: inner(self.pool.take()).filter(|_| pools_known),
+            requires_approval: inner(self.requires_approval.take()),
             compensate,
-            approval_timeout: dur(self.approval_timeout),
-            timeout: dur(self.timeout),
-            retry: self.retry.map(|r| Box::new(r.into_inner().into())),
-            env: inner(self.env).unwrap_or_default(),
-            labels: inner(self.labels).unwrap_or_default(),
+            approval_timeout: dur(self.approval_timeout.take()),
+            timeout: dur(self.timeout.take()),
+            retry: self.retry.take().map(|r| Box::new(r.into_inner().into())),
+            env: inner(self.env.take()).unwrap_or_default(),
+            labels: inner(self.labels.take()).unwrap_or_default(),
             compensate_retry: self
                 .compensate_retry
+                .take()
                 .map(|r| Box::new(r.into_inner().into())),
             handoff: Handoff {
-                max_output: inner(self.max_output),
+                max_output: inner(self.max_output.take()),
                 gate,
-                for_each: inner(self.for_each),
+                for_each: inner(self.for_each.take()),
                 expansion: None,
             }
             .boxed_if_set(),

@@ -244,7 +244,7 @@ pub(super) fn task_spec(
         fields: Vec::new(),
     };
     let task = if complete {
-        t.into_spec(id, depends_on, &mut spans, text, problems, pools_known)
+        t.take_spec(id, depends_on, &mut spans, text, problems, pools_known)
     } else {
         TaskSpec {
             depends_on,
