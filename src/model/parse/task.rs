@@ -137,23 +137,24 @@ impl RawTask {
                 message,
             });
         };
-        let command = match command_from(self.command.take(), self.shell.take(), ("command", "shell")) {
-            Ok(Some((c, span))) => {
-                spans.fields.push(("command", span));
-                c
-            }
-            Ok(None) => {
-                problem(format!(
-                    "task `{id}` has neither `command` nor `shell`; give one \
+        let command =
+            match command_from(self.command.take(), self.shell.take(), ("command", "shell")) {
+                Ok(Some((c, span))) => {
+                    spans.fields.push(("command", span));
+                    c
+                }
+                Ok(None) => {
+                    problem(format!(
+                        "task `{id}` has neither `command` nor `shell`; give one \
                      (`command = [\"prog\", \"arg\"]` or `shell = \"prog arg\"`)"
-                ));
-                Command::Argv(vec!["<missing>".into()])
-            }
-            Err(msg) => {
-                problem(format!("task `{id}` {msg}"));
-                Command::Argv(vec!["<conflict>".into()])
-            }
-        };
+                    ));
+                    Command::Argv(vec!["<missing>".into()])
+                }
+                Err(msg) => {
+                    problem(format!("task `{id}` {msg}"));
+                    Command::Argv(vec!["<conflict>".into()])
+                }
+            };
         let compensate = match command_from(
             self.compensate.take(),
             self.compensate_shell.take(),
@@ -169,7 +170,11 @@ impl RawTask {
                 None
             }
         };
-        let gate = match command_from(self.gate.take(), self.gate_shell.take(), ("gate", "gate_shell")) {
+        let gate = match command_from(
+            self.gate.take(),
+            self.gate_shell.take(),
+            ("gate", "gate_shell"),
+        ) {
             Ok(Some((c, span))) => {
                 spans.fields.push(("gate", span));
                 Some(c)

@@ -133,9 +133,14 @@ impl RawWorkflow {
         map.tasks.reserve_exact(raw_tasks.len());
         for raw in raw_tasks {
             let complete = raw.complete && !head.structure_only;
-            if let Some((task, spans)) =
-                task_spec(raw.span, raw.fields, complete, text, problems, head.pools_known)
-            {
+            if let Some((task, spans)) = task_spec(
+                raw.span,
+                raw.fields,
+                complete,
+                text,
+                problems,
+                head.pools_known,
+            ) {
                 map.tasks.push(spans);
                 spec.tasks.push(task);
             }

@@ -146,11 +146,21 @@ pub(crate) fn task_exprs(task: &TaskSpec) -> Vec<Expr> {
     out
 }
 
+/// Whether [`check_references`] has anything to check in `task`: a `for_each`, or a `{{` in
+/// a `command` element or an `env` value (a superset of the tasks with an expression).
+pub(super) fn has_references(task: &TaskSpec) -> bool {
+    task.for_each().is_some()
+        || matches!(&task.command, Command::Argv(argv) if argv.iter().any(|a| a.contains("{{")))
+        || task.env.values().any(|v| v.contains("{{"))
+}
+
 /// Structure rules, on a planned workflow: each task a template or `for_each` names exists
-/// and is upstream; a `for_each` does not name a mapped task.
-pub(super) fn check_references(wf: &Workflow, p: &mut Problems<'_>) {
-    for (i, task) in wf.spec.tasks.iter().enumerate() {
-        let i = i as TaskIndex;
+/// and is upstream; a `for_each` does not name a mapped task. Only the tasks of `tasks` (in
+/// order) are looked at: those [`has_references`] picks, as no other task has anything to
+/// check.
+pub(super) fn check_references(wf: &Workflow, p: &mut Problems<'_>, tasks: &[TaskIndex]) {
+    for &i in tasks {
+        let task = wf.task(i);
         let mut named: Vec<(&'static str, Expr)> = task_exprs(task)
             .into_iter()
             .map(|e| (field_of(task, &e), e))
