@@ -31,8 +31,8 @@ use super::reader::{Reader, Table};
 use super::task::RawTask;
 use super::top_level::RawWorkflow;
 use crate::model::ids::TaskId;
-use crate::model::spec::{Problem, TaskSpec};
-use crate::model::workflow::Workflow;
+use crate::model::spec::Problem;
+use crate::model::workflow::{Builder, Workflow};
 
 /// The workflow of TOML `text`, if it has no problem at all; `None` means "ask the full path".
 pub(super) fn toml(text: &str) -> Option<Workflow> {
@@ -48,7 +48,7 @@ pub(super) fn toml(text: &str) -> Option<Workflow> {
         let DeValue::Array(items) = value.into_inner() else {
             return None;
         };
-        fast.tasks.reserve_exact(items.len());
+        fast.reserve(items.len());
         for item in items {
             let DeValue::Table(table) = item.into_inner() else {
                 return None;
@@ -132,6 +132,12 @@ struct Fast<'t> {
     head: RawWorkflow,
     /// Bit `i`: field `i` of [`RawWorkflow::FIELDS`] was seen (a repeat gives up).
     head_seen: u32,
+    /// The tasks so far, checked as they come against the top-level fields before `task`;
+    /// made when `task` begins.
+    builder: Option<Builder<'static>>,
+    /// A top-level field came after `task`: the tasks were checked without it, so
+    /// [`finish`](Fast::finish) checks the whole workflow again.
+    late: bool,
     /// The task being read, but its id and dependencies; left default by
     /// [`RawTask::take_spec`] after each task, so it is not reallocated or copied.
     task: RawTask,
@@ -145,8 +151,6 @@ struct Fast<'t> {
     spans: TaskSpans,
     /// Problems [`RawTask::take_spec`] found (there must be none).
     problems: Vec<Problem>,
-    /// The tasks read so far.
-    tasks: Vec<TaskSpec>,
 }
 
 /// Bit of `key` among `fields`, if it is one of them.
@@ -164,6 +168,8 @@ impl<'t> Fast<'t> {
             },
             head: RawWorkflow::default(),
             head_seen: 0,
+            builder: None,
+            late: false,
             task: RawTask::default(),
             id: None,
             depends_on: Vec::new(),
@@ -175,7 +181,13 @@ impl<'t> Fast<'t> {
                 fields: Vec::new(),
             },
             problems: Vec::new(),
-            tasks: Vec::new(),
+        }
+    }
+
+    /// Room for `n` more tasks.
+    fn reserve(&mut self, n: usize) {
+        if let Some(b) = &mut self.builder {
+            b.reserve(n);
         }
     }
 
@@ -202,11 +214,15 @@ impl<'t> Fast<'t> {
         if !required || !self.reader.problems.is_empty() || !self.problems.is_empty() {
             return None;
         }
+        let builder = self.builder?;
+        if !self.late {
+            return builder.finish().ok();
+        }
         let (mut spec, _, head) = self.head.into_head(self.reader.text);
         if head.structure_only || !head.pools_known {
             return None;
         }
-        spec.tasks = self.tasks;
+        spec.tasks = builder.into_spec().tasks;
         Workflow::from_spec(spec).ok()
     }
 }
@@ -214,12 +230,19 @@ impl<'t> Fast<'t> {
 impl<'t> Visitor<'t> for Fast<'t> {
     fn top(&mut self, key: &str, value: Spanned<DeValue<'t>>) -> Option<()> {
         self.see_top(key)?;
+        self.late |= self.builder.is_some();
         let ok = self.head.set(key, value, &mut self.reader)?;
         (ok && self.reader.problems.is_empty()).then_some(())
     }
 
     fn tasks_begin(&mut self) -> Option<()> {
-        self.see_top("task")
+        self.see_top("task")?;
+        let (head, _, flags) = self.head.clone().into_head(self.reader.text);
+        if flags.structure_only || !flags.pools_known {
+            return None;
+        }
+        self.builder = Some(Builder::new(head));
+        Some(())
     }
 
     fn task_shape(&self, key: &str) -> Shape {
@@ -304,10 +327,9 @@ impl<'t> Visitor<'t> for Fast<'t> {
             &mut self.problems,
             true,
         );
-        if !self.problems.is_empty() {
-            return None;
-        }
-        self.tasks.push(spec);
-        Some(())
+        let builder = self.builder.as_mut()?;
+        builder.push(spec);
+        // Any problem: the full path reports it.
+        (self.problems.is_empty() && builder.is_clean()).then_some(())
     }
 }

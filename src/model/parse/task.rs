@@ -15,7 +15,7 @@ use crate::model::spec::{Command, Handoff, Problem, TaskSpec};
 
 /// A `[[task]]` table as read; the fields mirror [`TaskSpec`], unset if absent or
 /// unreadable.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct RawTask {
     pub(super) id: Option<Spanned<TaskId>>,
     pub(super) command: Option<Spanned<Vec<String>>>,

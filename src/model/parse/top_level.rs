@@ -15,7 +15,7 @@ use super::task::RawTask;
 use crate::model::spec::{Command, Problem, TaskDefaults, TaskSpec, WorkflowSpec};
 
 /// The top-level table as read; each field is unset if absent or unreadable.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct RawWorkflow {
     pub(super) name: Option<Spanned<String>>,
     pub(super) max_concurrency: Option<Spanned<u32>>,

@@ -3,9 +3,12 @@
 //!
 //! # Layout
 //! - this file: [`Workflow`] (building it from a spec, the effective settings, serde).
+//! - `builder`: [`Builder`], which checks, indexes and plans a workflow one task at a time
+//!   (what [`Workflow::build`] uses, and the parser's fast path as it reads the tasks).
 //! - `check`: the field checks, every problem collected with where it lies.
+//! - `handoff`: the rules of outputs, templates, gates and fan-out.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use std::time::Duration;
 
@@ -17,11 +20,13 @@ use super::plan::Plan;
 use super::retry::RetryPolicy;
 use super::spec::{Problem, SpecError, TaskSpec, WorkflowSpec};
 
+mod builder;
 mod check;
 mod handoff;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use builder::Builder;
 use check::check_fields;
 
 /// Where in the source a problem lies; resolved to a line and column by a [`Locate`].
@@ -66,12 +71,18 @@ struct Problems<'l> {
 
 impl Problems<'_> {
     fn at(&mut self, loc: Loc<'_>, message: impl Into<String>) {
+        let problem = self.problem(loc, message);
+        self.list.push(problem);
+    }
+
+    /// A problem at `loc`, not listed.
+    fn problem(&self, loc: Loc<'_>, message: impl Into<String>) -> Problem {
         let pos = self.locate.locate(loc);
-        self.list.push(Problem {
+        Problem {
             line: pos.map(|p| p.0),
             column: pos.map(|p| p.1),
             message: message.into(),
-        });
+        }
     }
 
     fn line_of(&self, loc: Loc<'_>) -> Option<usize> {
@@ -117,20 +128,7 @@ impl Workflow {
 
     /// Validates `spec`, locating problems with `locate`.
     pub(crate) fn build(spec: WorkflowSpec, locate: &dyn Locate) -> Result<Self, Vec<Problem>> {
-        let mut p = Problems {
-            list: Vec::new(),
-            locate,
-        };
-        check::check_head(&spec, &mut p);
-        let mut references = Vec::new();
-        let structure = Self::structure(spec, &mut p, Some(&mut references));
-        if let Some(wf) = &structure {
-            handoff::check_references(wf, &mut p, &references);
-        }
-        match structure {
-            Some(wf) if p.list.is_empty() => Ok(wf),
-            _ => Err(p.list),
-        }
+        Builder::start(spec, locate, true).finish()
     }
 
     /// The field rules alone, without the structure checks: for a file none of whose
@@ -146,181 +144,15 @@ impl Workflow {
 
     /// Index + plan only: what a replayed spec needs.
     fn rebuild(spec: WorkflowSpec) -> Result<Self, String> {
-        let mut p = Problems {
-            list: Vec::new(),
-            locate: &NoSource,
-        };
-        match Self::structure(spec, &mut p, None) {
-            Some(wf) if p.list.is_empty() => Ok(wf),
-            _ => Err(p
-                .list
-                .into_iter()
-                .map(|p| p.message)
-                .collect::<Vec<_>>()
-                .join("; ")),
-        }
-    }
-
-    /// Builds the id index, resolves dependencies and plans the DAG, reporting duplicate ids,
-    /// unknown or repeated dependencies and cycles.
-    ///
-    /// With `fields`, also checks the field rules of each task ([`check::check_task`]) in
-    /// the same pass over the tasks as the id index (their problems are listed first, as
-    /// [`check_fields`] would list them), and collects there the tasks that
-    /// [`handoff::check_references`] has to look at: one pass over the tasks fewer, which
-    /// counts for large workflows (each pass reads every task from memory).
-    fn structure(
-        spec: WorkflowSpec,
-        p: &mut Problems<'_>,
-        mut fields: Option<&mut Vec<TaskIndex>>,
-    ) -> Option<Self> {
-        let tasks = &spec.tasks;
-        let indexed = !tasks.is_empty() && tasks.len() <= TaskIndex::MAX as usize;
-        let hasher = DefaultHashBuilder::default();
-        let hash_of = |id: &str| hasher.hash_one(id);
-        let mut index: HashTable<TaskIndex> =
-            HashTable::with_capacity(if indexed { tasks.len() } else { 0 });
-        let mut duplicates = Problems {
-            list: Vec::new(),
-            locate: p.locate,
-        };
-        // Tasks with a `for_each`, for the fan-outs.
-        let mut mapped = Vec::new();
-        for (i, task) in tasks.iter().enumerate() {
-            let i = i as TaskIndex;
-            if let Some(references) = fields.as_deref_mut() {
-                check::check_task(&spec, p, i, task);
-                if handoff::has_references(task) {
-                    references.push(i);
-                }
-            }
-            if task.for_each().is_some() {
-                mapped.push(i);
-            }
-            if !indexed {
-                continue;
-            }
-            let id = task.id.as_str();
-            match index.entry(
-                hash_of(id),
-                |&j| tasks[j as usize].id.as_str() == id,
-                |&j| hash_of(tasks[j as usize].id.as_str()),
-            ) {
-                hashbrown::hash_table::Entry::Occupied(first) => {
-                    let first_line = duplicates
-                        .line_of(Loc::Task(*first.get()))
-                        .map(|l| format!(" (first defined on line {l})"))
-                        .unwrap_or_default();
-                    duplicates.at(
-                        Loc::Task(i),
-                        format!("duplicate task id `{id}`{first_line}"),
-                    );
-                }
-                hashbrown::hash_table::Entry::Vacant(slot) => {
-                    slot.insert(i);
-                }
-            }
-        }
-        // Field problems found before do not stop planning: a cycle is reported with them.
-        let before = p.list.len();
-        if tasks.is_empty() {
-            p.at(
-                Loc::Nowhere,
-                "workflow has no tasks; add at least one [[task]]",
-            );
-            return None;
-        }
-        if !indexed {
-            p.at(Loc::Nowhere, "workflow has more than 2^32-1 tasks");
-            return None;
-        }
-        p.list.append(&mut duplicates.list);
-        let lookup = |id: &str| {
-            index
-                .find(hash_of(id), |&j| tasks[j as usize].id.as_str() == id)
-                .copied()
-        };
-        let mut edges: Vec<(TaskIndex, TaskIndex)> = Vec::new();
-        let mut deps_ok = true;
-        let mut seen: HashSet<&str> = HashSet::new();
-        for (i, task) in tasks.iter().enumerate() {
-            let i = i as TaskIndex;
-            // Short lists are checked for repeats by scanning; long ones with a set, so a
-            // task with a million dependencies is not quadratic.
-            let long = task.depends_on.len() > 16;
-            seen.clear();
-            for (k, dep) in task.depends_on.iter().enumerate() {
-                let repeated = if long {
-                    !seen.insert(dep.as_str())
-                } else {
-                    task.depends_on[..k].contains(dep)
-                };
-                if repeated {
-                    p.at(
-                        Loc::Dependency(i, k),
-                        format!("task `{}` lists `{dep}` twice in depends_on", task.id),
-                    );
-                    continue;
-                }
-                match lookup(dep.as_str()) {
-                    Some(j) if j == i => {
-                        p.at(
-                            Loc::Dependency(i, k),
-                            format!("task `{dep}` depends on itself (cycle: {dep} → {dep})"),
-                        );
-                        deps_ok = false;
-                    }
-                    Some(j) => edges.push((j, i)),
-                    None => {
-                        p.at(
-                            Loc::Dependency(i, k),
-                            format!(
-                                "task `{}` depends on `{dep}`, which is not a task in this workflow",
-                                task.id
-                            ),
-                        );
-                        deps_ok = false;
-                    }
-                }
-            }
-        }
-        if !deps_ok || p.list.len() > before {
-            return None;
-        }
-        let fan_outs = mapped
-            .into_iter()
-            .filter_map(|m| {
-                let t = &tasks[m as usize];
-                if t.expansion().is_some() {
-                    return None;
-                }
-                let e = super::template::parse_for_each(t.for_each()?).ok()?;
-                match e.root {
-                    super::template::Root::Output(source) => Some((lookup(source.as_str())?, m)),
-                    _ => None,
-                }
+        Builder::start(spec, &NoSource, false)
+            .finish()
+            .map_err(|problems| {
+                problems
+                    .into_iter()
+                    .map(|p| p.message)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             })
-            .collect();
-        match Plan::build(tasks.len(), &edges) {
-            Ok(plan) => Some(Workflow {
-                spec,
-                plan,
-                index,
-                hasher,
-                fan_outs,
-            }),
-            Err(cycle) => {
-                let path: Vec<&str> = cycle
-                    .iter()
-                    .map(|&t| tasks[t as usize].id.as_str())
-                    .collect();
-                p.at(
-                    Loc::Task(cycle[0]),
-                    format!("dependency cycle: {}", path.join(" → ")),
-                );
-                None
-            }
-        }
     }
 
     /// The workflow once mapped task `t` is expanded into `count` instances: instance `i`
