@@ -82,6 +82,9 @@ pub(super) fn toml(text: &str) -> Option<Workflow> {
 /// The workflow of JSON `text`, if it has no problem at all; `None` means "ask the full path".
 pub(super) fn json(text: &str) -> Option<Workflow> {
     let mut fast = Fast::new(text);
+    // A guess (JSON tasks take 64 bytes and more), so that the tasks are not copied as their
+    // vector grows; `Builder::finish` gives back what is not used.
+    fast.expected_tasks = text.len() / 64;
     super::json::stream(text, &mut fast)?;
     fast.finish()
 }
@@ -138,6 +141,8 @@ struct Fast<'t> {
     /// A top-level field came after `task`: the tasks were checked without it, so
     /// [`finish`](Fast::finish) checks the whole workflow again.
     late: bool,
+    /// Tasks to make room for when `task` begins.
+    expected_tasks: usize,
     /// The task being read, but its id and dependencies; left default by
     /// [`RawTask::take_spec`] after each task, so it is not reallocated or copied.
     task: RawTask,
@@ -170,6 +175,7 @@ impl<'t> Fast<'t> {
             head_seen: 0,
             builder: None,
             late: false,
+            expected_tasks: 0,
             task: RawTask::default(),
             id: None,
             depends_on: Vec::new(),
@@ -241,7 +247,9 @@ impl<'t> Visitor<'t> for Fast<'t> {
         if flags.structure_only || !flags.pools_known {
             return None;
         }
-        self.builder = Some(Builder::new(head));
+        let mut builder = Builder::new(head);
+        builder.reserve(self.expected_tasks);
+        self.builder = Some(builder);
         Some(())
     }
 

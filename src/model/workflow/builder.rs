@@ -146,9 +146,10 @@ impl<'l> Builder<'l> {
         let hashes = &self.hashes;
         let id = task.id.as_str();
         let hash = hasher.hash_one(id);
+        // Hashes are compared first: they are at hand, the tasks far apart in memory.
         match self.index.entry(
             hash,
-            |&j| tasks[j as usize].id.as_str() == id,
+            |&j| hashes[j as usize] == hash && tasks[j as usize].id.as_str() == id,
             |&j| hashes[j as usize],
         ) {
             Entry::Occupied(first) => {
@@ -188,8 +189,10 @@ impl<'l> Builder<'l> {
                 continue;
             }
             let name = dep.as_str();
-            let found = self.index.find(hasher.hash_one(name), |&j| {
-                tasks[j as usize].id.as_str() == name
+            let hash = hasher.hash_one(name);
+            let hashes = &self.hashes;
+            let found = self.index.find(hash, |&j| {
+                hashes[j as usize] == hash && tasks[j as usize].id.as_str() == name
             });
             match found {
                 Some(&j) if j == i => {
@@ -272,7 +275,9 @@ impl<'l> Builder<'l> {
         if !self.deps_ok || structure_problems {
             return Err(p.list);
         }
-        let spec = self.spec;
+        let mut spec = self.spec;
+        // Room reserved for tasks that did not come (a guess of their number) is given back.
+        spec.tasks.shrink_to_fit();
         let tasks = &spec.tasks;
         let (index, hasher) = (self.index, self.hasher);
         let lookup = |id: &str| {
