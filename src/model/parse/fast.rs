@@ -335,9 +335,21 @@ impl<'t> Visitor<'t> for Fast<'t> {
             &mut self.problems,
             true,
         );
+        if !self.problems.is_empty() {
+            return None;
+        }
         let builder = self.builder.as_mut()?;
         builder.push(spec);
-        // Any problem: the full path reports it.
-        (self.problems.is_empty() && builder.is_clean()).then_some(())
+        // Any problem: the full path reports it. Unless `pools` or `defaults` may still come
+        // (after `task`, in JSON) and make it go: the tasks are then checked again with them
+        // (see `finish`).
+        if builder.is_clean() {
+            return Some(());
+        }
+        let settled = !self.late
+            && ["pools", "defaults"]
+                .iter()
+                .all(|f| bit(RawWorkflow::FIELDS, f).is_some_and(|b| self.head_seen & b != 0));
+        (!settled).then_some(())
     }
 }

@@ -123,17 +123,13 @@ pub(super) fn stream<'t>(text: &'t str, visitor: &mut impl Visitor<'t>) -> Optio
             p.members(|p, key| {
                 p.skip_ws();
                 let start = p.pos;
-                match (visitor.task_shape(&key), p.peek()) {
-                    (Shape::String, Some(b'"')) => {
-                        let s = p.string().ok()?;
-                        return visitor.task_string(&key, start..p.pos, s);
-                    }
-                    (Shape::Strings, Some(b'[')) => {
-                        if p.strings(&mut strings)? {
-                            return visitor.task_strings(&key, start..p.pos, &mut strings);
-                        }
-                    }
-                    _ => {}
+                let shape = visitor.task_shape(&key);
+                if shape == Shape::String && p.peek() == Some(b'"') {
+                    let s = p.string().ok()?;
+                    return visitor.task_string(&key, start..p.pos, s);
+                }
+                if shape == Shape::Strings && p.peek() == Some(b'[') && p.strings(&mut strings)? {
+                    return visitor.task_strings(&key, start..p.pos, &mut strings);
                 }
                 let value = p.value().ok()?;
                 if !p.problems.is_empty() {

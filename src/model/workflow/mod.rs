@@ -21,6 +21,8 @@ use super::retry::RetryPolicy;
 use super::spec::{Problem, SpecError, TaskSpec, WorkflowSpec};
 
 mod builder;
+#[cfg(test)]
+mod builder_tests;
 mod check;
 mod handoff;
 #[cfg(test)]
