@@ -1,25 +1,32 @@
-//! The fast path: a workflow file with no problem, read straight into its spec.
+//! The fast path: a workflow file with no problem, read straight into its [`Workflow`].
 //!
 //! The full path (`check_tree` in the module root) builds the whole spanned parse tree, reads
-//! every table into a raw table of `Spanned` fields, keeps them all, then turns them into the
-//! spec and its spans, so that every problem can be reported at its line and column. A valid
-//! file needs none of the spans: this path streams the tasks one at a time (a task's part of
-//! the tree is dropped once its [`TaskSpec`] is made; in JSON no tree of a task is built at
-//! all), keeps no span, and validates the spec with [`Workflow::from_spec`].
+//! every table into a raw table of `Spanned` fields, keeps them all, turns them into the spec
+//! and its spans, then checks the spec, so that every problem can be reported at its line and
+//! column. A file with no problem needs none of the spans. This path streams the tasks: each
+//! `[[task]]` is read, made into its [`TaskSpec`](crate::model::spec::TaskSpec) and handed
+//! to a [`Builder`], which checks it, indexes it and resolves its dependencies while it is
+//! still in the cache; nothing is kept per task but its spec. In TOML a task's part of the
+//! tree is dropped once read; in JSON ([`super::json::stream`]) no tree of a task is built.
 //!
-//! It is never more permissive than the full path, because it judges nothing itself: on the
-//! first sign of any problem (a syntax error, a `null`, a repeated or unknown key, a missing
-//! `name`, `id` or `task`, a field that does not read, a field-check or structure problem)
-//! it gives up, and the caller runs the full path on the same text, which reports every
-//! problem with its position. What it accepts it reads with the full path's own code: the
-//! same parsers (`toml`'s, and `json`'s [`Parser`](super::json)), the same
-//! [`Table::set`] of each raw table for every field but a task's strings, the same
-//! [`RawTask::into_spec`] and [`RawWorkflow::into_head`], the same checks. The one thing
-//! it does by itself is to read a task's string fields (`id`, `command`, `depends_on`,
-//! `shell`, `cwd`, ...) when they have the usual shape (a string, an array of strings)
-//! without serde's `Spanned` round trip; any other shape goes to [`Table::set`]. The tests
-//! (`fast_tests`) check on mutated workflows, in both formats, that it accepts exactly what
-//! the full path accepts, with the same spec.
+//! It is never more permissive than the full path, because it judges nothing by itself: at
+//! the first sign of a problem (a syntax error, a `null`, a repeated or unknown key, a missing
+//! `name`, `id` or `task`, a field that does not read, a problem the checks find) it gives up,
+//! and the caller runs the full path on the same text, which reports every problem with its
+//! place. What it accepts it reads with the full path's own code: the same parsers (`toml`'s,
+//! and the `json` module's), the same [`Table::set`] of each raw table for every field but a
+//! task's strings, the same [`RawTask::take_spec`] and [`RawWorkflow::into_head`], and the
+//! checks of [`Workflow::build`] (the [`Builder`] is what it runs on). The one thing it does
+//! by itself is to read a task's string fields (`id`, `command`, `depends_on`, `shell`,
+//! `cwd`, ...) when they have the usual shape, a string or an array of strings, without
+//! serde's `Spanned` round trip; a value of any other shape goes to [`Table::set`].
+//!
+//! In JSON the top-level members come in any order: one that comes after `task` (`pools`,
+//! say) was not known when the tasks were checked, so the whole workflow is then checked
+//! again with [`Workflow::from_spec`].
+//!
+//! The tests (`fast_tests`) check on thousands of random and damaged workflows, in both
+//! formats, that it accepts exactly what the full path accepts, with the same workflow.
 
 use std::ops::Range;
 

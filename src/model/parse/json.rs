@@ -20,7 +20,11 @@
 //! syntax error, with its line and column; it nests at most [`MAX_DEPTH`] levels so that a
 //! hostile file cannot overflow the stack. It is one pass over the bytes with no copy of a
 //! string that has no escape: about a third of the time `toml` takes to build the tree of the
-//! same workflow in TOML (docs/benchmarks.md, "JSON workflows", where the rest goes).
+//! same workflow in TOML (docs/benchmarks.md, "JSON workflows").
+//!
+//! The fast path ([`super::fast`]) reads the same text with the same parser through
+//! [`stream`]: member by member, a task's strings and arrays of strings straight from the
+//! text, with no tree of the tasks.
 
 use std::borrow::Cow;
 use std::collections::HashMap;

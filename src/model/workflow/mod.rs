@@ -3,8 +3,8 @@
 //!
 //! # Layout
 //! - this file: [`Workflow`] (building it from a spec, the effective settings, serde).
-//! - `builder`: [`Builder`], which checks, indexes and plans a workflow one task at a time
-//!   (what [`Workflow::build`] uses, and the parser's fast path as it reads the tasks).
+//! - `builder`: `Builder`, which checks, indexes and plans a workflow one task at a time
+//!   (what `Workflow::build` uses, and the parser's fast path as it reads the tasks).
 //! - `check`: the field checks, every problem collected with where it lies.
 //! - `handoff`: the rules of outputs, templates, gates and fan-out.
 
