@@ -170,13 +170,11 @@ impl<'l> Builder<'l> {
         self.hashes.push(hash);
         // Short lists are checked for repeats by scanning; long ones with a set, so a task
         // with a million dependencies is not quadratic.
-        let long = task.depends_on.len() > 16;
-        let mut seen: HashSet<&str> = HashSet::new();
+        let mut seen: Option<HashSet<&str>> = (task.depends_on.len() > 16).then(HashSet::new);
         for (k, dep) in task.depends_on.iter().enumerate() {
-            let repeated = if long {
-                !seen.insert(dep.as_str())
-            } else {
-                task.depends_on[..k].contains(dep)
+            let repeated = match &mut seen {
+                Some(seen) => !seen.insert(dep.as_str()),
+                None => task.depends_on[..k].contains(dep),
             };
             if repeated {
                 self.dependency_problems.push((
