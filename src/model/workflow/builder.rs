@@ -276,6 +276,10 @@ impl<'l> Builder<'l> {
         let mut spec = self.spec;
         // Room reserved for tasks that did not come (a guess of their number) is given back.
         spec.tasks.shrink_to_fit();
+        if self.index.capacity() > 2 * n {
+            let hashes = &self.hashes;
+            self.index.shrink_to(n, |&j| hashes[j as usize]);
+        }
         let tasks = &spec.tasks;
         let (index, hasher) = (self.index, self.hasher);
         let lookup = |id: &str| {
