@@ -22,6 +22,12 @@ use crate::model::ids::TaskIndex;
 use crate::model::plan::Plan;
 use crate::model::spec::{Problem, TaskSpec, WorkflowSpec};
 
+/// Most slots of [`Builder::recent`] (16 KiB).
+const RECENT: usize = 4096;
+
+/// An empty slot of [`Builder::recent`].
+const EMPTY: TaskIndex = TaskIndex::MAX;
+
 /// A workflow being built: the tasks so far, checked, indexed and with their dependencies
 /// resolved as far as the tasks so far allow.
 pub(crate) struct Builder<'l> {
@@ -45,6 +51,11 @@ pub(crate) struct Builder<'l> {
     hasher: DefaultHashBuilder,
     /// Hash of each task's id, so that growing `index` does not read every task again.
     hashes: Vec<u64>,
+    /// The last task indexed in each slot (by id hash; [`EMPTY`] if none): a cache small
+    /// enough to stay close to the processor (at most [`RECENT`] slots, a power of two), in
+    /// front of `index`, which for a large workflow is not (most dependencies name a task a
+    /// little before them).
+    recent: Vec<TaskIndex>,
     /// `(dependency, dependent)` for each dependency, in order of task and position; a
     /// dependency on a task not seen yet is filled in at the end (see `pending`).
     edges: Vec<(TaskIndex, TaskIndex)>,
@@ -81,11 +92,13 @@ impl<'l> Builder<'l> {
             index: HashTable::with_capacity(n),
             hasher: DefaultHashBuilder::default(),
             hashes: Vec::with_capacity(n),
+            recent: Vec::new(),
             edges: Vec::new(),
             pending: Vec::new(),
             mapped: Vec::new(),
             references: Vec::new(),
         };
+        b.size_recent(n);
         if fields {
             check_head(&b.spec, &mut b.problems);
         }
@@ -95,8 +108,17 @@ impl<'l> Builder<'l> {
         b
     }
 
+    /// Sizes [`recent`](Self::recent) for `n` tasks (it is emptied).
+    fn size_recent(&mut self, n: usize) {
+        let slots = n.next_power_of_two().clamp(16, RECENT);
+        if slots > self.recent.len() {
+            self.recent = vec![EMPTY; slots];
+        }
+    }
+
     /// Room for `n` more tasks.
     pub(crate) fn reserve(&mut self, n: usize) {
+        self.size_recent(self.spec.tasks.len() + n);
         self.spec.tasks.reserve_exact(n);
         self.hashes.reserve_exact(n);
         let hashes = &self.hashes;
@@ -167,6 +189,8 @@ impl<'l> Builder<'l> {
                 slot.insert(i);
             }
         }
+        let slots = self.recent.len();
+        self.recent[hash as usize & (slots - 1)] = i;
         self.hashes.push(hash);
         // Short lists are checked for repeats by scanning; long ones with a set, so a task
         // with a million dependencies is not quadratic.
@@ -189,11 +213,20 @@ impl<'l> Builder<'l> {
             let name = dep.as_str();
             let hash = hasher.hash_one(name);
             let hashes = &self.hashes;
-            let found = self.index.find(hash, |&j| {
-                hashes[j as usize] == hash && tasks[j as usize].id.as_str() == name
-            });
+            let is =
+                |j: TaskIndex| hashes[j as usize] == hash && tasks[j as usize].id.as_str() == name;
+            // A recent task with that id (most dependencies name one), else the index. With
+            // two tasks of one id the recent one may not be the first, as the index would
+            // answer, but then the workflow has a duplicate-id problem and no plan: only
+            // `i` itself has to be looked up in the index, for the self-dependency rule.
+            let recent = self.recent[hash as usize & (self.recent.len() - 1)];
+            let found = if recent != EMPTY && recent != i && is(recent) {
+                Some(recent)
+            } else {
+                self.index.find(hash, |&j| is(j)).copied()
+            };
             match found {
-                Some(&j) if j == i => {
+                Some(j) if j == i => {
                     self.dependency_problems.push((
                         (i, k),
                         self.problems.problem(
@@ -203,7 +236,7 @@ impl<'l> Builder<'l> {
                     ));
                     self.deps_ok = false;
                 }
-                Some(&j) => self.edges.push((j, i)),
+                Some(j) => self.edges.push((j, i)),
                 None => {
                     // Not a task so far: maybe a later one (see `finish`).
                     self.pending.push((self.edges.len(), i, k));
