@@ -108,7 +108,7 @@ impl<'l> Builder<'l> {
         b
     }
 
-    /// Sizes [`recent`](Self::recent) for `n` tasks (it is emptied).
+    /// Sizes [`recent`](Self::recent) for `n` tasks (emptied if it grows).
     fn size_recent(&mut self, n: usize) {
         let slots = n.next_power_of_two().clamp(16, RECENT);
         if slots > self.recent.len() {
