@@ -461,3 +461,37 @@ shell = '''echo '{{"tokens": 3}}' > "$TROUPE_USAGE"'''
         stdout(&text)
     );
 }
+
+/// The bundled example, on this repository's own source tree: every listed file is measured
+/// once, the summary counts them all, and the gate accepted it.
+#[test]
+fn the_sources_example_measures_every_file_of_a_real_tree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let o = run(&dir, &["run", "examples/handoff/sources.toml"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let events = events(&dir);
+    let run = run_id(&events);
+    let rs_files = walk(Path::new("src"));
+    let expanded = of(&events, "task_expanded", "measure");
+    assert_eq!(expanded[0]["count"].as_u64().unwrap() as usize, rs_files);
+    let summary = output_of(&dir, &run, "summary");
+    assert_eq!(summary["files"].as_u64().unwrap() as usize, rs_files);
+    assert!(summary["lines"].as_u64().unwrap() > 1000);
+    assert_eq!(summary["largest"].as_array().unwrap().len(), 5);
+}
+
+/// Number of `.rs` files under `dir`.
+fn walk(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            if p.is_dir() {
+                walk(&p)
+            } else {
+                usize::from(p.extension().is_some_and(|e| e == "rs"))
+            }
+        })
+        .sum()
+}
