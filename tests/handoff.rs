@@ -495,3 +495,30 @@ fn walk(dir: &Path) -> usize {
         })
         .sum()
 }
+
+#[test]
+fn a_dry_run_lists_templates_and_fan_outs_and_submits_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let o = run_cmd_ok(
+        &dir,
+        &[
+            "run",
+            "examples/handoff/sources.toml",
+            "--dry-run",
+            "--json",
+        ],
+    );
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["fan_outs"][0]["task"], "measure");
+    assert_eq!(v["fan_outs"][0]["source"], "list");
+    assert_eq!(v["fan_outs"][0]["over"], "{{ tasks.list.output.files }}");
+    let templates = v["templates"].as_array().unwrap();
+    assert!(templates.iter().any(|t| t["task"] == "summary"
+        && t["text"] == "{{ tasks.list.output.count }}"
+        && t["field"] == "env"));
+    assert!(templates
+        .iter()
+        .any(|t| t["task"] == "measure" && t["text"] == "{{ item }}" && t["source"] == "list"));
+    assert!(!dir.exists(), "a dry run touches no data dir");
+}

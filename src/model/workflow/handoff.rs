@@ -131,17 +131,19 @@ fn max_output_rule(p: &mut Problems<'_>, at: Loc<'_>, owner: &str, max: u64) {
     }
 }
 
-/// Every expression of a task's `command` and `env` (syntax errors skipped: reported by the
-/// field rules).
-pub(crate) fn task_exprs(task: &TaskSpec) -> Vec<Expr> {
+/// Every expression of a task's `command` and `env`, with the field holding it (syntax
+/// errors skipped: reported by the field rules).
+pub(crate) fn task_templates(task: &TaskSpec) -> Vec<(&'static str, Expr)> {
     let mut out = Vec::new();
     if let Command::Argv(argv) = &task.command {
         for a in argv {
-            out.extend(template::exprs(a).unwrap_or_default());
+            let exprs = template::exprs(a).unwrap_or_default();
+            out.extend(exprs.into_iter().map(|e| ("command", e)));
         }
     }
     for v in task.env.values() {
-        out.extend(template::exprs(v).unwrap_or_default());
+        let exprs = template::exprs(v).unwrap_or_default();
+        out.extend(exprs.into_iter().map(|e| ("env", e)));
     }
     out
 }
@@ -151,10 +153,7 @@ pub(crate) fn task_exprs(task: &TaskSpec) -> Vec<Expr> {
 pub(super) fn check_references(wf: &Workflow, p: &mut Problems<'_>) {
     for (i, task) in wf.spec.tasks.iter().enumerate() {
         let i = i as TaskIndex;
-        let mut named: Vec<(&'static str, Expr)> = task_exprs(task)
-            .into_iter()
-            .map(|e| (field_of(task, &e), e))
-            .collect();
+        let mut named = task_templates(task);
         if let Some(e) = task
             .for_each()
             .and_then(|f| template::parse_for_each(f).ok())
@@ -194,19 +193,6 @@ pub(super) fn check_references(wf: &Workflow, p: &mut Problems<'_>) {
             }
         }
     }
-}
-
-/// Which field of `task` holds `e` (for the position of a problem).
-fn field_of(task: &TaskSpec, e: &Expr) -> &'static str {
-    if let Command::Argv(argv) = &task.command {
-        if argv
-            .iter()
-            .any(|a| template::exprs(a).unwrap_or_default().contains(e))
-        {
-            return "command";
-        }
-    }
-    "env"
 }
 
 /// Whether `a` is upstream (a dependency, direct or not) of `b`. Direct dependencies are

@@ -19,6 +19,7 @@ use super::spec::{Problem, SpecError, TaskSpec, WorkflowSpec};
 
 mod check;
 mod handoff;
+pub(crate) use handoff::task_templates;
 #[cfg(test)]
 mod tests;
 

@@ -610,7 +610,8 @@ pub(crate) fn print_workflow_dry_run(
             some_names(&undo, 2 * NAMES_PER_LINE)
         )?;
     }
-    // Sections the templates and fan-out changes fill; silent while they are empty.
+    // Templates are resolved at dispatch (outputs exist only once their task succeeded);
+    // mapped tasks expand at run time (one step in the waves above).
     if !p.templates.is_empty() {
         let uses: Vec<String> = p
             .templates
@@ -630,7 +631,14 @@ pub(crate) fn print_workflow_dry_run(
         let fans: Vec<String> = p
             .fan_outs
             .iter()
-            .map(|f| format!("{} for each of {}", id(f.task), printable(&f.over)))
+            .map(|f| {
+                format!(
+                    "{} for each of {} (expands when {} succeeds)",
+                    id(f.task),
+                    printable(&f.over),
+                    id(f.source)
+                )
+            })
             .collect();
         writeln!(out, "fan-outs: {}", some_names(&fans, NAMES_PER_LINE))?;
     }
