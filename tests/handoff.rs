@@ -242,7 +242,7 @@ fn for_each_over_an_object_a_string_or_too_many_elements_fails_the_upstream() {
         ),
         (
             format!(r#"{{"items": [{}]}}"#, vec!["0"; 10_001].join(",")),
-            "has 10001 elements, more than the fan-out limit of 10000",
+            "has 10001 elements, more than max_fan_out (10000)",
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();
@@ -521,4 +521,16 @@ fn a_dry_run_lists_templates_and_fan_outs_and_submits_nothing() {
         .iter()
         .any(|t| t["task"] == "measure" && t["text"] == "{{ item }}" && t["source"] == "list"));
     assert!(!dir.exists(), "a dry run touches no data dir");
+}
+
+#[test]
+fn max_fan_out_is_checked_by_validate() {
+    invalid(
+        "name = \"t\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\nmax_fan_out = 5\n",
+        "sets max_fan_out but has no for_each",
+    );
+    invalid(
+        "name = \"t\"\n[defaults]\nmax_fan_out = 2000000\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\n",
+        "max_fan_out must be at most 1000000",
+    );
 }

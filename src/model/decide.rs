@@ -113,7 +113,7 @@ pub struct Handed {
 /// journaled in one commit. Empty if the task no longer runs that attempt.
 ///
 /// A success whose output does not fit a downstream `for_each` (not an array at that path, or
-/// more than [`MAX_FAN_OUT`](super::spec::MAX_FAN_OUT) elements) fails the task for good
+/// more elements than the mapped task's `max_fan_out`) fails the task for good
 /// instead, with [`Failure::FanOutInvalid`] naming the downstream task: the same output
 /// would fail again, and nothing downstream may see it.
 #[allow(clippy::too_many_arguments)]
@@ -194,7 +194,7 @@ fn fits_fan_outs(
                 .and_then(|o| serde_json::from_str(o).ok())
                 .unwrap_or(serde_json::Value::Null)
         });
-        super::template::fan_out_count(&expr, value, super::spec::MAX_FAN_OUT)
+        super::template::fan_out_count(&expr, value, wf.max_fan_out(m))
             .map_err(|e| format!("for_each of task `{}`: {e}", wf.task_id(m)))?;
     }
     Ok(())

@@ -75,6 +75,9 @@ pub struct TaskDefaults {
     /// Largest output (bytes of `TROUPE_OUTPUT`) for tasks that set none (event schema 3;
     /// built-in default [`DEFAULT_MAX_OUTPUT`]).
     pub max_output: Option<u64>,
+    /// Largest expansion of mapped tasks that set none (event schema 3; built-in default
+    /// [`DEFAULT_MAX_FAN_OUT`]).
+    pub max_fan_out: Option<u32>,
 }
 
 /// Largest task output accepted when neither the task nor `[defaults]` set `max_output`:
@@ -85,8 +88,13 @@ pub const DEFAULT_MAX_OUTPUT: u64 = 1024 * 1024;
 /// read back whole by every dependent; beyond this, write a file and output its path.
 pub const MAX_MAX_OUTPUT: u64 = 64 * 1024 * 1024;
 
-/// Largest `for_each` expansion: an upstream array with more elements fails the upstream task.
-pub const MAX_FAN_OUT: u32 = 10_000;
+/// Largest `for_each` expansion when neither the task nor `[defaults]` set `max_fan_out`: an
+/// upstream array with more elements fails the upstream task.
+pub const DEFAULT_MAX_FAN_OUT: u32 = 10_000;
+
+/// Largest `max_fan_out` a workflow may set: 1,000,000 instances (each is a task of the run,
+/// kept in memory while the run lives).
+pub const MAX_MAX_FAN_OUT: u32 = 1_000_000;
 
 /// What a task does with results (event schema 3): its output cap, its quality gate, its
 /// dynamic fan-out. Boxed in [`TaskSpec`] because most tasks set none of it and the model
@@ -100,6 +108,8 @@ pub struct Handoff {
     pub gate: Option<Command>,
     /// `for_each = "{{ tasks.ID.output.PATH }}"`: one instance per element of that array.
     pub for_each: Option<String>,
+    /// Most instances `for_each` may make; overrides `[defaults] max_fan_out`.
+    pub max_fan_out: Option<u32>,
     /// Set by the node when a mapped task is expanded (never written in a file).
     pub expansion: Option<Expansion>,
 }
@@ -264,6 +274,7 @@ pub(crate) mod v1 {
                     approval_timeout: d.approval_timeout,
                     compensate_retry: RetrySpec::default(),
                     max_output: None,
+                    max_fan_out: None,
                 },
                 tasks: w
                     .tasks
@@ -355,6 +366,7 @@ pub(crate) mod v2 {
                     approval_timeout: d.approval_timeout,
                     compensate_retry: d.compensate_retry,
                     max_output: None,
+                    max_fan_out: None,
                 },
                 tasks: w
                     .tasks

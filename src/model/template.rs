@@ -320,7 +320,7 @@ pub fn fan_out_count(expr: &Expr, output: &Value, max: u32) -> Result<u32, Strin
     match v {
         Value::Array(items) if items.len() <= max as usize => Ok(items.len() as u32),
         Value::Array(items) => Err(format!(
-            "{expr} has {} elements, more than the fan-out limit of {max}",
+            "{expr} has {} elements, more than max_fan_out ({max})",
             items.len()
         )),
         other => Err(format!("{expr} must be an array, found {}", kind(other))),
@@ -402,7 +402,7 @@ mod tests {
         assert_eq!(fan_out_count(&e, &out, 10).unwrap(), 3);
         assert!(fan_out_count(&e, &out, 2)
             .unwrap_err()
-            .contains("more than the fan-out limit of 2"));
+            .contains("more than max_fan_out (2)"));
         let o = parse_for_each("{{ tasks.a.output.o }}").unwrap();
         assert!(fan_out_count(&o, &out, 10)
             .unwrap_err()

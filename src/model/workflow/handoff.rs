@@ -3,7 +3,7 @@
 //! task a template names is upstream.
 
 use crate::model::ids::TaskIndex;
-use crate::model::spec::{Command, TaskSpec, WorkflowSpec, MAX_MAX_OUTPUT};
+use crate::model::spec::{Command, TaskSpec, WorkflowSpec, MAX_MAX_FAN_OUT, MAX_MAX_OUTPUT};
 use crate::model::template::{self, Expr, Root};
 
 use super::*;
@@ -38,6 +38,20 @@ pub(super) fn check_task(p: &mut Problems<'_>, spec: &WorkflowSpec, i: TaskIndex
         );
     }
     let mapped = task.for_each().is_some();
+    if let Some(max) = h.and_then(|h| h.max_fan_out) {
+        max_fan_out_rule(
+            p,
+            Loc::TaskField(i, "max_fan_out"),
+            &format!("task `{id}`"),
+            max,
+        );
+        if !mapped {
+            p.at(
+                Loc::TaskField(i, "max_fan_out"),
+                format!("task `{id}` sets max_fan_out but has no for_each"),
+            );
+        }
+    }
     if let Some(fe) = task.for_each() {
         if let Err(e) = template::parse_for_each(fe) {
             p.at(Loc::TaskField(i, "for_each"), format!("task `{id}`: {e}"));
@@ -110,11 +124,23 @@ pub(super) fn check_defaults(p: &mut Problems<'_>, spec: &WorkflowSpec) {
     if let Some(max) = d.max_output {
         max_output_rule(p, Loc::Defaults("max_output"), "[defaults]", max);
     }
+    if let Some(max) = d.max_fan_out {
+        max_fan_out_rule(p, Loc::Defaults("max_fan_out"), "[defaults]", max);
+    }
     if d.env.values().any(|v| v.contains("{{")) {
         p.at(
             Loc::Defaults("env"),
             "[defaults] env holds a template; templates are resolved only in a task's own \
              `command` and `env`",
+        );
+    }
+}
+
+fn max_fan_out_rule(p: &mut Problems<'_>, at: Loc<'_>, owner: &str, max: u32) {
+    if max > MAX_MAX_FAN_OUT {
+        p.at(
+            at,
+            format!("{owner}: max_fan_out must be at most {MAX_MAX_FAN_OUT}, got {max}"),
         );
     }
 }

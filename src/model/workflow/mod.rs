@@ -461,6 +461,16 @@ impl Workflow {
             .unwrap_or(super::spec::DEFAULT_MAX_OUTPUT)
     }
 
+    /// Effective fan-out limit of mapped task `index`: its `max_fan_out`, else `[defaults]`,
+    /// else [`DEFAULT_MAX_FAN_OUT`](super::spec::DEFAULT_MAX_FAN_OUT) (10,000).
+    pub fn max_fan_out(&self, index: TaskIndex) -> u32 {
+        self.task(index)
+            .handoff()
+            .and_then(|h| h.max_fan_out)
+            .or(self.spec.defaults.max_fan_out)
+            .unwrap_or(super::spec::DEFAULT_MAX_FAN_OUT)
+    }
+
     /// The task's quality gate, if any.
     pub fn gate(&self, index: TaskIndex) -> Option<&super::spec::Command> {
         self.task(index).handoff()?.gate.as_ref()

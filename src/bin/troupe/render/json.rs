@@ -296,7 +296,7 @@ pub(crate) fn workflow_dry_run_json(
             "task": id(f.task),
             "over": f.over,
             "source": id(f.source),
-            "max_instances": troupe::model::spec::MAX_FAN_OUT,
+            "max_instances": wf.max_fan_out(f.task),
         })).collect::<Vec<_>>(),
     })
 }
