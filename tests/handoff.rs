@@ -479,6 +479,14 @@ fn the_sources_example_measures_every_file_of_a_real_tree() {
     assert_eq!(summary["files"].as_u64().unwrap() as usize, rs_files);
     assert!(summary["lines"].as_u64().unwrap() > 1000);
     assert_eq!(summary["largest"].as_array().unwrap().len(), 5);
+    // The run's graph shows the instances (after expansion), offline.
+    let g = run_cmd_ok(&dir, &["graph", "--run", &run]);
+    let dot = stdout(&g);
+    assert!(dot.contains("\"list\" -> \"measure[0]\""), "{dot}");
+    assert!(dot.contains(&format!("\"measure[{}]\" -> \"measure\"", rs_files - 1)));
+    assert!(dot.contains("\"measure\" -> \"summary\""));
+    let unknown = run(&dir, &["graph", "--run", "01M8N4SKFKWWFRRBMV8T0500AA"]);
+    assert_eq!(unknown.status.code(), Some(2));
 }
 
 /// Number of `.rs` files under `dir`.
