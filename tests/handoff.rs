@@ -16,6 +16,11 @@ fn run_workflow(dir: &Path, text: &str) -> (i32, Vec<Value>) {
     (o.status.code().unwrap(), events(dir))
 }
 
+/// The state of task `id` in a `status --json` value, if it has such a task (yet).
+fn state_of<'v>(v: &'v Value, id: &str) -> Option<&'v str> {
+    v["tasks"].as_array()?.iter().find(|t| t["id"] == id)?["state"].as_str()
+}
+
 fn run_id(events: &[Value]) -> String {
     events[0]["run"].as_str().unwrap().to_owned()
 }
@@ -485,7 +490,7 @@ fn the_sources_example_measures_every_file_of_a_real_tree() {
     assert!(dot.contains("\"list\" -> \"measure[0]\""), "{dot}");
     assert!(dot.contains(&format!("\"measure[{}]\" -> \"measure\"", rs_files - 1)));
     assert!(dot.contains("\"measure\" -> \"summary\""));
-    let unknown = run(&dir, &["graph", "--run", "01M8N4SKFKWWFRRBMV8T0500AA"]);
+    let unknown = common::run(&dir, &["graph", "--run", "01M8N4SKFKWWFRRBMV8T0500AA"]);
     assert_eq!(unknown.status.code(), Some(2));
 }
 
@@ -541,4 +546,88 @@ fn max_fan_out_is_checked_by_validate() {
         "name = \"t\"\n[defaults]\nmax_fan_out = 2000000\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\n",
         "max_fan_out must be at most 1000000",
     );
+}
+
+/// JSON workflows take the handoff fields like TOML ones (generated workflows and agents will
+/// mostly write JSON).
+#[test]
+fn a_json_workflow_fans_out_and_gates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let file = workflow(
+        tmp.path(),
+        "wf.json",
+        r#"{
+  "name": "json-handoff",
+  "defaults": { "max_fan_out": 5 },
+  "task": [
+    { "id": "list", "shell": "echo '[\"x\", \"y\"]' > \"$TROUPE_OUTPUT\"" },
+    { "id": "each", "depends_on": ["list"], "for_each": "{{ tasks.list.output }}",
+      "command": ["sh", "-c", "printf '\"%s!\"' \"$1\" > \"$TROUPE_OUTPUT\"", "sh", "{{ item }}"],
+      "gate": ["grep", "-q", "!"] }
+  ]
+}
+"#,
+    );
+    let o = run(&dir, &["run", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let events = events(&dir);
+    let run_id = run_id(&events);
+    assert_eq!(
+        output_of(&dir, &run_id, "each"),
+        serde_json::json!(["x!", "y!"])
+    );
+}
+
+#[test]
+fn cancel_and_retry_of_a_mapped_task_address_each_instance() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let file = workflow(
+        tmp.path(),
+        "wf.toml",
+        r#"
+name = "mapped-control"
+[[task]]
+id = "list"
+shell = "echo '[1, 2, 3]' > \"$TROUPE_OUTPUT\""
+[[task]]
+id = "each"
+depends_on = ["list"]
+for_each = "{{ tasks.list.output }}"
+command = ["sleep", "30"]
+"#,
+    );
+    let _node = NodeProc::start(&dir, &["--grace", "1s"]);
+    let run = submit(&dir, &file);
+    wait_until(&dir, &run, 30, |v| {
+        (0..3).all(|i| state_of(v, &format!("each[{i}]")) == Some("running"))
+    });
+    // A dry run lists the three instances and changes nothing.
+    let dry = run_cmd_ok(
+        &dir,
+        &["cancel", &format!("{run}/each"), "--dry-run", "--json"],
+    );
+    let dry: Value = serde_json::from_str(stdout(&dry).trim()).unwrap();
+    assert_eq!(dry["tasks"].as_array().unwrap().len(), 4, "{dry}");
+    run_cmd_ok(&dir, &["cancel", &format!("{run}/each")]);
+    let v = wait_finished(&dir, &run, 30);
+    for i in 0..3 {
+        assert_eq!(task_state(&v, &format!("each[{i}]")), "cancelled");
+    }
+    assert_eq!(task_state(&v, "each"), "upstream_failed");
+    run_cmd_ok(&dir, &["retry", &format!("{run}/each")]);
+    let v = wait_until(&dir, &run, 30, |v| {
+        (0..3).all(|i| state_of(v, &format!("each[{i}]")) == Some("running"))
+    });
+    assert_eq!(task_state(&v, "each"), "pending");
+    let events = events(&dir);
+    for i in 0..3 {
+        assert_eq!(of(&events, "task_retried", &format!("each[{i}]")).len(), 1);
+    }
+    // One instance alone.
+    run_cmd_ok(&dir, &["cancel", &format!("{run}/each[1]")]);
+    let v = wait_until(&dir, &run, 30, |v| task_state(v, "each[1]") == "cancelled");
+    assert_eq!(task_state(&v, "each[0]"), "running");
+    run_cmd_ok(&dir, &["cancel", &run]);
 }
