@@ -631,3 +631,38 @@ command = ["sleep", "30"]
     assert_eq!(task_state(&v, "each[0]"), "running");
     run_cmd_ok(&dir, &["cancel", &run]);
 }
+
+/// A saga whose step fans out: when a later step fails for good, every instance is undone
+/// (newest first) and the mapped task itself, which ran nothing, has nothing to undo.
+#[test]
+fn instances_of_a_saga_step_are_compensated_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, events) = run_workflow(
+        dir.path(),
+        r#"
+name = "saga-fan"
+max_concurrency = 1
+[[task]]
+id = "list"
+shell = "echo '[\"a\", \"b\", \"c\"]' > \"$TROUPE_OUTPUT\""
+[[task]]
+id = "each"
+depends_on = ["list"]
+for_each = "{{ tasks.list.output }}"
+command = ["true"]
+compensate = ["sh", "-c", "echo undo"]
+[[task]]
+id = "boom"
+depends_on = ["each"]
+command = ["false"]
+retry = { max_attempts = 1 }
+"#,
+    );
+    assert_eq!(code, 1);
+    let undone: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "compensation_succeeded")
+        .map(|e| e["task"].as_str().unwrap())
+        .collect();
+    assert_eq!(undone, ["each[2]", "each[1]", "each[0]"]);
+}
