@@ -350,7 +350,7 @@ mod tests {
                 attempt: 2,
                 compensation: false,
                 started_at: Timestamp(now.0 - 65_000),
-                usage: [("tokens".to_owned(), 1200.0)].into_iter().collect(),
+                usage: Default::default(),
             }],
             completions: vec![
                 Completion {
