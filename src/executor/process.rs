@@ -125,14 +125,9 @@ fn prepare(ctx: &AttemptContext) -> Result<Prepared, AttemptOutcome> {
         .map_err(|message| failed(Failure::Error { message }, None, true))?;
     let files = &ctx.files;
     let written = (|| -> std::io::Result<()> {
+        // No stale output or usage file can be there: an attempt number is never reused.
         if let Some(dir) = files.inputs.parent() {
             std::fs::create_dir_all(dir)?;
-        }
-        for stale in [&files.output, &files.usage] {
-            match std::fs::remove_file(stale) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
         }
         let mut f = std::fs::File::create(&files.inputs)?;
         serde_json::to_writer(&mut f, &inputs)?;
