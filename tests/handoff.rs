@@ -666,3 +666,27 @@ retry = { max_attempts = 1 }
         .collect();
     assert_eq!(undone, ["each[2]", "each[1]", "each[0]"]);
 }
+
+/// `{{ ... }}` that is not troupe's (`docker inspect -f '{{.Id}}'`, a Go template) is left as
+/// written, in `command` and in `shell`.
+#[test]
+fn other_programs_templates_are_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, events) = run_workflow(
+        dir.path(),
+        r#"
+name = "braces"
+[[task]]
+id = "a"
+command = ["sh", "-c", "printf '\"%s\"' \"$1\" > \"$TROUPE_OUTPUT\"", "sh", "{{.Id}} {{ json .Names }}"]
+[[task]]
+id = "b"
+shell = "echo '{{.State}}' > /dev/null"
+"#,
+    );
+    assert_eq!(code, 0, "{events:#?}");
+    assert_eq!(
+        output_of(dir.path(), &run_id(&events), "a"),
+        serde_json::json!("{{.Id}} {{ json .Names }}")
+    );
+}

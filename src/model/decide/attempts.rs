@@ -136,7 +136,19 @@ pub fn attempt_close(
         });
     }
     if let AttemptEnd::Succeeded { usage } = end {
-        if let Err(message) = fits_fan_outs(wf, task, handed.output.as_deref()) {
+        // Whatever executor produced it (an embedder's in-process one too), an output is one
+        // JSON value within `max_output` before it is journaled.
+        if let Some(message) = handed
+            .output
+            .as_deref()
+            .and_then(|o| output_problem(o, wf.max_output(task)))
+        {
+            end = AttemptEnd::Failed {
+                failure: Failure::OutputInvalid { message },
+                retryable: true,
+                usage,
+            };
+        } else if let Err(message) = fits_fan_outs(wf, task, handed.output.as_deref()) {
             end = AttemptEnd::Failed {
                 failure: Failure::FanOutInvalid { message },
                 retryable: false,
@@ -161,6 +173,20 @@ pub fn attempt_close(
         jitter_sample,
     ));
     events
+}
+
+/// What is wrong with an output an executor handed back, if anything: more than `max`
+/// bytes, or not one JSON value.
+fn output_problem(output: &str, max: u64) -> Option<String> {
+    if output.len() as u64 > max {
+        return Some(format!(
+            "the output is {} bytes, more than max_output ({max} bytes)",
+            output.len()
+        ));
+    }
+    serde_json::from_str::<serde::de::IgnoredAny>(output)
+        .err()
+        .map(|e| format!("the output is not one JSON value: {e}"))
 }
 
 /// Whether `output` (compact JSON; `None` = `null`) of task `source` fits every `for_each`

@@ -107,6 +107,13 @@ pub fn operator(
 ) -> Result<Decision, Refusal> {
     let one = |e: Event| Ok(Decision::All(vec![e]));
     if let Some(instances) = task.and_then(|t| instances_of(state, run, t)) {
+        if instances.is_empty() {
+            return Err(Refusal::Refused(format!(
+                "`{}` was expanded into no instances: there is nothing to {}",
+                task.expect("a task"),
+                verb.as_str()
+            )));
+        }
         // A mapped task once expanded: the command addresses each of its instances.
         let events = instances
             .into_iter()

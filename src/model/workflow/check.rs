@@ -293,7 +293,7 @@ pub(super) fn check_fields(spec: &WorkflowSpec, p: &mut Problems<'_>) {
             }
         }
         check_env(p, Loc::Task(i), &format!("task `{id}`"), &task.env);
-        super::handoff::check_task(p, spec, i, task);
+        super::handoff::check_task(p, i, task);
         if task.cwd.as_deref().is_some_and(|c| c.contains('\0')) {
             p.at(
                 Loc::Task(i),

@@ -14,7 +14,7 @@ const SHELL_ADVICE: &str = "templates are not resolved in a shell line (an outpu
      env = { FILE = \"{{ tasks.list.output.file }}\" } and use \"$FILE\" in the line";
 
 /// Field rules of one task's handoff settings and templates.
-pub(super) fn check_task(p: &mut Problems<'_>, spec: &WorkflowSpec, i: TaskIndex, task: &TaskSpec) {
+pub(super) fn check_task(p: &mut Problems<'_>, i: TaskIndex, task: &TaskSpec) {
     let id = &task.id;
     if task.id.split_instance().is_some() {
         p.at(
@@ -80,7 +80,7 @@ pub(super) fn check_task(p: &mut Problems<'_>, spec: &WorkflowSpec, i: TaskIndex
         };
     match &task.command {
         Command::Argv(argv) => argv.iter().for_each(|a| check_text(p, "command", a)),
-        Command::Shell(text) if text.contains("{{") => p.at(
+        Command::Shell(text) if template::has_exprs(text) => p.at(
             Loc::TaskField(i, "command"),
             format!("task `{id}`: `shell` holds a template: {SHELL_ADVICE}"),
         ),
@@ -94,11 +94,11 @@ pub(super) fn check_task(p: &mut Problems<'_>, spec: &WorkflowSpec, i: TaskIndex
         ("gate", h.and_then(|h| h.gate.as_ref())),
     ] {
         match command {
-            Some(Command::Shell(text)) if text.contains("{{") => p.at(
+            Some(Command::Shell(text)) if template::has_exprs(text) => p.at(
                 Loc::TaskField(i, field),
                 format!("task `{id}`: `{field}_shell` holds a template: {SHELL_ADVICE}"),
             ),
-            Some(Command::Argv(argv)) if argv.iter().any(|a| a.contains("{{")) => p.at(
+            Some(Command::Argv(argv)) if argv.iter().any(|a| template::has_exprs(a)) => p.at(
                 Loc::TaskField(i, field),
                 format!(
                     "task `{id}`: `{field}` holds a template; templates are resolved only in \
@@ -109,12 +109,9 @@ pub(super) fn check_task(p: &mut Problems<'_>, spec: &WorkflowSpec, i: TaskIndex
             _ => {}
         }
     }
-    if let Some(Command::Argv(_) | Command::Shell(_)) = h.and_then(|h| h.gate.as_ref()) {
-        if let Some(c) = h.and_then(|h| h.gate.as_ref()) {
-            super::check::check_command(p, i, id, "gate", c);
-        }
+    if let Some(gate) = h.and_then(|h| h.gate.as_ref()) {
+        super::check::check_command(p, i, id, "gate", gate);
     }
-    let _ = spec;
 }
 
 /// `[defaults]` handoff rules: `max_output`, and no templates in `[defaults] env` (it is
@@ -127,7 +124,7 @@ pub(super) fn check_defaults(p: &mut Problems<'_>, spec: &WorkflowSpec) {
     if let Some(max) = d.max_fan_out {
         max_fan_out_rule(p, Loc::Defaults("max_fan_out"), "[defaults]", max);
     }
-    if d.env.values().any(|v| v.contains("{{")) {
+    if d.env.values().any(|v| template::has_exprs(v)) {
         p.at(
             Loc::Defaults("env"),
             "[defaults] env holds a template; templates are resolved only in a task's own \
