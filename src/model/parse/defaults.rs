@@ -12,7 +12,7 @@ use crate::model::retry::RetrySpec;
 
 /// `[defaults]` as read; the fields mirror
 /// [`TaskDefaults`](crate::model::spec::TaskDefaults), unset if absent or unreadable.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct RawDefaults {
     pub(super) timeout: Option<Spanned<HumanDuration>>,
     pub(super) retry: Option<Spanned<RawRetry>>,
@@ -62,7 +62,7 @@ impl Table for RawDefaults {
 }
 
 /// A `retry` or `compensate_retry` table as read; the fields mirror [`RetrySpec`].
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct RawRetry {
     max_attempts: Option<Spanned<u32>>,
     initial_interval: Option<Spanned<HumanDuration>>,

@@ -20,15 +20,21 @@
 //! syntax error, with its line and column; it nests at most [`MAX_DEPTH`] levels so that a
 //! hostile file cannot overflow the stack. It is one pass over the bytes with no copy of a
 //! string that has no escape: about a third of the time `toml` takes to build the tree of the
-//! same workflow in TOML (docs/benchmarks.md, "JSON workflows", where the rest goes).
+//! same workflow in TOML (docs/benchmarks.md, "JSON workflows").
+//!
+//! The fast path ([`super::fast`]) reads the same text with the same parser through
+//! [`stream`]: member by member, a task's strings and arrays of strings straight from the
+//! text, with no tree of the tasks.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::ops::Range;
 
 use toml::de::{DeArray, DeString, DeTable, DeValue};
 use toml::map::Entry;
 use toml::Spanned;
 
+use super::fast::{Shape, Visitor};
 use crate::model::quote::quoted;
 
 /// Deepest nesting of arrays and objects accepted (serde_json's default limit too).
@@ -77,6 +83,72 @@ pub(super) fn tree(text: &str) -> Result<Spanned<DeValue<'_>>, Vec<JsonProblem>>
     } else {
         Err(p.problems)
     }
+}
+
+/// Reads JSON `text` into `visitor` without building the tree of the tasks (the fast path,
+/// see [`super::fast`]): each top-level member but `task` as a spanned value, then each member
+/// of each task object as one. `None` at the first problem of any kind (syntax, `null`, a
+/// duplicate key inside a value, or the visitor giving up); the visitor sees duplicate keys of
+/// the top level and of a task object itself.
+pub(super) fn stream<'t>(text: &'t str, visitor: &mut impl Visitor<'t>) -> Option<()> {
+    let mut p = Parser {
+        text,
+        bytes: text.as_bytes(),
+        pos: 0,
+        depth: 0,
+        numbers: HashMap::new(),
+        problems: Vec::new(),
+    };
+    // Reused for every array of strings.
+    let mut strings = Vec::new();
+    p.skip_ws();
+    p.members(|p, key| {
+        if key != "task" {
+            let value = p.value().ok()?;
+            if !p.problems.is_empty() {
+                return None;
+            }
+            return visitor.top(&key, value);
+        }
+        visitor.tasks_begin()?;
+        p.skip_ws();
+        if p.peek() != Some(b'[') {
+            return None;
+        }
+        p.open().ok()?;
+        p.skip_ws();
+        if p.peek() == Some(b']') {
+            p.pos += 1;
+            p.depth -= 1;
+            return Some(());
+        }
+        loop {
+            p.skip_ws();
+            p.members(|p, key| {
+                p.skip_ws();
+                let start = p.pos;
+                let shape = visitor.task_shape(&key);
+                if shape == Shape::String && p.peek() == Some(b'"') {
+                    let s = p.string().ok()?;
+                    return visitor.task_string(&key, start..p.pos, s);
+                }
+                if shape == Shape::Strings && p.peek() == Some(b'[') && p.strings(&mut strings)? {
+                    return visitor.task_strings(&key, start..p.pos, &mut strings);
+                }
+                let value = p.value().ok()?;
+                if !p.problems.is_empty() {
+                    return None;
+                }
+                visitor.task_field(&key, value)
+            })?;
+            visitor.task_end()?;
+            if !p.next_element(b']', "").ok()? {
+                return Some(());
+            }
+        }
+    })?;
+    p.skip_ws();
+    (p.pos == p.bytes.len() && p.problems.is_empty()).then_some(())
 }
 
 /// A recursive-descent reader of JSON text into [`DeValue`]s.
@@ -201,6 +273,69 @@ impl<'t> Parser<'t> {
                 Ok(false)
             }
             _ => Err(self.expected(&format!("`,` or `{}` {what}", char::from(close)))),
+        }
+    }
+
+    /// An object (at its opening brace) member by member: `member` reads each value, after
+    /// its key and `:`. `None` at a syntax error or when `member` gives up.
+    fn members(
+        &mut self,
+        mut member: impl FnMut(&mut Self, DeString<'t>) -> Option<()>,
+    ) -> Option<()> {
+        if self.peek() != Some(b'{') {
+            return None;
+        }
+        self.open().ok()?;
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            self.depth -= 1;
+            return Some(());
+        }
+        loop {
+            self.skip_ws();
+            if self.peek() != Some(b'"') {
+                return None;
+            }
+            let key = self.string().ok()?;
+            self.skip_ws();
+            if self.peek() != Some(b':') {
+                return None;
+            }
+            self.pos += 1;
+            member(self, key)?;
+            if !self.next_element(b'}', "").ok()? {
+                return Some(());
+            }
+        }
+    }
+
+    /// An array (at its opening bracket) whose elements are all strings, into `out` with
+    /// their spans: `Some(true)`. `Some(false)` if an element is something else: nothing is
+    /// read then (the position is back at the bracket, `out` empty). `None` at a syntax
+    /// error.
+    fn strings(&mut self, out: &mut Vec<(Range<usize>, DeString<'t>)>) -> Option<bool> {
+        let (start, depth) = (self.pos, self.depth);
+        self.open().ok()?;
+        self.skip_ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            self.depth -= 1;
+            return Some(true);
+        }
+        loop {
+            self.skip_ws();
+            let at = self.pos;
+            if self.peek() != Some(b'"') {
+                out.clear();
+                (self.pos, self.depth) = (start, depth);
+                return Some(false);
+            }
+            let s = self.string().ok()?;
+            out.push((at..self.pos, s));
+            if !self.next_element(b']', "").ok()? {
+                return Some(true);
+            }
         }
     }
 

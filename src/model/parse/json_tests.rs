@@ -17,7 +17,7 @@ fn problems(text: &str) -> Vec<String> {
         .collect()
 }
 
-const TOML: &str = r#"
+pub(super) const TOML: &str = r#"
 name = "release"
 max_concurrency = 4
 [pools]
@@ -44,7 +44,7 @@ approval_timeout = "1h 30m"
 env = { MSG = "caf\u00e9 \"ok\"\n" }
 "#;
 
-const JSON: &str = r#"{
+pub(super) const JSON: &str = r#"{
   "name": "release",
   "max_concurrency": 4,
   "pools": { "cc": 2 },

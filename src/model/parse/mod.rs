@@ -5,9 +5,14 @@
 //! - `mod.rs`: the entry points ([`WorkflowFormat::parse`] and the TOML shorthands
 //!   [`parse_workflow`], [`parse_workflow_bytes`]) and which problems are reported (syntax
 //!   errors kept, sorted by position); both formats meet in one place, the checks of a
-//!   spanned parse tree.
+//!   spanned parse tree (the full path).
+//! - `fast`: the fast path, for files with no problem (most of them): the tasks streamed
+//!   straight into their specs and checked as they come, no spans; at the first problem it
+//!   gives up and the full path reads the file to report every problem. Never more
+//!   permissive: it runs the same readers and checks.
 //! - `json`: JSON text to the same spanned parse tree the `toml` parser builds (byte spans
-//!   into the JSON text), so that the readers below judge a JSON file by the same rules.
+//!   into the JSON text), so that the readers below judge a JSON file by the same rules; and
+//!   the same text streamed member by member for the fast path.
 //! - `reader`: reading the spanned parse tree one field at a time, collecting a located
 //!   problem per field that does not read (the `Table` trait).
 //! - `top_level`: the top-level table (`name`, `max_concurrency`, `[pools]`, `[defaults]`,
@@ -57,6 +62,9 @@
 
 mod defaults;
 mod duration;
+mod fast;
+#[cfg(test)]
+mod fast_tests;
 mod json;
 #[cfg(test)]
 mod json_tests;
@@ -141,6 +149,20 @@ impl WorkflowFormat {
                 "file is empty; a workflow needs at least `name` and one [[task]]",
             ));
         }
+        // A file with no problem is read by the fast path; any problem, and the full path
+        // reads it again to report every problem with its place.
+        let fast = match self {
+            WorkflowFormat::Toml => fast::toml(text),
+            WorkflowFormat::Json => fast::json(text),
+        };
+        if let Some(wf) = fast {
+            return Ok(wf);
+        }
+        self.parse_full(text)
+    }
+
+    /// [`parse`](Self::parse) without the fast path: what reports problems.
+    fn parse_full(self, text: &str) -> Result<Workflow, SpecError> {
         match self {
             WorkflowFormat::Toml => parse_toml(text),
             WorkflowFormat::Json => match json::tree(text) {

@@ -40,6 +40,7 @@ pub(super) trait Table: Default {
 }
 
 /// A table as read: its fields, where it is, and whether every field read.
+#[derive(Clone)]
 pub(super) struct Read<T> {
     /// Byte span of the table in the file.
     pub(super) span: Range<usize>,

@@ -15,7 +15,7 @@ use crate::model::spec::{Command, Handoff, Problem, TaskSpec};
 
 /// A `[[task]]` table as read; the fields mirror [`TaskSpec`], unset if absent or
 /// unreadable.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct RawTask {
     pub(super) id: Option<Spanned<TaskId>>,
     pub(super) command: Option<Spanned<Vec<String>>>,
@@ -120,8 +120,10 @@ fn command_from(
 
 impl RawTask {
     /// The spec of a task that read completely; `command`/`shell` conflicts go to `problems`.
-    pub(super) fn into_spec(
-        self,
+    /// Every field is taken, so `self` is left as a default `RawTask` (`id` and
+    /// `depends_on`, taken by the caller, included), ready to read the next task into.
+    pub(super) fn take_spec(
+        &mut self,
         id: TaskId,
         depends_on: Vec<TaskId>,
         spans: &mut TaskSpans,
@@ -138,26 +140,27 @@ impl RawTask {
                 message,
             });
         };
-        let command = match command_from(self.command, self.shell, ("command", "shell")) {
-            Ok(Some((c, span))) => {
-                spans.fields.push(("command", span));
-                c
-            }
-            Ok(None) => {
-                problem(format!(
-                    "task `{id}` has neither `command` nor `shell`; give one \
+        let command =
+            match command_from(self.command.take(), self.shell.take(), ("command", "shell")) {
+                Ok(Some((c, span))) => {
+                    spans.fields.push(("command", span));
+                    c
+                }
+                Ok(None) => {
+                    problem(format!(
+                        "task `{id}` has neither `command` nor `shell`; give one \
                      (`command = [\"prog\", \"arg\"]` or `shell = \"prog arg\"`)"
-                ));
-                Command::Argv(vec!["<missing>".into()])
-            }
-            Err(msg) => {
-                problem(format!("task `{id}` {msg}"));
-                Command::Argv(vec!["<conflict>".into()])
-            }
-        };
+                    ));
+                    Command::Argv(vec!["<missing>".into()])
+                }
+                Err(msg) => {
+                    problem(format!("task `{id}` {msg}"));
+                    Command::Argv(vec!["<conflict>".into()])
+                }
+            };
         let compensate = match command_from(
-            self.compensate,
-            self.compensate_shell,
+            self.compensate.take(),
+            self.compensate_shell.take(),
             ("compensate", "compensate_shell"),
         ) {
             Ok(Some((c, span))) => {
@@ -170,7 +173,11 @@ impl RawTask {
                 None
             }
         };
-        let gate = match command_from(self.gate, self.gate_shell, ("gate", "gate_shell")) {
+        let gate = match command_from(
+            self.gate.take(),
+            self.gate_shell.take(),
+            ("gate", "gate_shell"),
+        ) {
             Ok(Some((c, span))) => {
                 spans.fields.push(("gate", span));
                 Some(c)
@@ -202,25 +209,26 @@ impl RawTask {
         TaskSpec {
             id,
             command,
-            cwd: inner(self.cwd),
+            cwd: inner(self.cwd.take()),
             depends_on,
-            priority: inner(self.priority),
-            pool: inner(self.pool).filter(|_| pools_known),
-            requires_approval: inner(self.requires_approval),
+            priority: inner(self.priority.take()),
+            pool: inner(self.pool.take()).filter(|_| pools_known),
+            requires_approval: inner(self.requires_approval.take()),
             compensate,
-            approval_timeout: dur(self.approval_timeout),
-            timeout: dur(self.timeout),
-            retry: self.retry.map(|r| Box::new(r.into_inner().into())),
-            env: inner(self.env).unwrap_or_default(),
-            labels: inner(self.labels).unwrap_or_default(),
+            approval_timeout: dur(self.approval_timeout.take()),
+            timeout: dur(self.timeout.take()),
+            retry: self.retry.take().map(|r| Box::new(r.into_inner().into())),
+            env: inner(self.env.take()).unwrap_or_default(),
+            labels: inner(self.labels.take()).unwrap_or_default(),
             compensate_retry: self
                 .compensate_retry
+                .take()
                 .map(|r| Box::new(r.into_inner().into())),
             handoff: Handoff {
-                max_output: inner(self.max_output),
+                max_output: inner(self.max_output.take()),
                 gate,
-                for_each: inner(self.for_each),
-                max_fan_out: inner(self.max_fan_out),
+                for_each: inner(self.for_each.take()),
+                max_fan_out: inner(self.max_fan_out.take()),
                 expansion: None,
             }
             .boxed_if_set(),

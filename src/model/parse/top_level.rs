@@ -2,6 +2,7 @@
 //! `[defaults]`, `[[task]]`) and the spec made of it.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use toml::de::DeValue;
 use toml::Spanned;
@@ -14,7 +15,7 @@ use super::task::RawTask;
 use crate::model::spec::{Command, Problem, TaskDefaults, TaskSpec, WorkflowSpec};
 
 /// The top-level table as read; each field is unset if absent or unreadable.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct RawWorkflow {
     pub(super) name: Option<Spanned<String>>,
     pub(super) max_concurrency: Option<Spanned<u32>>,
@@ -109,21 +110,54 @@ impl Table for RawWorkflow {
     }
 }
 
+/// What [`RawWorkflow::into_head`] found about the tables every task depends on.
+pub(super) struct Head {
+    /// `[defaults]` had a field error: every task's effective settings are unknown, so
+    /// tasks are read for structure only.
+    pub(super) structure_only: bool,
+    /// `pools` is a table, so pool references can be checked.
+    pub(super) pools_known: bool,
+}
+
 impl RawWorkflow {
     /// The spec to check and the spans to locate its problems, following the rules of the
     /// [parse module docs](super) for tables that did not read completely.
     pub(super) fn into_spec<'t>(
-        self,
+        mut self,
         text: &'t str,
         problems: &mut Vec<Problem>,
     ) -> (WorkflowSpec, SourceMap<'t>) {
+        let raw_tasks = std::mem::take(&mut self.tasks);
+        let (mut spec, mut map, head) = self.into_head(text);
+        spec.tasks.reserve_exact(raw_tasks.len());
+        map.tasks.reserve_exact(raw_tasks.len());
+        for raw in raw_tasks {
+            let complete = raw.complete && !head.structure_only;
+            if let Some((task, spans)) = task_spec(
+                raw.span,
+                raw.fields,
+                complete,
+                text,
+                problems,
+                head.pools_known,
+            ) {
+                map.tasks.push(spans);
+                spec.tasks.push(task);
+            }
+        }
+        (spec, map)
+    }
+
+    /// Everything but the tasks (`self.tasks` is not looked at): the spec with no tasks, the
+    /// spans of its top-level fields, and what the tasks depend on.
+    pub(super) fn into_head(self, text: &str) -> (WorkflowSpec, SourceMap<'_>, Head) {
         let mut map = SourceMap {
             text,
             name: span_of(&self.name),
             max_concurrency: span_of(&self.max_concurrency),
             pools: BTreeMap::new(),
             defaults: BTreeMap::new(),
-            tasks: Vec::with_capacity(self.tasks.len()),
+            tasks: Vec::new(),
         };
         let mut pools = BTreeMap::new();
         for (name, slots) in self.pools {
@@ -174,46 +208,55 @@ impl RawWorkflow {
                 }
             }
         };
-        let mut tasks = Vec::with_capacity(self.tasks.len());
-        for raw in self.tasks {
-            let table = raw.span;
-            let complete = raw.complete && !structure_only;
-            let mut t = raw.fields;
-            // A task whose id did not read is reported already and cannot be named.
-            let Some(id) = t.id.take() else { continue };
-            let id_span = id.span();
-            let id = id.into_inner();
-            let (depends_on_spans, depends_on): (Vec<_>, Vec<_>) = inner(t.depends_on.take())
-                .unwrap_or_default()
-                .into_iter()
-                .map(|d| (d.span(), d.into_inner()))
-                .unzip();
-            let mut spans = TaskSpans {
-                table,
-                id: id_span,
-                depends_on: depends_on_spans,
-                fields: Vec::new(),
-            };
-            let task = if complete {
-                t.into_spec(id, depends_on, &mut spans, text, problems, pools_known)
-            } else {
-                // Structure only: id and dependencies; no field is set, so none is checked.
-                TaskSpec {
-                    depends_on,
-                    ..TaskSpec::new(id, Command::Argv(vec!["<unread>".into()]))
-                }
-            };
-            map.tasks.push(spans);
-            tasks.push(task);
-        }
         let spec = WorkflowSpec {
             // A name that did not read is reported already; "-" stands in for it.
             name: inner(self.name).unwrap_or_else(|| "-".to_owned()),
             max_concurrency: inner(self.max_concurrency),
             pools,
             defaults,
-            tasks,
+            tasks: Vec::new(),
         };
-        (spec, map)
+        let head = Head {
+            structure_only,
+            pools_known,
+        };
+        (spec, map, head)
     }
+}
+
+/// The spec of one `[[task]]` table (at byte span `table`) and its spans; `None` if its id did
+/// not read (it is reported already and cannot be named). A table that did not read
+/// `complete`ly is read for structure only: id and dependencies, no field set, so none is
+/// checked.
+pub(super) fn task_spec(
+    table: Range<usize>,
+    mut t: RawTask,
+    complete: bool,
+    text: &str,
+    problems: &mut Vec<Problem>,
+    pools_known: bool,
+) -> Option<(TaskSpec, TaskSpans)> {
+    let id = t.id.take()?;
+    let id_span = id.span();
+    let id = id.into_inner();
+    let (depends_on_spans, depends_on): (Vec<_>, Vec<_>) = inner(t.depends_on.take())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| (d.span(), d.into_inner()))
+        .unzip();
+    let mut spans = TaskSpans {
+        table,
+        id: id_span,
+        depends_on: depends_on_spans,
+        fields: Vec::new(),
+    };
+    let task = if complete {
+        t.take_spec(id, depends_on, &mut spans, text, problems, pools_known)
+    } else {
+        TaskSpec {
+            depends_on,
+            ..TaskSpec::new(id, Command::Argv(vec!["<unread>".into()]))
+        }
+    };
+    Some((task, spans))
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::model::ids::{TaskId, TaskIndex};
 use crate::model::quote::{quoted, MAX_QUOTED_CHARS};
-use crate::model::spec::{too_long, Command, WorkflowSpec};
+use crate::model::spec::{too_long, Command, TaskSpec, WorkflowSpec};
 
 use super::*;
 
@@ -74,8 +74,43 @@ pub(super) fn check_env(
     }
 }
 
-/// Field-level rules (everything but the graph structure).
+/// The pools declared, for a message about an undeclared one.
+fn declared(spec: &WorkflowSpec) -> String {
+    if spec.pools.is_empty() {
+        "no pools are declared".to_owned()
+    } else {
+        // Plain names are listed bare; others (too long, odd characters) quoted.
+        // At most 20, so a file declaring thousands does not flood the terminal.
+        let mut names: Vec<String> = spec
+            .pools
+            .keys()
+            .take(20)
+            .map(|n| {
+                if valid_name(n) && n.len() <= MAX_QUOTED_CHARS {
+                    n.clone()
+                } else {
+                    quoted(n).to_string()
+                }
+            })
+            .collect();
+        if spec.pools.len() > names.len() {
+            names.push(format!("and {} more", spec.pools.len() - names.len()));
+        }
+        format!("declared: {}", names.join(", "))
+    }
+}
+
+/// Field-level rules (everything but the graph structure): [`check_head`], then
+/// [`check_task`] of each task in order.
 pub(super) fn check_fields(spec: &WorkflowSpec, p: &mut Problems<'_>) {
+    check_head(spec, p);
+    for (i, task) in spec.tasks.iter().enumerate() {
+        check_task(spec, p, i as TaskIndex, task);
+    }
+}
+
+/// The rules of the top-level fields, `[pools]` and `[defaults]`.
+pub(super) fn check_head(spec: &WorkflowSpec, p: &mut Problems<'_>) {
     if spec.name.trim().is_empty() {
         p.at(Loc::Name, "`name` is empty; give the workflow a name");
     }
@@ -113,30 +148,6 @@ pub(super) fn check_fields(spec: &WorkflowSpec, p: &mut Problems<'_>) {
             );
         }
     }
-    let declared = || {
-        if spec.pools.is_empty() {
-            "no pools are declared".to_owned()
-        } else {
-            // Plain names are listed bare; others (too long, odd characters) quoted.
-            // At most 20, so a file declaring thousands does not flood the terminal.
-            let mut names: Vec<String> = spec
-                .pools
-                .keys()
-                .take(20)
-                .map(|n| {
-                    if valid_name(n) && n.len() <= MAX_QUOTED_CHARS {
-                        n.clone()
-                    } else {
-                        quoted(n).to_string()
-                    }
-                })
-                .collect();
-            if spec.pools.len() > names.len() {
-                names.push(format!("and {} more", spec.pools.len() - names.len()));
-            }
-            format!("declared: {}", names.join(", "))
-        }
-    };
     let d = &spec.defaults;
     if let Some(pool) = &d.pool {
         if !spec.pools.contains_key(pool) {
@@ -145,7 +156,7 @@ pub(super) fn check_fields(spec: &WorkflowSpec, p: &mut Problems<'_>) {
                 format!(
                     "[defaults] pool {} is not declared under [pools] ({})",
                     quoted(pool),
-                    declared()
+                    declared(spec)
                 ),
             );
         }
@@ -184,121 +195,124 @@ pub(super) fn check_fields(spec: &WorkflowSpec, p: &mut Problems<'_>) {
     if d.cwd.as_deref().is_some_and(|c| c.contains('\0')) {
         p.at(Loc::Defaults("cwd"), "[defaults] cwd contains a NUL byte");
     }
+}
 
-    for (i, task) in spec.tasks.iter().enumerate() {
-        let i = i as TaskIndex;
-        let id = &task.id;
-        check_command(p, i, id, "command", &task.command);
-        if let Some(c) = &task.compensate {
-            check_command(p, i, id, "compensate", c);
-        }
-        if let Some(pool) = &task.pool {
-            if !spec.pools.contains_key(pool) {
-                p.at(
-                    Loc::TaskField(i, "pool"),
-                    format!(
-                        "task `{id}` uses pool {}, which is not declared under [pools] ({})",
-                        quoted(pool),
-                        declared()
-                    ),
-                );
-            }
-        }
-        if let Some(r) = &task.retry {
-            for msg in r.problems() {
-                p.at(
-                    Loc::TaskField(i, "retry"),
-                    format!("task `{id}`: retry: {msg}"),
-                );
-            }
-            // Each table may be fine alone and wrong merged: initial_interval from one,
-            // max_interval from the other.
-            let merged = r.or(d.retry);
-            if let (Some(initial), Some(max)) = (merged.initial_interval, merged.max_interval) {
-                let alone = |s: &crate::model::retry::RetrySpec| {
-                    s.initial_interval.is_some() && s.max_interval.is_some()
-                };
-                if max < initial && !alone(r) && !alone(&d.retry) {
-                    p.at(
-                        Loc::TaskField(i, "retry"),
-                        format!(
-                            "task `{id}`: retry: max_interval ({}) is shorter than \
-                             initial_interval ({}) once merged with [defaults].retry",
-                            humantime::format_duration(max),
-                            humantime::format_duration(initial)
-                        ),
-                    );
-                }
-            }
-        }
-        if task.timeout == Some(Duration::ZERO) {
+/// The field rules of task `i`, `task` (a `[[task]]` of `spec`).
+pub(super) fn check_task(spec: &WorkflowSpec, p: &mut Problems<'_>, i: TaskIndex, task: &TaskSpec) {
+    let d = &spec.defaults;
+    let id = &task.id;
+    check_command(p, i, id, "command", &task.command);
+    if let Some(c) = &task.compensate {
+        check_command(p, i, id, "compensate", c);
+    }
+    if let Some(pool) = &task.pool {
+        if !spec.pools.contains_key(pool) {
             p.at(
-                Loc::TaskField(i, "timeout"),
-                format!("task `{id}`: timeout must be longer than 0s"),
-            );
-        }
-        if task.approval_timeout == Some(Duration::ZERO) {
-            p.at(
-                Loc::TaskField(i, "approval_timeout"),
-                format!("task `{id}`: approval_timeout must be longer than 0s"),
-            );
-        }
-        for (field, value) in [
-            ("timeout", task.timeout),
-            ("approval_timeout", task.approval_timeout),
-        ] {
-            if let Some(msg) = value.and_then(|v| too_long(field, v)) {
-                p.at(Loc::TaskField(i, field), format!("task `{id}`: {msg}"));
-            }
-        }
-        let requires = task
-            .requires_approval
-            .or(d.requires_approval)
-            .unwrap_or(false);
-        if task.approval_timeout.is_some() && !requires {
-            p.at(
-                Loc::TaskField(i, "approval_timeout"),
+                Loc::TaskField(i, "pool"),
                 format!(
-                    "task `{id}` sets approval_timeout but does not require approval \
-                     (add requires_approval = true)"
+                    "task `{id}` uses pool {}, which is not declared under [pools] ({})",
+                    quoted(pool),
+                    declared(spec)
                 ),
             );
         }
-        if let Some(r) = &task.compensate_retry {
-            for msg in r.problems() {
-                p.at(
-                    Loc::TaskField(i, "compensate_retry"),
-                    format!("task `{id}`: compensate_retry: {msg}"),
-                );
-            }
-            if task.compensate.is_none() {
-                p.at(
-                    Loc::TaskField(i, "compensate_retry"),
-                    format!(
-                        "task `{id}` sets compensate_retry but has no compensation \
-                         (add `compensate` or `compensate_shell`)"
-                    ),
-                );
-            }
-        }
-        for label in &task.labels {
-            if !valid_name(label) {
-                p.at(
-                    Loc::TaskField(i, "labels"),
-                    format!(
-                        "task `{id}`: label {} may only use letters, digits, `_`, `.` and `-`",
-                        quoted(label)
-                    ),
-                );
-            }
-        }
-        check_env(p, Loc::Task(i), &format!("task `{id}`"), &task.env);
-        super::handoff::check_task(p, i, task);
-        if task.cwd.as_deref().is_some_and(|c| c.contains('\0')) {
+    }
+    if let Some(r) = &task.retry {
+        for msg in r.problems() {
             p.at(
-                Loc::Task(i),
-                format!("task `{id}`: cwd contains a NUL byte"),
+                Loc::TaskField(i, "retry"),
+                format!("task `{id}`: retry: {msg}"),
             );
         }
+        // Each table may be fine alone and wrong merged: initial_interval from one,
+        // max_interval from the other.
+        let merged = r.or(d.retry);
+        if let (Some(initial), Some(max)) = (merged.initial_interval, merged.max_interval) {
+            let alone = |s: &crate::model::retry::RetrySpec| {
+                s.initial_interval.is_some() && s.max_interval.is_some()
+            };
+            if max < initial && !alone(r) && !alone(&d.retry) {
+                p.at(
+                    Loc::TaskField(i, "retry"),
+                    format!(
+                        "task `{id}`: retry: max_interval ({}) is shorter than \
+                         initial_interval ({}) once merged with [defaults].retry",
+                        humantime::format_duration(max),
+                        humantime::format_duration(initial)
+                    ),
+                );
+            }
+        }
+    }
+    if task.timeout == Some(Duration::ZERO) {
+        p.at(
+            Loc::TaskField(i, "timeout"),
+            format!("task `{id}`: timeout must be longer than 0s"),
+        );
+    }
+    if task.approval_timeout == Some(Duration::ZERO) {
+        p.at(
+            Loc::TaskField(i, "approval_timeout"),
+            format!("task `{id}`: approval_timeout must be longer than 0s"),
+        );
+    }
+    for (field, value) in [
+        ("timeout", task.timeout),
+        ("approval_timeout", task.approval_timeout),
+    ] {
+        if let Some(msg) = value.and_then(|v| too_long(field, v)) {
+            p.at(Loc::TaskField(i, field), format!("task `{id}`: {msg}"));
+        }
+    }
+    let requires = task
+        .requires_approval
+        .or(d.requires_approval)
+        .unwrap_or(false);
+    if task.approval_timeout.is_some() && !requires {
+        p.at(
+            Loc::TaskField(i, "approval_timeout"),
+            format!(
+                "task `{id}` sets approval_timeout but does not require approval \
+                 (add requires_approval = true)"
+            ),
+        );
+    }
+    if let Some(r) = &task.compensate_retry {
+        for msg in r.problems() {
+            p.at(
+                Loc::TaskField(i, "compensate_retry"),
+                format!("task `{id}`: compensate_retry: {msg}"),
+            );
+        }
+        if task.compensate.is_none() {
+            p.at(
+                Loc::TaskField(i, "compensate_retry"),
+                format!(
+                    "task `{id}` sets compensate_retry but has no compensation \
+                     (add `compensate` or `compensate_shell`)"
+                ),
+            );
+        }
+    }
+    for label in &task.labels {
+        if !valid_name(label) {
+            p.at(
+                Loc::TaskField(i, "labels"),
+                format!(
+                    "task `{id}`: label {} may only use letters, digits, `_`, `.` and `-`",
+                    quoted(label)
+                ),
+            );
+        }
+    }
+    if !task.env.is_empty() {
+        check_env(p, Loc::Task(i), &format!("task `{id}`"), &task.env);
+    }
+    super::handoff::check_task(p, i, task);
+    if task.cwd.as_deref().is_some_and(|c| c.contains('\0')) {
+        p.at(
+            Loc::Task(i),
+            format!("task `{id}`: cwd contains a NUL byte"),
+        );
     }
 }

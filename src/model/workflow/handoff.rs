@@ -58,8 +58,12 @@ pub(super) fn check_task(p: &mut Problems<'_>, i: TaskIndex, task: &TaskSpec) {
         }
     }
     // Templates: resolved in command elements and env values only.
-    let check_text =
-        |p: &mut Problems<'_>, field: &'static str, text: &str| match template::exprs(text) {
+    let check_text = |p: &mut Problems<'_>, field: &'static str, text: &str| {
+        if !has_template(text) {
+            // No `{{`: no expression (the common case, checked without a searcher).
+            return;
+        }
+        match template::exprs(text) {
             Err(e) => p.at(
                 Loc::TaskField(i, field),
                 format!("task `{id}`: {field}: {e}"),
@@ -77,7 +81,8 @@ pub(super) fn check_task(p: &mut Problems<'_>, i: TaskIndex, task: &TaskSpec) {
                     }
                 }
             }
-        };
+        }
+    };
     match &task.command {
         Command::Argv(argv) => argv.iter().for_each(|a| check_text(p, "command", a)),
         Command::Shell(text) if template::has_exprs(text) => p.at(
@@ -171,11 +176,36 @@ pub(crate) fn task_templates(task: &TaskSpec) -> Vec<(&'static str, Expr)> {
     out
 }
 
+/// Whether `text` holds `{{` (a template's opening): a byte scan, as most texts are short
+/// and have no `{`.
+fn has_template(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(at) = bytes[from..].iter().position(|&b| b == b'{') {
+        let at = from + at;
+        if bytes.get(at + 1) == Some(&b'{') {
+            return true;
+        }
+        from = at + 1;
+    }
+    false
+}
+
+/// Whether [`check_references`] has anything to check in `task`: a `for_each`, or a `{{` in
+/// a `command` element or an `env` value (a superset of the tasks with an expression).
+pub(super) fn has_references(task: &TaskSpec) -> bool {
+    task.for_each().is_some()
+        || matches!(&task.command, Command::Argv(argv) if argv.iter().any(|a| has_template(a)))
+        || task.env.values().any(|v| has_template(v))
+}
+
 /// Structure rules, on a planned workflow: each task a template or `for_each` names exists
-/// and is upstream; a `for_each` does not name a mapped task.
-pub(super) fn check_references(wf: &Workflow, p: &mut Problems<'_>) {
-    for (i, task) in wf.spec.tasks.iter().enumerate() {
-        let i = i as TaskIndex;
+/// and is upstream; a `for_each` does not name a mapped task. Only the tasks of `tasks` (in
+/// order) are looked at: those [`has_references`] picks, as no other task has anything to
+/// check.
+pub(super) fn check_references(wf: &Workflow, p: &mut Problems<'_>, tasks: &[TaskIndex]) {
+    for &i in tasks {
+        let task = wf.task(i);
         let mut named = task_templates(task);
         if let Some(e) = task
             .for_each()

@@ -3,9 +3,12 @@
 //!
 //! # Layout
 //! - this file: [`Workflow`] (building it from a spec, the effective settings, serde).
+//! - `builder`: `Builder`, which checks, indexes and plans a workflow one task at a time
+//!   (what `Workflow::build` uses, and the parser's fast path as it reads the tasks).
 //! - `check`: the field checks, every problem collected with where it lies.
+//! - `handoff`: the rules of outputs, templates, gates and fan-out.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use std::time::Duration;
 
@@ -17,12 +20,16 @@ use super::plan::Plan;
 use super::retry::RetryPolicy;
 use super::spec::{Problem, SpecError, TaskSpec, WorkflowSpec};
 
+mod builder;
+#[cfg(test)]
+mod builder_tests;
 mod check;
 mod handoff;
 pub(crate) use handoff::task_templates;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use builder::Builder;
 use check::check_fields;
 
 /// Where in the source a problem lies; resolved to a line and column by a [`Locate`].
@@ -67,12 +74,18 @@ struct Problems<'l> {
 
 impl Problems<'_> {
     fn at(&mut self, loc: Loc<'_>, message: impl Into<String>) {
+        let problem = self.problem(loc, message);
+        self.list.push(problem);
+    }
+
+    /// A problem at `loc`, not listed.
+    fn problem(&self, loc: Loc<'_>, message: impl Into<String>) -> Problem {
         let pos = self.locate.locate(loc);
-        self.list.push(Problem {
+        Problem {
             line: pos.map(|p| p.0),
             column: pos.map(|p| p.1),
             message: message.into(),
-        });
+        }
     }
 
     fn line_of(&self, loc: Loc<'_>) -> Option<usize> {
@@ -118,19 +131,7 @@ impl Workflow {
 
     /// Validates `spec`, locating problems with `locate`.
     pub(crate) fn build(spec: WorkflowSpec, locate: &dyn Locate) -> Result<Self, Vec<Problem>> {
-        let mut p = Problems {
-            list: Vec::new(),
-            locate,
-        };
-        check_fields(&spec, &mut p);
-        let structure = Self::structure(spec, &mut p);
-        if let Some(wf) = &structure {
-            handoff::check_references(wf, &mut p);
-        }
-        match structure {
-            Some(wf) if p.list.is_empty() => Ok(wf),
-            _ => Err(p.list),
-        }
+        Builder::start(spec, locate, true).finish()
     }
 
     /// The field rules alone, without the structure checks: for a file none of whose
@@ -146,148 +147,15 @@ impl Workflow {
 
     /// Index + plan only: what a replayed spec needs.
     fn rebuild(spec: WorkflowSpec) -> Result<Self, String> {
-        let mut p = Problems {
-            list: Vec::new(),
-            locate: &NoSource,
-        };
-        match Self::structure(spec, &mut p) {
-            Some(wf) if p.list.is_empty() => Ok(wf),
-            _ => Err(p
-                .list
-                .into_iter()
-                .map(|p| p.message)
-                .collect::<Vec<_>>()
-                .join("; ")),
-        }
-    }
-
-    /// Builds the id index, resolves dependencies and plans the DAG, reporting duplicate ids,
-    /// unknown or repeated dependencies and cycles.
-    fn structure(spec: WorkflowSpec, p: &mut Problems<'_>) -> Option<Self> {
-        // Field problems found before do not stop planning: a cycle is reported with them.
-        let before = p.list.len();
-        if spec.tasks.is_empty() {
-            p.at(
-                Loc::Nowhere,
-                "workflow has no tasks; add at least one [[task]]",
-            );
-            return None;
-        }
-        if spec.tasks.len() > TaskIndex::MAX as usize {
-            p.at(Loc::Nowhere, "workflow has more than 2^32-1 tasks");
-            return None;
-        }
-        let hasher = DefaultHashBuilder::default();
-        let mut index: HashTable<TaskIndex> = HashTable::with_capacity(spec.tasks.len());
-        let tasks = &spec.tasks;
-        let hash_of = |id: &str| hasher.hash_one(id);
-        for (i, task) in tasks.iter().enumerate() {
-            let id = task.id.as_str();
-            let h = hash_of(id);
-            match index.find(h, |&j| tasks[j as usize].id.as_str() == id) {
-                Some(&first) => {
-                    let first_line = p
-                        .line_of(Loc::Task(first))
-                        .map(|l| format!(" (first defined on line {l})"))
-                        .unwrap_or_default();
-                    p.at(
-                        Loc::Task(i as TaskIndex),
-                        format!("duplicate task id `{id}`{first_line}"),
-                    );
-                }
-                None => {
-                    index.insert_unique(h, i as TaskIndex, |&j| {
-                        hash_of(tasks[j as usize].id.as_str())
-                    });
-                }
-            }
-        }
-        let lookup = |id: &str| {
-            index
-                .find(hash_of(id), |&j| tasks[j as usize].id.as_str() == id)
-                .copied()
-        };
-        let mut edges: Vec<(TaskIndex, TaskIndex)> = Vec::new();
-        let mut deps_ok = true;
-        let mut seen: HashSet<&str> = HashSet::new();
-        for (i, task) in tasks.iter().enumerate() {
-            let i = i as TaskIndex;
-            // Short lists are checked for repeats by scanning; long ones with a set, so a
-            // task with a million dependencies is not quadratic.
-            let long = task.depends_on.len() > 16;
-            seen.clear();
-            for (k, dep) in task.depends_on.iter().enumerate() {
-                let repeated = if long {
-                    !seen.insert(dep.as_str())
-                } else {
-                    task.depends_on[..k].contains(dep)
-                };
-                if repeated {
-                    p.at(
-                        Loc::Dependency(i, k),
-                        format!("task `{}` lists `{dep}` twice in depends_on", task.id),
-                    );
-                    continue;
-                }
-                match lookup(dep.as_str()) {
-                    Some(j) if j == i => {
-                        p.at(
-                            Loc::Dependency(i, k),
-                            format!("task `{dep}` depends on itself (cycle: {dep} → {dep})"),
-                        );
-                        deps_ok = false;
-                    }
-                    Some(j) => edges.push((j, i)),
-                    None => {
-                        p.at(
-                            Loc::Dependency(i, k),
-                            format!(
-                                "task `{}` depends on `{dep}`, which is not a task in this workflow",
-                                task.id
-                            ),
-                        );
-                        deps_ok = false;
-                    }
-                }
-            }
-        }
-        if !deps_ok || p.list.len() > before {
-            return None;
-        }
-        let fan_outs = tasks
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| t.expansion().is_none())
-            .filter_map(|(m, t)| {
-                let e = super::template::parse_for_each(t.for_each()?).ok()?;
-                match e.root {
-                    super::template::Root::Output(source) => {
-                        Some((lookup(source.as_str())?, m as TaskIndex))
-                    }
-                    _ => None,
-                }
+        Builder::start(spec, &NoSource, false)
+            .finish()
+            .map_err(|problems| {
+                problems
+                    .into_iter()
+                    .map(|p| p.message)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             })
-            .collect();
-        match Plan::build(tasks.len(), &edges) {
-            Ok(plan) => Some(Workflow {
-                spec,
-                plan,
-                index,
-                hasher,
-                fan_outs,
-            }),
-            Err(cycle) => {
-                let path: Vec<&str> = cycle
-                    .iter()
-                    .map(|&t| tasks[t as usize].id.as_str())
-                    .collect();
-                p.at(
-                    Loc::Task(cycle[0]),
-                    format!("dependency cycle: {}", path.join(" → ")),
-                );
-                None
-            }
-        }
     }
 
     /// The workflow once mapped task `t` is expanded into `count` instances: instance `i`
