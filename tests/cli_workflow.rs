@@ -58,7 +58,11 @@ const HEAD: &str = "name = \"wf\"\n";
 
 #[test]
 fn valid_examples_pass() {
-    for file in ["examples/release.toml", "examples/wordfreq/wordfreq.toml"] {
+    for file in [
+        "examples/release.toml",
+        "examples/wordfreq/wordfreq.toml",
+        "examples/handoff/sources.toml",
+    ] {
         let out = validate(Path::new(file));
         assert_eq!(out.status.code(), Some(0), "{file}: {}", stderr(&out));
         assert!(stdout(&out).contains("valid workflow"), "{}", stdout(&out));

@@ -16,6 +16,11 @@ fn run_workflow(dir: &Path, text: &str) -> (i32, Vec<Value>) {
     (o.status.code().unwrap(), events(dir))
 }
 
+/// The state of task `id` in a `status --json` value, if it has such a task (yet).
+fn state_of<'v>(v: &'v Value, id: &str) -> Option<&'v str> {
+    v["tasks"].as_array()?.iter().find(|t| t["id"] == id)?["state"].as_str()
+}
+
 fn run_id(events: &[Value]) -> String {
     events[0]["run"].as_str().unwrap().to_owned()
 }
@@ -242,7 +247,7 @@ fn for_each_over_an_object_a_string_or_too_many_elements_fails_the_upstream() {
         ),
         (
             format!(r#"{{"items": [{}]}}"#, vec!["0"; 10_001].join(",")),
-            "has 10001 elements, more than the fan-out limit of 10000",
+            "has 10001 elements, more than max_fan_out (10000)",
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();
@@ -459,5 +464,229 @@ shell = '''echo '{{"tokens": 3}}' > "$TROUPE_USAGE"'''
         stdout(&text).contains("usage: cost_usd=0.5 tokens=10"),
         "{}",
         stdout(&text)
+    );
+}
+
+/// The bundled example, on this repository's own source tree: every listed file is measured
+/// once, the summary counts them all, and the gate accepted it.
+#[test]
+fn the_sources_example_measures_every_file_of_a_real_tree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let o = run(&dir, &["run", "examples/handoff/sources.toml"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let events = events(&dir);
+    let run = run_id(&events);
+    let rs_files = walk(Path::new("src"));
+    let expanded = of(&events, "task_expanded", "measure");
+    assert_eq!(expanded[0]["count"].as_u64().unwrap() as usize, rs_files);
+    let summary = output_of(&dir, &run, "summary");
+    assert_eq!(summary["files"].as_u64().unwrap() as usize, rs_files);
+    assert!(summary["lines"].as_u64().unwrap() > 1000);
+    assert_eq!(summary["largest"].as_array().unwrap().len(), 5);
+    // The run's graph shows the instances (after expansion), offline.
+    let g = run_cmd_ok(&dir, &["graph", "--run", &run]);
+    let dot = stdout(&g);
+    assert!(dot.contains("\"list\" -> \"measure[0]\""), "{dot}");
+    assert!(dot.contains(&format!("\"measure[{}]\" -> \"measure\"", rs_files - 1)));
+    assert!(dot.contains("\"measure\" -> \"summary\""));
+    let unknown = common::run(&dir, &["graph", "--run", "01M8N4SKFKWWFRRBMV8T0500AA"]);
+    assert_eq!(unknown.status.code(), Some(2));
+}
+
+/// Number of `.rs` files under `dir`.
+fn walk(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            if p.is_dir() {
+                walk(&p)
+            } else {
+                usize::from(p.extension().is_some_and(|e| e == "rs"))
+            }
+        })
+        .sum()
+}
+
+#[test]
+fn a_dry_run_lists_templates_and_fan_outs_and_submits_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let o = run_cmd_ok(
+        &dir,
+        &[
+            "run",
+            "examples/handoff/sources.toml",
+            "--dry-run",
+            "--json",
+        ],
+    );
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["fan_outs"][0]["task"], "measure");
+    assert_eq!(v["fan_outs"][0]["source"], "list");
+    assert_eq!(v["fan_outs"][0]["over"], "{{ tasks.list.output.files }}");
+    let templates = v["templates"].as_array().unwrap();
+    assert!(templates.iter().any(|t| t["task"] == "summary"
+        && t["text"] == "{{ tasks.list.output.count }}"
+        && t["field"] == "env"));
+    assert!(templates
+        .iter()
+        .any(|t| t["task"] == "measure" && t["text"] == "{{ item }}" && t["source"] == "list"));
+    assert!(!dir.exists(), "a dry run touches no data dir");
+}
+
+#[test]
+fn max_fan_out_is_checked_by_validate() {
+    invalid(
+        "name = \"t\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\nmax_fan_out = 5\n",
+        "sets max_fan_out but has no for_each",
+    );
+    invalid(
+        "name = \"t\"\n[defaults]\nmax_fan_out = 2000000\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\n",
+        "max_fan_out must be at most 1000000",
+    );
+}
+
+/// JSON workflows take the handoff fields like TOML ones (generated workflows and agents will
+/// mostly write JSON).
+#[test]
+fn a_json_workflow_fans_out_and_gates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let file = workflow(
+        tmp.path(),
+        "wf.json",
+        r#"{
+  "name": "json-handoff",
+  "defaults": { "max_fan_out": 5 },
+  "task": [
+    { "id": "list", "shell": "echo '[\"x\", \"y\"]' > \"$TROUPE_OUTPUT\"" },
+    { "id": "each", "depends_on": ["list"], "for_each": "{{ tasks.list.output }}",
+      "command": ["sh", "-c", "printf '\"%s!\"' \"$1\" > \"$TROUPE_OUTPUT\"", "sh", "{{ item }}"],
+      "gate": ["grep", "-q", "!"] }
+  ]
+}
+"#,
+    );
+    let o = run(&dir, &["run", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let events = events(&dir);
+    let run_id = run_id(&events);
+    assert_eq!(
+        output_of(&dir, &run_id, "each"),
+        serde_json::json!(["x!", "y!"])
+    );
+}
+
+#[test]
+fn cancel_and_retry_of_a_mapped_task_address_each_instance() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let file = workflow(
+        tmp.path(),
+        "wf.toml",
+        r#"
+name = "mapped-control"
+[[task]]
+id = "list"
+shell = "echo '[1, 2, 3]' > \"$TROUPE_OUTPUT\""
+[[task]]
+id = "each"
+depends_on = ["list"]
+for_each = "{{ tasks.list.output }}"
+command = ["sleep", "30"]
+"#,
+    );
+    let _node = NodeProc::start(&dir, &["--grace", "1s"]);
+    let run = submit(&dir, &file);
+    wait_until(&dir, &run, 30, |v| {
+        (0..3).all(|i| state_of(v, &format!("each[{i}]")) == Some("running"))
+    });
+    // A dry run lists the three instances and changes nothing.
+    let dry = run_cmd_ok(
+        &dir,
+        &["cancel", &format!("{run}/each"), "--dry-run", "--json"],
+    );
+    let dry: Value = serde_json::from_str(stdout(&dry).trim()).unwrap();
+    assert_eq!(dry["tasks"].as_array().unwrap().len(), 4, "{dry}");
+    run_cmd_ok(&dir, &["cancel", &format!("{run}/each")]);
+    let v = wait_finished(&dir, &run, 30);
+    for i in 0..3 {
+        assert_eq!(task_state(&v, &format!("each[{i}]")), "cancelled");
+    }
+    assert_eq!(task_state(&v, "each"), "upstream_failed");
+    run_cmd_ok(&dir, &["retry", &format!("{run}/each")]);
+    let v = wait_until(&dir, &run, 30, |v| {
+        (0..3).all(|i| state_of(v, &format!("each[{i}]")) == Some("running"))
+    });
+    assert_eq!(task_state(&v, "each"), "pending");
+    let events = events(&dir);
+    for i in 0..3 {
+        assert_eq!(of(&events, "task_retried", &format!("each[{i}]")).len(), 1);
+    }
+    // One instance alone.
+    run_cmd_ok(&dir, &["cancel", &format!("{run}/each[1]")]);
+    let v = wait_until(&dir, &run, 30, |v| task_state(v, "each[1]") == "cancelled");
+    assert_eq!(task_state(&v, "each[0]"), "running");
+    run_cmd_ok(&dir, &["cancel", &run]);
+}
+
+/// A saga whose step fans out: when a later step fails for good, every instance is undone
+/// (newest first) and the mapped task itself, which ran nothing, has nothing to undo.
+#[test]
+fn instances_of_a_saga_step_are_compensated_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, events) = run_workflow(
+        dir.path(),
+        r#"
+name = "saga-fan"
+max_concurrency = 1
+[[task]]
+id = "list"
+shell = "echo '[\"a\", \"b\", \"c\"]' > \"$TROUPE_OUTPUT\""
+[[task]]
+id = "each"
+depends_on = ["list"]
+for_each = "{{ tasks.list.output }}"
+command = ["true"]
+compensate = ["sh", "-c", "echo undo"]
+[[task]]
+id = "boom"
+depends_on = ["each"]
+command = ["false"]
+retry = { max_attempts = 1 }
+"#,
+    );
+    assert_eq!(code, 1);
+    let undone: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "compensation_succeeded")
+        .map(|e| e["task"].as_str().unwrap())
+        .collect();
+    assert_eq!(undone, ["each[2]", "each[1]", "each[0]"]);
+}
+
+/// `{{ ... }}` that is not troupe's (`docker inspect -f '{{.Id}}'`, a Go template) is left as
+/// written, in `command` and in `shell`.
+#[test]
+fn other_programs_templates_are_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, events) = run_workflow(
+        dir.path(),
+        r#"
+name = "braces"
+[[task]]
+id = "a"
+command = ["sh", "-c", "printf '\"%s\"' \"$1\" > \"$TROUPE_OUTPUT\"", "sh", "{{.Id}} {{ json .Names }}"]
+[[task]]
+id = "b"
+shell = "echo '{{.State}}' > /dev/null"
+"#,
+    );
+    assert_eq!(code, 0, "{events:#?}");
+    assert_eq!(
+        output_of(dir.path(), &run_id(&events), "a"),
+        serde_json::json!("{{.Id}} {{ json .Names }}")
     );
 }

@@ -86,10 +86,25 @@ impl Actor for Worker {
                 let file = |name| layout.attempt_file(id.run, task_id, id.kind, id.attempt, name);
                 let ctx = AttemptContext {
                     outputs: self.shared.outputs.clone(),
-                    files: HandoffFiles {
-                        output: file("output"),
-                        inputs: file("inputs"),
-                        usage: file("usage"),
+                    files: {
+                        // Instances of a mapped task share one inputs file (same dependencies).
+                        let base = match workflow.task(id.task).expansion() {
+                            Some(crate::model::Expansion::Instance { .. }) => task_id
+                                .split_instance()
+                                .and_then(|(b, _)| crate::model::TaskId::new(b).ok()),
+                            _ => None,
+                        };
+                        HandoffFiles {
+                            output: file("output"),
+                            inputs: match &base {
+                                Some(b) => {
+                                    layout.task_logs(id.run, b).join("instances.inputs.json")
+                                }
+                                None => file("inputs"),
+                            },
+                            shared_inputs: base.is_some(),
+                            usage: file("usage"),
+                        }
                     },
                     facts: Some(Arc::clone(&self.shared.facts)),
                     run: id.run,

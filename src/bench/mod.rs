@@ -13,7 +13,9 @@
 //! - [`saga`]: listing pending approvals, and the rate a saga is undone against running the
 //!   same number of no-op tasks in sequence.
 //! - [`metrics`]: scraping, `metrics --since`, dashboard refreshes, metrics overhead.
+//! - [`fanout`]: a mapped task's N no-op instances against N plain no-op tasks.
 
+pub mod fanout;
 mod journal;
 pub mod metrics;
 mod plan;

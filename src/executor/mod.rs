@@ -74,9 +74,20 @@ pub struct HandoffFiles {
     pub output: PathBuf,
     /// `TROUPE_INPUTS`: the node writes the direct dependencies' outputs here.
     pub inputs: PathBuf,
+    /// `inputs` is shared by every instance of a mapped task
+    /// (`logs/RUN/TASK/instances.inputs.json`): written once, kept after the attempt.
+    pub shared_inputs: bool,
     /// `TROUPE_USAGE`: the attempt may write a JSON object of numbers here, as often as it
     /// likes.
     pub usage: PathBuf,
+}
+
+/// Why a template could not be resolved.
+enum Unresolved {
+    /// The path names nothing in a journaled output: will not change (no retry).
+    Missing(String),
+    /// The journal could not be read: may work next time (retried).
+    Unreadable(String),
 }
 
 /// The values templates and `TROUPE_INPUTS` need, read once per attempt.
@@ -124,34 +135,44 @@ impl AttemptContext {
 
     /// For an instance of a mapped task: its element of the `for_each` array and its index.
     pub fn item(&self) -> Result<Option<(Value, u32)>, String> {
+        self.instance_item().map_err(|e| match e {
+            Unresolved::Missing(m) | Unresolved::Unreadable(m) => m,
+        })
+    }
+
+    fn instance_item(&self) -> Result<Option<(Value, u32)>, Unresolved> {
+        use Unresolved::Missing;
         let spec = self.workflow.task(self.task);
         let Some(crate::model::Expansion::Instance { index }) = spec.expansion() else {
             return Ok(None);
         };
-        let expr = template::parse_for_each(spec.for_each().unwrap_or_default())?;
+        let expr =
+            template::parse_for_each(spec.for_each().unwrap_or_default()).map_err(Missing)?;
         let template::Root::Output(source) = &expr.root else {
-            return Err("for_each names no task".into());
+            return Err(Missing("for_each names no task".into()));
         };
         let s = self
             .workflow
             .task_index(source.as_str())
-            .ok_or_else(|| format!("no task `{source}`"))?;
+            .ok_or_else(|| Missing(format!("no task `{source}`")))?;
         let value = self
             .outputs
             .value(self.run, &self.workflow, s)
-            .map_err(|e| e.to_string())?;
-        let array = template::follow(&value, &expr.path).map_err(|e| format!("{expr}: {e}"))?;
+            .map_err(|e| Unresolved::Unreadable(e.to_string()))?;
+        let array =
+            template::follow(&value, &expr.path).map_err(|e| Missing(format!("{expr}: {e}")))?;
         let item = array
             .get(index as usize)
-            .ok_or_else(|| format!("{expr}: no element [{index}]"))?;
+            .ok_or_else(|| Missing(format!("{expr}: no element [{index}]")))?;
         Ok(Some((item.clone(), index)))
     }
 
     /// Reads what the templates of `texts` name (and the item of an instance).
-    fn resolver<'t>(&self, texts: impl Iterator<Item = &'t str>) -> Result<Resolved, String> {
+    fn resolver<'t>(&self, texts: impl Iterator<Item = &'t str>) -> Result<Resolved, Unresolved> {
+        use Unresolved::Missing;
         let mut outputs = HashMap::new();
         for text in texts {
-            for e in template::exprs(text)? {
+            for e in template::exprs(text).map_err(Missing)? {
                 if let template::Root::Output(id) = &e.root {
                     if outputs.contains_key(id) {
                         continue;
@@ -159,18 +180,18 @@ impl AttemptContext {
                     let t = self
                         .workflow
                         .task_index(id.as_str())
-                        .ok_or_else(|| format!("{e}: no task `{id}`"))?;
+                        .ok_or_else(|| Missing(format!("{e}: no task `{id}`")))?;
                     let v = self
                         .outputs
                         .value(self.run, &self.workflow, t)
-                        .map_err(|err| format!("{e}: {err}"))?;
+                        .map_err(|err| Unresolved::Unreadable(format!("{e}: {err}")))?;
                     outputs.insert(id.clone(), v);
                 }
             }
         }
         Ok(Resolved {
             outputs,
-            item: self.item()?,
+            item: self.instance_item()?,
         })
     }
 
@@ -178,7 +199,7 @@ impl AttemptContext {
     /// until the attempt's end journals the final figures).
     pub fn report_usage(&self, counters: Counters) {
         if let Some(facts) = &self.facts {
-            facts.set_live_usage(self.run, self.task, Some(counters));
+            facts.set_live_usage(self.run, self.task, self.attempt, Some(counters));
         }
     }
 }
@@ -189,6 +210,12 @@ pub type AttemptFuture = Pin<Box<dyn Future<Output = AttemptOutcome> + Send>>;
 /// Runs attempts. `cancel` receives `()` when the attempt must stop (cancel, halt --kill,
 /// shutdown); the executor then returns [`AttemptOutcome::Terminated`]. A dropped `cancel`
 /// sender does not mean cancel.
+///
+/// An attempt hands its output back in [`AttemptOutcome::Succeeded`]'s `handed` (compact JSON
+/// text); the node refuses one that is not one JSON value or is over the task's
+/// `max_output` (`output_invalid`) before journaling it. The task's `gate` and the
+/// `TROUPE_*` files are [`ProcessExecutor`]'s: an in-process executor that wants a gate
+/// checks its output itself before returning it.
 pub trait Executor: Send + Sync + 'static {
     /// Runs one attempt to its end.
     fn execute(&self, ctx: AttemptContext, cancel: oneshot::Receiver<()>) -> AttemptFuture;

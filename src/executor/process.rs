@@ -75,7 +75,7 @@ fn prepare(ctx: &AttemptContext) -> Result<Prepared, AttemptOutcome> {
             }
         },
     };
-    let templated = |s: &str| s.contains("{{");
+    let templated = |s: &str| template::has_exprs(s);
     let env_map = wf.env(t);
     let argv_templates = ctx.kind == AttemptKind::Forward
         && matches!(command, Command::Argv(argv) if argv.iter().any(|a| templated(a)));
@@ -90,7 +90,10 @@ fn prepare(ctx: &AttemptContext) -> Result<Prepared, AttemptOutcome> {
         .collect();
     let template_failed =
         |message: String| failed(Failure::TemplateFailed { message }, None, false);
-    let resolved = ctx.resolver(texts.into_iter()).map_err(template_failed)?;
+    let resolved = ctx.resolver(texts.into_iter()).map_err(|e| match e {
+        super::Unresolved::Missing(message) => template_failed(message),
+        super::Unresolved::Unreadable(message) => failed(Failure::Error { message }, None, true),
+    })?;
     let mut env: Vec<(String, String)> = Vec::with_capacity(env_map.len() + 8);
     for (k, v) in env_map {
         let v = if templated(v) {
@@ -120,30 +123,40 @@ fn prepare(ctx: &AttemptContext) -> Result<Prepared, AttemptOutcome> {
         env.push(("TROUPE_COMPENSATION".into(), "1".into()));
         return Ok(Prepared { program, env });
     }
-    let inputs = ctx
-        .inputs()
-        .map_err(|message| failed(Failure::Error { message }, None, true))?;
     let files = &ctx.files;
-    let written = (|| -> std::io::Result<()> {
+    // The instances of a mapped task share one inputs file (their dependencies are the
+    // same): written by the first, read by all, so a fan-out over a large upstream output
+    // does not copy it once per instance.
+    let shared_ready = files.shared_inputs
+        && std::fs::symlink_metadata(&files.inputs).is_ok_and(|m| m.file_type().is_file());
+    let written = (|| -> Result<(), String> {
+        if shared_ready {
+            return Ok(());
+        }
+        let inputs = ctx.inputs()?;
+        let text = serde_json::to_string(&inputs).map_err(|e| e.to_string())?;
+        let io = |e: std::io::Error| e.to_string();
+        // No stale output or usage file can be there: an attempt number is never reused.
         if let Some(dir) = files.inputs.parent() {
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir).map_err(io)?;
         }
-        for stale in [&files.output, &files.usage] {
-            match std::fs::remove_file(stale) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
+        if files.shared_inputs {
+            // Written aside and renamed: a concurrent instance sees all of it or none.
+            let tmp = files
+                .inputs
+                .with_extension(format!("{}.{}.tmp", ctx.attempt, ctx.task));
+            write_fresh(&tmp, &text).map_err(io)?;
+            std::fs::rename(&tmp, &files.inputs).map_err(io)
+        } else {
+            write_fresh(&files.inputs, &text).map_err(io)
         }
-        let mut f = std::fs::File::create(&files.inputs)?;
-        serde_json::to_writer(&mut f, &inputs)?;
-        f.flush()
     })();
     if let Err(e) = written {
         let message = format!(
-            "cannot write TROUPE_INPUTS ({}): {e}",
+            "cannot prepare TROUPE_INPUTS ({}): {e}",
             files.inputs.display()
         );
-        return Err(failed(Failure::SpawnFailed { message }, None, true));
+        return Err(failed(Failure::Error { message }, None, true));
     }
     let path = |p: &PathBuf| p.to_string_lossy().into_owned();
     env.push(("TROUPE_OUTPUT".into(), path(&files.output)));
@@ -185,11 +198,13 @@ impl Executor for ProcessExecutor {
             };
             let outcome = run_attempt(&ctx, prepared, cancel).await;
             if ctx.kind == AttemptKind::Forward {
-                for f in [&ctx.files.output, &ctx.files.inputs, &ctx.files.usage] {
-                    let _ = std::fs::remove_file(f);
+                let _ = std::fs::remove_file(&ctx.files.output);
+                let _ = std::fs::remove_file(&ctx.files.usage);
+                if !ctx.files.shared_inputs {
+                    let _ = std::fs::remove_file(&ctx.files.inputs);
                 }
                 if let Some(facts) = &ctx.facts {
-                    facts.set_live_usage(ctx.run, ctx.task, None);
+                    facts.set_live_usage(ctx.run, ctx.task, ctx.attempt, None);
                 }
             }
             outcome
@@ -227,6 +242,7 @@ async fn run_attempt(
     let gate_base = spec.clone();
     let (rx, fwd) = cancel_for(&flag_rx);
     let _fwd = AbortOnDrop(fwd);
+    let started = std::time::Instant::now();
     let run = run_process(spec, rx);
     tokio::pin!(run);
     // Live usage: read TROUPE_USAGE while the process runs (a half-written file is skipped).
@@ -271,21 +287,20 @@ async fn run_attempt(
             Some((failure, retryable)) => failed(failure, usage, retryable),
         };
     }
-    let counters = match read_usage(&ctx.files.usage) {
-        Ok(c) => c,
-        Err(message) => {
-            note(&ctx.log_path, &format!("usage invalid: {message}"));
-            return failed(Failure::UsageInvalid { message }, usage, true);
-        }
-    };
     if let Some((failure, retryable)) = end_failure {
+        // The failure is what the exit says; usage is kept if it reads (a process killed
+        // while rewriting TROUPE_USAGE must not turn a timeout into `usage_invalid`).
         return AttemptOutcome::Failed {
             failure,
             usage,
             retryable,
-            counters,
+            counters: read_usage(&ctx.files.usage).unwrap_or_default(),
         };
     }
+    let usage_failed = |message: String, usage| {
+        note(&ctx.log_path, &format!("usage invalid: {message}"));
+        failed(Failure::UsageInvalid { message }, usage, true)
+    };
     let output = match read_output(&ctx.files.output, wf.max_output(t)) {
         Ok(o) => o,
         Err(message) => {
@@ -294,18 +309,29 @@ async fn run_attempt(
                 failure: Failure::OutputInvalid { message },
                 usage,
                 retryable: true,
-                counters,
+                counters: read_usage(&ctx.files.usage).unwrap_or_default(),
             };
         }
     };
     if let Some(gate) = wf.gate(t) {
-        // The gate reads on stdin the output as journaled (compact JSON; `null` if none).
-        let _ = std::fs::write(&ctx.files.output, output.as_deref().unwrap_or("null"));
+        // The gate reads on stdin the output as journaled (compact JSON; `null` if none),
+        // from a file the node creates afresh (never through a link the task left there).
+        if let Err(e) = write_fresh(&ctx.files.output, output.as_deref().unwrap_or("null")) {
+            let message = format!("cannot hand the output to the gate: {e}");
+            return failed(Failure::GateFailed { message }, usage, true);
+        }
         note(&ctx.log_path, &format!("gate: {gate}"));
+        // Within the attempt's timeout: the gate gets what is left of it.
+        let timeout = wf.timeout(t).map(|limit| {
+            limit
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_millis(1))
+        });
         let spec = ProcessSpec {
             program: program(gate),
             stdin: Some(ctx.files.output.clone()),
             append_log: true,
+            timeout,
             ..gate_base
         };
         let (rx, fwd) = cancel_for(&flag_rx);
@@ -319,7 +345,10 @@ async fn run_attempt(
             ProcessEnd::Signaled { signal } => {
                 Some((format!("the gate was killed by signal {signal}"), true))
             }
-            ProcessEnd::TimedOut => Some(("the gate timed out".to_owned(), true)),
+            ProcessEnd::TimedOut => Some((
+                "the gate timed out (it runs within the attempt's timeout)".to_owned(),
+                true,
+            )),
             ProcessEnd::Cancelled => return AttemptOutcome::Terminated { usage },
             ProcessEnd::SpawnFailed { message } => {
                 Some((format!("the gate could not start: {message}"), false))
@@ -334,15 +363,37 @@ async fn run_attempt(
                 failure: Failure::GateFailed { message },
                 usage,
                 retryable,
-                counters,
+                counters: read_usage(&ctx.files.usage).unwrap_or_default(),
             };
         }
         note(&ctx.log_path, "gate accepted the output");
     }
+    // Final usage, read after the gate (which shares the attempt's TROUPE_USAGE).
+    let counters = match read_usage(&ctx.files.usage) {
+        Ok(c) => c,
+        Err(message) => return usage_failed(message, usage),
+    };
     AttemptOutcome::Succeeded {
         usage,
         handed: Handed { output, counters },
     }
+}
+
+/// Writes `text` to a file created afresh at `path` (whatever was there removed first, and
+/// never followed if it is a link).
+fn write_fresh(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.flush()
 }
 
 /// Appends `[troupe: TEXT]` to the attempt log (best effort).

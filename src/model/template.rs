@@ -80,29 +80,56 @@ pub enum Piece {
     Expr(Expr),
 }
 
-/// Parses `text` into pieces; `Ok(None)` if it holds no `{{` (the common case, no
-/// allocation). The error names the problem and quotes the expression.
+/// Whether the text inside `{{ }}` is meant for troupe: it starts with `tasks.`, or is
+/// `item` or `index` (alone or followed by a path). Anything else (`{{.Id}}` of `docker
+/// inspect -f`, a Go or Jinja template for another program) is left as written.
+fn is_ours(inner: &str) -> bool {
+    inner.starts_with("tasks.") || word(inner, "item").is_some() || word(inner, "index").is_some()
+}
+
+/// Parses `text` into pieces; `Ok(None)` if it holds no troupe expression (the common case:
+/// no `{{` at all, no allocation). Only `{{ tasks.… }}`, `{{ item… }}` and `{{ index }}`
+/// are expressions; other `{{ … }}` text, and a `{{` without `}}`, stay literal. The error
+/// names the problem and quotes the expression.
 pub fn parse(text: &str) -> Result<Option<Vec<Piece>>, String> {
     if !text.contains("{{") {
         return Ok(None);
     }
     let mut pieces = Vec::new();
+    let mut literal = String::new();
     let mut rest = text;
+    let mut any = false;
     while let Some(open) = rest.find("{{") {
-        if open > 0 {
-            pieces.push(Piece::Text(rest[..open].to_owned()));
-        }
         let after = &rest[open + 2..];
-        let close = after
-            .find("}}")
-            .ok_or_else(|| format!("`{{{{` without a closing `}}}}` in {:?}", text))?;
-        pieces.push(Piece::Expr(parse_expr(after[..close].trim())?));
+        let Some(close) = after.find("}}") else {
+            break;
+        };
+        let inner = after[..close].trim();
+        literal.push_str(&rest[..open]);
+        if is_ours(inner) {
+            if !literal.is_empty() {
+                pieces.push(Piece::Text(std::mem::take(&mut literal)));
+            }
+            pieces.push(Piece::Expr(parse_expr(inner)?));
+            any = true;
+        } else {
+            literal.push_str(&rest[open..open + 2 + close + 2]);
+        }
         rest = &after[close + 2..];
     }
-    if !rest.is_empty() {
-        pieces.push(Piece::Text(rest.to_owned()));
+    if !any {
+        return Ok(None);
+    }
+    literal.push_str(rest);
+    if !literal.is_empty() {
+        pieces.push(Piece::Text(literal));
     }
     Ok(Some(pieces))
+}
+
+/// Whether `text` holds a troupe expression (see [`parse`]; a malformed one counts).
+pub fn has_exprs(text: &str) -> bool {
+    !matches!(parse(text), Ok(None))
 }
 
 /// The expressions of `text` (empty if it has none); the first syntax error otherwise.
@@ -138,17 +165,20 @@ pub fn parse_for_each(text: &str) -> Result<Expr, String> {
 fn parse_expr(src: &str) -> Result<Expr, String> {
     let bad = |why: &str| format!("`{{{{ {src} }}}}`: {why}");
     let (root, mut rest) = if let Some(r) = src.strip_prefix("tasks.") {
-        let end = r.find(['.', '[']).unwrap_or(r.len());
+        // Ids may hold `.`: the id ends at the first `.output` followed by the end, `.` or `[`.
+        let end = r
+            .match_indices(".output")
+            .map(|(i, _)| i)
+            .find(|&i| {
+                let after = &r[i + ".output".len()..];
+                after.is_empty() || after.starts_with(['.', '['])
+            })
+            .ok_or_else(|| bad("expected `tasks.ID.output`"))?;
         let id = &r[..end];
         let id = TaskId::check_plain(id)
             .map(|()| TaskId::new(id).expect("checked"))
             .map_err(|e| bad(&e.to_string()))?;
-        let r = &r[end..];
-        let r = r
-            .strip_prefix(".output")
-            .filter(|r| r.is_empty() || r.starts_with(['.', '[']))
-            .ok_or_else(|| bad(&format!("expected `tasks.{id}.output`")))?;
-        (Root::Output(id), r)
+        (Root::Output(id), &r[end + ".output".len()..])
     } else if let Some(r) = word(src, "item") {
         (Root::Item, r)
     } else if let Some(r) = word(src, "index") {
@@ -320,7 +350,7 @@ pub fn fan_out_count(expr: &Expr, output: &Value, max: u32) -> Result<u32, Strin
     match v {
         Value::Array(items) if items.len() <= max as usize => Ok(items.len() as u32),
         Value::Array(items) => Err(format!(
-            "{expr} has {} elements, more than the fan-out limit of {max}",
+            "{expr} has {} elements, more than max_fan_out ({max})",
             items.len()
         )),
         other => Err(format!("{expr} must be an array, found {}", kind(other))),
@@ -372,9 +402,7 @@ mod tests {
     #[test]
     fn syntax_errors_name_the_expression() {
         for (text, want) in [
-            ("{{ tasks.a.output", "without a closing"),
-            ("{{ tasks.a }}", "expected `tasks.a.output`"),
-            ("{{ foo }}", "expected `tasks.ID.output`"),
+            ("{{ tasks.a }}", "expected `tasks.ID.output`"),
             ("{{ tasks.a.output[x] }}", "is not an array index"),
             ("{{ tasks.a b.output }}", "contains ' '"),
             ("{{ index.x }}", "has no fields"),
@@ -383,6 +411,35 @@ mod tests {
             let e = parse(text).unwrap_err();
             assert!(e.contains(want), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn other_braces_stay_literal_and_ids_may_hold_dots() {
+        let s = S(json!({"x": 1}), None);
+        for text in [
+            "{{.Id}}",
+            "{{ .Names }} {{ foo }}",
+            "{{ tasks.a.output",
+            "a {{ b",
+        ] {
+            assert_eq!(parse(text).unwrap(), None, "{text}");
+            assert!(!has_exprs(text));
+        }
+        assert_eq!(
+            resolve("--format={{.Id}} {{ tasks.a.output.x }}", &s).unwrap(),
+            "--format={{.Id}} 1"
+        );
+        let e = &exprs("{{ tasks.build.x86_64-linux.output.artifacts[0] }}").unwrap()[0];
+        assert_eq!(
+            e.root,
+            Root::Output(TaskId::new("build.x86_64-linux").unwrap())
+        );
+        assert_eq!(
+            e.path,
+            vec![Step::Field("artifacts".into()), Step::Element(0)]
+        );
+        let e = &exprs("{{ tasks.a.outputs.output }}").unwrap()[0];
+        assert_eq!(e.root, Root::Output(TaskId::new("a.outputs").unwrap()));
     }
 
     #[test]
@@ -402,7 +459,7 @@ mod tests {
         assert_eq!(fan_out_count(&e, &out, 10).unwrap(), 3);
         assert!(fan_out_count(&e, &out, 2)
             .unwrap_err()
-            .contains("more than the fan-out limit of 2"));
+            .contains("more than max_fan_out (2)"));
         let o = parse_for_each("{{ tasks.a.output.o }}").unwrap();
         assert!(fan_out_count(&o, &out, 10)
             .unwrap_err()

@@ -51,7 +51,7 @@ pub struct WriteFacts {
     lingering: Mutex<Vec<Lingering>>,
     /// Usage counters running attempts reported so far (`TROUPE_USAGE`, read while they
     /// run); journaled only at their end, so only the worker side knows them meanwhile.
-    live_usage: Mutex<HashMap<(RunId, TaskIndex), Counters>>,
+    live_usage: Mutex<HashMap<(RunId, TaskIndex), (u32, Counters)>>,
 }
 
 impl Default for WriteFacts {
@@ -71,16 +71,26 @@ impl Default for WriteFacts {
 }
 
 impl WriteFacts {
-    /// The running attempt of `task` reported `counters` so far (`None`: it ended).
-    pub fn set_live_usage(&self, run: RunId, task: TaskIndex, counters: Option<Counters>) {
+    /// Attempt `attempt` of `task` reported `counters` so far (`None`: it ended). An older
+    /// attempt (cancelled, still in its grace period) neither overwrites nor clears a newer
+    /// one's figures.
+    pub fn set_live_usage(
+        &self,
+        run: RunId,
+        task: TaskIndex,
+        attempt: u32,
+        counters: Option<Counters>,
+    ) {
         let mut live = self.live_usage.lock().expect("not poisoned");
+        let newer = live.get(&(run, task)).is_some_and(|(a, _)| *a > attempt);
         match counters {
-            Some(c) => {
-                live.insert((run, task), c);
+            Some(c) if !newer => {
+                live.insert((run, task), (attempt, c));
             }
-            None => {
+            None if live.get(&(run, task)).is_some_and(|(a, _)| *a == attempt) => {
                 live.remove(&(run, task));
             }
+            _ => {}
         }
     }
 
@@ -90,7 +100,7 @@ impl WriteFacts {
             .lock()
             .expect("not poisoned")
             .get(&(run, task))
-            .cloned()
+            .map(|(_, c)| c.clone())
     }
 
     /// A scheduler finished recovery: everything up to `durable` is decided and durable.

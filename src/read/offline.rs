@@ -107,20 +107,42 @@ impl OfflineJournal {
         run: RunId,
         task: &crate::model::TaskId,
     ) -> Result<crate::messages::control::OutputView, crate::messages::control::ControlError> {
+        let state = self.run_state(run)?;
+        let outputs = crate::read::outputs::Outputs::new(self.journal.clone());
+        crate::read::outputs::output_view(&outputs, &state, run, task)
+    }
+
+    /// The workflow of `run` as it is now, mapped tasks expanded (`troupe graph --run`
+    /// without a node).
+    pub fn workflow(
+        &self,
+        run: RunId,
+    ) -> Result<crate::model::Workflow, crate::messages::control::ControlError> {
+        let state = self.run_state(run)?;
+        let r = state.run(run).ok_or_else(|| {
+            crate::messages::control::ControlError::NotFound(format!("no run {run}"))
+        })?;
+        Ok((**r.workflow()).clone())
+    }
+
+    /// The events of `run` folded on their own (no other run's event changes it).
+    fn run_state(
+        &self,
+        run: RunId,
+    ) -> Result<crate::model::State, crate::messages::control::ControlError> {
         use crate::messages::control::ControlError;
         let internal = |e: String| ControlError::Internal(e);
         let mut state = crate::model::State::new();
-        for (seq, record) in self
+        let events = self
             .journal
             .run_events(run)
-            .map_err(|e| internal(e.to_string()))?
-        {
+            .map_err(|e| internal(e.to_string()))?;
+        for (seq, record) in events {
             state
                 .apply(seq, &record)
                 .map_err(|e| internal(format!("event {seq}: {e}")))?;
         }
-        let outputs = crate::read::outputs::Outputs::new(self.journal.clone());
-        crate::read::outputs::output_view(&outputs, &state, run, task)
+        Ok(state)
     }
 
     /// Throughput, latency, error rate and retries over the window `since` before `now`,

@@ -18,13 +18,16 @@ use crate::storage::{Journal, JournalError};
 /// instance; a handful of entries covers the fan-outs running at once).
 const CACHE_ENTRIES: usize = 8;
 
+/// Parsed outputs by (run, task), newest last.
+type Cache = VecDeque<((RunId, TaskId), Arc<Value>)>;
+
 /// Reads outputs from the journal (cheap to clone; clones share the cache).
 #[derive(Clone)]
 pub struct Outputs {
     /// Where outputs are read.
     journal: Journal,
     /// The last outputs parsed, newest last.
-    cache: Arc<Mutex<VecDeque<((RunId, TaskId), Arc<Value>)>>>,
+    cache: Arc<Mutex<Cache>>,
 }
 
 impl std::fmt::Debug for Outputs {

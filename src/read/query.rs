@@ -33,6 +33,7 @@ pub fn is_read(request: &Request) -> bool {
             | Request::Metrics { .. }
             | Request::DryRun(_)
             | Request::Output { .. }
+            | Request::Workflow(_)
     )
 }
 
@@ -113,6 +114,10 @@ pub fn view(model: &ReadModel, request: &Request) -> Response {
             Response::Dashboard(Box::new(dashboard_view(&p, facts, cx, limit, now())))
         }
         Request::Approvals => Response::Approvals(pending_approvals(&p.state, cx.approval_timeout)),
+        Request::Workflow(run) => match p.state.run(run) {
+            Some(r) => Response::Workflow(Box::new((**r.workflow()).clone())),
+            None => not_found(run),
+        },
         Request::DryRun(ref command) => crate::read::dry_run::dry_run(&p, command, now()),
         ref other => Response::Error(ControlError::BadRequest(format!(
             "the read model does not answer {other:?}"

@@ -371,6 +371,7 @@ pub fn running_attempt(
         attempt,
         compensation,
         started_at: t.started_at.unwrap_or(or_time),
+        usage: Counters::new(),
     })
 }
 
@@ -397,7 +398,16 @@ pub fn dashboard_view(
     t_now: Timestamp,
 ) -> DashboardView {
     let queue = queue_view(p, facts, cx, false, limit, t_now);
-    let running = running_attempts(p, queue.now);
+    let mut running = running_attempts(p, queue.now);
+    for a in running.iter_mut().filter(|a| !a.compensation) {
+        let task = p
+            .state
+            .run(a.run)
+            .and_then(|r| r.workflow().task_index(a.task.as_str()));
+        if let Some(t) = task {
+            a.usage = facts.live_usage(a.run, t).unwrap_or_default();
+        }
+    }
     DashboardView {
         node: node_view(p, facts, cx),
         throughput: p.throughput_series(queue.now),

@@ -3,7 +3,6 @@
 //! expansion.
 
 use super::*;
-use crate::model::spec::MAX_FAN_OUT;
 use crate::model::template::{fan_out_count, parse_for_each, Root};
 use crate::model::{Event, RunId, TaskIndex};
 
@@ -27,7 +26,7 @@ impl SchedulerState {
                 .task_index(source.as_str())
                 .ok_or_else(|| format!("no task `{source}`"))?;
             let value = self.outputs.value(run, &wf, s).map_err(|e| e.to_string())?;
-            fan_out_count(&expr, &value, MAX_FAN_OUT)
+            fan_out_count(&expr, &value, wf.max_fan_out(t))
         })();
         match count {
             Ok(count) => {

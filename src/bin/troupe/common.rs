@@ -192,6 +192,36 @@ pub(crate) async fn connect(data_dir: &Path) -> Result<Conn, Failed> {
     Ok(Conn::Remote(Client::connect(data_dir).await?))
 }
 
+/// SIGTERM and SIGINT listeners kept for a whole command, so that a signal arriving while
+/// the command reacts to the previous one is not lost (a listener created later would not
+/// see it).
+pub(crate) struct Signals {
+    /// SIGTERM.
+    term: tokio::signal::unix::Signal,
+    /// SIGINT (Ctrl-C).
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Starts listening now.
+    pub(crate) fn new() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            term: signal(SignalKind::terminate()).expect("SIGTERM handler"),
+            int: signal(SignalKind::interrupt()).expect("SIGINT handler"),
+        }
+    }
+
+    /// The next SIGTERM or SIGINT since the previous one returned (or since [`Signals::new`]).
+    pub(crate) async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            // Both arms are cancellation safe (signal streams).
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
 /// Waits for SIGTERM or SIGINT and names the one that came.
 pub(crate) async fn wait_for_signal() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};

@@ -64,8 +64,13 @@ enum Command {
     },
     /// Print a workflow's DAG (exit 2 if the file is invalid).
     Graph {
-        /// The workflow file (TOML).
-        file: PathBuf,
+        /// The workflow file (TOML or JSON).
+        #[arg(required_unless_present = "run", conflicts_with = "run")]
+        file: Option<PathBuf>,
+        /// Draw a run's workflow as it is now, mapped tasks expanded into their instances
+        /// (through the node serving DATA_DIR, else from its journal).
+        #[arg(long, value_name = "RUN")]
+        run: Option<RunId>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
@@ -382,7 +387,7 @@ fn main() -> ExitCode {
     let needs_dir = !matches!(
         cli.command,
         Command::Validate { .. }
-            | Command::Graph { .. }
+            | Command::Graph { run: None, .. }
             | Command::Run { dry_run: true, .. }
             | Command::Bench(BenchCommand::Plan { .. })
     );
@@ -401,7 +406,17 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Validate { file, json } => cmd::workflow::validate(&file, json),
-        Command::Graph { file, format } => cmd::workflow::graph(&file, format),
+        Command::Graph {
+            file: Some(file),
+            format,
+            ..
+        } => cmd::workflow::graph(&file, format),
+        Command::Graph {
+            run: Some(run),
+            format,
+            ..
+        } => cmd::workflow::graph_run(&data_dir, run, format),
+        Command::Graph { .. } => unreachable!("clap requires a file or --run"),
         Command::Events { run, follow, json } => cmd::events::events(&data_dir, run, json, follow),
         Command::Node(NodeCommand::Start {
             node,

@@ -232,6 +232,9 @@ pub enum Request {
         /// instances' outputs).
         task: TaskId,
     },
+    /// A run's workflow as it is now, mapped tasks expanded ([`Response::Workflow`]):
+    /// `troupe graph --run`.
+    Workflow(RunId),
     /// Turn this connection into a stream: the node pushes responses as changes become
     /// durable, until the stream ends (see [`Subscription`]) or the client closes the
     /// connection. A subscriber that does not keep up is dropped with
@@ -366,4 +369,6 @@ pub enum Response {
     DryRun(Box<DryRunView>),
     /// Answer to [`Request::Output`].
     Output(Box<OutputView>),
+    /// Answer to [`Request::Workflow`].
+    Workflow(Box<Workflow>),
 }

@@ -28,7 +28,7 @@ pub struct DashboardView {
 }
 
 /// An attempt running now, in [`DashboardView`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunningAttempt {
     /// The run.
     pub run: RunId,
@@ -42,6 +42,8 @@ pub struct RunningAttempt {
     pub compensation: bool,
     /// When the attempt started (elapsed = the view's `queue.now` minus this).
     pub started_at: Timestamp,
+    /// Usage counters it reported so far (`TROUPE_USAGE`, read while it runs); empty if none.
+    pub usage: Counters,
 }
 
 /// A task that reached a terminal state, in [`DashboardView`].
@@ -303,7 +305,7 @@ pub struct TaskView {
 
 /// The answer to [`super::Request::DryRun`]: what an operator command would change if it
 /// were sent now. Nothing was changed or journaled.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DryRunView {
     /// Type names of the events the command would journal, in order (`task_cancelled`, ...).
     pub events: Vec<String>,
@@ -357,7 +359,7 @@ pub struct CompensationTransition {
 }
 
 /// What `halt` would hold back, in [`DryRunView`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HaltPreview {
     /// The node is halted already (halting again changes nothing).
     pub halted: bool,

@@ -58,11 +58,12 @@ pub struct WorkflowPreview {
     pub approvals: Vec<TaskIndex>,
     /// Saga steps (tasks with a compensation) in the order they would be undone.
     pub compensations: Vec<TaskIndex>,
-    /// Task templates (`{{ tasks.ID.output... }}` in a command or env): where a task reads
-    /// another's output. Empty until the workflow format has templates.
+    /// Task templates (`{{ tasks.ID.output... }}`, `{{ item }}`, `{{ index }}` in a command
+    /// or env): where a task reads another's output. None can be resolved before the run
+    /// (outputs exist once their task succeeded); each is resolved at dispatch.
     pub templates: Vec<TemplateUse>,
-    /// Dynamic fan-outs (`for_each`): tasks expanded at run time into one task per item.
-    /// Empty until the workflow format has fan-out.
+    /// Dynamic fan-outs (`for_each`): tasks expanded at run time into one task per element
+    /// of an upstream output. The waves count a mapped task as one step.
     pub fan_outs: Vec<FanOut>,
 }
 
@@ -90,24 +91,29 @@ pub struct TaskPlan {
     pub compensates: bool,
 }
 
-/// A template in a task (placeholder: the templates change fills it in).
+/// A template in a task, resolved at dispatch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateUse {
     /// The task whose command or env holds the template.
     pub task: TaskIndex,
-    /// The task whose output it reads.
+    /// `command` or `env`.
+    pub field: &'static str,
+    /// The task whose output it reads (for `{{ item }}` and `{{ index }}`: the one the
+    /// task's `for_each` names).
     pub source: TaskIndex,
-    /// The template as written.
+    /// The expression, normalised (`{{ tasks.a.output.x[0] }}`).
     pub text: String,
 }
 
-/// A task expanded at run time (placeholder: the fan-out change fills it in).
+/// A task expanded at run time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FanOut {
     /// The task with `for_each`.
     pub task: TaskIndex,
     /// What it iterates over, as written.
     pub over: String,
+    /// The upstream task whose output holds the array.
+    pub source: TaskIndex,
 }
 
 /// Order in which ready tasks are admitted (greater first): priority, then the earlier step
@@ -156,9 +162,54 @@ pub fn preview_workflow(wf: &Workflow) -> WorkflowPreview {
         tasks,
         approvals,
         compensations,
-        templates: Vec::new(),
-        fan_outs: Vec::new(),
+        templates: templates(wf),
+        fan_outs: fan_outs(wf),
     }
+}
+
+/// Every template of every task, in file order.
+fn templates(wf: &Workflow) -> Vec<TemplateUse> {
+    use crate::model::template::{parse_for_each, Root};
+    let mut out = Vec::new();
+    for t in 0..wf.len() as TaskIndex {
+        let spec = wf.task(t);
+        let mapped_source = spec
+            .for_each()
+            .and_then(|f| parse_for_each(f).ok())
+            .and_then(|e| match e.root {
+                Root::Output(id) => wf.task_index(id.as_str()),
+                _ => None,
+            });
+        for (field, e) in crate::model::workflow::task_templates(spec) {
+            let source = match &e.root {
+                Root::Output(id) => wf.task_index(id.as_str()),
+                Root::Item | Root::Index => mapped_source,
+            };
+            if let Some(source) = source {
+                out.push(TemplateUse {
+                    task: t,
+                    field,
+                    source,
+                    text: e.to_string(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Every mapped task, in file order.
+fn fan_outs(wf: &Workflow) -> Vec<FanOut> {
+    let mut out: Vec<FanOut> = (0..wf.len() as TaskIndex)
+        .flat_map(|s| wf.fan_outs_from(s).map(move |m| (s, m)))
+        .map(|(source, task)| FanOut {
+            task,
+            over: wf.task(task).for_each().unwrap_or_default().to_owned(),
+            source,
+        })
+        .collect();
+    out.sort_by_key(|f| f.task);
+    out
 }
 
 /// List scheduling with unit times under the run's caps (module docs, steps 1–3).

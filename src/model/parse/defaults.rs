@@ -24,6 +24,7 @@ pub(super) struct RawDefaults {
     pub(super) approval_timeout: Option<Spanned<HumanDuration>>,
     pub(super) compensate_retry: Option<Spanned<RawRetry>>,
     pub(super) max_output: Option<Spanned<u64>>,
+    pub(super) max_fan_out: Option<Spanned<u32>>,
 }
 
 impl Table for RawDefaults {
@@ -38,12 +39,14 @@ impl Table for RawDefaults {
         "approval_timeout",
         "compensate_retry",
         "max_output",
+        "max_fan_out",
     ];
     const REQUIRED: &'static [&'static str] = &[];
 
     fn set(&mut self, key: &str, value: Spanned<DeValue<'_>>, r: &mut Reader<'_>) -> Option<bool> {
         Some(match key {
             "max_output" => r.field(value, &mut self.max_output),
+            "max_fan_out" => r.field(value, &mut self.max_fan_out),
             "timeout" => r.field(value, &mut self.timeout),
             "retry" => r.table(value, &mut self.retry),
             "env" => r.field(value, &mut self.env),

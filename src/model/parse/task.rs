@@ -37,6 +37,7 @@ pub(super) struct RawTask {
     pub(super) gate: Option<Spanned<Vec<String>>>,
     pub(super) gate_shell: Option<Spanned<String>>,
     pub(super) for_each: Option<Spanned<String>>,
+    pub(super) max_fan_out: Option<Spanned<u32>>,
 }
 
 impl Table for RawTask {
@@ -61,6 +62,7 @@ impl Table for RawTask {
         "gate",
         "gate_shell",
         "for_each",
+        "max_fan_out",
     ];
     const REQUIRED: &'static [&'static str] = &["id"];
 
@@ -86,6 +88,7 @@ impl Table for RawTask {
             "gate" => r.field(value, &mut self.gate),
             "gate_shell" => r.field(value, &mut self.gate_shell),
             "for_each" => r.field(value, &mut self.for_each),
+            "max_fan_out" => r.field(value, &mut self.max_fan_out),
             _ => return None,
         })
     }
@@ -191,6 +194,7 @@ impl RawTask {
         for (field, span) in [
             ("max_output", span_of(&self.max_output)),
             ("for_each", span_of(&self.for_each)),
+            ("max_fan_out", span_of(&self.max_fan_out)),
             ("pool", span_of(&self.pool)),
             ("retry", span_of(&self.retry)),
             ("timeout", span_of(&self.timeout)),
@@ -224,6 +228,7 @@ impl RawTask {
                 max_output: inner(self.max_output.take()),
                 gate,
                 for_each: inner(self.for_each.take()),
+                max_fan_out: inner(self.max_fan_out.take()),
                 expansion: None,
             }
             .boxed_if_set(),

@@ -184,6 +184,7 @@ impl RawWorkflow {
                     ("approval_timeout", span_of(&d.approval_timeout)),
                     ("compensate_retry", span_of(&d.compensate_retry)),
                     ("max_output", span_of(&d.max_output)),
+                    ("max_fan_out", span_of(&d.max_fan_out)),
                 ] {
                     if let Some(span) = span {
                         map.defaults.insert(field, span);
@@ -203,6 +204,7 @@ impl RawWorkflow {
                         .map(|r| r.into_inner().into())
                         .unwrap_or_default(),
                     max_output: inner(d.max_output),
+                    max_fan_out: inner(d.max_fan_out),
                 }
             }
         };

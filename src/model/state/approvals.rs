@@ -32,12 +32,13 @@ impl Run {
                 let t = t.expect("task event");
                 self.require_run_state(event, &[Running])?;
                 self.require_awaiting(event, t)?;
-                self.tasks[t as usize].last_failure =
-                    Some(if matches!(event, Event::ApprovalRejected { .. }) {
+                self.tasks[t as usize].last_failure = Some(Box::new(
+                    if matches!(event, Event::ApprovalRejected { .. }) {
                         Failure::ApprovalRejected
                     } else {
                         Failure::ApprovalExpired
-                    });
+                    },
+                ));
                 self.fail_for_good(t, TaskState::Failed, time, changes);
             }
             _ => unreachable!("routed by Run::apply"),

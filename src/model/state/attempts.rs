@@ -64,7 +64,7 @@ impl Run {
                     ));
                 }
                 let task = &mut self.tasks[t as usize];
-                task.last_failure = Some(failure.clone());
+                task.last_failure = Some(Box::new(failure.clone()));
                 task.retry_at = Some(*retry_at);
                 self.settle(t, time, changes);
             }
@@ -73,7 +73,7 @@ impl Run {
             } => {
                 let t = t.expect("task event");
                 self.require_running_attempt(event, t, *attempt, TaskState::Failed)?;
-                self.tasks[t as usize].last_failure = Some(failure.clone());
+                self.tasks[t as usize].last_failure = Some(Box::new(failure.clone()));
                 self.fail_for_good(t, TaskState::Failed, time, changes);
             }
             _ => unreachable!("routed by Run::apply"),

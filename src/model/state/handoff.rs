@@ -14,7 +14,6 @@ use super::task::Task;
 use crate::model::event::Event;
 use crate::model::ids::TaskIndex;
 use crate::model::run::RunState;
-use crate::model::spec::MAX_FAN_OUT;
 use crate::model::task::TaskState;
 use crate::model::time::Timestamp;
 
@@ -61,10 +60,11 @@ impl Run {
                         "the task is not a mapped task waiting for its expansion",
                     ));
                 }
-                if *count > MAX_FAN_OUT {
+                let max = self.workflow.max_fan_out(t);
+                if *count > max {
                     return Err(self.not_allowed(
                         event,
-                        format!("{count} instances is more than the limit of {MAX_FAN_OUT}"),
+                        format!("{count} instances is more than its max_fan_out ({max})"),
                     ));
                 }
                 self.expand(t, *count, time, changes)
@@ -241,5 +241,53 @@ mod tests {
             },
         };
         assert!(s.apply(seq, &again).is_err());
+    }
+
+    #[test]
+    fn an_expansion_beyond_max_fan_out_is_refused() {
+        for (limit, count, ok) in [
+            ("", 10_001, false),
+            ("max_fan_out = 20000\n", 10_001, true),
+            ("max_fan_out = 2\n", 3, false),
+        ] {
+            let wf = Arc::new(
+                parse_workflow(&format!(
+                    "name = \"m\"\n[[task]]\nid = \"list\"\ncommand = [\"x\"]\n\
+                     [[task]]\nid = \"each\"\ndepends_on = [\"list\"]\nfor_each = \"{{{{ tasks.list.output }}}}\"\ncommand = [\"x\"]\n{limit}"
+                ))
+                .unwrap(),
+            );
+            let run = RunId::from_u128(1);
+            let id = |s: &str| TaskId::new(s).unwrap();
+            let mut s = State::new();
+            step(&mut s, Event::RunSubmitted { run, workflow: wf });
+            step(
+                &mut s,
+                Event::AttemptStarted {
+                    run,
+                    task: id("list"),
+                    attempt: 1,
+                },
+            );
+            step(
+                &mut s,
+                Event::TaskSucceeded {
+                    run,
+                    task: id("list"),
+                    attempt: 1,
+                    usage: None,
+                },
+            );
+            let seq = s.last_seq() + 1;
+            let e = EventRecord {
+                time: Timestamp(seq),
+                event: Event::TaskExpanded {
+                    run,
+                    task: id("each"),
+                    count,
+                },
+            };
+            assert_eq!(s.apply(seq, &e).is_ok(), ok, "{limit} {count}");
+        }
     }
 }

@@ -93,7 +93,7 @@ impl Run {
                 // A retried task that needs approval asks anew.
                 task.awaiting_since = None;
                 if matches!(
-                    task.last_failure,
+                    task.last_failure.as_deref(),
                     Some(Failure::ApprovalRejected | Failure::ApprovalExpired)
                 ) {
                     task.approved = false;

@@ -31,8 +31,10 @@ pub struct Task {
     pub started_at: Option<Timestamp>,
     /// When the task last reached a terminal state.
     pub finished_at: Option<Timestamp>,
-    /// Why the last attempt failed, if it did.
-    pub last_failure: Option<Failure>,
+    /// Why the last attempt failed, if it did. Boxed: most tasks never fail, and the model
+    /// keeps every task of every live run in memory (twice: write side and read model); a
+    /// box is encoded like its content, so snapshots are unchanged.
+    pub last_failure: Option<Box<Failure>>,
     /// Saga undo progress, once the run compensates and this step declares `compensate`.
     pub compensation: Option<Box<Compensation>>,
 }

@@ -308,7 +308,7 @@ pub(super) fn check_task(spec: &WorkflowSpec, p: &mut Problems<'_>, i: TaskIndex
     if !task.env.is_empty() {
         check_env(p, Loc::Task(i), &format!("task `{id}`"), &task.env);
     }
-    super::handoff::check_task(p, spec, i, task);
+    super::handoff::check_task(p, i, task);
     if task.cwd.as_deref().is_some_and(|c| c.contains('\0')) {
         p.at(
             Loc::Task(i),

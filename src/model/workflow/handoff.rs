@@ -3,7 +3,7 @@
 //! task a template names is upstream.
 
 use crate::model::ids::TaskIndex;
-use crate::model::spec::{Command, TaskSpec, WorkflowSpec, MAX_MAX_OUTPUT};
+use crate::model::spec::{Command, TaskSpec, WorkflowSpec, MAX_MAX_FAN_OUT, MAX_MAX_OUTPUT};
 use crate::model::template::{self, Expr, Root};
 
 use super::*;
@@ -14,7 +14,7 @@ const SHELL_ADVICE: &str = "templates are not resolved in a shell line (an outpu
      env = { FILE = \"{{ tasks.list.output.file }}\" } and use \"$FILE\" in the line";
 
 /// Field rules of one task's handoff settings and templates.
-pub(super) fn check_task(p: &mut Problems<'_>, spec: &WorkflowSpec, i: TaskIndex, task: &TaskSpec) {
+pub(super) fn check_task(p: &mut Problems<'_>, i: TaskIndex, task: &TaskSpec) {
     let id = &task.id;
     if task.id.split_instance().is_some() {
         p.at(
@@ -38,6 +38,20 @@ pub(super) fn check_task(p: &mut Problems<'_>, spec: &WorkflowSpec, i: TaskIndex
         );
     }
     let mapped = task.for_each().is_some();
+    if let Some(max) = h.and_then(|h| h.max_fan_out) {
+        max_fan_out_rule(
+            p,
+            Loc::TaskField(i, "max_fan_out"),
+            &format!("task `{id}`"),
+            max,
+        );
+        if !mapped {
+            p.at(
+                Loc::TaskField(i, "max_fan_out"),
+                format!("task `{id}` sets max_fan_out but has no for_each"),
+            );
+        }
+    }
     if let Some(fe) = task.for_each() {
         if let Err(e) = template::parse_for_each(fe) {
             p.at(Loc::TaskField(i, "for_each"), format!("task `{id}`: {e}"));
@@ -71,7 +85,7 @@ pub(super) fn check_task(p: &mut Problems<'_>, spec: &WorkflowSpec, i: TaskIndex
     };
     match &task.command {
         Command::Argv(argv) => argv.iter().for_each(|a| check_text(p, "command", a)),
-        Command::Shell(text) if text.contains("{{") => p.at(
+        Command::Shell(text) if template::has_exprs(text) => p.at(
             Loc::TaskField(i, "command"),
             format!("task `{id}`: `shell` holds a template: {SHELL_ADVICE}"),
         ),
@@ -85,11 +99,11 @@ pub(super) fn check_task(p: &mut Problems<'_>, spec: &WorkflowSpec, i: TaskIndex
         ("gate", h.and_then(|h| h.gate.as_ref())),
     ] {
         match command {
-            Some(Command::Shell(text)) if text.contains("{{") => p.at(
+            Some(Command::Shell(text)) if template::has_exprs(text) => p.at(
                 Loc::TaskField(i, field),
                 format!("task `{id}`: `{field}_shell` holds a template: {SHELL_ADVICE}"),
             ),
-            Some(Command::Argv(argv)) if argv.iter().any(|a| a.contains("{{")) => p.at(
+            Some(Command::Argv(argv)) if argv.iter().any(|a| template::has_exprs(a)) => p.at(
                 Loc::TaskField(i, field),
                 format!(
                     "task `{id}`: `{field}` holds a template; templates are resolved only in \
@@ -100,12 +114,9 @@ pub(super) fn check_task(p: &mut Problems<'_>, spec: &WorkflowSpec, i: TaskIndex
             _ => {}
         }
     }
-    if let Some(Command::Argv(_) | Command::Shell(_)) = h.and_then(|h| h.gate.as_ref()) {
-        if let Some(c) = h.and_then(|h| h.gate.as_ref()) {
-            super::check::check_command(p, i, id, "gate", c);
-        }
+    if let Some(gate) = h.and_then(|h| h.gate.as_ref()) {
+        super::check::check_command(p, i, id, "gate", gate);
     }
-    let _ = spec;
 }
 
 /// `[defaults]` handoff rules: `max_output`, and no templates in `[defaults] env` (it is
@@ -115,11 +126,23 @@ pub(super) fn check_defaults(p: &mut Problems<'_>, spec: &WorkflowSpec) {
     if let Some(max) = d.max_output {
         max_output_rule(p, Loc::Defaults("max_output"), "[defaults]", max);
     }
-    if d.env.values().any(|v| v.contains("{{")) {
+    if let Some(max) = d.max_fan_out {
+        max_fan_out_rule(p, Loc::Defaults("max_fan_out"), "[defaults]", max);
+    }
+    if d.env.values().any(|v| template::has_exprs(v)) {
         p.at(
             Loc::Defaults("env"),
             "[defaults] env holds a template; templates are resolved only in a task's own \
              `command` and `env`",
+        );
+    }
+}
+
+fn max_fan_out_rule(p: &mut Problems<'_>, at: Loc<'_>, owner: &str, max: u32) {
+    if max > MAX_MAX_FAN_OUT {
+        p.at(
+            at,
+            format!("{owner}: max_fan_out must be at most {MAX_MAX_FAN_OUT}, got {max}"),
         );
     }
 }
@@ -136,17 +159,19 @@ fn max_output_rule(p: &mut Problems<'_>, at: Loc<'_>, owner: &str, max: u64) {
     }
 }
 
-/// Every expression of a task's `command` and `env` (syntax errors skipped: reported by the
-/// field rules).
-pub(crate) fn task_exprs(task: &TaskSpec) -> Vec<Expr> {
+/// Every expression of a task's `command` and `env`, with the field holding it (syntax
+/// errors skipped: reported by the field rules).
+pub(crate) fn task_templates(task: &TaskSpec) -> Vec<(&'static str, Expr)> {
     let mut out = Vec::new();
     if let Command::Argv(argv) = &task.command {
         for a in argv {
-            out.extend(template::exprs(a).unwrap_or_default());
+            let exprs = template::exprs(a).unwrap_or_default();
+            out.extend(exprs.into_iter().map(|e| ("command", e)));
         }
     }
     for v in task.env.values() {
-        out.extend(template::exprs(v).unwrap_or_default());
+        let exprs = template::exprs(v).unwrap_or_default();
+        out.extend(exprs.into_iter().map(|e| ("env", e)));
     }
     out
 }
@@ -181,10 +206,7 @@ pub(super) fn has_references(task: &TaskSpec) -> bool {
 pub(super) fn check_references(wf: &Workflow, p: &mut Problems<'_>, tasks: &[TaskIndex]) {
     for &i in tasks {
         let task = wf.task(i);
-        let mut named: Vec<(&'static str, Expr)> = task_exprs(task)
-            .into_iter()
-            .map(|e| (field_of(task, &e), e))
-            .collect();
+        let mut named = task_templates(task);
         if let Some(e) = task
             .for_each()
             .and_then(|f| template::parse_for_each(f).ok())
@@ -224,19 +246,6 @@ pub(super) fn check_references(wf: &Workflow, p: &mut Problems<'_>, tasks: &[Tas
             }
         }
     }
-}
-
-/// Which field of `task` holds `e` (for the position of a problem).
-fn field_of(task: &TaskSpec, e: &Expr) -> &'static str {
-    if let Command::Argv(argv) = &task.command {
-        if argv
-            .iter()
-            .any(|a| template::exprs(a).unwrap_or_default().contains(e))
-        {
-            return "command";
-        }
-    }
-    "env"
 }
 
 /// Whether `a` is upstream (a dependency, direct or not) of `b`. Direct dependencies are

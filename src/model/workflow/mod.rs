@@ -25,6 +25,7 @@ mod builder;
 mod builder_tests;
 mod check;
 mod handoff;
+pub(crate) use handoff::task_templates;
 #[cfg(test)]
 mod tests;
 
@@ -326,6 +327,16 @@ impl Workflow {
             .and_then(|h| h.max_output)
             .or(self.spec.defaults.max_output)
             .unwrap_or(super::spec::DEFAULT_MAX_OUTPUT)
+    }
+
+    /// Effective fan-out limit of mapped task `index`: its `max_fan_out`, else `[defaults]`,
+    /// else [`DEFAULT_MAX_FAN_OUT`](super::spec::DEFAULT_MAX_FAN_OUT) (10,000).
+    pub fn max_fan_out(&self, index: TaskIndex) -> u32 {
+        self.task(index)
+            .handoff()
+            .and_then(|h| h.max_fan_out)
+            .or(self.spec.defaults.max_fan_out)
+            .unwrap_or(super::spec::DEFAULT_MAX_FAN_OUT)
     }
 
     /// The task's quality gate, if any.

@@ -13,7 +13,7 @@ use troupe::Durability;
 
 use crate::common::{EXIT_INTERNAL, EXIT_INVALID};
 use crate::render::bench::{
-    print_journal, print_metrics, print_plan, print_reads, print_saga, print_tasks,
+    print_fanout, print_journal, print_metrics, print_plan, print_reads, print_saga, print_tasks,
 };
 use crate::render::dashboard::{draw, Screen};
 
@@ -115,6 +115,25 @@ pub(crate) enum BenchCommand {
     },
     /// Approval gates and sagas: listing pending approvals against a raw socket round trip of
     /// the same size; undoing a saga against running as many no-op tasks in sequence.
+    /// Dynamic fan-out: a mapped task's N in-process no-op instances (expansion included)
+    /// against a run of N plain no-op tasks, alternating rounds.
+    Fanout {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Scratch directory (removed afterwards). Default: DATA_DIR/bench-fanout-<pid>.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Instances (and plain tasks).
+        #[arg(long, default_value_t = 100_000)]
+        instances: usize,
+        /// Worker slots.
+        #[arg(long, default_value_t = 64)]
+        workers: u32,
+        /// Rounds of each side.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     Saga {
         /// Print one JSON object.
         #[arg(long)]
@@ -209,6 +228,15 @@ impl BenchCommand {
             BenchCommand::Saga {
                 approvals, steps, ..
             } => positive(*approvals > 0 && *steps > 0, "--approvals and --steps"),
+            BenchCommand::Fanout {
+                instances,
+                workers,
+                rounds,
+                ..
+            } => positive(
+                *instances > 0 && *instances <= 1_000_000 && *workers > 0 && *rounds > 0,
+                "--instances (at most 1000000), --workers and --rounds",
+            ),
             BenchCommand::Reads {
                 tasks,
                 workers,
@@ -326,6 +354,26 @@ fn measure(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
                 return Ok(());
             }
             print_metrics(&r, scrape_tasks);
+        }
+        BenchCommand::Fanout {
+            json,
+            dir,
+            instances,
+            workers,
+            rounds,
+        } => {
+            let dir = dir.unwrap_or_else(|| scratch(data_dir, "bench-fanout"));
+            let mut opts = bench::fanout::FanOutBenchOptions::new(dir);
+            opts.instances = instances;
+            opts.workers = workers;
+            opts.rounds = rounds;
+            let rt = tokio::runtime::Runtime::new()?;
+            let r = rt.block_on(bench::fanout::fan_out(&opts))?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+                return Ok(());
+            }
+            print_fanout(&r);
         }
         BenchCommand::Saga {
             json,

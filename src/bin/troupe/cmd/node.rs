@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use troupe::messages::control::Request;
 use troupe::{JournalError, Node, NodeError, NodeHandle};
 
-use crate::common::{block, connect, wait_for_signal, Conn, Failed, EXIT_INTERNAL, POLL};
+use crate::common::{block, connect, Conn, Failed, Signals, EXIT_INTERNAL, POLL};
 use crate::settings::{node_config, StartOptions};
 
 /// `troupe node start --print-config`: the effective settings as a `troupe.toml`.
@@ -35,9 +35,10 @@ pub(crate) fn node_start(data_dir: &Path, opts: StartOptions) -> ExitCode {
             data_dir.display(),
             std::process::id()
         );
+        let mut signals = Signals::new();
         let why = tokio::select! {
             // All arms are cancellation safe: signals, a Notify, a JoinHandle poll loop.
-            s = wait_for_signal() => s,
+            s = signals.next() => s,
             _ = node.stop_requested() => "troupe node stop",
             _ = wait_stopped(&node) => {
                 return Err(Failed { code: EXIT_INTERNAL, message: "the node's supervisor gave up (restart intensity exceeded); see the log above".into() });
@@ -48,7 +49,7 @@ pub(crate) fn node_start(data_dir: &Path, opts: StartOptions) -> ExitCode {
              (send it again to kill them now)",
             humantime::format_duration(node.shared().config.grace)
         );
-        stop_node(node, "node").await?;
+        stop_node(node, "node", &mut signals).await?;
         eprintln!("troupe node: stopped");
         Ok(ExitCode::SUCCESS)
     })
@@ -96,7 +97,11 @@ pub(crate) fn start_failed(data_dir: &Path, e: NodeError) -> Failed {
 
 /// Stops an in-process node gracefully; a second SIGINT or SIGTERM meanwhile makes it kill
 /// its running attempts at once instead of waiting out the grace period.
-pub(crate) async fn stop_node(node: NodeHandle, cmd: &str) -> Result<(), Failed> {
+pub(crate) async fn stop_node(
+    node: NodeHandle,
+    cmd: &str,
+    signals: &mut Signals,
+) -> Result<(), Failed> {
     let shared = std::sync::Arc::clone(node.shared());
     let stop = node.shutdown();
     tokio::pin!(stop);
@@ -104,7 +109,7 @@ pub(crate) async fn stop_node(node: NodeHandle, cmd: &str) -> Result<(), Failed>
         // Both arms are cancellation safe: the shutdown is pinned and awaited below if the
         // signal comes first; signal streams lose nothing.
         r = &mut stop => return r.map_err(Failed::from),
-        s = wait_for_signal() => {
+        s = signals.next() => {
             eprintln!("troupe {cmd}: {s} again: killing running attempts now");
         }
     }

@@ -16,7 +16,7 @@ use troupe::Node;
 
 use crate::cmd::node::{start_failed, stop_node};
 use crate::common::{
-    block, invalid, unexpected, wait_for_signal, Conn, Failed, Stream, EXIT_INTERNAL, EXIT_INVALID,
+    block, invalid, unexpected, Conn, Failed, Signals, Stream, EXIT_INTERNAL, EXIT_INVALID,
     EXIT_RUN_FAILED,
 };
 use crate::render::json::{invalid_json, print_json, run_json, workflow_dry_run_json};
@@ -125,10 +125,11 @@ pub(crate) fn run(
                 );
             }
         };
+        let mut signals = Signals::new();
         let followed = tokio::select! {
             // follow() only reads; dropping it mid-frame loses nothing (the run goes on).
             r = follow(&mut conn, data_dir, run) => Some(r),
-            s = wait_for_signal() => {
+            s = signals.next() => {
                 stopping(s);
                 None
             }
@@ -138,7 +139,7 @@ pub(crate) fn run(
             }
         };
         if let Conn::Local(node) = conn {
-            stop_node(node, "run").await?;
+            stop_node(node, "run", &mut signals).await?;
         }
         let Some(view) = followed else {
             return Ok(ExitCode::from(EXIT_INTERNAL));

@@ -1,14 +1,18 @@
 //! `troupe validate FILE [--json]` and `troupe graph FILE [--format dot|mermaid]`: checks of a
-//! workflow file, without a node or a data dir.
+//! workflow file, without a node or a data dir; `troupe graph --run RUN`: a run's workflow as
+//! it is now (mapped tasks expanded), through the node or from the journal.
 
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use troupe::model::render;
+use troupe::client::{Client, ClientError};
+use troupe::messages::control::{Request, Response};
+use troupe::model::{render, RunId};
+use troupe::read::offline;
 use troupe::workflow_file::load_workflow;
 
-use crate::common::{invalid, EXIT_INVALID};
+use crate::common::{invalid, runtime, unexpected, Conn, Failed, EXIT_INVALID};
 use crate::render::json::{invalid_json, valid_json};
 use crate::render::text::workflow_summary;
 use crate::GraphFormat;
@@ -43,6 +47,33 @@ pub(crate) fn validate(file: &Path, json: bool) -> ExitCode {
 
 /// `troupe graph FILE [--format dot|mermaid]`: the workflow's DAG (exit 2 if the file is
 /// invalid).
+/// `troupe graph --run RUN`: the run's workflow with mapped tasks expanded.
+pub(crate) fn graph_run(data_dir: &Path, run: RunId, format: GraphFormat) -> ExitCode {
+    let rt = runtime();
+    let wf = rt.block_on(async {
+        match Client::connect(data_dir).await {
+            Ok(c) => match Conn::Remote(c).request(Request::Workflow(run)).await? {
+                Response::Workflow(wf) => Ok(*wf),
+                r => Err(unexpected(r)),
+            },
+            Err(ClientError::NoNode { .. }) => {
+                offline::open(data_dir)?.workflow(run).map_err(|e| Failed {
+                    code: e.exit_code() as u8,
+                    message: e.to_string(),
+                })
+            }
+            Err(e) => Err(Failed::from(e)),
+        }
+    });
+    match wf {
+        Ok(wf) => print(&match format {
+            GraphFormat::Dot => render::to_dot(&wf),
+            GraphFormat::Mermaid => render::to_mermaid(&wf),
+        }),
+        Err(f) => f.exit("graph"),
+    }
+}
+
 pub(crate) fn graph(file: &Path, format: GraphFormat) -> ExitCode {
     match load_workflow(file) {
         Ok(wf) => print(&match format {

@@ -211,3 +211,21 @@ pub(crate) fn print_plan(report: &PlanBenchReport) {
         report.figure, report.validate_plan_ms, report.baseline, report.ratio
     );
 }
+
+/// `troupe bench fanout`.
+pub(crate) fn print_fanout(r: &troupe::bench::fanout::FanOutBenchReport) {
+    let rounds: Vec<String> = r
+        .rounds
+        .iter()
+        .map(|(f, p)| format!("{}/{}", thousands(*f), thousands(*p)))
+        .collect();
+    println!(
+        "fan-out of {} no-op instances: {} instances/s; {} plain no-op tasks: {} tasks/s; ratio {:.2}x (medians; rounds fan-out/plain: {})",
+        thousands(r.instances as f64),
+        thousands(r.figure),
+        thousands(r.instances as f64),
+        thousands(r.baseline),
+        r.ratio,
+        rounds.join(" ")
+    );
+}

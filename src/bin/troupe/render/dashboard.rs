@@ -175,6 +175,7 @@ fn running_table(frame: &mut Frame, v: &DashboardView, now: Timestamp, area: Rec
                 format!("#{}", a.attempt)
             }),
             Cell::from(short(now.saturating_since(a.started_at))),
+            Cell::from(crate::render::text::usage_text(&a.usage)),
         ])
         .style(Style::default().fg(Color::Green))
     });
@@ -184,10 +185,16 @@ fn running_table(frame: &mut Frame, v: &DashboardView, now: Timestamp, area: Rec
             Constraint::Min(20),
             Constraint::Length(8),
             Constraint::Length(8),
+            // Usage only takes room when some running attempt reported any.
+            Constraint::Length(if v.running.iter().any(|a| !a.usage.is_empty()) {
+                24
+            } else {
+                0
+            }),
         ],
     )
     .header(
-        Row::new(["RUN/TASK", "ATTEMPT", "ELAPSED"])
+        Row::new(["RUN/TASK", "ATTEMPT", "ELAPSED", "USAGE"])
             .style(Style::default().add_modifier(Modifier::BOLD)),
     )
     .block(
@@ -343,6 +350,7 @@ mod tests {
                 attempt: 2,
                 compensation: false,
                 started_at: Timestamp(now.0 - 65_000),
+                usage: Default::default(),
             }],
             completions: vec![
                 Completion {

@@ -287,12 +287,16 @@ pub(crate) fn workflow_dry_run_json(
         })).collect::<Vec<_>>(),
         "templates": p.templates.iter().map(|u| json!({
             "task": id(u.task),
+            "field": u.field,
             "source": id(u.source),
             "text": u.text,
+            "resolved": "at dispatch",
         })).collect::<Vec<_>>(),
         "fan_outs": p.fan_outs.iter().map(|f| json!({
             "task": id(f.task),
             "over": f.over,
+            "source": id(f.source),
+            "max_instances": wf.max_fan_out(f.task),
         })).collect::<Vec<_>>(),
     })
 }

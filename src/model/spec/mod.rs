@@ -75,6 +75,9 @@ pub struct TaskDefaults {
     /// Largest output (bytes of `TROUPE_OUTPUT`) for tasks that set none (event schema 3;
     /// built-in default [`DEFAULT_MAX_OUTPUT`]).
     pub max_output: Option<u64>,
+    /// Largest expansion of mapped tasks that set none (event schema 3; built-in default
+    /// [`DEFAULT_MAX_FAN_OUT`]).
+    pub max_fan_out: Option<u32>,
 }
 
 /// Largest task output accepted when neither the task nor `[defaults]` set `max_output`:
@@ -85,8 +88,13 @@ pub const DEFAULT_MAX_OUTPUT: u64 = 1024 * 1024;
 /// read back whole by every dependent; beyond this, write a file and output its path.
 pub const MAX_MAX_OUTPUT: u64 = 64 * 1024 * 1024;
 
-/// Largest `for_each` expansion: an upstream array with more elements fails the upstream task.
-pub const MAX_FAN_OUT: u32 = 10_000;
+/// Largest `for_each` expansion when neither the task nor `[defaults]` set `max_fan_out`: an
+/// upstream array with more elements fails the upstream task.
+pub const DEFAULT_MAX_FAN_OUT: u32 = 10_000;
+
+/// Largest `max_fan_out` a workflow may set: 1,000,000 instances (each is a task of the run,
+/// kept in memory while the run lives).
+pub const MAX_MAX_FAN_OUT: u32 = 1_000_000;
 
 /// What a task does with results (event schema 3): its output cap, its quality gate, its
 /// dynamic fan-out. Boxed in [`TaskSpec`] because most tasks set none of it and the model
@@ -100,6 +108,8 @@ pub struct Handoff {
     pub gate: Option<Command>,
     /// `for_each = "{{ tasks.ID.output.PATH }}"`: one instance per element of that array.
     pub for_each: Option<String>,
+    /// Most instances `for_each` may make; overrides `[defaults] max_fan_out`.
+    pub max_fan_out: Option<u32>,
     /// Set by the node when a mapped task is expanded (never written in a file).
     pub expansion: Option<Expansion>,
 }
@@ -203,184 +213,8 @@ impl TaskSpec {
     }
 }
 
-/// The spec as event schema 1 stored it (before `labels` and `compensate_retry`); decoded
-/// only from old journals and snapshots, then upgraded with empty new fields.
-pub(crate) mod v1 {
-    use super::*;
-
-    /// Schema-1 [`WorkflowSpec`].
-    #[derive(Deserialize)]
-    pub struct WorkflowSpec {
-        name: String,
-        max_concurrency: Option<u32>,
-        pools: BTreeMap<String, u32>,
-        defaults: TaskDefaults,
-        tasks: Vec<TaskSpec>,
-    }
-
-    #[derive(Deserialize)]
-    struct TaskDefaults {
-        timeout: Option<Duration>,
-        retry: RetrySpec,
-        env: BTreeMap<String, String>,
-        cwd: Option<String>,
-        pool: Option<String>,
-        priority: Option<i32>,
-        requires_approval: Option<bool>,
-        approval_timeout: Option<Duration>,
-    }
-
-    #[derive(Deserialize)]
-    struct TaskSpec {
-        id: TaskId,
-        command: Command,
-        cwd: Option<String>,
-        depends_on: Vec<TaskId>,
-        priority: Option<i32>,
-        pool: Option<String>,
-        requires_approval: Option<bool>,
-        compensate: Option<Command>,
-        approval_timeout: Option<Duration>,
-        timeout: Option<Duration>,
-        retry: Option<Box<RetrySpec>>,
-        env: BTreeMap<String, String>,
-    }
-
-    impl From<WorkflowSpec> for super::WorkflowSpec {
-        fn from(w: WorkflowSpec) -> Self {
-            let d = w.defaults;
-            super::WorkflowSpec {
-                name: w.name,
-                max_concurrency: w.max_concurrency,
-                pools: w.pools,
-                defaults: super::TaskDefaults {
-                    timeout: d.timeout,
-                    retry: d.retry,
-                    env: d.env,
-                    cwd: d.cwd,
-                    pool: d.pool,
-                    priority: d.priority,
-                    requires_approval: d.requires_approval,
-                    approval_timeout: d.approval_timeout,
-                    compensate_retry: RetrySpec::default(),
-                    max_output: None,
-                },
-                tasks: w
-                    .tasks
-                    .into_iter()
-                    .map(|t| super::TaskSpec {
-                        id: t.id,
-                        command: t.command,
-                        cwd: t.cwd,
-                        depends_on: t.depends_on,
-                        priority: t.priority,
-                        pool: t.pool,
-                        requires_approval: t.requires_approval,
-                        compensate: t.compensate,
-                        approval_timeout: t.approval_timeout,
-                        timeout: t.timeout,
-                        retry: t.retry,
-                        env: t.env,
-                        labels: Vec::new(),
-                        compensate_retry: None,
-                        handoff: None,
-                    })
-                    .collect(),
-            }
-        }
-    }
-}
-
-/// The spec as event schema 2 stored it (before `max_output`, `gate`, `for_each`); decoded
-/// only from old journals and snapshots, then upgraded with the new fields unset.
-pub(crate) mod v2 {
-    use super::*;
-
-    /// Schema-2 [`WorkflowSpec`].
-    #[derive(Deserialize)]
-    pub struct WorkflowSpec {
-        name: String,
-        max_concurrency: Option<u32>,
-        pools: BTreeMap<String, u32>,
-        defaults: TaskDefaults,
-        tasks: Vec<TaskSpec>,
-    }
-
-    #[derive(Deserialize)]
-    struct TaskDefaults {
-        timeout: Option<Duration>,
-        retry: RetrySpec,
-        env: BTreeMap<String, String>,
-        cwd: Option<String>,
-        pool: Option<String>,
-        priority: Option<i32>,
-        requires_approval: Option<bool>,
-        approval_timeout: Option<Duration>,
-        compensate_retry: RetrySpec,
-    }
-
-    #[derive(Deserialize)]
-    struct TaskSpec {
-        id: TaskId,
-        command: Command,
-        cwd: Option<String>,
-        depends_on: Vec<TaskId>,
-        priority: Option<i32>,
-        pool: Option<String>,
-        requires_approval: Option<bool>,
-        compensate: Option<Command>,
-        approval_timeout: Option<Duration>,
-        timeout: Option<Duration>,
-        retry: Option<Box<RetrySpec>>,
-        env: BTreeMap<String, String>,
-        labels: Vec<String>,
-        compensate_retry: Option<Box<RetrySpec>>,
-    }
-
-    impl From<WorkflowSpec> for super::WorkflowSpec {
-        fn from(w: WorkflowSpec) -> Self {
-            let d = w.defaults;
-            super::WorkflowSpec {
-                name: w.name,
-                max_concurrency: w.max_concurrency,
-                pools: w.pools,
-                defaults: super::TaskDefaults {
-                    timeout: d.timeout,
-                    retry: d.retry,
-                    env: d.env,
-                    cwd: d.cwd,
-                    pool: d.pool,
-                    priority: d.priority,
-                    requires_approval: d.requires_approval,
-                    approval_timeout: d.approval_timeout,
-                    compensate_retry: d.compensate_retry,
-                    max_output: None,
-                },
-                tasks: w
-                    .tasks
-                    .into_iter()
-                    .map(|t| super::TaskSpec {
-                        id: t.id,
-                        command: t.command,
-                        cwd: t.cwd,
-                        depends_on: t.depends_on,
-                        priority: t.priority,
-                        pool: t.pool,
-                        requires_approval: t.requires_approval,
-                        compensate: t.compensate,
-                        approval_timeout: t.approval_timeout,
-                        timeout: t.timeout,
-                        retry: t.retry,
-                        env: t.env,
-                        labels: t.labels,
-                        compensate_retry: t.compensate_retry,
-                        handoff: None,
-                    })
-                    .collect(),
-            }
-        }
-    }
-}
+mod legacy;
+pub(crate) use legacy::{v1, v2};
 
 std::thread_local! {
     /// Schema version of the record being decoded on this thread (see

@@ -1,0 +1,185 @@
+//! The spec layouts of older event schemas, decoded only from old journals and snapshots
+//! and upgraded to [`super::WorkflowSpec`] with the newer fields unset.
+
+use super::*;
+
+/// The spec as event schema 1 stored it (before `labels` and `compensate_retry`); decoded
+/// only from old journals and snapshots, then upgraded with empty new fields.
+pub(crate) mod v1 {
+    use super::*;
+
+    /// Schema-1 [`WorkflowSpec`].
+    #[derive(Deserialize)]
+    pub struct WorkflowSpec {
+        name: String,
+        max_concurrency: Option<u32>,
+        pools: BTreeMap<String, u32>,
+        defaults: TaskDefaults,
+        tasks: Vec<TaskSpec>,
+    }
+
+    #[derive(Deserialize)]
+    struct TaskDefaults {
+        timeout: Option<Duration>,
+        retry: RetrySpec,
+        env: BTreeMap<String, String>,
+        cwd: Option<String>,
+        pool: Option<String>,
+        priority: Option<i32>,
+        requires_approval: Option<bool>,
+        approval_timeout: Option<Duration>,
+    }
+
+    #[derive(Deserialize)]
+    struct TaskSpec {
+        id: TaskId,
+        command: Command,
+        cwd: Option<String>,
+        depends_on: Vec<TaskId>,
+        priority: Option<i32>,
+        pool: Option<String>,
+        requires_approval: Option<bool>,
+        compensate: Option<Command>,
+        approval_timeout: Option<Duration>,
+        timeout: Option<Duration>,
+        retry: Option<Box<RetrySpec>>,
+        env: BTreeMap<String, String>,
+    }
+
+    impl From<WorkflowSpec> for super::WorkflowSpec {
+        fn from(w: WorkflowSpec) -> Self {
+            let d = w.defaults;
+            super::WorkflowSpec {
+                name: w.name,
+                max_concurrency: w.max_concurrency,
+                pools: w.pools,
+                defaults: super::TaskDefaults {
+                    timeout: d.timeout,
+                    retry: d.retry,
+                    env: d.env,
+                    cwd: d.cwd,
+                    pool: d.pool,
+                    priority: d.priority,
+                    requires_approval: d.requires_approval,
+                    approval_timeout: d.approval_timeout,
+                    compensate_retry: RetrySpec::default(),
+                    max_output: None,
+                    max_fan_out: None,
+                },
+                tasks: w
+                    .tasks
+                    .into_iter()
+                    .map(|t| super::TaskSpec {
+                        id: t.id,
+                        command: t.command,
+                        cwd: t.cwd,
+                        depends_on: t.depends_on,
+                        priority: t.priority,
+                        pool: t.pool,
+                        requires_approval: t.requires_approval,
+                        compensate: t.compensate,
+                        approval_timeout: t.approval_timeout,
+                        timeout: t.timeout,
+                        retry: t.retry,
+                        env: t.env,
+                        labels: Vec::new(),
+                        compensate_retry: None,
+                        handoff: None,
+                    })
+                    .collect(),
+            }
+        }
+    }
+}
+
+/// The spec as event schema 2 stored it (before `max_output`, `gate`, `for_each`); decoded
+/// only from old journals and snapshots, then upgraded with the new fields unset.
+pub(crate) mod v2 {
+    use super::*;
+
+    /// Schema-2 [`WorkflowSpec`].
+    #[derive(Deserialize)]
+    pub struct WorkflowSpec {
+        name: String,
+        max_concurrency: Option<u32>,
+        pools: BTreeMap<String, u32>,
+        defaults: TaskDefaults,
+        tasks: Vec<TaskSpec>,
+    }
+
+    #[derive(Deserialize)]
+    struct TaskDefaults {
+        timeout: Option<Duration>,
+        retry: RetrySpec,
+        env: BTreeMap<String, String>,
+        cwd: Option<String>,
+        pool: Option<String>,
+        priority: Option<i32>,
+        requires_approval: Option<bool>,
+        approval_timeout: Option<Duration>,
+        compensate_retry: RetrySpec,
+    }
+
+    #[derive(Deserialize)]
+    struct TaskSpec {
+        id: TaskId,
+        command: Command,
+        cwd: Option<String>,
+        depends_on: Vec<TaskId>,
+        priority: Option<i32>,
+        pool: Option<String>,
+        requires_approval: Option<bool>,
+        compensate: Option<Command>,
+        approval_timeout: Option<Duration>,
+        timeout: Option<Duration>,
+        retry: Option<Box<RetrySpec>>,
+        env: BTreeMap<String, String>,
+        labels: Vec<String>,
+        compensate_retry: Option<Box<RetrySpec>>,
+    }
+
+    impl From<WorkflowSpec> for super::WorkflowSpec {
+        fn from(w: WorkflowSpec) -> Self {
+            let d = w.defaults;
+            super::WorkflowSpec {
+                name: w.name,
+                max_concurrency: w.max_concurrency,
+                pools: w.pools,
+                defaults: super::TaskDefaults {
+                    timeout: d.timeout,
+                    retry: d.retry,
+                    env: d.env,
+                    cwd: d.cwd,
+                    pool: d.pool,
+                    priority: d.priority,
+                    requires_approval: d.requires_approval,
+                    approval_timeout: d.approval_timeout,
+                    compensate_retry: d.compensate_retry,
+                    max_output: None,
+                    max_fan_out: None,
+                },
+                tasks: w
+                    .tasks
+                    .into_iter()
+                    .map(|t| super::TaskSpec {
+                        id: t.id,
+                        command: t.command,
+                        cwd: t.cwd,
+                        depends_on: t.depends_on,
+                        priority: t.priority,
+                        pool: t.pool,
+                        requires_approval: t.requires_approval,
+                        compensate: t.compensate,
+                        approval_timeout: t.approval_timeout,
+                        timeout: t.timeout,
+                        retry: t.retry,
+                        env: t.env,
+                        labels: t.labels,
+                        compensate_retry: t.compensate_retry,
+                        handoff: None,
+                    })
+                    .collect(),
+            }
+        }
+    }
+}
