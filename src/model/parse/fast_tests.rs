@@ -275,6 +275,9 @@ fn task(rng: &mut StdRng, i: usize) -> V {
             V::Int([1024, 0, 1 << 40].choose(r).copied().unwrap())
         }),
         ("gate", |_| strs(&["test", "-f", "ok"])),
+        ("max_fan_out", |r| {
+            V::Int([100, 0, 2_000_000].choose(r).copied().unwrap())
+        }),
         ("gate_shell", |_| s("test -f ok")),
         ("for_each", |r| {
             s([
@@ -340,6 +343,9 @@ fn workflow(rng: &mut StdRng) -> Vec<(String, V)> {
             ("compensate_retry", retry),
             ("max_output", |r| {
                 V::Int([1024, 0].choose(r).copied().unwrap())
+            }),
+            ("max_fan_out", |r| {
+                V::Int([100, 0, 2_000_000].choose(r).copied().unwrap())
             }),
         ];
         for (name, make) in optional {
@@ -427,6 +433,9 @@ fn clean_workflow(rng: &mut StdRng) -> Vec<(String, V)> {
         if rng.random_bool(0.3) {
             d.push(("max_output".into(), V::Int(4096)));
         }
+        if rng.random_bool(0.2) {
+            d.push(("max_fan_out".into(), V::Int(500)));
+        }
         d.shuffle(rng);
         top.push(("defaults".into(), V::Table(d)));
     }
@@ -448,6 +457,9 @@ fn clean_workflow(rng: &mut StdRng) -> Vec<(String, V)> {
             deps.retain(|d| d != "t0");
             deps.push("t0".into());
             f.push(("for_each".into(), s("{{ tasks.t0.output.files }}")));
+            if rng.random_bool(0.5) {
+                f.push(("max_fan_out".into(), V::Int(100)));
+            }
         }
         if !deps.is_empty() || rng.random_bool(0.2) {
             let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
