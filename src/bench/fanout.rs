@@ -107,6 +107,7 @@ pub fn fan_out_workflow(n: usize) -> Result<Workflow, BenchError> {
         pools: Default::default(),
         defaults: TaskDefaults::default(),
         tasks: vec![list, each],
+        delegation: None,
     })?)
 }
 

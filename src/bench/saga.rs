@@ -147,6 +147,7 @@ fn workflow(name: &str, tasks: Vec<TaskSpec>) -> Result<Workflow, BenchError> {
         pools: Default::default(),
         defaults: TaskDefaults::default(),
         tasks,
+        delegation: None,
     })?)
 }
 

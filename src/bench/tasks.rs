@@ -156,6 +156,7 @@ pub fn flat_workflow(name: &str, n: usize, command: &[&str]) -> Result<Workflow,
         pools: Default::default(),
         defaults: TaskDefaults::default(),
         tasks,
+        delegation: None,
     })?)
 }
 

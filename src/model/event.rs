@@ -25,7 +25,8 @@ use super::workflow::Workflow;
 /// | 1 | first release |
 /// | 2 | task spec gains `labels` and `compensate_retry`, `[defaults]` gains `compensate_retry` (old workflows decode with both empty) |
 /// | 3 | task spec gains `handoff` (`max_output`, `gate`, `for_each`), `[defaults]` gains `max_output` (old workflows decode with none); events `task_output`, `attempt_usage`, `task_expanded` and four failure kinds appended |
-pub const EVENT_SCHEMA_VERSION: u16 = 3;
+/// | 4 | workflow spec gains `delegation` (`output`, `[authority]`; old workflows decode with none); events `run_spawned`, `spawn_refused`, `budget_exhausted`, failure kind `child_failed` and run state `budget_exhausted` appended |
+pub const EVENT_SCHEMA_VERSION: u16 = 4;
 
 /// Named usage counters an attempt reports through `TROUPE_USAGE` (tokens, cost, ...):
 /// counter name → value. Sorted by name, so sums and printing are deterministic.
@@ -106,13 +107,19 @@ pub enum Failure {
         /// The downstream task, its expression and why.
         message: String,
     },
+    /// A child run spawned with `on_failure = "fail_parent"` did not succeed; the attempt
+    /// that was running is stopped (event schema 4).
+    ChildFailed {
+        /// The child run, its key and how it ended.
+        message: String,
+    },
 }
 
 impl Failure {
     /// The failure kind as `events --json` and `status --json` name it (`failure_kind`):
     /// `exit`, `signal`, `timed_out`, `spawn_failed`, `interrupted`, `approval_rejected`,
     /// `approval_expired`, `error`, `output_invalid`, `gate_failed`, `template_failed`,
-    /// `usage_invalid`, `fan_out_invalid`.
+    /// `usage_invalid`, `fan_out_invalid`, `child_failed`.
     pub fn kind(&self) -> &'static str {
         match self {
             Failure::Exit { .. } => "exit",
@@ -128,6 +135,7 @@ impl Failure {
             Failure::TemplateFailed { .. } => "template_failed",
             Failure::UsageInvalid { .. } => "usage_invalid",
             Failure::FanOutInvalid { .. } => "fan_out_invalid",
+            Failure::ChildFailed { .. } => "child_failed",
         }
     }
 }
@@ -148,6 +156,7 @@ impl std::fmt::Display for Failure {
             Failure::TemplateFailed { message } => write!(f, "template failed: {message}"),
             Failure::UsageInvalid { message } => write!(f, "usage invalid: {message}"),
             Failure::FanOutInvalid { message } => write!(f, "fan-out invalid: {message}"),
+            Failure::ChildFailed { message } => write!(f, "child failed: {message}"),
         }
     }
 }
@@ -425,11 +434,115 @@ pub enum Event {
         /// Number of instances (0: the mapped task succeeds at once).
         count: u32,
     },
+    /// A run was created by `troupe spawn` (or `delegate`, or an in-process executor): as
+    /// `run_submitted`, plus who spawned it, with which key, input and authority (event
+    /// schema 4). Its id is derived from (parent run, parent task, key) for a child.
+    RunSpawned {
+        /// The new run's id.
+        run: RunId,
+        /// The workflow (a file, or one task for `--command`).
+        workflow: Arc<Workflow>,
+        /// Lineage, input, authority and policies.
+        spawn: Box<Spawn>,
+    },
+    /// A spawn was refused (over a limit, a program not allowed, a loop, a bad token); no
+    /// run exists (event schema 4). Changes no state: the record is the audit trail.
+    SpawnRefused {
+        /// The run whose task asked (`None`: a root spawn from outside any task).
+        parent: Option<RunId>,
+        /// That task.
+        task: Option<TaskId>,
+        /// The key asked for.
+        key: String,
+        /// Why, as a short label (`depth`, `children`, `descendants`, `budget`, `command`,
+        /// `pool`, `loop`, `may_spawn`, `approval`): the `reason` of
+        /// `troupe_spawn_refused_total`.
+        reason: String,
+        /// The explanation printed to the caller.
+        message: String,
+    },
+    /// A run's subtree used more than its budget: the run stops like a cancelled one and
+    /// ends `budget_exhausted`; its children are cancelled (event schema 4).
+    BudgetExhausted {
+        /// The run whose budget ran out.
+        run: RunId,
+        /// The counter (`wall_clock` for time).
+        counter: String,
+        /// What the subtree used.
+        used: f64,
+        /// The run's limit.
+        limit: f64,
+    },
+}
+
+/// Who spawned a run, with what, under which authority: the body of [`Event::RunSpawned`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spawn {
+    /// The spawning run and task (`None`: a root run).
+    pub parent: Option<(RunId, TaskId)>,
+    /// The attempt of the parent task that asked (0 for a root).
+    pub attempt: u32,
+    /// The idempotency key.
+    pub key: String,
+    /// The input, one compact JSON value (`TROUPE_INPUT`, `{{ input }}`); `None`: `null`.
+    pub input: Option<String>,
+    /// The run's effective authority (already narrowed).
+    pub authority: crate::model::authority::Authority,
+    /// Budget reserved from the parent's remainder (counters the spawn asked for).
+    pub reserved: Counters,
+    /// What happens to the parent when the child does not succeed.
+    pub on_failure: OnFailure,
+    /// What happens to the child when the parent task ends first.
+    pub on_parent_exit: OnParentExit,
+    /// The parent run's authority, when the parent had none recorded yet (a root run that
+    /// was submitted, not spawned, spawning for the first time): the node's default narrowed
+    /// by its workflow's `[authority]`.
+    pub parent_authority: Option<crate::model::authority::Authority>,
+}
+
+/// `on_failure` of a spawn (Temporal's parent/child failure handling, OTP's escalation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum OnFailure {
+    /// The parent decides after `troupe wait` (default).
+    #[default]
+    Report,
+    /// The parent attempt is stopped and fails as `child_failed`, under its retry policy.
+    FailParent,
+}
+
+/// `on_parent_exit` of a spawn (Temporal's parent close policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum OnParentExit {
+    /// A child still running when its parent task ends is cancelled (default).
+    #[default]
+    Cancel,
+    /// The child keeps running.
+    Abandon,
+}
+
+impl OnFailure {
+    /// The spelling of the CLI and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnFailure::Report => "report",
+            OnFailure::FailParent => "fail_parent",
+        }
+    }
+}
+
+impl OnParentExit {
+    /// The spelling of the CLI and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnParentExit::Cancel => "cancel",
+            OnParentExit::Abandon => "abandon",
+        }
+    }
 }
 
 impl Event {
     /// Every event type name, in variant order (the `type` field of `events --json`).
-    pub const TYPE_NAMES: [&'static str; 24] = [
+    pub const TYPE_NAMES: [&'static str; 27] = [
         "run_submitted",
         "attempt_started",
         "task_succeeded",
@@ -454,6 +567,9 @@ impl Event {
         "task_output",
         "attempt_usage",
         "task_expanded",
+        "run_spawned",
+        "spawn_refused",
+        "budget_exhausted",
     ];
 
     /// The snake_case type name (`task_succeeded`, ...).
@@ -487,6 +603,9 @@ impl Event {
             Event::TaskOutput { .. } => 21,
             Event::AttemptUsage { .. } => 22,
             Event::TaskExpanded { .. } => 23,
+            Event::RunSpawned { .. } => 24,
+            Event::SpawnRefused { .. } => 25,
+            Event::BudgetExhausted { .. } => 26,
         }
     }
 
@@ -514,7 +633,10 @@ impl Event {
             | Event::CompensationRetried { run, .. }
             | Event::TaskOutput { run, .. }
             | Event::AttemptUsage { run, .. }
-            | Event::TaskExpanded { run, .. } => Some(*run),
+            | Event::TaskExpanded { run, .. }
+            | Event::RunSpawned { run, .. }
+            | Event::BudgetExhausted { run, .. } => Some(*run),
+            Event::SpawnRefused { parent, .. } => *parent,
             Event::NodeHalted { .. } | Event::NodeUnhalted => None,
         }
     }
@@ -540,7 +662,10 @@ impl Event {
             | Event::TaskOutput { task, .. }
             | Event::AttemptUsage { task, .. }
             | Event::TaskExpanded { task, .. } => Some(task),
+            Event::SpawnRefused { task, .. } => task.as_ref(),
             Event::RunSubmitted { .. }
+            | Event::RunSpawned { .. }
+            | Event::BudgetExhausted { .. }
             | Event::RunCancelled { .. }
             | Event::RunSuspended { .. }
             | Event::RunResumed { .. }

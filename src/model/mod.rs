@@ -28,6 +28,7 @@
 //! - [`dry_run`]: what a command would do without doing it: the plan of a workflow (`run
 //!   --dry-run`), the transitions of an operator command (`cancel|... --dry-run`).
 
+pub mod authority;
 pub mod caps;
 pub mod decide;
 pub mod dry_run;
@@ -48,7 +49,8 @@ pub mod time;
 pub mod workflow;
 
 pub use event::{
-    Approver, Counters, Event, EventRecord, Failure, ResourceUsage, Seq, EVENT_SCHEMA_VERSION,
+    Approver, Counters, Event, EventRecord, Failure, OnFailure, OnParentExit, ResourceUsage,
+    Seq, Spawn, EVENT_SCHEMA_VERSION,
 };
 pub use ids::{RunId, TaskId, TaskIndex};
 pub use parse::{parse_workflow, parse_workflow_bytes, MAX_WORKFLOW_BYTES};

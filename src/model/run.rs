@@ -3,7 +3,8 @@
 //! ```text
 //! running ──► succeeded                      (every task succeeded)
 //!    │  ├───► failed ──(operator retry)──► running
-//!    │  └───► cancelled                      (operator cancelled a run that is not a saga)
+//!    │  ├───► cancelled                      (operator cancelled a run that is not a saga)
+//!    │  └───► budget_exhausted               (its subtree used more than its budget)
 //!    └──────► compensating ──► compensated   (saga: a step failed for good, or was cancelled)
 //!                   ▲    └───► compensation_failed ──(operator retry)──┘
 //! ```
@@ -28,11 +29,14 @@ pub enum RunState {
     Compensated,
     /// A compensation failed for good; waiting for an operator's `retry`.
     CompensationFailed,
+    /// The run's subtree used more than its budget; it was stopped like a cancelled run
+    /// (event schema 4).
+    BudgetExhausted,
 }
 
 impl RunState {
     /// Every state, in declaration order.
-    pub const ALL: [RunState; 7] = [
+    pub const ALL: [RunState; 8] = [
         RunState::Running,
         RunState::Succeeded,
         RunState::Failed,
@@ -40,6 +44,7 @@ impl RunState {
         RunState::Compensating,
         RunState::Compensated,
         RunState::CompensationFailed,
+        RunState::BudgetExhausted,
     ];
 
     /// The snake_case name used in JSON and the CLI.
@@ -52,6 +57,7 @@ impl RunState {
             RunState::Compensating => "compensating",
             RunState::Compensated => "compensated",
             RunState::CompensationFailed => "compensation_failed",
+            RunState::BudgetExhausted => "budget_exhausted",
         }
     }
 
@@ -65,7 +71,7 @@ impl RunState {
         use RunState::*;
         matches!(
             (self, to),
-            (Running, Succeeded | Failed | Cancelled | Compensating)
+            (Running, Succeeded | Failed | Cancelled | Compensating | BudgetExhausted)
                 | (Failed, Running)
                 | (Compensating, Compensated | CompensationFailed)
                 | (CompensationFailed, Compensating)
@@ -90,6 +96,7 @@ mod tests {
                 RunState::Succeeded,
                 RunState::Cancelled,
                 RunState::Compensated,
+                RunState::BudgetExhausted,
             ] {
                 assert!(!from.can_become(to), "{from} -> {to}");
             }

@@ -31,6 +31,8 @@ pub(super) struct SourceMap<'t> {
     pub(super) max_concurrency: Option<Range<usize>>,
     pub(super) pools: BTreeMap<String, Range<usize>>,
     pub(super) defaults: BTreeMap<&'static str, Range<usize>>,
+    /// Other top-level keys (`output`, `authority`).
+    pub(super) top: BTreeMap<&'static str, Range<usize>>,
     pub(super) tasks: Vec<TaskSpans>,
 }
 
@@ -50,6 +52,7 @@ impl Locate for SourceMap<'_> {
             Loc::MaxConcurrency => self.max_concurrency.clone(),
             Loc::Pool(name) => self.pools.get(name).cloned(),
             Loc::Defaults(field) => self.defaults.get(field).cloned(),
+            Loc::Top(field) => self.top.get(field).cloned(),
             Loc::Task(t) => self.tasks.get(t as usize).map(|s| s.id.clone()),
             Loc::TaskField(t, field) => self.tasks.get(t as usize).map(|s| {
                 s.fields

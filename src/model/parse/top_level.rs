@@ -27,17 +27,30 @@ pub(super) struct RawWorkflow {
     pub(super) tasks: Vec<Read<RawTask>>,
     /// Whether the file has a `task` key, so no task read is not "no tasks".
     pub(super) task_given: bool,
+    /// `output = "TASK"` (event schema 4).
+    pub(super) output: Option<Spanned<String>>,
+    /// `[authority]` (event schema 4).
+    pub(super) authority: Option<Spanned<crate::model::authority::AuthorityFile>>,
 }
 
 impl Table for RawWorkflow {
-    const FIELDS: &'static [&'static str] =
-        &["name", "max_concurrency", "pools", "defaults", "task"];
+    const FIELDS: &'static [&'static str] = &[
+        "name",
+        "max_concurrency",
+        "pools",
+        "defaults",
+        "task",
+        "output",
+        "authority",
+    ];
     const REQUIRED: &'static [&'static str] = &["name"];
 
     fn set(&mut self, key: &str, value: Spanned<DeValue<'_>>, r: &mut Reader<'_>) -> Option<bool> {
         Some(match key {
             "name" => r.field(value, &mut self.name),
             "max_concurrency" => r.field(value, &mut self.max_concurrency),
+            "output" => r.field(value, &mut self.output),
+            "authority" => r.field(value, &mut self.authority),
             "pools" => {
                 let span = value.span();
                 match value.into_inner() {
@@ -157,6 +170,13 @@ impl RawWorkflow {
             max_concurrency: span_of(&self.max_concurrency),
             pools: BTreeMap::new(),
             defaults: BTreeMap::new(),
+            top: [
+                ("output", span_of(&self.output)),
+                ("authority", span_of(&self.authority)),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?)))
+            .collect(),
             tasks: Vec::new(),
         };
         let mut pools = BTreeMap::new();
@@ -215,6 +235,7 @@ impl RawWorkflow {
             pools,
             defaults,
             tasks: Vec::new(),
+            delegation: delegation(self.output, self.authority),
         };
         let head = Head {
             structure_only,
@@ -222,6 +243,20 @@ impl RawWorkflow {
         };
         (spec, map, head)
     }
+}
+
+/// `output` and `[authority]` as the spec holds them (`None` if neither is set).
+fn delegation(
+    output: Option<Spanned<String>>,
+    authority: Option<Spanned<crate::model::authority::AuthorityFile>>,
+) -> Option<Box<crate::model::spec::Delegation>> {
+    if output.is_none() && authority.is_none() {
+        return None;
+    }
+    Some(Box::new(crate::model::spec::Delegation {
+        output: inner(output),
+        authority: inner(authority).map(|a| a.into_ask()).unwrap_or_default(),
+    }))
 }
 
 /// The spec of one `[[task]]` table (at byte span `table`) and its spans; `None` if its id did

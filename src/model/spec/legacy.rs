@@ -87,6 +87,7 @@ pub(crate) mod v1 {
                         handoff: None,
                     })
                     .collect(),
+                delegation: None,
             }
         }
     }
@@ -179,6 +180,36 @@ pub(crate) mod v2 {
                         handoff: None,
                     })
                     .collect(),
+                delegation: None,
+            }
+        }
+    }
+}
+
+/// The spec as event schema 3 stored it (before `delegation`); tasks and defaults are as
+/// now.
+pub(crate) mod v3 {
+    use super::*;
+
+    /// Schema-3 [`WorkflowSpec`].
+    #[derive(Deserialize)]
+    pub struct WorkflowSpec {
+        name: String,
+        max_concurrency: Option<u32>,
+        pools: BTreeMap<String, u32>,
+        defaults: super::TaskDefaults,
+        tasks: Vec<super::TaskSpec>,
+    }
+
+    impl From<WorkflowSpec> for super::WorkflowSpec {
+        fn from(w: WorkflowSpec) -> Self {
+            super::WorkflowSpec {
+                name: w.name,
+                max_concurrency: w.max_concurrency,
+                pools: w.pools,
+                defaults: w.defaults,
+                tasks: w.tasks,
+                delegation: None,
             }
         }
     }

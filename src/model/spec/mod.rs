@@ -48,6 +48,28 @@ pub struct WorkflowSpec {
     pub defaults: TaskDefaults,
     /// The tasks in file order; a task's position is its [`super::ids::TaskIndex`].
     pub tasks: Vec<TaskSpec>,
+    /// `output` and `[authority]`: what the run hands back and may do as an agent (event
+    /// schema 4). Boxed: most workflows set neither.
+    pub delegation: Option<Box<Delegation>>,
+}
+
+/// The top-level fields a workflow has as an agent (event schema 4).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Delegation {
+    /// `output = "TASK"`: the task whose output is the run's output (`troupe wait`). Unset:
+    /// the single final task's (a task no other task depends on), or `null` if there are
+    /// several.
+    pub output: Option<String>,
+    /// `[authority]`: what runs of this workflow ask for (narrowed by what the parent or the
+    /// node has; see [`crate::model::authority`]).
+    pub authority: crate::model::authority::AuthorityAsk,
+}
+
+impl WorkflowSpec {
+    /// `output` and `[authority]`, if either is set.
+    pub fn delegation(&self) -> Option<&Delegation> {
+        self.delegation.as_deref()
+    }
 }
 
 /// The `[defaults]` table: settings merged into every task. A task's own value wins; `env` is
@@ -214,7 +236,7 @@ impl TaskSpec {
 }
 
 mod legacy;
-pub(crate) use legacy::{v1, v2};
+pub(crate) use legacy::{v1, v2, v3};
 
 std::thread_local! {
     /// Schema version of the record being decoded on this thread (see

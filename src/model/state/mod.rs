@@ -21,7 +21,8 @@
 //! - one file per event family: `submit.rs` (`run_submitted`), `attempts.rs` (attempt start,
 //!   success, failure), `operator.rs` (cancel, suspend, resume, retry), `approvals.rs`,
 //!   `compensation.rs` (saga undo), `halt.rs` (`node_halted`, `node_unhalted`), `handoff.rs`
-//!   (`task_output`, `attempt_usage`, `task_expanded`: outputs, usage, dynamic fan-out).
+//!   (`task_output`, `attempt_usage`, `task_expanded`: outputs, usage, dynamic fan-out),
+//!   `lineage.rs` (`run_spawned`, `spawn_refused`, `budget_exhausted`: agent trees).
 //! - `require.rs`: the preconditions the families share; `transition.rs`: the moves they share
 //!   (set a state, settle a task, end a run); `invariants.rs`: what every reachable state
 //!   satisfies.
@@ -42,6 +43,7 @@ mod error;
 mod halt;
 mod handoff;
 mod invariants;
+mod lineage;
 mod operator;
 mod require;
 mod run;
@@ -51,6 +53,7 @@ mod transition;
 
 pub use change::Change;
 pub use error::ApplyError;
+pub use lineage::{programs, Lineage};
 pub use run::Run;
 pub use task::{Compensation, Task};
 
@@ -131,6 +134,9 @@ impl State {
         let name = event.type_name();
         match event {
             Event::RunSubmitted { run, workflow } => self.submit(*run, workflow, time, changes)?,
+            Event::RunSpawned { .. } => self.spawn(event, time, changes)?,
+            // The audit record of a refusal: no state changes.
+            Event::SpawnRefused { .. } => {}
             Event::NodeHalted { .. } => self.halt(),
             Event::NodeUnhalted => self.unhalt(name)?,
             _ => {
@@ -140,7 +146,15 @@ impl State {
                     .runs
                     .get_mut(&run_id)
                     .ok_or(ApplyError::UnknownRun(run_id))?;
+                let was_finished = run.state().is_finished();
                 run.apply(event, time, halted, changes)?;
+                let finished = run.state().is_finished();
+                if finished != was_finished {
+                    self.child_finished_changed(run_id, finished);
+                }
+                if let Event::AttemptUsage { counters, .. } = event {
+                    self.add_subtree_usage(run_id, counters);
+                }
             }
         }
         self.last_seq = seq;
@@ -191,7 +205,12 @@ impl Run {
             Event::TaskOutput { .. } | Event::AttemptUsage { .. } | Event::TaskExpanded { .. } => {
                 self.apply_handoff(event, t, time, changes)
             }
-            Event::RunSubmitted { .. } | Event::NodeHalted { .. } | Event::NodeUnhalted => {
+            Event::BudgetExhausted { .. } => self.exhaust(event, time, changes),
+            Event::RunSubmitted { .. }
+            | Event::RunSpawned { .. }
+            | Event::SpawnRefused { .. }
+            | Event::NodeHalted { .. }
+            | Event::NodeUnhalted => {
                 unreachable!("handled by State::apply_with")
             }
         }

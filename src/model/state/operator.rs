@@ -113,23 +113,7 @@ impl Run {
             }
             Event::RunCancelled { .. } => {
                 self.require_run_state(event, &[Running])?;
-                self.cancel_requested = true;
-                // A saga lets running steps finish (their effects can then be compensated);
-                // any other run has its running attempts cancelled too.
-                let cancel_running = !self.saga;
-                for t in 0..self.tasks.len() as TaskIndex {
-                    let s = self.tasks[t as usize].state;
-                    if s.is_waiting() || (cancel_running && s == TaskState::Running) {
-                        self.tasks[t as usize].finished_at = Some(time);
-                        self.set(t, TaskState::Cancelled, changes);
-                    }
-                }
-                if self.saga {
-                    self.begin_compensation(time, changes);
-                } else {
-                    self.set_run(Cancelled, time, changes);
-                }
-                self.check_finished(time, changes);
+                self.stop(time, Cancelled, changes);
             }
             Event::RunSuspended { .. } => {
                 self.require_run_state(event, &[Running])?;
@@ -167,5 +151,30 @@ impl Run {
             self.finished_at = None;
             self.set_run(RunState::Running, time, changes);
         }
+    }
+}
+
+impl Run {
+    /// Stops a running run: every waiting task (and, unless it is a saga, every running one)
+    /// is cancelled; a saga then compensates, any other run ends in `to` (`cancelled`,
+    /// `budget_exhausted`).
+    pub(super) fn stop(&mut self, time: Timestamp, to: RunState, changes: &mut Vec<Change>) {
+        self.cancel_requested = true;
+        // A saga lets running steps finish (their effects can then be compensated); any
+        // other run has its running attempts cancelled too.
+        let cancel_running = !self.saga;
+        for t in 0..self.tasks.len() as TaskIndex {
+            let s = self.tasks[t as usize].state;
+            if s.is_waiting() || (cancel_running && s == TaskState::Running) {
+                self.tasks[t as usize].finished_at = Some(time);
+                self.set(t, TaskState::Cancelled, changes);
+            }
+        }
+        if self.saga {
+            self.begin_compensation(time, changes);
+        } else {
+            self.set_run(to, time, changes);
+        }
+        self.check_finished(time, changes);
     }
 }

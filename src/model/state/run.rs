@@ -46,6 +46,9 @@ pub struct Run {
     /// Usage counters per task, summed over its attempts (`attempt_usage`); only tasks that
     /// reported any (snapshot schema 3).
     pub(super) usage: BTreeMap<TaskIndex, Counters>,
+    /// Where the run sits in an agent tree: set for spawned runs and for runs whose tasks
+    /// spawned (snapshot schema 4). Boxed: most runs have none.
+    pub(super) lineage: Option<Box<super::Lineage>>,
 }
 
 impl Run {
@@ -156,7 +159,25 @@ impl Run {
 impl<'de> Deserialize<'de> for Run {
     /// Reads the layout of the snapshot's schema: before schema 3 a run had no `usage`.
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        /// Field order of snapshot schema 3 (must match the struct above).
+        /// Field order of snapshot schema 4 (must match the struct above).
+        #[derive(Deserialize)]
+        struct V4 {
+            id: RunId,
+            workflow: Arc<Workflow>,
+            state: RunState,
+            submitted_at: Timestamp,
+            finished_at: Option<Timestamp>,
+            suspended: bool,
+            cancel_requested: bool,
+            saga: bool,
+            tasks: Vec<Task>,
+            completion_order: Vec<TaskIndex>,
+            compensation_cursor: u32,
+            counts: [u32; 11],
+            usage: BTreeMap<TaskIndex, Counters>,
+            lineage: Option<Box<super::Lineage>>,
+        }
+        /// Snapshot schema 3: no `lineage`.
         #[derive(Deserialize)]
         struct V3 {
             id: RunId,
@@ -189,9 +210,10 @@ impl<'de> Deserialize<'de> for Run {
             compensation_cursor: u32,
             counts: [u32; 11],
         }
-        let v = if crate::model::spec::decoding_schema() < 3 {
+        let schema = crate::model::spec::decoding_schema();
+        let v = if schema < 3 {
             let v = V2::deserialize(deserializer)?;
-            V3 {
+            V4 {
                 id: v.id,
                 workflow: v.workflow,
                 state: v.state,
@@ -205,9 +227,28 @@ impl<'de> Deserialize<'de> for Run {
                 compensation_cursor: v.compensation_cursor,
                 counts: v.counts,
                 usage: BTreeMap::new(),
+                lineage: None,
+            }
+        } else if schema < 4 {
+            let v = V3::deserialize(deserializer)?;
+            V4 {
+                id: v.id,
+                workflow: v.workflow,
+                state: v.state,
+                submitted_at: v.submitted_at,
+                finished_at: v.finished_at,
+                suspended: v.suspended,
+                cancel_requested: v.cancel_requested,
+                saga: v.saga,
+                tasks: v.tasks,
+                completion_order: v.completion_order,
+                compensation_cursor: v.compensation_cursor,
+                counts: v.counts,
+                usage: v.usage,
+                lineage: None,
             }
         } else {
-            V3::deserialize(deserializer)?
+            V4::deserialize(deserializer)?
         };
         Ok(Run {
             id: v.id,
@@ -223,6 +264,7 @@ impl<'de> Deserialize<'de> for Run {
             compensation_cursor: v.compensation_cursor,
             counts: v.counts,
             usage: v.usage,
+            lineage: v.lineage,
         })
     }
 }

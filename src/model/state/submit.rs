@@ -32,7 +32,7 @@ impl State {
 }
 
 impl Run {
-    fn new(id: RunId, workflow: Arc<Workflow>, time: Timestamp, changes: &mut Vec<Change>) -> Run {
+    pub(super) fn new(id: RunId, workflow: Arc<Workflow>, time: Timestamp, changes: &mut Vec<Change>) -> Run {
         let n = workflow.len();
         let plan = workflow.plan();
         let tasks = (0..n as TaskIndex)
@@ -55,6 +55,7 @@ impl Run {
             compensation_cursor: 0,
             counts,
             usage: Default::default(),
+            lineage: None,
         };
         for t in 0..n as TaskIndex {
             if run.tasks[t as usize].waiting_on == 0 {

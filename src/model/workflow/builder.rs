@@ -361,6 +361,17 @@ impl<'l> Builder<'l> {
         };
         if self.fields {
             check_references(&wf, &mut p, &self.references);
+            if let Some(out) = wf.spec.delegation().and_then(|d| d.output.as_deref()) {
+                if wf.task_index(out).is_none() {
+                    p.at(
+                        Loc::Top("output"),
+                        format!(
+                            "`output` names {}, which is not a task in this workflow",
+                            crate::model::quote::quoted(out)
+                        ),
+                    );
+                }
+            }
         }
         if p.list.is_empty() {
             Ok(wf)

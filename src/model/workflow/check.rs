@@ -192,6 +192,11 @@ pub(super) fn check_head(spec: &WorkflowSpec, p: &mut Problems<'_>) {
     }
     check_env(p, Loc::Defaults("env"), "[defaults]", &d.env);
     super::handoff::check_defaults(p, spec);
+    if let Some(d) = spec.delegation() {
+        if let Err(msg) = d.authority.check() {
+            p.at(Loc::Top("authority"), format!("[authority] {msg}"));
+        }
+    }
     if d.cwd.as_deref().is_some_and(|c| c.contains('\0')) {
         p.at(Loc::Defaults("cwd"), "[defaults] cwd contains a NUL byte");
     }

@@ -51,6 +51,8 @@ pub(crate) enum Loc<'a> {
     TaskField(TaskIndex, &'static str),
     /// Entry `i` of a task's `depends_on`.
     Dependency(TaskIndex, usize),
+    /// A top-level key other than `name` and `max_concurrency` (`output`, `authority`).
+    Top(&'static str),
 }
 
 /// Turns a [`Loc`] into `(line, column)`, when the workflow came from text.
@@ -344,6 +346,26 @@ impl Workflow {
         self.task(index).handoff()?.gate.as_ref()
     }
 
+    /// The task whose output is the run's output: `output = "TASK"`, or else the single task
+    /// no other task depends on (`None` if there are several).
+    pub fn output_task(&self) -> Option<TaskIndex> {
+        if let Some(out) = self.spec.delegation().and_then(|d| d.output.as_deref()) {
+            return self.task_index(out);
+        }
+        let mut sinks = (0..self.len() as TaskIndex)
+            .filter(|&t| self.plan.downstream(t).next().is_none());
+        let first = sinks.next()?;
+        sinks.next().is_none().then_some(first)
+    }
+
+    /// What runs of this workflow ask for in `[authority]` (empty if nothing).
+    pub fn authority_ask(&self) -> crate::model::authority::AuthorityAsk {
+        self.spec
+            .delegation()
+            .map(|d| d.authority.clone())
+            .unwrap_or_default()
+    }
+
     /// Whether any task declares a compensation, which makes a failed run compensate
     /// (a saga) instead of simply failing.
     pub fn is_saga(&self) -> bool {
@@ -364,6 +386,8 @@ impl<'de> Deserialize<'de> for Workflow {
             super::spec::v1::WorkflowSpec::deserialize(deserializer)?.into()
         } else if schema < 3 {
             super::spec::v2::WorkflowSpec::deserialize(deserializer)?.into()
+        } else if schema < 4 {
+            super::spec::v3::WorkflowSpec::deserialize(deserializer)?.into()
         } else {
             WorkflowSpec::deserialize(deserializer)?
         };

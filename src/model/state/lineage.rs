@@ -1,0 +1,292 @@
+//! Agent trees: `run_spawned`, `spawn_refused`, `budget_exhausted`, and the bookkeeping that
+//! ties a child run to its parent (live children, descendants, subtree usage).
+//!
+//! A child is an ordinary [`Run`] with a [`Lineage`]. Its parent's lineage lists it; a run
+//! that was submitted (not spawned) gets a lineage the first time one of its tasks spawns,
+//! with the authority the spawn event carries for it. Every number here is folded from the
+//! journal, so a crash loses none of it:
+//! - `live_children` goes up with each `run_spawned` and down when the child finishes (back
+//!   up if an operator reopens it);
+//! - `descendants` counts every run ever spawned below, for `max_descendants`;
+//! - `subtree_usage` adds every `attempt_usage` of the run and of its descendants, so usage
+//!   anywhere in a subtree counts against every ancestor's budget.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::change::Change;
+use super::error::ApplyError;
+use super::run::Run;
+use super::State;
+use crate::model::authority::{self, Authority};
+use crate::model::event::{Counters, Event, OnFailure, OnParentExit};
+use crate::model::ids::{RunId, TaskIndex};
+use crate::model::run::RunState;
+use crate::model::task::TaskState;
+use crate::model::time::Timestamp;
+use crate::model::workflow::Workflow;
+
+/// Where a run sits in an agent tree, and what its subtree may still do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lineage {
+    /// The spawning run and task (`None`: a root).
+    pub parent: Option<(RunId, TaskIndex)>,
+    /// The parent task's attempt that spawned it (0 for a root).
+    pub attempt: u32,
+    /// The idempotency key ("" for a submitted root).
+    pub key: String,
+    /// 0 for a root, parent's depth + 1 below.
+    pub depth: u32,
+    /// The input (one compact JSON value), if any.
+    pub input: Option<Arc<str>>,
+    /// The effective authority.
+    pub authority: Authority,
+    /// Budget reserved from the parent at spawn.
+    pub reserved: Counters,
+    /// What the parent hears of a failure.
+    pub on_failure: OnFailure,
+    /// What happens to this run when its parent task ends first.
+    pub on_parent_exit: OnParentExit,
+    /// When the run was spawned (or the root's lineage began): `wall_clock` counts from here.
+    pub spawned_at: Timestamp,
+    /// Every child ever spawned, oldest first.
+    pub children: Vec<RunId>,
+    /// Children not finished.
+    pub live_children: u32,
+    /// Runs ever spawned anywhere below.
+    pub descendants: u32,
+    /// Usage of the run and of all its descendants.
+    pub subtree_usage: Counters,
+    /// The counter that ran out, once `budget_exhausted` was applied.
+    pub exhausted: Option<String>,
+}
+
+impl Lineage {
+    /// Budget left per limited counter: limit − (subtree usage + what live children hold in
+    /// reserve beyond their own usage). What a new child may reserve.
+    pub fn budget_left(&self, children: impl Iterator<Item = (Counters, Counters)>) -> Counters {
+        let mut committed = self.subtree_usage.clone();
+        for (reserved, used) in children {
+            for (k, r) in reserved {
+                let u = used.get(&k).copied().unwrap_or(0.0);
+                if r > u {
+                    *committed.entry(k).or_insert(0.0) += r - u;
+                }
+            }
+        }
+        authority::left(&self.authority.budget, &committed)
+    }
+}
+
+impl State {
+    /// `run_spawned`: a new run with its lineage, counted in its parent's and every
+    /// ancestor's.
+    pub(super) fn spawn(
+        &mut self,
+        event: &Event,
+        time: Timestamp,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), ApplyError> {
+        let Event::RunSpawned {
+            run: id,
+            workflow,
+            spawn,
+        } = event
+        else {
+            unreachable!("routed here for run_spawned only")
+        };
+        if self.runs.contains_key(id) {
+            return Err(ApplyError::DuplicateRun(*id));
+        }
+        let not_allowed = |reason: String| ApplyError::NotAllowed {
+            event: event.type_name(),
+            run: Some(*id),
+            task: None,
+            reason,
+        };
+        let mut depth = 0;
+        let mut parent_ref = None;
+        if let Some((parent, task)) = &spawn.parent {
+            let p = self
+                .runs
+                .get(parent)
+                .ok_or(ApplyError::UnknownRun(*parent))?;
+            let t = p.index_of(task)?;
+            if p.task(t).state != TaskState::Running || p.task(t).attempts != spawn.attempt {
+                return Err(not_allowed(format!(
+                    "attempt {} of `{task}` in run {parent} is not running",
+                    spawn.attempt
+                )));
+            }
+            if p.lineage.is_none() && spawn.parent_authority.is_none() {
+                return Err(not_allowed(format!(
+                    "run {parent} has no authority recorded and the spawn carries none"
+                )));
+            }
+            depth = p.lineage.as_ref().map_or(0, |l| l.depth) + 1;
+            parent_ref = Some((*parent, t));
+        }
+        if let Some((parent, t)) = parent_ref {
+            let p = self.runs.get_mut(&parent).expect("checked");
+            let own = p.usage_total();
+            let l = p.lineage.get_or_insert_with(|| {
+                Box::new(Lineage {
+                    parent: None,
+                    attempt: 0,
+                    key: String::new(),
+                    depth: 0,
+                    input: None,
+                    authority: spawn.parent_authority.clone().expect("checked"),
+                    reserved: Counters::new(),
+                    on_failure: OnFailure::Report,
+                    on_parent_exit: OnParentExit::Cancel,
+                    spawned_at: time,
+                    children: Vec::new(),
+                    live_children: 0,
+                    descendants: 0,
+                    subtree_usage: own,
+                    exhausted: None,
+                })
+            });
+            l.children.push(*id);
+            l.live_children += 1;
+            let _ = t;
+            let mut up = Some(parent);
+            while let Some(a) = up {
+                let r = self.runs.get_mut(&a).expect("ancestors exist");
+                let l = r.lineage.as_mut().expect("an ancestor has a lineage");
+                l.descendants += 1;
+                up = l.parent.map(|(p, _)| p);
+            }
+        }
+        let mut run = Run::new(*id, Arc::clone(workflow), time, changes);
+        run.lineage = Some(Box::new(Lineage {
+            parent: parent_ref,
+            attempt: spawn.attempt,
+            key: spawn.key.clone(),
+            depth,
+            input: spawn.input.as_deref().map(Arc::from),
+            authority: spawn.authority.clone(),
+            reserved: spawn.reserved.clone(),
+            on_failure: spawn.on_failure,
+            on_parent_exit: spawn.on_parent_exit,
+            spawned_at: time,
+            children: Vec::new(),
+            live_children: 0,
+            descendants: 0,
+            subtree_usage: Counters::new(),
+            exhausted: None,
+        }));
+        self.runs.insert(*id, run);
+        Ok(())
+    }
+
+    /// Adds `counters` (just applied to run `run`) to the subtree usage of the run and of
+    /// every ancestor.
+    pub(super) fn add_subtree_usage(&mut self, run: RunId, counters: &Counters) {
+        let mut at = Some(run);
+        while let Some(id) = at {
+            let Some(l) = self.runs.get_mut(&id).and_then(|r| r.lineage.as_mut()) else {
+                return;
+            };
+            authority::add(&mut l.subtree_usage, counters);
+            at = l.parent.map(|(p, _)| p);
+        }
+    }
+
+    /// After an event changed whether child `run` is finished: its parent's count of live
+    /// children follows.
+    pub(super) fn child_finished_changed(&mut self, run: RunId, finished: bool) {
+        let Some((parent, _)) = self
+            .runs
+            .get(&run)
+            .and_then(|r| r.lineage.as_ref())
+            .and_then(|l| l.parent)
+        else {
+            return;
+        };
+        if let Some(l) = self.runs.get_mut(&parent).and_then(|r| r.lineage.as_mut()) {
+            if finished {
+                l.live_children = l.live_children.saturating_sub(1);
+            } else {
+                l.live_children += 1;
+            }
+        }
+    }
+
+    /// The children task `task` of run `run` spawned, oldest first.
+    pub fn children_of(&self, run: RunId, task: TaskIndex) -> impl Iterator<Item = &Run> + '_ {
+        self.runs
+            .get(&run)
+            .and_then(|r| r.lineage.as_deref())
+            .into_iter()
+            .flat_map(|l| l.children.iter())
+            .filter_map(move |c| self.runs.get(c))
+            .filter(move |c| c.lineage().and_then(|l| l.parent) == Some((run, task)))
+    }
+
+    /// Run `run` and its ancestors, nearest first.
+    pub fn ancestry(&self, run: RunId) -> impl Iterator<Item = &Run> + '_ {
+        let mut at = Some(run);
+        std::iter::from_fn(move || {
+            let r = self.runs.get(&at?)?;
+            at = r.lineage().and_then(|l| l.parent).map(|(p, _)| p);
+            Some(r)
+        })
+    }
+
+    /// Budget left to run `run` (see [`Lineage::budget_left`]); empty if it has no lineage
+    /// or no budget.
+    pub fn budget_left(&self, run: RunId) -> Counters {
+        let Some(l) = self.runs.get(&run).and_then(|r| r.lineage()) else {
+            return Counters::new();
+        };
+        l.budget_left(l.children.iter().filter_map(|c| {
+            let c = self.runs.get(c)?;
+            let cl = c.lineage()?;
+            (!c.state().is_finished()).then(|| (cl.reserved.clone(), cl.subtree_usage.clone()))
+        }))
+    }
+}
+
+impl Run {
+    /// Where the run sits in an agent tree (`None`: a submitted run that never spawned).
+    pub fn lineage(&self) -> Option<&Lineage> {
+        self.lineage.as_deref()
+    }
+
+    /// The parent run and task, if the run was spawned by a task.
+    pub fn parent(&self) -> Option<(RunId, TaskIndex)> {
+        self.lineage().and_then(|l| l.parent)
+    }
+
+    /// `budget_exhausted`: stops the run like a cancel (a saga compensates) and records the
+    /// counter.
+    pub(super) fn exhaust(
+        &mut self,
+        event: &Event,
+        time: Timestamp,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), ApplyError> {
+        let Event::BudgetExhausted { counter, .. } = event else {
+            unreachable!("routed here for budget_exhausted only")
+        };
+        self.require_run_state(event, &[RunState::Running])?;
+        let Some(l) = self.lineage.as_mut() else {
+            return Err(self.not_allowed(event, "the run has no budget"));
+        };
+        l.exhausted = Some(counter.clone());
+        self.stop(time, RunState::BudgetExhausted, changes);
+        Ok(())
+    }
+}
+
+/// The program of each task of `workflow`, as `allowed_commands` sees it: `argv[0]`, or
+/// `sh` for a shell line.
+pub fn programs(workflow: &Workflow) -> impl Iterator<Item = &str> + '_ {
+    workflow.spec().tasks.iter().map(|t| match &t.command {
+        crate::model::spec::Command::Argv(argv) => argv.first().map_or("", String::as_str),
+        crate::model::spec::Command::Shell(_) => "sh",
+    })
+}
