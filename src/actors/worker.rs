@@ -77,7 +77,11 @@ impl Actor for Worker {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             WorkerMsg::Run(order) => {
-                let AttemptOrder { workflow, report } = *order;
+                let AttemptOrder {
+                    workflow,
+                    report,
+                    agent,
+                } = *order;
                 let id = report.id;
                 let task_id = workflow.task_id(id.task);
                 tracing::debug!(run_id = %id.run, task_id = %task_id, attempt = id.attempt, kind = ?id.kind, slot = self.slot, "attempt starts");
@@ -103,10 +107,23 @@ impl Actor for Worker {
                                 None => file("inputs"),
                             },
                             shared_inputs: base.is_some(),
+                            input: file("input"),
                             usage: file("usage"),
                         }
                     },
                     facts: Some(Arc::clone(&self.shared.facts)),
+                    agent: agent.map(|g| crate::executor::AgentContext {
+                        caller: crate::messages::control::Caller {
+                            run: id.run,
+                            task: task_id.clone(),
+                            attempt: id.attempt,
+                            token: g.token,
+                        },
+                        depth: g.depth,
+                        input: g.input,
+                        data_dir: cfg.data_dir.clone(),
+                        node: Arc::downgrade(&self.shared),
+                    }),
                     run: id.run,
                     workflow: Arc::clone(&workflow),
                     task: id.task,

@@ -46,6 +46,8 @@ pub struct NodeFile {
     pub retention_logs: Option<Duration>,
     /// `[[webhooks]]`, in file order.
     pub webhooks: Vec<WebhookConfig>,
+    /// `[agents]`: the node's default authority, over the built-in one.
+    pub agents: Option<crate::model::authority::AuthorityAsk>,
 }
 
 impl NodeFile {
@@ -97,5 +99,19 @@ impl NodeFile {
             cfg.retention.logs = self.retention_logs;
         }
         cfg.webhooks = self.webhooks;
+        if let Some(a) = self.agents {
+            cfg.agents = crate::model::authority::Authority::default()
+                .narrow(&a, &Default::default());
+            // `[agents]` sets the node's own limits: it may raise the built-in numbers.
+            if let Some(d) = a.max_depth {
+                cfg.agents.max_depth = d;
+            }
+            if let Some(c) = a.max_children {
+                cfg.agents.max_children = c;
+            }
+            if let Some(n) = a.max_descendants {
+                cfg.agents.max_descendants = n;
+            }
+        }
     }
 }

@@ -81,6 +81,10 @@ pub struct NodeConfig {
     /// Node-wide pool capacities: running attempts of tasks in pool `name` across all runs
     /// (default none; a workflow's own `[pools]` cap its run on top of this).
     pub pools: std::collections::BTreeMap<String, u32>,
+    /// `[agents]`: the authority a root run has (depth 4, 16 live children, 1,000
+    /// descendants, no budget, any program, by default); children get at most their
+    /// parent's ([`crate::model::authority`]).
+    pub agents: crate::model::authority::Authority,
 }
 
 impl NodeConfig {
@@ -106,6 +110,7 @@ impl NodeConfig {
             retention: Retention::default(),
             webhooks: Vec::new(),
             pools: std::collections::BTreeMap::new(),
+            agents: crate::model::authority::Authority::default(),
         }
     }
 

@@ -121,6 +121,12 @@ pub fn parse(text: &str, name: &str) -> Result<NodeFile, ConfigError> {
         }
     }
     super::webhooks::check(&p, &raw.webhooks, &mut out)?;
+    if let Some(a) = &raw.agents {
+        let ask = a.get_ref().clone().into_ask();
+        ask.check()
+            .map_err(|e| p.at(Some(a.span()), &format!("[agents] {e}")))?;
+        out.agents = Some(ask);
+    }
     if let Some(approval) = &raw.approval {
         super::approval::check(&p, approval, &mut out)?;
     }

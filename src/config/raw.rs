@@ -21,6 +21,8 @@ pub(super) struct Raw {
     pub(super) retention: Option<RawRetention>,
     #[serde(default)]
     pub(super) webhooks: Vec<Spanned<RawWebhook>>,
+    /// `[agents]`: the node's default authority for agent trees.
+    pub(super) agents: Option<Spanned<crate::model::authority::AuthorityFile>>,
 }
 
 #[derive(Deserialize)]

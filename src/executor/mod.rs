@@ -12,6 +12,7 @@
 //!   `TROUPE_USAGE`), templates, the quality gate.
 //! - `handoff`: reading and checking an output file and a usage file.
 
+mod agent;
 mod handoff;
 mod process;
 
@@ -32,6 +33,7 @@ use crate::model::{Counters, RunId, TaskId, TaskIndex, Workflow};
 use crate::read::facts::WriteFacts;
 use crate::read::outputs::Outputs;
 
+pub use agent::{AgentContext, ChildSpec};
 pub use handoff::{read_output, read_usage, MAX_COUNTERS};
 pub use process::ProcessExecutor;
 
@@ -64,6 +66,9 @@ pub struct AttemptContext {
     pub files: HandoffFiles,
     /// Where usage reported while the attempt runs is published (status, dashboard).
     pub facts: Option<Arc<WriteFacts>>,
+    /// The attempt as an agent: token, depth, input, spawning children (forward attempts
+    /// run by a node; `None` for compensations).
+    pub agent: Option<AgentContext>,
 }
 
 /// The handoff files of one process attempt (removed when it ends: what they hold is
@@ -77,6 +82,8 @@ pub struct HandoffFiles {
     /// `inputs` is shared by every instance of a mapped task
     /// (`logs/RUN/TASK/instances.inputs.json`): written once, kept after the attempt.
     pub shared_inputs: bool,
+    /// `TROUPE_INPUT`: the node writes the run's input here (a spawned run's).
+    pub input: PathBuf,
     /// `TROUPE_USAGE`: the attempt may write a JSON object of numbers here, as often as it
     /// likes.
     pub usage: PathBuf,
@@ -96,6 +103,8 @@ struct Resolved {
     outputs: HashMap<TaskId, Arc<Value>>,
     /// For an instance: its element and index.
     item: Option<(Value, u32)>,
+    /// The run's input (`null` if none).
+    input: Value,
 }
 
 impl Scope for Resolved {
@@ -104,6 +113,9 @@ impl Scope for Resolved {
     }
     fn item(&self) -> Option<(&Value, u32)> {
         self.item.as_ref().map(|(v, i)| (v, *i))
+    }
+    fn input(&self) -> &Value {
+        &self.input
     }
 }
 
@@ -192,6 +204,10 @@ impl AttemptContext {
         Ok(Resolved {
             outputs,
             item: self.instance_item()?,
+            input: self
+                .agent
+                .as_ref()
+                .map_or(Value::Null, AgentContext::input_value),
         })
     }
 

@@ -159,6 +159,21 @@ fn prepare(ctx: &AttemptContext) -> Result<Prepared, AttemptOutcome> {
         return Err(failed(Failure::Error { message }, None, true));
     }
     let path = |p: &PathBuf| p.to_string_lossy().into_owned();
+    if let Some(agent) = &ctx.agent {
+        env.push(("TROUPE_TOKEN".into(), agent.caller.token.clone()));
+        env.push(("TROUPE_DEPTH".into(), agent.depth.to_string()));
+        env.push(("TROUPE_DATA_DIR".into(), path(&agent.data_dir)));
+        if let Some(input) = &agent.input {
+            if let Err(e) = write_fresh(&files.input, input) {
+                let message = format!(
+                    "cannot prepare TROUPE_INPUT ({}): {e}",
+                    files.input.display()
+                );
+                return Err(failed(Failure::Error { message }, None, true));
+            }
+            env.push(("TROUPE_INPUT".into(), path(&files.input)));
+        }
+    }
     env.push(("TROUPE_OUTPUT".into(), path(&files.output)));
     env.push(("TROUPE_INPUTS".into(), path(&files.inputs)));
     env.push(("TROUPE_USAGE".into(), path(&files.usage)));
@@ -200,6 +215,7 @@ impl Executor for ProcessExecutor {
             if ctx.kind == AttemptKind::Forward {
                 let _ = std::fs::remove_file(&ctx.files.output);
                 let _ = std::fs::remove_file(&ctx.files.usage);
+                let _ = std::fs::remove_file(&ctx.files.input);
                 if !ctx.files.shared_inputs {
                     let _ = std::fs::remove_file(&ctx.files.inputs);
                 }

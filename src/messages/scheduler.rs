@@ -162,6 +162,20 @@ pub struct AttemptOrder {
     pub workflow: Arc<Workflow>,
     /// Where the attempt's end is reported; also says which attempt this is.
     pub report: ReportPort,
+    /// What a forward attempt needs to act as an agent (`None` for compensations).
+    pub agent: Option<Box<AgentGrant>>,
+}
+
+/// What an attempt gets to spawn children and read its input: the capability token and
+/// the run's place in its tree.
+#[derive(Debug, Clone)]
+pub struct AgentGrant {
+    /// `TROUPE_TOKEN`: 32 hex digits, valid only while this attempt runs.
+    pub token: String,
+    /// `TROUPE_DEPTH`: 0 for a root run.
+    pub depth: u32,
+    /// The run's input (`TROUPE_INPUT`, `{{ input }}`), if it was spawned with one.
+    pub input: Option<std::sync::Arc<str>>,
 }
 
 /// The one-shot way back from an attempt to the scheduler. If it is dropped without

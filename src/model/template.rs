@@ -32,6 +32,8 @@ pub enum Root {
     Item,
     /// `index`: this instance's position in the `for_each` array.
     Index,
+    /// `input`: the run's input, given when it was spawned (`null` if none).
+    Input,
 }
 
 /// One step of a path.
@@ -60,6 +62,7 @@ impl fmt::Display for Expr {
             Root::Output(id) => write!(f, "tasks.{id}.output")?,
             Root::Item => f.write_str("item")?,
             Root::Index => f.write_str("index")?,
+            Root::Input => f.write_str("input")?,
         }
         for step in &self.path {
             match step {
@@ -84,7 +87,10 @@ pub enum Piece {
 /// `item` or `index` (alone or followed by a path). Anything else (`{{.Id}}` of `docker
 /// inspect -f`, a Go or Jinja template for another program) is left as written.
 fn is_ours(inner: &str) -> bool {
-    inner.starts_with("tasks.") || word(inner, "item").is_some() || word(inner, "index").is_some()
+    inner.starts_with("tasks.")
+        || word(inner, "item").is_some()
+        || word(inner, "index").is_some()
+        || word(inner, "input").is_some()
 }
 
 /// Parses `text` into pieces; `Ok(None)` if it holds no troupe expression (the common case:
@@ -183,6 +189,8 @@ fn parse_expr(src: &str) -> Result<Expr, String> {
         (Root::Item, r)
     } else if let Some(r) = word(src, "index") {
         (Root::Index, r)
+    } else if let Some(r) = word(src, "input") {
+        (Root::Input, r)
     } else {
         return Err(bad(
             "expected `tasks.ID.output`, `item` or `index` (with an optional path such as `.a.b[0]`)",
@@ -233,6 +241,8 @@ pub trait Scope {
     fn output(&self, id: &TaskId) -> Option<&Value>;
     /// The instance's element and index, for a mapped task's instance.
     fn item(&self) -> Option<(&Value, u32)>;
+    /// The run's input (`null` when it was not spawned with one).
+    fn input(&self) -> &Value;
 }
 
 impl Expr {
@@ -254,6 +264,7 @@ impl Expr {
                     })?
                     .0,
             ),
+            Root::Input => Cow::Borrowed(scope.input()),
             Root::Index => Cow::Owned(Value::from(
                 scope
                     .item()

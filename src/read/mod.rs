@@ -12,9 +12,11 @@
 //! - [`subscribe`]: streams pushed to subscribers as changes become durable.
 //! - [`metrics`]: figures of a past window from the journal's durable rollups.
 //! - [`offline`]: reads of a stopped node's journal (the CLI's only way into a journal).
+//! - [`agents`]: `troupe tree` and the result of a run (`troupe wait`).
 //! - [`outputs`]: task outputs, read from the journal when a dependent, an expansion or
 //!   `troupe output` needs them.
 
+pub mod agents;
 pub mod dry_run;
 pub mod facts;
 pub mod metrics;

@@ -34,6 +34,8 @@ pub fn is_read(request: &Request) -> bool {
             | Request::DryRun(_)
             | Request::Output { .. }
             | Request::Workflow(_)
+            | Request::Result(_)
+            | Request::Tree(_)
     )
 }
 
@@ -62,6 +64,22 @@ pub async fn answer(model: &ReadModel, request: &Request) -> Option<Response> {
         .await;
         return Some(match r {
             Ok(Ok(v)) => Response::Output(Box::new(v)),
+            Ok(Err(e)) => Response::Error(e),
+            Err(e) => Response::Error(ControlError::Internal(e.to_string())),
+        });
+    }
+    if let Request::Result(run) = *request {
+        if let Err(e) = model.fresh(false).await {
+            return Some(Response::Error(e));
+        }
+        let excerpt = model.read().state.excerpt(run);
+        let outputs = crate::read::outputs::Outputs::new(model.journal().clone());
+        let r = tokio::task::spawn_blocking(move || {
+            crate::read::agents::result_view(&outputs, &excerpt, run)
+        })
+        .await;
+        return Some(match r {
+            Ok(Ok(v)) => Response::Result(Box::new(v)),
             Ok(Err(e)) => Response::Error(e),
             Err(e) => Response::Error(ControlError::Internal(e.to_string())),
         });
@@ -119,6 +137,10 @@ pub fn view(model: &ReadModel, request: &Request) -> Response {
             None => not_found(run),
         },
         Request::DryRun(ref command) => crate::read::dry_run::dry_run(&p, command, now()),
+        Request::Tree(run) => match crate::read::agents::tree_view(&p.state, run) {
+            Ok(v) => Response::Tree(Box::new(v)),
+            Err(e) => Response::Error(e),
+        },
         ref other => Response::Error(ControlError::BadRequest(format!(
             "the read model does not answer {other:?}"
         ))),

@@ -92,6 +92,12 @@ pub struct Metrics {
     restarts: IntCounterVec,
     /// `troupe_webhook_deliveries_total{event, result}`.
     webhooks: IntCounterVec,
+    /// `troupe_child_runs_active`: spawned runs not finished.
+    pub child_runs_active: IntGauge,
+    /// `troupe_spawn_refused_total{reason}`.
+    spawn_refused: IntCounterVec,
+    /// `troupe_budget_used_total{name}`: usage reported inside agent trees.
+    budget_used: prometheus::CounterVec,
     /// When each restart happened (for the health check's window), newest last.
     restart_log: Mutex<VecDeque<Instant>>,
 }
@@ -278,6 +284,32 @@ impl Metrics {
         reg(Box::new(journal_batch.clone()));
         reg(Box::new(restarts.clone()));
         reg(Box::new(webhooks.clone()));
+        let child_runs_active = IntGauge::new(
+            "troupe_child_runs_active",
+            "Runs spawned by a task (troupe spawn) that have not finished.",
+        )
+        .expect("valid metric");
+        let spawn_refused = IntCounterVec::new(
+            Opts::new(
+                "troupe_spawn_refused_total",
+                "Spawns refused, by reason (depth, children, descendants, budget, command, \
+                 pool, approval, loop, may_spawn).",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let budget_used = prometheus::CounterVec::new(
+            Opts::new(
+                "troupe_budget_used_total",
+                "Usage counters reported by runs of agent trees (what budgets are charged), by \
+                 counter name; counted once durable.",
+            ),
+            &["name"],
+        )
+        .expect("valid metric");
+        reg(Box::new(child_runs_active.clone()));
+        reg(Box::new(spawn_refused.clone()));
+        reg(Box::new(budget_used.clone()));
         reg(Box::new(
             prometheus::process_collector::ProcessCollector::new(
                 std::process::id() as i32,
@@ -306,7 +338,24 @@ impl Metrics {
             restarts,
             webhooks,
             restart_log: Mutex::new(VecDeque::new()),
+            child_runs_active,
+            spawn_refused,
+            budget_used,
         })
+    }
+
+    /// Counts a refused spawn.
+    pub fn spawn_refused(&self, reason: &str) {
+        self.spawn_refused.with_label_values(&[reason]).inc();
+    }
+
+    /// Adds usage charged to agent budgets.
+    pub fn budget_used(&self, counters: &crate::model::Counters) {
+        for (name, v) in counters {
+            if *v >= 0.0 {
+                self.budget_used.with_label_values(&[name.as_str()]).inc_by(*v);
+            }
+        }
     }
 
     /// Adds usage counters reported by attempts of `pool` (durable).

@@ -9,7 +9,7 @@ use super::*;
 use crate::messages::approval::{ApprovalChange, ApprovalMsg};
 use crate::messages::control::Response;
 use crate::messages::scheduler::{AttemptId, Slot};
-use crate::messages::scheduler::{AttemptOrder, ReportPort, SchedulerMsg};
+use crate::messages::scheduler::{AgentGrant, AttemptOrder, ReportPort, SchedulerMsg};
 use crate::model::rollup::Counts;
 use crate::model::{RunId, RunState};
 use crate::webhooks::Notice;
@@ -43,6 +43,8 @@ pub(crate) enum Effect {
     Usage(CompactString, crate::model::Counters),
     /// Expand a mapped task whose dependencies' success is durable.
     Expand(RunId, crate::model::TaskIndex),
+    /// Add durable usage of an agent tree to `troupe_budget_used_total`.
+    BudgetUsed(crate::model::Counters),
 }
 
 impl SchedulerState {
@@ -59,9 +61,22 @@ impl SchedulerState {
                     let Some(r) = self.state.run(id.run) else {
                         continue;
                     };
+                    let agent = (id.kind == crate::messages::scheduler::AttemptKind::Forward)
+                        .then(|| self.running.get(&(id.run, id.task)))
+                        .flatten()
+                        .filter(|running| running.id == id)
+                        .map(|running| {
+                            let l = r.lineage();
+                            Box::new(AgentGrant {
+                                token: format!("{:032x}", running.token),
+                                depth: l.map_or(0, |l| l.depth),
+                                input: l.and_then(|l| l.input.clone()),
+                            })
+                        });
                     let order = AttemptOrder {
                         workflow: Arc::clone(r.workflow()),
                         report: ReportPort::new(myself.clone(), id, slot),
+                        agent,
                     };
                     self.workers.dispatch(slot, order);
                 }
@@ -93,6 +108,7 @@ impl SchedulerState {
                     }
                 }
                 Effect::Usage(pool, counters) => self.metrics.task_usage(&pool, &counters),
+                Effect::BudgetUsed(counters) => self.metrics.budget_used(&counters),
                 Effect::Expand(run, task) => {
                     self.expand_mapped(run, task);
                     self.schedule_flush(myself);

@@ -33,7 +33,8 @@
 //! - `pipeline`: decide → apply → stage → flush; `effects`: the interpreter of effects once
 //!   durable; `observe`: metrics, rollups, notices, published facts.
 //! - `commands/`: one file per command family; `attempts`: an attempt's end; `handoff`: the
-//!   expansion of mapped tasks (dynamic fan-out).
+//!   expansion of mapped tasks (dynamic fan-out); `agents`: spawning child runs, tokens, and
+//!   the rules of agent trees (cancel cascade, escalation, budgets).
 //! - `dispatch/`: fill (`mod`), the queue and parked heaps, slots, saga steps, timers.
 
 use std::sync::Arc;
@@ -49,6 +50,7 @@ use crate::model::Event;
 
 use crate::workers::WorkerLink;
 
+mod agents;
 mod attempts;
 mod commands;
 mod dispatch;
@@ -143,6 +145,21 @@ impl Actor for Scheduler {
                     };
                     s.reply(reply, response);
                 }
+                Request::Spawn(req) => {
+                    let response = match s.spawn(*req) {
+                        Ok((run, attached)) => Response::Submitted { run, attached },
+                        Err(e) => Response::Error(e),
+                    };
+                    s.run_agent_rules();
+                    s.reply(reply, response);
+                }
+                Request::CheckChildren { caller, runs } => {
+                    let response = match s.check_children(&caller, &runs) {
+                        Ok(()) => Response::Done,
+                        Err(e) => Response::Error(e),
+                    };
+                    let _ = reply.send(response);
+                }
                 Request::Command(cmd) => {
                     let response = match s.command(cmd, &self.shared.stop_file()) {
                         Ok(()) => Response::Done,
@@ -204,6 +221,7 @@ impl Actor for Scheduler {
             } => s.expire_approval(run, task, requested_at),
             SchedulerMsg::Panic => panic!("test hook: scheduler panics"),
         }
+        s.run_agent_rules();
         s.fill();
         s.flush_approval_changes();
         s.schedule_flush(&myself);

@@ -40,6 +40,10 @@ impl SchedulerState {
                 self.rollup
                     .observe_usage(&self.state, *run, task, counters, record.time);
             }
+            if self.state.run(*run).is_some_and(|r| r.lineage().is_some()) {
+                self.agent_due.usage.push(*run);
+                self.after_persist(Effect::BudgetUsed(counters.clone()));
+            }
         }
         if let Some(since) = runnable_since {
             self.metrics
@@ -53,6 +57,7 @@ impl SchedulerState {
         }
         self.outbox.push(record);
         for change in changes {
+            self.note_for_agents(&change);
             self.react(change);
         }
         Ok(())

@@ -79,6 +79,7 @@ impl SchedulerState {
             lingering_dirty: false,
             lingering: 0,
             outputs: shared.outputs.clone(),
+            agent_due: Default::default(),
         };
         s.count_gauges();
         // Rebuild the queue and timers from the replayed state.
@@ -167,6 +168,7 @@ impl SchedulerState {
                 s.decide(event)?;
             }
         }
+        s.recover_agents();
         s.sagas.touch_all(&s.state);
         if s.stop_file && !s.state.is_halted() {
             s.decide(Event::NodeHalted { kill: false })?;

@@ -29,6 +29,10 @@ pub(crate) struct Running {
     pub(super) slot: Slot,
     /// The task's pool, if any (compensations hold none).
     pub(super) pool: Option<String>,
+    /// The attempt's capability token (`TROUPE_TOKEN`): what `spawn` and `wait` from its
+    /// process must show. Drawn at dispatch; never journaled (an attempt does not outlive
+    /// its node: a restart closes it as interrupted).
+    pub(super) token: u128,
 }
 
 /// The scheduler's state (rebuilt from the journal on every start).
@@ -111,6 +115,8 @@ pub struct SchedulerState {
     pub(super) lingering: usize,
     /// Reads the outputs a mapped task's expansion needs (from the journal).
     pub(super) outputs: crate::read::outputs::Outputs,
+    /// What the agent rules still have to decide ([`super::agents`]).
+    pub(super) agent_due: super::agents::AgentDue,
 }
 
 pub(crate) fn now() -> Timestamp {

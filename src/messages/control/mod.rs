@@ -30,7 +30,7 @@ pub use frame::{read_frame, read_frame_within, write_frame, FrameError};
 pub use views::*;
 
 /// Version of this protocol; both sides must agree (checked in the handshake).
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 
 /// The first bytes of every [`Hello`]: rejects clients that are not speaking troupe at all.
 pub const MAGIC: [u8; 8] = *b"troupe\0\x01";
@@ -235,6 +235,23 @@ pub enum Request {
     /// A run's workflow as it is now, mapped tasks expanded ([`Response::Workflow`]):
     /// `troupe graph --run`.
     Workflow(RunId),
+    /// Start a child run from a task attempt (or a root run from outside any task):
+    /// [`Response::Submitted`] with `attached` if the key already named it. Refusals are
+    /// [`ControlError::Denied`] (CLI exit 4), a key reused with a different spec is
+    /// [`ControlError::Refused`] ("spawn conflict", exit 2). Answered by the scheduler.
+    Spawn(Box<SpawnRequest>),
+    /// Checks that `caller`'s token is valid and that every run in `runs` is a child of its
+    /// task (`troupe wait` inside a task): [`Response::Done`] or [`ControlError::Denied`].
+    CheckChildren {
+        /// The attempt asking.
+        caller: Caller,
+        /// The runs it wants to wait for.
+        runs: Vec<RunId>,
+    },
+    /// A run's final state and output ([`Response::Result`]): `troupe wait`.
+    Result(RunId),
+    /// A run and all its descendants ([`Response::Tree`]): `troupe tree`.
+    Tree(RunId),
     /// Turn this connection into a stream: the node pushes responses as changes become
     /// durable, until the stream ends (see [`Subscription`]) or the client closes the
     /// connection. A subscriber that does not keep up is dropped with
@@ -297,6 +314,10 @@ pub enum ControlError {
     /// from the last sequence number it saw.
     #[error("dropped by the node: {0}")]
     TooSlow(String),
+    /// Not permitted: a spawn over a limit of its authority, a program not allowed, a loop,
+    /// or a capability token that is not the attempt's (CLI exit 4).
+    #[error("{0}")]
+    Denied(String),
 }
 
 impl ControlError {
@@ -304,6 +325,7 @@ impl ControlError {
     pub fn exit_code(&self) -> i32 {
         match self {
             ControlError::Internal(_) | ControlError::TooSlow(_) => 3,
+            ControlError::Denied(_) => 4,
             _ => 2,
         }
     }
@@ -371,4 +393,42 @@ pub enum Response {
     Output(Box<OutputView>),
     /// Answer to [`Request::Workflow`].
     Workflow(Box<Workflow>),
+    /// Answer to [`Request::Result`].
+    Result(Box<RunResultView>),
+    /// Answer to [`Request::Tree`].
+    Tree(Box<TreeView>),
+}
+
+/// The task attempt a request comes from: what `TROUPE_RUN_ID`, `TROUPE_TASK_ID`,
+/// `TROUPE_ATTEMPT` and `TROUPE_TOKEN` say. The node accepts it only while that attempt
+/// runs and only with the token it gave that attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Caller {
+    /// The run.
+    pub run: RunId,
+    /// The task.
+    pub task: TaskId,
+    /// The attempt number.
+    pub attempt: u32,
+    /// The capability token (32 hex digits).
+    pub token: String,
+}
+
+/// What `troupe spawn` sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpawnRequest {
+    /// The attempt spawning (`None`: a root run).
+    pub caller: Option<Caller>,
+    /// The idempotency key.
+    pub key: String,
+    /// The child's workflow (a file, or one task for `--command`).
+    pub workflow: Box<Workflow>,
+    /// The input as compact JSON, if any.
+    pub input: Option<String>,
+    /// `spawn` flags over the workflow's `[authority]`.
+    pub authority: crate::model::authority::AuthorityAsk,
+    /// See [`crate::model::OnFailure`].
+    pub on_failure: crate::model::OnFailure,
+    /// See [`crate::model::OnParentExit`].
+    pub on_parent_exit: crate::model::OnParentExit,
 }

@@ -247,6 +247,60 @@ pub struct RunSummary {
     pub running: u32,
     /// Tasks waiting for a human decision (`awaiting_approval`).
     pub awaiting_approval: u32,
+    /// The run and task that spawned it (`None`: a root).
+    pub parent: Option<(RunId, TaskId)>,
+    /// The spawn key, for a spawned run.
+    pub key: Option<String>,
+    /// Children it spawned, and how many of them are live.
+    pub children: (u32, u32),
+}
+
+/// A run's end as `troupe wait` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResultView {
+    /// The run.
+    pub run: RunId,
+    /// Its spawn key, if it was spawned.
+    pub key: Option<String>,
+    /// Its state (not finished yet: `running` or `compensating`).
+    pub state: RunState,
+    /// The output of its output task (`output = "TASK"`, or its single final task) as
+    /// compact JSON; `null` until that task succeeded.
+    pub output: String,
+}
+
+/// `troupe tree RUN`: the run and its descendants, depth first in spawn order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TreeView {
+    /// The nodes; the first is the run asked for.
+    pub nodes: Vec<TreeNode>,
+}
+
+/// One run of a [`TreeView`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TreeNode {
+    /// The run.
+    pub run: RunId,
+    /// Its workflow's name.
+    pub name: String,
+    /// Its state.
+    pub state: RunState,
+    /// 0 for a root.
+    pub depth: u32,
+    /// The run and task that spawned it.
+    pub parent: Option<(RunId, TaskId)>,
+    /// Its key.
+    pub key: Option<String>,
+    /// Usage of its whole subtree (journaled).
+    pub usage: Counters,
+    /// Its budget limits.
+    pub budget: Counters,
+    /// What was reserved from its parent at spawn.
+    pub reserved: Counters,
+    /// Budget left (limit − subtree usage − live children's unused reserves).
+    pub left: Counters,
+    /// The counter that ran out, if it ended `budget_exhausted`.
+    pub exhausted: Option<String>,
 }
 
 /// A run as `status RUN` shows it.

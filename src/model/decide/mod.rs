@@ -14,15 +14,18 @@
 //! - `attempts`: how an attempt ends ([`attempt_close`]: usage, output, end; a compensation's
 //!   end), and the attempts a replayed state says are running.
 //! - `operator`: cancel, suspend, resume, retry of a run or a task ([`operator`]).
+//! - `spawn`: a child run, attached by key or checked against every limit ([`spawn`]).
 //! - this file: the ready queue's order ([`QueueKey`]).
 
 use std::cmp::Ordering;
 
 mod attempts;
 mod operator;
+mod spawn;
 
 pub use attempts::*;
 pub use operator::*;
+pub use spawn::*;
 
 /// Order of the ready queue: higher `priority` first, then the task that became ready
 /// earlier (`age`, a counter the scheduler increments per enqueue), so equal priorities are

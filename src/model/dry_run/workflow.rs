@@ -184,6 +184,7 @@ fn templates(wf: &Workflow) -> Vec<TemplateUse> {
             let source = match &e.root {
                 Root::Output(id) => wf.task_index(id.as_str()),
                 Root::Item | Root::Index => mapped_source,
+                Root::Input => None,
             };
             if let Some(source) = source {
                 out.push(TemplateUse {

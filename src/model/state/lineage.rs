@@ -32,6 +32,8 @@ use crate::model::workflow::Workflow;
 pub struct Lineage {
     /// The spawning run and task (`None`: a root).
     pub parent: Option<(RunId, TaskIndex)>,
+    /// The id of the spawning task (as `parent`'s index names it), for views.
+    pub parent_task: Option<crate::model::ids::TaskId>,
     /// The parent task's attempt that spawned it (0 for a root).
     pub attempt: u32,
     /// The idempotency key ("" for a submitted root).
@@ -133,6 +135,7 @@ impl State {
             let l = p.lineage.get_or_insert_with(|| {
                 Box::new(Lineage {
                     parent: None,
+                    parent_task: None,
                     attempt: 0,
                     key: String::new(),
                     depth: 0,
@@ -163,6 +166,7 @@ impl State {
         let mut run = Run::new(*id, Arc::clone(workflow), time, changes);
         run.lineage = Some(Box::new(Lineage {
             parent: parent_ref,
+            parent_task: spawn.parent.as_ref().map(|(_, t)| t.clone()),
             attempt: spawn.attempt,
             key: spawn.key.clone(),
             depth,

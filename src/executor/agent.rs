@@ -1,0 +1,141 @@
+//! What an attempt needs to act as an agent: its capability token, its place in the tree,
+//! its run's input, and — for an in-process [`super::Executor`] — a way to spawn children
+//! and wait for them through the node it runs on (the same requests `troupe spawn` and
+//! `troupe wait` send over the socket).
+
+use std::sync::{Arc, Weak};
+
+use serde_json::Value;
+
+use crate::context::NodeContext;
+use crate::messages::control::{
+    Caller, ControlError, Request, Response, RunResultView, SpawnRequest,
+};
+use crate::model::authority::AuthorityAsk;
+use crate::model::{OnFailure, OnParentExit, RunId, TaskId, Workflow};
+
+/// The agent side of one attempt (forward attempts only).
+#[derive(Clone, Debug)]
+pub struct AgentContext {
+    /// The run, task and attempt, with the attempt's token: what every request shows.
+    pub caller: Caller,
+    /// 0 for a root run, parent's depth + 1 below.
+    pub depth: u32,
+    /// The run's input (one compact JSON value), if it was spawned with one.
+    pub input: Option<Arc<str>>,
+    /// The node's data dir (`TROUPE_DATA_DIR`: where `troupe spawn` finds the socket).
+    pub data_dir: std::path::PathBuf,
+    /// The node, for in-process spawns (weak: an attempt does not keep its node alive).
+    pub(crate) node: Weak<NodeContext>,
+}
+
+/// A child to start: what `troupe spawn` takes as arguments.
+#[derive(Debug, Clone)]
+pub struct ChildSpec {
+    /// The idempotency key: the same key from the same task returns the same child.
+    pub key: String,
+    /// The child's workflow.
+    pub workflow: Workflow,
+    /// Its input (`TROUPE_INPUT`, `{{ input }}`).
+    pub input: Option<Value>,
+    /// Asked authority, over the workflow's `[authority]`.
+    pub authority: AuthorityAsk,
+    /// See [`OnFailure`].
+    pub on_failure: OnFailure,
+    /// See [`OnParentExit`].
+    pub on_parent_exit: OnParentExit,
+}
+
+impl ChildSpec {
+    /// A child running `workflow` with `input` under `key`, default policies.
+    pub fn new(key: impl Into<String>, workflow: Workflow, input: Option<Value>) -> Self {
+        ChildSpec {
+            key: key.into(),
+            workflow,
+            input,
+            authority: AuthorityAsk::default(),
+            on_failure: OnFailure::default(),
+            on_parent_exit: OnParentExit::default(),
+        }
+    }
+}
+
+impl AgentContext {
+    /// The run's input (`null` if none).
+    pub fn input_value(&self) -> Value {
+        self.input
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    fn node(&self) -> Result<Arc<NodeContext>, ControlError> {
+        self.node
+            .upgrade()
+            .ok_or_else(|| ControlError::Internal("the node stopped".into()))
+    }
+
+    async fn ask(&self, request: Request) -> Result<Response, ControlError> {
+        let node = self.node()?;
+        match node.request(request).await {
+            Ok(Response::Error(e)) => Err(e),
+            Ok(r) => Ok(r),
+            Err(e) => Err(ControlError::Internal(e.to_string())),
+        }
+    }
+
+    /// Spawns (or re-attaches to) a child of this attempt's task: its run id, and whether
+    /// the key already named it.
+    pub async fn spawn(&self, child: ChildSpec) -> Result<(RunId, bool), ControlError> {
+        let input = child.input.map(|v| v.to_string());
+        let request = Request::Spawn(Box::new(SpawnRequest {
+            caller: Some(self.caller.clone()),
+            key: child.key,
+            workflow: Box::new(child.workflow),
+            input,
+            authority: child.authority,
+            on_failure: child.on_failure,
+            on_parent_exit: child.on_parent_exit,
+        }));
+        match self.ask(request).await? {
+            Response::Submitted { run, attached } => Ok((run, attached)),
+            other => Err(ControlError::Internal(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Waits until child `run` finished: its state and output.
+    pub async fn wait(&self, run: RunId) -> Result<RunResultView, ControlError> {
+        let node = self.node()?;
+        // Subscribed before looking, so an end between the look and the wait is not missed.
+        let mut finished = node.finished_runs.subscribe();
+        drop(node);
+        self.ask(Request::CheckChildren {
+            caller: self.caller.clone(),
+            runs: vec![run],
+        })
+        .await?;
+        loop {
+            let Response::Result(view) = self.ask(Request::Result(run)).await? else {
+                return Err(ControlError::Internal("unexpected answer".into()));
+            };
+            if view.state.is_finished() {
+                return Ok(*view);
+            }
+            loop {
+                match finished.recv().await {
+                    Ok((r, _)) if r == run => break,
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        return Err(ControlError::Internal("the node stopped".into()))
+                    }
+                }
+            }
+        }
+    }
+
+    /// The task id (for building keys).
+    pub fn task(&self) -> &TaskId {
+        &self.caller.task
+    }
+}
