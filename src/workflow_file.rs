@@ -77,3 +77,28 @@ pub fn anchor(workflow: Workflow, folder: &Path) -> Result<Workflow, SpecError> 
     }
     Workflow::from_spec(spec)
 }
+
+/// The workflow of `troupe spawn --command PROGRAM ARGS...`: one task, `main`, running
+/// `argv` directly (no shell) in `cwd`, named `spawn: PROGRAM`. Its output is the run's.
+pub fn command_workflow(argv: Vec<String>, cwd: &Path) -> Result<Workflow, SpecError> {
+    use crate::model::{Command, TaskId, TaskSpec, WorkflowSpec};
+    let program = argv
+        .first()
+        .ok_or_else(|| SpecError::whole("--command needs a program".to_owned()))?;
+    let name = format!(
+        "spawn: {}",
+        Path::new(program)
+            .file_name()
+            .map_or(program.clone(), |n| n.to_string_lossy().into_owned())
+    );
+    let mut task = TaskSpec::new(TaskId::new("main").expect("a valid id"), Command::Argv(argv));
+    task.cwd = Some(cwd.to_string_lossy().into_owned());
+    Workflow::from_spec(WorkflowSpec {
+        name,
+        max_concurrency: None,
+        pools: Default::default(),
+        defaults: Default::default(),
+        tasks: vec![task],
+        delegation: None,
+    })
+}

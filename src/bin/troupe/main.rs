@@ -1,7 +1,8 @@
 //! The `troupe` command line.
 //!
 //! Exit codes (see `../shared/DESIGN.md`): 0 ok; 1 run ended not succeeded; 2 invalid input
-//! or usage; 3 node unreachable or internal error.
+//! or usage; 3 node unreachable or internal error; 4 refused by an agent's authority
+//! (`spawn`, `wait`); 124 `wait --timeout` ran out.
 //!
 //! # Layout
 //! - this file: the clap definitions ([`Cli`], [`Command`]) and a `match` that hands each
@@ -33,6 +34,43 @@ use troupe::Durability;
 use crate::cmd::bench::BenchCommand;
 use crate::common::{default_data_dir, EXIT_INVALID};
 use crate::settings::StartOptions;
+
+/// `--on-failure` of `spawn`.
+#[derive(Clone, Copy, ValueEnum)]
+enum OnFailureArg {
+    /// The parent decides after `troupe wait`.
+    Report,
+    /// The parent's attempt is stopped and fails as child_failed.
+    #[value(name = "fail_parent")]
+    FailParent,
+}
+
+impl From<OnFailureArg> for troupe::model::OnFailure {
+    fn from(a: OnFailureArg) -> Self {
+        match a {
+            OnFailureArg::Report => troupe::model::OnFailure::Report,
+            OnFailureArg::FailParent => troupe::model::OnFailure::FailParent,
+        }
+    }
+}
+
+/// `--on-parent-exit` of `spawn`.
+#[derive(Clone, Copy, ValueEnum)]
+enum OnParentExitArg {
+    /// Cancel the child.
+    Cancel,
+    /// Leave it running.
+    Abandon,
+}
+
+impl From<OnParentExitArg> for troupe::model::OnParentExit {
+    fn from(a: OnParentExitArg) -> Self {
+        match a {
+            OnParentExitArg::Cancel => troupe::model::OnParentExit::Cancel,
+            OnParentExitArg::Abandon => troupe::model::OnParentExit::Abandon,
+        }
+    }
+}
 
 /// troupe: durable workflows on supervised actors, journaled in RocksDB.
 #[derive(Parser)]
@@ -122,6 +160,90 @@ enum Command {
     },
     /// All runs, oldest first.
     List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Only root runs: hide runs a task spawned (`troupe tree RUN` shows those).
+        #[arg(long)]
+        roots: bool,
+    },
+    /// Start a child run from inside a task (or a root run from outside any task) and print
+    /// its id on stdout. A workflow FILE, or with --command one task running PROGRAM ARGS...
+    /// directly. Options go before FILE / PROGRAM. The same --key from the same task returns
+    /// the same run (never run twice); the same key with a different spec is refused (exit
+    /// 2, "spawn conflict"); a spawn over a limit of the authority is refused (exit 4).
+    /// Without --detach, waits for the run's end (exit 0 if it succeeded, 1 if not).
+    Spawn {
+        /// Idempotency key: the child's id is derived from (parent run, parent task, key).
+        #[arg(long)]
+        key: String,
+        /// The input, one JSON value, or @FILE: every task of the run reads it from the file
+        /// TROUPE_INPUT and as {{ input }} / {{ input.field }} in its templates.
+        #[arg(long, value_name = "@FILE|JSON")]
+        input: Option<String>,
+        /// Print the id and return at once (wait later with `troupe wait`).
+        #[arg(long)]
+        detach: bool,
+        /// ARGS are PROGRAM and its arguments (one task, no shell), not a workflow file.
+        #[arg(long)]
+        command: bool,
+        /// Deepest depth below the root the child's subtree may reach.
+        #[arg(long)]
+        max_depth: Option<u32>,
+        /// Children the child may have live at once.
+        #[arg(long)]
+        max_children: Option<u32>,
+        /// Descendants the child's subtree may spawn in total.
+        #[arg(long)]
+        max_descendants: Option<u32>,
+        /// A budget over a usage counter, NAME=NUMBER (reserved from the parent's
+        /// remainder), or wall_clock=DURATION; repeatable.
+        #[arg(long, value_name = "NAME=VALUE", value_parser = cmd::agents::parse_budget)]
+        budget: Vec<(String, cmd::agents::BudgetValue)>,
+        /// Only programs matching one of these globs (repeatable; a shell line runs `sh`).
+        #[arg(long = "allow-command", value_name = "GLOB")]
+        allow_command: Vec<String>,
+        /// Only these pools (repeatable).
+        #[arg(long = "pool", value_name = "POOL")]
+        pools: Vec<String>,
+        /// The child may not spawn children of its own.
+        #[arg(long)]
+        no_spawn: bool,
+        /// The child's tasks may not ask a human (requires_approval).
+        #[arg(long)]
+        no_approval: bool,
+        /// What the parent hears of a failure: `report` (it decides after `wait`) or
+        /// `fail_parent` (the parent's attempt is stopped and fails as child_failed).
+        #[arg(long, value_enum, default_value_t = OnFailureArg::Report)]
+        on_failure: OnFailureArg,
+        /// When the parent task ends first: `cancel` the child or `abandon` it (it runs on).
+        #[arg(long, value_enum, default_value_t = OnParentExitArg::Cancel)]
+        on_parent_exit: OnParentExitArg,
+        /// FILE, or with --command PROGRAM [ARGS...].
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "FILE|PROGRAM ARGS")]
+        args: Vec<String>,
+    },
+    /// Wait for runs to finish and print each one's final state and output (the output of
+    /// its `output` task, or its single final task). Inside a task, only the attempt's own
+    /// children. Exit 0 if all succeeded, 1 if not, 124 on --timeout (the runs go on).
+    Wait {
+        /// The runs.
+        #[arg(required = true)]
+        runs: Vec<RunId>,
+        /// Return when the first one finishes (print only it).
+        #[arg(long)]
+        any: bool,
+        /// Give up after this long (humantime: 30s, 10m).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        timeout: Option<std::time::Duration>,
+        /// One JSON object per line: {"run", "key", "state", "output"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A run and all its descendants: state, depth, spawning task, key, usage, budget.
+    Tree {
+        /// The run.
+        run: RunId,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -443,7 +565,67 @@ fn main() -> ExitCode {
         Command::Health { json } => cmd::health::health(&data_dir, json),
         Command::Dashboard { interval } => cmd::dashboard::run(&data_dir, interval),
         Command::Status { target, json } => cmd::status::status(&data_dir, target, json),
-        Command::List { json } => cmd::status::list(&data_dir, json),
+        Command::List { json, roots } => cmd::status::list(&data_dir, json, roots),
+        Command::Spawn {
+            key,
+            input,
+            detach,
+            command,
+            max_depth,
+            max_children,
+            max_descendants,
+            budget,
+            allow_command,
+            pools,
+            no_spawn,
+            no_approval,
+            on_failure,
+            on_parent_exit,
+            mut args,
+        } => {
+            let mut authority = troupe::model::authority::AuthorityAsk {
+                max_depth,
+                max_children,
+                max_descendants,
+                allowed_commands: (!allow_command.is_empty()).then_some(allow_command),
+                pools: (!pools.is_empty()).then_some(pools),
+                may_spawn: no_spawn.then_some(false),
+                may_request_approval: no_approval.then_some(false),
+                ..Default::default()
+            };
+            cmd::agents::budget_ask(budget, &mut authority);
+            let (file, command) = if command {
+                (None, Some(args))
+            } else if args.len() == 1 {
+                (Some(PathBuf::from(args.remove(0))), None)
+            } else {
+                eprintln!(
+                    "troupe spawn: give one workflow FILE, or --command PROGRAM ARGS... (got {} arguments)",
+                    args.len()
+                );
+                return ExitCode::from(EXIT_INVALID);
+            };
+            cmd::agents::spawn(
+                &data_dir,
+                cmd::agents::SpawnArgs {
+                    file,
+                    command,
+                    key,
+                    input,
+                    detach,
+                    authority,
+                    on_failure: on_failure.into(),
+                    on_parent_exit: on_parent_exit.into(),
+                },
+            )
+        }
+        Command::Wait {
+            runs,
+            any,
+            timeout,
+            json,
+        } => cmd::agents::wait(&data_dir, runs, any, timeout, json),
+        Command::Tree { run, json } => cmd::agents::tree(&data_dir, run, json),
         Command::Tasks { run, json } => cmd::status::tasks(&data_dir, run, json),
         Command::Logs {
             target,

@@ -16,8 +16,10 @@
 //! - [`metrics`]: `metrics`: figures of a past window, through the node or offline.
 //! - [`health`]: `health`: the node's checks, Nagios exit codes.
 //! - [`dashboard`]: `dashboard`: the live terminal view's refresh loop.
+//! - [`agents`]: `spawn`, `wait`, `tree`: agent trees.
 //! - [`bench`]: `bench journal|plan|tasks|saga|metrics`.
 
+pub(crate) mod agents;
 pub(crate) mod approval;
 pub(crate) mod bench;
 pub(crate) mod control;

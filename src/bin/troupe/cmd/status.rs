@@ -52,10 +52,17 @@ pub(crate) fn status(data_dir: &Path, target: Option<Target>, json: bool) -> Exi
 }
 
 /// `troupe list [--json]`.
-pub(crate) fn list(data_dir: &Path, json: bool) -> ExitCode {
+pub(crate) fn list(data_dir: &Path, json: bool, roots: bool) -> ExitCode {
     block("list", async move {
         let mut conn = connect(data_dir).await?;
-        match conn.request(Request::List).await? {
+        let response = match conn.request(Request::List).await? {
+            Response::Runs(mut runs) if roots => {
+                runs.retain(|r| r.parent.is_none());
+                Response::Runs(runs)
+            }
+            r => r,
+        };
+        match response {
             Response::Runs(runs) if json => {
                 print_json(&json!(runs.iter().map(summary_json).collect::<Vec<_>>()))
             }

@@ -40,6 +40,11 @@ pub(crate) fn summary_json(s: &RunSummary) -> serde_json::Value {
         "tasks_failed": s.failed,
         "tasks_running": s.running,
         "tasks_awaiting_approval": s.awaiting_approval,
+        "parent": s.parent.as_ref().map(|(r, _)| r.to_string()),
+        "parent_task": s.parent.as_ref().map(|(_, t)| t.as_str()),
+        "key": s.key,
+        "children": s.children.0,
+        "children_live": s.children.1,
     })
 }
 

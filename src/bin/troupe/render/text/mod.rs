@@ -205,8 +205,14 @@ pub(crate) fn print_runs(runs: &[RunSummary]) {
         "RUN", "WORKFLOW", "STATE", "DONE"
     );
     for r in runs {
+        // A child names its parent after the columns; a parent counts its children.
+        let tree = match (&r.parent, r.children) {
+            (Some((p, t)), _) => format!("  ← {p}/{t}"),
+            (None, (n, live)) if n > 0 => format!("  children {n} ({live} live)"),
+            _ => String::new(),
+        };
         println!(
-            "{:<26} {:<20} {:<20} {:>4}/{:<4}  {}",
+            "{:<26} {:<20} {:<20} {:>4}/{:<4}  {}{tree}",
             r.id.to_string(),
             printable(&r.name),
             r.state.as_str(),
