@@ -247,6 +247,15 @@ async fn answer(shared: &Arc<NodeContext>, mut request: Request, peer_uid: u32) 
             shared.stop_requested.notify_one();
             Response::Done
         }
+        Request::Spawn(ref req) if req.caller.is_none() && !shared.config.socket_submissions => {
+            Response::Error(ControlError::Refused(format!(
+                "the node serving {} is the embedded node of a `troupe run` (pid {}); it takes \
+                 no root runs (spawns from its own tasks are fine). Serve the data dir with \
+                 `troupe node start`",
+                shared.config.data_dir.display(),
+                std::process::id()
+            )))
+        }
         Request::Submit(_) if !shared.config.socket_submissions => {
             Response::Error(ControlError::Refused(format!(
                 "the node serving {} is the embedded node of a `troupe run` (pid {}); it stops \

@@ -154,6 +154,39 @@ pub(crate) fn event_json(seq: Seq, record: &EventRecord) -> serde_json::Value {
         E::TaskOutput { output, .. } => v["output_bytes"] = json!(output.len()),
         E::AttemptUsage { counters, .. } => v["counters"] = json!(counters),
         E::TaskExpanded { count, .. } => v["count"] = json!(count),
+        E::RunSpawned { workflow, spawn, .. } => {
+            v["workflow"] = json!(workflow.spec().name);
+            v["parent"] = json!(spawn.parent.as_ref().map(|(r, _)| r.to_string()));
+            v["parent_task"] = json!(spawn.parent.as_ref().map(|(_, t)| t.as_str()));
+            v["parent_attempt"] = json!(spawn.attempt);
+            v["key"] = json!(spawn.key);
+            v["input_bytes"] = json!(spawn.input.as_ref().map(String::len));
+            v["reserved"] = json!(spawn.reserved);
+            v["budget"] = json!(spawn.authority.budget);
+            v["max_depth"] = json!(spawn.authority.max_depth);
+            v["on_failure"] = json!(spawn.on_failure.as_str());
+            v["on_parent_exit"] = json!(spawn.on_parent_exit.as_str());
+        }
+        E::SpawnRefused {
+            key,
+            reason,
+            message,
+            ..
+        } => {
+            v["key"] = json!(key);
+            v["reason"] = json!(reason);
+            v["message"] = json!(message);
+        }
+        E::BudgetExhausted {
+            counter,
+            used,
+            limit,
+            ..
+        } => {
+            v["counter"] = json!(counter);
+            v["used"] = json!(used);
+            v["limit"] = json!(limit);
+        }
         _ => {}
     }
     if let Some(f) = failure {
