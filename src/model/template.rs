@@ -381,6 +381,9 @@ mod tests {
         fn item(&self) -> Option<(&Value, u32)> {
             self.1.as_ref().map(|(v, i)| (v, *i))
         }
+        fn input(&self) -> &Value {
+            &Value::Null
+        }
     }
 
     #[test]

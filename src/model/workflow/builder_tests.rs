@@ -28,6 +28,7 @@ impl Locate for Places {
             Loc::Task(t) => (10 + 10 * t as usize, 1),
             Loc::TaskField(t, field) => (10 + 10 * t as usize, 2 + field.len()),
             Loc::Dependency(t, k) => (11 + 10 * t as usize, 1 + k),
+            Loc::Top(field) => (4, field.len()),
         })
     }
 }
@@ -242,6 +243,7 @@ fn random_spec(rng: &mut StdRng) -> WorkflowSpec {
         pools: [("cc".to_owned(), 1)].into(),
         defaults: TaskDefaults::default(),
         tasks,
+        delegation: None,
     }
 }
 
@@ -288,6 +290,7 @@ fn clean_spec(rng: &mut StdRng) -> WorkflowSpec {
         pools: [("cc".to_owned(), 1)].into(),
         defaults: TaskDefaults::default(),
         tasks,
+        delegation: None,
     }
 }
 
