@@ -85,6 +85,13 @@ fn approver() -> Approver {
     }
 }
 
+/// The authority of spawned runs in walks: a small token budget, so usage can exceed it.
+fn authority() -> troupe::model::authority::Authority {
+    let mut a = troupe::model::authority::Authority::default();
+    a.budget.insert("tokens".into(), 10.0);
+    a
+}
+
 /// Every event that is legal in `state`, given the runs submitted so far.
 fn legal(state: &State, wfs: &[Arc<Workflow>], submitted: usize, time: Timestamp) -> Vec<Event> {
     let mut out = Vec::new();
@@ -105,6 +112,14 @@ fn legal(state: &State, wfs: &[Arc<Workflow>], submitted: usize, time: Timestamp
         let rs = run.state();
         if rs == RunState::Running {
             out.push(Event::RunCancelled { run: id });
+            if run.lineage().is_some() {
+                out.push(Event::BudgetExhausted {
+                    run: id,
+                    counter: "tokens".into(),
+                    used: 12.0,
+                    limit: 10.0,
+                });
+            }
             out.push(if run.is_suspended() {
                 Event::RunResumed { run: id }
             } else {
@@ -124,6 +139,32 @@ fn legal(state: &State, wfs: &[Arc<Workflow>], submitted: usize, time: Timestamp
                     }),
                 TaskState::Running => {
                     let attempt = t.attempts;
+                    // A child of this attempt (agents): its id is derived from the key, so
+                    // number the keys by the children the run has.
+                    let n = run.lineage().map_or(0, |l| l.children.len());
+                    let key = format!("k{n}");
+                    out.push(Event::RunSpawned {
+                        run: troupe::model::decide::child_id(id, task.as_str(), &key),
+                        workflow: wfs[n % wfs.len()].clone(),
+                        spawn: Box::new(troupe::model::Spawn {
+                            parent: Some((id, task.clone())),
+                            attempt,
+                            key: key.clone(),
+                            input: (n % 2 == 0).then(|| "{\"n\":1}".to_owned()),
+                            authority: authority(),
+                            reserved: Default::default(),
+                            on_failure: Default::default(),
+                            on_parent_exit: Default::default(),
+                            parent_authority: run.lineage().is_none().then(authority),
+                        }),
+                    });
+                    out.push(Event::SpawnRefused {
+                        parent: Some(id),
+                        task: Some(task.clone()),
+                        key,
+                        reason: "depth".into(),
+                        message: "too deep".into(),
+                    });
                     out.push(Event::TaskOutput {
                         run: id,
                         task: task.clone(),

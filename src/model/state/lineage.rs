@@ -240,6 +240,61 @@ impl State {
         })
     }
 
+    /// What every agent tree satisfies: a child's lineage names the parent that lists it;
+    /// `live_children` counts the unfinished children; `descendants` is the sum over the
+    /// children of 1 + theirs; `subtree_usage` is the run's own usage plus its children's
+    /// subtree usage (up to rounding); depth is the parent's + 1.
+    pub(super) fn check_trees(&self) -> Result<(), String> {
+        for r in self.runs.values() {
+            let Some(l) = r.lineage() else { continue };
+            let mut live = 0;
+            let mut descendants = 0;
+            let mut usage = r.usage_total();
+            for c in &l.children {
+                let child = self
+                    .runs
+                    .get(c)
+                    .ok_or_else(|| format!("run {}: child {c} does not exist", r.id()))?;
+                let cl = child
+                    .lineage()
+                    .ok_or_else(|| format!("run {}: child {c} has no lineage", r.id()))?;
+                if cl.parent.map(|(p, _)| p) != Some(r.id()) {
+                    return Err(format!("run {}: child {c} names another parent", r.id()));
+                }
+                if cl.depth != l.depth + 1 {
+                    return Err(format!("run {c}: depth {} under depth {}", cl.depth, l.depth));
+                }
+                live += u32::from(!child.state().is_finished());
+                descendants += 1 + cl.descendants;
+                authority::add(&mut usage, &cl.subtree_usage);
+            }
+            if live != l.live_children {
+                return Err(format!(
+                    "run {}: live_children {} but {live} children are unfinished",
+                    r.id(),
+                    l.live_children
+                ));
+            }
+            if descendants != l.descendants {
+                return Err(format!(
+                    "run {}: descendants {} but the children sum to {descendants}",
+                    r.id(),
+                    l.descendants
+                ));
+            }
+            for (k, v) in &usage {
+                let have = l.subtree_usage.get(k).copied().unwrap_or(0.0);
+                if (have - v).abs() > 1e-6 * v.abs().max(1.0) {
+                    return Err(format!(
+                        "run {}: subtree usage {k} = {have}, own + children = {v}",
+                        r.id()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Budget left to run `run` (see [`Lineage::budget_left`]); empty if it has no lineage
     /// or no budget.
     pub fn budget_left(&self, run: RunId) -> Counters {

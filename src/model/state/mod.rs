@@ -165,7 +165,8 @@ impl State {
     /// O(tasks + edges). The property tests call it after every event; replay calls it on a
     /// snapshot before trusting it (a snapshot is not built by the fold in this process).
     pub fn check_invariants(&self) -> Result<(), String> {
-        self.runs.values().try_for_each(Run::check_invariants)
+        self.runs.values().try_for_each(Run::check_invariants)?;
+        self.check_trees()
     }
 }
 
