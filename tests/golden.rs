@@ -1,14 +1,15 @@
 //! Codec round trip of every event type, and a golden file of encoded events.
 //!
-//! `tests/golden/events-v3.bin` holds the envelopes of [`events`] as written by event schema
-//! version 3: for each, a u32 little-endian length, then the envelope. The test decodes the
+//! `tests/golden/events-v4.bin` holds the envelopes of [`events`] as written by event schema
+//! version 4: for each, a u32 little-endian length, then the envelope. The test decodes the
 //! file and expects exactly these events back, so a change that breaks reading journals
 //! written today fails CI. To add a new event type, append it to [`events`] and regenerate
 //! with `TROUPE_BLESS=1 cargo test --test golden` (existing bytes must not change; the test
 //! checks the old prefix still matches). `events-v1.bin` was written by schema 1 (no task
 //! `labels` or `compensate_retry`) and `events-v2.bin` by schema 2 (no `max_output`, `gate`,
-//! `for_each`, and none of the events schema 3 added); both must keep decoding to the same
-//! events.
+//! `for_each`, and none of the events schema 3 added), `events-v3.bin` by schema 3 (no
+//! workflow `output` or `[authority]`, none of the agent events); all must keep decoding to
+//! the same events.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -19,7 +20,10 @@ use troupe::model::{
 };
 use troupe::storage::codec::{decode_event, encode_event};
 
-const GOLDEN: &str = "tests/golden/events-v3.bin";
+const GOLDEN: &str = "tests/golden/events-v4.bin";
+const GOLDEN_V3: &str = "tests/golden/events-v3.bin";
+/// Events the schema-3 golden file holds (the rest were added by schema 4).
+const V3_EVENTS: usize = 34;
 const GOLDEN_V2: &str = "tests/golden/events-v2.bin";
 /// Events the schema-2 golden file holds (the rest were added by schema 3).
 const V2_EVENTS: usize = 26;
@@ -32,7 +36,99 @@ const V2_FIELDS: &str = "labels = [\"build\", \"linux\"]\ncompensate_retry = { m
 const V3_FIELDS: &str = "max_output = 2048\ngate = [\"./check.sh\", \"--strict\"]\n";
 
 fn events() -> Vec<EventRecord> {
-    events_with(&format!("{V2_FIELDS}{V3_FIELDS}"))
+    let mut events = events_with(&format!("{V2_FIELDS}{V3_FIELDS}"));
+    events.extend(agent_events());
+    events
+}
+
+/// The events schema 4 added (agents), with a workflow that sets `output` and `[authority]`.
+fn agent_events() -> Vec<EventRecord> {
+    use troupe::model::authority::Authority;
+    let parent = RunId::from_u128(0x0193_5a7e_1c00_4000_8000_0000_0000_0042);
+    let task = TaskId::new("build.x86_64-linux").unwrap();
+    let child = troupe::model::decide::child_id(parent, task.as_str(), "shard-1");
+    let wf = Arc::new(
+        parse_workflow(
+            r#"
+name = "child"
+output = "sum"
+[authority]
+max_depth = 3
+max_children = 4
+budget = { tokens = 5000, usd = 2.5, wall_clock = "10m" }
+allowed_commands = ["python3", "/usr/bin/*"]
+pools = ["cc"]
+may_request_approval = false
+[pools]
+cc = 1
+[[task]]
+id = "sum"
+command = ["python3", "sum.py", "{{ input.path }}"]
+"#,
+        )
+        .unwrap(),
+    );
+    let mut authority = Authority::default();
+    authority.max_depth = 3;
+    authority.budget.insert("tokens".into(), 5000.0);
+    authority.allowed_commands.push(vec!["python3".into()]);
+    authority.pools = Some(vec!["cc".into()]);
+    authority.wall_clock = Some(std::time::Duration::from_secs(600));
+    let e = |ms: u64, event: Event| EventRecord {
+        time: Timestamp(1_763_700_100_000 + ms),
+        event,
+    };
+    vec![
+        e(
+            0,
+            Event::RunSpawned {
+                run: child,
+                workflow: wf,
+                spawn: Box::new(troupe::model::Spawn {
+                    parent: Some((parent, task.clone())),
+                    attempt: 2,
+                    key: "shard-1".into(),
+                    input: Some(r#"{"path":"a/b"}"#.into()),
+                    authority: authority.clone(),
+                    reserved: [("tokens".to_owned(), 5000.0)].into_iter().collect(),
+                    on_failure: troupe::model::OnFailure::FailParent,
+                    on_parent_exit: troupe::model::OnParentExit::Abandon,
+                    parent_authority: Some(Authority::default()),
+                }),
+            },
+        ),
+        e(
+            1,
+            Event::SpawnRefused {
+                parent: Some(parent),
+                task: Some(task.clone()),
+                key: "shard-2".into(),
+                reason: "depth".into(),
+                message: "the child would be at depth 5, past max_depth 4".into(),
+            },
+        ),
+        e(
+            2,
+            Event::BudgetExhausted {
+                run: child,
+                counter: "tokens".into(),
+                used: 5001.5,
+                limit: 5000.0,
+            },
+        ),
+        e(
+            3,
+            Event::TaskFailed {
+                run: parent,
+                task,
+                attempt: 15,
+                failure: Failure::ChildFailed {
+                    message: "child run ended failed".into(),
+                },
+                usage: None,
+            },
+        ),
+    ]
 }
 
 fn events_with(first_task_extra: &str) -> Vec<EventRecord> {
@@ -445,7 +541,9 @@ fn golden_file_still_decodes() {
     assert_eq!(golden, fresh, "the encoding of existing events changed");
 }
 
-const GOLDEN_SNAPSHOT: &str = "tests/golden/snapshot-v3.bin";
+const GOLDEN_SNAPSHOT: &str = "tests/golden/snapshot-v4.bin";
+/// Written by snapshot schema 3; must keep decoding to the same state.
+const GOLDEN_SNAPSHOT_V3: &str = "tests/golden/snapshot-v3.bin";
 /// Written by snapshot schema 2; must keep decoding to the same state.
 const GOLDEN_SNAPSHOT_V2: &str = "tests/golden/snapshot-v2.bin";
 /// Written by snapshot schema 1; must keep decoding to the same state.
@@ -594,6 +692,11 @@ fn golden_snapshot_still_decodes() {
         "the golden snapshot decodes to a different state"
     );
     assert_eq!(golden, fresh, "the snapshot encoding changed");
+    let v3 = std::fs::read(GOLDEN_SNAPSHOT_V3).unwrap();
+    assert_eq!(v3[1..3], [3, 0], "a schema-3 snapshot");
+    let decoded = decode_snapshot(state.last_seq(), &v3)
+        .unwrap_or_else(|e| panic!("the schema-3 snapshot no longer decodes: {e}"));
+    assert_eq!(decoded, state, "the schema-3 snapshot decodes differently");
     let v2 = std::fs::read(GOLDEN_SNAPSHOT_V2).unwrap();
     assert_eq!(v2[1..3], [2, 0], "a schema-2 snapshot");
     let decoded = decode_snapshot(state.last_seq(), &v2)
@@ -620,6 +723,76 @@ fn schema_1_golden_file_still_decodes() {
         assert_eq!(
             &decoded, expected,
             "schema-1 event {seq} decodes differently"
+        );
+    }
+}
+
+/// Schema 4 added agents: a snapshot holding a run with a lineage (a spawned child).
+#[test]
+fn golden_snapshot_with_an_agent_tree_still_decodes() {
+    use troupe::storage::codec::{decode_snapshot, encode_snapshot};
+    let mut state = snapshot_state();
+    let parent = RunId::from_u128(0x0193_5a7e_1c00_4000_8000_0000_0000_0088);
+    let task = TaskId::new("d").unwrap();
+    let wf = Arc::new(parse_workflow("name = \"p\"\n[[task]]\nid = \"d\"\ncommand = [\"x\"]\n").unwrap());
+    let mut seq = state.last_seq();
+    let mut apply = |event: Event| {
+        seq += 1;
+        let record = EventRecord {
+            time: Timestamp(1_763_700_300_000 + seq),
+            event,
+        };
+        state.apply(seq, &record).unwrap();
+    };
+    apply(Event::NodeUnhalted);
+    apply(Event::RunSubmitted {
+        run: parent,
+        workflow: wf,
+    });
+    apply(Event::AttemptStarted {
+        run: parent,
+        task: task.clone(),
+        attempt: 1,
+    });
+    for spawned in agent_events().into_iter().take(1) {
+        let Event::RunSpawned { workflow, mut spawn, .. } = spawned.event else {
+            unreachable!()
+        };
+        spawn.parent = Some((parent, task.clone()));
+        spawn.attempt = 1;
+        apply(Event::RunSpawned {
+            run: troupe::model::decide::child_id(parent, "d", &spawn.key),
+            workflow,
+            spawn,
+        });
+    }
+    state.check_invariants().unwrap();
+    let fresh = encode_snapshot(&state).unwrap();
+    let path = Path::new("tests/golden/snapshot-v4-agents.bin");
+    if std::env::var_os("TROUPE_BLESS").is_some() && !path.exists() {
+        std::fs::write(path, &fresh).unwrap();
+    }
+    let golden = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let decoded = decode_snapshot(state.last_seq(), &golden)
+        .unwrap_or_else(|e| panic!("the agents snapshot no longer decodes: {e}"));
+    assert_eq!(decoded, state, "the agents snapshot decodes to a different state");
+    assert_eq!(golden, fresh, "the snapshot encoding changed");
+}
+
+#[test]
+fn schema_3_golden_file_still_decodes() {
+    let events = events_with(&format!("{V2_FIELDS}{V3_FIELDS}"));
+    let golden = std::fs::read(GOLDEN_V3).unwrap_or_else(|e| panic!("{GOLDEN_V3}: {e}"));
+    let records = split(&golden);
+    assert_eq!(records.len(), V3_EVENTS);
+    for (i, (bytes, expected)) in records.iter().zip(&events).enumerate() {
+        let seq = i as u64 + 1;
+        assert_eq!(bytes[1..3], [3, 0], "event {seq} is a schema-3 record");
+        let decoded = decode_event(seq, bytes)
+            .unwrap_or_else(|e| panic!("schema-3 event {seq} no longer decodes: {e}"));
+        assert_eq!(
+            &decoded, expected,
+            "schema-3 event {seq} decodes differently"
         );
     }
 }
