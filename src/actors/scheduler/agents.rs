@@ -278,6 +278,45 @@ impl SchedulerState {
         Ok(())
     }
 
+    /// Notes run `run`'s `wall_clock` budget, if it has one: it runs out `wall_clock` after
+    /// the run was submitted (spawned).
+    pub(crate) fn watch_wall_clock(&mut self, run: RunId) {
+        let Some(r) = self.state.run(run) else { return };
+        if let Some(w) = r.lineage().and_then(|l| l.authority.wall_clock) {
+            if !r.state().is_finished() {
+                self.deadlines
+                    .insert((r.submitted_at().saturating_add(w), run));
+            }
+        }
+    }
+
+    /// Stops the runs whose `wall_clock` ran out (`budget_exhausted`, counter `wall_clock`,
+    /// in seconds).
+    pub(crate) fn due_deadlines(&mut self) {
+        let now = now();
+        while let Some(&(at, run)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let Some(r) = self.state.run(run) else { continue };
+            let Some(limit) = r.lineage().and_then(|l| l.authority.wall_clock) else {
+                continue;
+            };
+            let used = now.saturating_since(r.submitted_at()).as_secs_f64();
+            tracing::warn!(run_id = %run, "wall_clock budget ran out: stopping the subtree");
+            self.stop_run(
+                Event::BudgetExhausted {
+                    run,
+                    counter: "wall_clock".into(),
+                    used,
+                    limit: limit.as_secs_f64(),
+                },
+                run,
+            );
+        }
+    }
+
     /// At start: decides what a crash may have left undone — children of tasks that ended
     /// (and of runs that were cancelled), subtrees over budget.
     pub(crate) fn recover_agents(&mut self) {
@@ -303,5 +342,10 @@ impl SchedulerState {
         due.closed_tasks.dedup();
         self.agent_due = due;
         self.run_agent_rules();
+        let ids: Vec<RunId> = self.state.runs().map(|r| r.id()).collect();
+        for run in ids {
+            self.watch_wall_clock(run);
+        }
+        self.due_deadlines();
     }
 }

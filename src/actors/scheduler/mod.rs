@@ -136,6 +136,7 @@ impl Actor for Scheduler {
                 s.stop_file = stop;
                 self.shared.facts.set_stop_file(stop);
                 s.due_timers();
+                s.due_deadlines();
             }
             SchedulerMsg::Request { request, reply } => match request {
                 Request::Submit(workflow) => {

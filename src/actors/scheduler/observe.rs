@@ -82,6 +82,13 @@ impl SchedulerState {
             }
             Change::Run { run, from, to } => {
                 let Some(r) = self.state.run(run) else { return };
+                if r.parent().is_some() && from.is_finished() != to.is_finished() {
+                    if to.is_finished() {
+                        self.metrics.child_runs_active.dec();
+                    } else {
+                        self.metrics.child_runs_active.inc();
+                    }
+                }
                 if collect && to.is_finished() && !from.is_finished() {
                     self.metrics.run_ended(
                         to,
@@ -123,6 +130,12 @@ impl SchedulerState {
             }
         }
         self.metrics.approvals_pending.set(approvals);
+        let children = self
+            .state
+            .runs()
+            .filter(|r| r.parent().is_some() && !r.state().is_finished())
+            .count();
+        self.metrics.child_runs_active.set(children as i64);
         self.metrics.running.set(self.running.len() as i64);
     }
 

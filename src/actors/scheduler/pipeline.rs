@@ -45,6 +45,17 @@ impl SchedulerState {
                 self.after_persist(Effect::BudgetUsed(counters.clone()));
             }
         }
+        if let Event::RunSpawned { run, spawn, .. } = &record.event {
+            if spawn.parent.is_some() {
+                self.metrics.child_runs_active.inc();
+            }
+            self.watch_wall_clock(*run);
+            if let Some((parent, _)) = &spawn.parent {
+                if spawn.parent_authority.is_some() {
+                    self.watch_wall_clock(*parent);
+                }
+            }
+        }
         if let Some(since) = runnable_since {
             self.metrics
                 .queue_wait(record.time.saturating_since(since).as_secs_f64());

@@ -80,6 +80,7 @@ impl SchedulerState {
             lingering: 0,
             outputs: shared.outputs.clone(),
             agent_due: Default::default(),
+            deadlines: BTreeSet::new(),
         };
         s.count_gauges();
         // Rebuild the queue and timers from the replayed state.

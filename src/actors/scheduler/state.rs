@@ -117,6 +117,8 @@ pub struct SchedulerState {
     pub(super) outputs: crate::read::outputs::Outputs,
     /// What the agent rules still have to decide ([`super::agents`]).
     pub(super) agent_due: super::agents::AgentDue,
+    /// `wall_clock` budgets: when each run with one runs out, earliest first.
+    pub(super) deadlines: BTreeSet<(Timestamp, RunId)>,
 }
 
 pub(crate) fn now() -> Timestamp {
