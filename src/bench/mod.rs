@@ -14,7 +14,9 @@
 //!   same number of no-op tasks in sequence.
 //! - [`metrics`]: scraping, `metrics --since`, dashboard refreshes, metrics overhead.
 //! - [`fanout`]: a mapped task's N no-op instances against N plain no-op tasks.
+//! - [`agents`]: spawn + wait latency and agent-tree rate against plain runs and tasks.
 
+pub mod agents;
 pub mod fanout;
 mod journal;
 pub mod metrics;

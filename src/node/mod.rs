@@ -136,6 +136,12 @@ impl Node {
         self
     }
 
+    /// The node's default authority for agent trees (`troupe.toml [agents]`).
+    pub fn agents(mut self, authority: crate::model::authority::Authority) -> Self {
+        self.config.agents = authority;
+        self
+    }
+
     /// Serve the control socket or not.
     pub fn control_socket(mut self, on: bool) -> Self {
         self.config.control_socket = on;

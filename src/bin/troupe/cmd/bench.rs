@@ -13,7 +13,7 @@ use troupe::Durability;
 
 use crate::common::{EXIT_INTERNAL, EXIT_INVALID};
 use crate::render::bench::{
-    print_fanout, print_journal, print_metrics, print_plan, print_reads, print_saga, print_tasks,
+    print_agents, print_fanout, print_journal, print_metrics, print_plan, print_reads, print_saga, print_tasks,
 };
 use crate::render::dashboard::{draw, Screen};
 
@@ -115,6 +115,29 @@ pub(crate) enum BenchCommand {
     },
     /// Approval gates and sagas: listing pending approvals against a raw socket round trip of
     /// the same size; undoing a saga against running as many no-op tasks in sequence.
+    /// Agent trees of in-process no-op agents: spawn + wait of one child against submit →
+    /// done of a one-task run, and a tree (fan-out F, depth D) against as many no-op tasks,
+    /// alternating rounds. Targets: ≤ 2× and ≥ 0.5×.
+    Agents {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Scratch directory (removed afterwards). Default: DATA_DIR/bench-agents-<pid>.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Children per agent.
+        #[arg(long, default_value_t = 10)]
+        fan_out: u32,
+        /// Levels below the root.
+        #[arg(long, default_value_t = 4)]
+        depth: u32,
+        /// Spawn + wait samples per round.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+        /// Rounds of each side.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Dynamic fan-out: a mapped task's N in-process no-op instances (expansion included)
     /// against a run of N plain no-op tasks, alternating rounds.
     Fanout {
@@ -228,6 +251,16 @@ impl BenchCommand {
             BenchCommand::Saga {
                 approvals, steps, ..
             } => positive(*approvals > 0 && *steps > 0, "--approvals and --steps"),
+            BenchCommand::Agents {
+                fan_out,
+                depth,
+                samples,
+                rounds,
+                ..
+            } => positive(
+                *fan_out > 0 && *fan_out <= 64 && *depth <= 8 && *samples > 0 && *rounds > 0,
+                "--fan-out (at most 64), --depth (at most 8), --samples and --rounds",
+            ),
             BenchCommand::Fanout {
                 instances,
                 workers,
@@ -354,6 +387,28 @@ fn measure(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
                 return Ok(());
             }
             print_metrics(&r, scrape_tasks);
+        }
+        BenchCommand::Agents {
+            json,
+            dir,
+            fan_out,
+            depth,
+            samples,
+            rounds,
+        } => {
+            let dir = dir.unwrap_or_else(|| scratch(data_dir, "bench-agents"));
+            let mut opts = bench::agents::AgentsBenchOptions::new(dir);
+            opts.fan_out = fan_out;
+            opts.depth = depth;
+            opts.latency_samples = samples;
+            opts.rounds = rounds;
+            let rt = tokio::runtime::Runtime::new()?;
+            let r = rt.block_on(bench::agents::agents(&opts))?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+                return Ok(());
+            }
+            print_agents(&r);
         }
         BenchCommand::Fanout {
             json,

@@ -229,3 +229,28 @@ pub(crate) fn print_fanout(r: &troupe::bench::fanout::FanOutBenchReport) {
         rounds.join(" ")
     );
 }
+
+/// `bench agents`: both figures, every round.
+pub(crate) fn print_agents(r: &troupe::bench::agents::AgentsBenchReport) {
+    let latency: Vec<String> = r
+        .latency_rounds
+        .iter()
+        .map(|(a, b)| format!("{a}/{b}"))
+        .collect();
+    println!(
+        "spawn + wait of one no-op child: p50 {:.2}x the submit → done latency of a one-task run (target ≤ 2x; rounds spawn+wait/submit→done µs: {})",
+        r.latency_ratio,
+        latency.join(" ")
+    );
+    let tree: Vec<String> = r
+        .tree_rounds
+        .iter()
+        .map(|(a, b)| format!("{}/{}", thousands(*a), thousands(*b)))
+        .collect();
+    println!(
+        "tree of {} in-process no-op agents: {:.2}x the no-op task rate (target ≥ 0.5x; rounds tree runs/s / no-op tasks/s: {})",
+        thousands(r.tree_runs as f64),
+        r.tree_ratio,
+        tree.join(" ")
+    );
+}
