@@ -156,6 +156,7 @@ fn legal(state: &State, wfs: &[Arc<Workflow>], submitted: usize, time: Timestamp
                             on_failure: Default::default(),
                             on_parent_exit: Default::default(),
                             parent_authority: run.lineage().is_none().then(authority),
+                            routing: None,
                         }),
                     });
                     out.push(Event::SpawnRefused {

@@ -94,6 +94,11 @@ command = ["python3", "sum.py", "{{ input.path }}"]
                     on_failure: troupe::model::OnFailure::FailParent,
                     on_parent_exit: troupe::model::OnParentExit::Abandon,
                     parent_authority: Some(Authority::default()),
+                    routing: Some(Box::new(troupe::model::Routing {
+                        agent: "summariser".into(),
+                        capability: "summarise".into(),
+                        reason: "only candidate".into(),
+                    })),
                 }),
             },
         ),

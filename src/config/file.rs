@@ -48,6 +48,8 @@ pub struct NodeFile {
     pub webhooks: Vec<WebhookConfig>,
     /// `[agents]`: the node's default authority, over the built-in one.
     pub agents: Option<crate::model::authority::AuthorityAsk>,
+    /// `[[agent]]`, in file order.
+    pub agent_registry: Vec<crate::model::routing::AgentSpec>,
 }
 
 impl NodeFile {
@@ -99,6 +101,7 @@ impl NodeFile {
             cfg.retention.logs = self.retention_logs;
         }
         cfg.webhooks = self.webhooks;
+        cfg.agent_registry = self.agent_registry;
         if let Some(a) = self.agents {
             cfg.agents = crate::model::authority::Authority::default()
                 .narrow(&a, &Default::default());

@@ -85,6 +85,8 @@ pub struct NodeConfig {
     /// descendants, no budget, any program, by default); children get at most their
     /// parent's ([`crate::model::authority`]).
     pub agents: crate::model::authority::Authority,
+    /// `[[agent]]`: the agent registry `troupe delegate` routes to (default none).
+    pub agent_registry: Vec<crate::model::routing::AgentSpec>,
 }
 
 impl NodeConfig {
@@ -111,6 +113,7 @@ impl NodeConfig {
             webhooks: Vec::new(),
             pools: std::collections::BTreeMap::new(),
             agents: crate::model::authority::Authority::default(),
+            agent_registry: Vec::new(),
         }
     }
 

@@ -23,6 +23,20 @@ pub(super) struct Raw {
     pub(super) webhooks: Vec<Spanned<RawWebhook>>,
     /// `[agents]`: the node's default authority for agent trees.
     pub(super) agents: Option<Spanned<crate::model::authority::AuthorityFile>>,
+    /// `[[agent]]`: the agent registry (`troupe delegate`).
+    #[serde(default)]
+    pub(super) agent: Vec<Spanned<RawAgent>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAgent {
+    pub(super) name: Spanned<String>,
+    pub(super) command: Option<Vec<String>>,
+    pub(super) shell: Option<String>,
+    pub(super) capabilities: Spanned<Vec<String>>,
+    pub(super) max_concurrency: Option<Spanned<i64>>,
+    pub(super) authority: Option<Spanned<crate::model::authority::AuthorityFile>>,
 }
 
 #[derive(Deserialize)]

@@ -498,6 +498,20 @@ pub struct Spawn {
     /// was submitted, not spawned, spawning for the first time): the node's default narrowed
     /// by its workflow's `[authority]`.
     pub parent_authority: Option<crate::model::authority::Authority>,
+    /// For `troupe delegate`: the registry agent chosen and why.
+    pub routing: Option<Box<Routing>>,
+}
+
+/// Which `[[agent]]` a delegation chose, for which capability, and why (the scores of every
+/// candidate; see [`crate::model::routing`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Routing {
+    /// The agent's name.
+    pub agent: String,
+    /// The capability asked for.
+    pub capability: String,
+    /// The scores that decided.
+    pub reason: String,
 }
 
 /// `on_failure` of a spawn (Temporal's parent/child failure handling, OTP's escalation).

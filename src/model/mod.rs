@@ -40,6 +40,7 @@ pub mod quote;
 pub mod render;
 pub mod retry;
 pub mod rollup;
+pub mod routing;
 pub mod run;
 pub mod spec;
 pub mod state;
@@ -50,7 +51,7 @@ pub mod workflow;
 
 pub use event::{
     Approver, Counters, Event, EventRecord, Failure, OnFailure, OnParentExit, ResourceUsage,
-    Seq, Spawn, EVENT_SCHEMA_VERSION,
+    Routing, Seq, Spawn, EVENT_SCHEMA_VERSION,
 };
 pub use ids::{RunId, TaskId, TaskIndex};
 pub use parse::{parse_workflow, parse_workflow_bytes, MAX_WORKFLOW_BYTES};

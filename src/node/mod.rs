@@ -244,6 +244,7 @@ impl Node {
                 node_pools: self.config.pools.clone(),
                 approval_timeout: self.config.approval_timeout,
                 node_id: journal.node_id().to_owned(),
+                agents: std::sync::Arc::new(self.config.agent_registry.clone()),
             },
         )
         .map_err(|e| {

@@ -36,6 +36,7 @@ pub fn is_read(request: &Request) -> bool {
             | Request::Workflow(_)
             | Request::Result(_)
             | Request::Tree(_)
+            | Request::Agents
     )
 }
 
@@ -137,6 +138,9 @@ pub fn view(model: &ReadModel, request: &Request) -> Response {
             None => not_found(run),
         },
         Request::DryRun(ref command) => crate::read::dry_run::dry_run(&p, command, now()),
+        Request::Agents => {
+            Response::Agents(crate::model::routing::stats(&p.state, &cx.agents))
+        }
         Request::Tree(run) => match crate::read::agents::tree_view(&p.state, run) {
             Ok(v) => Response::Tree(Box::new(v)),
             Err(e) => Response::Error(e),

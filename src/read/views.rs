@@ -26,6 +26,8 @@ pub struct ViewContext {
     pub approval_timeout: Duration,
     /// The node's id.
     pub node_id: String,
+    /// The agent registry (`[[agent]]`).
+    pub agents: std::sync::Arc<Vec<crate::model::routing::AgentSpec>>,
 }
 
 /// The run as `list` shows it.

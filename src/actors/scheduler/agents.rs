@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::messages::control::{Caller, ControlError, SpawnRequest};
+use crate::messages::control::{Caller, ControlError, DelegateRequest, SpawnRequest};
 use super::commands::to_control_error;
 use crate::model::decide::{self, SpawnAsk, SpawnDecision, SpawnError};
 use crate::model::{
@@ -198,9 +198,121 @@ impl SchedulerState {
         Ok(t)
     }
 
+    /// `troupe delegate`: attaches to the run the key names (delegated before), or routes
+    /// the capability to a registry agent and spawns its command.
+    pub(crate) fn delegate(
+        &mut self,
+        req: DelegateRequest,
+    ) -> Result<(RunId, bool, String, String), ControlError> {
+        let caller = match &req.caller {
+            Some(c) => Some((c.run, self.authenticate(c)?)),
+            None => None,
+        };
+        // A key delegated before names the same run, whichever agent it went to.
+        let existing = match caller {
+            Some((parent, t)) => {
+                let task = self.state.run(parent).expect("authenticated").workflow().task_id(t);
+                let id = decide::child_id(parent, task.as_str(), &req.key);
+                self.state.run(id)
+            }
+            None => self.state.runs().find(|r| {
+                r.lineage()
+                    .is_some_and(|l| l.parent.is_none() && l.key == req.key && !l.key.is_empty())
+            }),
+        };
+        if let Some(r) = existing {
+            let l = r.lineage().expect("a spawned run has a lineage");
+            if let Some(agent) = &l.agent {
+                if l.input.as_deref() == req.input.as_deref() {
+                    return Ok((r.id(), true, agent.clone(), "attached by key".into()));
+                }
+            }
+            return Err(ControlError::Refused(format!(
+                "spawn conflict: key {:?} already names run {}, spawned with a different \
+                 input or not by delegate; use another key for different work",
+                req.key,
+                r.id()
+            )));
+        }
+        let registry = &self.shared.config.agent_registry;
+        let (i, reason) = match crate::model::routing::route(&self.state, registry, &req.capability) {
+            Ok(x) => x,
+            Err(message) => {
+                self.refuse(req.caller.as_ref(), &req.key, "no_agent", &message)?;
+                return Err(ControlError::Denied(format!(
+                    "delegate refused (no_agent): {message}"
+                )));
+            }
+        };
+        let agent = registry[i].clone();
+        let mut task = crate::model::TaskSpec::new(
+            crate::model::TaskId::new("main").expect("a valid id"),
+            agent.command.clone(),
+        );
+        task.cwd = Some(req.cwd.clone());
+        let workflow = crate::model::Workflow::from_spec(crate::model::WorkflowSpec {
+            name: format!("agent: {}", agent.name),
+            max_concurrency: None,
+            pools: Default::default(),
+            defaults: Default::default(),
+            tasks: vec![task],
+            delegation: None,
+        })
+        .map_err(|e| ControlError::Refused(format!("agent {}: {e}", agent.name)))?;
+        let routing = crate::model::Routing {
+            agent: agent.name.clone(),
+            capability: req.capability.clone(),
+            reason: reason.clone(),
+        };
+        let spawn = SpawnRequest {
+            caller: req.caller,
+            key: req.key,
+            workflow: Box::new(workflow),
+            input: req.input,
+            authority: agent.authority.overlay(&req.authority),
+            on_failure: req.on_failure,
+            on_parent_exit: req.on_parent_exit,
+        };
+        let (run, attached) = self.spawn_with(spawn, Some(routing))?;
+        tracing::info!(run_id = %run, agent = %agent.name, %reason, "delegated");
+        Ok((run, attached, agent.name, reason))
+    }
+
+    /// Journals a refused spawn and counts it.
+    fn refuse(
+        &mut self,
+        caller: Option<&Caller>,
+        key: &str,
+        reason: &'static str,
+        message: &str,
+    ) -> Result<(), ControlError> {
+        let (parent, task) = match caller {
+            Some(c) => (Some(c.run), Some(c.task.clone())),
+            None => (None, None),
+        };
+        self.decide(Event::SpawnRefused {
+            parent,
+            task,
+            key: key.to_owned(),
+            reason: reason.to_owned(),
+            message: message.to_owned(),
+        })
+        .map_err(to_control_error)?;
+        self.metrics.spawn_refused(reason);
+        Ok(())
+    }
+
     /// `troupe spawn`: attaches to the run the key names, or checks the limits and
     /// journals the new run (or the refusal).
     pub(crate) fn spawn(&mut self, req: SpawnRequest) -> Result<(RunId, bool), ControlError> {
+        self.spawn_with(req, None)
+    }
+
+    fn spawn_with(
+        &mut self,
+        req: SpawnRequest,
+        routing: Option<crate::model::Routing>,
+    ) -> Result<(RunId, bool), ControlError> {
         let caller = match &req.caller {
             Some(c) => Some((c.run, self.authenticate(c)?, c.attempt)),
             None => None,
@@ -224,10 +336,11 @@ impl SchedulerState {
         match decide::spawn(&self.state, &ask, &self.shared.config.agents) {
             Ok(SpawnDecision::Attach(run)) => Ok((run, true)),
             Ok(SpawnDecision::Spawn(mut event)) => {
-                if let Event::RunSpawned { run, .. } = &mut event {
+                if let Event::RunSpawned { run, spawn, .. } = &mut event {
                     if caller.is_none() {
                         *run = RunId::from_ulid(ulid::Ulid::new());
                     }
+                    spawn.routing = routing.map(Box::new);
                 }
                 let run = event.run().expect("run_spawned names its run");
                 self.decide(event).map_err(to_control_error)?;
@@ -235,19 +348,7 @@ impl SchedulerState {
             }
             Err(SpawnError::Conflict(message)) => Err(ControlError::Refused(message)),
             Err(SpawnError::Refused { reason, message }) => {
-                let (parent, task) = match &req.caller {
-                    Some(c) => (Some(c.run), Some(c.task.clone())),
-                    None => (None, None),
-                };
-                self.decide(Event::SpawnRefused {
-                    parent,
-                    task,
-                    key: req.key,
-                    reason: reason.to_owned(),
-                    message: message.clone(),
-                })
-                .map_err(to_control_error)?;
-                self.metrics.spawn_refused(reason);
+                self.refuse(req.caller.as_ref(), &req.key, reason, &message)?;
                 Err(ControlError::Denied(format!("spawn refused ({reason}): {message}")))
             }
         }

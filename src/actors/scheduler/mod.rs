@@ -154,6 +154,19 @@ impl Actor for Scheduler {
                     s.run_agent_rules();
                     s.reply(reply, response);
                 }
+                Request::Delegate(req) => {
+                    let response = match s.delegate(*req) {
+                        Ok((run, attached, agent, reason)) => Response::Delegated {
+                            run,
+                            attached,
+                            agent,
+                            reason,
+                        },
+                        Err(e) => Response::Error(e),
+                    };
+                    s.run_agent_rules();
+                    s.reply(reply, response);
+                }
                 Request::CheckChildren { caller, runs } => {
                     let response = match s.check_children(&caller, &runs) {
                         Ok(()) => Response::Done,

@@ -240,6 +240,38 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Start a child run on a registry agent (`[[agent]]` in troupe.toml) that offers
+    /// CAPABILITY, chosen by recent success rate and median duration with some exploration
+    /// (UCB1; docs/agents.md); the choice and its reason are journaled. Prints the run id;
+    /// the agent and the reason go to stderr. Otherwise as `spawn`.
+    Delegate {
+        /// The capability asked for.
+        capability: String,
+        /// Idempotency key (as for `spawn`).
+        #[arg(long)]
+        key: String,
+        /// The input, one JSON value, or @FILE.
+        #[arg(long, value_name = "@FILE|JSON")]
+        input: Option<String>,
+        /// Print the id and return at once.
+        #[arg(long)]
+        detach: bool,
+        /// A budget over a usage counter, NAME=NUMBER, or wall_clock=DURATION; repeatable.
+        #[arg(long, value_name = "NAME=VALUE", value_parser = cmd::agents::parse_budget)]
+        budget: Vec<(String, cmd::agents::BudgetValue)>,
+        /// See `spawn --on-failure`.
+        #[arg(long, value_enum, default_value_t = OnFailureArg::Report)]
+        on_failure: OnFailureArg,
+        /// See `spawn --on-parent-exit`.
+        #[arg(long, value_enum, default_value_t = OnParentExitArg::Cancel)]
+        on_parent_exit: OnParentExitArg,
+    },
+    /// The agent registry: each agent's capabilities, load, success rate and median duration.
+    Agents {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// A run and all its descendants: state, depth, spawning task, key, usage, budget.
     Tree {
         /// The run.
@@ -626,6 +658,33 @@ fn main() -> ExitCode {
             json,
         } => cmd::agents::wait(&data_dir, runs, any, timeout, json),
         Command::Tree { run, json } => cmd::agents::tree(&data_dir, run, json),
+        Command::Delegate {
+            capability,
+            key,
+            input,
+            detach,
+            budget,
+            on_failure,
+            on_parent_exit,
+        } => {
+            let mut authority = troupe::model::authority::AuthorityAsk::default();
+            cmd::agents::budget_ask(budget, &mut authority);
+            cmd::agents::delegate(
+                &data_dir,
+                capability,
+                cmd::agents::SpawnArgs {
+                    file: None,
+                    command: None,
+                    key,
+                    input,
+                    detach,
+                    authority,
+                    on_failure: on_failure.into(),
+                    on_parent_exit: on_parent_exit.into(),
+                },
+            )
+        }
+        Command::Agents { json } => cmd::agents::agents(&data_dir, json),
         Command::Tasks { run, json } => cmd::status::tasks(&data_dir, run, json),
         Command::Logs {
             target,

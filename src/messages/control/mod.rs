@@ -248,6 +248,13 @@ pub enum Request {
         /// The runs it wants to wait for.
         runs: Vec<RunId>,
     },
+    /// Start a child run on a registry agent chosen for a capability (`troupe delegate`):
+    /// [`Response::Delegated`]. Refusals as for [`Request::Spawn`]; no agent for the
+    /// capability is [`ControlError::Denied`].
+    Delegate(Box<DelegateRequest>),
+    /// The agent registry with each agent's load, success rate and median duration
+    /// ([`Response::Agents`]): `troupe agents`.
+    Agents,
     /// A run's final state and output ([`Response::Result`]): `troupe wait`.
     Result(RunId),
     /// A run and all its descendants ([`Response::Tree`]): `troupe tree`.
@@ -397,6 +404,40 @@ pub enum Response {
     Result(Box<RunResultView>),
     /// Answer to [`Request::Tree`].
     Tree(Box<TreeView>),
+    /// Answer to [`Request::Delegate`].
+    Delegated {
+        /// The run.
+        run: RunId,
+        /// The key already named it.
+        attached: bool,
+        /// The agent chosen.
+        agent: String,
+        /// Why (the candidates' scores), as journaled.
+        reason: String,
+    },
+    /// Answer to [`Request::Agents`].
+    Agents(Vec<crate::model::routing::AgentStats>),
+}
+
+/// What `troupe delegate` sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DelegateRequest {
+    /// The attempt delegating (`None`: a root run).
+    pub caller: Option<Caller>,
+    /// The capability asked for.
+    pub capability: String,
+    /// The idempotency key.
+    pub key: String,
+    /// The input as compact JSON, if any.
+    pub input: Option<String>,
+    /// Where the agent's command runs (the caller's working directory).
+    pub cwd: String,
+    /// Flags over the agent's `authority`.
+    pub authority: crate::model::authority::AuthorityAsk,
+    /// See [`crate::model::OnFailure`].
+    pub on_failure: crate::model::OnFailure,
+    /// See [`crate::model::OnParentExit`].
+    pub on_parent_exit: crate::model::OnParentExit,
 }
 
 /// The task attempt a request comes from: what `TROUPE_RUN_ID`, `TROUPE_TASK_ID`,

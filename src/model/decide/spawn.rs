@@ -285,6 +285,7 @@ pub fn spawn(
             on_failure: ask.on_failure,
             on_parent_exit: ask.on_parent_exit,
             parent_authority: (!recorded).then_some(parent_authority),
+            routing: None,
         }),
     }))
 }

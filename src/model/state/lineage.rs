@@ -62,6 +62,8 @@ pub struct Lineage {
     pub subtree_usage: Counters,
     /// The counter that ran out, once `budget_exhausted` was applied.
     pub exhausted: Option<String>,
+    /// The registry agent it was delegated to (`troupe delegate`).
+    pub agent: Option<String>,
 }
 
 impl Lineage {
@@ -150,6 +152,7 @@ impl State {
                     descendants: 0,
                     subtree_usage: own,
                     exhausted: None,
+                    agent: None,
                 })
             });
             l.children.push(*id);
@@ -181,6 +184,7 @@ impl State {
             descendants: 0,
             subtree_usage: Counters::new(),
             exhausted: None,
+            agent: spawn.routing.as_ref().map(|r| r.agent.clone()),
         }));
         self.runs.insert(*id, run);
         Ok(())

@@ -1,6 +1,7 @@
 //! Agent trees: `troupe spawn` (a child run from inside a task, or a root run from outside),
-//! `troupe wait` (children's final states and outputs), `troupe tree` (a run and its
-//! descendants).
+//! `troupe delegate` (a child on a registry agent chosen for a capability), `troupe wait`
+//! (children's final states and outputs), `troupe tree` (a run and its descendants),
+//! `troupe agents` (the registry).
 //!
 //! Inside a task the attempt's environment says who is asking: `TROUPE_RUN_ID`,
 //! `TROUPE_TASK_ID`, `TROUPE_ATTEMPT` and the capability `TROUPE_TOKEN` (valid only while that
@@ -14,7 +15,8 @@ use serde_json::json;
 
 use troupe::client::Client;
 use troupe::messages::control::{
-    Caller, Request, Response, RunResultView, SpawnRequest, Subscription, TreeView,
+    Caller, DelegateRequest, Request, Response, RunResultView, SpawnRequest, Subscription,
+    TreeView,
 };
 use troupe::model::authority::AuthorityAsk;
 use troupe::model::{Counters, OnFailure, OnParentExit, RunId, RunState, TaskId};
@@ -201,6 +203,118 @@ pub(crate) fn spawn(data_dir: &Path, args: SpawnArgs) -> ExitCode {
         } else {
             ExitCode::from(EXIT_RUN_FAILED)
         })
+    })
+}
+
+/// `troupe delegate CAPABILITY`: routes to a registry agent, prints the run id (the agent
+/// and the reason on stderr); without `--detach`, waits for the run's end.
+pub(crate) fn delegate(
+    data_dir: &Path,
+    capability: String,
+    args: SpawnArgs,
+) -> ExitCode {
+    let detach = args.detach;
+    block("delegate", async move {
+        let caller = caller_from_env()?;
+        let input = args.input.as_deref().map(read_input).transpose()?;
+        let cwd = std::env::current_dir()
+            .unwrap_or_else(|_| "/".into())
+            .to_string_lossy()
+            .into_owned();
+        let mut conn = Conn::Remote(Client::connect(data_dir).await?);
+        let request = Request::Delegate(Box::new(DelegateRequest {
+            caller: caller.clone(),
+            capability,
+            key: args.key,
+            input,
+            cwd,
+            authority: args.authority,
+            on_failure: args.on_failure,
+            on_parent_exit: args.on_parent_exit,
+        }));
+        let run = match conn.request(request).await? {
+            Response::Delegated {
+                run,
+                attached,
+                agent,
+                reason,
+            } => {
+                println!("{run}");
+                if attached {
+                    eprintln!("troupe delegate: key already names run {run} (agent {agent}); attached to it");
+                } else {
+                    eprintln!("troupe delegate: agent {agent} ({reason})");
+                }
+                run
+            }
+            r => return Err(unexpected(r)),
+        };
+        if detach {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let results = wait_all(&mut conn, data_dir, caller.as_ref(), &[run], false).await?;
+        Ok(if results.iter().all(|r| r.state == RunState::Succeeded) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_RUN_FAILED)
+        })
+    })
+}
+
+/// `troupe agents [--json]`: the registry with load, success rate and median duration.
+pub(crate) fn agents(data_dir: &Path, json: bool) -> ExitCode {
+    block("agents", async move {
+        let mut conn = Conn::Remote(Client::connect(data_dir).await?);
+        let list = match conn.request(Request::Agents).await? {
+            Response::Agents(v) => v,
+            r => return Err(unexpected(r)),
+        };
+        if json {
+            let v: Vec<_> = list
+                .iter()
+                .map(|a| {
+                    json!({
+                        "name": a.name,
+                        "capabilities": a.capabilities,
+                        "live": a.live,
+                        "max_concurrency": a.max_concurrency,
+                        "finished": a.finished,
+                        "succeeded": a.succeeded,
+                        "success_rate": (a.finished > 0).then(|| f64::from(a.succeeded) / f64::from(a.finished)),
+                        "p50_ms": a.p50_ms,
+                    })
+                })
+                .collect();
+            print_json(&json!(v));
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!(
+            "{:<20} {:<30} {:>9} {:>12} {:>9}",
+            "AGENT", "CAPABILITIES", "LOAD", "SUCCESS", "P50"
+        );
+        for a in &list {
+            let load = match a.max_concurrency {
+                Some(m) => format!("{}/{m}", a.live),
+                None => a.live.to_string(),
+            };
+            let success = if a.finished == 0 {
+                "-".to_owned()
+            } else {
+                format!("{}/{}", a.succeeded, a.finished)
+            };
+            let p50 = a
+                .p50_ms
+                .map_or("-".to_owned(), |p| format!("{:.1}s", p as f64 / 1000.0));
+            println!(
+                "{:<20} {:<30} {:>9} {:>12} {:>9}",
+                troupe::model::quote::printable(&a.name),
+                a.capabilities.join(","),
+                load,
+                success,
+                p50
+            );
+        }
+        Ok(ExitCode::SUCCESS)
     })
 }
 
