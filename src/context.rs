@@ -84,6 +84,10 @@ pub struct NodeContext {
     /// Every run that reaches a finished state, once that is durable (for waiters; lagging
     /// receivers re-query).
     pub finished_runs: tokio::sync::broadcast::Sender<(RunId, RunState)>,
+    /// Waiters for one run's end ([`Self::watch_run`]): woken once, when its finish is
+    /// durable, so a tree of agents each waiting for its children costs one wake-up per end
+    /// instead of every waiter hearing every end.
+    run_waiters: Mutex<std::collections::HashMap<RunId, Vec<tokio::sync::oneshot::Sender<RunState>>>>,
     /// The node's Prometheus registry.
     pub metrics: Arc<Metrics>,
     /// The webhook sender (a no-op without webhooks).
@@ -100,6 +104,33 @@ pub struct NodeContext {
 }
 
 impl NodeContext {
+    /// A receiver woken when run `run` reaches a finished state (durably). Register before
+    /// looking at the run's state, so an end between the look and the wait is not missed.
+    pub fn watch_run(&self, run: RunId) -> tokio::sync::oneshot::Receiver<RunState> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.run_waiters
+            .lock()
+            .expect("run waiters lock")
+            .entry(run)
+            .or_default()
+            .push(tx);
+        rx
+    }
+
+    /// Announces that `run` finished in `state` (durably): to [`Self::finished_runs`] and to
+    /// the run's waiters.
+    pub fn run_finished(&self, run: RunId, state: RunState) {
+        let _ = self.finished_runs.send((run, state));
+        let waiters = self
+            .run_waiters
+            .lock()
+            .expect("run waiters lock")
+            .remove(&run);
+        for w in waiters.into_iter().flatten() {
+            let _ = w.send(state);
+        }
+    }
+
     /// A context with an empty registry; the node's start functions fill it as they start
     /// each sibling.
     #[allow(clippy::too_many_arguments)]
@@ -123,6 +154,7 @@ impl NodeContext {
             approvals: Mutex::new(None),
             stop_requested: tokio::sync::Notify::new(),
             finished_runs: tokio::sync::broadcast::channel(1024).0,
+            run_waiters: Mutex::new(std::collections::HashMap::new()),
             metrics,
             webhooks,
             feed,

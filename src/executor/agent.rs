@@ -103,35 +103,51 @@ impl AgentContext {
         }
     }
 
-    /// Waits until child `run` finished: its state and output.
+    /// Waits until child `run` finished: its state and output. Only a child of this
+    /// attempt's task (checked against the read model: an in-process executor is code of
+    /// the node's own process, its context came from the node).
     pub async fn wait(&self, run: RunId) -> Result<RunResultView, ControlError> {
         let node = self.node()?;
-        // Subscribed before looking, so an end between the look and the wait is not missed.
-        let mut finished = node.finished_runs.subscribe();
+        // Registered before looking, so an end between the look and the wait is not missed.
+        let finished = node.watch_run(run);
         drop(node);
-        self.ask(Request::CheckChildren {
-            caller: self.caller.clone(),
-            runs: vec![run],
-        })
-        .await?;
-        loop {
-            let Response::Result(view) = self.ask(Request::Result(run)).await? else {
-                return Err(ControlError::Internal("unexpected answer".into()));
-            };
-            if view.state.is_finished() {
-                return Ok(*view);
-            }
-            loop {
-                match finished.recv().await {
-                    Ok((r, _)) if r == run => break,
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                        return Err(ControlError::Internal("the node stopped".into()))
-                    }
-                }
-            }
+        let view = self.result(run).await?;
+        if view.state.is_finished() {
+            return Ok(view);
         }
+        // A restarted scheduler re-announces nothing: a closed watch means look again.
+        let _ = finished.await;
+        let view = self.result(run).await?;
+        if view.state.is_finished() {
+            return Ok(view);
+        }
+        loop {
+            let node = self.node()?;
+            let again = node.watch_run(run);
+            drop(node);
+            let view = self.result(run).await?;
+            if view.state.is_finished() {
+                return Ok(view);
+            }
+            let _ = again.await;
+        }
+    }
+
+    async fn result(&self, run: RunId) -> Result<RunResultView, ControlError> {
+        let Response::Result(view) = self.ask(Request::Result(run)).await? else {
+            return Err(ControlError::Internal("unexpected answer".into()));
+        };
+        let mine = view
+            .parent
+            .as_ref()
+            .is_some_and(|(r, t)| *r == self.caller.run && *t == self.caller.task);
+        if !mine {
+            return Err(ControlError::Denied(format!(
+                "run {run} is not a child of {}/{}",
+                self.caller.run, self.caller.task
+            )));
+        }
+        Ok(*view)
     }
 
     /// The task id (for building keys).

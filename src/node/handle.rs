@@ -75,6 +75,45 @@ impl NodeHandle {
         }
     }
 
+    /// Spawns a root run of an agent tree (no parent task; the node's default authority
+    /// narrowed by the child's): its id, and whether `child.key` already named it (then it
+    /// is not run again). What an embedded root agent delegates through.
+    pub async fn spawn(
+        &self,
+        child: crate::executor::ChildSpec,
+    ) -> Result<(RunId, bool), NodeError> {
+        let request = Request::Spawn(Box::new(crate::messages::control::SpawnRequest {
+            caller: None,
+            key: child.key,
+            workflow: Box::new(child.workflow),
+            input: child.input.map(|v| v.to_string()),
+            authority: child.authority,
+            on_failure: child.on_failure,
+            on_parent_exit: child.on_parent_exit,
+        }));
+        match self.request(request).await? {
+            Response::Submitted { run, attached } => Ok((run, attached)),
+            Response::Error(e) => Err(e.into()),
+            other => Err(NodeError::Unavailable(format!(
+                "unexpected answer {other:?}"
+            ))),
+        }
+    }
+
+    /// A run's state and output (its `output` task's, or its single final task's).
+    pub async fn result(
+        &self,
+        run: RunId,
+    ) -> Result<crate::messages::control::RunResultView, NodeError> {
+        match self.request(Request::Result(run)).await? {
+            Response::Result(v) => Ok(*v),
+            Response::Error(e) => Err(e.into()),
+            other => Err(NodeError::Unavailable(format!(
+                "unexpected answer {other:?}"
+            ))),
+        }
+    }
+
     /// Waits until the run is finished (and durably so); returns its final state. Woken by
     /// the scheduler, no polling.
     pub async fn wait_for_run(&self, run: RunId) -> Result<RunState, NodeError> {

@@ -58,6 +58,9 @@ pub fn result_view(
             .lineage()
             .filter(|l| !l.key.is_empty())
             .map(|l| l.key.clone()),
+        parent: r
+            .lineage()
+            .and_then(|l| Some((l.parent?.0, l.parent_task.clone()?))),
         state: r.state(),
         output,
     })

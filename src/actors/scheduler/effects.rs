@@ -91,9 +91,7 @@ impl SchedulerState {
                 Effect::Ack(port) => {
                     let _ = port.send(());
                 }
-                Effect::Finished(run, state) => {
-                    let _ = self.finished.send((run, state));
-                }
+                Effect::Finished(run, state) => self.shared.run_finished(run, state),
                 Effect::Approvals(changes) => {
                     if let Some(gate) = &self.gate {
                         let _ = gate.cast(ApprovalMsg::Changed(changes));

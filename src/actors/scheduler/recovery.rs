@@ -66,7 +66,6 @@ impl SchedulerState {
             draining: false,
             drained: Vec::new(),
             abandon: false,
-            finished: shared.finished_runs.clone(),
             flush_scheduled: false,
             frozen: false,
             snapshot_seq: replayed_snapshot.unwrap_or(0),

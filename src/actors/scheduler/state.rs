@@ -15,7 +15,7 @@ use crate::context::NodeContext;
 use crate::messages::approval::{ApprovalChange, ApprovalMsg};
 use crate::messages::scheduler::{AttemptId, Slot};
 use crate::model::rollup::RollupDelta;
-use crate::model::{EventRecord, RunId, RunState, Seq, State, TaskIndex, Timestamp};
+use crate::model::{EventRecord, RunId, Seq, State, TaskIndex, Timestamp};
 use crate::webhooks::Notice;
 use crate::workers::LocalPool;
 use compact_str::CompactString;
@@ -87,8 +87,6 @@ pub struct SchedulerState {
     pub(super) drained: Vec<RpcReplyPort<()>>,
     /// Shutdown after the grace period: ends of running attempts are not journaled.
     pub(super) abandon: bool,
-    /// Where finished runs are announced.
-    pub(super) finished: tokio::sync::broadcast::Sender<(RunId, RunState)>,
     /// A `Flush` message is in our mailbox.
     pub(super) flush_scheduled: bool,
     /// An append failed: the state is ahead of the journal; nothing more is decided or done

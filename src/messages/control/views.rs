@@ -262,6 +262,8 @@ pub struct RunResultView {
     pub run: RunId,
     /// Its spawn key, if it was spawned.
     pub key: Option<String>,
+    /// The run and task that spawned it.
+    pub parent: Option<(RunId, TaskId)>,
     /// Its state (not finished yet: `running` or `compensating`).
     pub state: RunState,
     /// The output of its output task (`output = "TASK"`, or its single final task) as
