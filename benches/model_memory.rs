@@ -1,4 +1,5 @@
-//! Memory of the model at rest, per task, with 1,000,000 tasks (target ≤ 1 KiB).
+//! Memory of the model at rest, per task, with 1,000,000 tasks (target ≤ 1 KiB), and per
+//! child run of an agent tree with 10,000 children (target ≤ 2 KiB).
 //!
 //! Counts live heap bytes with a counting global allocator: before parsing, after building the
 //! workflow (spec + plan + index) and after folding `run_submitted` (per-task runtime state),
@@ -90,5 +91,101 @@ fn main() {
         "  total:                          {:>7.1} bytes/task (target ≤ 1024)",
         per(after_state - base)
     );
+    std::hint::black_box(&state);
+    drop(state);
+    child_runs(if n >= 1_000_000 { 10_000 } else { 100 });
+}
+
+/// Memory of an agent tree at rest, per child run (target ≤ 2 KiB): a root run whose task
+/// spawned `n` one-task children (each with its own workflow, as each `run_spawned` decodes
+/// one, a key and a small input), every child finished. Counts the child runs' state, their
+/// lineage and workflows, and the root's list of children.
+fn child_runs(n: usize) {
+    use troupe::model::authority::Authority;
+    use troupe::model::decide::child_id;
+    use troupe::model::{Spawn, TaskId};
+    let root = RunId::from_u128(7 << 80);
+    let mut state = State::new();
+    let mut seq = 0;
+    let mut apply = |state: &mut State, event: Event| {
+        seq += 1;
+        state
+            .apply(
+                seq,
+                &EventRecord {
+                    time: Timestamp(seq),
+                    event,
+                },
+            )
+            .unwrap();
+    };
+    let one = |name: &str| {
+        Arc::new(
+            parse_workflow(&format!(
+                "name = \"{name}\"\n[[task]]\nid = \"main\"\ncommand = [\"python3\", \"agent.py\"]\n"
+            ))
+            .unwrap(),
+        )
+    };
+    let main = TaskId::new("main").unwrap();
+    apply(
+        &mut state,
+        Event::RunSubmitted {
+            run: root,
+            workflow: one("root"),
+        },
+    );
+    apply(
+        &mut state,
+        Event::AttemptStarted {
+            run: root,
+            task: main.clone(),
+            attempt: 1,
+        },
+    );
+    let before = live();
+    for i in 0..n {
+        let key = format!("part-{i}");
+        let run = child_id(root, "main", &key);
+        apply(
+            &mut state,
+            Event::RunSpawned {
+                run,
+                workflow: one("spawn: python3"),
+                spawn: Box::new(Spawn {
+                    parent: Some((root, main.clone())),
+                    attempt: 1,
+                    key,
+                    input: Some(format!("{{\"dir\":\"src/part/{i}\"}}")),
+                    authority: Authority::default(),
+                    reserved: Default::default(),
+                    on_failure: Default::default(),
+                    on_parent_exit: Default::default(),
+                    parent_authority: (i == 0).then(Authority::default),
+                    routing: None,
+                }),
+            },
+        );
+        apply(
+            &mut state,
+            Event::AttemptStarted {
+                run,
+                task: main.clone(),
+                attempt: 1,
+            },
+        );
+        apply(
+            &mut state,
+            Event::TaskSucceeded {
+                run,
+                task: main.clone(),
+                attempt: 1,
+                usage: None,
+            },
+        );
+    }
+    let per = (live() - before) as f64 / n as f64;
+    println!("agent tree at rest, {n} finished child runs of one task each");
+    println!("  per child run:                  {per:>7.1} bytes (target ≤ 2048)");
     std::hint::black_box(&state);
 }

@@ -67,7 +67,10 @@ impl Actor for RootAgent {
             )?;
             let child = ChildSpec::new(format!("part-{part}"), workflow, Some(json!(part + 2)));
             let (run, attached) = s.node.spawn(child).await?;
-            println!("life {life}: part {part} is run {run}{}", if attached { " (attached)" } else { "" });
+            println!(
+                "life {life}: part {part} is run {run}{}",
+                if attached { " (attached)" } else { "" }
+            );
             runs.push(run);
         }
         if life == 1 {
@@ -93,7 +96,11 @@ struct Host;
 
 impl Actor for Host {
     type Msg = ();
-    type State = (Arc<NodeHandle>, Arc<AtomicU32>, tokio::sync::mpsc::UnboundedSender<Value>);
+    type State = (
+        Arc<NodeHandle>,
+        Arc<AtomicU32>,
+        tokio::sync::mpsc::UnboundedSender<Value>,
+    );
     type Arguments = Self::State;
 
     async fn pre_start(
@@ -137,8 +144,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir: PathBuf = std::env::temp_dir().join(format!("troupe-agents-{}", std::process::id()));
     let node = Arc::new(Node::builder(&dir).control_socket(false).start().await?);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let (host, handle) =
-        Actor::spawn(None, Host, (Arc::clone(&node), Arc::new(AtomicU32::new(0)), tx)).await?;
+    let (host, handle) = Actor::spawn(
+        None,
+        Host,
+        (Arc::clone(&node), Arc::new(AtomicU32::new(0)), tx),
+    )
+    .await?;
     let result = rx.recv().await.ok_or("the root agent never finished")?;
     println!("combined: {result}");
     assert_eq!(result["sum_of_squares"], json!(4 + 9 + 16));

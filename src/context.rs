@@ -87,7 +87,8 @@ pub struct NodeContext {
     /// Waiters for one run's end ([`Self::watch_run`]): woken once, when its finish is
     /// durable, so a tree of agents each waiting for its children costs one wake-up per end
     /// instead of every waiter hearing every end.
-    run_waiters: Mutex<std::collections::HashMap<RunId, Vec<tokio::sync::oneshot::Sender<RunState>>>>,
+    run_waiters:
+        Mutex<std::collections::HashMap<RunId, Vec<tokio::sync::oneshot::Sender<RunState>>>>,
     /// The node's Prometheus registry.
     pub metrics: Arc<Metrics>,
     /// The webhook sender (a no-op without webhooks).

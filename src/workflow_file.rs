@@ -91,7 +91,10 @@ pub fn command_workflow(argv: Vec<String>, cwd: &Path) -> Result<Workflow, SpecE
             .file_name()
             .map_or(program.clone(), |n| n.to_string_lossy().into_owned())
     );
-    let mut task = TaskSpec::new(TaskId::new("main").expect("a valid id"), Command::Argv(argv));
+    let mut task = TaskSpec::new(
+        TaskId::new("main").expect("a valid id"),
+        Command::Argv(argv),
+    );
     task.cwd = Some(cwd.to_string_lossy().into_owned());
     Workflow::from_spec(WorkflowSpec {
         name,

@@ -739,7 +739,9 @@ fn golden_snapshot_with_an_agent_tree_still_decodes() {
     let mut state = snapshot_state();
     let parent = RunId::from_u128(0x0193_5a7e_1c00_4000_8000_0000_0000_0088);
     let task = TaskId::new("d").unwrap();
-    let wf = Arc::new(parse_workflow("name = \"p\"\n[[task]]\nid = \"d\"\ncommand = [\"x\"]\n").unwrap());
+    let wf = Arc::new(
+        parse_workflow("name = \"p\"\n[[task]]\nid = \"d\"\ncommand = [\"x\"]\n").unwrap(),
+    );
     let mut seq = state.last_seq();
     let mut apply = |event: Event| {
         seq += 1;
@@ -760,7 +762,12 @@ fn golden_snapshot_with_an_agent_tree_still_decodes() {
         attempt: 1,
     });
     for spawned in agent_events().into_iter().take(1) {
-        let Event::RunSpawned { workflow, mut spawn, .. } = spawned.event else {
+        let Event::RunSpawned {
+            workflow,
+            mut spawn,
+            ..
+        } = spawned.event
+        else {
             unreachable!()
         };
         spawn.parent = Some((parent, task.clone()));
@@ -780,7 +787,10 @@ fn golden_snapshot_with_an_agent_tree_still_decodes() {
     let golden = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let decoded = decode_snapshot(state.last_seq(), &golden)
         .unwrap_or_else(|e| panic!("the agents snapshot no longer decodes: {e}"));
-    assert_eq!(decoded, state, "the agents snapshot decodes to a different state");
+    assert_eq!(
+        decoded, state,
+        "the agents snapshot decodes to a different state"
+    );
     assert_eq!(golden, fresh, "the snapshot encoding changed");
 }
 

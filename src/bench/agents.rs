@@ -135,7 +135,11 @@ impl Executor for TreeAgents {
                 let t = Instant::now();
                 let r = spawn_and_wait(
                     &agent,
-                    std::iter::once(ChildSpec::new("leaf", agent_workflow(), Some(json!({"leaf": 1})))),
+                    std::iter::once(ChildSpec::new(
+                        "leaf",
+                        agent_workflow(),
+                        Some(json!({"leaf": 1})),
+                    )),
                 )
                 .await;
                 let _ = probes.send(t.elapsed());
@@ -240,7 +244,12 @@ pub async fn agents(opts: &AgentsBenchOptions) -> Result<AgentsBenchReport, Benc
         let mut submitted = Vec::with_capacity(opts.latency_samples);
         for i in 0..opts.latency_samples {
             root(&node, &format!("probe-{i}"), json!({"probe": true, "i": i})).await?;
-            spawned.push(rx.recv().await.ok_or_else(|| node_err("no probe"))?.as_micros() as u64);
+            spawned.push(
+                rx.recv()
+                    .await
+                    .ok_or_else(|| node_err("no probe"))?
+                    .as_micros() as u64,
+            );
             let wf = flat_workflow(&format!("bench-latency-{i}"), 1, &["true"])?;
             submitted.push(run_to_end(&node, wf).await?.as_micros() as u64);
         }
@@ -275,8 +284,11 @@ pub async fn agents(opts: &AgentsBenchOptions) -> Result<AgentsBenchReport, Benc
             .start()
             .await
             .map_err(node_err)?;
-        let took =
-            run_to_end(&node, flat_workflow("bench-flat", runs as usize, &["true"])?).await?;
+        let took = run_to_end(
+            &node,
+            flat_workflow("bench-flat", runs as usize, &["true"])?,
+        )
+        .await?;
         node.shutdown().await.map_err(node_err)?;
         tree_rounds.push((tree_rate, runs as f64 / took.as_secs_f64()));
     }

@@ -103,8 +103,8 @@ impl NodeFile {
         cfg.webhooks = self.webhooks;
         cfg.agent_registry = self.agent_registry;
         if let Some(a) = self.agents {
-            cfg.agents = crate::model::authority::Authority::default()
-                .narrow(&a, &Default::default());
+            cfg.agents =
+                crate::model::authority::Authority::default().narrow(&a, &Default::default());
             // `[agents]` sets the node's own limits: it may raise the built-in numbers.
             if let Some(d) = a.max_depth {
                 cfg.agents.max_depth = d;

@@ -130,16 +130,23 @@ pub fn parse(text: &str, name: &str) -> Result<NodeFile, ConfigError> {
     for a in &raw.agent {
         let a = a.get_ref();
         let name = a.name.get_ref();
-        let at = |span: std::ops::Range<usize>, msg: String| p.at(Some(span), &format!("[[agent]] {name:?}: {msg}"));
+        let at = |span: std::ops::Range<usize>, msg: String| {
+            p.at(Some(span), &format!("[[agent]] {name:?}: {msg}"))
+        };
         if name.trim().is_empty() || name.chars().any(char::is_control) {
-            return Err(at(a.name.span(), "give the agent a name without control characters".into()));
+            return Err(at(
+                a.name.span(),
+                "give the agent a name without control characters".into(),
+            ));
         }
         if out.agent_registry.iter().any(|x| &x.name == name) {
             return Err(at(a.name.span(), "another [[agent]] has this name".into()));
         }
         let command = match (&a.command, &a.shell) {
             (Some(argv), None) if !argv.is_empty() => crate::model::Command::Argv(argv.clone()),
-            (None, Some(line)) if !line.trim().is_empty() => crate::model::Command::Shell(line.clone()),
+            (None, Some(line)) if !line.trim().is_empty() => {
+                crate::model::Command::Shell(line.clone())
+            }
             _ => {
                 return Err(at(
                     a.name.span(),
@@ -148,11 +155,17 @@ pub fn parse(text: &str, name: &str) -> Result<NodeFile, ConfigError> {
             }
         };
         if a.capabilities.get_ref().is_empty() {
-            return Err(at(a.capabilities.span(), "list at least one capability".into()));
+            return Err(at(
+                a.capabilities.span(),
+                "list at least one capability".into(),
+            ));
         }
         let max_concurrency = match &a.max_concurrency {
             Some(m) if *m.get_ref() < 1 || *m.get_ref() > i64::from(u32::MAX) => {
-                return Err(at(m.span(), format!("max_concurrency must be at least 1 (got {})", m.get_ref())))
+                return Err(at(
+                    m.span(),
+                    format!("max_concurrency must be at least 1 (got {})", m.get_ref()),
+                ))
             }
             Some(m) => Some(*m.get_ref() as u32),
             None => None,
@@ -160,7 +173,8 @@ pub fn parse(text: &str, name: &str) -> Result<NodeFile, ConfigError> {
         let authority = match &a.authority {
             Some(x) => {
                 let ask = x.get_ref().clone().into_ask();
-                ask.check().map_err(|e| at(x.span(), format!("authority: {e}")))?;
+                ask.check()
+                    .map_err(|e| at(x.span(), format!("authority: {e}")))?;
                 ask
             }
             None => Default::default(),

@@ -99,7 +99,9 @@ impl AgentContext {
         }));
         match self.ask(request).await? {
             Response::Submitted { run, attached } => Ok((run, attached)),
-            other => Err(ControlError::Internal(format!("unexpected answer {other:?}"))),
+            other => Err(ControlError::Internal(format!(
+                "unexpected answer {other:?}"
+            ))),
         }
     }
 

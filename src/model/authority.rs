@@ -131,7 +131,9 @@ impl AuthorityAsk {
     pub fn check(&self) -> Result<(), String> {
         if let Some(d) = self.max_depth {
             if d > MAX_MAX_DEPTH {
-                return Err(format!("max_depth is {d}; at most {MAX_MAX_DEPTH} is accepted"));
+                return Err(format!(
+                    "max_depth is {d}; at most {MAX_MAX_DEPTH} is accepted"
+                ));
             }
         }
         for (k, v) in &self.budget {
@@ -204,9 +206,8 @@ impl Authority {
     pub fn allows_program(&self, program: &str) -> bool {
         let name = program.rsplit('/').next().unwrap_or(program);
         self.allowed_commands.iter().all(|list| {
-            list.iter().any(|g| {
-                glob::Pattern::new(g).is_ok_and(|p| p.matches(program) || p.matches(name))
-            })
+            list.iter()
+                .any(|g| glob::Pattern::new(g).is_ok_and(|p| p.matches(program) || p.matches(name)))
         })
     }
 

@@ -157,11 +157,19 @@ pub fn route(
             s.live
         )
     };
-    let others: Vec<String> = free.iter().filter(|&&i| i != best).map(|&i| describe(i)).collect();
+    let others: Vec<String> = free
+        .iter()
+        .filter(|&&i| i != best)
+        .map(|&i| describe(i))
+        .collect();
     let reason = if others.is_empty() {
         format!("only candidate: {}", describe(best))
     } else {
-        format!("highest UCB1 score: {}; others: {}", describe(best), others.join("; "))
+        format!(
+            "highest UCB1 score: {}; others: {}",
+            describe(best),
+            others.join("; ")
+        )
     };
     Ok((best, reason))
 }

@@ -71,8 +71,10 @@ impl RunState {
         use RunState::*;
         matches!(
             (self, to),
-            (Running, Succeeded | Failed | Cancelled | Compensating | BudgetExhausted)
-                | (Failed, Running)
+            (
+                Running,
+                Succeeded | Failed | Cancelled | Compensating | BudgetExhausted
+            ) | (Failed, Running)
                 | (Compensating, Compensated | CompensationFailed)
                 | (CompensationFailed, Compensating)
         )

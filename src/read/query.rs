@@ -138,9 +138,7 @@ pub fn view(model: &ReadModel, request: &Request) -> Response {
             None => not_found(run),
         },
         Request::DryRun(ref command) => crate::read::dry_run::dry_run(&p, command, now()),
-        Request::Agents => {
-            Response::Agents(crate::model::routing::stats(&p.state, &cx.agents))
-        }
+        Request::Agents => Response::Agents(crate::model::routing::stats(&p.state, &cx.agents)),
         Request::Tree(run) => match crate::read::agents::tree_view(&p.state, run) {
             Ok(v) => Response::Tree(Box::new(v)),
             Err(e) => Response::Error(e),

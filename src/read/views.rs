@@ -45,14 +45,16 @@ pub fn run_summary(r: &Run) -> RunSummary {
             + r.count(TaskState::UpstreamFailed),
         running: r.count(TaskState::Running),
         awaiting_approval: r.count(TaskState::AwaitingApproval),
-        parent: r.lineage().and_then(|l| Some((l.parent?.0, l.parent_task.clone()?))),
+        parent: r
+            .lineage()
+            .and_then(|l| Some((l.parent?.0, l.parent_task.clone()?))),
         key: r
             .lineage()
             .filter(|l| !l.key.is_empty())
             .map(|l| l.key.clone()),
-        children: r.lineage().map_or((0, 0), |l| {
-            (l.children.len() as u32, l.live_children)
-        }),
+        children: r
+            .lineage()
+            .map_or((0, 0), |l| (l.children.len() as u32, l.live_children)),
     }
 }
 

@@ -353,7 +353,9 @@ impl Metrics {
     pub fn budget_used(&self, counters: &crate::model::Counters) {
         for (name, v) in counters {
             if *v >= 0.0 {
-                self.budget_used.with_label_values(&[name.as_str()]).inc_by(*v);
+                self.budget_used
+                    .with_label_values(&[name.as_str()])
+                    .inc_by(*v);
             }
         }
     }

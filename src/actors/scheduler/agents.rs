@@ -9,13 +9,11 @@
 
 use std::sync::Arc;
 
+use super::commands::to_control_error;
 use super::*;
 use crate::messages::control::{Caller, ControlError, DelegateRequest, SpawnRequest};
-use super::commands::to_control_error;
 use crate::model::decide::{self, SpawnAsk, SpawnDecision, SpawnError};
-use crate::model::{
-    Change, Event, OnFailure, OnParentExit, RunId, RunState, TaskIndex, TaskState,
-};
+use crate::model::{Change, Event, OnFailure, OnParentExit, RunId, RunState, TaskIndex, TaskState};
 
 /// Work the fold's transitions left for the agent rules (see the module docs).
 #[derive(Debug, Default)]
@@ -43,20 +41,21 @@ impl SchedulerState {
     /// Notes what a transition may set off (called for every change of a decided event).
     pub(crate) fn note_for_agents(&mut self, change: &Change) {
         match *change {
-            Change::Task { run, task, to, .. } if to.is_terminal() => {
-                if self
-                    .state
-                    .run(run)
-                    .and_then(|r| r.lineage())
-                    .is_some_and(|l| l.live_children > 0)
-                {
-                    self.agent_due.closed_tasks.push((run, task));
-                }
+            Change::Task { run, task, to, .. }
+                if to.is_terminal()
+                    && self
+                        .state
+                        .run(run)
+                        .and_then(|r| r.lineage())
+                        .is_some_and(|l| l.live_children > 0) =>
+            {
+                self.agent_due.closed_tasks.push((run, task));
             }
-            Change::Run { run, to, .. } if to.is_finished() => {
-                if self.state.run(run).is_some_and(|r| r.parent().is_some()) {
-                    self.agent_due.finished.push(run);
-                }
+            Change::Run { run, to, .. }
+                if to.is_finished()
+                    && self.state.run(run).is_some_and(|r| r.parent().is_some()) =>
+            {
+                self.agent_due.finished.push(run);
             }
             _ => {}
         }
@@ -184,7 +183,10 @@ impl SchedulerState {
         let running = self
             .running
             .get(&(caller.run, t))
-            .filter(|r| r.id.attempt == caller.attempt && r.id.kind == crate::messages::scheduler::AttemptKind::Forward)
+            .filter(|r| {
+                r.id.attempt == caller.attempt
+                    && r.id.kind == crate::messages::scheduler::AttemptKind::Forward
+            })
             .ok_or_else(|| denied("that attempt is not running"))?;
         let ok = u128::from_str_radix(&caller.token, 16)
             .is_ok_and(|token| caller.token.len() == 32 && token == running.token);
@@ -211,7 +213,12 @@ impl SchedulerState {
         // A key delegated before names the same run, whichever agent it went to.
         let existing = match caller {
             Some((parent, t)) => {
-                let task = self.state.run(parent).expect("authenticated").workflow().task_id(t);
+                let task = self
+                    .state
+                    .run(parent)
+                    .expect("authenticated")
+                    .workflow()
+                    .task_id(t);
                 let id = decide::child_id(parent, task.as_str(), &req.key);
                 self.state.run(id)
             }
@@ -235,7 +242,8 @@ impl SchedulerState {
             )));
         }
         let registry = &self.shared.config.agent_registry;
-        let (i, reason) = match crate::model::routing::route(&self.state, registry, &req.capability) {
+        let (i, reason) = match crate::model::routing::route(&self.state, registry, &req.capability)
+        {
             Ok(x) => x,
             Err(message) => {
                 self.refuse(req.caller.as_ref(), &req.key, "no_agent", &message)?;
@@ -349,7 +357,9 @@ impl SchedulerState {
             Err(SpawnError::Conflict(message)) => Err(ControlError::Refused(message)),
             Err(SpawnError::Refused { reason, message }) => {
                 self.refuse(req.caller.as_ref(), &req.key, reason, &message)?;
-                Err(ControlError::Denied(format!("spawn refused ({reason}): {message}")))
+                Err(ControlError::Denied(format!(
+                    "spawn refused ({reason}): {message}"
+                )))
             }
         }
     }
@@ -400,7 +410,9 @@ impl SchedulerState {
                 break;
             }
             self.deadlines.pop_first();
-            let Some(r) = self.state.run(run) else { continue };
+            let Some(r) = self.state.run(run) else {
+                continue;
+            };
             let Some(limit) = r.lineage().and_then(|l| l.authority.wall_clock) else {
                 continue;
             };

@@ -220,7 +220,12 @@ enum Command {
         #[arg(long, value_enum, default_value_t = OnParentExitArg::Cancel)]
         on_parent_exit: OnParentExitArg,
         /// FILE, or with --command PROGRAM [ARGS...].
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "FILE|PROGRAM ARGS")]
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "FILE|PROGRAM ARGS"
+        )]
         args: Vec<String>,
     },
     /// Wait for runs to finish and print each one's final state and output (the output of

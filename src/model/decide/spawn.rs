@@ -113,7 +113,10 @@ pub fn spawn(
         }
         None => state
             .runs()
-            .find(|r| r.lineage().is_some_and(|l| l.parent.is_none() && l.key == ask.key && !l.key.is_empty()))
+            .find(|r| {
+                r.lineage()
+                    .is_some_and(|l| l.parent.is_none() && l.key == ask.key && !l.key.is_empty())
+            })
             .map(|r| (r.id(), r)),
     };
     if let Some((id, r)) = existing {

@@ -266,7 +266,10 @@ impl State {
                     return Err(format!("run {}: child {c} names another parent", r.id()));
                 }
                 if cl.depth != l.depth + 1 {
-                    return Err(format!("run {c}: depth {} under depth {}", cl.depth, l.depth));
+                    return Err(format!(
+                        "run {c}: depth {} under depth {}",
+                        cl.depth, l.depth
+                    ));
                 }
                 live += u32::from(!child.state().is_finished());
                 descendants += 1 + cl.descendants;

@@ -32,7 +32,12 @@ impl State {
 }
 
 impl Run {
-    pub(super) fn new(id: RunId, workflow: Arc<Workflow>, time: Timestamp, changes: &mut Vec<Change>) -> Run {
+    pub(super) fn new(
+        id: RunId,
+        workflow: Arc<Workflow>,
+        time: Timestamp,
+        changes: &mut Vec<Change>,
+    ) -> Run {
         let n = workflow.len();
         let plan = workflow.plan();
         let tasks = (0..n as TaskIndex)

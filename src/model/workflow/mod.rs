@@ -352,8 +352,8 @@ impl Workflow {
         if let Some(out) = self.spec.delegation().and_then(|d| d.output.as_deref()) {
             return self.task_index(out);
         }
-        let mut sinks = (0..self.len() as TaskIndex)
-            .filter(|&t| self.plan.downstream(t).next().is_none());
+        let mut sinks =
+            (0..self.len() as TaskIndex).filter(|&t| self.plan.downstream(t).next().is_none());
         let first = sinks.next()?;
         sinks.next().is_none().then_some(first)
     }

@@ -11,16 +11,15 @@ use crate::workers::WorkerLink;
 impl SchedulerState {
     /// Books a decided attempt start on its reserved `slot` and dispatches it once durable.
     pub(crate) fn occupy(&mut self, id: AttemptId, slot: Slot, pool: Option<String>) {
-        self.running
-            .insert(
-                (id.run, id.task),
-                Running {
-                    id,
-                    slot,
-                    pool,
-                    token: super::super::agents::new_token(),
-                },
-            );
+        self.running.insert(
+            (id.run, id.task),
+            Running {
+                id,
+                slot,
+                pool,
+                token: super::super::agents::new_token(),
+            },
+        );
         self.after_persist(Effect::Dispatch { id, slot });
     }
 

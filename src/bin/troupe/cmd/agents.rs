@@ -15,8 +15,7 @@ use serde_json::json;
 
 use troupe::client::Client;
 use troupe::messages::control::{
-    Caller, DelegateRequest, Request, Response, RunResultView, SpawnRequest, Subscription,
-    TreeView,
+    Caller, DelegateRequest, Request, Response, RunResultView, SpawnRequest, Subscription, TreeView,
 };
 use troupe::model::authority::AuthorityAsk;
 use troupe::model::{Counters, OnFailure, OnParentExit, RunId, RunState, TaskId};
@@ -116,7 +115,9 @@ pub(crate) fn parse_budget(arg: &str) -> Result<(String, BudgetValue), String> {
         .parse()
         .map_err(|_| format!("{name}={value}: the budget is not a number"))?;
     if !v.is_finite() || v < 0.0 {
-        return Err(format!("{name}={value}: a budget is a finite number, 0 or more"));
+        return Err(format!(
+            "{name}={value}: a budget is a finite number, 0 or more"
+        ));
     }
     Ok((name.to_owned(), BudgetValue::Amount(v)))
 }
@@ -208,11 +209,7 @@ pub(crate) fn spawn(data_dir: &Path, args: SpawnArgs) -> ExitCode {
 
 /// `troupe delegate CAPABILITY`: routes to a registry agent, prints the run id (the agent
 /// and the reason on stderr); without `--detach`, waits for the run's end.
-pub(crate) fn delegate(
-    data_dir: &Path,
-    capability: String,
-    args: SpawnArgs,
-) -> ExitCode {
+pub(crate) fn delegate(data_dir: &Path, capability: String, args: SpawnArgs) -> ExitCode {
     let detach = args.detach;
     block("delegate", async move {
         let caller = caller_from_env()?;
@@ -365,11 +362,7 @@ async fn wait_all(
         }
     }
     // In the order given (with --any: the one that finished).
-    let order: Vec<RunId> = if any {
-        done
-    } else {
-        runs.to_vec()
-    };
+    let order: Vec<RunId> = if any { done } else { runs.to_vec() };
     let mut out = Vec::with_capacity(order.len());
     for run in order {
         match conn.request(Request::Result(run)).await? {

@@ -13,7 +13,8 @@ use troupe::Durability;
 
 use crate::common::{EXIT_INTERNAL, EXIT_INVALID};
 use crate::render::bench::{
-    print_agents, print_fanout, print_journal, print_metrics, print_plan, print_reads, print_saga, print_tasks,
+    print_agents, print_fanout, print_journal, print_metrics, print_plan, print_reads, print_saga,
+    print_tasks,
 };
 use crate::render::dashboard::{draw, Screen};
 

@@ -154,7 +154,9 @@ pub(crate) fn event_json(seq: Seq, record: &EventRecord) -> serde_json::Value {
         E::TaskOutput { output, .. } => v["output_bytes"] = json!(output.len()),
         E::AttemptUsage { counters, .. } => v["counters"] = json!(counters),
         E::TaskExpanded { count, .. } => v["count"] = json!(count),
-        E::RunSpawned { workflow, spawn, .. } => {
+        E::RunSpawned {
+            workflow, spawn, ..
+        } => {
             v["workflow"] = json!(workflow.spec().name);
             v["parent"] = json!(spawn.parent.as_ref().map(|(r, _)| r.to_string()));
             v["parent_task"] = json!(spawn.parent.as_ref().map(|(_, t)| t.as_str()));
