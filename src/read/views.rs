@@ -332,10 +332,12 @@ pub fn node_view(p: &Projection, facts: &WriteFacts, cx: &ViewContext) -> NodeVi
     let mut total = 0;
     let mut queued = 0u64;
     let mut waiting = 0u64;
+    let mut children = 0u32;
     for r in p.state.runs() {
         total += 1;
         if !r.state().is_finished() {
             active += 1;
+            children += u32::from(r.parent().is_some());
             queued += r.count(TaskState::Ready) as u64;
             waiting += TaskState::ALL
                 .iter()
@@ -357,6 +359,7 @@ pub fn node_view(p: &Projection, facts: &WriteFacts, cx: &ViewContext) -> NodeVi
         last_seq: p.state.last_seq(),
         waiting_tasks: waiting,
         last_progress: p.last_progress.max(facts.started_at()),
+        active_child_runs: children,
     }
 }
 

@@ -222,6 +222,8 @@ pub struct NodeView {
     /// When a task last reached a terminal state or a run was last submitted (or the
     /// scheduler started): the health check `stalled` measures from here.
     pub last_progress: Timestamp,
+    /// Of the active runs, those a task spawned (agent trees' children).
+    pub active_child_runs: u32,
 }
 
 /// A run in `list`.

@@ -150,11 +150,16 @@ fn header(screen: &Screen) -> Paragraph<'static> {
                 Span::styled(" troupe ", bold),
                 Span::styled(format!("● {state}"), bold.fg(color)),
                 Span::raw(format!(
-                    " · node {} · {}/{} workers busy · {} active runs · {} ready · seq {}",
+                    " · node {} · {}/{} workers busy · {} active runs{} · {} ready · seq {}",
                     n.node_id,
                     n.running_attempts,
                     n.workers,
                     n.active_runs,
+                    if n.active_child_runs > 0 {
+                        format!(" ({} children)", n.active_child_runs)
+                    } else {
+                        String::new()
+                    },
                     n.queued_tasks,
                     n.last_seq
                 )),
@@ -316,6 +321,7 @@ mod tests {
                 stop_file: false,
                 active_runs: 1,
                 total_runs: 3,
+                active_child_runs: 0,
                 running_attempts: 1,
                 queued_tasks: 1,
                 workers: 4,

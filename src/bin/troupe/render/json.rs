@@ -94,6 +94,7 @@ pub(crate) fn node_json(n: &NodeView) -> serde_json::Value {
         "halted": n.halted,
         "stop_file": n.stop_file,
         "active_runs": n.active_runs,
+        "active_child_runs": n.active_child_runs,
         "total_runs": n.total_runs,
         "running_attempts": n.running_attempts,
         "queued_tasks": n.queued_tasks,
