@@ -109,47 +109,43 @@ impl AgentContext {
     /// attempt's task (checked against the read model: an in-process executor is code of
     /// the node's own process, its context came from the node).
     pub async fn wait(&self, run: RunId) -> Result<RunResultView, ControlError> {
-        let node = self.node()?;
-        // Registered before looking, so an end between the look and the wait is not missed.
-        let finished = node.watch_run(run);
-        drop(node);
-        let view = self.result(run).await?;
-        if view.state.is_finished() {
-            return Ok(view);
-        }
-        // A restarted scheduler re-announces nothing: a closed watch means look again.
-        let _ = finished.await;
-        let view = self.result(run).await?;
-        if view.state.is_finished() {
-            return Ok(view);
-        }
         loop {
             let node = self.node()?;
-            let again = node.watch_run(run);
+            // Registered before looking, so an end between the look and the wait is not
+            // missed; the look is the projection's summary (no journal read).
+            let finished = node.watch_run(run);
             drop(node);
-            let view = self.result(run).await?;
-            if view.state.is_finished() {
-                return Ok(view);
+            let Response::Runs(summary) = self.ask(Request::Summary(run)).await? else {
+                return Err(ControlError::Internal("unexpected answer".into()));
+            };
+            let s = summary
+                .first()
+                .ok_or_else(|| ControlError::NotFound(format!("no run {run}")))?;
+            let mine = s
+                .parent
+                .as_ref()
+                .is_some_and(|(r, t)| *r == self.caller.run && *t == self.caller.task);
+            if !mine {
+                return Err(ControlError::Denied(format!(
+                    "run {run} is not a child of {}/{}",
+                    self.caller.run, self.caller.task
+                )));
             }
-            let _ = again.await;
+            if s.state.is_finished() {
+                return self.result(run).await;
+            }
+            // Woken once the end is durable (a closed watch: look again).
+            if finished.await.is_ok() {
+                return self.result(run).await;
+            }
         }
     }
 
     async fn result(&self, run: RunId) -> Result<RunResultView, ControlError> {
-        let Response::Result(view) = self.ask(Request::Result(run)).await? else {
-            return Err(ControlError::Internal("unexpected answer".into()));
-        };
-        let mine = view
-            .parent
-            .as_ref()
-            .is_some_and(|(r, t)| *r == self.caller.run && *t == self.caller.task);
-        if !mine {
-            return Err(ControlError::Denied(format!(
-                "run {run} is not a child of {}/{}",
-                self.caller.run, self.caller.task
-            )));
+        match self.ask(Request::Result(run)).await? {
+            Response::Result(view) => Ok(*view),
+            _ => Err(ControlError::Internal("unexpected answer".into())),
         }
-        Ok(*view)
     }
 
     /// The task id (for building keys).

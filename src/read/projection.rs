@@ -246,6 +246,9 @@ impl Projection {
     }
 }
 
+/// Output reads from the journal that run at once on the blocking pool.
+pub const JOURNAL_READS: usize = 8;
+
 /// The node's read model: the projection, how far it got, and the write side's facts.
 #[derive(Debug)]
 pub struct ReadModel {
@@ -265,6 +268,9 @@ pub struct ReadModel {
     stopped: watch::Sender<bool>,
     /// The follower task (awaited by [`ReadModel::stop`]).
     follower: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Bounds the journal reads of outputs that run at once on the blocking pool: a tree of
+    /// agents waiting for thousands of children must not start a thread for each.
+    pub(crate) journal_reads: tokio::sync::Semaphore,
 }
 
 impl ReadModel {
@@ -288,6 +294,7 @@ impl ReadModel {
             cx,
             stopped: watch::channel(false).0,
             follower: std::sync::Mutex::new(None),
+            journal_reads: tokio::sync::Semaphore::new(JOURNAL_READS),
         });
         let follower = Arc::clone(&model);
         let task = tokio::spawn(async move { follower.follow(batches).await });

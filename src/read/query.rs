@@ -55,6 +55,7 @@ pub async fn answer(model: &ReadModel, request: &Request) -> Option<Response> {
         if let Err(e) = model.fresh(false).await {
             return Some(Response::Error(e));
         }
+        let _permit = model.journal_reads.acquire().await;
         // A copy of the one run, so the journal is read without holding the projection.
         let excerpt = model.read().state.excerpt(run);
         let outputs = crate::read::outputs::Outputs::new(model.journal().clone());
@@ -73,6 +74,7 @@ pub async fn answer(model: &ReadModel, request: &Request) -> Option<Response> {
         if let Err(e) = model.fresh(false).await {
             return Some(Response::Error(e));
         }
+        let _permit = model.journal_reads.acquire().await;
         let excerpt = model.read().state.excerpt(run);
         let outputs = crate::read::outputs::Outputs::new(model.journal().clone());
         let r = tokio::task::spawn_blocking(move || {
