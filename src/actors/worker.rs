@@ -42,10 +42,11 @@ struct Current {
     task: JoinHandle<()>,
 }
 
-/// A worker's state: at most one attempt.
+/// A worker's state: the attempt its slot holds, plus any attempt that gave the slot back
+/// while it waits for its children (see [`crate::workers::WorkerLink::lend`]).
 pub struct WorkerState {
-    /// The running attempt, if any.
-    current: Option<Current>,
+    /// The running attempts (one, unless some lent the slot).
+    current: Vec<Current>,
 }
 
 impl Actor for Worker {
@@ -66,7 +67,9 @@ impl Actor for Worker {
             slot: self.slot,
             worker: myself,
         })?;
-        Ok(WorkerState { current: None })
+        Ok(WorkerState {
+            current: Vec::new(),
+        })
     }
 
     async fn handle(
@@ -121,8 +124,11 @@ impl Actor for Worker {
                         },
                         depth: g.depth,
                         input: g.input,
-                        data_dir: cfg.data_dir.clone(),
+                        // Absolute: the attempt runs in its own working directory.
+                        data_dir: std::path::absolute(&cfg.data_dir)
+                            .unwrap_or_else(|_| cfg.data_dir.clone()),
                         node: Arc::downgrade(&self.shared),
+                        task_index: Some(id.task),
                     }),
                     run: id.run,
                     workflow: Arc::clone(&workflow),
@@ -142,7 +148,7 @@ impl Actor for Worker {
                     report.send(outcome);
                     let _ = myself.cast(WorkerMsg::Finished { attempt: id });
                 });
-                state.current = Some(Current {
+                state.current.push(Current {
                     attempt: id,
                     cancel: Some(cancel_tx),
                     pid_path,
@@ -150,14 +156,14 @@ impl Actor for Worker {
                 });
             }
             WorkerMsg::Terminate { attempt } => {
-                if let Some(c) = state.current.as_mut().filter(|c| c.attempt == attempt) {
+                if let Some(c) = state.current.iter_mut().find(|c| c.attempt == attempt) {
                     if let Some(cancel) = c.cancel.take() {
                         let _ = cancel.send(());
                     }
                 }
             }
             WorkerMsg::Kill { attempt } => {
-                if let Some(c) = state.current.as_mut().filter(|c| c.attempt == attempt) {
+                if let Some(c) = state.current.iter_mut().find(|c| c.attempt == attempt) {
                     if let Some(cancel) = c.cancel.take() {
                         let _ = cancel.send(());
                     }
@@ -170,9 +176,7 @@ impl Actor for Worker {
                 }
             }
             WorkerMsg::Finished { attempt } => {
-                if state.current.as_ref().is_some_and(|c| c.attempt == attempt) {
-                    state.current = None;
-                }
+                state.current.retain(|c| c.attempt != attempt);
             }
             WorkerMsg::Panic => panic!("test hook: worker {} panics", self.slot),
         }
@@ -184,11 +188,14 @@ impl Actor for Worker {
         _myself: ActorRef<WorkerMsg>,
         state: &mut WorkerState,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(mut c) = state.current.take() {
+        let mut all = std::mem::take(&mut state.current);
+        for c in &mut all {
             if let Some(cancel) = c.cancel.take() {
                 let _ = cancel.send(());
             }
-            let wait = self.shared.config.grace + Duration::from_secs(1);
+        }
+        let wait = self.shared.config.grace + Duration::from_secs(1);
+        for mut c in all {
             if tokio::time::timeout(wait, &mut c.task).await.is_err() {
                 c.task.abort();
             }

@@ -27,6 +27,8 @@ pub struct AgentContext {
     pub data_dir: std::path::PathBuf,
     /// The node, for in-process spawns (weak: an attempt does not keep its node alive).
     pub(crate) node: Weak<NodeContext>,
+    /// The task's index in its workflow (to tell the scheduler which attempt waits).
+    pub(crate) task_index: Option<crate::model::TaskIndex>,
 }
 
 /// A child to start: what `troupe spawn` takes as arguments.
@@ -134,11 +136,25 @@ impl AgentContext {
             if s.state.is_finished() {
                 return self.result(run).await;
             }
+            self.lend_slot();
             // Woken once the end is durable (a closed watch: look again).
             if finished.await.is_ok() {
                 return self.result(run).await;
             }
         }
+    }
+
+    /// Tells the scheduler this attempt waits, so its worker slot can take other attempts
+    /// (its own children among them) meanwhile. Idempotent.
+    fn lend_slot(&self) {
+        let Some(node) = self.node.upgrade() else { return };
+        let Some(scheduler) = node.scheduler() else { return };
+        let Some(task) = self.task_index else { return };
+        let _ = scheduler.cast(crate::messages::scheduler::SchedulerMsg::Waiting {
+            run: self.caller.run,
+            task,
+            attempt: self.caller.attempt,
+        });
     }
 
     async fn result(&self, run: RunId) -> Result<RunResultView, ControlError> {

@@ -36,6 +36,16 @@ pub enum SchedulerMsg {
         /// The worker.
         worker: ActorRef<WorkerMsg>,
     },
+    /// An in-process attempt waits for its children: it lends its worker slot (the CLI's
+    /// `wait` says so with `CheckChildren`).
+    Waiting {
+        /// Its run.
+        run: crate::model::RunId,
+        /// Its task.
+        task: crate::model::TaskIndex,
+        /// Its attempt.
+        attempt: u32,
+    },
     /// Timer: retries that came due, the `STOP` file.
     Tick,
     /// Stop dispatching (node shutdown); the reply comes when no attempt is running.

@@ -216,7 +216,12 @@ impl Node {
         Ok(())
     }
 
-    async fn launch(self, parent: Option<ActorCell>) -> Result<NodeHandle, NodeError> {
+    async fn launch(mut self, parent: Option<ActorCell>) -> Result<NodeHandle, NodeError> {
+        // Absolute: attempts run in their own working directories and are handed paths
+        // under it (TROUPE_OUTPUT, TROUPE_DATA_DIR, ...).
+        if let Ok(abs) = std::path::absolute(&self.config.data_dir) {
+            self.config.data_dir = abs;
+        }
         Self::prepare_data_dir(&self.config)?;
         // Bind first: a port in use stops the node before it touches the journal.
         let http = match self.config.http_addr {

@@ -109,6 +109,11 @@ impl WorkerLink for LocalPool {
         }
     }
 
+    fn lend(&mut self, slot: Slot, attempt: AttemptId) {
+        // The same as the attempt's end, for the slot; its worker keeps running it.
+        self.release(slot, attempt);
+    }
+
     fn release(&mut self, slot: Slot, attempt: AttemptId) {
         let i = slot.0 as usize;
         if self.busy.get(i) == Some(&Some(attempt)) {

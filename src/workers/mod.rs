@@ -15,6 +15,8 @@
 //!   interrupted.
 //! - A report frees its slot ([`WorkerLink::release`]) only if the slot still runs that
 //!   attempt: a late report of an older attempt changes nothing.
+//! - An attempt that waits for its children lends its slot ([`WorkerLink::lend`]): the
+//!   slot takes another attempt while the waiting one runs on, uncounted, until it ends.
 
 pub mod local;
 
@@ -44,4 +46,9 @@ pub trait WorkerLink: Send + 'static {
 
     /// `attempt` reported its end: frees `slot` if it still holds that attempt.
     fn release(&mut self, slot: Slot, attempt: AttemptId);
+
+    /// `attempt`, running on `slot`, waits for its child runs: its slot takes other
+    /// attempts from now on while it runs on without one (an agent blocked in `troupe wait`
+    /// must not hold a slot its own children need). Its later report frees nothing.
+    fn lend(&mut self, slot: Slot, attempt: AttemptId);
 }

@@ -364,14 +364,30 @@ impl SchedulerState {
         }
     }
 
+    /// The attempt of `run`/`task` waits for its children: it lends its worker slot (once).
+    pub(crate) fn waiting(&mut self, run: RunId, task: TaskIndex, attempt: u32) {
+        if let Some(r) = self.running.get_mut(&(run, task)) {
+            if r.id.attempt == attempt
+                && r.id.kind == crate::messages::scheduler::AttemptKind::Forward
+                && !r.lent
+            {
+                r.lent = true;
+                let (slot, id) = (r.slot, r.id);
+                self.workers.lend(slot, id);
+                tracing::debug!(run_id = %run, attempt, "an attempt waiting for its children lent its slot");
+            }
+        }
+    }
+
     /// `troupe wait` inside a task: the token is the attempt's and every run is a child of
-    /// its task.
+    /// its task. The attempt then lends its worker slot while it waits.
     pub(crate) fn check_children(
-        &self,
+        &mut self,
         caller: &Caller,
         runs: &[RunId],
     ) -> Result<(), ControlError> {
         let t = self.authenticate(caller)?;
+        self.waiting(caller.run, t, caller.attempt);
         for run in runs {
             let mine = self
                 .state

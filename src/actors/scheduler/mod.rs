@@ -127,6 +127,7 @@ impl Actor for Scheduler {
             },
             SchedulerMsg::AttemptEnded(report) => s.attempt_ended(report),
             SchedulerMsg::WorkerUp { slot, worker } => s.workers.worker_up(slot, worker),
+            SchedulerMsg::Waiting { run, task, attempt } => s.waiting(run, task, attempt),
             SchedulerMsg::Tick => {
                 let stop = self.shared.stop_file().exists();
                 if stop && !s.state.is_halted() {

@@ -33,6 +33,9 @@ pub(crate) struct Running {
     /// process must show. Drawn at dispatch; never journaled (an attempt does not outlive
     /// its node: a restart closes it as interrupted).
     pub(super) token: u128,
+    /// The attempt lent its worker slot while it waits for its children
+    /// ([`crate::workers::WorkerLink::lend`]).
+    pub(super) lent: bool,
 }
 
 /// The scheduler's state (rebuilt from the journal on every start).

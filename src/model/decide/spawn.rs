@@ -251,17 +251,26 @@ pub fn spawn(
         }
     }
     if let Some((parent, _, _)) = ask.caller {
-        let mine: Vec<&str> = programs(wf).collect();
+        // The same commands (program and arguments, or shell line, task by task) with the
+        // same input as an ancestor: a self-spawning loop.
+        let commands = |w: &Workflow| -> Vec<crate::model::Command> {
+            w.spec().tasks.iter().map(|t| t.command.clone()).collect()
+        };
+        let mine = commands(wf);
         for a in state.ancestry(parent) {
             let input = a.lineage().and_then(|l| l.input.as_deref());
-            if input == ask.input.as_deref() && programs(a.workflow()).eq(mine.iter().copied()) {
+            if input == ask.input.as_deref() && commands(a.workflow()) == mine {
                 return Err(refuse(
                     "loop",
                     format!(
-                        "run {} (an ancestor) already runs {:?} with the same input: a \
-                         self-spawning loop",
+                        "run {} (an ancestor) already runs the same command{} with the same \
+                         input: a self-spawning loop (give the child other arguments or \
+                         another input)",
                         a.id(),
-                        mine
+                        match mine.as_slice() {
+                            [one] => format!(" ({one})"),
+                            _ => "s".to_owned(),
+                        }
                     ),
                 ));
             }

@@ -18,6 +18,7 @@ impl SchedulerState {
                 slot,
                 pool,
                 token: super::super::agents::new_token(),
+                lent: false,
             },
         );
         self.after_persist(Effect::Dispatch { id, slot });
