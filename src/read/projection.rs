@@ -142,7 +142,9 @@ impl Projection {
     pub fn apply(&mut self, seq: Seq, record: &EventRecord) -> Result<(), ApplyError> {
         let mut changes = Vec::new();
         self.state.apply_with(seq, record, &mut changes)?;
-        if let crate::model::Event::RunSubmitted { run, .. } = record.event {
+        if let crate::model::Event::RunSubmitted { run, .. }
+        | crate::model::Event::RunSpawned { run, .. } = record.event
+        {
             self.last_progress = self.last_progress.max(record.time);
             self.index_run(run);
         }

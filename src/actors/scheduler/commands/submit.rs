@@ -27,11 +27,38 @@ impl SchedulerState {
             return Ok((r.id(), true));
         }
         let run = RunId::from_ulid(ulid::Ulid::new());
-        self.decide(Event::RunSubmitted {
-            run,
-            workflow: Arc::new(workflow),
-        })
-        .map_err(to_control_error)?;
+        let ask = workflow.authority_ask();
+        let event = if ask.is_empty() {
+            Event::RunSubmitted {
+                run,
+                workflow: Arc::new(workflow),
+            }
+        } else {
+            // A workflow with its own `[authority]` is the root of an agent tree from the
+            // start: its authority (budgets included) is journaled with it, so its own
+            // usage counts from its first attempt, not from its first spawn.
+            Event::RunSpawned {
+                run,
+                workflow: Arc::new(workflow),
+                spawn: Box::new(crate::model::Spawn {
+                    parent: None,
+                    attempt: 0,
+                    key: String::new(),
+                    input: None,
+                    authority: self
+                        .shared
+                        .config
+                        .agents
+                        .narrow(&ask, &Default::default()),
+                    reserved: Default::default(),
+                    on_failure: Default::default(),
+                    on_parent_exit: Default::default(),
+                    parent_authority: None,
+                    routing: None,
+                }),
+            }
+        };
+        self.decide(event).map_err(to_control_error)?;
         Ok((run, false))
     }
 }
