@@ -73,11 +73,10 @@ def listing(path):
         die("cannot list %s: %s" % (path, e))
     for entry in entries:
         st = entry.stat(follow_symlinks=False)
-        name = json_name(entry.name, entry.path)
         if stat.S_ISDIR(st.st_mode):
-            subdirs.append(name)
+            subdirs.append(entry.name)
         elif stat.S_ISREG(st.st_mode):
-            files.append((name, st))
+            files.append((entry.name, st))
     return files, subdirs
 
 
@@ -248,6 +247,8 @@ def main():
         die("%s is not a directory" % directory)
     me = os.path.abspath(__file__)
     files, subdirs = listing(directory)
+    for name in [f for f, _ in files] + subdirs:
+        json_name(name, os.path.join(directory, name))
     print("agent: depth %s, %s: %d files, %d subdirectories"
           % (os.environ.get("TROUPE_DEPTH", "?"), directory, len(files), len(subdirs)),
           flush=True)
