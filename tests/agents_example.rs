@@ -181,7 +181,9 @@ fn check_tree(data: &Path, run: &str, root: &Path) {
 /// newline, names with spaces and non-ASCII letters, upper-case and missing extensions, a
 /// dotfile, an empty directory, a directory whose name is not a safe key, symbolic links to
 /// a file and to a directory and a dangling one (never followed), a FIFO (never opened), and
-/// two largest files of the same size (the smaller path wins). Three levels below the root.
+/// three largest files of the same size, the one with the smallest path (which wins) neither
+/// the first nor the last an agent meets (own files first, then subdirectories by name).
+/// Three levels below the root.
 fn build_tree(root: &Path) {
     let write = |rel: &str, bytes: &[u8]| {
         let p = root.join(rel);
@@ -199,6 +201,7 @@ fn build_tree(root: &Path) {
     write("docs/api/old/notes", b"no newline at the end");
     write("docs/api/old/big.dat", &[b'z'; 5000]);
     write("b/big.dat", &[b'\n'; 5000]);
+    write("c.dat", &[b'c'; 5000]);
     write("odd name!/.hidden", b"hidden\n");
     std::fs::create_dir_all(root.join("empty")).unwrap();
     std::os::unix::fs::symlink("README.md", root.join("link-to-readme")).unwrap();
@@ -223,7 +226,7 @@ fn a_built_tree_is_summarised_by_one_agent_per_directory() {
     let out = root_output(&data, &run);
     assert_eq!(out, check_py(&tree), "the agents' summary is check.py's");
     // And check.py's is right, by construction of the tree.
-    assert_eq!(out["files"], 11, "{out:#}");
+    assert_eq!(out["files"], 12, "{out:#}");
     assert_eq!(out["dirs"], 7);
     assert_eq!(out["depth"], 3);
     assert_eq!(out["largest"], serde_json::json!({"path": "b/big.dat", "bytes": 5000}));
@@ -234,6 +237,7 @@ fn a_built_tree_is_summarised_by_one_agent_per_directory() {
     assert_eq!(out["by_extension"][".txt"]["files"], 2);
     assert_eq!(out["by_extension"]["(none)"]["files"], 2, "notes and .hidden");
     assert_eq!(out["by_extension"][".png"]["bytes"], 10);
+    assert_eq!(out["by_extension"][".dat"]["files"], 3);
     check_tree(&data, &run, &tree);
 
     // The same key again: the same root, not run again.
