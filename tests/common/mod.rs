@@ -305,7 +305,9 @@ pub fn binary_in(dir: &Path) -> PathBuf {
 pub fn path_with_troupe() -> std::ffi::OsString {
     let bin = Path::new(env!("CARGO_BIN_EXE_troupe")).parent().unwrap();
     let mut dirs = vec![bin.to_path_buf()];
-    dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
     std::env::join_paths(dirs).unwrap()
 }
 
