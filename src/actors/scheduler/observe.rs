@@ -82,6 +82,14 @@ impl SchedulerState {
             }
             Change::Run { run, from, to } => {
                 let Some(r) = self.state.run(run) else { return };
+                // A spawned run's end (or reopening) moves `troupe_child_runs_active`.
+                if collect && r.parent().is_some() && to.is_finished() != from.is_finished() {
+                    if to.is_finished() {
+                        self.metrics.child_runs_active.dec();
+                    } else {
+                        self.metrics.child_runs_active.inc();
+                    }
+                }
                 if collect && to.is_finished() && !from.is_finished() {
                     self.metrics.run_ended(
                         to,
@@ -108,11 +116,14 @@ impl SchedulerState {
         // An earlier incarnation's counts are stale: start from nothing.
         self.pool_metrics.clear();
         self.metrics.reset_task_gauges();
-        let mut approvals = 0;
+        let (mut approvals, mut children) = (0, 0);
         let (cache, metrics) = (&mut self.pool_metrics, &self.metrics);
         for r in self.state.runs() {
             if r.state().is_finished() {
                 continue;
+            }
+            if r.parent().is_some() {
+                children += 1;
             }
             approvals += i64::from(r.count(TaskState::AwaitingApproval));
             for (i, t) in r.tasks().iter().enumerate() {
@@ -123,6 +134,7 @@ impl SchedulerState {
             }
         }
         self.metrics.approvals_pending.set(approvals);
+        self.metrics.child_runs_active.set(children);
         self.metrics.running.set(self.running.len() as i64);
     }
 

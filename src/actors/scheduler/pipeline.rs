@@ -45,6 +45,11 @@ impl SchedulerState {
                 self.after_persist(Effect::BudgetUsed(counters.clone()));
             }
         }
+        if let Event::RunSpawned { spawn, .. } = &record.event {
+            if collect && spawn.parent.is_some() {
+                self.metrics.child_runs_active.inc();
+            }
+        }
         if let Some(since) = runnable_since {
             self.metrics
                 .queue_wait(record.time.saturating_since(since).as_secs_f64());
