@@ -20,22 +20,6 @@ const CHECK: &str = "examples/agents/check.py";
 /// The root's `[authority] budget` in summarise.toml.
 const ROOT_BUDGET: f64 = 100000.0;
 
-/// Puts the directory of the `troupe` binary under test first on this process's PATH, once:
-/// every node and `troupe run` the tests start inherits it and hands it to its attempts, so
-/// the agents' `troupe spawn` / `troupe wait` run this binary. Every test calls this before
-/// it starts any process, and `Once` makes the others wait until the variable is set.
-fn troupe_on_path() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let bin = Path::new(env!("CARGO_BIN_EXE_troupe")).parent().unwrap();
-        let mut dirs = vec![bin.to_owned()];
-        dirs.extend(std::env::split_paths(
-            &std::env::var_os("PATH").unwrap_or_default(),
-        ));
-        std::env::set_var("PATH", std::env::join_paths(dirs).unwrap());
-    });
-}
-
 /// `python3 check.py DIR`: the summary computed directly.
 fn check_py(dir: &Path) -> Value {
     let o = Command::new("python3")
@@ -154,7 +138,11 @@ fn check_tree(data: &Path, run: &str, root: &Path) {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|name| key_names(key, name))
             .collect();
-        assert_eq!(names.len(), 1, "key {key} names one subdirectory of {parent_dir:?}");
+        assert_eq!(
+            names.len(),
+            1,
+            "key {key} names one subdirectory of {parent_dir:?}"
+        );
         parent_dir.join(&names[0])
     }
     let mut seen = BTreeMap::new();
@@ -164,16 +152,34 @@ fn check_tree(data: &Path, run: &str, root: &Path) {
             .get(&rel)
             .unwrap_or_else(|| panic!("node {n} names {rel:?}, not a directory"));
         assert_eq!(n["state"], "succeeded", "{n}");
-        assert_eq!(n["depth"].as_u64().unwrap(), u64::from(d.depth), "{rel:?}: {n}");
-        assert_eq!(tokens(&n["usage"]), d.files as f64, "{rel:?} read its files: {n}");
+        assert_eq!(
+            n["depth"].as_u64().unwrap(),
+            u64::from(d.depth),
+            "{rel:?}: {n}"
+        );
+        assert_eq!(
+            tokens(&n["usage"]),
+            d.files as f64,
+            "{rel:?} read its files: {n}"
+        );
         if d.depth == 0 {
             assert_eq!(tokens(&n["budget"]), ROOT_BUDGET, "{n}");
             assert!(n["parent"].is_null());
         } else {
-            assert_eq!(n["parent_task"], if d.depth == 1 { "agent" } else { "main" });
-            assert_eq!(tokens(&n["budget"]), (d.files + d.dirs) as f64, "{rel:?}: {n}");
+            assert_eq!(
+                n["parent_task"],
+                if d.depth == 1 { "agent" } else { "main" }
+            );
+            assert_eq!(
+                tokens(&n["budget"]),
+                (d.files + d.dirs) as f64,
+                "{rel:?}: {n}"
+            );
         }
-        assert!(seen.insert(rel.clone(), n["run"].clone()).is_none(), "{rel:?} twice");
+        assert!(
+            seen.insert(rel.clone(), n["run"].clone()).is_none(),
+            "{rel:?} twice"
+        );
     }
 }
 
@@ -196,7 +202,10 @@ fn build_tree(root: &Path) {
     write("name with space.txt", b"one\ntwo\n");
     write("na\u{ef}ve.TXT", "caf\u{e9}\n".as_bytes());
     write("docs/guide.md", b"guide\n".repeat(40).as_slice());
-    write("docs/logo.PNG", &[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0]);
+    write(
+        "docs/logo.PNG",
+        &[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0],
+    );
     write("docs/api/v1.json", b"{\"version\": 1}\n");
     write("docs/api/old/notes", b"no newline at the end");
     write("docs/api/old/big.dat", &[b'z'; 5000]);
@@ -212,11 +221,10 @@ fn build_tree(root: &Path) {
 
 #[test]
 fn a_built_tree_is_summarised_by_one_agent_per_directory() {
-    troupe_on_path();
     let tmp = tempfile::tempdir().unwrap();
     let (data, tree) = (tmp.path().join("data"), tmp.path().join("tree"));
     build_tree(&tree);
-    let _node = NodeProc::start(&data, &[]);
+    let _node = NodeProc::start_agents(&data, &[]);
     let input = serde_json::json!({ "dir": tree }).to_string();
     let spawn = ["spawn", "--key", "built", "--input", &input, WORKFLOW];
     // A root spawned from outside any task, into the running node; waits for its end.
@@ -229,31 +237,41 @@ fn a_built_tree_is_summarised_by_one_agent_per_directory() {
     assert_eq!(out["files"], 12, "{out:#}");
     assert_eq!(out["dirs"], 7);
     assert_eq!(out["depth"], 3);
-    assert_eq!(out["largest"], serde_json::json!({"path": "b/big.dat", "bytes": 5000}));
+    assert_eq!(
+        out["largest"],
+        serde_json::json!({"path": "b/big.dat", "bytes": 5000})
+    );
     // Newline bytes: README.md 3, data.bin 16 (one i in 256 has 7i = 10 mod 256), the .txt
     // files 2 + 1, guide.md 40, logo.PNG 2 (its signature), v1.json 1, b/big.dat 5000,
     // .hidden 1.
     assert_eq!(out["lines"], 3 + 16 + 2 + 1 + 40 + 2 + 1 + 5000 + 1);
     assert_eq!(out["by_extension"][".txt"]["files"], 2);
-    assert_eq!(out["by_extension"]["(none)"]["files"], 2, "notes and .hidden");
+    assert_eq!(
+        out["by_extension"]["(none)"]["files"], 2,
+        "notes and .hidden"
+    );
     assert_eq!(out["by_extension"][".png"]["bytes"], 10);
     assert_eq!(out["by_extension"][".dat"]["files"], 3);
     check_tree(&data, &run, &tree);
 
     // The same key again: the same root, not run again.
-    let runs_before = stdout(&run_cmd_ok(&data, &["list", "--json"])).len();
+    let runs = |data: &Path| {
+        let o = run_cmd_ok(data, &["list", "--json"]);
+        serde_json::from_str::<Value>(&stdout(&o))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(runs(&data), 7, "the root and a child per subdirectory");
     let again = run_cmd_ok(&data, &spawn);
     assert_eq!(stdout(&again).trim(), run);
     assert!(stderr(&again).contains("attached"), "{}", stderr(&again));
-    assert_eq!(
-        stdout(&run_cmd_ok(&data, &["list", "--json"])).len(),
-        runs_before
-    );
+    assert_eq!(runs(&data), 7);
 }
 
 #[test]
 fn troupes_own_source_tree_is_summarised_through_troupe_run() {
-    troupe_on_path();
     let src = Path::new("src");
     let deepest = walk(src).values().map(|d| d.depth).max().unwrap();
     assert!(
@@ -262,9 +280,14 @@ fn troupes_own_source_tree_is_summarised_through_troupe_run() {
     );
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    // No node serves `data`: `troupe run` starts one in its own process, through which the
-    // agents spawn; the workflow's own argument points the root agent at ../../src.
-    let o = run(&data, &["run", WORKFLOW]);
+    // No node serves `data`: `troupe run` starts one in its own process, with its own
+    // environment (so the agents find this troupe on PATH), through which they spawn; the
+    // workflow's own argument points the root agent at ../../src.
+    let o = troupe(&data)
+        .env("PATH", path_with_troupe())
+        .args(["run", WORKFLOW])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     let events = events(&data);
     let run = events[0]["run"].as_str().unwrap().to_owned();
@@ -276,7 +299,7 @@ fn troupes_own_source_tree_is_summarised_through_troupe_run() {
     assert_eq!(out, check_py(src));
     assert!(out["files"].as_u64().unwrap() > 100, "{out}");
     // `troupe tree` asks a node.
-    let _node = NodeProc::start(&data, &[]);
+    let _node = NodeProc::start_agents(&data, &[]);
     check_tree(&data, &run, src);
 }
 
@@ -284,7 +307,6 @@ fn troupes_own_source_tree_is_summarised_through_troupe_run() {
 /// retry re-attaches to the children its keys name instead of spawning them again.
 #[test]
 fn a_failed_child_fails_the_root_clearly_and_the_retry_re_attaches() {
-    troupe_on_path();
     let tmp = tempfile::tempdir().unwrap();
     let (data, tree) = (tmp.path().join("data"), tmp.path().join("tree"));
     std::fs::create_dir_all(tree.join("good")).unwrap();
@@ -297,9 +319,12 @@ fn a_failed_child_fails_the_root_clearly_and_the_retry_re_attaches() {
         b"x",
     )
     .unwrap();
-    let _node = NodeProc::start(&data, &[]);
+    let _node = NodeProc::start_agents(&data, &[]);
     let input = serde_json::json!({ "dir": tree }).to_string();
-    let o = run(&data, &["spawn", "--key", "bad", "--input", &input, WORKFLOW]);
+    let o = run(
+        &data,
+        &["spawn", "--key", "bad", "--input", &input, WORKFLOW],
+    );
     assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
     let run = stdout(&o).trim().to_owned();
     assert_eq!(run_status(&data, &run)["state"], "failed");
