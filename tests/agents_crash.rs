@@ -538,3 +538,214 @@ fn the_side_effect_check_catches_a_rerun() {
     });
     assert!(twice.is_err());
 }
+
+/// Writes `events` (stamped now) as the journal of data dir `dir`, as a node that crashed
+/// right after them would have left it.
+fn write_journal(dir: &std::path::Path, events: Vec<troupe::model::Event>) {
+    use troupe::model::{EventRecord, Timestamp};
+    use troupe::storage::{Journal, JournalOptions};
+    std::fs::create_dir_all(dir).unwrap();
+    let journal = Journal::open(&dir.join("journal")).unwrap();
+    let mut w = journal.writer(&JournalOptions::default()).unwrap();
+    let now = Timestamp::from_system_time(std::time::SystemTime::now());
+    let records: Vec<EventRecord> = events
+        .into_iter()
+        .map(|event| EventRecord { time: now, event })
+        .collect();
+    w.stage(&records).unwrap();
+    w.commit().unwrap();
+}
+
+/// `run_spawned` of child `run` of task `task` (attempt 1) of root `parent`, which never
+/// spawned before (so the event carries the root's authority).
+fn spawned_event(
+    parent: troupe::model::RunId,
+    task: &str,
+    run: troupe::model::RunId,
+    workflow: troupe::model::Workflow,
+    budget: troupe::model::Counters,
+) -> troupe::model::Event {
+    use troupe::model::authority::Authority;
+    use troupe::model::event::Spawn;
+    use troupe::model::{Event, TaskId};
+    Event::RunSpawned {
+        run,
+        workflow: std::sync::Arc::new(workflow),
+        spawn: Box::new(Spawn {
+            parent: Some((parent, TaskId::new(task).unwrap())),
+            attempt: 1,
+            key: "k".into(),
+            input: Some("{\"n\":1}".into()),
+            authority: Authority {
+                budget: budget.clone(),
+                ..Authority::default()
+            },
+            reserved: budget,
+            on_failure: Default::default(),
+            on_parent_exit: Default::default(),
+            parent_authority: Some(Authority::default()),
+        }),
+    }
+}
+
+/// The crash window between a parent task's end and the cancel of its children (an
+/// `on_parent_exit = "cancel"` child still running): a journal that stops right after the
+/// parent task's success boots and cancels the child.
+#[test]
+fn a_child_whose_parent_task_ended_just_before_a_crash_is_cancelled_at_boot() {
+    use troupe::model::decide::child_id;
+    use troupe::model::{Event, RunId, TaskId};
+    let d = Dirs::new();
+    let lead = d.workflow(
+        "lead.toml",
+        "name = \"lead\"\n[[task]]\nid = \"lead\"\ncommand = [\"true\"]\n",
+    );
+    let child = d.workflow(
+        "child.toml",
+        "name = \"child\"\n[[task]]\nid = \"work\"\nretry = { max_attempts = 0, initial_interval = \"10ms\" }\n\
+         shell = '''echo \"$TROUPE_ATTEMPT\" >> @S@/ran; exec sleep 300'''\n",
+    );
+    let root = RunId::from_ulid(ulid::Ulid::new());
+    let kid = child_id(root, "lead", "k");
+    let (lead_t, work) = (TaskId::new("lead").unwrap(), TaskId::new("work").unwrap());
+    write_journal(
+        &d.data,
+        vec![
+            Event::RunSubmitted {
+                run: root,
+                workflow: std::sync::Arc::new(
+                    troupe::workflow_file::load_for_submit(&lead).unwrap(),
+                ),
+            },
+            Event::AttemptStarted {
+                run: root,
+                task: lead_t.clone(),
+                attempt: 1,
+            },
+            spawned_event(
+                root,
+                "lead",
+                kid,
+                troupe::workflow_file::load_for_submit(&child).unwrap(),
+                Default::default(),
+            ),
+            Event::AttemptStarted {
+                run: kid,
+                task: work,
+                attempt: 1,
+            },
+            Event::TaskSucceeded {
+                run: root,
+                task: lead_t,
+                attempt: 1,
+                usage: None,
+            },
+        ],
+    );
+    let _node = NodeProc::start_agents(&d.data, &ARGS);
+    let kid = kid.to_string();
+    let v = wait_finished(&d.data, &kid, 60);
+    assert_eq!(v["state"], "cancelled", "{v}");
+    assert_eq!(
+        wait_finished(&d.data, &root.to_string(), 60)["state"],
+        "succeeded"
+    );
+    let events = events(&d.data);
+    let cancelled: Vec<_> = events
+        .iter()
+        .filter(|e| e["type"] == "run_cancelled")
+        .collect();
+    assert_eq!(cancelled.len(), 1);
+    assert_eq!(cancelled[0]["run"], kid.as_str());
+    // The interrupted attempt is not run again for a run being cancelled.
+    assert!(d.lines("ran").is_empty(), "{:?}", d.lines("ran"));
+}
+
+/// The crash window between usage over a budget and `budget_exhausted`: a journal that
+/// stops right after the attempt that overspent boots and stops the child.
+#[test]
+fn usage_over_budget_just_before_a_crash_exhausts_the_child_at_boot() {
+    use troupe::model::decide::child_id;
+    use troupe::model::{Event, RunId, TaskId};
+    let d = Dirs::new();
+    let lead = d.workflow(
+        "lead.toml",
+        "name = \"lead\"\n[[task]]\nid = \"lead\"\nretry = { max_attempts = 0, initial_interval = \"10ms\" }\ncommand = [\"true\"]\n",
+    );
+    let child = d.workflow(
+        "child.toml",
+        "name = \"spender\"\n[[task]]\nid = \"spend\"\ncommand = [\"true\"]\n\
+         [[task]]\nid = \"hold\"\nretry = { max_attempts = 0, initial_interval = \"10ms\" }\n\
+         shell = '''echo \"$TROUPE_ATTEMPT\" >> @S@/ran; exec sleep 300'''\n",
+    );
+    let root = RunId::from_ulid(ulid::Ulid::new());
+    let kid = child_id(root, "lead", "k");
+    let spend = TaskId::new("spend").unwrap();
+    let tokens = |n: f64| [("tokens".to_owned(), n)].into_iter().collect();
+    write_journal(
+        &d.data,
+        vec![
+            Event::RunSubmitted {
+                run: root,
+                workflow: std::sync::Arc::new(
+                    troupe::workflow_file::load_for_submit(&lead).unwrap(),
+                ),
+            },
+            Event::AttemptStarted {
+                run: root,
+                task: TaskId::new("lead").unwrap(),
+                attempt: 1,
+            },
+            spawned_event(
+                root,
+                "lead",
+                kid,
+                troupe::workflow_file::load_for_submit(&child).unwrap(),
+                tokens(100.0),
+            ),
+            Event::AttemptStarted {
+                run: kid,
+                task: spend.clone(),
+                attempt: 1,
+            },
+            Event::AttemptStarted {
+                run: kid,
+                task: TaskId::new("hold").unwrap(),
+                attempt: 1,
+            },
+            Event::AttemptUsage {
+                run: kid,
+                task: spend.clone(),
+                attempt: 1,
+                counters: tokens(300.0),
+            },
+            Event::TaskSucceeded {
+                run: kid,
+                task: spend,
+                attempt: 1,
+                usage: None,
+            },
+        ],
+    );
+    let _node = NodeProc::start_agents(&d.data, &ARGS);
+    let kid = kid.to_string();
+    let v = wait_finished(&d.data, &kid, 60);
+    assert_eq!(v["state"], "budget_exhausted", "{v}");
+    assert_eq!(task_state(&v, "hold"), "cancelled");
+    let root = root.to_string();
+    assert_eq!(wait_finished(&d.data, &root, 60)["state"], "succeeded");
+    let events = events(&d.data);
+    let exhausted: Vec<_> = events
+        .iter()
+        .filter(|e| e["type"] == "budget_exhausted")
+        .collect();
+    assert_eq!(exhausted.len(), 1);
+    assert_eq!(exhausted[0]["run"], kid.as_str());
+    assert_eq!(exhausted[0]["used"], 300.0);
+    let nodes = d.tree(&root);
+    assert_eq!(nodes[1]["exhausted"], "tokens");
+    assert_eq!(nodes[1]["usage"]["tokens"], 300.0);
+    assert_eq!(nodes[0]["usage"]["tokens"], 300.0);
+    check_budgets(&nodes);
+    assert!(d.lines("ran").is_empty(), "{:?}", d.lines("ran"));
+}
