@@ -1004,3 +1004,29 @@ troupe spawn --key live --input '{{"s": 2}}' --detach --command {BLOCK} > @S@/li
     let (_, page) = http_get(&http_addr(&t.dir), "/metrics");
     assert_eq!(sample(&page, "troupe_child_runs_active"), Some(0.0));
 }
+
+#[test]
+fn budget_exhaustion_stops_abandoned_descendants_too() {
+    let t = Tree::start();
+    // The grandchild was spawned with `--on-parent-exit abandon`: it outlives its parent
+    // task, but it spends from the exhausted subtree's budget.
+    t.workflow(
+        "spender.toml",
+        r#"name = "spender"
+[[task]]
+id = "hold"
+shell = '''troupe spawn --key idle --input '{"idle": 1}' --on-parent-exit abandon --detach --command sh -c 'echo $$ > "$1.tmp"; mv "$1.tmp" "$1"; exec sleep 300' sh @S@/idle.pid > @S@/idle; exec sleep 300'''
+[[task]]
+id = "spend"
+shell = '''while [ ! -f @S@/idle.pid ]; do sleep 0.02; done; echo '{"tokens": 300}' > "$TROUPE_USAGE"'''
+"#,
+    );
+    let shell = "c=$(troupe spawn --key spender --budget tokens=100 --detach @S@/spender.toml) && \
+                 echo $c > @S@/child && troupe wait $c";
+    let (_, v) = t.finish("wf.toml", &one_task("parent", shell));
+    assert_eq!(v["state"], "failed", "{v}");
+    assert_eq!(t.state(&t.read("child")), "budget_exhausted");
+    let idle = t.read("idle");
+    t.wait_state(&idle, "cancelled");
+    wait_gone(t.read("idle.pid").parse().unwrap());
+}

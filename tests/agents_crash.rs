@@ -556,14 +556,15 @@ fn write_journal(dir: &std::path::Path, events: Vec<troupe::model::Event>) {
     w.commit().unwrap();
 }
 
-/// `run_spawned` of child `run` of task `task` (attempt 1) of root `parent`, which never
-/// spawned before (so the event carries the root's authority).
+/// `run_spawned` of child `run` with key "k" of task `task` (attempt 1) of `parent` (the
+/// event carries the default authority for a parent that never spawned before).
 fn spawned_event(
     parent: troupe::model::RunId,
     task: &str,
     run: troupe::model::RunId,
     workflow: troupe::model::Workflow,
     budget: troupe::model::Counters,
+    on_parent_exit: troupe::model::OnParentExit,
 ) -> troupe::model::Event {
     use troupe::model::authority::Authority;
     use troupe::model::event::Spawn;
@@ -582,7 +583,7 @@ fn spawned_event(
             },
             reserved: budget,
             on_failure: Default::default(),
-            on_parent_exit: Default::default(),
+            on_parent_exit,
             parent_authority: Some(Authority::default()),
         }),
     }
@@ -627,6 +628,7 @@ fn a_child_whose_parent_task_ended_just_before_a_crash_is_cancelled_at_boot() {
                 "lead",
                 kid,
                 troupe::workflow_file::load_for_submit(&child).unwrap(),
+                Default::default(),
                 Default::default(),
             ),
             Event::AttemptStarted {
@@ -702,6 +704,7 @@ fn usage_over_budget_just_before_a_crash_exhausts_the_child_at_boot() {
                 kid,
                 troupe::workflow_file::load_for_submit(&child).unwrap(),
                 tokens(100.0),
+                Default::default(),
             ),
             Event::AttemptStarted {
                 run: kid,
@@ -747,5 +750,108 @@ fn usage_over_budget_just_before_a_crash_exhausts_the_child_at_boot() {
     assert_eq!(nodes[1]["usage"]["tokens"], 300.0);
     assert_eq!(nodes[0]["usage"]["tokens"], 300.0);
     check_budgets(&nodes);
+    assert!(d.lines("ran").is_empty(), "{:?}", d.lines("ran"));
+}
+
+/// The crash window between `budget_exhausted` and the cancel of the subtree below the
+/// exhausted run: an abandoned grandchild (`on_parent_exit = "abandon"`, so its parent
+/// task's end does not close it) still running is cancelled at boot.
+#[test]
+fn an_abandoned_grandchild_of_an_exhausted_run_is_cancelled_at_boot() {
+    use troupe::model::decide::child_id;
+    use troupe::model::{Event, OnParentExit, RunId, TaskId};
+    let d = Dirs::new();
+    let lead = d.workflow(
+        "lead.toml",
+        "name = \"lead\"\n[[task]]\nid = \"lead\"\nretry = { max_attempts = 0, initial_interval = \"10ms\" }\ncommand = [\"true\"]\n",
+    );
+    let child = d.workflow(
+        "child.toml",
+        "name = \"spender\"\n[[task]]\nid = \"spend\"\ncommand = [\"true\"]\n\
+         [[task]]\nid = \"hold\"\ncommand = [\"sleep\", \"300\"]\n",
+    );
+    let grandchild = d.workflow(
+        "grandchild.toml",
+        "name = \"idle\"\n[[task]]\nid = \"idle\"\nretry = { max_attempts = 0, initial_interval = \"10ms\" }\n\
+         shell = '''echo \"$TROUPE_ATTEMPT\" >> @S@/ran; exec sleep 300'''\n",
+    );
+    let root = RunId::from_ulid(ulid::Ulid::new());
+    let kid = child_id(root, "lead", "k");
+    let grandkid = child_id(kid, "hold", "k");
+    let spend = TaskId::new("spend").unwrap();
+    let tokens = |n: f64| [("tokens".to_owned(), n)].into_iter().collect();
+    write_journal(
+        &d.data,
+        vec![
+            Event::RunSubmitted {
+                run: root,
+                workflow: std::sync::Arc::new(
+                    troupe::workflow_file::load_for_submit(&lead).unwrap(),
+                ),
+            },
+            Event::AttemptStarted {
+                run: root,
+                task: TaskId::new("lead").unwrap(),
+                attempt: 1,
+            },
+            spawned_event(
+                root,
+                "lead",
+                kid,
+                troupe::workflow_file::load_for_submit(&child).unwrap(),
+                tokens(100.0),
+                OnParentExit::Cancel,
+            ),
+            Event::AttemptStarted {
+                run: kid,
+                task: TaskId::new("hold").unwrap(),
+                attempt: 1,
+            },
+            spawned_event(
+                kid,
+                "hold",
+                grandkid,
+                troupe::workflow_file::load_for_submit(&grandchild).unwrap(),
+                Default::default(),
+                OnParentExit::Abandon,
+            ),
+            Event::AttemptStarted {
+                run: grandkid,
+                task: TaskId::new("idle").unwrap(),
+                attempt: 1,
+            },
+            Event::AttemptStarted {
+                run: kid,
+                task: spend.clone(),
+                attempt: 1,
+            },
+            Event::AttemptUsage {
+                run: kid,
+                task: spend.clone(),
+                attempt: 1,
+                counters: tokens(300.0),
+            },
+            Event::TaskSucceeded {
+                run: kid,
+                task: spend,
+                attempt: 1,
+                usage: None,
+            },
+            Event::BudgetExhausted {
+                run: kid,
+                counter: "tokens".into(),
+                used: 300.0,
+                limit: 100.0,
+            },
+        ],
+    );
+    let _node = NodeProc::start_agents(&d.data, &ARGS);
+    let grandkid = grandkid.to_string();
+    let v = wait_finished(&d.data, &grandkid, 60);
+    assert_eq!(v["state"], "cancelled", "{v}");
+    assert_eq!(
+        run_status(&d.data, &kid.to_string())["state"],
+        "budget_exhausted"
+    );
     assert!(d.lines("ran").is_empty(), "{:?}", d.lines("ran"));
 }
