@@ -221,6 +221,18 @@ fn spawn_and_wait_without_a_token_inside_a_task_exit_4() {
         );
     }
     assert!(t.children(&root).is_empty());
+    // A token without the attempt it belongs to, from outside any task.
+    let o = troupe(&t.dir)
+        .args(["spawn", "--key", "k", "--detach", "--command", "true"])
+        .env("TROUPE_TOKEN", "0123456789abcdef0123456789abcdef")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("TROUPE_TOKEN is set but TROUPE_RUN_ID is not"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(t.runs().len(), 1);
 }
 
@@ -1021,12 +1033,170 @@ id = "spend"
 shell = '''while [ ! -f @S@/idle.pid ]; do sleep 0.02; done; echo '{"tokens": 300}' > "$TROUPE_USAGE"'''
 "#,
     );
-    let shell = "c=$(troupe spawn --key spender --budget tokens=100 --detach @S@/spender.toml) && \
-                 echo $c > @S@/child && troupe wait $c";
-    let (_, v) = t.finish("wf.toml", &one_task("parent", shell));
-    assert_eq!(v["state"], "failed", "{v}");
+    let shell = probe(
+        "wait",
+        "c=$(troupe spawn --key spender --budget tokens=100 --detach @S@/spender.toml) && \
+         echo $c > @S@/child && troupe wait $c",
+    );
+    let (_, v) = t.finish("wf.toml", &one_task("parent", &shell));
+    assert_eq!(v["state"], "succeeded", "{v}");
+    assert_eq!(t.outcome("wait").0, 1);
     assert_eq!(t.state(&t.read("child")), "budget_exhausted");
     let idle = t.read("idle");
     t.wait_state(&idle, "cancelled");
     wait_gone(t.read("idle.pid").parse().unwrap());
+}
+
+#[test]
+fn may_spawn_descendants_approval_and_pool_refusals() {
+    let t = Tree::start();
+    // A child that tries two spawns of its own, naming its probes after its input; its
+    // authority comes from the flags below.
+    t.workflow(
+        "spawner.toml",
+        &one_task(
+            "spawner",
+            &[
+                probe(
+                    "$KEY-1",
+                    r#"troupe spawn --key $KEY-g1 --input '{"g": 1}' --detach --command true"#,
+                ),
+                probe(
+                    "$KEY-2",
+                    r#"troupe spawn --key $KEY-g2 --input '{"g": 2}' --detach --command true"#,
+                ),
+            ]
+            .join("\n"),
+        )
+        .replace(
+            "id = \"a\"\n",
+            "id = \"a\"\nenv = { KEY = \"{{ input.c }}\" }\n",
+        ),
+    );
+    t.workflow(
+        "gated.toml",
+        "name = \"gated\"\n[[task]]\nid = \"deploy\"\ncommand = [\"true\"]\nrequires_approval = true\n",
+    );
+    t.workflow(
+        "pooled.toml",
+        "name = \"pooled\"\n[pools]\ngpu = 1\n[[task]]\nid = \"train\"\ncommand = [\"true\"]\npool = \"gpu\"\n",
+    );
+    let shell = [
+        r#"troupe spawn --key nospawn --input '{"c": "nospawn"}' --no-spawn @S@/spawner.toml > /dev/null"#.to_owned(),
+        r#"troupe spawn --key onlyone --input '{"c": "onlyone"}' --max-descendants 1 @S@/spawner.toml > /dev/null"#.to_owned(),
+        probe("approval", "troupe spawn --key gated --no-approval --detach @S@/gated.toml"),
+        probe("pool", "troupe spawn --key pooled --pool cpu --detach @S@/pooled.toml"),
+    ]
+    .join("\n");
+    let (root, v) = t.finish("wf.toml", &one_task("parent", &shell));
+    assert_eq!(v["state"], "succeeded", "{v}");
+    let ids: std::collections::HashMap<String, String> = t
+        .children(&root)
+        .iter()
+        .map(|c| {
+            (
+                c["key"].as_str().unwrap().to_owned(),
+                c["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let nospawn = &ids["nospawn"];
+    t.assert_refused(
+        "nospawn-1",
+        "nospawn-g1",
+        "may_spawn",
+        &format!("run {nospawn} may not spawn children (may_spawn = false)"),
+    );
+    assert_eq!(t.outcome("onlyone-1").0, 0, "{}", t.outcome("onlyone-1").2);
+    t.assert_refused(
+        "onlyone-2",
+        "onlyone-g2",
+        "descendants",
+        &format!(
+            "run {} already has 1 descendants, the most max_descendants (1) allows",
+            ids["onlyone"]
+        ),
+    );
+    t.assert_refused(
+        "approval",
+        "gated",
+        "approval",
+        "task `deploy` requires approval, but may_request_approval is false",
+    );
+    t.assert_refused(
+        "pool",
+        "pooled",
+        "pool",
+        "task `train` uses pool \"gpu\", which the authority's pools do not include",
+    );
+    assert!(!ids.contains_key("gated") && !ids.contains_key("pooled"));
+}
+
+#[test]
+fn root_spawns_from_outside_are_idempotent_by_key_and_listed_as_roots() {
+    let t = Tree::start();
+    let spawn = |input: &str, program: &str| {
+        run(
+            &t.dir,
+            &[
+                "spawn",
+                "--key",
+                "nightly",
+                "--input",
+                input,
+                "--detach",
+                "--command",
+                program,
+            ],
+        )
+    };
+    let first = spawn(r#"{"day": 1}"#, "true");
+    assert!(first.status.success(), "{}", stderr(&first));
+    let id = stdout(&first).trim().to_owned();
+    let again = spawn(r#"{"day": 1}"#, "true");
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(stdout(&again).trim(), id);
+    assert!(stderr(&again).contains("attached"), "{}", stderr(&again));
+    let other = spawn(r#"{"day": 2}"#, "true");
+    assert_eq!(other.status.code(), Some(2), "{}", stderr(&other));
+    assert!(
+        stderr(&other).contains("spawn conflict"),
+        "{}",
+        stderr(&other)
+    );
+    wait_finished(&t.dir, &id, 60);
+    let o = run_cmd_ok(&t.dir, &["list", "--roots", "--json"]);
+    let roots: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let roots = roots.as_array().unwrap();
+    assert_eq!(roots.len(), 1);
+    assert_eq!(roots[0]["id"], id.as_str());
+    assert_eq!(roots[0]["key"], "nightly");
+    assert_eq!(roots[0]["parent"], Value::Null);
+    let spawned: Vec<Value> = events(&t.dir)
+        .into_iter()
+        .filter(|e| e["type"] == "run_spawned")
+        .collect();
+    assert_eq!(spawned.len(), 1);
+    assert_eq!(spawned[0]["parent"], Value::Null);
+    assert_eq!(spawned[0]["parent_attempt"], 0);
+}
+
+#[test]
+fn wait_timeout_exits_124_and_leaves_the_child_running() {
+    let t = Tree::start();
+    let shell = format!(
+        r#"c=$(troupe spawn --key slow --input '{{"s": 1}}' --detach --command {BLOCK}) || exit 9
+echo $c > @S@/child
+{}
+touch @S@/release
+troupe wait $c"#,
+        probe("timeout", "troupe wait --timeout 200ms $c"),
+    );
+    let (_, v) = t.finish("wf.toml", &one_task("parent", &shell));
+    assert_eq!(v["state"], "succeeded", "{v}");
+    let (code, out, err) = t.outcome("timeout");
+    assert_eq!((code, out.as_str()), (124, ""), "{err}");
+    assert!(err.contains("timed out after 200ms"), "{err}");
+    // The child was not touched by the timeout: released afterwards, it succeeded.
+    assert_eq!(t.state(&t.read("child")), "succeeded");
 }
