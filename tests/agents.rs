@@ -628,13 +628,12 @@ fn a_retried_parent_reattaches_by_key_and_the_child_runs_once() {
     let t = Tree::start();
     // Attempt 1 spawns the child (which blocks) and fails; attempt 2 attaches to the running
     // child, releases it, waits, and fails; attempt 3 attaches to the finished child.
-    let text = format!(
-        r#"name = "retrying-parent"
+    let text = r#"name = "retrying-parent"
 [[task]]
 id = "lead"
-retry = {{ max_attempts = 3, initial_interval = "10ms" }}
+retry = { max_attempts = 3, initial_interval = "10ms" }
 shell = '''
-c=$(troupe spawn --key worker --input '{{"job": 1}}' --detach --command sh -c 'while [ ! -f "$1" ]; do sleep 0.02; done; echo ran >> "$2"; echo "\"done\"" > "$TROUPE_OUTPUT"' sh @S@/release @S@/ran 2>> @S@/spawn.err) || exit 9
+c=$(troupe spawn --key worker --input '{"job": 1}' --detach --command sh -c 'while [ ! -f "$1" ]; do sleep 0.02; done; echo ran >> "$2"; echo "\"done\"" > "$TROUPE_OUTPUT"' sh @S@/release @S@/ran 2>> @S@/spawn.err) || exit 9
 echo $c >> @S@/ids
 case $TROUPE_ATTEMPT in
 1) exit 1 ;;
@@ -642,9 +641,8 @@ case $TROUPE_ATTEMPT in
 *) troupe wait --json $c > "$TROUPE_OUTPUT" ;;
 esac
 '''
-"#
-    );
-    let (root, v) = t.finish("wf.toml", &text);
+"#;
+    let (root, v) = t.finish("wf.toml", text);
     assert_eq!(v["state"], "succeeded", "{v}");
     let ids: Vec<String> = t.read("ids").lines().map(str::to_owned).collect();
     assert_eq!(ids.len(), 3);
@@ -1221,4 +1219,16 @@ shell = "touch @S@/after-ran"
     let (_, v) = t.finish("wf.toml", text);
     assert_eq!(v["state"], "budget_exhausted", "{v}");
     assert!(!t.path("after-ran").exists());
+}
+
+#[test]
+fn a_command_child_runs_in_the_callers_directory() {
+    let t = Tree::start();
+    std::fs::create_dir_all(t.path("sub")).unwrap();
+    let shell = r#"cd @S@/sub && c=$(troupe spawn --key here --input '{"w": 1}' --detach --command sh -c 'printf "\"%s\"" "$PWD" > "$TROUPE_OUTPUT"') && troupe wait --json $c > @S@/waited"#;
+    let (_, v) = t.finish("wf.toml", &one_task("parent", shell));
+    assert_eq!(v["state"], "succeeded", "{v}");
+    let waited: Value = serde_json::from_str(&t.read("waited")).unwrap();
+    let sub = t.path("sub");
+    assert_eq!(waited["output"], sub.to_str().unwrap(), "{waited}");
 }
