@@ -120,6 +120,26 @@ fn wait_gone(pid: i32) {
     }
 }
 
+/// Polls until the node recorded attempt `attempt` of `task` of `run` in its pid file (how a
+/// restarted node finds the process to end). A node killed between spawning an attempt and
+/// writing that file leaves the process running for good: these tests kill only after it.
+fn wait_recorded(data: &std::path::Path, run: &str, task: &str, attempt: u32) {
+    let pid_file = data
+        .join("logs")
+        .join(run)
+        .join(task)
+        .join(format!("{attempt}.pid"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !pid_file.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            pid_file.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Every task of every run succeeded exactly once, and no attempt of a task started after
 /// its success; returns (run, task) → the attempt that succeeded.
 fn check_exactly_once(events: &[Value]) -> HashMap<(String, String), u64> {
@@ -302,11 +322,14 @@ troupe wait $(cat @S@/ids.$TROUPE_ATTEMPT)'''
     );
     let mut node = NodeProc::start_agents(&d.data, &ARGS);
     let root = submit(&d.data, &lead);
-    let before: Vec<i32> = d
-        .wait_lines("pids", 3)
+    let lines = d.wait_lines("pids", 3);
+    let before: Vec<i32> = lines
         .iter()
         .map(|l| l.split(' ').nth(1).unwrap().parse().unwrap())
         .collect();
+    for l in &lines {
+        wait_recorded(&d.data, l.split(' ').next().unwrap(), "work", 1);
+    }
     node.kill9();
     let _node = NodeProc::start_agents(&d.data, &ARGS);
     // The old attempts' processes are ended at the restart; new attempts block again.
@@ -481,11 +504,14 @@ shell = '''for i in 1 2 3; do troupe spawn --key m$i --input "{\"m\": $i}" --det
         );
         let mut node = NodeProc::start_agents(&d.data, &ARGS);
         let root = submit(&d.data, &lead);
-        let pids: Vec<i32> = d
-            .wait_lines("pids", 3)
+        let lines = d.wait_lines("pids", 3);
+        let pids: Vec<i32> = lines
             .iter()
             .map(|l| l.split(' ').nth(1).unwrap().parse().unwrap())
             .collect();
+        for l in &lines {
+            wait_recorded(&d.data, l.split(' ').next().unwrap(), "main", 1);
+        }
         run_cmd_ok(&d.data, &["cancel", &root]);
         std::thread::sleep(Duration::from_millis(rng.random_range(0..10) * round));
         node.kill9();
