@@ -27,6 +27,15 @@ struct Tree {
     _tmp: tempfile::TempDir,
 }
 
+impl Drop for Tree {
+    /// Stops the node so that it ends its attempts' processes (a test that failed half-way
+    /// must not leave blocked tasks behind): SIGTERM, then a second one, which kills the
+    /// running attempts at once. The node is SIGKILLed after that in any case.
+    fn drop(&mut self) {
+        self._node.stop_attempts();
+    }
+}
+
 impl Tree {
     fn start() -> Tree {
         let tmp = tempfile::tempdir().unwrap();

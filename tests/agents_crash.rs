@@ -93,6 +93,26 @@ impl Dirs {
     }
 }
 
+/// A node stopped with [`NodeProc::stop_attempts`] when dropped (so a failed test leaves no
+/// blocked task running); SIGKILL for the crashes.
+struct Node(NodeProc);
+
+impl Node {
+    fn start(data: &std::path::Path, args: &[&str]) -> Node {
+        Node(NodeProc::start_agents(data, args))
+    }
+
+    fn kill9(&mut self) {
+        self.0.kill9();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.0.stop_attempts();
+    }
+}
+
 fn seeded_rng() -> rand::rngs::StdRng {
     let seed: u64 = std::env::var("TROUPE_TEST_SEED")
         .ok()
@@ -262,7 +282,7 @@ shell = '''echo "$TROUPE_RUN_ID $TROUPE_TASK_ID $TROUPE_ATTEMPT" >> @S@/ran; ech
 "#,
     );
     let lead = d.workflow("lead.toml", LEAD);
-    let mut node = NodeProc::start_agents(&d.data, &ARGS);
+    let mut node = Node::start(&d.data, &ARGS);
     let root = submit(&d.data, &lead);
     let first = d.wait_lines("spawned", 1);
     let child = first[0].split(' ').nth(1).unwrap().to_owned();
@@ -271,7 +291,7 @@ shell = '''echo "$TROUPE_RUN_ID $TROUPE_TASK_ID $TROUPE_ATTEMPT" >> @S@/ran; ech
         task_state(v, "deploy") == "awaiting_approval"
     });
     node.kill9();
-    let _node = NodeProc::start_agents(&d.data, &ARGS);
+    let _node = Node::start(&d.data, &ARGS);
     // The parent's attempt 1 was interrupted; attempt 2 re-attaches by key.
     let lines = d.wait_lines("spawned", 2);
     assert_eq!(lines[1], format!("2 {child}"));
@@ -320,7 +340,7 @@ shell = '''for i in 1 2 3; do troupe spawn --key c$i --input "{\"i\": $i}" --det
 troupe wait $(cat @S@/ids.$TROUPE_ATTEMPT)'''
 "#,
     );
-    let mut node = NodeProc::start_agents(&d.data, &ARGS);
+    let mut node = Node::start(&d.data, &ARGS);
     let root = submit(&d.data, &lead);
     let lines = d.wait_lines("pids", 3);
     let before: Vec<i32> = lines
@@ -331,7 +351,7 @@ troupe wait $(cat @S@/ids.$TROUPE_ATTEMPT)'''
         wait_recorded(&d.data, l.split(' ').next().unwrap(), "work", 1);
     }
     node.kill9();
-    let _node = NodeProc::start_agents(&d.data, &ARGS);
+    let _node = Node::start(&d.data, &ARGS);
     // The old attempts' processes are ended at the restart; new attempts block again.
     for pid in &before {
         wait_gone(*pid);
@@ -406,7 +426,7 @@ troupe wait --json $(cat @S@/ids.$TROUPE_ATTEMPT) > @S@/waited.$TROUPE_ATTEMPT''
     );
     // Few workers, so the children's steps finish one after another: many moments to crash.
     let args = ["--workers", "4", "--snapshot-every", "50"];
-    let mut node = NodeProc::start_agents(&d.data, &args);
+    let mut node = Node::start(&d.data, &args);
     let root = submit(&d.data, &lead);
     let total = (3 * N + 1) as u64;
     let mut kills = 0;
@@ -432,7 +452,7 @@ troupe wait --json $(cat @S@/ids.$TROUPE_ATTEMPT) > @S@/waited.$TROUPE_ATTEMPT''
         node.kill9();
         eprintln!("kill {kills} at about {at} tasks succeeded");
         kills += 1;
-        node = NodeProc::start_agents(&d.data, &args);
+        node = Node::start(&d.data, &args);
     }
     eprintln!("{kills} kills");
     assert!(kills >= 8, "the tree finished after only {kills} kills");
@@ -502,7 +522,7 @@ id = "lead"
 shell = '''for i in 1 2 3; do troupe spawn --key m$i --input "{\"m\": $i}" --detach @S@/mid.toml >> @S@/ids || exit 9; done; exec sleep 300'''
 "#,
         );
-        let mut node = NodeProc::start_agents(&d.data, &ARGS);
+        let mut node = Node::start(&d.data, &ARGS);
         let root = submit(&d.data, &lead);
         let lines = d.wait_lines("pids", 3);
         let pids: Vec<i32> = lines
@@ -515,7 +535,7 @@ shell = '''for i in 1 2 3; do troupe spawn --key m$i --input "{\"m\": $i}" --det
         run_cmd_ok(&d.data, &["cancel", &root]);
         std::thread::sleep(Duration::from_millis(rng.random_range(0..10) * round));
         node.kill9();
-        let _node = NodeProc::start_agents(&d.data, &ARGS);
+        let _node = Node::start(&d.data, &ARGS);
         let deadline = Instant::now() + Duration::from_secs(60);
         let nodes = loop {
             let nodes = d.tree(&root);
@@ -670,7 +690,7 @@ fn a_child_whose_parent_task_ended_just_before_a_crash_is_cancelled_at_boot() {
             },
         ],
     );
-    let _node = NodeProc::start_agents(&d.data, &ARGS);
+    let _node = Node::start(&d.data, &ARGS);
     let kid = kid.to_string();
     let v = wait_finished(&d.data, &kid, 60);
     assert_eq!(v["state"], "cancelled", "{v}");
@@ -756,7 +776,7 @@ fn usage_over_budget_just_before_a_crash_exhausts_the_child_at_boot() {
             },
         ],
     );
-    let _node = NodeProc::start_agents(&d.data, &ARGS);
+    let _node = Node::start(&d.data, &ARGS);
     let kid = kid.to_string();
     let v = wait_finished(&d.data, &kid, 60);
     assert_eq!(v["state"], "budget_exhausted", "{v}");
@@ -871,7 +891,7 @@ fn an_abandoned_grandchild_of_an_exhausted_run_is_cancelled_at_boot() {
             },
         ],
     );
-    let _node = NodeProc::start_agents(&d.data, &ARGS);
+    let _node = Node::start(&d.data, &ARGS);
     let grandkid = grandkid.to_string();
     let v = wait_finished(&d.data, &grandkid, 60);
     assert_eq!(v["state"], "cancelled", "{v}");

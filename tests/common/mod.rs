@@ -332,3 +332,25 @@ impl NodeProc {
         node
     }
 }
+
+impl NodeProc {
+    /// Stops the node so that it ends its attempts' processes (for a test's teardown: one
+    /// that failed half-way must not leave blocked tasks running): SIGTERM, then a second
+    /// one, which kills the running attempts' process groups at once; waits up to 10 s.
+    pub fn stop_attempts(&mut self) {
+        use nix::sys::signal::{kill, SIGTERM};
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut sent = 0;
+        while Instant::now() < deadline {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            if sent < 2 {
+                let _ = kill(pid, SIGTERM);
+                sent += 1;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
