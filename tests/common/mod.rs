@@ -299,3 +299,58 @@ pub fn binary_in(dir: &Path) -> PathBuf {
     }
     bin
 }
+
+/// `PATH` with the `troupe` binary's folder first: a node started with it runs attempts that
+/// can call `troupe spawn` / `troupe wait` (attempts inherit the node's environment).
+pub fn path_with_troupe() -> std::ffi::OsString {
+    let bin = Path::new(env!("CARGO_BIN_EXE_troupe")).parent().unwrap();
+    let mut dirs = vec![bin.to_path_buf()];
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(dirs).unwrap()
+}
+
+impl NodeProc {
+    /// Like [`NodeProc::start`], with [`path_with_troupe`] as the node's `PATH`, so tasks can
+    /// spawn child runs.
+    pub fn start_agents(dir: &Path, extra: &[&str]) -> NodeProc {
+        let child = troupe(dir)
+            .args(["node", "start"])
+            .args(extra)
+            .env("TROUPE_TEST_HOOKS", "1")
+            .env("PATH", path_with_troupe())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn node");
+        let mut node = NodeProc {
+            child,
+            dir: dir.to_owned(),
+        };
+        node.wait_ready();
+        node
+    }
+}
+
+impl NodeProc {
+    /// Stops the node so that it ends its attempts' processes (for a test's teardown: one
+    /// that failed half-way must not leave blocked tasks running): SIGTERM, then a second
+    /// one, which kills the running attempts' process groups at once; waits up to 10 s.
+    pub fn stop_attempts(&mut self) {
+        use nix::sys::signal::{kill, SIGTERM};
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut sent = 0;
+        while Instant::now() < deadline {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            if sent < 2 {
+                let _ = kill(pid, SIGTERM);
+                sent += 1;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

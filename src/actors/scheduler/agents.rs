@@ -79,6 +79,7 @@ impl SchedulerState {
                     let stopped = *stopped;
                     tracing::warn!(run_id = %stopped, ?event, "budget exhausted: stopping the subtree");
                     self.stop_run(event, stopped);
+                    self.cancel_descendants(stopped);
                 }
             }
         }
@@ -99,6 +100,33 @@ impl SchedulerState {
             .collect();
         for child in live {
             tracing::info!(run_id = %child, parent = %run, "parent task ended: cancelling its child");
+            self.stop_run(Event::RunCancelled { run: child }, child);
+        }
+    }
+
+    /// Cancels every live descendant of `run`, whatever its `on_parent_exit`: a subtree whose
+    /// budget ran out stops whole (an abandoned descendant would go on spending it).
+    fn cancel_descendants(&mut self, run: RunId) {
+        let mut live = Vec::new();
+        let mut stack = vec![run];
+        while let Some(at) = stack.pop() {
+            let Some(l) = self.state.run(at).and_then(|r| r.lineage()) else {
+                continue;
+            };
+            for &child in &l.children {
+                stack.push(child);
+                if self
+                    .state
+                    .run(child)
+                    .is_some_and(|c| !c.state().is_finished())
+                {
+                    live.push(child);
+                }
+            }
+        }
+        // Parents come before their descendants: a descendant a parent's cancel already
+        // closed is skipped by `stop_run`.
+        for child in live {
             self.stop_run(Event::RunCancelled { run: child }, child);
         }
     }
@@ -443,6 +471,7 @@ impl SchedulerState {
                 },
                 run,
             );
+            self.cancel_descendants(run);
         }
     }
 
@@ -450,6 +479,7 @@ impl SchedulerState {
     /// (and of runs that were cancelled), subtrees over budget.
     pub(crate) fn recover_agents(&mut self) {
         let mut due = AgentDue::default();
+        let mut exhausted = Vec::new();
         for r in self.state.runs() {
             let Some(l) = r.lineage() else { continue };
             if !r.state().is_finished() {
@@ -466,10 +496,18 @@ impl SchedulerState {
                     due.usage.push(r.id());
                 }
             }
+            if r.state() == RunState::BudgetExhausted {
+                exhausted.push(r.id());
+            }
         }
         due.closed_tasks.sort_unstable();
         due.closed_tasks.dedup();
         self.agent_due = due;
+        self.run_agent_rules();
+        // A crash between `budget_exhausted` and the cancel of the subtree below it.
+        for run in exhausted {
+            self.cancel_descendants(run);
+        }
         self.run_agent_rules();
         let ids: Vec<RunId> = self.state.runs().map(|r| r.id()).collect();
         for run in ids {

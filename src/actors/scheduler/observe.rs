@@ -115,11 +115,14 @@ impl SchedulerState {
         // An earlier incarnation's counts are stale: start from nothing.
         self.pool_metrics.clear();
         self.metrics.reset_task_gauges();
-        let mut approvals = 0;
+        let (mut approvals, mut children) = (0, 0);
         let (cache, metrics) = (&mut self.pool_metrics, &self.metrics);
         for r in self.state.runs() {
             if r.state().is_finished() {
                 continue;
+            }
+            if r.parent().is_some() {
+                children += 1;
             }
             approvals += i64::from(r.count(TaskState::AwaitingApproval));
             for (i, t) in r.tasks().iter().enumerate() {
@@ -130,12 +133,7 @@ impl SchedulerState {
             }
         }
         self.metrics.approvals_pending.set(approvals);
-        let children = self
-            .state
-            .runs()
-            .filter(|r| r.parent().is_some() && !r.state().is_finished())
-            .count();
-        self.metrics.child_runs_active.set(children as i64);
+        self.metrics.child_runs_active.set(children);
         self.metrics.running.set(self.running.len() as i64);
     }
 

@@ -141,7 +141,13 @@ pub fn spawn(
         None => (node_default.clone(), true, 0),
     };
     let left = match ask.caller {
-        Some((parent, _, _)) => state.budget_left(parent),
+        Some((parent, _, _)) if recorded => state.budget_left(parent),
+        // A submitted run's first spawn: it has no lineage (nor children) yet, so what is
+        // left is its authority's budget less its own usage.
+        Some((parent, _, _)) => crate::model::authority::left(
+            &parent_authority.budget,
+            &state.run(parent).expect("exists").usage_total(),
+        ),
         None => Counters::new(),
     };
     let authority = parent_authority.narrow(&ask.authority, &left);
