@@ -242,10 +242,12 @@ fn check_budgets(nodes: &[Value]) {
     }
 }
 
+/// The `run_spawned` events of children (a workflow with its own `[authority]` is
+/// journaled as a root `run_spawned` with no parent).
 fn spawned(events: &[Value]) -> Vec<&Value> {
     events
         .iter()
-        .filter(|e| e["type"] == "run_spawned")
+        .filter(|e| e["type"] == "run_spawned" && !e["parent"].is_null())
         .collect()
 }
 

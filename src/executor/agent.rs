@@ -147,8 +147,12 @@ impl AgentContext {
     /// Tells the scheduler this attempt waits, so its worker slot can take other attempts
     /// (its own children among them) meanwhile. Idempotent.
     fn lend_slot(&self) {
-        let Some(node) = self.node.upgrade() else { return };
-        let Some(scheduler) = node.scheduler() else { return };
+        let Some(node) = self.node.upgrade() else {
+            return;
+        };
+        let Some(scheduler) = node.scheduler() else {
+            return;
+        };
         let Some(task) = self.task_index else { return };
         let _ = scheduler.cast(crate::messages::scheduler::SchedulerMsg::Waiting {
             run: self.caller.run,

@@ -45,11 +45,7 @@ impl SchedulerState {
                     attempt: 0,
                     key: String::new(),
                     input: None,
-                    authority: self
-                        .shared
-                        .config
-                        .agents
-                        .narrow(&ask, &Default::default()),
+                    authority: self.shared.config.agents.narrow(&ask, &Default::default()),
                     reserved: Default::default(),
                     on_failure: Default::default(),
                     on_parent_exit: Default::default(),
