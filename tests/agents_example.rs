@@ -367,3 +367,27 @@ fn a_failed_child_fails_the_root_clearly_and_the_retry_re_attaches() {
         .collect();
     assert_eq!(spawned.len(), 2, "{spawned:#?}");
 }
+
+/// More agents wait for their children at once than the node has worker slots: each waiting
+/// agent lends its slot, so the tree finishes instead of waiting for slots its ancestors
+/// hold (with 2 workers, 3 directories each with a subdirectory: 4 agents wait at once).
+#[test]
+fn a_tree_with_more_waiting_agents_than_workers_finishes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, tree) = (tmp.path().join("data"), tmp.path().join("tree"));
+    for d in ["a/sub/x", "b/sub/x", "c/sub/x"] {
+        std::fs::create_dir_all(tree.join(d)).unwrap();
+        std::fs::write(tree.join(d).join("f.txt"), "one\ntwo\n").unwrap();
+    }
+    let _node = NodeProc::start_agents(&data, &["--workers", "2"]);
+    let input = serde_json::json!({ "dir": tree }).to_string();
+    let o = run_cmd_ok(
+        &data,
+        &["spawn", "--key", "narrow", "--input", &input, WORKFLOW],
+    );
+    let run = stdout(&o).trim().to_owned();
+    let out = root_output(&data, &run);
+    assert_eq!(out, check_py(&tree));
+    assert_eq!(out["files"], 3);
+    check_tree(&data, &run, &tree);
+}
