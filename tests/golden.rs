@@ -68,12 +68,14 @@ command = ["python3", "sum.py", "{{ input.path }}"]
         )
         .unwrap(),
     );
-    let mut authority = Authority::default();
-    authority.max_depth = 3;
-    authority.budget.insert("tokens".into(), 5000.0);
-    authority.allowed_commands.push(vec!["python3".into()]);
-    authority.pools = Some(vec!["cc".into()]);
-    authority.wall_clock = Some(std::time::Duration::from_secs(600));
+    let authority = Authority {
+        max_depth: 3,
+        budget: [("tokens".to_owned(), 5000.0)].into_iter().collect(),
+        allowed_commands: vec![vec!["python3".into()]],
+        pools: Some(vec!["cc".into()]),
+        wall_clock: Some(std::time::Duration::from_secs(600)),
+        ..Authority::default()
+    };
     let e = |ms: u64, event: Event| EventRecord {
         time: Timestamp(1_763_700_100_000 + ms),
         event,
