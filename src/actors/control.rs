@@ -241,6 +241,16 @@ async fn answer(shared: &Arc<NodeContext>, mut request: Request, peer_uid: u32) 
     {
         approver.os_user = crate::context::os_user(nix::unistd::Uid::from_raw(peer_uid));
     }
+    // A workflow decoded from the socket has its structure checked but not every field:
+    // check it fully here, on the connection's task, before it reaches the scheduler.
+    if let Request::Spawn(req) = &mut request {
+        match crate::model::Workflow::from_spec(req.workflow.spec().clone()) {
+            Ok(w) => req.workflow = Box::new(w),
+            Err(e) => {
+                return Response::Error(ControlError::Refused(format!("invalid workflow: {e}")))
+            }
+        }
+    }
     match request {
         Request::Stop => {
             // Whoever owns the node handle (the binary, a host) runs the graceful shutdown.

@@ -129,6 +129,7 @@ impl Actor for Worker {
                             .unwrap_or_else(|_| cfg.data_dir.clone()),
                         node: Arc::downgrade(&self.shared),
                         task_index: Some(id.task),
+                        lent: Default::default(),
                     }),
                     run: id.run,
                     workflow: Arc::clone(&workflow),

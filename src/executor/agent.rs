@@ -29,6 +29,8 @@ pub struct AgentContext {
     pub(crate) node: Weak<NodeContext>,
     /// The task's index in its workflow (to tell the scheduler which attempt waits).
     pub(crate) task_index: Option<crate::model::TaskIndex>,
+    /// Whether this attempt already told the scheduler it waits (its slot is lent once).
+    pub(crate) lent: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A child to start: what `troupe spawn` takes as arguments.
@@ -147,6 +149,9 @@ impl AgentContext {
     /// Tells the scheduler this attempt waits, so its worker slot can take other attempts
     /// (its own children among them) meanwhile. Idempotent.
     fn lend_slot(&self) {
+        if self.lent.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         let Some(node) = self.node.upgrade() else {
             return;
         };
