@@ -236,8 +236,11 @@ fn hello_reply(hello: &Hello, shared: &NodeContext) -> HelloReply {
 
 async fn answer(shared: &Arc<NodeContext>, mut request: Request, peer_uid: u32) -> Response {
     // An approval records the OS user behind the connection, whatever the client claims.
-    if let Request::Command(Command::Approve { approver, .. } | Command::Reject { approver, .. }) =
-        &mut request
+    if let Request::Command(
+        Command::Approve { approver, .. }
+        | Command::Reject { approver, .. }
+        | Command::Escalation { approver, .. },
+    ) = &mut request
     {
         approver.os_user = crate::context::os_user(nix::unistd::Uid::from_raw(peer_uid));
     }

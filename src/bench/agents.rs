@@ -193,6 +193,7 @@ async fn root(
             authority: Default::default(),
             on_failure: Default::default(),
             on_parent_exit: Default::default(),
+            on_budget_exhausted: Default::default(),
         })))
         .await
         .map_err(node_err)?;

@@ -48,6 +48,8 @@ pub struct ChildSpec {
     pub on_failure: OnFailure,
     /// See [`OnParentExit`].
     pub on_parent_exit: OnParentExit,
+    /// See [`crate::model::OnBudgetExhausted`].
+    pub on_budget_exhausted: crate::model::OnBudgetExhausted,
 }
 
 impl ChildSpec {
@@ -60,6 +62,7 @@ impl ChildSpec {
             authority: AuthorityAsk::default(),
             on_failure: OnFailure::default(),
             on_parent_exit: OnParentExit::default(),
+            on_budget_exhausted: Default::default(),
         }
     }
 }
@@ -100,6 +103,7 @@ impl AgentContext {
             authority: child.authority,
             on_failure: child.on_failure,
             on_parent_exit: child.on_parent_exit,
+            on_budget_exhausted: child.on_budget_exhausted,
         }));
         match self.ask(request).await? {
             Response::Submitted { run, attached } => Ok((run, attached)),
@@ -135,14 +139,12 @@ impl AgentContext {
                     self.caller.run, self.caller.task
                 )));
             }
-            if s.state.is_finished() {
+            if s.state.is_finished() && s.asking.is_none() {
                 return self.result(run).await;
             }
             self.lend_slot();
-            // Woken once the end is durable (a closed watch: look again).
-            if finished.await.is_ok() {
-                return self.result(run).await;
-            }
+            // Woken once the end is durable, or an escalation decided (then look again).
+            let _ = finished.await;
         }
     }
 

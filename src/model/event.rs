@@ -25,7 +25,7 @@ use super::workflow::Workflow;
 /// | 1 | first release |
 /// | 2 | task spec gains `labels` and `compensate_retry`, `[defaults]` gains `compensate_retry` (old workflows decode with both empty) |
 /// | 3 | task spec gains `handoff` (`max_output`, `gate`, `for_each`), `[defaults]` gains `max_output` (old workflows decode with none); events `task_output`, `attempt_usage`, `task_expanded` and four failure kinds appended |
-/// | 4 | workflow spec gains `delegation` (`output`, `[authority]`; old workflows decode with none); events `run_spawned`, `spawn_refused`, `budget_exhausted`, failure kind `child_failed` and run state `budget_exhausted` appended |
+/// | 4 | workflow spec gains `delegation` (`output`, `[authority]`; old workflows decode with none); events `run_spawned`, `spawn_refused`, `budget_exhausted`, `escalation_requested`, `escalation_decided`, failure kind `child_failed` and run state `budget_exhausted` appended |
 pub const EVENT_SCHEMA_VERSION: u16 = 4;
 
 /// Named usage counters an attempt reports through `TROUPE_USAGE` (tokens, cost, ...):
@@ -473,6 +473,31 @@ pub enum Event {
         /// The run's limit.
         limit: f64,
     },
+    /// A run spawned with `on_budget_exhausted = "ask"` used more than its budget: it is
+    /// suspended and a human is asked (event schema 4).
+    EscalationRequested {
+        /// The run.
+        run: RunId,
+        /// The counter (`wall_clock` for time).
+        counter: String,
+        /// What the subtree used.
+        used: f64,
+        /// The run's limit.
+        limit: f64,
+    },
+    /// A human decided an escalation (a failed `on_failure = "ask"` child, or a budget):
+    /// approve retries the child / raises the budget by `extend` and resumes; reject reports
+    /// the failure up / stops the run `budget_exhausted` (event schema 4).
+    EscalationDecided {
+        /// The run asking.
+        run: RunId,
+        /// Approved or rejected.
+        approved: bool,
+        /// Who decided.
+        approver: Approver,
+        /// Counter → amount added to the run's budget (budget escalations).
+        extend: Counters,
+    },
 }
 
 /// Who spawned a run, with what, under which authority: the body of [`Event::RunSpawned`].
@@ -500,6 +525,8 @@ pub struct Spawn {
     pub parent_authority: Option<crate::model::authority::Authority>,
     /// For `troupe delegate`: the registry agent chosen and why.
     pub routing: Option<Box<Routing>>,
+    /// What happens when the subtree runs out of budget.
+    pub on_budget_exhausted: OnBudgetExhausted,
 }
 
 /// Which `[[agent]]` a delegation chose, for which capability, and why (the scores of every
@@ -522,6 +549,31 @@ pub enum OnFailure {
     Report,
     /// The parent attempt is stopped and fails as `child_failed`, under its retry policy.
     FailParent,
+    /// A human is asked (`troupe approvals`): approve retries the child's failed tasks,
+    /// reject reports the failure up. The child counts as finished only once decided.
+    Ask,
+}
+
+/// `on_budget_exhausted` of a spawn (or `[authority]`): what happens when the subtree uses
+/// more than its budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum OnBudgetExhausted {
+    /// The run stops, `budget_exhausted` (default).
+    #[default]
+    Stop,
+    /// The run is suspended and a human is asked: approve with `--extend NAME=N` raises the
+    /// budget and resumes it, reject stops it.
+    Ask,
+}
+
+impl OnBudgetExhausted {
+    /// The spelling of the CLI and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnBudgetExhausted::Stop => "stop",
+            OnBudgetExhausted::Ask => "ask",
+        }
+    }
 }
 
 /// `on_parent_exit` of a spawn (Temporal's parent close policy).
@@ -540,6 +592,7 @@ impl OnFailure {
         match self {
             OnFailure::Report => "report",
             OnFailure::FailParent => "fail_parent",
+            OnFailure::Ask => "ask",
         }
     }
 }
@@ -556,7 +609,7 @@ impl OnParentExit {
 
 impl Event {
     /// Every event type name, in variant order (the `type` field of `events --json`).
-    pub const TYPE_NAMES: [&'static str; 27] = [
+    pub const TYPE_NAMES: [&'static str; 29] = [
         "run_submitted",
         "attempt_started",
         "task_succeeded",
@@ -584,6 +637,8 @@ impl Event {
         "run_spawned",
         "spawn_refused",
         "budget_exhausted",
+        "escalation_requested",
+        "escalation_decided",
     ];
 
     /// The snake_case type name (`task_succeeded`, ...).
@@ -620,6 +675,8 @@ impl Event {
             Event::RunSpawned { .. } => 24,
             Event::SpawnRefused { .. } => 25,
             Event::BudgetExhausted { .. } => 26,
+            Event::EscalationRequested { .. } => 27,
+            Event::EscalationDecided { .. } => 28,
         }
     }
 
@@ -649,7 +706,9 @@ impl Event {
             | Event::AttemptUsage { run, .. }
             | Event::TaskExpanded { run, .. }
             | Event::RunSpawned { run, .. }
-            | Event::BudgetExhausted { run, .. } => Some(*run),
+            | Event::BudgetExhausted { run, .. }
+            | Event::EscalationRequested { run, .. }
+            | Event::EscalationDecided { run, .. } => Some(*run),
             Event::SpawnRefused { parent, .. } => *parent,
             Event::NodeHalted { .. } | Event::NodeUnhalted => None,
         }
@@ -680,6 +739,8 @@ impl Event {
             Event::RunSubmitted { .. }
             | Event::RunSpawned { .. }
             | Event::BudgetExhausted { .. }
+            | Event::EscalationRequested { .. }
+            | Event::EscalationDecided { .. }
             | Event::RunCancelled { .. }
             | Event::RunSuspended { .. }
             | Event::RunResumed { .. }

@@ -50,7 +50,8 @@ pub mod time;
 pub mod workflow;
 
 pub use event::{
-    Approver, Counters, Event, EventRecord, Failure, OnFailure, OnParentExit, ResourceUsage,
+    Approver, Counters, Event, EventRecord, Failure, OnBudgetExhausted, OnFailure, OnParentExit,
+    ResourceUsage,
     Routing, Seq, Spawn, EVENT_SCHEMA_VERSION,
 };
 pub use ids::{RunId, TaskId, TaskIndex};

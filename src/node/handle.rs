@@ -90,6 +90,7 @@ impl NodeHandle {
             authority: child.authority,
             on_failure: child.on_failure,
             on_parent_exit: child.on_parent_exit,
+            on_budget_exhausted: child.on_budget_exhausted,
         }));
         match self.request(request).await? {
             Response::Submitted { run, attached } => Ok((run, attached)),

@@ -27,6 +27,9 @@ pub fn tree_view(state: &State, run: RunId) -> Result<TreeView, ControlError> {
             reserved: l.map_or_else(Counters::new, |l| l.reserved.clone()),
             left: state.budget_left(id),
             exhausted: l.and_then(|l| l.exhausted.clone()),
+            asking: l
+                .and_then(|l| l.asking.as_ref())
+                .map(|a| a.reason.to_string()),
         });
         if let Some(l) = l {
             stack.extend(l.children.iter().rev());

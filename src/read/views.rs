@@ -55,6 +55,10 @@ pub fn run_summary(r: &Run) -> RunSummary {
         children: r
             .lineage()
             .map_or((0, 0), |l| (l.children.len() as u32, l.live_children)),
+        asking: r
+            .lineage()
+            .and_then(|l| l.asking.as_ref())
+            .map(|a| a.reason.to_string()),
     }
 }
 

@@ -73,13 +73,7 @@ impl SchedulerState {
             }
             for run in due.usage {
                 if let Some(event) = decide::budget_exhausted(&self.state, run) {
-                    let Event::BudgetExhausted { run: stopped, .. } = &event else {
-                        unreachable!()
-                    };
-                    let stopped = *stopped;
-                    tracing::warn!(run_id = %stopped, ?event, "budget exhausted: stopping the subtree");
-                    self.stop_run(event, stopped);
-                    self.cancel_descendants(stopped);
+                    self.over_budget(event);
                 }
             }
         }
@@ -308,6 +302,7 @@ impl SchedulerState {
             authority: agent.authority.overlay(&req.authority),
             on_failure: req.on_failure,
             on_parent_exit: req.on_parent_exit,
+            on_budget_exhausted: req.on_budget_exhausted,
         };
         let (run, attached) = self.spawn_with(spawn, Some(routing))?;
         tracing::info!(run_id = %run, agent = %agent.name, %reason, "delegated");
@@ -373,6 +368,7 @@ impl SchedulerState {
             authority,
             on_failure: req.on_failure,
             on_parent_exit: req.on_parent_exit,
+            on_budget_exhausted: req.on_budget_exhausted,
         };
         match decide::spawn(&self.state, &ask, &self.shared.config.agents) {
             Ok(SpawnDecision::Attach(run)) => Ok((run, true)),
@@ -466,18 +462,107 @@ impl SchedulerState {
                 continue;
             };
             let used = now.saturating_since(r.submitted_at()).as_secs_f64();
-            tracing::warn!(run_id = %run, "wall_clock budget ran out: stopping the subtree");
-            self.stop_run(
-                Event::BudgetExhausted {
-                    run,
-                    counter: "wall_clock".into(),
-                    used,
-                    limit: limit.as_secs_f64(),
-                },
+            self.over_budget(Event::BudgetExhausted {
                 run,
-            );
-            self.cancel_descendants(run);
+                counter: "wall_clock".into(),
+                used,
+                limit: limit.as_secs_f64(),
+            });
         }
+    }
+
+    /// A run's subtree is over budget (`event` is its `budget_exhausted`): it stops with its
+    /// whole live subtree, or, spawned with `on_budget_exhausted = "ask"`, it is suspended
+    /// and a human is asked (once).
+    fn over_budget(&mut self, event: Event) {
+        let Event::BudgetExhausted {
+            run,
+            counter,
+            used,
+            limit,
+        } = &event
+        else {
+            unreachable!("called with budget_exhausted")
+        };
+        let run = *run;
+        let Some(l) = self.state.run(run).and_then(|r| r.lineage()) else {
+            return;
+        };
+        if l.on_budget_exhausted == crate::model::OnBudgetExhausted::Ask {
+            if l.asking.is_none() {
+                tracing::warn!(run_id = %run, %counter, used, limit, "budget exhausted: asking a human");
+                let ask = Event::EscalationRequested {
+                    run,
+                    counter: counter.clone(),
+                    used: *used,
+                    limit: *limit,
+                };
+                if let Err(e) = self.decide(ask) {
+                    tracing::error!(error = %e, "escalation refused by the fold");
+                }
+            }
+            return;
+        }
+        tracing::warn!(run_id = %run, ?event, "budget exhausted: stopping the subtree");
+        self.stop_run(event, run);
+        self.cancel_descendants(run);
+    }
+
+    /// `troupe approve|reject RUN --as NAME [--extend NAME=N]`: decides the run's pending
+    /// escalation. Approving a failed child retries its failed tasks; rejecting it reports
+    /// the failure (its waiters wake). Approving a budget raises it and resumes the run;
+    /// rejecting stops it `budget_exhausted`.
+    pub(crate) fn decide_escalation(
+        &mut self,
+        run: RunId,
+        approved: bool,
+        approver: crate::model::Approver,
+        extend: crate::model::Counters,
+    ) -> Result<(), ControlError> {
+        let asking = self
+            .state
+            .run(run)
+            .ok_or_else(|| ControlError::NotFound(format!("no run {run}")))?
+            .lineage()
+            .and_then(|l| l.asking.clone())
+            .ok_or_else(|| {
+                ControlError::Refused(format!(
+                    "run {run} asks nobody (approve RUN/TASK decides a task's approval)"
+                ))
+            })?;
+        if let crate::model::state::AskReason::Budget { counter, .. } = &asking.reason {
+            if approved && !extend.contains_key(counter) {
+                return Err(ControlError::Refused(format!(
+                    "run {run} is over its {counter} budget: approve with --extend {counter}=AMOUNT"
+                )));
+            }
+        }
+        self.decide(Event::EscalationDecided {
+            run,
+            approved,
+            approver,
+            extend,
+        })
+        .map_err(to_control_error)?;
+        match (asking.reason, approved) {
+            (crate::model::state::AskReason::ChildFailed, true) => self.retry_run(run)?,
+            (crate::model::state::AskReason::ChildFailed, false) => {
+                let state = self.state.run(run).expect("exists").state();
+                self.after_persist(Effect::Finished(run, state));
+            }
+            (crate::model::state::AskReason::Budget { .. }, true) => {
+                // The extension may still not cover what was used.
+                self.agent_due.usage.push(run);
+                self.watch_wall_clock(run);
+            }
+            (crate::model::state::AskReason::Budget { .. }, false) => {
+                let r = self.state.run(run).expect("exists");
+                let kill = self.running_where(|rr, t| rr == run && r.task(t).state != TaskState::Running);
+                self.after_persist(Effect::Terminate(kill));
+                self.cancel_descendants(run);
+            }
+        }
+        Ok(())
     }
 
     /// At start: decides what a crash may have left undone — children of tasks that ended

@@ -43,6 +43,8 @@ enum OnFailureArg {
     /// The parent's attempt is stopped and fails as child_failed.
     #[value(name = "fail_parent")]
     FailParent,
+    /// A human is asked: approve retries the child, reject reports its failure.
+    Ask,
 }
 
 impl From<OnFailureArg> for troupe::model::OnFailure {
@@ -50,6 +52,25 @@ impl From<OnFailureArg> for troupe::model::OnFailure {
         match a {
             OnFailureArg::Report => troupe::model::OnFailure::Report,
             OnFailureArg::FailParent => troupe::model::OnFailure::FailParent,
+            OnFailureArg::Ask => troupe::model::OnFailure::Ask,
+        }
+    }
+}
+
+/// `--on-budget-exhausted` of `spawn`.
+#[derive(Clone, Copy, ValueEnum)]
+enum OnBudgetArg {
+    /// The run stops, budget_exhausted.
+    Stop,
+    /// The run is suspended and a human is asked (approve --extend, or reject).
+    Ask,
+}
+
+impl From<OnBudgetArg> for troupe::model::OnBudgetExhausted {
+    fn from(a: OnBudgetArg) -> Self {
+        match a {
+            OnBudgetArg::Stop => troupe::model::OnBudgetExhausted::Stop,
+            OnBudgetArg::Ask => troupe::model::OnBudgetExhausted::Ask,
         }
     }
 }
@@ -219,6 +240,10 @@ enum Command {
         /// When the parent task ends first: `cancel` the child or `abandon` it (it runs on).
         #[arg(long, value_enum, default_value_t = OnParentExitArg::Cancel)]
         on_parent_exit: OnParentExitArg,
+        /// When the child's subtree runs out of budget: `stop` it (budget_exhausted) or `ask`
+        /// a human (it is suspended; `troupe approve RUN --as NAME --extend tokens=N`).
+        #[arg(long, value_enum, default_value_t = OnBudgetArg::Stop)]
+        on_budget_exhausted: OnBudgetArg,
         /// FILE, or with --command PROGRAM [ARGS...].
         #[arg(
             required = true,
@@ -415,7 +440,8 @@ enum Command {
     },
     /// Grant the approval a task awaits; it is then dispatched.
     Approve {
-        /// RUN/TASK.
+        /// RUN/TASK; or RUN for the escalation a run of an agent tree asks (a failed
+        /// `--on-failure ask` child: its failed tasks are retried; a budget: see --extend).
         target: Target,
         /// Your name, recorded in the journal with the OS user of this connection.
         #[arg(long = "as", value_name = "NAME")]
@@ -423,6 +449,10 @@ enum Command {
         /// Why (recorded in the journal).
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
+        /// For a run over its budget: add to it, NAME=NUMBER or wall_clock=DURATION
+        /// (repeatable); the run resumes.
+        #[arg(long, value_name = "NAME=VALUE", value_parser = cmd::agents::parse_budget)]
+        extend: Vec<(String, cmd::agents::BudgetValue)>,
     },
     /// Reject the approval a task awaits; the task fails for good (a saga compensates).
     Reject {
@@ -618,6 +648,7 @@ fn main() -> ExitCode {
             no_approval,
             on_failure,
             on_parent_exit,
+            on_budget_exhausted,
             mut args,
         } => {
             let mut authority = troupe::model::authority::AuthorityAsk {
@@ -653,6 +684,7 @@ fn main() -> ExitCode {
                     authority,
                     on_failure: on_failure.into(),
                     on_parent_exit: on_parent_exit.into(),
+                    on_budget_exhausted: on_budget_exhausted.into(),
                 },
             )
         }
@@ -686,6 +718,7 @@ fn main() -> ExitCode {
                     authority,
                     on_failure: on_failure.into(),
                     on_parent_exit: on_parent_exit.into(),
+                    on_budget_exhausted: Default::default(),
                 },
             )
         }
@@ -765,12 +798,13 @@ fn main() -> ExitCode {
             target,
             name,
             reason,
-        } => cmd::approval::decide(&data_dir, "approve", target, name, reason),
+            extend,
+        } => cmd::approval::decide(&data_dir, "approve", target, name, reason, extend),
         Command::Reject {
             target,
             name,
             reason,
-        } => cmd::approval::decide(&data_dir, "reject", target, name, reason),
+        } => cmd::approval::decide(&data_dir, "reject", target, name, reason, Vec::new()),
         Command::Bench(what) => cmd::bench::bench(what, &data_dir),
     }
 }

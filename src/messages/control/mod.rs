@@ -130,7 +130,7 @@ impl std::str::FromStr for Target {
 }
 
 /// An operator command that changes state (each becomes one event, checked by the fold).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
     /// Cancel a run or a task (running attempts are terminated).
     Cancel(Target),
@@ -148,6 +148,18 @@ pub enum Command {
     },
     /// Resume dispatching.
     Unhalt,
+    /// Decide the escalation a run of an agent tree asks (`troupe approve|reject RUN --as
+    /// NAME [--extend NAME=N]`; docs/agents.md).
+    Escalation {
+        /// The run.
+        run: RunId,
+        /// Approve or reject.
+        approved: bool,
+        /// Who decides; the node replaces `os_user` with the user behind the connection.
+        approver: Approver,
+        /// Counter → amount added to the run's budget (a budget escalation).
+        extend: crate::model::Counters,
+    },
     /// Grant the approval a task awaits (`troupe approve RUN/TASK --as NAME`).
     Approve {
         /// The run.
@@ -438,6 +450,8 @@ pub struct DelegateRequest {
     pub on_failure: crate::model::OnFailure,
     /// See [`crate::model::OnParentExit`].
     pub on_parent_exit: crate::model::OnParentExit,
+    /// See [`crate::model::OnBudgetExhausted`].
+    pub on_budget_exhausted: crate::model::OnBudgetExhausted,
 }
 
 /// The task attempt a request comes from: what `TROUPE_RUN_ID`, `TROUPE_TASK_ID`,
@@ -472,4 +486,6 @@ pub struct SpawnRequest {
     pub on_failure: crate::model::OnFailure,
     /// See [`crate::model::OnParentExit`].
     pub on_parent_exit: crate::model::OnParentExit,
+    /// See [`crate::model::OnBudgetExhausted`].
+    pub on_budget_exhausted: crate::model::OnBudgetExhausted,
 }

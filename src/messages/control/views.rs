@@ -255,6 +255,9 @@ pub struct RunSummary {
     pub key: Option<String>,
     /// Children it spawned, and how many of them are live.
     pub children: (u32, u32),
+    /// The escalation it asks a human to decide, if any (`troupe approve|reject RUN`): a
+    /// finished run that asks is not done for `troupe wait`.
+    pub asking: Option<String>,
 }
 
 /// A run's end as `troupe wait` prints it.
@@ -305,6 +308,8 @@ pub struct TreeNode {
     pub left: Counters,
     /// The counter that ran out, if it ended `budget_exhausted`.
     pub exhausted: Option<String>,
+    /// The escalation it asks a human to decide, if any.
+    pub asking: Option<String>,
 }
 
 /// A run as `status RUN` shows it.

@@ -34,6 +34,8 @@ pub struct SpawnAsk {
     pub on_failure: OnFailure,
     /// See [`OnParentExit`].
     pub on_parent_exit: OnParentExit,
+    /// See [`crate::model::OnBudgetExhausted`].
+    pub on_budget_exhausted: crate::model::OnBudgetExhausted,
 }
 
 /// The outcome of a spawn that is not refused.
@@ -304,6 +306,7 @@ pub fn spawn(
             on_parent_exit: ask.on_parent_exit,
             parent_authority: (!recorded).then_some(parent_authority),
             routing: None,
+            on_budget_exhausted: ask.on_budget_exhausted,
         }),
     }))
 }

@@ -20,7 +20,7 @@ use super::error::ApplyError;
 use super::run::Run;
 use super::State;
 use crate::model::authority::{self, Authority};
-use crate::model::event::{Counters, Event, OnFailure, OnParentExit};
+use crate::model::event::{Counters, Event, OnBudgetExhausted, OnFailure, OnParentExit};
 use crate::model::ids::{RunId, TaskIndex};
 use crate::model::run::RunState;
 use crate::model::task::TaskState;
@@ -64,6 +64,50 @@ pub struct Lineage {
     pub exhausted: Option<String>,
     /// The registry agent it was delegated to (`troupe delegate`).
     pub agent: Option<String>,
+    /// What happens when its subtree runs out of budget.
+    pub on_budget_exhausted: OnBudgetExhausted,
+    /// A human is asked to decide (an escalation is pending).
+    pub asking: Option<Box<Asking>>,
+}
+
+/// A pending escalation: what a human is asked to decide, since when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Asking {
+    /// Why.
+    pub reason: AskReason,
+    /// When it was asked.
+    pub since: Timestamp,
+}
+
+/// Why a human is asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AskReason {
+    /// The run (spawned with `on_failure = "ask"`) failed: approve retries its failed tasks,
+    /// reject reports the failure to its parent.
+    ChildFailed,
+    /// The run (spawned with `on_budget_exhausted = "ask"`) used more than its budget and is
+    /// suspended: approve with `--extend` raises the budget and resumes it, reject stops it.
+    Budget {
+        /// The counter.
+        counter: String,
+        /// What the subtree used.
+        used: f64,
+        /// The limit.
+        limit: f64,
+    },
+}
+
+impl std::fmt::Display for AskReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AskReason::ChildFailed => f.write_str("the child run failed (on_failure = \"ask\")"),
+            AskReason::Budget {
+                counter,
+                used,
+                limit,
+            } => write!(f, "budget {counter}: used {used} of {limit}"),
+        }
+    }
 }
 
 impl Lineage {
@@ -153,6 +197,8 @@ impl State {
                     subtree_usage: own,
                     exhausted: None,
                     agent: None,
+                    on_budget_exhausted: OnBudgetExhausted::Stop,
+                    asking: None,
                 })
             });
             l.children.push(*id);
@@ -185,6 +231,8 @@ impl State {
             subtree_usage: Counters::new(),
             exhausted: None,
             agent: spawn.routing.as_ref().map(|r| r.agent.clone()),
+            on_budget_exhausted: spawn.on_budget_exhausted,
+            asking: None,
         }));
         self.runs.insert(*id, run);
         Ok(())
@@ -204,8 +252,27 @@ impl State {
     }
 
     /// After an event changed whether child `run` is finished: its parent's count of live
-    /// children follows.
-    pub(super) fn child_finished_changed(&mut self, run: RunId, finished: bool) {
+    /// children follows, and a failed `on_failure = "ask"` child starts asking a human (a
+    /// reopened one stops).
+    pub(super) fn child_finished_changed(&mut self, run: RunId, finished: bool, time: Timestamp) {
+        if let Some(r) = self.runs.get_mut(&run) {
+            let failed = r.state() == RunState::Failed;
+            if let Some(l) = r.lineage.as_mut() {
+                if finished && failed && l.on_failure == OnFailure::Ask && l.parent.is_some() {
+                    l.asking = Some(Box::new(Asking {
+                        reason: AskReason::ChildFailed,
+                        since: time,
+                    }));
+                } else if !finished
+                    && l
+                        .asking
+                        .as_ref()
+                        .is_some_and(|a| a.reason == AskReason::ChildFailed)
+                {
+                    l.asking = None;
+                }
+            }
+        }
         let Some((parent, _)) = self
             .runs
             .get(&run)
@@ -325,6 +392,90 @@ impl Run {
     /// The parent run and task, if the run was spawned by a task.
     pub fn parent(&self) -> Option<(RunId, TaskIndex)> {
         self.lineage().and_then(|l| l.parent)
+    }
+
+    /// `escalation_requested`: the run is suspended and asks a human about its budget.
+    pub(super) fn ask_budget(
+        &mut self,
+        event: &Event,
+        time: Timestamp,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), ApplyError> {
+        let Event::EscalationRequested {
+            counter,
+            used,
+            limit,
+            ..
+        } = event
+        else {
+            unreachable!("routed here for escalation_requested only")
+        };
+        self.require_run_state(event, &[RunState::Running])?;
+        match self.lineage.as_ref() {
+            None => return Err(self.not_allowed(event, "the run has no budget")),
+            Some(l) if l.asking.is_some() => {
+                return Err(self.not_allowed(event, "a human is already asked"))
+            }
+            Some(_) => {}
+        }
+        let l = self.lineage.as_mut().expect("checked");
+        l.asking = Some(Box::new(Asking {
+            reason: AskReason::Budget {
+                counter: counter.clone(),
+                used: *used,
+                limit: *limit,
+            },
+            since: time,
+        }));
+        if !self.suspended {
+            self.suspend_run(changes);
+        }
+        Ok(())
+    }
+
+    /// `escalation_decided`: see [`Event::EscalationDecided`].
+    pub(super) fn decide_escalation(
+        &mut self,
+        event: &Event,
+        time: Timestamp,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), ApplyError> {
+        let Event::EscalationDecided {
+            approved, extend, ..
+        } = event
+        else {
+            unreachable!("routed here for escalation_decided only")
+        };
+        let Some(asking) = self.lineage.as_ref().and_then(|l| l.asking.clone()) else {
+            return Err(self.not_allowed(event, "no human is asked about this run"));
+        };
+        if extend.values().any(|v| !v.is_finite() || *v < 0.0) {
+            return Err(self.not_allowed(event, "an extension is not a finite number, 0 or more"));
+        }
+        let l = self.lineage.as_mut().expect("checked");
+        l.asking = None;
+        if let AskReason::Budget { counter, .. } = asking.reason {
+            if *approved {
+                for (k, v) in extend {
+                    if k == "wall_clock" {
+                        l.authority.wall_clock = l
+                            .authority
+                            .wall_clock
+                            .map(|w| w + std::time::Duration::from_secs_f64(*v));
+                    } else if let Some(b) = l.authority.budget.get_mut(k) {
+                        *b += v;
+                    }
+                }
+                if self.state == RunState::Running && self.suspended {
+                    self.resume_run(time, changes);
+                }
+            } else if self.state == RunState::Running {
+                l.exhausted = Some(counter);
+                self.suspended = false;
+                self.stop(time, RunState::BudgetExhausted, changes);
+            }
+        }
+        Ok(())
     }
 
     /// `budget_exhausted`: stops the run like a cancel (a saga compensates) and records the

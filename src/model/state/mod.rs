@@ -53,7 +53,7 @@ mod transition;
 
 pub use change::Change;
 pub use error::ApplyError;
-pub use lineage::{programs, Lineage};
+pub use lineage::{programs, AskReason, Asking, Lineage};
 pub use run::Run;
 pub use task::{Compensation, Task};
 
@@ -150,7 +150,7 @@ impl State {
                 run.apply(event, time, halted, changes)?;
                 let finished = run.state().is_finished();
                 if finished != was_finished {
-                    self.child_finished_changed(run_id, finished);
+                    self.child_finished_changed(run_id, finished, time);
                 }
                 if let Event::AttemptUsage { counters, .. } = event {
                     self.add_subtree_usage(run_id, counters);
@@ -207,6 +207,8 @@ impl Run {
                 self.apply_handoff(event, t, time, changes)
             }
             Event::BudgetExhausted { .. } => self.exhaust(event, time, changes),
+            Event::EscalationRequested { .. } => self.ask_budget(event, time, changes),
+            Event::EscalationDecided { .. } => self.decide_escalation(event, time, changes),
             Event::RunSubmitted { .. }
             | Event::RunSpawned { .. }
             | Event::SpawnRefused { .. }

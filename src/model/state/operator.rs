@@ -120,26 +120,14 @@ impl Run {
                 if self.suspended {
                     return Err(self.not_allowed(event, "the run is already suspended"));
                 }
-                self.suspended = true;
-                for t in 0..self.tasks.len() as TaskIndex {
-                    let s = self.tasks[t as usize].state;
-                    if s.is_waiting() && s != TaskState::Suspended {
-                        self.set(t, TaskState::Suspended, changes);
-                    }
-                }
+                self.suspend_run(changes);
             }
             Event::RunResumed { .. } => {
                 self.require_run_state(event, &[Running])?;
                 if !self.suspended {
                     return Err(self.not_allowed(event, "the run is not suspended"));
                 }
-                self.suspended = false;
-                for t in 0..self.tasks.len() as TaskIndex {
-                    let task = &self.tasks[t as usize];
-                    if task.state == TaskState::Suspended && !task.suspended {
-                        self.settle(t, time, changes);
-                    }
-                }
+                self.resume_run(time, changes);
             }
             _ => unreachable!("routed by Run::apply"),
         }
@@ -176,5 +164,29 @@ impl Run {
             self.set_run(to, time, changes);
         }
         self.check_finished(time, changes);
+    }
+}
+
+impl Run {
+    /// Suspends the run: no task of it is dispatched until resumed.
+    pub(super) fn suspend_run(&mut self, changes: &mut Vec<Change>) {
+        self.suspended = true;
+        for t in 0..self.tasks.len() as TaskIndex {
+            let s = self.tasks[t as usize].state;
+            if s.is_waiting() && s != TaskState::Suspended {
+                self.set(t, TaskState::Suspended, changes);
+            }
+        }
+    }
+
+    /// Resumes a suspended run: its tasks settle where they belong.
+    pub(super) fn resume_run(&mut self, time: Timestamp, changes: &mut Vec<Change>) {
+        self.suspended = false;
+        for t in 0..self.tasks.len() as TaskIndex {
+            let task = &self.tasks[t as usize];
+            if task.state == TaskState::Suspended && !task.suspended {
+                self.settle(t, time, changes);
+            }
+        }
     }
 }

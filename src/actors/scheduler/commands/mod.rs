@@ -61,6 +61,12 @@ impl SchedulerState {
             AdminCommand::Retry(Target::Run(run)) => self.retry_run(run),
             AdminCommand::Halt { kill } => self.halt(kill),
             AdminCommand::Unhalt => self.unhalt(stop_file),
+            AdminCommand::Escalation {
+                run,
+                approved,
+                approver,
+                extend,
+            } => self.decide_escalation(run, approved, approver, extend),
             AdminCommand::Approve {
                 run,
                 task,

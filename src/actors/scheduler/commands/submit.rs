@@ -51,6 +51,7 @@ impl SchedulerState {
                     on_parent_exit: Default::default(),
                     parent_authority: None,
                     routing: None,
+                    on_budget_exhausted: Default::default(),
                 }),
             }
         };

@@ -42,6 +42,7 @@ pub(crate) struct SpawnArgs {
     pub(crate) authority: AuthorityAsk,
     pub(crate) on_failure: OnFailure,
     pub(crate) on_parent_exit: OnParentExit,
+    pub(crate) on_budget_exhausted: troupe::model::OnBudgetExhausted,
 }
 
 /// The attempt this process runs as, from its environment: `None` outside any task; an
@@ -186,6 +187,7 @@ pub(crate) fn spawn(data_dir: &Path, args: SpawnArgs) -> ExitCode {
             authority: args.authority,
             on_failure: args.on_failure,
             on_parent_exit: args.on_parent_exit,
+            on_budget_exhausted: args.on_budget_exhausted,
         }));
         let (run, attached) = match conn.request(request).await? {
             Response::Submitted { run, attached } => (run, attached),
@@ -228,6 +230,7 @@ pub(crate) fn delegate(data_dir: &Path, capability: String, args: SpawnArgs) -> 
             authority: args.authority,
             on_failure: args.on_failure,
             on_parent_exit: args.on_parent_exit,
+            on_budget_exhausted: args.on_budget_exhausted,
         }));
         let run = match conn.request(request).await? {
             Response::Delegated {
@@ -351,11 +354,30 @@ async fn wait_all(
         set.spawn(until_finished(data_dir.to_owned(), run));
     }
     let mut done = Vec::new();
+    let mut announced = std::collections::HashSet::new();
     while let Some(joined) = set.join_next().await {
         let run = joined.map_err(|e| Failed {
             code: 3,
             message: e.to_string(),
         })??;
+        // A finished run that asks a human (an escalation) is not done: look again.
+        let asking = match conn.request(Request::Summary(run)).await? {
+            Response::Runs(v) => v.first().and_then(|s| s.asking.clone()),
+            r => return Err(unexpected(r)),
+        };
+        if let Some(why) = asking {
+            if announced.insert(run) {
+                eprintln!(
+                    "troupe wait: run {run} asks a human: {why} (troupe approve|reject {run} --as NAME)"
+                );
+            }
+            let data_dir = data_dir.to_owned();
+            set.spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                until_finished(data_dir, run).await
+            });
+            continue;
+        }
         done.push(run);
         if any {
             break;
@@ -463,6 +485,7 @@ fn print_tree(view: &TreeView, json: bool) {
                     "parent": n.parent.as_ref().map(|(r, _)| r.to_string()),
                     "parent_task": n.parent.as_ref().map(|(_, t)| t.as_str()),
                     "key": n.key,
+                    "asking": n.asking,
                     "usage": n.usage,
                     "budget": n.budget,
                     "reserved": n.reserved,
@@ -490,8 +513,12 @@ fn print_tree(view: &TreeView, json: bool) {
                 counters_text(&n.left)
             )
         };
+        let asking = n
+            .asking
+            .as_deref()
+            .map_or(String::new(), |a| format!(" ASKING: {a}"));
         println!(
-            "{indent}{} {} [{}] depth={}{via} usage={}{budget}",
+            "{indent}{} {} [{}] depth={}{via} usage={}{budget}{asking}",
             n.run,
             troupe::model::quote::printable(&n.name),
             n.state,

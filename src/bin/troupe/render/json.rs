@@ -169,6 +169,7 @@ pub(crate) fn event_json(seq: Seq, record: &EventRecord) -> serde_json::Value {
             v["max_depth"] = json!(spawn.authority.max_depth);
             v["on_failure"] = json!(spawn.on_failure.as_str());
             v["on_parent_exit"] = json!(spawn.on_parent_exit.as_str());
+            v["on_budget_exhausted"] = json!(spawn.on_budget_exhausted.as_str());
         }
         E::SpawnRefused {
             key,
@@ -180,7 +181,27 @@ pub(crate) fn event_json(seq: Seq, record: &EventRecord) -> serde_json::Value {
             v["reason"] = json!(reason);
             v["message"] = json!(message);
         }
+        E::EscalationDecided {
+            approved,
+            approver,
+            extend,
+            ..
+        } => {
+            v["approved"] = json!(approved);
+            v["approver"] = json!({
+                "name": approver.name,
+                "os_user": approver.os_user,
+                "reason": approver.reason,
+            });
+            v["extend"] = json!(extend);
+        }
         E::BudgetExhausted {
+            counter,
+            used,
+            limit,
+            ..
+        }
+        | E::EscalationRequested {
             counter,
             used,
             limit,

@@ -234,6 +234,12 @@ pub(crate) fn command_done(cmd: &AdminCommand) -> String {
         AdminCommand::Halt { kill: false } => "halted; running attempts continue".into(),
         AdminCommand::Unhalt => "dispatching resumed".into(),
         AdminCommand::Approve { run, task, .. } => format!("approved {run}/{task}"),
+        AdminCommand::Escalation {
+            run,
+            approved: true,
+            ..
+        } => format!("approved the escalation of {run}"),
+        AdminCommand::Escalation { run, .. } => format!("rejected the escalation of {run}"),
         AdminCommand::Reject { run, task, .. } => format!("rejected {run}/{task}"),
     }
 }
