@@ -163,6 +163,7 @@ fn child_runs(n: usize) {
                     on_parent_exit: Default::default(),
                     parent_authority: (i == 0).then(Authority::default),
                     routing: None,
+                    on_budget_exhausted: Default::default(),
                 }),
             },
         );

@@ -916,6 +916,7 @@ fn tree_json_lists_the_tree_depth_first() {
         "reserved",
         "left",
         "exhausted",
+        "asking",
     ];
     for n in &nodes {
         let mut have: Vec<&str> = n.as_object().unwrap().keys().map(String::as_str).collect();
@@ -1237,4 +1238,127 @@ fn a_command_child_runs_in_the_callers_directory() {
     let waited: Value = serde_json::from_str(&t.read("waited")).unwrap();
     let sub = t.path("sub");
     assert_eq!(waited["output"], sub.to_str().unwrap(), "{waited}");
+}
+
+/// `--on-failure ask`: a failed child asks a human and its parent's `wait` waits through
+/// it; `approve RUN` retries the child's failed tasks (here they then succeed) and the wait
+/// returns its success; a second child rejected reports its failure up.
+#[test]
+fn a_failed_child_asks_a_human_approve_retries_it_and_reject_reports_it() {
+    let t = Tree::start();
+    t.workflow(
+        "flaky.toml",
+        "name = \"flaky\"\n[defaults]\nretry = { max_attempts = 1 }\n[[task]]\nid = \"try\"\nshell = '''test -f @S@/fixed-$(cat \"$TROUPE_INPUT\" | tr -dc a-z) || exit 3; echo '\"ok\"' > \"$TROUPE_OUTPUT\"'''\n",
+    );
+    let shell = probe(
+        "ask",
+        "a=$(troupe spawn --key one --input '\"one\"' --on-failure ask --detach @S@/flaky.toml) && \
+         echo $a > @S@/a && b=$(troupe spawn --key two --input '\"two\"' --on-failure ask --detach @S@/flaky.toml) && \
+         echo $b > @S@/b && troupe wait --json $a $b",
+    );
+    let root = t.submit("wf.toml", &one_task("asker", &shell));
+    t.wait_file("b");
+    let (a, b) = (t.read("a"), t.read("b"));
+    // Both failed and ask: `approvals` lists them, the parent still waits.
+    let listed = wait_for(|| {
+        let o = run_cmd_ok(&t.dir, &["approvals", "--json"]);
+        let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let esc: Vec<Value> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "escalation")
+            .cloned()
+            .collect();
+        (esc.len() == 2).then_some(esc)
+    });
+    assert!(listed.iter().all(|e| e["state"] == "failed"), "{listed:#?}");
+    assert_eq!(t.state(&root), "running");
+    t.touch("fixed-one");
+    run_cmd_ok(&t.dir, &["approve", &a, "--as", "alice"]);
+    t.wait_state(&a, "succeeded");
+    assert_eq!(t.state(&root), "running", "b still asks");
+    run_cmd_ok(&t.dir, &["reject", &b, "--as", "bob", "--reason", "not worth it"]);
+    let v = wait_finished(&t.dir, &root, 60);
+    assert_eq!(v["state"], "succeeded", "{v}");
+    let (code, out, _) = t.outcome("ask");
+    assert_eq!(code, 1, "one child failed: {out}");
+    let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["state"], "succeeded");
+    assert_eq!(lines[0]["output"], "ok");
+    assert_eq!(lines[1]["state"], "failed");
+    let decided: Vec<Value> = events(&t.dir)
+        .into_iter()
+        .filter(|e| e["type"] == "escalation_decided")
+        .collect();
+    assert_eq!(decided.len(), 2);
+    assert_eq!(decided[0]["approved"], true);
+    assert_eq!(decided[1]["approved"], false);
+    assert_eq!(decided[1]["approver"]["reason"], "not worth it");
+    // Nothing asks any more; a decided escalation cannot be decided again.
+    let o = run(&t.dir, &["approve", &b, "--as", "alice"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("asks nobody"), "{}", stderr(&o));
+}
+
+/// `--on-budget-exhausted ask`: a child over its budget is suspended and asks; approving
+/// without `--extend` is refused, with it the budget grows and the run resumes; a second
+/// child rejected ends `budget_exhausted`.
+#[test]
+fn a_child_over_budget_asks_approve_extends_and_reject_stops() {
+    let t = Tree::start();
+    t.workflow(
+        "spender.toml",
+        "name = \"spender\"\n[[task]]\nid = \"spend\"\nshell = '''echo '{\"tokens\": 15}' > \"$TROUPE_USAGE\"'''\n[[task]]\nid = \"after\"\ndepends_on = [\"spend\"]\nshell = '''echo 1 > \"$TROUPE_OUTPUT\"'''\n",
+    );
+    let spawn = |key: &str| {
+        let o = run_cmd_ok(
+            &t.dir,
+            &[
+                "spawn",
+                "--key",
+                key,
+                "--budget",
+                "tokens=10",
+                "--on-budget-exhausted",
+                "ask",
+                "--detach",
+                t.path("spender.toml").to_str().unwrap(),
+            ],
+        );
+        stdout(&o).trim().to_owned()
+    };
+    let a = spawn("a");
+    let tree = wait_for(|| {
+        let n = t.tree(&a);
+        n[0]["asking"].is_string().then_some(n)
+    });
+    assert_eq!(tree[0]["asking"], "budget tokens: used 15 of 10");
+    assert_eq!(t.state(&a), "running");
+    let o = run(&t.dir, &["approve", &a, "--as", "alice"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--extend tokens=AMOUNT"), "{}", stderr(&o));
+    run_cmd_ok(&t.dir, &["approve", &a, "--as", "alice", "--extend", "tokens=20"]);
+    let v = wait_finished(&t.dir, &a, 60);
+    assert_eq!(v["state"], "succeeded", "{v}");
+    assert_eq!(t.tree(&a)[0]["budget"]["tokens"], 30.0);
+
+    let b = spawn("b");
+    wait_for(|| t.tree(&b)[0]["asking"].is_string().then_some(()));
+    run_cmd_ok(&t.dir, &["reject", &b, "--as", "bob"]);
+    let v = wait_finished(&t.dir, &b, 60);
+    assert_eq!(v["state"], "budget_exhausted", "{v}");
+    assert_eq!(t.tree(&b)[0]["exhausted"], "tokens");
+}
+
+/// Polls `f` (every 20 ms, up to 60 s) until it gives a value.
+fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "condition never held");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -634,6 +634,7 @@ fn spawned_event(
             on_parent_exit,
             parent_authority: Some(Authority::default()),
             routing: None,
+            on_budget_exhausted: Default::default(),
         }),
     }
 }
@@ -903,4 +904,59 @@ fn an_abandoned_grandchild_of_an_exhausted_run_is_cancelled_at_boot() {
         "budget_exhausted"
     );
     assert!(d.lines("ran").is_empty(), "{:?}", d.lines("ran"));
+}
+
+/// SIGKILL while escalations wait for a human: a failed `--on-failure ask` child and a
+/// `--on-budget-exhausted ask` child over its budget. After restart both still ask (the
+/// asking is folded from the journal), and deciding them then finishes the work: the failed
+/// child is retried once and succeeds, the other resumes with its budget extended; no task
+/// that succeeded ran again.
+#[test]
+fn escalations_waiting_for_a_human_survive_a_crash() {
+    let d = Dirs::new();
+    let flaky = d.workflow(
+        "flaky.toml",
+        "name = \"flaky\"\n[defaults]\nretry = { max_attempts = 1 }\n[[task]]\nid = \"try\"\nshell = '''echo try >> @S@/ran-flaky; test -f @S@/fixed || exit 3'''\n",
+    );
+    let spender = d.workflow(
+        "spender.toml",
+        "name = \"spender\"\n[[task]]\nid = \"spend\"\nshell = '''echo spend >> @S@/ran-spender; echo '{\"tokens\": 15}' > \"$TROUPE_USAGE\"'''\n[[task]]\nid = \"after\"\ndepends_on = [\"spend\"]\nshell = '''echo after >> @S@/ran-spender'''\n",
+    );
+    let mut node = Node::start(&d.data, &ARGS);
+    let spawn = |key: &str, extra: &[&str], file: &std::path::Path| {
+        let mut args = vec!["spawn", "--key", key, "--detach"];
+        args.extend_from_slice(extra);
+        args.push(file.to_str().unwrap());
+        let o = run_cmd_ok(&d.data, &args);
+        stdout(&o).trim().to_owned()
+    };
+    let a = spawn("flaky", &["--on-failure", "ask"], &flaky);
+    let b = spawn(
+        "spender",
+        &["--budget", "tokens=10", "--on-budget-exhausted", "ask"],
+        &spender,
+    );
+    let asking = |run: &str| d.tree(run)[0]["asking"].is_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(asking(&a) && asking(&b)) {
+        assert!(Instant::now() < deadline, "no escalation");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    node.kill9();
+    let _node = Node::start(&d.data, &ARGS);
+    assert!(asking(&a) && asking(&b), "the escalations survive the crash");
+    d.touch("fixed");
+    run_cmd_ok(&d.data, &["approve", &a, "--as", "tester"]);
+    run_cmd_ok(
+        &d.data,
+        &["approve", &b, "--as", "tester", "--extend", "tokens=10"],
+    );
+    for run in [&a, &b] {
+        let v = wait_finished(&d.data, run, 60);
+        assert_eq!(v["state"], "succeeded", "{v}");
+    }
+    assert_eq!(d.lines("ran-flaky"), ["try", "try"], "failed once, retried once");
+    assert_eq!(d.lines("ran-spender"), ["spend", "after"], "nothing ran twice");
+    let events = events(&d.data);
+    check_exactly_once(&events);
 }

@@ -112,19 +112,37 @@ fn legal(state: &State, wfs: &[Arc<Workflow>], submitted: usize, time: Timestamp
         let rs = run.state();
         if rs == RunState::Running {
             out.push(Event::RunCancelled { run: id });
-            if run.lineage().is_some() {
+            if let Some(l) = run.lineage() {
                 out.push(Event::BudgetExhausted {
                     run: id,
                     counter: "tokens".into(),
                     used: 12.0,
                     limit: 10.0,
                 });
+                if l.asking.is_none() {
+                    out.push(Event::EscalationRequested {
+                        run: id,
+                        counter: "tokens".into(),
+                        used: 12.0,
+                        limit: 10.0,
+                    });
+                }
             }
             out.push(if run.is_suspended() {
                 Event::RunResumed { run: id }
             } else {
                 Event::RunSuspended { run: id }
             });
+        }
+        if run.lineage().is_some_and(|l| l.asking.is_some()) {
+            for approved in [true, false] {
+                out.push(Event::EscalationDecided {
+                    run: id,
+                    approved,
+                    approver: approver(),
+                    extend: [("tokens".to_owned(), 5.0)].into_iter().collect(),
+                });
+            }
         }
         for (i, t) in run.tasks().iter().enumerate() {
             let ti = i as TaskIndex;
@@ -153,10 +171,19 @@ fn legal(state: &State, wfs: &[Arc<Workflow>], submitted: usize, time: Timestamp
                             input: (n % 2 == 0).then(|| "{\"n\":1}".to_owned()),
                             authority: authority(),
                             reserved: Default::default(),
-                            on_failure: Default::default(),
+                            on_failure: if n % 3 == 0 {
+                                troupe::model::OnFailure::Ask
+                            } else {
+                                Default::default()
+                            },
                             on_parent_exit: Default::default(),
                             parent_authority: run.lineage().is_none().then(authority),
                             routing: None,
+                            on_budget_exhausted: if n % 2 == 0 {
+                                troupe::model::OnBudgetExhausted::Ask
+                            } else {
+                                Default::default()
+                            },
                         }),
                     });
                     out.push(Event::SpawnRefused {

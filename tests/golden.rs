@@ -101,6 +101,7 @@ command = ["python3", "sum.py", "{{ input.path }}"]
                         capability: "summarise".into(),
                         reason: "only candidate".into(),
                     })),
+                    on_budget_exhausted: Default::default(),
                 }),
             },
         ),
@@ -121,6 +122,28 @@ command = ["python3", "sum.py", "{{ input.path }}"]
                 counter: "tokens".into(),
                 used: 5001.5,
                 limit: 5000.0,
+            },
+        ),
+        e(
+            4,
+            Event::EscalationRequested {
+                run: child,
+                counter: "usd".into(),
+                used: 3.25,
+                limit: 2.5,
+            },
+        ),
+        e(
+            5,
+            Event::EscalationDecided {
+                run: child,
+                approved: true,
+                approver: Approver {
+                    name: "carol".into(),
+                    os_user: "ops".into(),
+                    reason: Some("worth it".into()),
+                },
+                extend: [("usd".to_owned(), 1.0)].into_iter().collect(),
             },
         ),
         e(
