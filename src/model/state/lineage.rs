@@ -258,7 +258,7 @@ impl State {
         if let Some(r) = self.runs.get_mut(&run) {
             let failed = r.state() == RunState::Failed;
             if let Some(l) = r.lineage.as_mut() {
-                if finished && failed && l.on_failure == OnFailure::Ask && l.parent.is_some() {
+                if finished && failed && l.on_failure == OnFailure::Ask {
                     l.asking = Some(Box::new(Asking {
                         reason: AskReason::ChildFailed,
                         since: time,
