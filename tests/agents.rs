@@ -1278,12 +1278,18 @@ fn a_failed_child_asks_a_human_approve_retries_it_and_reject_reports_it() {
     run_cmd_ok(&t.dir, &["approve", &a, "--as", "alice"]);
     t.wait_state(&a, "succeeded");
     assert_eq!(t.state(&root), "running", "b still asks");
-    run_cmd_ok(&t.dir, &["reject", &b, "--as", "bob", "--reason", "not worth it"]);
+    run_cmd_ok(
+        &t.dir,
+        &["reject", &b, "--as", "bob", "--reason", "not worth it"],
+    );
     let v = wait_finished(&t.dir, &root, 60);
     assert_eq!(v["state"], "succeeded", "{v}");
     let (code, out, _) = t.outcome("ask");
     assert_eq!(code, 1, "one child failed: {out}");
-    let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines[0]["state"], "succeeded");
     assert_eq!(lines[0]["output"], "ok");
     assert_eq!(lines[1]["state"], "failed");
@@ -1337,8 +1343,15 @@ fn a_child_over_budget_asks_approve_extends_and_reject_stops() {
     assert_eq!(t.state(&a), "running");
     let o = run(&t.dir, &["approve", &a, "--as", "alice"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("--extend tokens=AMOUNT"), "{}", stderr(&o));
-    run_cmd_ok(&t.dir, &["approve", &a, "--as", "alice", "--extend", "tokens=20"]);
+    assert!(
+        stderr(&o).contains("--extend tokens=AMOUNT"),
+        "{}",
+        stderr(&o)
+    );
+    run_cmd_ok(
+        &t.dir,
+        &["approve", &a, "--as", "alice", "--extend", "tokens=20"],
+    );
     let v = wait_finished(&t.dir, &a, 60);
     assert_eq!(v["state"], "succeeded", "{v}");
     assert_eq!(t.tree(&a)[0]["budget"]["tokens"], 30.0);

@@ -944,7 +944,10 @@ fn escalations_waiting_for_a_human_survive_a_crash() {
     }
     node.kill9();
     let _node = Node::start(&d.data, &ARGS);
-    assert!(asking(&a) && asking(&b), "the escalations survive the crash");
+    assert!(
+        asking(&a) && asking(&b),
+        "the escalations survive the crash"
+    );
     d.touch("fixed");
     run_cmd_ok(&d.data, &["approve", &a, "--as", "tester"]);
     run_cmd_ok(
@@ -955,8 +958,16 @@ fn escalations_waiting_for_a_human_survive_a_crash() {
         let v = wait_finished(&d.data, run, 60);
         assert_eq!(v["state"], "succeeded", "{v}");
     }
-    assert_eq!(d.lines("ran-flaky"), ["try", "try"], "failed once, retried once");
-    assert_eq!(d.lines("ran-spender"), ["spend", "after"], "nothing ran twice");
+    assert_eq!(
+        d.lines("ran-flaky"),
+        ["try", "try"],
+        "failed once, retried once"
+    );
+    assert_eq!(
+        d.lines("ran-spender"),
+        ["spend", "after"],
+        "nothing ran twice"
+    );
     let events = events(&d.data);
     check_exactly_once(&events);
 }

@@ -51,8 +51,7 @@ pub mod workflow;
 
 pub use event::{
     Approver, Counters, Event, EventRecord, Failure, OnBudgetExhausted, OnFailure, OnParentExit,
-    ResourceUsage,
-    Routing, Seq, Spawn, EVENT_SCHEMA_VERSION,
+    ResourceUsage, Routing, Seq, Spawn, EVENT_SCHEMA_VERSION,
 };
 pub use ids::{RunId, TaskId, TaskIndex};
 pub use parse::{parse_workflow, parse_workflow_bytes, MAX_WORKFLOW_BYTES};

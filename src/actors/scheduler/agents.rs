@@ -557,7 +557,8 @@ impl SchedulerState {
             }
             (crate::model::state::AskReason::Budget { .. }, false) => {
                 let r = self.state.run(run).expect("exists");
-                let kill = self.running_where(|rr, t| rr == run && r.task(t).state != TaskState::Running);
+                let kill =
+                    self.running_where(|rr, t| rr == run && r.task(t).state != TaskState::Running);
                 self.after_persist(Effect::Terminate(kill));
                 self.cancel_descendants(run);
             }

@@ -264,8 +264,7 @@ impl State {
                         since: time,
                     }));
                 } else if !finished
-                    && l
-                        .asking
+                    && l.asking
                         .as_ref()
                         .is_some_and(|a| a.reason == AskReason::ChildFailed)
                 {
