@@ -248,7 +248,7 @@ async fn answer(shared: &Arc<NodeContext>, mut request: Request, peer_uid: u32) 
     // check it fully here, on the connection's task, before it reaches the scheduler.
     if let Request::Spawn(req) = &mut request {
         match crate::model::Workflow::from_spec(req.workflow.spec().clone()) {
-            Ok(w) => req.workflow = Box::new(w),
+            Ok(w) => *req.workflow = w,
             Err(e) => {
                 return Response::Error(ControlError::Refused(format!("invalid workflow: {e}")))
             }
