@@ -183,25 +183,6 @@ fn one_task(name: &str, shell: &str) -> String {
     format!("name = \"{name}\"\n[[task]]\nid = \"a\"\nshell = '''{shell}'''\n")
 }
 
-/// Whether process `pid` exists (a zombie counts as gone: it runs nothing).
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
-/// Polls until process `pid` is gone.
-fn wait_gone(pid: i32) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while alive(pid) {
-        assert!(Instant::now() < deadline, "process {pid} still runs");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A child command (for `--command`) that blocks until scratch file `release` exists.
 const BLOCK: &str = r#"sh -c 'while [ ! -f "$1" ]; do sleep 0.02; done' sh @S@/release"#;
 

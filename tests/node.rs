@@ -317,23 +317,6 @@ fn cancel_a_running_task_terminates_it() {
     assert_eq!(wait_finished(&dir, &id, 30)["state"], "cancelled");
 }
 
-/// Whether `pid` is a live (non-zombie) process.
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => {
-            let state = s
-                .rsplit(')')
-                .next()
-                .unwrap()
-                .split_whitespace()
-                .next()
-                .unwrap();
-            state != "Z"
-        }
-        Err(_) => false,
-    }
-}
-
 /// Processes whose process group is `pgid`.
 fn group_members(pgid: i32) -> Vec<i32> {
     let mut out = Vec::new();

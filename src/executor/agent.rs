@@ -67,6 +67,22 @@ impl ChildSpec {
     }
 }
 
+impl ChildSpec {
+    /// The request that spawns this child for `caller` (`None`: a root run).
+    pub fn into_request(self, caller: Option<Caller>) -> SpawnRequest {
+        SpawnRequest {
+            caller,
+            key: self.key,
+            workflow: Box::new(self.workflow),
+            input: self.input.map(|v| v.to_string()),
+            authority: self.authority,
+            on_failure: self.on_failure,
+            on_parent_exit: self.on_parent_exit,
+            on_budget_exhausted: self.on_budget_exhausted,
+        }
+    }
+}
+
 impl AgentContext {
     /// The run's input (`null` if none).
     pub fn input_value(&self) -> Value {
@@ -94,17 +110,7 @@ impl AgentContext {
     /// Spawns (or re-attaches to) a child of this attempt's task: its run id, and whether
     /// the key already named it.
     pub async fn spawn(&self, child: ChildSpec) -> Result<(RunId, bool), ControlError> {
-        let input = child.input.map(|v| v.to_string());
-        let request = Request::Spawn(Box::new(SpawnRequest {
-            caller: Some(self.caller.clone()),
-            key: child.key,
-            workflow: Box::new(child.workflow),
-            input,
-            authority: child.authority,
-            on_failure: child.on_failure,
-            on_parent_exit: child.on_parent_exit,
-            on_budget_exhausted: child.on_budget_exhausted,
-        }));
+        let request = Request::Spawn(Box::new(child.into_request(Some(self.caller.clone()))));
         match self.ask(request).await? {
             Response::Submitted { run, attached } => Ok((run, attached)),
             other => Err(ControlError::Internal(format!(

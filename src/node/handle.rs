@@ -82,16 +82,7 @@ impl NodeHandle {
         &self,
         child: crate::executor::ChildSpec,
     ) -> Result<(RunId, bool), NodeError> {
-        let request = Request::Spawn(Box::new(crate::messages::control::SpawnRequest {
-            caller: None,
-            key: child.key,
-            workflow: Box::new(child.workflow),
-            input: child.input.map(|v| v.to_string()),
-            authority: child.authority,
-            on_failure: child.on_failure,
-            on_parent_exit: child.on_parent_exit,
-            on_budget_exhausted: child.on_budget_exhausted,
-        }));
+        let request = Request::Spawn(Box::new(child.into_request(None)));
         match self.request(request).await? {
             Response::Submitted { run, attached } => Ok((run, attached)),
             Response::Error(e) => Err(e.into()),

@@ -200,12 +200,7 @@ pub(crate) fn spawn(data_dir: &Path, args: SpawnArgs) -> ExitCode {
         if detach {
             return Ok(ExitCode::SUCCESS);
         }
-        let results = wait_all(&mut conn, data_dir, caller.as_ref(), &[run], false).await?;
-        Ok(if results.iter().all(|r| r.state == RunState::Succeeded) {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(EXIT_RUN_FAILED)
-        })
+        follow_one(&mut conn, data_dir, caller.as_ref(), run).await
     })
 }
 
@@ -252,12 +247,7 @@ pub(crate) fn delegate(data_dir: &Path, capability: String, args: SpawnArgs) -> 
         if detach {
             return Ok(ExitCode::SUCCESS);
         }
-        let results = wait_all(&mut conn, data_dir, caller.as_ref(), &[run], false).await?;
-        Ok(if results.iter().all(|r| r.state == RunState::Succeeded) {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(EXIT_RUN_FAILED)
-        })
+        follow_one(&mut conn, data_dir, caller.as_ref(), run).await
     })
 }
 
@@ -315,6 +305,21 @@ pub(crate) fn agents(data_dir: &Path, json: bool) -> ExitCode {
             );
         }
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `spawn` and `delegate` without `--detach`: waits for `run`; exit 0 if it succeeded.
+async fn follow_one(
+    conn: &mut Conn,
+    data_dir: &Path,
+    caller: Option<&Caller>,
+    run: RunId,
+) -> Result<ExitCode, Failed> {
+    let results = wait_all(conn, data_dir, caller, &[run], false).await?;
+    Ok(if results.iter().all(|r| r.state == RunState::Succeeded) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_RUN_FAILED)
     })
 }
 
