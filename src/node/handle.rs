@@ -107,16 +107,18 @@ impl NodeHandle {
     }
 
     /// Waits until the run is finished (and durably so); returns its final state. Woken by
-    /// the scheduler, no polling.
+    /// the scheduler once that run's end is durable ([`NodeContext::watch_run`]), no
+    /// polling, and no wake-up for other runs' ends.
     pub async fn wait_for_run(&self, run: RunId) -> Result<RunState, NodeError> {
-        use tokio::sync::broadcast::error::RecvError;
-        let mut finished = self.shared.finished_runs.subscribe();
         loop {
-            match self.request(Request::Run(run)).await? {
-                Response::Run(view) if view.summary.state.is_finished() => {
-                    return Ok(view.summary.state)
+            // Registered before looking, so an end between the look and the wait is not
+            // missed.
+            let finished = self.shared.watch_run(run);
+            match self.request(Request::Summary(run)).await? {
+                Response::Runs(v) if v.first().is_some_and(|s| s.state.is_finished()) => {
+                    return Ok(v[0].state)
                 }
-                Response::Run(_) => {}
+                Response::Runs(_) => {}
                 Response::Error(e) => return Err(e.into()),
                 other => {
                     return Err(NodeError::Unavailable(format!(
@@ -124,16 +126,8 @@ impl NodeHandle {
                     )))
                 }
             }
-            // Re-query after a lag or a scheduler restart; otherwise wait for our run.
-            loop {
-                match finished.recv().await {
-                    Ok((r, state)) if r == run => return Ok(state),
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(_)) => break,
-                    Err(RecvError::Closed) => {
-                        return Err(NodeError::Unavailable("the node stopped".into()))
-                    }
-                }
+            if finished.await.is_err() && self.is_stopped() {
+                return Err(NodeError::Unavailable("the node stopped".into()));
             }
         }
     }
