@@ -1356,3 +1356,41 @@ fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A budget escalation of a run that ends anyway (cancelled while it asks) is dropped: its
+/// waiter returns, and nobody is asked any more.
+#[test]
+fn a_budget_escalation_ends_with_its_run() {
+    let t = Tree::start();
+    t.workflow(
+        "spender.toml",
+        "name = \"spender\"\n[[task]]\nid = \"spend\"\nshell = '''echo '{\"tokens\": 15}' > \"$TROUPE_USAGE\"'''\n[[task]]\nid = \"after\"\ndepends_on = [\"spend\"]\nshell = 'true'\n",
+    );
+    let o = run_cmd_ok(
+        &t.dir,
+        &[
+            "spawn",
+            "--key",
+            "c",
+            "--budget",
+            "tokens=10",
+            "--on-budget-exhausted",
+            "ask",
+            "--detach",
+            t.path("spender.toml").to_str().unwrap(),
+        ],
+    );
+    let c = stdout(&o).trim().to_owned();
+    wait_for(|| t.tree(&c)[0]["asking"].is_string().then_some(()));
+    run_cmd_ok(&t.dir, &["cancel", &c]);
+    let v = wait_finished(&t.dir, &c, 60);
+    assert_eq!(v["state"], "cancelled", "{v}");
+    assert_eq!(t.tree(&c)[0]["asking"], Value::Null);
+    let o = run(&t.dir, &["wait", "--timeout", "20s", "--json", &c]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "not succeeded (not 124: it returned)"
+    );
+    assert!(stdout(&o).contains("\"cancelled\""), "{}", stdout(&o));
+}

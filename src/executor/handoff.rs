@@ -113,6 +113,12 @@ pub fn read_usage(path: &Path) -> Result<Counters, String> {
             ));
         }
         match v.as_f64().filter(|f| f.is_finite()) {
+            // Usage only grows: a negative figure would refund every ancestor's budget.
+            Some(f) if f < 0.0 => {
+                return Err(format!(
+                    "TROUPE_USAGE counter `{name}` is {f}; usage is 0 or more"
+                ))
+            }
             Some(f) => {
                 counters.insert(name, f);
             }
@@ -180,6 +186,13 @@ mod tests {
         assert!(read_usage(&p).unwrap_err().contains("found an array"));
         std::fs::write(&p, r#"{"a b": 1}"#).unwrap();
         assert!(read_usage(&p).unwrap_err().contains("counter name"));
+        // A negative figure would refund every ancestor's budget.
+        std::fs::write(&p, r#"{"tokens": -1000000}"#).unwrap();
+        let e = read_usage(&p).unwrap_err();
+        assert!(
+            e.contains("`tokens` is -1000000; usage is 0 or more"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -438,10 +438,11 @@ impl SchedulerState {
     /// the run was submitted (spawned).
     pub(crate) fn watch_wall_clock(&mut self, run: RunId) {
         let Some(r) = self.state.run(run) else { return };
-        if let Some(w) = r.lineage().and_then(|l| l.authority.wall_clock) {
-            if !r.state().is_finished() {
-                self.deadlines
-                    .insert((r.submitted_at().saturating_add(w), run));
+        if let Some(l) = r.lineage() {
+            if let Some(w) = l.authority.wall_clock {
+                if !r.state().is_finished() {
+                    self.deadlines.insert((l.spawned_at.saturating_add(w), run));
+                }
             }
         }
     }
@@ -458,10 +459,15 @@ impl SchedulerState {
             let Some(r) = self.state.run(run) else {
                 continue;
             };
-            let Some(limit) = r.lineage().and_then(|l| l.authority.wall_clock) else {
+            let Some(l) = r.lineage() else { continue };
+            let Some(limit) = l.authority.wall_clock else {
                 continue;
             };
-            let used = now.saturating_since(r.submitted_at()).as_secs_f64();
+            // Finished, or extended since this deadline was set: nothing to stop now.
+            if r.state().is_finished() || l.spawned_at.saturating_add(limit) > now {
+                continue;
+            }
+            let used = now.saturating_since(l.spawned_at).as_secs_f64();
             self.over_budget(Event::BudgetExhausted {
                 run,
                 counter: "wall_clock".into(),
@@ -501,6 +507,13 @@ impl SchedulerState {
                     tracing::error!(error = %e, "escalation refused by the fold");
                 }
             }
+            return;
+        }
+        if self
+            .state
+            .run(run)
+            .is_none_or(|r| r.state() != RunState::Running)
+        {
             return;
         }
         tracing::warn!(run_id = %run, ?event, "budget exhausted: stopping the subtree");

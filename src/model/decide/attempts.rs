@@ -127,6 +127,9 @@ pub fn attempt_close(
     let wf = r.workflow();
     let id = wf.task_id(task).clone();
     let mut events = Vec::new();
+    // Usage only grows (an in-process executor's negative figure would refund budgets).
+    let mut handed = handed;
+    handed.counters.retain(|_, v| v.is_finite() && *v >= 0.0);
     if !handed.counters.is_empty() {
         events.push(Event::AttemptUsage {
             run,

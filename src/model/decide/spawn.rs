@@ -317,7 +317,9 @@ pub fn budget_exhausted(state: &State, run: RunId) -> Option<Event> {
     let mut found = None;
     for r in state.ancestry(run) {
         let Some(l) = r.lineage() else { continue };
-        if r.state().is_finished() {
+        // A finished run is past stopping; one already asking a human is suspended: a run
+        // below it that is over its own limit is then the one to stop (or ask).
+        if r.state().is_finished() || l.asking.is_some() {
             continue;
         }
         if let Some((counter, used, limit)) =
