@@ -34,7 +34,8 @@
 //!   durable; `observe`: metrics, rollups, notices, published facts.
 //! - `commands/`: one file per command family; `attempts`: an attempt's end; `handoff`: the
 //!   expansion of mapped tasks (dynamic fan-out); `agents`: spawning child runs, tokens, and
-//!   the rules of agent trees (cancel cascade, escalation, budgets).
+//!   the rules of agent trees (cancel cascade, escalation); `budgets`: wall-clock
+//!   deadlines, subtrees over budget, escalations to a human.
 //! - `dispatch/`: fill (`mod`), the queue and parked heaps, slots, saga steps, timers.
 
 use std::sync::Arc;
@@ -51,6 +52,7 @@ use crate::model::Event;
 use crate::workers::WorkerLink;
 
 mod agents;
+mod budgets;
 mod attempts;
 mod commands;
 mod dispatch;
