@@ -106,12 +106,7 @@ impl Tree {
 
     /// `list --json`.
     fn runs(&self) -> Vec<Value> {
-        let o = run_cmd_ok(&self.dir, &["list", "--json"]);
-        serde_json::from_str::<Value>(&stdout(&o))
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
+        list_json(&self.dir)
     }
 
     /// The runs `list --json` shows with parent `run`.
@@ -132,9 +127,7 @@ impl Tree {
 
     /// The nodes of `tree RUN --json`.
     fn tree(&self, run: &str) -> Vec<Value> {
-        let o = run_cmd_ok(&self.dir, &["tree", run, "--json"]);
-        let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
-        v["nodes"].as_array().unwrap().clone()
+        tree_nodes(&self.dir, run)
     }
 
     fn state(&self, run: &str) -> String {

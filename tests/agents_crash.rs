@@ -77,19 +77,12 @@ impl Dirs {
 
     /// `list --json`.
     fn runs(&self) -> Vec<Value> {
-        let o = run_cmd_ok(&self.data, &["list", "--json"]);
-        serde_json::from_str::<Value>(&stdout(&o))
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
+        list_json(&self.data)
     }
 
     /// The nodes of `tree RUN --json`.
     fn tree(&self, run: &str) -> Vec<Value> {
-        let o = run_cmd_ok(&self.data, &["tree", run, "--json"]);
-        let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
-        v["nodes"].as_array().unwrap().clone()
+        tree_nodes(&self.data, run)
     }
 }
 

@@ -96,13 +96,6 @@ fn key_names(key: &str, name: &str) -> bool {
         .is_some_and(|h| h.len() == 12 && h.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-/// `troupe tree RUN --json`'s nodes.
-fn tree_nodes(data: &Path, run: &str) -> Vec<Value> {
-    let o = run_cmd_ok(data, &["tree", run, "--json"]);
-    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
-    v["nodes"].as_array().unwrap().clone()
-}
-
 fn tokens(counters: &Value) -> f64 {
     counters["tokens"].as_f64().unwrap_or(0.0)
 }

@@ -373,3 +373,20 @@ pub fn wait_gone(pid: i32) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `troupe list --json` of the node in `dir`.
+pub fn list_json(dir: &Path) -> Vec<Value> {
+    let o = run_cmd_ok(dir, &["list", "--json"]);
+    serde_json::from_str::<Value>(&stdout(&o))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The nodes of `troupe tree RUN --json`.
+pub fn tree_nodes(dir: &Path, run: &str) -> Vec<Value> {
+    let o = run_cmd_ok(dir, &["tree", run, "--json"]);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    v["nodes"].as_array().unwrap().clone()
+}

@@ -52,8 +52,8 @@ use crate::model::Event;
 use crate::workers::WorkerLink;
 
 mod agents;
-mod budgets;
 mod attempts;
+mod budgets;
 mod commands;
 mod dispatch;
 mod effects;
