@@ -23,6 +23,11 @@ enum HostMsg {
     Run(String, RpcReplyPort<Result<RunState, String>>),
 }
 
+// troupe's `cluster` feature (on by default) turns on ractor's, which removes ractor's
+// blanket `Message` impl: a host's own message types say they are messages.
+#[cfg(feature = "cluster")]
+impl ractor::Message for HostMsg {}
+
 impl Actor for Host {
     type Msg = HostMsg;
     type State = Option<NodeHandle>;

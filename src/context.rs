@@ -102,6 +102,8 @@ pub struct NodeContext {
     pub outputs: crate::read::outputs::Outputs,
     /// The read model: answers every read request.
     pub read: Arc<ReadModel>,
+    /// `[cluster]`'s secrets, read once at launch: (cookie, join tokens).
+    cluster_secrets: std::sync::OnceLock<(String, Vec<String>)>,
 }
 
 impl NodeContext {
@@ -161,7 +163,23 @@ impl NodeContext {
             feed,
             facts,
             read,
+            cluster_secrets: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sets `[cluster]`'s secrets (the node's launch, once).
+    pub(crate) fn set_cluster_secrets(&self, cookie: String, tokens: Vec<String>) {
+        let _ = self.cluster_secrets.set((cookie, tokens));
+    }
+
+    /// The cluster cookie (empty without `[cluster]`).
+    pub fn cluster_cookie(&self) -> &str {
+        self.cluster_secrets.get().map_or("", |s| s.0.as_str())
+    }
+
+    /// The join tokens a worker may show (none without `[cluster]`).
+    pub fn join_tokens(&self) -> &[String] {
+        self.cluster_secrets.get().map_or(&[], |s| s.1.as_slice())
     }
 
     /// Registers `journal` as the current journal actor (its start function, on every

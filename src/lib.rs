@@ -76,6 +76,7 @@
 pub mod actors;
 pub mod bench;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod context;
 pub mod executor;

@@ -34,6 +34,9 @@ enum WorkerMsg {
     Stop(Option<String>),
 }
 
+#[cfg(feature = "cluster")]
+impl ractor::Message for WorkerMsg {}
+
 impl Actor for Worker {
     type Msg = WorkerMsg;
     type State = ();

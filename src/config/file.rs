@@ -50,6 +50,8 @@ pub struct NodeFile {
     pub agents: Option<crate::model::authority::AuthorityAsk>,
     /// `[[agent]]`, in file order.
     pub agent_registry: Vec<crate::model::routing::AgentSpec>,
+    /// `[cluster]`.
+    pub cluster: Option<super::ClusterConfig>,
 }
 
 impl NodeFile {
@@ -102,6 +104,9 @@ impl NodeFile {
         }
         cfg.webhooks = self.webhooks;
         cfg.agent_registry = self.agent_registry;
+        if self.cluster.is_some() {
+            cfg.cluster = self.cluster;
+        }
         if let Some(a) = self.agents {
             cfg.agents =
                 crate::model::authority::Authority::default().narrow(&a, &Default::default());

@@ -77,6 +77,7 @@ use std::path::{Path, PathBuf};
 use crate::layout::DataDir;
 
 mod approval;
+mod cluster;
 mod env;
 mod file;
 mod health;
@@ -89,6 +90,7 @@ mod values;
 mod webhooks;
 
 pub use approval::{apply_rules, ApprovalRule, DEFAULT_APPROVAL_TIMEOUT};
+pub use cluster::{read_secret, read_tokens, ClusterConfig, TlsFiles, DEFAULT_HEARTBEAT};
 pub use env::{apply_env, ENV_OVERRIDES};
 pub use file::NodeFile;
 pub use health::HealthThresholds;

@@ -87,6 +87,8 @@ pub struct NodeConfig {
     pub agents: crate::model::authority::Authority,
     /// `[[agent]]`: the agent registry `troupe delegate` routes to (default none).
     pub agent_registry: Vec<crate::model::routing::AgentSpec>,
+    /// `[cluster]`: accept remote worker nodes (default off; docs/cluster.md).
+    pub cluster: Option<super::ClusterConfig>,
 }
 
 impl NodeConfig {
@@ -114,6 +116,7 @@ impl NodeConfig {
             pools: std::collections::BTreeMap::new(),
             agents: crate::model::authority::Authority::default(),
             agent_registry: Vec::new(),
+            cluster: None,
         }
     }
 

@@ -121,6 +121,12 @@ pub fn parse(text: &str, name: &str) -> Result<NodeFile, ConfigError> {
         }
     }
     super::webhooks::check(&p, &raw.webhooks, &mut out)?;
+    if let Some(c) = &raw.cluster {
+        let base = std::path::Path::new(name)
+            .parent()
+            .unwrap_or(std::path::Path::new(""));
+        out.cluster = super::cluster::check(&p, c, base)?;
+    }
     if let Some(a) = &raw.agents {
         let ask = a.get_ref().clone().into_ask();
         ask.check()

@@ -26,6 +26,8 @@ pub(super) struct Raw {
     /// `[[agent]]`: the agent registry (`troupe delegate`).
     #[serde(default)]
     pub(super) agent: Vec<Spanned<RawAgent>>,
+    /// `[cluster]`: remote worker nodes.
+    pub(super) cluster: Option<Spanned<super::cluster::RawCluster>>,
 }
 
 #[derive(Deserialize)]

@@ -29,6 +29,8 @@ pub enum SchedulerMsg {
     Persisted(Result<Range<Seq>, AppendError>),
     /// An attempt ended (or a worker reports it could not run it).
     AttemptEnded(AttemptReport),
+    /// A message from a worker node, through the cluster gateway.
+    Cluster(crate::cluster::wire::ToCoordinator),
     /// A worker actor started (first start or restart) and is free.
     WorkerUp {
         /// Its slot (0-based index among the node's workers).
@@ -81,7 +83,7 @@ pub enum SchedulerMsg {
 }
 
 /// What an attempt runs: the task's `command`, or (saga) its `compensate`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum AttemptKind {
     /// A forward attempt of the task.
     Forward,
@@ -101,7 +103,7 @@ impl AttemptKind {
 }
 
 /// How an attempt ended, as the worker saw it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum AttemptOutcome {
     /// Exit status 0 (or an in-process task returned `Ok`), and the gate (if any) accepted.
     Succeeded {
@@ -131,7 +133,7 @@ pub enum AttemptOutcome {
 /// Names one attempt everywhere: the order, the report, its log and pid files, metrics. An
 /// attempt number is never reused for a (run, task, kind), so an id is unique in a journal:
 /// a late report of an older attempt cannot be mistaken for the current one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct AttemptId {
     /// The run.
     pub run: RunId,
@@ -209,6 +211,12 @@ impl ReportPort {
             slot,
             reply_to: Some(reply_to),
         }
+    }
+
+    /// The attempt's end will come another way (a worker node reports it over the wire):
+    /// dropping this port reports nothing.
+    pub fn forget(mut self) {
+        self.reply_to = None;
     }
 
     /// Reports how the attempt ended.

@@ -26,7 +26,8 @@ use super::workflow::Workflow;
 /// | 2 | task spec gains `labels` and `compensate_retry`, `[defaults]` gains `compensate_retry` (old workflows decode with both empty) |
 /// | 3 | task spec gains `handoff` (`max_output`, `gate`, `for_each`), `[defaults]` gains `max_output` (old workflows decode with none); events `task_output`, `attempt_usage`, `task_expanded` and four failure kinds appended |
 /// | 4 | workflow spec gains `delegation` (`output`, `[authority]`; old workflows decode with none); events `run_spawned`, `spawn_refused`, `budget_exhausted`, `escalation_requested`, `escalation_decided`, failure kind `child_failed` and run state `budget_exhausted` appended |
-pub const EVENT_SCHEMA_VERSION: u16 = 4;
+/// | 5 | the snapshot's state gains the cluster's membership and placements (snapshots of 4 decode with none); events `node_joined`, `node_lost`, `node_draining`, `node_left`, `join_refused`, `attempt_placed` and `result_rejected` appended |
+pub const EVENT_SCHEMA_VERSION: u16 = 5;
 
 /// Named usage counters an attempt reports through `TROUPE_USAGE` (tokens, cost, ...):
 /// counter name → value. Sorted by name, so sums and printing are deterministic.
@@ -498,6 +499,83 @@ pub enum Event {
         /// Counter → amount added to the run's budget (budget escalations).
         extend: Counters,
     },
+    /// A worker node joined the cluster and was given a new lease `epoch` (every join gets
+    /// one, unique in the journal: the fencing token of its attempts).
+    NodeJoined {
+        /// The worker's persistent node id.
+        node: String,
+        /// The lease's epoch.
+        epoch: u64,
+        /// The worker's address as the coordinator saw it (or its host name).
+        addr: String,
+        /// Attempts it runs at once.
+        slots: u32,
+        /// Its labels (`node_labels` of a task must all be among them).
+        labels: Vec<String>,
+    },
+    /// A worker's lease ended without it leaving: not heard from for 2× the heartbeat, or it
+    /// came back without its attempts. Its running attempts are closed as interrupted.
+    NodeLost {
+        /// The node.
+        node: String,
+        /// The lease that ended.
+        epoch: u64,
+        /// Why, for people.
+        reason: String,
+    },
+    /// `troupe drain NODE`: no new attempts go to the node.
+    NodeDraining {
+        /// The node.
+        node: String,
+    },
+    /// A worker left on its own (it stopped after draining or was asked to stop).
+    NodeLeft {
+        /// The node.
+        node: String,
+        /// The lease that ended.
+        epoch: u64,
+    },
+    /// A worker asked to join and was refused (unknown join token, another protocol).
+    JoinRefused {
+        /// The node id it gave.
+        node: String,
+        /// Its address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The attempt just started runs on a worker node under lease `epoch` (attempts on the
+    /// coordinator's own workers, the node `local`, have no such event).
+    AttemptPlaced {
+        /// Run of the task.
+        run: RunId,
+        /// The task.
+        task: TaskId,
+        /// Attempt number.
+        attempt: u32,
+        /// The node.
+        node: String,
+        /// Its lease when the attempt was placed: only a result under this lease counts.
+        epoch: u64,
+    },
+    /// A result arrived from a node whose lease no longer holds the attempt (it was lost,
+    /// or the attempt was closed meanwhile): ignored, and never changes the task.
+    ResultRejected {
+        /// Run of the task.
+        run: RunId,
+        /// The task.
+        task: TaskId,
+        /// Attempt number.
+        attempt: u32,
+        /// The node that sent it.
+        node: String,
+        /// The lease it was sent under.
+        epoch: u64,
+        /// How the attempt said it ended (`succeeded`, `failed`, `terminated`).
+        outcome: String,
+        /// Why it was rejected.
+        reason: String,
+    },
 }
 
 /// Who spawned a run, with what, under which authority: the body of [`Event::RunSpawned`].
@@ -609,7 +687,7 @@ impl OnParentExit {
 
 impl Event {
     /// Every event type name, in variant order (the `type` field of `events --json`).
-    pub const TYPE_NAMES: [&'static str; 29] = [
+    pub const TYPE_NAMES: [&'static str; 36] = [
         "run_submitted",
         "attempt_started",
         "task_succeeded",
@@ -639,6 +717,13 @@ impl Event {
         "budget_exhausted",
         "escalation_requested",
         "escalation_decided",
+        "node_joined",
+        "node_lost",
+        "node_draining",
+        "node_left",
+        "join_refused",
+        "attempt_placed",
+        "result_rejected",
     ];
 
     /// The snake_case type name (`task_succeeded`, ...).
@@ -677,6 +762,13 @@ impl Event {
             Event::BudgetExhausted { .. } => 26,
             Event::EscalationRequested { .. } => 27,
             Event::EscalationDecided { .. } => 28,
+            Event::NodeJoined { .. } => 29,
+            Event::NodeLost { .. } => 30,
+            Event::NodeDraining { .. } => 31,
+            Event::NodeLeft { .. } => 32,
+            Event::JoinRefused { .. } => 33,
+            Event::AttemptPlaced { .. } => 34,
+            Event::ResultRejected { .. } => 35,
         }
     }
 
@@ -708,9 +800,17 @@ impl Event {
             | Event::RunSpawned { run, .. }
             | Event::BudgetExhausted { run, .. }
             | Event::EscalationRequested { run, .. }
-            | Event::EscalationDecided { run, .. } => Some(*run),
+            | Event::EscalationDecided { run, .. }
+            | Event::AttemptPlaced { run, .. }
+            | Event::ResultRejected { run, .. } => Some(*run),
             Event::SpawnRefused { parent, .. } => *parent,
-            Event::NodeHalted { .. } | Event::NodeUnhalted => None,
+            Event::NodeHalted { .. }
+            | Event::NodeUnhalted
+            | Event::NodeJoined { .. }
+            | Event::NodeLost { .. }
+            | Event::NodeDraining { .. }
+            | Event::NodeLeft { .. }
+            | Event::JoinRefused { .. } => None,
         }
     }
 
@@ -734,7 +834,9 @@ impl Event {
             | Event::CompensationRetried { task, .. }
             | Event::TaskOutput { task, .. }
             | Event::AttemptUsage { task, .. }
-            | Event::TaskExpanded { task, .. } => Some(task),
+            | Event::TaskExpanded { task, .. }
+            | Event::AttemptPlaced { task, .. }
+            | Event::ResultRejected { task, .. } => Some(task),
             Event::SpawnRefused { task, .. } => task.as_ref(),
             Event::RunSubmitted { .. }
             | Event::RunSpawned { .. }
@@ -745,7 +847,12 @@ impl Event {
             | Event::RunSuspended { .. }
             | Event::RunResumed { .. }
             | Event::NodeHalted { .. }
-            | Event::NodeUnhalted => None,
+            | Event::NodeUnhalted
+            | Event::NodeJoined { .. }
+            | Event::NodeLost { .. }
+            | Event::NodeDraining { .. }
+            | Event::NodeLeft { .. }
+            | Event::JoinRefused { .. } => None,
         }
     }
 
@@ -760,7 +867,9 @@ impl Event {
             | Event::CompensationSucceeded { attempt, .. }
             | Event::CompensationFailed { attempt, .. }
             | Event::TaskOutput { attempt, .. }
-            | Event::AttemptUsage { attempt, .. } => Some(*attempt),
+            | Event::AttemptUsage { attempt, .. }
+            | Event::AttemptPlaced { attempt, .. }
+            | Event::ResultRejected { attempt, .. } => Some(*attempt),
             _ => None,
         }
     }

@@ -61,7 +61,9 @@ pub use run::RunState;
 pub use spec::{
     Command, Expansion, Handoff, Problem, SpecError, TaskDefaults, TaskSpec, WorkflowSpec,
 };
-pub use state::{ApplyError, Change, Compensation, Run, State, Task};
+pub use state::{
+    ApplyError, Change, Cluster, Compensation, Membership, NodeRecord, Run, State, Task,
+};
 pub use task::{CompensationState, TaskState};
 pub use time::Timestamp;
 pub use workflow::Workflow;

@@ -7,7 +7,8 @@
 //! ├── workers      supervisor (one_for_one) of `workers` worker actors
 //! ├── approvals    approval gate: pending requests, expiry
 //! ├── metrics      health watch (health_changed webhooks), retention of rollups and logs
-//! └── control      Unix socket server (DATA_DIR/troupe.sock), optional
+//! ├── control      Unix socket server (DATA_DIR/troupe.sock), optional
+//! └── cluster      gateway of remote worker nodes (`[cluster]`, the `cluster` feature)
 //! ```
 //! Beside the tree: the HTTP endpoints (`/metrics`, `/healthz`, `/readyz` on `http_addr`,
 //! bound before anything starts) and the webhook sender. rest_for_one: if the journal
@@ -223,6 +224,22 @@ impl Node {
             self.config.data_dir = abs;
         }
         Self::prepare_data_dir(&self.config)?;
+        let secrets = match &self.config.cluster {
+            Some(c) => {
+                if cfg!(not(feature = "cluster")) {
+                    return Err(NodeError::Spawn(
+                        "[cluster] is set but this build has no `cluster` feature".into(),
+                    ));
+                }
+                c.check_exposure().map_err(NodeError::Spawn)?;
+                let cookie = crate::config::read_secret(&c.cookie_file, "cookie_file")
+                    .map_err(NodeError::Spawn)?;
+                let tokens =
+                    crate::config::read_tokens(&c.join_tokens_file).map_err(NodeError::Spawn)?;
+                Some((cookie, tokens))
+            }
+            None => None,
+        };
         // Bind first: a port in use stops the node before it touches the journal.
         let http = match self.config.http_addr {
             Some(addr) => Some(
@@ -265,6 +282,9 @@ impl Node {
             facts,
             read,
         ));
+        if let Some((cookie, tokens)) = secrets {
+            shared.set_cluster_secrets(cookie, tokens);
+        }
         let spec = root_spec(&shared);
         let spawned = match parent {
             Some(p) => Supervisor::spawn_linked(None, spec, p).await,

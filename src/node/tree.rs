@@ -166,6 +166,25 @@ pub(super) fn root_spec(shared: &Arc<NodeContext>) -> SupervisorSpec {
             }),
         });
     }
+    #[cfg(feature = "cluster")]
+    if cfg.cluster.is_some() {
+        let sh = Arc::clone(shared);
+        children.push(ChildSpec {
+            id: "cluster".into(),
+            restart: Restart::Permanent,
+            shutdown: Duration::from_secs(2),
+            start: Arc::new(move |sup: ActorCell| {
+                let sh = Arc::clone(&sh);
+                Box::pin(async move {
+                    let gateway = crate::cluster::gateway::Gateway { shared: sh };
+                    let (a, _) = Actor::spawn_linked(None, gateway, (), sup)
+                        .await
+                        .map_err(spawn_err)?;
+                    Ok(a.get_cell())
+                })
+            }),
+        });
+    }
     SupervisorSpec {
         strategy: Strategy::RestForOne,
         intensity: cfg.intensity,

@@ -52,6 +52,8 @@ pub struct WriteFacts {
     /// Usage counters running attempts reported so far (`TROUPE_USAGE`, read while they
     /// run); journaled only at their end, so only the worker side knows them meanwhile.
     live_usage: Mutex<HashMap<(RunId, TaskIndex), (u32, Counters)>>,
+    /// The cluster's nodes with what the scheduler heard (`troupe nodes`).
+    nodes: Mutex<Vec<crate::messages::control::NodeInfo>>,
 }
 
 impl Default for WriteFacts {
@@ -66,11 +68,22 @@ impl Default for WriteFacts {
             draining: AtomicBool::new(false),
             lingering: Mutex::new(Vec::new()),
             live_usage: Mutex::new(HashMap::new()),
+            nodes: Mutex::new(Vec::new()),
         }
     }
 }
 
 impl WriteFacts {
+    /// Publishes the cluster's nodes.
+    pub fn set_nodes(&self, nodes: Vec<crate::messages::control::NodeInfo>) {
+        *self.nodes.lock().expect("nodes lock") = nodes;
+    }
+
+    /// The cluster's nodes as last published.
+    pub fn nodes(&self) -> Vec<crate::messages::control::NodeInfo> {
+        self.nodes.lock().expect("nodes lock").clone()
+    }
+
     /// Attempt `attempt` of `task` reported `counters` so far (`None`: it ended). An older
     /// attempt (cancelled, still in its grace period) neither overwrites nor clears a newer
     /// one's figures.

@@ -37,6 +37,7 @@ pub fn is_read(request: &Request) -> bool {
             | Request::Result(_)
             | Request::Tree(_)
             | Request::Agents
+            | Request::Nodes
     )
 }
 
@@ -103,7 +104,7 @@ pub async fn answer(model: &ReadModel, request: &Request) -> Option<Response> {
     // running scheduler; run views only need the journal's truth.
     let write_side = matches!(
         request,
-        Request::Node | Request::Queue { .. } | Request::Dashboard { .. }
+        Request::Node | Request::Queue { .. } | Request::Dashboard { .. } | Request::Nodes
     );
     if let Err(e) = model.fresh(write_side).await {
         return Some(Response::Error(e));
@@ -119,8 +120,13 @@ pub fn view(model: &ReadModel, request: &Request) -> Response {
     let not_found = |run: RunId| Response::Error(ControlError::NotFound(format!("no run {run}")));
     match *request {
         Request::Node => Response::Node(node_view(&p, facts, cx)),
+        Request::Nodes => Response::Nodes(facts.nodes()),
         Request::Run(run) => match p.state.run(run) {
-            Some(r) => Response::Run(Box::new(run_view(r, Some(facts)))),
+            Some(r) => {
+                let mut v = run_view(r, Some(facts));
+                crate::read::views::with_nodes(&mut v, run, p.state.cluster());
+                Response::Run(Box::new(v))
+            }
             None => not_found(run),
         },
         Request::Summary(run) => match p.state.run(run) {

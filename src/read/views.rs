@@ -62,6 +62,18 @@ pub fn run_summary(r: &Run) -> RunSummary {
     }
 }
 
+/// Names the worker node of each task whose latest attempt was placed on one (the rest
+/// keep `local`).
+pub fn with_nodes(view: &mut RunView, run: crate::model::RunId, cluster: &crate::model::Cluster) {
+    for (i, t) in view.tasks.iter_mut().enumerate() {
+        if let Some((attempt, node, _)) = cluster.placement(run, i as TaskIndex) {
+            if attempt == t.attempts {
+                t.node = Some(node.to_owned());
+            }
+        }
+    }
+}
+
 /// The run with every task, as `status RUN` and `tasks RUN` show it.
 /// `facts` (the live node's) adds what running attempts reported so far to their usage.
 pub fn run_view(r: &Run, facts: Option<&WriteFacts>) -> RunView {
@@ -110,6 +122,7 @@ pub fn run_view(r: &Run, facts: Option<&WriteFacts>) -> RunView {
                     retry_at: c.retry_at,
                     last_failure: c.last_failure.as_ref().map(|f| f.to_string()),
                 }),
+                node: (t.attempts > 0).then(|| "local".to_owned()),
             }
         })
         .collect();

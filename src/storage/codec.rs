@@ -26,8 +26,9 @@ pub const FORMAT_VERSION: u8 = 1;
 /// Schema version of the snapshot payload ([`State`]).
 /// Versions as for events ([`EVENT_SCHEMA_VERSION`]): 2 added the spec fields of event
 /// schema 2 to the workflows a snapshot holds; 3 those of event schema 3 and each run's
-/// usage counters; 4 those of event schema 4 and each run's lineage (agents).
-pub const SNAPSHOT_SCHEMA_VERSION: u16 = 4;
+/// usage counters; 4 those of event schema 4 and each run's lineage (agents); 5 the
+/// cluster (worker nodes, remote placements).
+pub const SNAPSHOT_SCHEMA_VERSION: u16 = 5;
 /// Envelope header length in bytes.
 pub const HEADER_LEN: usize = 7;
 /// Largest payload the decoder will allocate for (1 GiB): a corrupt length prefix cannot

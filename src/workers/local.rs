@@ -43,6 +43,26 @@ impl LocalPool {
         }
     }
 
+    /// Slots with an idle worker.
+    pub fn free_count(&self) -> u32 {
+        self.free.len() as u32
+    }
+
+    /// Slots (worker actors) in the pool.
+    pub fn len(&self) -> u32 {
+        self.workers.len() as u32
+    }
+
+    /// Whether the pool has no slots.
+    pub fn is_empty(&self) -> bool {
+        self.workers.is_empty()
+    }
+
+    /// Slots holding an attempt.
+    pub fn busy_count(&self) -> u32 {
+        self.busy.iter().filter(|b| b.is_some()).count() as u32
+    }
+
     /// Some live worker (test hooks).
     pub fn any_worker(&self) -> Option<ActorRef<WorkerMsg>> {
         self.workers.iter().flatten().next().cloned()
@@ -61,7 +81,7 @@ impl WorkerLink for LocalPool {
     /// A free slot whose worker is alive. A worker that died is not given work: its slot
     /// comes back with the restarted worker's `WorkerUp` (an order sent to it would only
     /// come back interrupted).
-    fn reserve(&mut self, attempt: AttemptId) -> Option<Slot> {
+    fn reserve(&mut self, attempt: AttemptId, _needs: &[String]) -> Option<Slot> {
         while let Some(slot) = self.free.pop() {
             let i = slot as usize;
             let alive = self.workers[i].as_ref().is_some_and(|w| {

@@ -3,7 +3,10 @@
 //! process today; a process on another machine later) is not the dispatch logic's concern.
 //!
 //! # Layout
-//! - [`local`]: the node's own pool of worker actors, one per slot.
+//! - [`local`]: the node's own pool of worker actors, one per slot (the node `local`).
+//! - [`remote`]: worker nodes on other machines (docs/cluster.md).
+//! - this file: the contract, and [`Workers`], both behind one link: the scheduler's
+//!   dispatch does not know which it uses.
 //!
 //! # The contract
 //! - A slot is reserved for one attempt ([`WorkerLink::reserve`]) when the scheduler decides
@@ -19,10 +22,12 @@
 //!   slot takes another attempt while the waiting one runs on, uncounted, until it ends.
 
 pub mod local;
+pub mod remote;
 
-use crate::messages::scheduler::{AttemptId, AttemptOrder};
+use crate::messages::scheduler::{AttemptId, AttemptKind, AttemptOrder};
 
 pub use local::LocalPool;
+pub use remote::{RemoteNode, RemoteNodes};
 
 pub use crate::messages::scheduler::Slot;
 
@@ -31,8 +36,9 @@ pub trait WorkerLink: Send + 'static {
     /// Whether some slot could take an attempt now.
     fn has_free(&self) -> bool;
 
-    /// Reserves a free slot for `attempt`, if any.
-    fn reserve(&mut self, attempt: AttemptId) -> Option<Slot>;
+    /// Reserves a free slot for `attempt` on a node whose labels include all of `needs`,
+    /// if any.
+    fn reserve(&mut self, attempt: AttemptId, needs: &[String]) -> Option<Slot>;
 
     /// Gives back a slot reserved for an attempt that will not start after all.
     fn unreserve(&mut self, slot: Slot);
@@ -51,4 +57,85 @@ pub trait WorkerLink: Send + 'static {
     /// attempts from now on while it runs on without one (an agent blocked in `troupe wait`
     /// must not hold a slot its own children need). Its later report frees nothing.
     fn lend(&mut self, slot: Slot, attempt: AttemptId);
+}
+
+/// The node's own pool and the worker nodes, behind one [`WorkerLink`]. An attempt goes to
+/// whichever has the most free slots (the local pool on a tie). Compensations, and with
+/// `[cluster] run_local = false` nothing else, run on the local pool; a task with
+/// `node_labels` runs only on a worker node that has them all.
+#[derive(Debug)]
+pub struct Workers {
+    /// The node `local`.
+    pub local: LocalPool,
+    /// Worker nodes.
+    pub remote: RemoteNodes,
+    /// Whether the local pool takes forward attempts.
+    pub run_local: bool,
+}
+
+impl Workers {
+    /// The node and lease a slot stands for (`None`: the local pool).
+    pub fn placement(&self, slot: Slot) -> Option<(String, u64)> {
+        let n = self.remote.node(RemoteNodes::of(slot)?);
+        Some((n.id.clone(), n.epoch))
+    }
+}
+
+impl WorkerLink for Workers {
+    fn has_free(&self) -> bool {
+        self.local.has_free() || self.remote.free() > 0
+    }
+
+    fn reserve(&mut self, attempt: AttemptId, needs: &[String]) -> Option<Slot> {
+        let local_ok =
+            needs.is_empty() && (self.run_local || attempt.kind == AttemptKind::Compensation);
+        let remote = if attempt.kind == AttemptKind::Forward {
+            self.remote.best(needs)
+        } else {
+            None
+        };
+        match remote {
+            Some((i, free)) if !local_ok || free > self.local.free_count() => {
+                Some(self.remote.reserve(i, attempt))
+            }
+            _ if local_ok => self.local.reserve(attempt, needs),
+            _ => None,
+        }
+    }
+
+    fn unreserve(&mut self, slot: Slot) {
+        match RemoteNodes::of(slot) {
+            // The attempt id is not known here: the scheduler releases it by id.
+            Some(_) => {}
+            None => self.local.unreserve(slot),
+        }
+    }
+
+    fn dispatch(&mut self, slot: Slot, order: AttemptOrder) {
+        match RemoteNodes::of(slot) {
+            Some(i) => self.remote.dispatch(i, order),
+            None => self.local.dispatch(slot, order),
+        }
+    }
+
+    fn terminate(&mut self, slot: Slot, attempt: AttemptId, kill: bool) {
+        match RemoteNodes::of(slot) {
+            Some(i) => self.remote.terminate(i, attempt, kill),
+            None => self.local.terminate(slot, attempt, kill),
+        }
+    }
+
+    fn release(&mut self, slot: Slot, attempt: AttemptId) {
+        match RemoteNodes::of(slot) {
+            Some(i) => self.remote.release(i, attempt),
+            None => self.local.release(slot, attempt),
+        }
+    }
+
+    fn lend(&mut self, slot: Slot, attempt: AttemptId) {
+        match RemoteNodes::of(slot) {
+            Some(i) => self.remote.release(i, attempt),
+            None => self.local.lend(slot, attempt),
+        }
+    }
 }

@@ -45,6 +45,8 @@ pub(crate) enum Effect {
     Expand(RunId, crate::model::TaskIndex),
     /// Add durable usage of an agent tree to `troupe_budget_used_total`.
     BudgetUsed(crate::model::Counters),
+    /// Send a message to a worker node.
+    Wire(super::cluster::Wire),
 }
 
 impl SchedulerState {
@@ -107,6 +109,9 @@ impl SchedulerState {
                 }
                 Effect::Usage(pool, counters) => self.metrics.task_usage(&pool, &counters),
                 Effect::BudgetUsed(counters) => self.metrics.budget_used(&counters),
+                Effect::Wire(w) => {
+                    self.workers.remote.node_mut(w.node).send(w.message);
+                }
                 Effect::Expand(run, task) => {
                     self.expand_mapped(run, task);
                     self.schedule_flush(myself);

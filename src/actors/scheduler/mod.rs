@@ -37,6 +37,7 @@
 //!   the rules of agent trees (cancel cascade, escalation); `budgets`: wall-clock
 //!   deadlines, subtrees over budget, escalations to a human.
 //! - `dispatch/`: fill (`mod`), the queue and parked heaps, slots, saga steps, timers.
+//! - `cluster`: worker nodes' joins, leases, results and their fencing, draining.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +55,7 @@ use crate::workers::WorkerLink;
 mod agents;
 mod attempts;
 mod budgets;
+mod cluster;
 mod commands;
 mod dispatch;
 mod effects;
@@ -128,7 +130,11 @@ impl Actor for Scheduler {
                 }
             },
             SchedulerMsg::AttemptEnded(report) => s.attempt_ended(report),
-            SchedulerMsg::WorkerUp { slot, worker } => s.workers.worker_up(slot, worker),
+            SchedulerMsg::Cluster(m) => {
+                s.cluster_message(m);
+                s.publish_nodes();
+            }
+            SchedulerMsg::WorkerUp { slot, worker } => s.workers.local.worker_up(slot, worker),
             SchedulerMsg::Waiting { run, task, attempt } => s.waiting(run, task, attempt),
             SchedulerMsg::Tick => {
                 let stop = self.shared.stop_file().exists();
@@ -140,6 +146,8 @@ impl Actor for Scheduler {
                 self.shared.facts.set_stop_file(stop);
                 s.due_timers();
                 s.due_deadlines();
+                s.check_leases();
+                s.publish_nodes();
             }
             SchedulerMsg::Request { request, reply } => match request {
                 Request::Submit(workflow) => {
@@ -188,7 +196,7 @@ impl Actor for Scheduler {
                     panic!("test hook: scheduler panics")
                 }
                 Request::InjectPanic(actor) if actor == "worker" => {
-                    let worker = s.workers.any_worker();
+                    let worker = s.workers.local.any_worker();
                     let response = match worker {
                         Some(w) => {
                             let _ = w.cast(WorkerMsg::Panic);

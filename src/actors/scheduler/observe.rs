@@ -139,6 +139,13 @@ impl SchedulerState {
 
     /// Publishes the facts only the write side has: slots held, and the attempts the
     /// journal closed that still hold one (recomputed only when they may have changed).
+    /// Publishes the cluster's nodes (`troupe nodes`), if the node has `[cluster]`.
+    pub(crate) fn publish_nodes(&self) {
+        if self.shared.config.cluster.is_some() {
+            self.shared.facts.set_nodes(self.node_infos());
+        }
+    }
+
     pub(crate) fn publish_facts(&mut self) {
         let facts = &self.shared.facts;
         facts.set_in_flight(self.running.len() as u32);

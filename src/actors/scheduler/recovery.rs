@@ -22,7 +22,7 @@ use crate::model::rollup::RollupDelta;
 use crate::model::{Event, Failure, RunId, RunState, TaskIndex, TaskState};
 
 use super::*;
-use crate::workers::LocalPool;
+use crate::workers::{LocalPool, RemoteNodes, Workers};
 
 impl SchedulerState {
     /// Builds the state of a starting scheduler (see the module docs).
@@ -60,7 +60,11 @@ impl SchedulerState {
             node_pools: shared.config.pools.clone(),
             node_pool_load: HashMap::new(),
             node_parked: HashMap::new(),
-            workers: LocalPool::new(n),
+            workers: Workers {
+                local: LocalPool::new(n),
+                remote: RemoteNodes::new(shared.outputs.clone()),
+                run_local: shared.config.cluster.as_ref().is_none_or(|c| c.run_local),
+            },
             next_age: 0,
             stop_file: shared.stop_file().exists(),
             draining: false,
@@ -113,11 +117,15 @@ impl SchedulerState {
         for (run, task) in due {
             s.expand_mapped(run, task);
         }
+        // Attempts on worker nodes that still hold their lease stay theirs: the nodes
+        // reconnect and report them (or are lost).
+        let kept = s.restore_nodes();
         // Close attempts a previous node (or incarnation) left running, after terminating
         // whatever is left of their process groups (all at once: each may take the grace
         // period).
         let interrupted: Vec<_> = running_attempts(&s.state)
             .into_iter()
+            .filter(|a| !kept.contains(a))
             .map(|(run, task, attempt)| (run, task, attempt, AttemptKind::Forward))
             .chain(
                 running_compensations(&s.state)

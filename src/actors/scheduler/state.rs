@@ -17,7 +17,7 @@ use crate::messages::scheduler::{AttemptId, Slot};
 use crate::model::rollup::RollupDelta;
 use crate::model::{EventRecord, RunId, Seq, State, TaskIndex, Timestamp};
 use crate::webhooks::Notice;
-use crate::workers::LocalPool;
+use crate::workers::Workers;
 use compact_str::CompactString;
 
 /// An attempt dispatched (or about to be) to a worker.
@@ -78,8 +78,8 @@ pub struct SchedulerState {
     pub(super) node_pool_load: HashMap<String, u32>,
     /// Tasks blocked by a full node-wide pool, best first, by pool.
     pub(super) node_parked: HashMap<String, BinaryHeap<Entry>>,
-    /// Where attempts run (the node's worker actors).
-    pub(super) workers: LocalPool,
+    /// Where attempts run: the node's worker actors and the worker nodes.
+    pub(super) workers: Workers,
     /// Next enqueue counter (age).
     pub(super) next_age: u64,
     /// A `STOP` file exists in the data dir.

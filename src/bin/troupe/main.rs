@@ -151,6 +151,20 @@ enum Command {
     /// Start or stop the node serving DATA_DIR.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Run attempts for a coordinator on another machine (docs/cluster.md).
+    #[command(subcommand)]
+    Worker(WorkerCommand),
+    /// The cluster's nodes: id, address, slots, running, labels, last heartbeat, state.
+    Nodes {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send no new attempts to a worker node; returns once its running attempts ended.
+    Drain {
+        /// The node's id (`troupe nodes`).
+        node: String,
+    },
     /// Submit a workflow and follow it to its end (exit 0 if it succeeded, 1 if not). With no
     /// node serving DATA_DIR, runs one in this process until the run ends.
     Run {
@@ -486,6 +500,48 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum WorkerCommand {
+    /// Join the coordinator at ADDR:PORT and run its attempts until SIGTERM or SIGINT
+    /// (DATA_DIR holds this worker's node id, logs and result spool).
+    Start {
+        /// The coordinator's `[cluster] listen` address.
+        #[arg(long, value_name = "ADDR:PORT")]
+        join: String,
+        /// The cluster cookie (the coordinator's `cookie_file`; mode 0600).
+        #[arg(long, value_name = "FILE")]
+        cookie_file: PathBuf,
+        /// This worker's join token (one of the coordinator's `join_tokens_file` lines;
+        /// mode 0600).
+        #[arg(long, value_name = "FILE")]
+        token_file: PathBuf,
+        /// Attempts run at once (default: the number of CPUs).
+        #[arg(long)]
+        slots: Option<u32>,
+        /// Labels tasks can ask for with `node_labels` (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        labels: Vec<String>,
+        /// Dial a non-loopback address without TLS.
+        #[arg(long)]
+        insecure: bool,
+        /// This worker's certificate (PEM) for mutual TLS.
+        #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
+        tls_cert: Option<PathBuf>,
+        /// Its private key (PEM).
+        #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_ca"])]
+        tls_key: Option<PathBuf>,
+        /// The private CA (PEM) the coordinator's certificate must chain to.
+        #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_key"])]
+        tls_ca: Option<PathBuf>,
+        /// The name in the coordinator's certificate (default: the host of --join).
+        #[arg(long, value_name = "NAME")]
+        tls_server_name: Option<String>,
+        /// Give up when the first join is not answered within this (default 30s).
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+        join_timeout: std::time::Duration,
+    },
+}
+
+#[derive(Subcommand)]
 enum NodeCommand {
     /// Serve DATA_DIR until SIGTERM, SIGINT or `troupe node stop`; then stop dispatching,
     /// let running attempts finish within the grace period, and exit 0.
@@ -524,6 +580,10 @@ struct NodeArgs {
     /// 127.0.0.1:9479; `run` serves none unless configured).
     #[arg(long, value_name = "ADDR", value_parser = |s: &str| troupe::config::parse_http_addr(s).map(HttpAddrArg))]
     http_addr: Option<HttpAddrArg>,
+    /// Let `[cluster] listen` be a non-loopback address without TLS (the cookie handshake
+    /// alone authenticates; traffic is in the clear).
+    #[arg(long)]
+    insecure: bool,
 }
 
 /// `--http-addr`: an address or `off` (`None`).
@@ -541,6 +601,7 @@ impl NodeArgs {
             config: self.config,
             http_addr: self.http_addr.map(|a| a.0),
             serve_http,
+            insecure: self.insecure,
         }
     }
 }
@@ -723,6 +784,41 @@ fn main() -> ExitCode {
             )
         }
         Command::Agents { json } => cmd::agents::agents(&data_dir, json),
+        Command::Nodes { json } => cmd::cluster::nodes(&data_dir, json),
+        Command::Drain { node } => cmd::cluster::drain(&data_dir, node),
+        Command::Worker(WorkerCommand::Start {
+            join,
+            cookie_file,
+            token_file,
+            slots,
+            labels,
+            insecure,
+            tls_cert,
+            tls_key,
+            tls_ca,
+            tls_server_name,
+            join_timeout,
+        }) => cmd::cluster::worker_start(
+            &data_dir,
+            cmd::cluster::WorkerArgs {
+                join,
+                cookie_file,
+                token_file,
+                slots: slots.unwrap_or_else(|| {
+                    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+                }),
+                labels,
+                insecure,
+                tls: match (tls_cert, tls_key, tls_ca) {
+                    (Some(cert), Some(key), Some(ca)) => {
+                        Some(troupe::config::TlsFiles { cert, key, ca })
+                    }
+                    _ => None,
+                },
+                tls_server_name,
+                join_timeout,
+            },
+        ),
         Command::Tasks { run, json } => cmd::status::tasks(&data_dir, run, json),
         Command::Logs {
             target,

@@ -25,6 +25,8 @@ pub(crate) struct StartOptions {
     pub(crate) http_addr: Option<Option<std::net::SocketAddr>>,
     /// Serve HTTP on the default address unless configured otherwise (`node start`).
     pub(crate) serve_http: bool,
+    /// `--insecure`: `[cluster] listen` may be a non-loopback address without TLS.
+    pub(crate) insecure: bool,
 }
 
 /// The node's settings: built-in defaults, then `troupe.toml`, then `TROUPE_*` variables, then
@@ -62,6 +64,9 @@ pub(crate) fn node_config(data_dir: &Path, opts: &StartOptions) -> Result<NodeCo
     }
     if let Some(n) = opts.snapshot_every {
         cfg.snapshot_every = n;
+    }
+    if let Some(c) = cfg.cluster.as_mut() {
+        c.insecure = opts.insecure;
     }
     troupe::config::check_workers(cfg.workers.into()).map_err(|e| Failed {
         code: EXIT_INVALID,

@@ -30,7 +30,7 @@ pub use frame::{read_frame, read_frame_within, write_frame, FrameError};
 pub use views::*;
 
 /// Version of this protocol; both sides must agree (checked in the handshake).
-pub const PROTOCOL_VERSION: u16 = 6;
+pub const PROTOCOL_VERSION: u16 = 7;
 
 /// The first bytes of every [`Hello`]: rejects clients that are not speaking troupe at all.
 pub const MAGIC: [u8; 8] = *b"troupe\0\x01";
@@ -160,6 +160,11 @@ pub enum Command {
         /// Counter → amount added to the run's budget (a budget escalation).
         extend: crate::model::Counters,
     },
+    /// Send no new attempts to a worker node (`troupe drain NODE`).
+    Drain {
+        /// The node's id.
+        node: String,
+    },
     /// Grant the approval a task awaits (`troupe approve RUN/TASK --as NAME`).
     Approve {
         /// The run.
@@ -271,6 +276,8 @@ pub enum Request {
     Result(RunId),
     /// A run and all its descendants ([`Response::Tree`]): `troupe tree`.
     Tree(RunId),
+    /// The cluster's nodes ([`Response::Nodes`]): `troupe nodes`.
+    Nodes,
     /// Turn this connection into a stream: the node pushes responses as changes become
     /// durable, until the stream ends (see [`Subscription`]) or the client closes the
     /// connection. A subscriber that does not keep up is dropped with
@@ -429,6 +436,8 @@ pub enum Response {
     },
     /// Answer to [`Request::Agents`].
     Agents(Vec<crate::model::routing::AgentStats>),
+    /// Answer to [`Request::Nodes`]: `local` first, then worker nodes by id.
+    Nodes(Vec<views::NodeInfo>),
 }
 
 /// What `troupe delegate` sends.

@@ -226,6 +226,29 @@ pub struct NodeView {
     pub active_child_runs: u32,
 }
 
+/// One node of the cluster as `troupe nodes` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// `local` (the coordinator's own workers) or a worker's node id.
+    pub id: String,
+    /// Its address (`local`: none).
+    pub addr: String,
+    /// Attempts it runs at once.
+    pub slots: u32,
+    /// Attempts running on it now.
+    pub running: u32,
+    /// Its labels.
+    pub labels: Vec<String>,
+    /// When it was last heard from (`local`, and nodes not heard from since the
+    /// coordinator started: none).
+    pub last_heartbeat: Option<Timestamp>,
+    /// `joining`, `ready`, `suspect` (not heard from for over one heartbeat), `lost`,
+    /// `draining` or `left`.
+    pub state: String,
+    /// Its current (or last) lease epoch (`local`: 0).
+    pub epoch: u64,
+}
+
 /// A run in `list`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunSummary {
@@ -355,6 +378,9 @@ pub struct TaskView {
     pub compensate: Option<String>,
     /// The compensation's progress, once the run compensates and this step needs undoing.
     pub compensation: Option<CompensationView>,
+    /// The node its latest attempt ran (or runs) on: `local` or a worker's node id (`None`
+    /// before its first attempt).
+    pub node: Option<String>,
     /// The kind of the last failure (`exit`, `output_invalid`, `gate_failed`, ...; see
     /// [`crate::model::Failure::kind`]).
     pub last_failure_kind: Option<String>,

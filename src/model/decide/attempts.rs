@@ -89,7 +89,7 @@ pub fn attempt_end(
 }
 
 /// What a forward attempt hands on besides how it ended (see [`attempt_close`]).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Handed {
     /// Its output as compact JSON text (already checked: one JSON value within
     /// `max_output`); `None`: it wrote none (`null`).

@@ -22,7 +22,8 @@
 //!   success, failure), `operator.rs` (cancel, suspend, resume, retry), `approvals.rs`,
 //!   `compensation.rs` (saga undo), `halt.rs` (`node_halted`, `node_unhalted`), `handoff.rs`
 //!   (`task_output`, `attempt_usage`, `task_expanded`: outputs, usage, dynamic fan-out),
-//!   `lineage.rs` (`run_spawned`, `spawn_refused`, `budget_exhausted`: agent trees).
+//!   `lineage.rs` (`run_spawned`, `spawn_refused`, `budget_exhausted`: agent trees),
+//!   `cluster.rs` (worker nodes' membership, attempt placements).
 //! - `require.rs`: the preconditions the families share; `transition.rs`: the moves they share
 //!   (set a state, settle a task, end a run); `invariants.rs`: what every reachable state
 //!   satisfies.
@@ -38,6 +39,7 @@ use super::time::Timestamp;
 mod approvals;
 mod attempts;
 mod change;
+mod cluster;
 mod compensation;
 mod error;
 mod halt;
@@ -52,13 +54,14 @@ mod task;
 mod transition;
 
 pub use change::Change;
+pub use cluster::{Cluster, Membership, NodeRecord};
 pub use error::ApplyError;
 pub use lineage::{programs, AskReason, Asking, Lineage};
 pub use run::Run;
 pub use task::{Compensation, Task};
 
-/// Everything the journal says, folded: all runs and the node's halt flag.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// Everything the journal says, folded: all runs, the node's halt flag, the cluster.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct State {
     /// Sequence number of the last event applied (0: none). Events must arrive in increasing
     /// order, which is what makes "none applied twice" checkable.
@@ -67,6 +70,44 @@ pub struct State {
     halted: bool,
     /// Runs by id (ids sort by submission time).
     runs: BTreeMap<RunId, Run>,
+    /// Worker nodes and remote placements (snapshot schema 5; empty in older snapshots).
+    cluster: Cluster,
+}
+
+impl<'de> Deserialize<'de> for State {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// Snapshot schemas 1–4: no cluster.
+        #[derive(Deserialize)]
+        struct V4 {
+            last_seq: Seq,
+            halted: bool,
+            runs: BTreeMap<RunId, Run>,
+        }
+        #[derive(Deserialize)]
+        struct V5 {
+            last_seq: Seq,
+            halted: bool,
+            runs: BTreeMap<RunId, Run>,
+            cluster: Cluster,
+        }
+        if crate::model::spec::decoding_schema() < 5 {
+            let s = V4::deserialize(deserializer)?;
+            Ok(State {
+                last_seq: s.last_seq,
+                halted: s.halted,
+                runs: s.runs,
+                cluster: Cluster::default(),
+            })
+        } else {
+            let s = V5::deserialize(deserializer)?;
+            Ok(State {
+                last_seq: s.last_seq,
+                halted: s.halted,
+                runs: s.runs,
+                cluster: s.cluster,
+            })
+        }
+    }
 }
 
 impl State {
@@ -102,6 +143,7 @@ impl State {
         State {
             last_seq: self.last_seq,
             halted: self.halted,
+            cluster: Cluster::default(),
             runs: self
                 .runs
                 .get(&id)
@@ -139,6 +181,13 @@ impl State {
             Event::SpawnRefused { .. } => {}
             Event::NodeHalted { .. } => self.halt(),
             Event::NodeUnhalted => self.unhalt(name)?,
+            Event::NodeJoined { .. }
+            | Event::NodeLost { .. }
+            | Event::NodeDraining { .. }
+            | Event::NodeLeft { .. }
+            | Event::JoinRefused { .. }
+            | Event::AttemptPlaced { .. }
+            | Event::ResultRejected { .. } => self.apply_cluster(event, time)?,
             _ => {
                 let run_id = event.run().expect("every other event names a run");
                 let halted = self.halted;
@@ -213,7 +262,14 @@ impl Run {
             | Event::RunSpawned { .. }
             | Event::SpawnRefused { .. }
             | Event::NodeHalted { .. }
-            | Event::NodeUnhalted => {
+            | Event::NodeUnhalted
+            | Event::NodeJoined { .. }
+            | Event::NodeLost { .. }
+            | Event::NodeDraining { .. }
+            | Event::NodeLeft { .. }
+            | Event::JoinRefused { .. }
+            | Event::AttemptPlaced { .. }
+            | Event::ResultRejected { .. } => {
                 unreachable!("handled by State::apply_with")
             }
         }

@@ -147,6 +147,12 @@ impl Workflow {
         p.list
     }
 
+    /// Index + plan only, for the pruned workflow of a remote order
+    /// ([`crate::cluster::wire::RemoteOrder`]): its stubs obey no field rules.
+    pub fn rebuild_remote(spec: WorkflowSpec) -> Result<Self, String> {
+        Self::rebuild(spec)
+    }
+
     /// Index + plan only: what a replayed spec needs.
     fn rebuild(spec: WorkflowSpec) -> Result<Self, String> {
         Builder::start(spec, &NoSource, false)

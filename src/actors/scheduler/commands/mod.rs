@@ -61,6 +61,7 @@ impl SchedulerState {
             AdminCommand::Retry(Target::Run(run)) => self.retry_run(run),
             AdminCommand::Halt { kill } => self.halt(kill),
             AdminCommand::Unhalt => self.unhalt(stop_file),
+            AdminCommand::Drain { node } => self.drain_node(&node),
             AdminCommand::Escalation {
                 run,
                 approved,

@@ -88,9 +88,10 @@ impl SchedulerState {
                 }
             }
             let attempt = task.attempts + 1;
+            let task_id = wf.task_id(entry.task).clone();
             let event = Event::AttemptStarted {
                 run: entry.run,
-                task: wf.task_id(entry.task).clone(),
+                task: task_id.clone(),
                 attempt,
             };
             let id = AttemptId {
@@ -99,23 +100,29 @@ impl SchedulerState {
                 kind: AttemptKind::Forward,
                 attempt,
             };
-            let Some(slot) = self.workers.reserve(id) else {
+            let Some(slot) = self.workers.reserve(id, &[]) else {
                 self.queue.push(entry);
                 break;
             };
             if let Err(e) = self.decide(event) {
                 tracing::error!(error = %e, "scheduler decided an attempt the fold refuses");
-                self.workers.unreserve(slot);
+                self.workers.release(slot, id);
                 continue;
             }
-            *self.run_load.entry(entry.run).or_default() += 1;
-            if let Some(p) = &pool {
-                *self.pool_load.entry((entry.run, p.clone())).or_default() += 1;
-                if self.node_pools.contains_key(p) {
-                    *self.node_pool_load.entry(p.clone()).or_default() += 1;
+            if let Some((node, epoch)) = self.workers.placement(slot) {
+                let placed = Event::AttemptPlaced {
+                    run: entry.run,
+                    task: task_id,
+                    attempt,
+                    node,
+                    epoch,
+                };
+                if let Err(e) = self.decide(placed) {
+                    tracing::error!(error = %e, "attempt_placed refused by the fold");
                 }
             }
-            self.occupy(id, slot, pool);
+            self.book(id, slot, pool);
+            self.after_persist(Effect::Dispatch { id, slot });
         }
     }
 }

@@ -30,7 +30,7 @@ impl SchedulerState {
                 kind: AttemptKind::Compensation,
                 attempt,
             };
-            let Some(slot) = self.workers.reserve(id) else {
+            let Some(slot) = self.workers.reserve(id, &[]) else {
                 self.sagas.put_back(run);
                 break;
             };
@@ -45,7 +45,7 @@ impl SchedulerState {
             };
             if let Err(e) = self.decide(event) {
                 tracing::error!(error = %e, "scheduler decided a compensation the fold refuses");
-                self.workers.unreserve(slot);
+                self.workers.release(slot, id);
                 continue;
             }
             self.occupy(id, slot, None);

@@ -24,6 +24,28 @@ impl SchedulerState {
         self.after_persist(Effect::Dispatch { id, slot });
     }
 
+    /// Books a decided forward attempt on its reserved `slot` with the loads its caps
+    /// count (no dispatch: [`Self::occupy`] adds that).
+    pub(crate) fn book(&mut self, id: AttemptId, slot: Slot, pool: Option<String>) {
+        *self.run_load.entry(id.run).or_default() += 1;
+        if let Some(p) = &pool {
+            *self.pool_load.entry((id.run, p.clone())).or_default() += 1;
+            if self.node_pools.contains_key(p) {
+                *self.node_pool_load.entry(p.clone()).or_default() += 1;
+            }
+        }
+        self.running.insert(
+            (id.run, id.task),
+            Running {
+                id,
+                slot,
+                pool,
+                token: super::super::agents::new_token(),
+                lent: false,
+            },
+        );
+    }
+
     /// Books the end of a reported attempt: frees its worker slot and caps.
     pub(crate) fn release(&mut self, report: &AttemptReport) -> bool {
         self.workers.release(report.slot, report.id);

@@ -17,11 +17,13 @@
 //! - [`health`]: `health`: the node's checks, Nagios exit codes.
 //! - [`dashboard`]: `dashboard`: the live terminal view's refresh loop.
 //! - [`agents`]: `spawn`, `wait`, `tree`: agent trees.
+//! - [`cluster`]: `worker start`, `nodes`, `drain`: remote worker nodes.
 //! - [`bench`]: `bench journal|plan|tasks|saga|metrics`.
 
 pub(crate) mod agents;
 pub(crate) mod approval;
 pub(crate) mod bench;
+pub(crate) mod cluster;
 pub(crate) mod control;
 pub(crate) mod dashboard;
 pub(crate) mod events;

@@ -67,6 +67,7 @@ pub(crate) fn task_json(t: &TaskView) -> serde_json::Value {
         "for_each": t.for_each,
         "instances": t.instances,
         "compensate": t.compensate,
+        "node": t.node,
         "compensation": t.compensation.as_ref().map(|c| json!({
             "state": c.state.as_str(),
             "attempts": c.attempts,
@@ -155,6 +156,54 @@ pub(crate) fn event_json(seq: Seq, record: &EventRecord) -> serde_json::Value {
         E::TaskOutput { output, .. } => v["output_bytes"] = json!(output.len()),
         E::AttemptUsage { counters, .. } => v["counters"] = json!(counters),
         E::TaskExpanded { count, .. } => v["count"] = json!(count),
+        E::NodeJoined {
+            node,
+            epoch,
+            addr,
+            slots,
+            labels,
+        } => {
+            v["node"] = json!(node);
+            v["epoch"] = json!(epoch);
+            v["addr"] = json!(addr);
+            v["slots"] = json!(slots);
+            v["labels"] = json!(labels);
+        }
+        E::NodeLost {
+            node,
+            epoch,
+            reason,
+        } => {
+            v["node"] = json!(node);
+            v["epoch"] = json!(epoch);
+            v["reason"] = json!(reason);
+        }
+        E::NodeLeft { node, epoch } => {
+            v["node"] = json!(node);
+            v["epoch"] = json!(epoch);
+        }
+        E::NodeDraining { node } => v["node"] = json!(node),
+        E::JoinRefused { node, addr, reason } => {
+            v["node"] = json!(node);
+            v["addr"] = json!(addr);
+            v["reason"] = json!(reason);
+        }
+        E::AttemptPlaced { node, epoch, .. } => {
+            v["node"] = json!(node);
+            v["epoch"] = json!(epoch);
+        }
+        E::ResultRejected {
+            node,
+            epoch,
+            outcome,
+            reason,
+            ..
+        } => {
+            v["node"] = json!(node);
+            v["epoch"] = json!(epoch);
+            v["outcome"] = json!(outcome);
+            v["reason"] = json!(reason);
+        }
         E::RunSpawned {
             workflow, spawn, ..
         } => {

@@ -233,6 +233,7 @@ pub(crate) fn command_done(cmd: &AdminCommand) -> String {
         AdminCommand::Halt { kill: true } => "halted; running attempts are being terminated".into(),
         AdminCommand::Halt { kill: false } => "halted; running attempts continue".into(),
         AdminCommand::Unhalt => "dispatching resumed".into(),
+        AdminCommand::Drain { node } => format!("draining {node}"),
         AdminCommand::Approve { run, task, .. } => format!("approved {run}/{task}"),
         AdminCommand::Escalation {
             run,
