@@ -171,7 +171,7 @@ fn sleepers(dir: &Path, n: usize, secs: f64) -> PathBuf {
     let mut text = String::from("name = \"sleepers\"\n");
     for i in 0..n {
         text.push_str(&format!(
-            "[[task]]\nid = \"t{i}\"\nshell = \"sleep {secs}; echo t{i} done\"\nretry = {{ max_attempts = 3, backoff = \"10ms\" }}\n"
+            "[[task]]\nid = \"t{i}\"\nshell = \"sleep {secs}; echo t{i} done\"\nretry = {{ max_attempts = 3, initial_interval = \"10ms\" }}\n"
         ));
     }
     workflow(dir, "sleepers.toml", &text)
@@ -289,7 +289,7 @@ fn a_killed_coordinator_restarts_and_the_run_completes_with_nothing_lost() {
     let mut text = String::from("name = \"chain\"\n");
     for i in 0..6 {
         text.push_str(&format!(
-            "[[task]]\nid = \"t{i}\"\nshell = \"sleep 0.3; echo '{{\\\"n\\\": {i}}}' > $TROUPE_OUTPUT\"\nretry = {{ max_attempts = 3, backoff = \"10ms\" }}\n"
+            "[[task]]\nid = \"t{i}\"\nshell = \"sleep 0.3; echo '{{\\\"n\\\": {i}}}' > $TROUPE_OUTPUT\"\nretry = {{ max_attempts = 3, initial_interval = \"10ms\" }}\n"
         ));
         if i > 0 {
             text.push_str(&format!("depends_on = [\"t{}\"]\n", i - 1));
@@ -346,7 +346,7 @@ fn a_drained_worker_takes_no_new_attempts() {
     assert_eq!(placed[&b_id].len(), 4);
     let nodes = c.nodes();
     assert_eq!(nodes[0]["id"], "local");
-    let o = run(&c.dir, &["drain", "no-such-node"]);
+    let o = common::run(&c.dir, &["drain", "no-such-node"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("no worker node `no-such-node`"), "{}", stderr(&o));
 }

@@ -25,15 +25,27 @@ pub struct Gateway {
 
 /// Logs sessions that close before they authenticated: a wrong cookie, or not a troupe
 /// worker at all.
-struct Watch;
+#[derive(Default)]
+struct Watch {
+    authenticated: std::sync::Mutex<std::collections::HashSet<ractor::ActorId>>,
+}
 
 impl ractor_cluster::NodeEventSubscription for Watch {
     fn node_session_opened(&self, _ses: ractor_cluster::node::NodeServerSessionInformation) {}
     fn node_session_authenticated(&self, ses: ractor_cluster::node::NodeServerSessionInformation) {
         tracing::info!(peer = %ses.peer_addr, "cluster session authenticated");
+        self.authenticated
+            .lock()
+            .expect("not poisoned")
+            .insert(ses.actor.get_id());
     }
     fn node_session_disconnected(&self, ses: ractor_cluster::node::NodeServerSessionInformation) {
-        if ses.peer_name.is_none() {
+        let authenticated = self
+            .authenticated
+            .lock()
+            .expect("not poisoned")
+            .remove(&ses.actor.get_id());
+        if !authenticated {
             tracing::warn!(peer = %ses.peer_addr, "a cluster session closed before it authenticated (wrong cookie?)");
         } else {
             tracing::info!(peer = %ses.peer_addr, "cluster session closed");
@@ -75,7 +87,7 @@ impl Actor for Gateway {
             .map_err(|e| format!("[cluster] listen {}: {e}", cfg.listen))?;
         server.cast(NodeServerMessage::SubscribeToEvents {
             id: "troupe".into(),
-            subscription: Box::new(Watch),
+            subscription: Box::<Watch>::default(),
         })?;
         ractor::pg::join(COORDINATOR_GROUP.to_owned(), vec![myself.get_cell()]);
         tracing::info!(listen = %cfg.listen, tls = cfg.tls.is_some(), "cluster gateway listening");

@@ -144,23 +144,32 @@ impl Actor for Agent {
 
 /// A session event the loop cares about.
 enum Session {
-    Opened,
-    Authenticated,
+    /// A session closed; `authenticated`: it had passed the cookie handshake.
     Closed { authenticated: bool, peer: String },
 }
 
-struct Events(mpsc::UnboundedSender<Session>);
+/// Forwards session events to the loop, remembering which sessions authenticated.
+struct Events {
+    tx: mpsc::UnboundedSender<Session>,
+    authenticated: std::sync::Mutex<std::collections::HashSet<ractor::ActorId>>,
+}
 
 impl ractor_cluster::NodeEventSubscription for Events {
-    fn node_session_opened(&self, _ses: NodeServerSessionInformation) {
-        let _ = self.0.send(Session::Opened);
-    }
-    fn node_session_authenticated(&self, _ses: NodeServerSessionInformation) {
-        let _ = self.0.send(Session::Authenticated);
+    fn node_session_opened(&self, _ses: NodeServerSessionInformation) {}
+    fn node_session_authenticated(&self, ses: NodeServerSessionInformation) {
+        self.authenticated
+            .lock()
+            .expect("not poisoned")
+            .insert(ses.actor.get_id());
     }
     fn node_session_disconnected(&self, ses: NodeServerSessionInformation) {
-        let _ = self.0.send(Session::Closed {
-            authenticated: ses.peer_name.is_some(),
+        let authenticated = self
+            .authenticated
+            .lock()
+            .expect("not poisoned")
+            .remove(&ses.actor.get_id());
+        let _ = self.tx.send(Session::Closed {
+            authenticated,
             peer: ses.peer_addr,
         });
     }
@@ -223,7 +232,10 @@ async fn start_server(
     server
         .cast(NodeServerMessage::SubscribeToEvents {
             id: "troupe".into(),
-            subscription: Box::new(Events(events)),
+            subscription: Box::new(Events {
+                tx: events,
+                authenticated: Default::default(),
+            }),
         })
         .map_err(|e| e.to_string())?;
     Ok(server)
@@ -410,7 +422,6 @@ impl Worker {
 
     fn on_session(&mut self, ev: Session) -> Result<(), WorkerError> {
         match ev {
-            Session::Opened | Session::Authenticated => {}
             Session::Closed {
                 authenticated: false,
                 peer,

@@ -349,6 +349,7 @@ impl SchedulerState {
         })
         .map_err(|e| ControlError::Refused(e.to_string()))?;
         self.workers.remote.node_mut(i).draining = true;
+        self.publish_nodes();
         Ok(())
     }
 
@@ -426,12 +427,7 @@ impl SchedulerState {
             running: local.busy_count(),
             labels: Vec::new(),
             last_heartbeat: None,
-            state: if self.workers.run_local {
-                "ready"
-            } else {
-                "draining"
-            }
-            .into(),
+            state: "ready".into(),
             epoch: 0,
         }];
         let t_now = now();
