@@ -12,3 +12,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/troupe-target}"
 # working); it leaves out doctests, which the second command runs.
 cargo test --locked --all-targets "$@"
 cargo test --locked --doc "$@"
+# Without the default `cluster` feature (docs/decisions.md D57): ractor keeps its blanket
+# `Message` impl, as for embedders who turn the feature off. The unit tests, the embedding
+# test and the examples build and run without it.
+cargo test --locked --no-default-features --lib --test embed "$@"
+cargo build --locked --no-default-features --examples --bins

@@ -93,6 +93,18 @@ struct WorkerProc {
 
 impl WorkerProc {
     fn spawn(root: &Path, name: &str, join: &str, cookie: &str, token: &str, slots: u32) -> WorkerProc {
+        WorkerProc::spawn_with(root, name, join, cookie, token, slots, &[])
+    }
+
+    fn spawn_with(
+        root: &Path,
+        name: &str,
+        join: &str,
+        cookie: &str,
+        token: &str,
+        slots: u32,
+        extra: &[&str],
+    ) -> WorkerProc {
         let dir = root.join(name);
         std::fs::create_dir_all(&dir).unwrap();
         secret(&dir.join("cookie"), cookie);
@@ -104,6 +116,7 @@ impl WorkerProc {
             .arg("--token-file")
             .arg(dir.join("token"))
             .args(["--slots", &slots.to_string(), "--join-timeout", "20s"])
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -115,7 +128,17 @@ impl WorkerProc {
     /// Starts a worker and waits until the coordinator lists it ready; returns it with its
     /// node id.
     fn start(root: &Path, name: &str, c: &Coordinator, slots: u32) -> (WorkerProc, String) {
-        let mut w = WorkerProc::spawn(root, name, &c.join(), COOKIE, TOKEN, slots);
+        WorkerProc::start_with(root, name, c, slots, &[])
+    }
+
+    fn start_with(
+        root: &Path,
+        name: &str,
+        c: &Coordinator,
+        slots: u32,
+        extra: &[&str],
+    ) -> (WorkerProc, String) {
+        let mut w = WorkerProc::spawn_with(root, name, &c.join(), COOKIE, TOKEN, slots, extra);
         let deadline = Instant::now() + Duration::from_secs(60);
         let id = loop {
             if let Ok(id) = std::fs::read_to_string(w.dir.join("node-id")) {
@@ -423,4 +446,46 @@ fn bad_cluster_settings_and_worker_flags_are_refused_with_where() {
     let o = run(&w, &["worker", "start", "--join", &format!("127.0.0.1:{}", free_port()), "--cookie-file", cookie.to_str().unwrap(), "--token-file", token.to_str().unwrap(), "--join-timeout", "1s"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("no answer from a troupe coordinator"), "{}", stderr(&o));
+}
+
+#[test]
+fn node_labels_route_a_task_and_a_task_no_node_can_take_waits_with_the_reason() {
+    let root = tempfile::tempdir().unwrap();
+    let c = Coordinator::new(root.path(), "300ms", true);
+    let (_a, a_id) = WorkerProc::start_with(root.path(), "wa", &c, 2, &["--labels", "gpu,big"]);
+    let (_b, _b_id) = WorkerProc::start(root.path(), "wb", &c, 2);
+    let mut text = String::from("name = \"routed\"\n");
+    for i in 0..4 {
+        text.push_str(&format!(
+            "[[task]]\nid = \"g{i}\"\ncommand = [\"true\"]\nnode_labels = [\"gpu\"]\n"
+        ));
+    }
+    text.push_str("[[task]]\nid = \"tpu\"\ncommand = [\"true\"]\nnode_labels = [\"tpu\"]\n");
+    let run = submit(&c.dir, &workflow(root.path(), "routed.toml", &text));
+    wait_until(&c.dir, &run, 60, |v| v["tasks_succeeded"] == 4);
+    let placed = placements(&events(&c.dir));
+    let on_a: Vec<&str> = placed[&a_id].iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(on_a.len(), 4, "{placed:?}");
+    assert!(placed.iter().all(|(n, ts)| n == &a_id || ts.is_empty()), "{placed:?}");
+    let o = run_cmd_ok(&c.dir, &["queue", "--verbose", "--json"]);
+    let q: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let waiting = q["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == "tpu")
+        .cloned()
+        .unwrap_or_else(|| panic!("tpu not queued: {q}"));
+    assert_eq!(waiting["state"], "ready", "{waiting}");
+    assert_eq!(
+        waiting["blocked"], "no ready worker node has node_labels tpu",
+        "{waiting}"
+    );
+    run_cmd_ok(&c.dir, &["cancel", &run]);
+    // A label that is not a name is refused with its place.
+    let bad = workflow(root.path(), "bad.toml", "name = \"b\"\n[[task]]\nid = \"x\"\ncommand = [\"true\"]\nnode_labels = [\"a b\"]\n");
+    let o = common::run(&c.dir, &["validate", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("bad.toml:5:") || stdout(&o).contains("bad.toml:5:"), "{}{}", stdout(&o), stderr(&o));
+    assert!(format!("{}{}", stdout(&o), stderr(&o)).contains("node_label `a b`"), "{}{}", stdout(&o), stderr(&o));
 }

@@ -106,6 +106,7 @@ fn legal(state: &State, wfs: &[Arc<Workflow>], submitted: usize, time: Timestamp
     } else {
         out.push(Event::NodeHalted { kill: false });
     }
+    cluster_events(state, &mut out);
     for run in state.runs() {
         let id = run.id();
         let wf = run.workflow();
@@ -342,6 +343,69 @@ fn legal(state: &State, wfs: &[Arc<Workflow>], submitted: usize, time: Timestamp
         }
     }
     out
+}
+
+/// The cluster's legal events: a node without a lease joins under the next epoch; a live one
+/// is lost, leaves or drains; a running task's attempt is placed on a live node; refusals and
+/// rejected results are always legal (audit records).
+fn cluster_events(state: &State, out: &mut Vec<Event>) {
+    let c = state.cluster();
+    let mut live = None;
+    for name in ["n0", "n1"] {
+        match c.node(name).filter(|n| n.state.is_live()) {
+            None => out.push(Event::NodeJoined {
+                node: name.into(),
+                epoch: c.last_epoch() + 1,
+                addr: "10.0.0.9".into(),
+                slots: 2,
+                labels: vec!["gpu".into()],
+            }),
+            Some(n) => {
+                out.push(Event::NodeLost {
+                    node: name.into(),
+                    epoch: n.epoch,
+                    reason: "silent".into(),
+                });
+                out.push(Event::NodeLeft {
+                    node: name.into(),
+                    epoch: n.epoch,
+                });
+                out.push(Event::NodeDraining { node: name.into() });
+                live = Some((name, n.epoch));
+            }
+        }
+    }
+    out.push(Event::JoinRefused {
+        node: "intruder".into(),
+        addr: "10.0.0.66".into(),
+        reason: "unknown join token".into(),
+    });
+    for run in state.runs() {
+        for (i, t) in run.tasks().iter().enumerate() {
+            if t.state != TaskState::Running {
+                continue;
+            }
+            let task = run.workflow().task_id(i as u32).clone();
+            if let Some((node, epoch)) = live {
+                out.push(Event::AttemptPlaced {
+                    run: run.id(),
+                    task: task.clone(),
+                    attempt: t.attempts,
+                    node: node.into(),
+                    epoch,
+                });
+            }
+            out.push(Event::ResultRejected {
+                run: run.id(),
+                task,
+                attempt: t.attempts,
+                node: "n0".into(),
+                epoch: 0,
+                outcome: "succeeded".into(),
+                reason: "lease 0 is over".into(),
+            });
+        }
+    }
 }
 
 /// An event chosen with no regard for legality (it may still happen to be legal): an

@@ -346,11 +346,12 @@ env = { SECRET_A = "only-a" }
 [[task]]
 id = "b"
 command = ["echo", "b"]
+depends_on = ["a"]
 [[task]]
 id = "c"
-shell = "echo {{ tasks.a.output }}"
+command = ["sh", "-c", "echo $A"]
 depends_on = ["b"]
-env = { MINE = "c" }
+env = { MINE = "c", A = "{{ tasks.a.output }}" }
 "#);
         let c = w.task_index("c").unwrap();
         let id = AttemptId {

@@ -46,6 +46,20 @@ pub fn render(cfg: &super::NodeConfig) -> String {
         max_attempts: u32,
     }
     #[derive(serde::Serialize)]
+    struct Cluster {
+        listen: String,
+        cookie_file: String,
+        join_tokens_file: String,
+        heartbeat: String,
+        run_local: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tls_cert: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tls_key: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tls_ca: Option<String>,
+    }
+    #[derive(serde::Serialize)]
     struct Out<'a> {
         workers: u32,
         grace: String,
@@ -58,6 +72,8 @@ pub fn render(cfg: &super::NodeConfig) -> String {
         retention: Retention,
         approval: Approval<'a>,
         webhooks: Vec<Hook<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cluster: Option<Cluster>,
     }
     let human = |d: Duration| humantime::format_duration(d).to_string();
     let out = Out {
@@ -107,6 +123,19 @@ pub fn render(cfg: &super::NodeConfig) -> String {
                 })
                 .collect(),
         },
+        cluster: cfg.cluster.as_ref().map(|c| {
+            let path = |p: &std::path::Path| p.display().to_string();
+            Cluster {
+                listen: c.listen.to_string(),
+                cookie_file: path(&c.cookie_file),
+                join_tokens_file: path(&c.join_tokens_file),
+                heartbeat: human(c.heartbeat),
+                run_local: c.run_local,
+                tls_cert: c.tls.as_ref().map(|t| path(&t.cert)),
+                tls_key: c.tls.as_ref().map(|t| path(&t.key)),
+                tls_ca: c.tls.as_ref().map(|t| path(&t.ca)),
+            }
+        }),
     };
     toml::to_string(&out).expect("plain values serialize")
 }
@@ -128,5 +157,23 @@ mod tests {
         assert_eq!(f.workers, Some(3));
         assert_eq!(f.approval_rules.len(), 1);
         assert_eq!(f.approval_timeout, Some(cfg.approval_timeout));
+        assert!(f.cluster.is_none());
+    }
+
+    #[test]
+    fn a_rendered_cluster_reads_back() {
+        let f = parse(
+            "[cluster]\nlisten = \"127.0.0.1:9480\"\ncookie_file = \"/c\"\njoin_tokens_file = \"/t\"\nheartbeat = \"750ms\"\nrun_local = false\n",
+            "t",
+        )
+        .unwrap();
+        let mut cfg = crate::config::NodeConfig::new("/tmp/x");
+        f.apply(&mut cfg);
+        let back = parse(&render(&cfg), "rendered").unwrap();
+        assert_eq!(back.cluster, cfg.cluster);
+        assert_eq!(
+            back.cluster.unwrap().heartbeat,
+            std::time::Duration::from_millis(750)
+        );
     }
 }

@@ -232,6 +232,19 @@ impl Loads {
     }
 }
 
+/// Why a task with `node_labels` cannot start: no ready worker node has them all.
+fn no_node_for(needs: &[String], nodes: &[crate::messages::control::NodeInfo]) -> Option<String> {
+    if needs.is_empty() {
+        return None;
+    }
+    let fits = nodes.iter().any(|n| {
+        n.id != "local"
+            && matches!(n.state.as_str(), "ready" | "suspect")
+            && needs.iter().all(|l| n.labels.contains(l))
+    });
+    (!fits).then(|| format!("no ready worker node has node_labels {}", needs.join(",")))
+}
+
 /// Whether dispatch is blocked node-wide (halted, `STOP` file, shutting down).
 fn dispatch_blocked(state: &State, facts: &WriteFacts) -> bool {
     state.is_halted() || facts.stop_file() || facts.draining()
@@ -251,6 +264,7 @@ pub fn queue_view(
     let state = &p.state;
     let throughput = p.throughput(t_now);
     let halted = dispatch_blocked(state, facts);
+    let nodes = facts.nodes();
     // Without `waiting`, the projection's index holds exactly the listed tasks, best first;
     // with it, every task of every running run is looked at (a bounded heap keeps the best).
     let (mut kept, total) = if waiting {
@@ -299,6 +313,8 @@ pub fn queue_view(
                 None
             } else if halted {
                 Some("dispatch is halted".to_owned())
+            } else if let Some(why) = no_node_for(&wf.task(t).node_labels, &nodes) {
+                Some(why)
             } else {
                 admit(wf, t, loads.at(run, pool.as_deref()), &cx.node_pools)
                     .err()

@@ -149,6 +149,7 @@ impl SchedulerState {
             n.rejected.clear();
             tracing::info!(node = %j.node, epoch, slots = j.slots, "node joined");
         }
+        self.unpark_labels();
         let epoch = self.workers.remote.node(i).epoch;
         self.wire(
             i,
@@ -194,6 +195,11 @@ impl SchedulerState {
         });
         self.drop_lease(i);
         tracing::info!(node, epoch, "node left");
+    }
+
+    /// Offers the tasks waiting for a labelled node again.
+    pub(crate) fn unpark_labels(&mut self) {
+        self.queue.extend(self.label_parked.drain(..));
     }
 
     /// Ends node `i`'s lease `epoch` as lost: journaled, its attempts interrupted.

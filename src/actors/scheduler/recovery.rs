@@ -60,6 +60,7 @@ impl SchedulerState {
             node_pools: shared.config.pools.clone(),
             node_pool_load: HashMap::new(),
             node_parked: HashMap::new(),
+            label_parked: Vec::new(),
             workers: Workers {
                 local: LocalPool::new(n),
                 remote: RemoteNodes::new(shared.outputs.clone()),

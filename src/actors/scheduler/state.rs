@@ -76,6 +76,9 @@ pub struct SchedulerState {
     pub(super) node_pools: std::collections::BTreeMap<String, u32>,
     /// Running attempts per node-wide pool.
     pub(super) node_pool_load: HashMap<String, u32>,
+    /// Tasks whose `node_labels` no free worker node has (offered again when a worker
+    /// node's slot frees or a node joins).
+    pub(super) label_parked: Vec<Entry>,
     /// Tasks blocked by a full node-wide pool, best first, by pool.
     pub(super) node_parked: HashMap<String, BinaryHeap<Entry>>,
     /// Where attempts run: the node's worker actors and the worker nodes.

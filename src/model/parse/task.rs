@@ -32,6 +32,7 @@ pub(super) struct RawTask {
     pub(super) retry: Option<Spanned<RawRetry>>,
     pub(super) env: Option<Spanned<BTreeMap<String, String>>>,
     pub(super) labels: Option<Spanned<Vec<String>>>,
+    pub(super) node_labels: Option<Spanned<Vec<String>>>,
     pub(super) compensate_retry: Option<Spanned<RawRetry>>,
     pub(super) max_output: Option<Spanned<u64>>,
     pub(super) gate: Option<Spanned<Vec<String>>>,
@@ -57,6 +58,7 @@ impl Table for RawTask {
         "retry",
         "env",
         "labels",
+        "node_labels",
         "compensate_retry",
         "max_output",
         "gate",
@@ -83,6 +85,7 @@ impl Table for RawTask {
             "retry" => r.table(value, &mut self.retry),
             "env" => r.field(value, &mut self.env),
             "labels" => r.field(value, &mut self.labels),
+            "node_labels" => r.field(value, &mut self.node_labels),
             "compensate_retry" => r.table(value, &mut self.compensate_retry),
             "max_output" => r.field(value, &mut self.max_output),
             "gate" => r.field(value, &mut self.gate),
@@ -200,6 +203,7 @@ impl RawTask {
             ("timeout", span_of(&self.timeout)),
             ("approval_timeout", span_of(&self.approval_timeout)),
             ("labels", span_of(&self.labels)),
+            ("node_labels", span_of(&self.node_labels)),
             ("compensate_retry", span_of(&self.compensate_retry)),
         ] {
             if let Some(span) = span {
@@ -220,6 +224,7 @@ impl RawTask {
             retry: self.retry.take().map(|r| Box::new(r.into_inner().into())),
             env: inner(self.env.take()).unwrap_or_default(),
             labels: inner(self.labels.take()).unwrap_or_default(),
+            node_labels: inner(self.node_labels.take()).unwrap_or_default(),
             compensate_retry: self
                 .compensate_retry
                 .take()

@@ -85,6 +85,7 @@ pub(crate) mod v1 {
                         labels: Vec::new(),
                         compensate_retry: None,
                         handoff: None,
+                        node_labels: Vec::new(),
                     })
                     .collect(),
                 delegation: None,
@@ -178,6 +179,7 @@ pub(crate) mod v2 {
                         labels: t.labels,
                         compensate_retry: t.compensate_retry,
                         handoff: None,
+                        node_labels: Vec::new(),
                     })
                     .collect(),
                 delegation: None,
@@ -198,7 +200,7 @@ pub(crate) mod v3 {
         max_concurrency: Option<u32>,
         pools: BTreeMap<String, u32>,
         defaults: super::TaskDefaults,
-        tasks: Vec<super::TaskSpec>,
+        tasks: Vec<super::v4::TaskSpec>,
     }
 
     impl From<WorkflowSpec> for super::WorkflowSpec {
@@ -208,8 +210,81 @@ pub(crate) mod v3 {
                 max_concurrency: w.max_concurrency,
                 pools: w.pools,
                 defaults: w.defaults,
-                tasks: w.tasks,
+                tasks: w.tasks.into_iter().map(Into::into).collect(),
                 delegation: None,
+            }
+        }
+    }
+}
+
+/// The spec as event schemas 3 and 4 stored their tasks (before `node_labels`); schema 4's
+/// workflow is as now otherwise.
+pub(crate) mod v4 {
+    use super::*;
+
+    /// Schema-4 [`WorkflowSpec`].
+    #[derive(Deserialize)]
+    pub struct WorkflowSpec {
+        name: String,
+        max_concurrency: Option<u32>,
+        pools: BTreeMap<String, u32>,
+        defaults: super::TaskDefaults,
+        tasks: Vec<TaskSpec>,
+        delegation: Option<Box<super::Delegation>>,
+    }
+
+    /// Schema-3/4 [`super::TaskSpec`].
+    #[derive(Deserialize)]
+    pub struct TaskSpec {
+        id: TaskId,
+        command: Command,
+        cwd: Option<String>,
+        depends_on: Vec<TaskId>,
+        priority: Option<i32>,
+        pool: Option<String>,
+        requires_approval: Option<bool>,
+        compensate: Option<Command>,
+        approval_timeout: Option<Duration>,
+        timeout: Option<Duration>,
+        retry: Option<Box<RetrySpec>>,
+        env: BTreeMap<String, String>,
+        labels: Vec<String>,
+        compensate_retry: Option<Box<RetrySpec>>,
+        handoff: Option<Box<super::Handoff>>,
+    }
+
+    impl From<TaskSpec> for super::TaskSpec {
+        fn from(t: TaskSpec) -> Self {
+            super::TaskSpec {
+                id: t.id,
+                command: t.command,
+                cwd: t.cwd,
+                depends_on: t.depends_on,
+                priority: t.priority,
+                pool: t.pool,
+                requires_approval: t.requires_approval,
+                compensate: t.compensate,
+                approval_timeout: t.approval_timeout,
+                timeout: t.timeout,
+                retry: t.retry,
+                env: t.env,
+                labels: t.labels,
+                compensate_retry: t.compensate_retry,
+                handoff: t.handoff,
+                node_labels: Vec::new(),
+            }
+        }
+    }
+
+    impl From<WorkflowSpec> for super::WorkflowSpec {
+        fn from(w: WorkflowSpec) -> Self {
+            super::WorkflowSpec {
+                name: w.name,
+                max_concurrency: w.max_concurrency,
+                pools: w.pools,
+                defaults: w.defaults,
+                tasks: w.tasks.into_iter().map(Into::into).collect(),
+                delegation: w.delegation,
             }
         }
     }

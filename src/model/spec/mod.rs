@@ -194,6 +194,9 @@ pub struct TaskSpec {
     pub compensate_retry: Option<Box<RetrySpec>>,
     /// Output cap, gate and fan-out (event schema 3); `None` when the task sets none.
     pub handoff: Option<Box<Handoff>>,
+    /// Labels a worker node must all have to run this task (event schema 5; empty: any
+    /// node, the coordinator's own workers included).
+    pub node_labels: Vec<String>,
 }
 
 impl TaskSpec {
@@ -216,6 +219,7 @@ impl TaskSpec {
             labels: Vec::new(),
             compensate_retry: None,
             handoff: None,
+            node_labels: Vec::new(),
         }
     }
 
@@ -236,7 +240,7 @@ impl TaskSpec {
 }
 
 mod legacy;
-pub(crate) use legacy::{v1, v2, v3};
+pub(crate) use legacy::{v1, v2, v3, v4};
 
 std::thread_local! {
     /// Schema version of the record being decoded on this thread (see

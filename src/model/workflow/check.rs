@@ -299,15 +299,18 @@ pub(super) fn check_task(spec: &WorkflowSpec, p: &mut Problems<'_>, i: TaskIndex
             );
         }
     }
-    for label in &task.labels {
-        if !valid_name(label) {
-            p.at(
-                Loc::TaskField(i, "labels"),
-                format!(
-                    "task `{id}`: label {} may only use letters, digits, `_`, `.` and `-`",
-                    quoted(label)
-                ),
-            );
+    for (field, labels) in [("labels", &task.labels), ("node_labels", &task.node_labels)] {
+        for label in labels {
+            if !valid_name(label) {
+                p.at(
+                    Loc::TaskField(i, field),
+                    format!(
+                        "task `{id}`: {} {} may only use letters, digits, `_`, `.` and `-`",
+                        &field[..field.len() - 1],
+                        quoted(label)
+                    ),
+                );
+            }
         }
     }
     if !task.env.is_empty() {

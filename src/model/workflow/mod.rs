@@ -394,6 +394,8 @@ impl<'de> Deserialize<'de> for Workflow {
             super::spec::v2::WorkflowSpec::deserialize(deserializer)?.into()
         } else if schema < 4 {
             super::spec::v3::WorkflowSpec::deserialize(deserializer)?.into()
+        } else if schema < 5 {
+            super::spec::v4::WorkflowSpec::deserialize(deserializer)?.into()
         } else {
             WorkflowSpec::deserialize(deserializer)?
         };

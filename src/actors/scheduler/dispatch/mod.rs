@@ -100,9 +100,15 @@ impl SchedulerState {
                 kind: AttemptKind::Forward,
                 attempt,
             };
-            let Some(slot) = self.workers.reserve(id, &[]) else {
-                self.queue.push(entry);
-                break;
+            let needs = &wf.task(entry.task).node_labels;
+            let Some(slot) = self.workers.reserve(id, needs) else {
+                if needs.is_empty() {
+                    self.queue.push(entry);
+                    break;
+                }
+                // No node with its labels is free: others may still start.
+                self.label_parked.push(entry);
+                continue;
             };
             if let Err(e) = self.decide(event) {
                 tracing::error!(error = %e, "scheduler decided an attempt the fold refuses");

@@ -49,6 +49,9 @@ impl SchedulerState {
     /// Books the end of a reported attempt: frees its worker slot and caps.
     pub(crate) fn release(&mut self, report: &AttemptReport) -> bool {
         self.workers.release(report.slot, report.id);
+        if crate::workers::RemoteNodes::of(report.slot).is_some() {
+            self.unpark_labels();
+        }
         let run = report.id.run;
         let key = (run, report.id.task);
         if self.running.get(&key).map(|r| r.id) != Some(report.id) {
