@@ -1,15 +1,15 @@
 //! Codec round trip of every event type, and a golden file of encoded events.
 //!
-//! `tests/golden/events-v4.bin` holds the envelopes of [`events`] as written by event schema
-//! version 4: for each, a u32 little-endian length, then the envelope. The test decodes the
+//! `tests/golden/events-v5.bin` holds the envelopes of [`events`] as written by event schema
+//! version 5: for each, a u32 little-endian length, then the envelope. The test decodes the
 //! file and expects exactly these events back, so a change that breaks reading journals
 //! written today fails CI. To add a new event type, append it to [`events`] and regenerate
 //! with `TROUPE_BLESS=1 cargo test --test golden` (existing bytes must not change; the test
 //! checks the old prefix still matches). `events-v1.bin` was written by schema 1 (no task
 //! `labels` or `compensate_retry`) and `events-v2.bin` by schema 2 (no `max_output`, `gate`,
 //! `for_each`, and none of the events schema 3 added), `events-v3.bin` by schema 3 (no
-//! workflow `output` or `[authority]`, none of the agent events); all must keep decoding to
-//! the same events.
+//! workflow `output` or `[authority]`, none of the agent events), `events-v4.bin` by schema 4
+//! (none of the cluster events); all must keep decoding to the same events.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -20,7 +20,10 @@ use troupe::model::{
 };
 use troupe::storage::codec::{decode_event, encode_event};
 
-const GOLDEN: &str = "tests/golden/events-v4.bin";
+const GOLDEN: &str = "tests/golden/events-v5.bin";
+const GOLDEN_V4: &str = "tests/golden/events-v4.bin";
+/// Events the schema-4 golden file holds (the rest were added by schema 5).
+const V4_EVENTS: usize = 40;
 const GOLDEN_V3: &str = "tests/golden/events-v3.bin";
 /// Events the schema-3 golden file holds (the rest were added by schema 4).
 const V3_EVENTS: usize = 34;
@@ -38,7 +41,89 @@ const V3_FIELDS: &str = "max_output = 2048\ngate = [\"./check.sh\", \"--strict\"
 fn events() -> Vec<EventRecord> {
     let mut events = events_with(&format!("{V2_FIELDS}{V3_FIELDS}"));
     events.extend(agent_events());
+    events.extend(cluster_events());
     events
+}
+
+/// The events schema 5 added (worker nodes), about the first task of [`events_with`]'s run:
+/// after its `run_submitted` and `attempt_started` they replay through the fold (checked by
+/// `cluster_events_replay_through_the_fold`). Two joins, since a lease ends either lost or
+/// left.
+fn cluster_events() -> Vec<EventRecord> {
+    let run = RunId::from_u128(0x0193_5a7e_1c00_4000_8000_0000_0000_0042);
+    let task = TaskId::new("build.x86_64-linux").unwrap();
+    let e = |ms: u64, event: Event| EventRecord {
+        time: Timestamp(1_763_700_200_000 + ms),
+        event,
+    };
+    vec![
+        e(
+            0,
+            Event::NodeJoined {
+                node: "w1".into(),
+                epoch: 1,
+                addr: "10.0.0.7:46123".into(),
+                slots: 4,
+                labels: vec!["gpu".into(), "linux".into()],
+            },
+        ),
+        e(
+            1,
+            Event::AttemptPlaced {
+                run,
+                task: task.clone(),
+                attempt: 1,
+                node: "w1".into(),
+                epoch: 1,
+            },
+        ),
+        e(
+            2,
+            Event::NodeLost {
+                node: "w1".into(),
+                epoch: 1,
+                reason: "no heartbeat for 10s".into(),
+            },
+        ),
+        e(
+            3,
+            Event::ResultRejected {
+                run,
+                task,
+                attempt: 1,
+                node: "w1".into(),
+                epoch: 1,
+                outcome: "succeeded".into(),
+                reason: "lease 1 ended".into(),
+            },
+        ),
+        e(
+            4,
+            Event::JoinRefused {
+                node: "w9".into(),
+                addr: "10.0.0.9:50000".into(),
+                reason: "unknown join token".into(),
+            },
+        ),
+        e(
+            5,
+            Event::NodeJoined {
+                node: "w1".into(),
+                epoch: 2,
+                addr: "10.0.0.7:46200".into(),
+                slots: 4,
+                labels: vec![],
+            },
+        ),
+        e(6, Event::NodeDraining { node: "w1".into() }),
+        e(
+            7,
+            Event::NodeLeft {
+                node: "w1".into(),
+                epoch: 2,
+            },
+        ),
+    ]
 }
 
 /// The events schema 4 added (agents), with a workflow that sets `output` and `[authority]`.
@@ -571,7 +656,9 @@ fn golden_file_still_decodes() {
     assert_eq!(golden, fresh, "the encoding of existing events changed");
 }
 
-const GOLDEN_SNAPSHOT: &str = "tests/golden/snapshot-v4.bin";
+const GOLDEN_SNAPSHOT: &str = "tests/golden/snapshot-v5.bin";
+/// Written by snapshot schema 4 (no cluster); must keep decoding to the same state.
+const GOLDEN_SNAPSHOT_V4: &str = "tests/golden/snapshot-v4.bin";
 /// Written by snapshot schema 3; must keep decoding to the same state.
 const GOLDEN_SNAPSHOT_V3: &str = "tests/golden/snapshot-v3.bin";
 /// Written by snapshot schema 2; must keep decoding to the same state.
@@ -703,11 +790,79 @@ fn snapshot_state() -> troupe::model::State {
     state
 }
 
+/// A state with a cluster, on top of [`snapshot_state`]: a node ready with an attempt placed
+/// on it, a node lost, a node that drained and left (snapshot schema 5).
+fn cluster_state() -> troupe::model::State {
+    let mut state = snapshot_state();
+    let run = RunId::from_u128(0x0193_5a7e_1c00_4000_8000_0000_0000_0099);
+    let task = TaskId::new("remote").unwrap();
+    let wf = Arc::new(
+        parse_workflow("name = \"r\"\n[[task]]\nid = \"remote\"\ncommand = [\"x\"]\n").unwrap(),
+    );
+    let joined = |node: &str, epoch: u64, labels: &[&str]| Event::NodeJoined {
+        node: node.into(),
+        epoch,
+        addr: format!("127.0.0.1:{}", 40_000 + epoch),
+        slots: 2,
+        labels: labels.iter().map(|l| l.to_string()).collect(),
+    };
+    let mut seq = state.last_seq();
+    for event in [
+        Event::NodeUnhalted,
+        Event::RunSubmitted { run, workflow: wf },
+        joined("w1", 1, &["linux"]),
+        joined("w2", 2, &[]),
+        joined("w3", 3, &["gpu"]),
+        Event::AttemptStarted {
+            run,
+            task: task.clone(),
+            attempt: 1,
+        },
+        Event::AttemptPlaced {
+            run,
+            task,
+            attempt: 1,
+            node: "w1".into(),
+            epoch: 1,
+        },
+        Event::NodeLost {
+            node: "w2".into(),
+            epoch: 2,
+            reason: "no heartbeat for 10s".into(),
+        },
+        Event::NodeDraining { node: "w3".into() },
+        Event::NodeLeft {
+            node: "w3".into(),
+            epoch: 3,
+        },
+    ] {
+        seq += 1;
+        let record = EventRecord {
+            time: Timestamp(1_763_700_400_000 + seq),
+            event,
+        };
+        state.apply(seq, &record).unwrap();
+    }
+    state.check_invariants().unwrap();
+    state
+}
+
 /// Snapshots are what a compacted journal boots from: their encoding is pinned like events'.
+/// Schema 5's holds a cluster; the older files, written before there was one, must keep
+/// decoding to the same state (with an empty cluster).
 #[test]
 fn golden_snapshot_still_decodes() {
+    use troupe::model::Membership;
     use troupe::storage::codec::{decode_snapshot, encode_snapshot};
-    let state = snapshot_state();
+    let state = cluster_state();
+    let cluster = state.cluster();
+    let states: Vec<_> = cluster.nodes().values().map(|n| n.state).collect();
+    assert_eq!(
+        states,
+        [Membership::Ready, Membership::Lost, Membership::Left],
+        "the golden cluster holds a node of each kind"
+    );
+    assert_eq!(cluster.placements().count(), 1);
     let fresh = encode_snapshot(&state).unwrap();
     let path = Path::new(GOLDEN_SNAPSHOT);
     if std::env::var_os("TROUPE_BLESS").is_some() && !path.exists() {
@@ -715,6 +870,7 @@ fn golden_snapshot_still_decodes() {
     }
     let golden = std::fs::read(path)
         .unwrap_or_else(|e| panic!("{GOLDEN_SNAPSHOT}: {e}; generate it with TROUPE_BLESS=1"));
+    assert_eq!(golden[1..3], [5, 0], "a schema-5 snapshot");
     let decoded = decode_snapshot(state.last_seq(), &golden)
         .unwrap_or_else(|e| panic!("the golden snapshot no longer decodes: {e}"));
     assert_eq!(
@@ -722,21 +878,83 @@ fn golden_snapshot_still_decodes() {
         "the golden snapshot decodes to a different state"
     );
     assert_eq!(golden, fresh, "the snapshot encoding changed");
-    let v3 = std::fs::read(GOLDEN_SNAPSHOT_V3).unwrap();
-    assert_eq!(v3[1..3], [3, 0], "a schema-3 snapshot");
-    let decoded = decode_snapshot(state.last_seq(), &v3)
-        .unwrap_or_else(|e| panic!("the schema-3 snapshot no longer decodes: {e}"));
-    assert_eq!(decoded, state, "the schema-3 snapshot decodes differently");
-    let v2 = std::fs::read(GOLDEN_SNAPSHOT_V2).unwrap();
-    assert_eq!(v2[1..3], [2, 0], "a schema-2 snapshot");
-    let decoded = decode_snapshot(state.last_seq(), &v2)
-        .unwrap_or_else(|e| panic!("the schema-2 snapshot no longer decodes: {e}"));
-    assert_eq!(decoded, state, "the schema-2 snapshot decodes differently");
-    let v1 = std::fs::read(GOLDEN_SNAPSHOT_V1).unwrap();
-    assert_eq!(v1[1..3], [1, 0], "a schema-1 snapshot");
-    let decoded = decode_snapshot(state.last_seq(), &v1)
-        .unwrap_or_else(|e| panic!("the schema-1 snapshot no longer decodes: {e}"));
-    assert_eq!(decoded, state, "the schema-1 snapshot decodes differently");
+    let state = snapshot_state();
+    for (file, schema) in [
+        (GOLDEN_SNAPSHOT_V4, 4),
+        (GOLDEN_SNAPSHOT_V3, 3),
+        (GOLDEN_SNAPSHOT_V2, 2),
+        (GOLDEN_SNAPSHOT_V1, 1),
+    ] {
+        let old = std::fs::read(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(old[1..3], [schema, 0], "a schema-{schema} snapshot");
+        let decoded = decode_snapshot(state.last_seq(), &old)
+            .unwrap_or_else(|e| panic!("the schema-{schema} snapshot no longer decodes: {e}"));
+        assert_eq!(
+            decoded, state,
+            "the schema-{schema} snapshot decodes differently"
+        );
+    }
+}
+
+/// A schema-4 snapshot has no cluster: it decodes with no nodes, no epochs given and no
+/// placements, and the fold goes on from there (the first join gets epoch 1).
+#[test]
+fn schema_4_snapshot_decodes_with_an_empty_cluster() {
+    use troupe::storage::codec::decode_snapshot;
+    let v4 = std::fs::read(GOLDEN_SNAPSHOT_V4).unwrap();
+    let seq = snapshot_state().last_seq();
+    let mut state = decode_snapshot(seq, &v4).unwrap();
+    let cluster = state.cluster();
+    assert!(cluster.nodes().is_empty(), "{cluster:?}");
+    assert_eq!(cluster.last_epoch(), 0);
+    assert_eq!(cluster.placements().count(), 0);
+    assert_eq!(*cluster, troupe::model::Cluster::default());
+    let join = |epoch| EventRecord {
+        time: Timestamp(1_763_700_500_000),
+        event: Event::NodeJoined {
+            node: "w1".into(),
+            epoch,
+            addr: "127.0.0.1:40001".into(),
+            slots: 1,
+            labels: vec![],
+        },
+    };
+    assert!(
+        state.apply(seq + 1, &join(0)).is_err(),
+        "epoch 0 is not after the last one"
+    );
+    state.apply(seq + 1, &join(1)).unwrap();
+    assert_eq!(state.cluster().last_epoch(), 1);
+}
+
+/// The cluster events of the golden list are legal: after their run's submission and first
+/// attempt they replay through `State::apply` (the rest of the list pins encodings only).
+#[test]
+fn cluster_events_replay_through_the_fold() {
+    use troupe::model::Membership;
+    let all = events();
+    let cluster = cluster_events();
+    assert!(matches!(all[0].event, Event::RunSubmitted { .. }));
+    assert!(matches!(
+        all[1].event,
+        Event::AttemptStarted { attempt: 1, .. }
+    ));
+    assert_eq!(all[all.len() - cluster.len()..], cluster[..]);
+    let mut state = troupe::model::State::new();
+    for (i, record) in all[..2].iter().chain(&cluster).enumerate() {
+        state
+            .apply(i as u64 + 1, record)
+            .unwrap_or_else(|e| panic!("{}: {e}", record.event.type_name()));
+    }
+    state.check_invariants().unwrap();
+    let w1 = state.cluster().node("w1").unwrap();
+    assert_eq!((w1.epoch, w1.state), (2, Membership::Left));
+    assert_eq!(state.cluster().node_of(1), Some("w1"));
+    let run = RunId::from_u128(0x0193_5a7e_1c00_4000_8000_0000_0000_0042);
+    let placed: Vec<_> = state.cluster().placements().collect();
+    assert_eq!(placed.len(), 1);
+    assert_eq!(placed[0].0 .0, run);
+    assert_eq!(placed[0].1, (1, 1), "attempt 1 under lease 1");
 }
 
 #[test]
@@ -757,7 +975,8 @@ fn schema_1_golden_file_still_decodes() {
     }
 }
 
-/// Schema 4 added agents: a snapshot holding a run with a lineage (a spawned child).
+/// Schema 4 added agents: a snapshot holding a run with a lineage (a spawned child), written by
+/// schema 4; it must keep decoding to the same state.
 #[test]
 fn golden_snapshot_with_an_agent_tree_still_decodes() {
     use troupe::storage::codec::{decode_snapshot, encode_snapshot};
@@ -804,19 +1023,39 @@ fn golden_snapshot_with_an_agent_tree_still_decodes() {
         });
     }
     state.check_invariants().unwrap();
-    let fresh = encode_snapshot(&state).unwrap();
     let path = Path::new("tests/golden/snapshot-v4-agents.bin");
-    if std::env::var_os("TROUPE_BLESS").is_some() && !path.exists() {
-        std::fs::write(path, &fresh).unwrap();
-    }
     let golden = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(golden[1..3], [4, 0], "a schema-4 snapshot");
     let decoded = decode_snapshot(state.last_seq(), &golden)
         .unwrap_or_else(|e| panic!("the agents snapshot no longer decodes: {e}"));
     assert_eq!(
         decoded, state,
         "the agents snapshot decodes to a different state"
     );
-    assert_eq!(golden, fresh, "the snapshot encoding changed");
+    let fresh = encode_snapshot(&state).unwrap();
+    assert_eq!(
+        decode_snapshot(state.last_seq(), &fresh).unwrap(),
+        state,
+        "the agents snapshot round trips under schema 5"
+    );
+}
+
+#[test]
+fn schema_4_golden_file_still_decodes() {
+    let events = events();
+    let golden = std::fs::read(GOLDEN_V4).unwrap_or_else(|e| panic!("{GOLDEN_V4}: {e}"));
+    let records = split(&golden);
+    assert_eq!(records.len(), V4_EVENTS);
+    for (i, (bytes, expected)) in records.iter().zip(&events).enumerate() {
+        let seq = i as u64 + 1;
+        assert_eq!(bytes[1..3], [4, 0], "event {seq} is a schema-4 record");
+        let decoded = decode_event(seq, bytes)
+            .unwrap_or_else(|e| panic!("schema-4 event {seq} no longer decodes: {e}"));
+        assert_eq!(
+            &decoded, expected,
+            "schema-4 event {seq} decodes differently"
+        );
+    }
 }
 
 #[test]
