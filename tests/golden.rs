@@ -38,8 +38,11 @@ const V2_FIELDS: &str = "labels = [\"build\", \"linux\"]\ncompensate_retry = { m
 /// Spec fields added by schema 3, set on the first task of the golden workflow too.
 const V3_FIELDS: &str = "max_output = 2048\ngate = [\"./check.sh\", \"--strict\"]\n";
 
+/// Spec fields added by schema 5, set on the first task of the golden workflow too.
+const V5_FIELDS: &str = "node_labels = [\"gpu\", \"big\"]\n";
+
 fn events() -> Vec<EventRecord> {
-    let mut events = events_with(&format!("{V2_FIELDS}{V3_FIELDS}"));
+    let mut events = events_with(&format!("{V2_FIELDS}{V3_FIELDS}{V5_FIELDS}"));
     events.extend(agent_events());
     events.extend(cluster_events());
     events
@@ -1042,7 +1045,8 @@ fn golden_snapshot_with_an_agent_tree_still_decodes() {
 
 #[test]
 fn schema_4_golden_file_still_decodes() {
-    let events = events();
+    let mut events = events_with(&format!("{V2_FIELDS}{V3_FIELDS}"));
+    events.extend(agent_events());
     let golden = std::fs::read(GOLDEN_V4).unwrap_or_else(|e| panic!("{GOLDEN_V4}: {e}"));
     let records = split(&golden);
     assert_eq!(records.len(), V4_EVENTS);
