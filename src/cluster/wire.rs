@@ -367,8 +367,14 @@ env = { MINE = "c", A = "{{ tasks.a.output }}" }
         let bytes = encode(&order).unwrap();
         let back: RemoteOrder = decode(&bytes).unwrap();
         let text = format!("{:?}", back.workflow.spec());
-        assert!(!text.contains("only-a"), "another task's env crossed: {text}");
-        assert!(!text.contains("\"echo\", \"a\""), "another task's command crossed");
+        assert!(
+            !text.contains("only-a"),
+            "another task's env crossed: {text}"
+        );
+        assert!(
+            !text.contains("\"echo\", \"a\""),
+            "another task's command crossed"
+        );
         let t = back.workflow.task_index("c").unwrap();
         let env = back.workflow.env(t);
         assert_eq!(env.get("SHARED"), Some(&"s"));

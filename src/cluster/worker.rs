@@ -68,8 +68,9 @@ pub enum WorkerError {
     /// The coordinator refused the join (journaled there).
     #[error("the coordinator refused the join: {0}")]
     Refused(String),
-    /// The coordinator closed the session during the handshake.
-    #[error("the coordinator at {0} closed the connection during the handshake: is the cookie the same on both machines?")]
+    /// The coordinator closed the session during the handshake: a cookie or, with TLS, a
+    /// certificate it does not accept (TLS on one side only ends the same way).
+    #[error("the coordinator at {0} closed the connection during the handshake: is the cookie the same on both machines? (With TLS: do both sides use it, and did the coordinator's tls_ca sign this worker's certificate?)")]
     Handshake(String),
     /// No answer to the first join.
     #[error("no answer from a troupe coordinator at {addr} within {secs} s ({last})")]
@@ -107,7 +108,13 @@ pub fn node_id(data_dir: &Path) -> Result<String, String> {
     let host = hostname().unwrap_or_else(|| "worker".into());
     let host: String = host
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let id = format!("{host}-{:06x}", rand::random::<u32>() & 0xff_ffff);
     let tmp = path.with_extension("tmp");
@@ -271,7 +278,9 @@ async fn terminate_orphans(logs: &Path) {
                     Ok(outcome) => {
                         tracing::info!(path = %p.display(), ?outcome, "attempt left by an earlier run of this worker")
                     }
-                    Err(e) => tracing::warn!(path = %p.display(), error = %e, "could not check a left-over attempt"),
+                    Err(e) => {
+                        tracing::warn!(path = %p.display(), error = %e, "could not check a left-over attempt")
+                    }
                 }
                 let _ = std::fs::remove_file(&p);
             }
@@ -454,7 +463,10 @@ impl Worker {
             Some(c) => {
                 self.backoff = MIN_BACKOFF;
                 let again = match &self.joined_with {
-                    Some((id, at)) => *id != c.get_id() || (!self.welcomed && at.elapsed() > Duration::from_secs(1)),
+                    Some((id, at)) => {
+                        *id != c.get_id()
+                            || (!self.welcomed && at.elapsed() > Duration::from_secs(1))
+                    }
                     None => true,
                 };
                 if again {

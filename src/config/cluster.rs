@@ -94,8 +94,7 @@ impl ClusterConfig {
 /// if it cannot be read. Returns the text, trailing whitespace trimmed.
 pub fn read_secret(path: &Path, what: &str) -> Result<String, String> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path)
-        .map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(format!(
@@ -103,8 +102,8 @@ pub fn read_secret(path: &Path, what: &str) -> Result<String, String> {
             path.display()
         ));
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
     let text = text.trim_end().to_owned();
     if text.trim().is_empty() {
         return Err(format!("{what} {} is empty", path.display()));
@@ -122,7 +121,10 @@ pub fn read_tokens(path: &Path) -> Result<Vec<String>, String> {
         .map(str::to_owned)
         .collect();
     if tokens.is_empty() {
-        return Err(format!("join_tokens_file {} holds no token", path.display()));
+        return Err(format!(
+            "join_tokens_file {} holds no token",
+            path.display()
+        ));
     }
     Ok(tokens)
 }

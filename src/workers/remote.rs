@@ -224,11 +224,7 @@ impl RemoteNodes {
             id,
             &wf,
             order.agent.as_ref().and_then(|a| a.input.clone()),
-            |t| {
-                outputs
-                    .value(id.run, &wf, t)
-                    .map_err(|e| e.to_string())
-            },
+            |t| outputs.value(id.run, &wf, t).map_err(|e| e.to_string()),
         );
         match built {
             Ok(remote) => {

@@ -222,7 +222,14 @@ impl SchedulerState {
 
     /// The node's lease ended: its attempts are closed as interrupted.
     fn drop_lease(&mut self, i: usize) {
-        let attempts: Vec<_> = self.workers.remote.node(i).running.iter().copied().collect();
+        let attempts: Vec<_> = self
+            .workers
+            .remote
+            .node(i)
+            .running
+            .iter()
+            .copied()
+            .collect();
         self.workers.remote.node_mut(i).live = false;
         for id in attempts {
             self.attempt_ended(interrupted(id, RemoteNodes::slot(i)));
@@ -349,7 +356,9 @@ impl SchedulerState {
             .remote
             .find(node)
             .filter(|&i| self.workers.remote.node(i).live)
-            .ok_or_else(|| ControlError::Refused(format!("no worker node `{node}` holds a lease")))?;
+            .ok_or_else(|| {
+                ControlError::Refused(format!("no worker node `{node}` holds a lease"))
+            })?;
         self.decide(Event::NodeDraining {
             node: node.to_owned(),
         })
@@ -386,7 +395,9 @@ impl SchedulerState {
         let mut kept = Vec::new();
         let placements: Vec<_> = self.state.cluster().placements().collect();
         for ((run, task), (attempt, epoch)) in placements {
-            let Some(r) = self.state.run(run) else { continue };
+            let Some(r) = self.state.run(run) else {
+                continue;
+            };
             let t = r.task(task);
             if t.state != TaskState::Running || t.attempts != attempt {
                 continue;
@@ -397,8 +408,7 @@ impl SchedulerState {
             let Some(i) = self.workers.remote.find(&node) else {
                 continue;
             };
-            if !(self.workers.remote.node(i).live && self.workers.remote.node(i).epoch == epoch)
-            {
+            if !(self.workers.remote.node(i).live && self.workers.remote.node(i).epoch == epoch) {
                 continue;
             }
             let id = crate::messages::scheduler::AttemptId {
@@ -438,7 +448,11 @@ impl SchedulerState {
         }];
         let t_now = now();
         for (id, rec) in self.state.cluster().nodes() {
-            let n = self.workers.remote.find(id).map(|i| self.workers.remote.node(i));
+            let n = self
+                .workers
+                .remote
+                .find(id)
+                .map(|i| self.workers.remote.node(i));
             let heard = n.and_then(|n| n.heard);
             let state = match rec.state {
                 Membership::Ready | Membership::Draining => {

@@ -140,7 +140,10 @@ impl State {
                 if *epoch <= c.last_epoch() {
                     return Err(refuse(
                         event,
-                        format!("epoch {epoch} is not after the last one, {}", c.last_epoch()),
+                        format!(
+                            "epoch {epoch} is not after the last one, {}",
+                            c.last_epoch()
+                        ),
                     ));
                 }
                 if c.nodes.get(node).is_some_and(|n| n.state.is_live()) {
@@ -197,7 +200,10 @@ impl State {
                     .get(node)
                     .is_some_and(|n| n.epoch == *epoch && n.state.is_live());
                 if !live {
-                    return Err(refuse(event, format!("node `{node}` holds no lease {epoch}")));
+                    return Err(refuse(
+                        event,
+                        format!("node `{node}` holds no lease {epoch}"),
+                    ));
                 }
                 let r = self.runs.get(run).ok_or(ApplyError::UnknownRun(*run))?;
                 let t = r.index_of(task)?;
@@ -208,7 +214,9 @@ impl State {
                         format!("attempt {attempt} is not the running one"),
                     ));
                 }
-                self.cluster.placements.insert((*run, t), (*attempt, *epoch));
+                self.cluster
+                    .placements
+                    .insert((*run, t), (*attempt, *epoch));
             }
             // Audit records.
             Event::JoinRefused { .. } | Event::ResultRejected { .. } => {}

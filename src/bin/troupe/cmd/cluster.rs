@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde_json::json;
 use troupe::messages::control::{Command as AdminCommand, NodeInfo, Request, Response};
 
-use crate::common::{block, connect, unexpected, Failed, Signals, EXIT_INTERNAL, EXIT_INVALID, POLL};
+use crate::common::{
+    block, connect, unexpected, Failed, Signals, EXIT_INTERNAL, EXIT_INVALID, POLL,
+};
 use crate::render::json::print_json;
 
 /// What `troupe worker start` was given.
@@ -90,8 +92,8 @@ pub(crate) fn worker_start(data_dir: &Path, args: WorkerArgs) -> ExitCode {
                 args.join
             )));
         }
-        let cookie = troupe::config::read_secret(&args.cookie_file, "--cookie-file")
-            .map_err(invalid)?;
+        let cookie =
+            troupe::config::read_secret(&args.cookie_file, "--cookie-file").map_err(invalid)?;
         let token = troupe::config::read_secret(&args.token_file, "--token-file")
             .map_err(invalid)?
             .lines()
