@@ -3,7 +3,9 @@
 //!
 //! The rules:
 //! - every join that does not resume a lease gets a new epoch (`node_joined`); a node that
-//!   joins again while its old lease is live loses that lease first (`node_lost`);
+//!   joins again while its old lease is live loses that lease first (`node_lost`); a join
+//!   naming an older lease than the live one (queued before the worker heard of the newer)
+//!   changes nothing and is answered with the live lease;
 //! - a node not heard from for 2× the heartbeat is lost: its attempts are closed as
 //!   `interrupted` and retried under their policy;
 //! - a result counts only if the attempt still runs, was placed on that node, and the node
@@ -97,6 +99,27 @@ impl SchedulerState {
             return;
         }
         let record = self.state.cluster().node(&j.node).cloned();
+        // A join naming an older lease than the live one was queued before the worker
+        // heard of the newer lease (joins resent into a stalled session arrive together
+        // when it heals): the live lease stands; the worker is told it again.
+        if let Some(r) = record
+            .as_ref()
+            .filter(|r| r.state.is_live() && j.epoch.is_some_and(|e| e < r.epoch))
+        {
+            let n = self.workers.remote.node_mut(i);
+            n.heard = Some(Instant::now());
+            tracing::info!(node = %j.node, stale = j.epoch, epoch = r.epoch, "a join for an older lease: the live one stands");
+            self.wire(
+                i,
+                ToWorker::Welcome {
+                    epoch: r.epoch,
+                    heartbeat_ms: cfg.heartbeat.as_millis() as u64,
+                    grace_ms: self.shared.config.grace.as_millis() as u64,
+                    log_cap: self.shared.config.log_cap,
+                },
+            );
+            return;
+        }
         let resume = record
             .as_ref()
             .is_some_and(|r| r.state.is_live() && Some(r.epoch) == j.epoch);

@@ -8,12 +8,13 @@ use std::time::Duration;
 use serde_json::json;
 use troupe::messages::control::{Command as AdminCommand, NodeInfo, Request, Response};
 
-use crate::common::{
-    block, connect, unexpected, Failed, Signals, EXIT_INTERNAL, EXIT_INVALID, POLL,
-};
+use crate::common::{block, connect, unexpected, Failed, EXIT_INVALID, POLL};
+#[cfg(feature = "cluster")]
+use crate::common::{Signals, EXIT_INTERNAL};
 use crate::render::json::print_json;
 
-/// What `troupe worker start` was given.
+/// What `troupe worker start` was given (unused without the `cluster` feature).
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 pub(crate) struct WorkerArgs {
     /// `--join ADDR:PORT`.
     pub(crate) join: String,
