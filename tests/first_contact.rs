@@ -308,6 +308,8 @@ fn bad_bench_options_exit_2() {
         vec!["bench", "tasks", "--workers", "0"],
         vec!["bench", "saga", "--steps", "0"],
         vec!["bench", "metrics", "--scrape-tasks", "0"],
+        vec!["bench", "cluster", "--slots", "0"],
+        vec!["bench", "cluster", "--heartbeat", "0s"],
     ] {
         let o = run(tmp.path(), &args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));

@@ -261,33 +261,6 @@ fn coordinator() -> Option<ActorRef<ToCoordinator>> {
         .map(ActorRef::<ToCoordinator>::from)
 }
 
-/// Terminates the process groups a previous run of this worker left behind (pid files
-/// under `logs/`).
-async fn terminate_orphans(logs: &Path) {
-    let mut stack = vec![logs.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "pid") {
-                match crate::process::terminate_orphan(&p, Duration::from_secs(2)).await {
-                    Ok(outcome) => {
-                        tracing::info!(path = %p.display(), ?outcome, "attempt left by an earlier run of this worker")
-                    }
-                    Err(e) => {
-                        tracing::warn!(path = %p.display(), error = %e, "could not check a left-over attempt")
-                    }
-                }
-                let _ = std::fs::remove_file(&p);
-            }
-        }
-    }
-}
-
 /// Runs a worker until `stop` fires (then it stops its attempts, reports them, and leaves)
 /// or the coordinator refuses it.
 pub async fn run(
@@ -299,7 +272,9 @@ pub async fn run(
         .map_err(|e| other(format!("{}: {e}", opts.data_dir.display())))?;
     let id = node_id(&opts.data_dir).map_err(other)?;
     let layout = DataDir::new(&opts.data_dir);
-    terminate_orphans(&opts.data_dir.join("logs")).await;
+    // Attempts a previous run of this worker left behind.
+    crate::process::terminate_orphans_under(&opts.data_dir.join("logs"), Duration::from_secs(2))
+        .await;
     let spool = Spool::open(&opts.data_dir)
         .map_err(|e| other(format!("{}: {e}", opts.data_dir.display())))?;
     let (wire_tx, mut wire_rx) = mpsc::unbounded_channel();

@@ -13,7 +13,8 @@
 //!   reaping it with `wait4` (exit status, rusage).
 //! - `pid_file`: the `"{pid} {starttime}"` record of a running attempt.
 //! - `proc_stat`: what `/proc/PID/stat` says (start time, group, state).
-//! - `orphan`: [`terminate_orphan`]: ending the group a crashed node left behind.
+//! - `orphan`: [`terminate_orphan`]: ending the group a crashed node left behind
+//!   ([`terminate_orphans_under`]: every group recorded under a folder).
 //!
 //! # Running an attempt: [`run_process`]
 //!
@@ -119,7 +120,7 @@ mod spawn;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use orphan::{terminate_orphan, OrphanOutcome};
+pub use orphan::{terminate_orphan, terminate_orphans_under, OrphanOutcome};
 pub use proc_stat::process_start_time;
 pub use run::{run_process, DRAIN_TIMEOUT};
 

@@ -163,3 +163,32 @@ async fn terminate_group(pid: i32, start: u64, grace: Duration) -> OrphanOutcome
         }
     }
 }
+
+/// Terminates every process group recorded in a pid file (`*.pid`) anywhere under `dir`
+/// ([`terminate_orphan`] with `grace` for each), and removes the pid files. What a worker
+/// node does at start with the attempts a previous run of it left behind, and what
+/// `troupe bench cluster` does after killing a worker with `SIGKILL`.
+pub async fn terminate_orphans_under(dir: &Path, grace: Duration) {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "pid") {
+                match terminate_orphan(&p, grace).await {
+                    Ok(outcome) => {
+                        tracing::info!(path = %p.display(), ?outcome, "attempt left behind")
+                    }
+                    Err(e) => {
+                        warn!(path = %p.display(), error = %e, "could not check a left-over attempt")
+                    }
+                }
+                let _ = fs::remove_file(&p);
+            }
+        }
+    }
+}

@@ -1,6 +1,6 @@
-//! `troupe bench journal|plan|tasks|saga|metrics`: measures this machine and disk; each figure
-//! is printed beside a baseline from the same run ([`troupe::bench`]). Exit 2 for bad options,
-//! 3 when a measurement fails.
+//! `troupe bench journal|plan|tasks|reads|saga|metrics|fanout|agents|cluster`: measures this
+//! machine and disk; each figure is printed beside a baseline from the same run
+//! ([`troupe::bench`]). Exit 2 for bad options, 3 when a measurement fails.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,8 +13,8 @@ use troupe::Durability;
 
 use crate::common::{EXIT_INTERNAL, EXIT_INVALID};
 use crate::render::bench::{
-    print_agents, print_fanout, print_journal, print_metrics, print_plan, print_reads, print_saga,
-    print_tasks,
+    print_agents, print_cluster, print_fanout, print_journal, print_metrics, print_plan,
+    print_reads, print_saga, print_tasks,
 };
 use crate::render::dashboard::{draw, Screen};
 
@@ -114,8 +114,6 @@ pub(crate) enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         requests: usize,
     },
-    /// Approval gates and sagas: listing pending approvals against a raw socket round trip of
-    /// the same size; undoing a saga against running as many no-op tasks in sequence.
     /// Agent trees of in-process no-op agents: spawn + wait of one child against submit →
     /// done of a one-task run, and a tree (fan-out F, depth D) against as many no-op tasks,
     /// alternating rounds. Targets: ≤ 2× and ≥ 0.5×.
@@ -158,6 +156,8 @@ pub(crate) enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// Approval gates and sagas: listing pending approvals against a raw socket round trip of
+    /// the same size; undoing a saga against running as many no-op tasks in sequence.
     Saga {
         /// Print one JSON object.
         #[arg(long)]
@@ -171,6 +171,35 @@ pub(crate) enum BenchCommand {
         /// Steps of the saga (and no-op tasks of the sequential baseline).
         #[arg(long, default_value_t = 1_000)]
         steps: usize,
+    },
+    /// Remote worker nodes on loopback (worker processes of this binary, the coordinator in
+    /// this process, `run_local = false`), alternating rounds with a local node: /bin/true
+    /// tasks/s on 2 worker nodes of S slots against a local node with 2×S workers (target
+    /// ≥ 0.7x); submit → done p50 of a one-task run on one worker node against a local node
+    /// (target ≤ 3x); kill -9 of the worker running a task → the retry placed on the other
+    /// worker (bound 2 × heartbeat + 500 ms).
+    Cluster {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Scratch directory (removed afterwards). Default: DATA_DIR/bench-cluster-<pid>.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// /bin/true tasks per throughput run.
+        #[arg(long, default_value_t = 2_000)]
+        tasks: usize,
+        /// Slots of each worker node (the local node gets twice as many workers).
+        #[arg(long, default_value_t = 4)]
+        slots: u32,
+        /// Submit → done samples per side and round.
+        #[arg(long, default_value_t = 50)]
+        samples: usize,
+        /// Rounds of each case (throughput and latency alternate the sides).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// The coordinator's heartbeat (a worker silent for twice this is lost).
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms")]
+        heartbeat: std::time::Duration,
     },
     /// Operating a node: /metrics scrape with 1M tasks in the journal (vs /healthz),
     /// `metrics --since 7d` over 10M events (vs a raw scan of them), dashboard refreshes (vs a
@@ -282,6 +311,32 @@ impl BenchCommand {
                 *tasks > 0 && *workers > 0 && *rounds > 0 && *queued > 0 && *requests > 0,
                 "--tasks, --workers, --rounds, --queued and --requests",
             ),
+            BenchCommand::Cluster {
+                tasks,
+                slots,
+                samples,
+                rounds,
+                heartbeat,
+                ..
+            } => {
+                if cfg!(not(feature = "cluster")) {
+                    return Err("this troupe was built without the `cluster` feature".into());
+                }
+                if heartbeat.is_zero() {
+                    return Err("--heartbeat must be longer than 0s".into());
+                }
+                positive(
+                    *tasks > 0
+                        && *slots > 0
+                        && *slots <= troupe::node::MAX_WORKERS / 2
+                        && *samples > 0
+                        && *rounds > 0,
+                    &format!(
+                        "--tasks, --slots (at most {}), --samples and --rounds",
+                        troupe::node::MAX_WORKERS / 2
+                    ),
+                )
+            }
             BenchCommand::Metrics {
                 scrape_tasks,
                 since_events,
@@ -410,6 +465,32 @@ fn measure(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
                 return Ok(());
             }
             print_agents(&r);
+        }
+        BenchCommand::Cluster {
+            json,
+            dir,
+            tasks,
+            slots,
+            samples,
+            rounds,
+            heartbeat,
+        } => {
+            let dir = dir.unwrap_or_else(|| scratch(data_dir, "bench-cluster"));
+            // The worker nodes are this binary's `worker start`.
+            let binary = std::env::current_exe()?;
+            let mut opts = bench::cluster::ClusterBenchOptions::new(dir, binary);
+            opts.tasks = tasks;
+            opts.slots = slots;
+            opts.samples = samples;
+            opts.rounds = rounds;
+            opts.heartbeat = heartbeat;
+            let rt = tokio::runtime::Runtime::new()?;
+            let r = rt.block_on(bench::cluster::cluster(&opts))?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+                return Ok(());
+            }
+            print_cluster(&r);
         }
         BenchCommand::Fanout {
             json,

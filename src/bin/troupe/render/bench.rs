@@ -254,3 +254,62 @@ pub(crate) fn print_agents(r: &troupe::bench::agents::AgentsBenchReport) {
         tree.join(" ")
     );
 }
+
+/// `met` or `not met`.
+fn met(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "not met"
+    }
+}
+
+/// `bench cluster`: the three cases, every round.
+pub(crate) fn print_cluster(r: &troupe::bench::cluster::ClusterBenchReport) {
+    println!(
+        "troupe bench cluster: worker nodes on loopback with {} slots each, heartbeat {} ms, rounds alternated",
+        r.slots, r.heartbeat_ms
+    );
+    let rounds: Vec<String> = r
+        .throughput_rounds
+        .iter()
+        .map(|(a, b)| format!("{}/{}", thousands(*a), thousands(*b)))
+        .collect();
+    println!(
+        "/bin/true throughput ({} tasks): 2 worker nodes {:.2}x a local node with {} workers (median; target ≥ 0.7x: {}; rounds remote/local tasks/s: {})",
+        thousands(r.tasks as f64),
+        r.throughput_ratio,
+        2 * r.slots,
+        met(r.throughput_ratio >= 0.7),
+        rounds.join(" ")
+    );
+    let rounds: Vec<String> = r
+        .latency_rounds
+        .iter()
+        .map(|(a, b)| format!("{:.2}/{:.2}", *a as f64 / 1e3, *b as f64 / 1e3))
+        .collect();
+    println!(
+        "submit → done of a one-task /bin/true run: p50 on one worker node {:.2}x a local node's (median; target ≤ 3x: {}; rounds remote/local p50 ms over {} runs: {})",
+        r.latency_ratio,
+        met(r.latency_ratio <= 3.0),
+        r.samples,
+        rounds.join(" ")
+    );
+    let rounds: Vec<String> = r
+        .lost_rounds
+        .iter()
+        .map(|l| {
+            format!(
+                "{} ms (node_lost {} ms, seen {:.0} ms)",
+                l.retry_placed_ms, l.node_lost_ms, l.retry_seen_ms
+            )
+        })
+        .collect();
+    println!(
+        "kill -9 of a worker running a task → its retry placed on the other worker: {} ms (median; bound 2 × heartbeat + 500 ms = {} ms: {}; rounds: {})",
+        r.lost_ms,
+        r.lost_bound_ms,
+        met(r.lost_ms >= 0 && r.lost_ms as u64 <= r.lost_bound_ms),
+        rounds.join(", ")
+    );
+}
