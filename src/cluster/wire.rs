@@ -31,6 +31,21 @@ pub fn worker_group(node: &str) -> String {
     format!("troupe.worker.{node}")
 }
 
+/// The newest member of process group `group` that is not stopping (a peer's actor as its
+/// session advertised it), or `None`.
+pub fn live_member<M: ractor::Message>(group: &str) -> Option<ractor::ActorRef<M>> {
+    ractor::pg::get_members(&group.to_owned())
+        .into_iter()
+        .rev()
+        .find(|c| {
+            !matches!(
+                c.get_status(),
+                ractor::ActorStatus::Stopping | ractor::ActorStatus::Stopped
+            )
+        })
+        .map(ractor::ActorRef::<M>::from)
+}
+
 /// Worker → coordinator.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ToCoordinator {

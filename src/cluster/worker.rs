@@ -30,7 +30,6 @@ use crate::config::TlsFiles;
 use crate::executor::{AttemptContext, Executor, HandoffFiles};
 use crate::layout::DataDir;
 use crate::messages::scheduler::{AttemptId, AttemptKind, AttemptOutcome};
-use crate::model::Counters;
 use crate::read::outputs::Outputs;
 
 /// Longest wait between two dials of the coordinator.
@@ -249,16 +248,7 @@ async fn start_server(
 }
 
 fn coordinator() -> Option<ActorRef<ToCoordinator>> {
-    ractor::pg::get_members(&COORDINATOR_GROUP.to_owned())
-        .into_iter()
-        .rev()
-        .find(|c| {
-            !matches!(
-                c.get_status(),
-                ractor::ActorStatus::Stopping | ractor::ActorStatus::Stopped
-            )
-        })
-        .map(ActorRef::<ToCoordinator>::from)
+    super::wire::live_member(COORDINATOR_GROUP)
 }
 
 /// Runs a worker until `stop` fires (then it stops its attempts, reports them, and leaves)
@@ -556,16 +546,9 @@ impl Worker {
         if !self.welcomed || self.epoch != Some(order.epoch) || self.running.contains_key(&id) {
             // Not ours to run now: say so at once, so it is retried without waiting for a
             // lease to end.
-            let _ = self.done.send((
-                id,
-                order.epoch,
-                AttemptOutcome::Failed {
-                    failure: crate::model::Failure::Interrupted,
-                    usage: None,
-                    retryable: true,
-                    counters: Counters::new(),
-                },
-            ));
+            let _ = self
+                .done
+                .send((id, order.epoch, AttemptOutcome::interrupted()));
             return;
         }
         let workflow = Arc::new(order.workflow);

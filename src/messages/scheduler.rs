@@ -237,12 +237,20 @@ impl ReportPort {
 
 impl Drop for ReportPort {
     fn drop(&mut self) {
-        self.deliver(AttemptOutcome::Failed {
+        self.deliver(AttemptOutcome::interrupted());
+    }
+}
+
+impl AttemptOutcome {
+    /// Interrupted without its own doing (its worker went away or never ran it): retryable,
+    /// no usage known.
+    pub fn interrupted() -> Self {
+        AttemptOutcome::Failed {
             failure: Failure::Interrupted,
             usage: None,
             retryable: true,
             counters: Counters::new(),
-        });
+        }
     }
 }
 

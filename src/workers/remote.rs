@@ -82,17 +82,7 @@ impl RemoteNode {
 pub fn find_worker(id: &str) -> Option<ActorRef<ToWorker>> {
     #[cfg(feature = "cluster")]
     {
-        let members = ractor::pg::get_members(&crate::cluster::wire::worker_group(id));
-        members
-            .into_iter()
-            .rev()
-            .find(|c| {
-                !matches!(
-                    c.get_status(),
-                    ractor::ActorStatus::Stopping | ractor::ActorStatus::Stopped
-                )
-            })
-            .map(ActorRef::<ToWorker>::from)
+        crate::cluster::wire::live_member(&crate::cluster::wire::worker_group(id))
     }
     #[cfg(not(feature = "cluster"))]
     {

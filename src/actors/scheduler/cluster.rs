@@ -20,7 +20,7 @@ use super::*;
 use crate::cluster::wire::{Join, ToCoordinator, ToWorker, WireResult, PROTOCOL};
 use crate::messages::control::NodeInfo;
 use crate::messages::scheduler::{AttemptKind, AttemptOutcome, AttemptReport, Slot};
-use crate::model::{Counters, Failure, Membership, RunId, TaskIndex, TaskState, Timestamp};
+use crate::model::{Membership, RunId, TaskIndex, TaskState, Timestamp};
 use crate::workers::RemoteNodes;
 
 /// What the scheduler sends a worker node once durable.
@@ -35,12 +35,7 @@ fn interrupted(id: crate::messages::scheduler::AttemptId, slot: Slot) -> Attempt
     AttemptReport {
         id,
         slot,
-        outcome: AttemptOutcome::Failed {
-            failure: Failure::Interrupted,
-            usage: None,
-            retryable: true,
-            counters: Counters::new(),
-        },
+        outcome: AttemptOutcome::interrupted(),
     }
 }
 

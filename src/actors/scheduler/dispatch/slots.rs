@@ -11,6 +11,12 @@ use crate::workers::WorkerLink;
 impl SchedulerState {
     /// Books a decided attempt start on its reserved `slot` and dispatches it once durable.
     pub(crate) fn occupy(&mut self, id: AttemptId, slot: Slot, pool: Option<String>) {
+        self.hold(id, slot, pool);
+        self.after_persist(Effect::Dispatch { id, slot });
+    }
+
+    /// Records `id` as holding `slot` (a fresh capability token, slot not lent).
+    fn hold(&mut self, id: AttemptId, slot: Slot, pool: Option<String>) {
         self.running.insert(
             (id.run, id.task),
             Running {
@@ -21,7 +27,6 @@ impl SchedulerState {
                 lent: false,
             },
         );
-        self.after_persist(Effect::Dispatch { id, slot });
     }
 
     /// Books a decided forward attempt on its reserved `slot` with the loads its caps
@@ -34,16 +39,7 @@ impl SchedulerState {
                 *self.node_pool_load.entry(p.clone()).or_default() += 1;
             }
         }
-        self.running.insert(
-            (id.run, id.task),
-            Running {
-                id,
-                slot,
-                pool,
-                token: super::super::agents::new_token(),
-                lent: false,
-            },
-        );
+        self.hold(id, slot, pool);
     }
 
     /// Books the end of a reported attempt: frees its worker slot and caps.
