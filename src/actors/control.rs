@@ -289,13 +289,26 @@ async fn answer(shared: &Arc<NodeContext>, mut request: Request, peer_uid: u32) 
 }
 
 /// The one place a request is mapped to who answers it: `Health` by the health checks
-/// ([`crate::telemetry::health`]), everything else by [`NodeContext::request`] (reads by the
+/// ([`crate::telemetry::health`]), `Backup` by [`crate::storage::backup`], everything else by [`NodeContext::request`] (reads by the
 /// read model, commands by the scheduler).
 pub async fn route(ctx: &Arc<NodeContext>, request: Request) -> Result<Response, NodeError> {
     if let Request::Health = request {
         // Boxed: the health checks send requests of their own.
         let report = Box::pin(crate::telemetry::health::evaluate_health(ctx)).await;
         return Ok(Response::Health(Box::new(report)));
+    }
+    if let Request::Backup { dest } = request {
+        let (journal, layout) = (ctx.journal.clone(), ctx.config.layout());
+        let done = tokio::task::spawn_blocking(move || {
+            crate::storage::backup::backup(&journal, &layout, &dest)
+        })
+        .await
+        .map_err(|e| NodeError::Unavailable(e.to_string()))?;
+        return Ok(match done {
+            Ok(info) => Response::Backup(Box::new(info)),
+            Err(e) if e.exit_code() == 2 => Response::Error(ControlError::Refused(e.to_string())),
+            Err(e) => Response::Error(ControlError::Internal(e.to_string())),
+        });
     }
     ctx.request(request).await
 }

@@ -15,6 +15,17 @@
 //! State is only the writer and the callers waiting for a commit. If the actor dies, staged
 //! events are dropped unacknowledged (their callers' reply ports close), and a restarted
 //! actor takes a fresh writer that continues after the last durable event.
+//!
+//! # A failed write (disk full)
+//! A failed commit (RocksDB refused the write, e.g. `ENOSPC`) does not stop the actor: that
+//! would restart it, and everything after it, in a loop while the disk stays full. Instead
+//! every caller of the batch gets the error, the writer [resets](JournalWriter::reset) to what
+//! the journal really holds, and the journal is *fenced*: every later append is refused
+//! until [`JournalMsg::Resume`]. The only appender, the scheduler, applied those events
+//! before they were durable, so appends it sent after the failed one must not be written
+//! either; a scheduler that re-read the journal (its recovery) resumes it. RocksDB refuses
+//! writes after `ENOSPC` until its own recovery (its SstFileManager polls for free space)
+//! succeeded; the health check's probe write shows when it has.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -80,6 +91,8 @@ pub struct JournalActorState {
     feed: Option<Feed>,
     /// The staged records, in sequence order, published to the feed once committed.
     staged: Vec<EventRecord>,
+    /// Why appends are refused since a write failed (see the module docs), until `Resume`.
+    fenced: Option<String>,
 }
 
 impl JournalActorState {
@@ -87,9 +100,8 @@ impl JournalActorState {
     /// thread for the write and fsync: the actor runs on a thread of its own (see
     /// [`JournalRef::spawn`]), and appends arriving meanwhile queue up as the next batch.
     ///
-    /// A failed commit is returned as an error, which stops the actor: its writer refuses
-    /// further appends (the failed batch may or may not be in the WAL), and a restarted actor
-    /// takes a fresh writer that continues after whatever the journal really holds.
+    /// A failed commit fails every waiting caller and fences the journal (see the module
+    /// docs); it is an error only if the writer cannot even be reset.
     fn commit(&mut self) -> Result<(), ActorProcessingErr> {
         if self.waiting.is_empty() {
             return Ok(());
@@ -121,14 +133,23 @@ impl JournalActorState {
                 Ok(())
             }
             Err(e) => {
-                tracing::error!(error = %e, appends = batch, "journal commit failed");
-                let msg = e.to_string();
-                for (_, ack) in self.waiting.drain(..) {
-                    ack.send(Err(AppendError::Failed(msg.clone())));
-                }
-                Err(e.into())
+                tracing::error!(error = %e, appends = batch, first_seq = first, "journal commit failed; appends are refused until the scheduler re-reads the journal");
+                self.fail_all(e.to_string())
             }
         }
+    }
+
+    /// Fails every waiting caller with `message`, drops what is staged, resets the writer to
+    /// what the journal holds and fences further appends.
+    fn fail_all(&mut self, message: String) -> Result<(), ActorProcessingErr> {
+        for (_, ack) in self.waiting.drain(..) {
+            ack.send(Err(AppendError::Failed(message.clone())));
+        }
+        self.staged.clear();
+        self.fenced = Some(message);
+        self.writer.reset()?;
+        self.stats.committed_seq = self.writer.committed_seq();
+        Ok(())
     }
 }
 
@@ -141,6 +162,12 @@ impl JournalActorState {
         rollup: Option<RollupDelta>,
         ack: Ack,
     ) -> Result<(), ActorProcessingErr> {
+        if let Some(why) = &self.fenced {
+            ack.send(Err(AppendError::Failed(format!(
+                "refused: an earlier write failed ({why}); the scheduler re-reads the journal before appending again"
+            ))));
+            return Ok(());
+        }
         if records.is_empty() {
             if self.waiting.is_empty() {
                 let next = self.writer.committed_seq() + 1;
@@ -166,14 +193,10 @@ impl JournalActorState {
             Err(e) => {
                 // The caller (the scheduler) predicted sequence numbers that now belong to
                 // nobody; appends it already sent after this one assume this one. Fail the
-                // whole batch and stop, so everything restarts from what is durable.
-                tracing::error!(error = %e, "journal append refused; stopping the journal actor");
+                // whole batch and fence, as for a failed commit.
+                tracing::error!(error = %e, "journal append refused; fencing the journal");
                 ack.send(Err(AppendError::Failed(e.to_string())));
-                let msg = e.to_string();
-                for (_, ack) in self.waiting.drain(..) {
-                    ack.send(Err(AppendError::Failed(msg.clone())));
-                }
-                return Err(e.into());
+                return self.fail_all(e.to_string());
             }
         }
         if self.writer.batch_full() {
@@ -215,6 +238,7 @@ impl Actor for JournalActor {
             metrics: args.metrics,
             feed: args.feed,
             staged: Vec::new(),
+            fenced: None,
         })
     }
 
@@ -248,6 +272,20 @@ impl Actor for JournalActor {
                     .drop_rollups_before(before)
                     .map_err(|e| AppendError::Failed(e.to_string()));
                 let _ = reply.send(r);
+            }
+            JournalMsg::Purge { runs, upto, reply } => {
+                state.commit()?;
+                let r = state
+                    .writer
+                    .purge_runs(&runs, upto)
+                    .map_err(|e| AppendError::Failed(e.to_string()));
+                let _ = reply.send(r);
+            }
+            JournalMsg::Resume { reply } => {
+                if let Some(why) = state.fenced.take() {
+                    tracing::info!(previous = %why, committed = state.writer.committed_seq(), "journal appends resumed");
+                }
+                let _ = reply.send(state.writer.committed_seq());
             }
             JournalMsg::Commit => {
                 state.commit_scheduled = false;
@@ -431,6 +469,18 @@ impl JournalRef {
     /// Appends one record; returns its sequence number once durable.
     pub async fn append_one(&self, record: EventRecord) -> Result<Seq, AppendError> {
         self.append(vec![record]).await.map(|r| r.start)
+    }
+
+    /// Lifts the fence a failed write put up (module docs): the caller's state was re-read
+    /// from the journal. Handled after every append already queued (so it also waits for
+    /// those, as an empty append would). Returns the last durable sequence number.
+    pub async fn resume(&self) -> Result<Seq, AppendError> {
+        let r = self
+            .actor
+            .call(|reply| JournalMsg::Resume { reply }, None)
+            .await
+            .map_err(unavailable)?;
+        call_failed(r)
     }
 
     /// Writes a probe key (is the journal writable?).

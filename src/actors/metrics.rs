@@ -36,6 +36,8 @@ pub struct MetricsState {
     last_health: Option<Health>,
     /// When retention last ran.
     last_retention: Option<Instant>,
+    /// When run retention (`[retention] runs`) last ran.
+    last_gc: Option<Instant>,
 }
 
 /// How often the metrics actor evaluates health (when a webhook listens for
@@ -56,6 +58,7 @@ impl Actor for MetricsActor {
         Ok(MetricsState {
             last_health: None,
             last_retention: None,
+            last_gc: None,
         })
     }
 
@@ -101,10 +104,41 @@ impl Actor for MetricsActor {
                     }
                     prune_logs(&self.shared).await;
                 }
+                if let Some(keep) = self.shared.config.retention.runs {
+                    // A tenth of the retention, so runs go at most 10% late; at least one
+                    // tick, at most an hour.
+                    let every = (keep / 10).clamp(METRICS_TICK, Duration::from_secs(3600));
+                    if state.last_gc.is_none_or(|t| t.elapsed() >= every) {
+                        state.last_gc = Some(Instant::now());
+                        gc_runs(&self.shared, keep).await;
+                    }
+                }
                 myself.send_after(METRICS_TICK, || MetricsMsg::Tick);
             }
         }
         Ok(())
+    }
+}
+
+/// Removes finished runs older than `keep` (`[retention] runs`), as `troupe gc` does.
+async fn gc_runs(shared: &Arc<NodeContext>, keep: Duration) {
+    match shared
+        .request(Request::Gc {
+            older_than: Some(keep),
+            dry_run: false,
+        })
+        .await
+    {
+        Ok(Response::Gc(r)) if !r.runs.is_empty() => tracing::info!(
+            runs = r.runs.len(),
+            events = r.events,
+            event_bytes = r.event_bytes,
+            log_bytes = r.log_bytes,
+            "runs removed (retention)"
+        ),
+        Ok(Response::Error(e)) => tracing::warn!(error = %e, "run retention failed"),
+        Err(e) => tracing::warn!(error = %e, "run retention failed"),
+        _ => {}
     }
 }
 

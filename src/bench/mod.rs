@@ -15,11 +15,13 @@
 //! - [`metrics`]: scraping, `metrics --since`, dashboard refreshes, metrics overhead.
 //! - [`fanout`]: a mapped task's N no-op instances against N plain no-op tasks.
 //! - [`agents`]: spawn + wait latency and agent-tree rate against plain runs and tasks.
+//! - [`boot`]: a long journal's boot (newest snapshot + tail) against a full replay.
 //! - [`cluster`]: remote worker nodes on loopback against a local node: `/bin/true`
 //!   throughput, submit → done latency, and how soon a killed worker's attempt is retried
 //!   elsewhere.
 
 pub mod agents;
+pub mod boot;
 pub mod cluster;
 pub mod fanout;
 mod journal;

@@ -44,6 +44,8 @@ pub struct NodeFile {
     pub retention_metrics: Option<Duration>,
     /// `[retention] logs`.
     pub retention_logs: Option<Duration>,
+    /// `[retention] runs`.
+    pub retention_runs: Option<Duration>,
     /// `[[webhooks]]`, in file order.
     pub webhooks: Vec<WebhookConfig>,
     /// `[agents]`: the node's default authority, over the built-in one.
@@ -101,6 +103,9 @@ impl NodeFile {
         }
         if self.retention_logs.is_some() {
             cfg.retention.logs = self.retention_logs;
+        }
+        if self.retention_runs.is_some() {
+            cfg.retention.runs = self.retention_runs;
         }
         cfg.webhooks = self.webhooks;
         cfg.agent_registry = self.agent_registry;

@@ -142,6 +142,9 @@ pub struct Retention {
     pub metrics: Duration,
     /// Attempt logs of runs finished longer ago than this are deleted (default: kept).
     pub logs: Option<Duration>,
+    /// Finished runs (whole agent trees) that ended longer ago than this are removed:
+    /// state, events, stream index entries and logs (default: kept; `troupe gc`).
+    pub runs: Option<Duration>,
 }
 
 impl Default for Retention {
@@ -149,6 +152,7 @@ impl Default for Retention {
         Retention {
             metrics: Duration::from_secs(90 * 86_400),
             logs: None,
+            runs: None,
         }
     }
 }

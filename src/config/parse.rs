@@ -119,6 +119,9 @@ pub fn parse(text: &str, name: &str) -> Result<NodeFile, ConfigError> {
         if let Some(d) = &r.logs {
             out.retention_logs = Some(p.duration(d, "retention.logs")?);
         }
+        if let Some(d) = &r.runs {
+            out.retention_runs = Some(p.duration(d, "retention.runs")?);
+        }
     }
     super::webhooks::check(&p, &raw.webhooks, &mut out)?;
     if let Some(c) = &raw.cluster {

@@ -56,6 +56,7 @@ pub(super) struct RawHealth {
 pub(super) struct RawRetention {
     pub(super) metrics: Option<Spanned<String>>,
     pub(super) logs: Option<Spanned<String>>,
+    pub(super) runs: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

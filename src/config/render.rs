@@ -37,6 +37,8 @@ pub fn render(cfg: &super::NodeConfig) -> String {
         metrics: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         logs: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        runs: Option<String>,
     }
     #[derive(serde::Serialize)]
     struct Hook<'a> {
@@ -99,6 +101,7 @@ pub fn render(cfg: &super::NodeConfig) -> String {
         retention: Retention {
             metrics: human(cfg.retention.metrics),
             logs: cfg.retention.logs.map(human),
+            runs: cfg.retention.runs.map(human),
         },
         webhooks: cfg
             .webhooks

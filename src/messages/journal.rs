@@ -66,6 +66,22 @@ pub enum JournalMsg {
         /// runs on the journal's thread: it must not block (casting a message is fine).
         then: AckFn,
     },
+    /// Delete every event of `runs` up to `upto`, with their stream index entries (retention;
+    /// refused unless a snapshot covers `upto`). Receives (events deleted, their bytes).
+    Purge {
+        /// The removed runs.
+        runs: Vec<crate::model::RunId>,
+        /// The `runs_removed` event's sequence number.
+        upto: Seq,
+        /// Receives (events deleted, bytes).
+        reply: RpcReplyPort<Result<(u64, u64), AppendError>>,
+    },
+    /// Lift the fence a failed write put up: the sender (a recovering scheduler) re-read the
+    /// journal. Receives the last durable sequence number.
+    Resume {
+        /// Receives the last durable sequence number.
+        reply: RpcReplyPort<Seq>,
+    },
     /// Commit what is staged. The actor sends this to itself after the first append of a
     /// batch, so it is handled after every append already queued: that is the group.
     Commit,

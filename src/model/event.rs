@@ -576,6 +576,15 @@ pub enum Event {
         /// Why it was rejected.
         reason: String,
     },
+    /// Retention removed these finished runs (whole agent trees, never a part of one): their
+    /// state leaves the fold, and once a snapshot covers this event their events, stream
+    /// index entries and logs are deleted (event schema 6; `troupe gc`).
+    RunsRemoved {
+        /// The runs, roots before their descendants.
+        runs: Vec<RunId>,
+        /// The retention that chose them: runs finished before `now − older_than`, in ms.
+        older_than_ms: u64,
+    },
 }
 
 /// Who spawned a run, with what, under which authority: the body of [`Event::RunSpawned`].
@@ -687,7 +696,7 @@ impl OnParentExit {
 
 impl Event {
     /// Every event type name, in variant order (the `type` field of `events --json`).
-    pub const TYPE_NAMES: [&'static str; 36] = [
+    pub const TYPE_NAMES: [&'static str; 37] = [
         "run_submitted",
         "attempt_started",
         "task_succeeded",
@@ -724,6 +733,7 @@ impl Event {
         "join_refused",
         "attempt_placed",
         "result_rejected",
+        "runs_removed",
     ];
 
     /// The snake_case type name (`task_succeeded`, ...).
@@ -769,6 +779,7 @@ impl Event {
             Event::JoinRefused { .. } => 33,
             Event::AttemptPlaced { .. } => 34,
             Event::ResultRejected { .. } => 35,
+            Event::RunsRemoved { .. } => 36,
         }
     }
 
@@ -810,7 +821,8 @@ impl Event {
             | Event::NodeLost { .. }
             | Event::NodeDraining { .. }
             | Event::NodeLeft { .. }
-            | Event::JoinRefused { .. } => None,
+            | Event::JoinRefused { .. }
+            | Event::RunsRemoved { .. } => None,
         }
     }
 
@@ -852,7 +864,8 @@ impl Event {
             | Event::NodeLost { .. }
             | Event::NodeDraining { .. }
             | Event::NodeLeft { .. }
-            | Event::JoinRefused { .. } => None,
+            | Event::JoinRefused { .. }
+            | Event::RunsRemoved { .. } => None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! The attempt log: copying the output pipe into it, byte for byte, up to the cap, then the
-//! truncation marker.
+//! truncation marker. A log that cannot be written (the disk is full) is cut with a marker
+//! where possible; the attempt goes on and its output pipe keeps being drained.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -30,6 +31,10 @@ pub(super) fn copy_output(mut pipe: File, wake: OwnedFd, mut log: File, cap: u64
                         if let Err(e) = log.write_all(&buf[..keep]) {
                             warn!("writing the attempt log failed, output is discarded: {e}");
                             log_ok = false;
+                            // Best effort: a full disk often still has room in the last block.
+                            let marker =
+                                format!("\n[troupe: log cut after {total} bytes: {e}]\n");
+                            let _ = log.write_all(marker.as_bytes());
                         }
                     }
                     total += n as u64;

@@ -54,6 +54,9 @@ pub struct WriteFacts {
     live_usage: Mutex<HashMap<(RunId, TaskIndex), (u32, Counters)>>,
     /// The cluster's nodes with what the scheduler heard (`troupe nodes`).
     nodes: Mutex<Vec<crate::messages::control::NodeInfo>>,
+    /// Why dispatch is halted after a failed append (a full disk), until a scheduler
+    /// restarted by `unhalt` recovered.
+    fault: Mutex<Option<String>>,
 }
 
 impl Default for WriteFacts {
@@ -69,6 +72,7 @@ impl Default for WriteFacts {
             lingering: Mutex::new(Vec::new()),
             live_usage: Mutex::new(HashMap::new()),
             nodes: Mutex::new(Vec::new()),
+            fault: Mutex::new(None),
         }
     }
 }
@@ -122,6 +126,7 @@ impl WriteFacts {
         self.started_at.store(now.0, Ordering::Relaxed);
         self.in_flight.store(0, Ordering::Relaxed);
         self.lingering.lock().expect("not poisoned").clear();
+        *self.fault.lock().expect("not poisoned") = None;
         self.up.store(true, Ordering::Release);
         self.epoch.send_modify(|e| *e += 1);
     }
@@ -131,6 +136,19 @@ impl WriteFacts {
     pub fn scheduler_stopped(&self) {
         self.up.store(false, Ordering::Release);
         self.epoch.send_modify(|e| *e += 1);
+    }
+
+    /// An append failed with `why`: the scheduler decides nothing more, and what it decided
+    /// after `durable` will never be journaled, so reads stop waiting for it.
+    pub fn journal_failed(&self, durable: Seq, why: String) {
+        *self.fault.lock().expect("not poisoned") = Some(why);
+        self.decided.store(durable, Ordering::Release);
+        self.epoch.send_modify(|e| *e += 1);
+    }
+
+    /// Why dispatch is halted after a failed append, if it is.
+    pub fn fault(&self) -> Option<String> {
+        self.fault.lock().expect("not poisoned").clone()
     }
 
     /// The scheduler decided events up to `seq`.

@@ -247,7 +247,7 @@ fn no_node_for(needs: &[String], nodes: &[crate::messages::control::NodeInfo]) -
 
 /// Whether dispatch is blocked node-wide (halted, `STOP` file, shutting down).
 fn dispatch_blocked(state: &State, facts: &WriteFacts) -> bool {
-    state.is_halted() || facts.stop_file() || facts.draining()
+    state.is_halted() || facts.stop_file() || facts.draining() || facts.fault().is_some()
 }
 
 /// `troupe queue`: ready tasks best first (priority, then longest wait), then retries by
@@ -382,8 +382,9 @@ pub fn node_view(p: &Projection, facts: &WriteFacts, cx: &ViewContext) -> NodeVi
     NodeView {
         node_id: cx.node_id.clone(),
         pid: std::process::id(),
-        halted: p.state.is_halted(),
+        halted: p.state.is_halted() || facts.fault().is_some(),
         stop_file: facts.stop_file(),
+        fault: facts.fault(),
         active_runs: active,
         total_runs: total,
         running_attempts: facts.in_flight(),

@@ -10,9 +10,11 @@
 //! - [`feed`]: the committed-event feed: each committed batch, published to listeners that
 //!   can catch up from the journal after a gap.
 //! - [`replay`](mod@replay): latest snapshot + tail → [`crate::model::State`].
+//! - [`backup`]: online backup (a RocksDB checkpoint plus the logs) and restore.
 //!
 //! The on-disk format is described in `docs/journal-format.md`.
 
+pub mod backup;
 pub mod codec;
 pub mod feed;
 pub mod journal;

@@ -42,6 +42,7 @@ fn free_disk(path: &std::path::Path) -> Option<u64> {
 /// | check | fails when | makes the node |
 /// |---|---|---|
 /// | `scheduler` | it does not answer within 1 s | unhealthy |
+/// | `dispatch` | an append failed (disk full): dispatch halted until `unhalt` | unhealthy |
 /// | `journal` | a probe write does not succeed within 1 s | unhealthy |
 /// | `disk` | free space below `min_free_disk` | unhealthy |
 /// | `backlog` | ready tasks waiting for a worker above `backlog` | degraded |
@@ -76,6 +77,23 @@ pub async fn evaluate_health(shared: &Arc<NodeContext>) -> HealthReport {
         match &node {
             Some(_) => format!("answered in {ms:.1} ms"),
             None => format!("did not answer within {limit_ms:.0} ms"),
+        },
+    ));
+
+    // Dispatch after a failed append (disk full): halted until `unhalt`.
+    let fault = shared.facts.fault();
+    checks.push(check(
+        "dispatch",
+        Health::Unhealthy,
+        fault.is_some(),
+        f64::from(u8::from(fault.is_some())),
+        0.0,
+        "faults",
+        match &fault {
+            Some(why) => format!(
+                "halted: the journal refused a write ({why}); free space, then `troupe unhalt`"
+            ),
+            None => "no journal write failed".into(),
         },
     ));
 

@@ -15,8 +15,9 @@
 //! durable.
 //!
 //! Because the scheduler applies before the journal confirms, a failed append leaves its
-//! state ahead of the journal: it then stops deciding, and its supervisor restarts it (after
-//! the journal) from a fresh replay.
+//! state ahead of the journal: it then stops deciding and dispatching (`fault`: the node is
+//! halted with the reason, e.g. a full disk) until `troupe unhalt` finds the journal
+//! writable again and restarts it from a fresh replay.
 //!
 //! # Dispatch
 //! Ready tasks wait in one max-heap ordered by priority, then age (FIFO among equal
@@ -38,6 +39,7 @@
 //!   deadlines, subtrees over budget, escalations to a human.
 //! - `dispatch/`: fill (`mod`), the queue and parked heaps, slots, saga steps, timers.
 //! - `cluster`: worker nodes' joins, leases, results and their fencing, draining.
+//! - `fault`: after a failed append (disk full): halted with the reason until `unhalt`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +61,7 @@ mod cluster;
 mod commands;
 mod dispatch;
 mod effects;
+mod fault;
 mod handoff;
 mod observe;
 mod pipeline;
@@ -102,13 +105,8 @@ impl Actor for Scheduler {
         message: SchedulerMsg,
         s: &mut SchedulerState,
     ) -> Result<(), ActorProcessingErr> {
-        if s.frozen {
-            if let SchedulerMsg::Request { reply, .. } = message {
-                let _ = reply.send(Response::Error(ControlError::Internal(
-                    "the journal failed; the node is restarting its actors".into(),
-                )));
-            }
-            return Ok(());
+        if let Some(why) = s.frozen.clone() {
+            return fault::while_frozen(&why, message, s).await;
         }
         match message {
             SchedulerMsg::Persisted(result) => match result {
@@ -120,12 +118,7 @@ impl Actor for Scheduler {
                     s.maybe_snapshot();
                 }
                 Err(e) => {
-                    // Our state is now ahead of the journal. The journal actor stops after any
-                    // failed append, and its supervisor restarts it and, rest_for_one, us with
-                    // it: until then decide nothing and act on nothing (failing here as well
-                    // would race the journal's own failure to the supervisor).
-                    tracing::error!(error = %e, "journal append failed; the scheduler waits for its restart");
-                    s.frozen = true;
+                    s.freeze(&self.shared, e.to_string());
                     return Ok(());
                 }
             },
@@ -192,6 +185,10 @@ impl Actor for Scheduler {
                     };
                     s.reply(reply, response);
                 }
+                Request::Gc {
+                    older_than,
+                    dry_run,
+                } => s.gc(&myself, older_than, dry_run, reply),
                 Request::InjectPanic(actor) if actor == "scheduler" => {
                     panic!("test hook: scheduler panics")
                 }

@@ -34,8 +34,9 @@ impl SchedulerState {
             .journal_ref()
             .ok_or("scheduler started without a journal")?;
         // Appends a previous incarnation left in flight are durable (or failed) before we
-        // read: the empty append is acknowledged after everything queued ahead of it.
-        journal.append(Vec::new()).await?;
+        // read: `resume` is answered after everything queued ahead of it, and lifts the fence
+        // a failed write put up (we are about to re-read the journal).
+        journal.resume().await?;
         let replayed = crate::storage::replay(&shared.journal)?;
         let durable = replayed.state.last_seq();
         let replayed_snapshot = replayed.snapshot_seq;
@@ -72,7 +73,7 @@ impl SchedulerState {
             drained: Vec::new(),
             abandon: false,
             flush_scheduled: false,
-            frozen: false,
+            frozen: None,
             snapshot_seq: replayed_snapshot.unwrap_or(0),
             snapshot_every: shared.config.snapshot_every,
             rollup: RollupDelta::default(),

@@ -95,9 +95,9 @@ pub struct SchedulerState {
     pub(super) abandon: bool,
     /// A `Flush` message is in our mailbox.
     pub(super) flush_scheduled: bool,
-    /// An append failed: the state is ahead of the journal; nothing more is decided or done
-    /// until the supervisor restarts us.
-    pub(super) frozen: bool,
+    /// An append failed (why): the state is ahead of the journal; nothing more is decided
+    /// or dispatched until `unhalt` restarts us once the journal takes writes (`fault`).
+    pub(super) frozen: Option<String>,
     /// Sequence number of the last snapshot stored (or replayed from).
     pub(super) snapshot_seq: Seq,
     /// Store a snapshot once this many events are past `snapshot_seq` (0 = never).

@@ -500,6 +500,41 @@ enum Command {
     /// Checks of the journal of a stopped node's data dir (or of a backup).
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// Remove finished runs (whole agent trees) that ended more than `[retention] runs` (or
+    /// --older-than) ago: their state, events, stream index entries and logs. Says what it
+    /// removes and frees. Needs the node serving DATA_DIR.
+    Gc {
+        /// The cutoff (humantime: 30d, 12h); default `[retention] runs` of the node's config.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: Option<std::time::Duration>,
+        /// Change nothing: list what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print one JSON object: dry_run, older_than_ms, runs, events, event_bytes,
+        /// log_files, log_bytes.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Back up DATA_DIR into DEST (which must not exist) while the node runs: a RocksDB
+    /// checkpoint of the journal, the attempt logs, troupe.toml and backup.json (seq, node,
+    /// time). Without a node, backs up the stopped node's journal.
+    Backup {
+        /// The backup folder to create (put it on another disk to survive this one).
+        dest: PathBuf,
+        /// Print backup.json's fields as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore the backup SRC into DATA_DIR (which must hold no journal; no node may use it),
+    /// after checking it like `journal verify`. A node started there resumes from the
+    /// backup's sequence number.
+    Restore {
+        /// A folder `troupe backup` wrote.
+        src: PathBuf,
+        /// Print the backup's fields as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -918,6 +953,13 @@ fn main() -> ExitCode {
         } => cmd::approval::decide(&data_dir, "reject", target, name, reason, Vec::new()),
         Command::Bench(what) => cmd::bench::bench(what, &data_dir),
         Command::Journal(JournalCommand::Verify { json }) => cmd::journal::verify(&data_dir, json),
+        Command::Gc {
+            older_than,
+            dry_run,
+            json,
+        } => cmd::backup::gc(&data_dir, older_than, dry_run, json),
+        Command::Backup { dest, json } => cmd::backup::backup(&data_dir, &dest, json),
+        Command::Restore { src, json } => cmd::backup::restore(&data_dir, &src, json),
     }
 }
 

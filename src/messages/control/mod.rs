@@ -30,7 +30,7 @@ pub use frame::{read_frame, read_frame_within, write_frame, FrameError};
 pub use views::*;
 
 /// Version of this protocol; both sides must agree (checked in the handshake).
-pub const PROTOCOL_VERSION: u16 = 7;
+pub const PROTOCOL_VERSION: u16 = 8;
 
 /// The first bytes of every [`Hello`]: rejects clients that are not speaking troupe at all.
 pub const MAGIC: [u8; 8] = *b"troupe\0\x01";
@@ -229,6 +229,22 @@ pub enum Request {
     },
     /// The node's health checks (`troupe health`).
     Health,
+    /// Remove finished runs (whole agent trees) that ended more than `older_than` ago: their
+    /// state, events, stream index entries and logs ([`Response::Gc`]). Answered by the
+    /// scheduler; with `dry_run` nothing changes.
+    Gc {
+        /// Runs finished longer ago than this go (`None`: the node's `[retention] runs`;
+        /// refused if that is not set).
+        older_than: Option<std::time::Duration>,
+        /// Only report what would go.
+        dry_run: bool,
+    },
+    /// Take an online backup of the data dir into `dest` (absolute, must not exist):
+    /// [`Response::Backup`]. Answered by the node beside the actors (RocksDB checkpoint).
+    Backup {
+        /// Where to write it.
+        dest: std::path::PathBuf,
+    },
     /// Tasks waiting to run, best first (`troupe queue`).
     Queue {
         /// Also list tasks that cannot run yet (pending, awaiting approval, suspended).
@@ -413,6 +429,10 @@ pub enum Response {
     Metrics(Box<crate::model::rollup::MetricsReport>),
     /// Answer to [`Request::Health`].
     Health(Box<HealthReport>),
+    /// Answer to [`Request::Gc`].
+    Gc(Box<GcReport>),
+    /// Answer to [`Request::Backup`].
+    Backup(Box<crate::storage::backup::BackupInfo>),
     /// Answer to [`Request::DryRun`]: nothing changed.
     DryRun(Box<DryRunView>),
     /// Answer to [`Request::Output`].

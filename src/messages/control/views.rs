@@ -224,6 +224,9 @@ pub struct NodeView {
     pub last_progress: Timestamp,
     /// Of the active runs, those a task spawned (agent trees' children).
     pub active_child_runs: u32,
+    /// Why dispatch is halted after the journal refused a write (e.g. the disk is full),
+    /// until `troupe unhalt` finds it writable again.
+    pub fault: Option<String>,
 }
 
 /// One node of the cluster as `troupe nodes` shows it.
@@ -473,4 +476,23 @@ pub struct OutputView {
     /// The output as compact JSON text (`null` when it wrote none); for a mapped task the
     /// array of its instances' outputs in index order.
     pub output: String,
+}
+
+/// What `troupe gc` removed (or, as a dry run, would remove).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcReport {
+    /// Nothing was changed.
+    pub dry_run: bool,
+    /// The cutoff: runs finished longer ago than this (ms).
+    pub older_than_ms: u64,
+    /// The runs, roots before their descendants.
+    pub runs: Vec<RunId>,
+    /// Their events deleted from the journal.
+    pub events: u64,
+    /// Encoded bytes of those events (before RocksDB's compression).
+    pub event_bytes: u64,
+    /// Their log (and handoff) files deleted.
+    pub log_files: u64,
+    /// Bytes of those files.
+    pub log_bytes: u64,
 }

@@ -23,7 +23,8 @@
 //!   `compensation.rs` (saga undo), `halt.rs` (`node_halted`, `node_unhalted`), `handoff.rs`
 //!   (`task_output`, `attempt_usage`, `task_expanded`: outputs, usage, dynamic fan-out),
 //!   `lineage.rs` (`run_spawned`, `spawn_refused`, `budget_exhausted`: agent trees),
-//!   `cluster.rs` (worker nodes' membership, attempt placements).
+//!   `cluster.rs` (worker nodes' membership, attempt placements), `retention.rs`
+//!   (`runs_removed`: which finished runs retention removes).
 //! - `require.rs`: the preconditions the families share; `transition.rs`: the moves they share
 //!   (set a state, settle a task, end a run); `invariants.rs`: what every reachable state
 //!   satisfies.
@@ -48,6 +49,7 @@ mod invariants;
 mod lineage;
 mod operator;
 mod require;
+mod retention;
 mod run;
 mod submit;
 mod task;
@@ -188,6 +190,7 @@ impl State {
             | Event::JoinRefused { .. }
             | Event::AttemptPlaced { .. }
             | Event::ResultRejected { .. } => self.apply_cluster(event, time)?,
+            Event::RunsRemoved { runs, .. } => self.remove_runs(runs)?,
             _ => {
                 let run_id = event.run().expect("every other event names a run");
                 let halted = self.halted;
@@ -269,7 +272,8 @@ impl Run {
             | Event::NodeLeft { .. }
             | Event::JoinRefused { .. }
             | Event::AttemptPlaced { .. }
-            | Event::ResultRejected { .. } => {
+            | Event::ResultRejected { .. }
+            | Event::RunsRemoved { .. } => {
                 unreachable!("handled by State::apply_with")
             }
         }

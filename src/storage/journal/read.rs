@@ -27,6 +27,17 @@ impl Journal {
             .max(self.first_seq()?.saturating_sub(1)))
     }
 
+    /// Up to which sequence number retention may have removed single events
+    /// (`meta/purged_upto`, 0 if it never ran): below it, missing numbers are not a gap.
+    pub fn purged_upto(&self) -> Result<Seq, JournalError> {
+        Ok(self
+            .db()
+            .get_cf(self.cf(CF_META), b"purged_upto")
+            .map_err(|e| self.rocks(e))?
+            .and_then(|v| v.as_slice().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0))
+    }
+
     /// Lowest sequence number still stored (1 unless compacted).
     pub fn first_seq(&self) -> Result<Seq, JournalError> {
         Ok(self
@@ -68,6 +79,7 @@ impl Journal {
             journal: self,
             it,
             expect,
+            purged_upto: self.purged_upto().unwrap_or(0),
             done: false,
         }
     }
@@ -142,6 +154,33 @@ impl Journal {
         Ok(out)
     }
 
+    /// How many events of run `run` are stored, and their encoded bytes (`gc --dry-run`).
+    pub fn run_footprint(&self, run: RunId) -> Result<(u64, u64), JournalError> {
+        let mut prefix = Vec::with_capacity(17);
+        prefix.push(b'R');
+        prefix.extend_from_slice(&run.as_u128().to_be_bytes());
+        let mut it = self.db().raw_iterator_cf(self.cf(CF_STREAMS));
+        it.seek(&prefix);
+        let (mut n, mut bytes) = (0u64, 0u64);
+        while let Some(key) = it.key() {
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let seq = seq_of_key(&key[prefix.len()..]);
+            if let Some(v) = self
+                .db()
+                .get_pinned_cf(self.cf(CF_EVENTS), seq.to_be_bytes())
+                .map_err(|e| self.rocks(e))?
+            {
+                n += 1;
+                bytes += v.len() as u64;
+            }
+            it.next();
+        }
+        it.status().map_err(|e| self.rocks(e))?;
+        Ok((n, bytes))
+    }
+
     /// Every stored event of run `run`, in order.
     pub fn run_events(&self, run: RunId) -> Result<Vec<(Seq, EventRecord)>, JournalError> {
         let mut prefix = Vec::with_capacity(17);
@@ -187,6 +226,8 @@ pub struct EventIter<'j> {
     journal: &'j Journal,
     it: rocksdb::DBRawIteratorWithThreadMode<'j, DB>,
     expect: Option<Seq>,
+    /// Retention removed single events up to here: a missing number up to it is no gap.
+    purged_upto: Seq,
     done: bool,
 }
 
@@ -206,7 +247,7 @@ impl Iterator for EventIter<'_> {
         };
         let seq = seq_of_key(key);
         if let Some(expected) = self.expect {
-            if seq != expected {
+            if seq != expected && !(seq > expected && seq - 1 <= self.purged_upto) {
                 self.done = true;
                 return Some(Err(JournalError::Gap {
                     path: self.journal.inner.path.clone(),

@@ -3,7 +3,8 @@
 //!
 //! Checks, in order:
 //! 1. **Events.** Every key of `events` is an 8-byte sequence number; the numbers run
-//!    without a gap from `meta/first_seq` to the last one; every record passes its CRC32C and
+//!    without a gap from `meta/first_seq` to the last one (below `meta/purged_upto`, where
+//!    retention removed the events of old runs, missing numbers are expected); every record passes its CRC32C and
 //!    decodes ([`codec::decode_event`]).
 //! 2. **Stream index, events → index.** Every decoded event of a run has its `R` entry, and
 //!    of a task its `T` entry.
@@ -99,6 +100,7 @@ impl Journal {
     /// Checks 1 and 2. Returns which sequence numbers (from `first_seq`) hold an event.
     fn verify_events(&self, report: &mut VerifyReport) -> Result<Vec<bool>, JournalError> {
         let first = report.first_seq;
+        let purged_upto = self.purged_upto()?;
         let mut present: Vec<bool> = Vec::new();
         let mut expected_keys: Vec<Vec<u8>> = Vec::new();
         let mut expected_seqs: Vec<Seq> = Vec::new();
@@ -126,7 +128,7 @@ impl Journal {
                     format!("event {seq} is stored below first_seq {first}"),
                 );
             } else {
-                if seq > next {
+                if seq > next && seq - 1 > purged_upto {
                     let what = if seq - next == 1 {
                         format!("event {next} is missing")
                     } else {

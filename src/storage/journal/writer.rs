@@ -217,6 +217,22 @@ impl JournalWriter {
         }
     }
 
+    /// Starts over after a failed commit: drops whatever is staged and continues after the
+    /// last event the journal really holds (read back from RocksDB, which refuses writes
+    /// until its own error recovery, e.g. after `ENOSPC` once space is free, succeeded).
+    pub fn reset(&mut self) -> Result<Seq, JournalError> {
+        self.batch = WriteBatch::default();
+        self.staged_events = 0;
+        self.staged_bytes = 0;
+        self.rollup = RollupDelta::default();
+        self.rollup_cache.clear();
+        let last = self.journal.last_seq()?;
+        self.committed = last;
+        self.next_seq = last + 1;
+        self.failed = false;
+        Ok(last)
+    }
+
     /// Writes `meta/probe` (the current time, unsynced): proves the database takes writes.
     pub fn probe(&mut self) -> Result<(), JournalError> {
         self.refuse_if_failed()?;

@@ -6,6 +6,7 @@
 //! - [`node_control`]: halt, unhalt.
 //! - [`approval`]: approve, reject, expiry, and feeding the approval gate.
 //! - [`submit`]: a new run (or the unfinished run of the same workflow).
+//! - [`retention`]: `gc`: finished runs older than a cutoff removed, events and logs.
 
 use super::*;
 use crate::messages::control::{Command as AdminCommand, ControlError, Target};
@@ -14,6 +15,7 @@ use crate::model::{ApplyError, RunId, TaskId, TaskIndex};
 
 pub(crate) mod approval;
 pub(crate) mod node_control;
+pub(crate) mod retention;
 pub(crate) mod retry;
 pub(crate) mod run_control;
 pub(crate) mod submit;

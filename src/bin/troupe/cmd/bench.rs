@@ -201,6 +201,25 @@ pub(crate) enum BenchCommand {
         #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms")]
         heartbeat: std::time::Duration,
     },
+    /// Boot of a long journal: open + newest snapshot + the events after it, against a fold
+    /// of every event from the first (rounds alternate, each printed).
+    Boot {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Scratch directory (removed afterwards). Default: DATA_DIR/bench-boot-<pid>.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Events in the journal.
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+        /// Events after the snapshot (default: half the default snapshot_every).
+        #[arg(long, default_value_t = 500_000)]
+        tail: u64,
+        /// Rounds of each side.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Operating a node: /metrics scrape with 1M tasks in the journal (vs /healthz),
     /// `metrics --since 7d` over 10M events (vs a raw scan of them), dashboard refreshes (vs a
     /// status round trip), and no-op throughput with metrics on vs off.
@@ -337,6 +356,15 @@ impl BenchCommand {
                     ),
                 )
             }
+            BenchCommand::Boot {
+                events,
+                tail,
+                rounds,
+                ..
+            } => positive(
+                *events > *tail && *rounds > 0,
+                "--events (more than --tail) and --rounds",
+            ),
             BenchCommand::Metrics {
                 scrape_tasks,
                 since_events,
@@ -465,6 +493,43 @@ fn measure(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
                 return Ok(());
             }
             print_agents(&r);
+        }
+        BenchCommand::Boot {
+            json,
+            dir,
+            events,
+            tail,
+            rounds,
+        } => {
+            let dir = dir.unwrap_or_else(|| scratch(data_dir, "bench-boot"));
+            let opts = bench::boot::BootBenchOptions {
+                dir,
+                events,
+                tail,
+                rounds,
+            };
+            let rt = tokio::runtime::Runtime::new()?;
+            let r = rt.block_on(bench::boot::boot(&opts))?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+                return Ok(());
+            }
+            println!(
+                "journal: {} events, snapshot at {} ({} bytes, {} tasks), {} events after it (written in {:.1} s)",
+                r.events, r.snapshot_seq, r.snapshot_bytes, r.tasks, r.tail_events, r.write_s
+            );
+            for (i, round) in r.rounds.iter().enumerate() {
+                println!(
+                    "round {}: boot (snapshot + tail) {:.3} s   full replay {:.3} s",
+                    i + 1,
+                    round.boot_s,
+                    round.full_replay_s
+                );
+            }
+            println!(
+                "boot {:.3} s (median)   baseline full replay {:.3} s   ratio {:.1}x   target <= 3 s",
+                r.boot_s, r.baseline_s, r.ratio
+            );
         }
         BenchCommand::Cluster {
             json,

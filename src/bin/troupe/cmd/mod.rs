@@ -15,6 +15,7 @@
 //! - [`queue`]: `queue`: tasks waiting to run.
 //! - [`metrics`]: `metrics`: figures of a past window, through the node or offline.
 //! - [`health`]: `health`: the node's checks, Nagios exit codes.
+//! - [`backup`]: `backup`, `restore`: online backups (RocksDB checkpoints) and restores.
 //! - [`journal`]: `journal verify`: every record, index entry and snapshot checked.
 //! - [`dashboard`]: `dashboard`: the live terminal view's refresh loop.
 //! - [`agents`]: `spawn`, `wait`, `tree`: agent trees.
@@ -23,6 +24,7 @@
 
 pub(crate) mod agents;
 pub(crate) mod approval;
+pub(crate) mod backup;
 pub(crate) mod bench;
 pub(crate) mod cluster;
 pub(crate) mod control;

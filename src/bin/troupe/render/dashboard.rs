@@ -319,6 +319,7 @@ mod tests {
                 pid: 1,
                 halted: false,
                 stop_file: false,
+                fault: None,
                 active_runs: 1,
                 total_runs: 3,
                 active_child_runs: 0,

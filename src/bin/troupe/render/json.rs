@@ -94,6 +94,7 @@ pub(crate) fn node_json(n: &NodeView) -> serde_json::Value {
         "state": if n.halted { "halted" } else { "running" },
         "halted": n.halted,
         "stop_file": n.stop_file,
+        "fault": n.fault,
         "active_runs": n.active_runs,
         "active_child_runs": n.active_child_runs,
         "total_runs": n.total_runs,

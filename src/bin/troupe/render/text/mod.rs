@@ -196,6 +196,9 @@ pub(crate) fn print_node(n: &NodeView) {
         if n.queued_tasks == 1 { "" } else { "s" },
         n.workers
     );
+    if let Some(why) = &n.fault {
+        println!("dispatch halted: the journal refused a write: {why}; free space, then `troupe unhalt`");
+    }
 }
 
 /// All runs as a table: `troupe list`.
