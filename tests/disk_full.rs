@@ -1,4 +1,4 @@
-//! A full disk, for real: the data dir lives on a small tmpfs that a filler file fills while a
+//! A full disk, for real: the data dir lives on a 48 MiB tmpfs that a filler file fills while a
 //! run is in flight. The failed append halts dispatch (the node stays up, `health` says
 //! unhealthy with the reason, `status` says what happened), an attempt's log that hits
 //! `ENOSPC` is cut without failing the attempt, a new submission is refused with the reason,
@@ -62,6 +62,16 @@ fn fill(path: &Path) {
     let _ = f.sync_all();
 }
 
+/// Creates the GO file when dropped, so a failing test never leaves its task waiting forever
+/// (an orphan holding the test's file descriptors).
+struct GoOnDrop(PathBuf);
+
+impl Drop for GoOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, "");
+    }
+}
+
 fn health(dir: &Path) -> (i32, serde_json::Value) {
     let o = run(dir, &["health", "--json"]);
     let v = serde_json::from_str(&stdout(&o)).unwrap_or(serde_json::Value::Null);
@@ -73,8 +83,10 @@ fn a_full_disk_halts_dispatch_and_unhalt_continues_after_space_is_freed() {
     let Some(fs) = Tmpfs::mount("48m") else {
         return;
     };
+
     let outside = tempfile::tempdir().unwrap();
     let go = outside.path().join("GO");
+    let _release = GoOnDrop(go.clone());
     let data = fs.mnt.join("data");
     let wf = workflow(
         outside.path(),
@@ -108,7 +120,9 @@ depends_on = ["waits"]
     let run_id = submit(&data, &wf);
     wait_until(&data, &run_id, 60, |v| task_state(v, "waits") == "running");
 
-    // Fill the disk, then let the task end: its log and its result hit ENOSPC.
+    // Fill the disk, then let the task end: its log and its result hit ENOSPC. (The file
+    // system is smaller than the ~70 MiB RocksDB preallocates for its write-ahead log, so
+    // that preallocation failed and the log grows as written: the next append fails.)
     fill(&fs.mnt.join("filler"));
     std::fs::write(&go, "").unwrap();
 
@@ -151,8 +165,16 @@ depends_on = ["waits"]
     let early = run(&data, &["unhalt"]);
     assert!(!early.status.success(), "{}", stdout(&early));
 
-    // Free the space: unhalt succeeds once RocksDB's own recovery let writes through again.
+    // Free space: remove the filler and grow the file system (RocksDB resumes writes only
+    // once a write buffer, 64 MiB, is free); unhalt succeeds once its recovery let writes
+    // through again.
     std::fs::remove_file(fs.mnt.join("filler")).unwrap();
+    let grown = Command::new("mount")
+        .args(["-o", "remount,size=200m"])
+        .arg(&fs.mnt)
+        .status()
+        .unwrap();
+    assert!(grown.success());
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let o = run(&data, &["unhalt"]);
