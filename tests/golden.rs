@@ -898,7 +898,8 @@ fn golden_snapshot_still_decodes() {
         "the golden snapshot decodes to a different state"
     );
     assert_eq!(golden, fresh, "the snapshot encoding changed");
-    let v5 = std::fs::read(GOLDEN_SNAPSHOT_V5).unwrap_or_else(|e| panic!("{GOLDEN_SNAPSHOT_V5}: {e}"));
+    let v5 =
+        std::fs::read(GOLDEN_SNAPSHOT_V5).unwrap_or_else(|e| panic!("{GOLDEN_SNAPSHOT_V5}: {e}"));
     assert_eq!(v5[1..3], [5, 0], "a schema-5 snapshot");
     let decoded = decode_snapshot(state.last_seq(), &v5)
         .unwrap_or_else(|e| panic!("the schema-5 snapshot no longer decodes: {e}"));
@@ -1085,7 +1086,10 @@ fn schema_5_golden_file_still_decodes() {
     let Event::RunSubmitted { workflow, .. } = &crate::events()[0].event else {
         unreachable!()
     };
-    assert_eq!(workflow.spec().tasks[0].secret_env, ["API_KEY", "DB_PASSWORD"]);
+    assert_eq!(
+        workflow.spec().tasks[0].secret_env,
+        ["API_KEY", "DB_PASSWORD"]
+    );
 }
 
 #[test]

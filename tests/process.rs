@@ -371,7 +371,10 @@ async fn a_daemon_ends_with_a_timed_out_attempt() {
     let out = run(s.clone()).await;
     assert_eq!(out.end, ProcessEnd::TimedOut);
     let pid = read_pid(&daemon);
-    assert!(!is_alive(pid), "daemon {pid} outlived its timed-out attempt");
+    assert!(
+        !is_alive(pid),
+        "daemon {pid} outlived its timed-out attempt"
+    );
 }
 
 #[tokio::test]
@@ -390,7 +393,10 @@ async fn a_daemon_ends_with_a_cancelled_attempt() {
         .unwrap()
         .unwrap();
     assert_eq!(out.end, ProcessEnd::Cancelled);
-    assert!(!is_alive(pid), "daemon {pid} outlived its cancelled attempt");
+    assert!(
+        !is_alive(pid),
+        "daemon {pid} outlived its cancelled attempt"
+    );
 }
 
 /// Out of reach, as documented: a process that leaves the group *and* drops the mark from
@@ -448,7 +454,9 @@ async fn terminate_orphan_ends_the_daemons_of_the_recorded_attempt() {
     // As if the node had died: the record survives the attempt's future.
     let saved = dir.path().join("saved.pid");
     fs::copy(&s.pid_path, &saved).unwrap();
-    let outcome = terminate_orphan(&saved, Duration::from_secs(1)).await.unwrap();
+    let outcome = terminate_orphan(&saved, Duration::from_secs(1))
+        .await
+        .unwrap();
     assert!(
         matches!(outcome, OrphanOutcome::Terminated { pid } | OrphanOutcome::Killed { pid } if pid == leader),
         "{outcome:?}"

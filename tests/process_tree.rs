@@ -23,10 +23,18 @@ fn daemonising(id: &str, pidfile: &Path, rest: &str) -> String {
 fn read_pid(path: &Path) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !path.exists() {
-        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
-    std::fs::read_to_string(path).unwrap().trim().parse().unwrap()
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// Polls until `/proc/PID` is gone altogether: killed *and* reaped (10 s at most).
@@ -67,9 +75,17 @@ fn daemons_end_with_their_tasks_end_cancel_and_timeout() {
     let p = |n: &str| tmp.path().join(n);
     let mut text = String::from("name = \"daemons\"\n");
     text.push_str(&daemonising("ends", &p("ends.pid"), "echo done"));
-    text.push_str(&daemonising("times_out", &p("times_out.pid"), "exec sleep 300"));
+    text.push_str(&daemonising(
+        "times_out",
+        &p("times_out.pid"),
+        "exec sleep 300",
+    ));
     text.push_str("timeout = \"1s\"\nretry = { max_attempts = 1 }\n");
-    text.push_str(&daemonising("cancelled", &p("cancelled.pid"), "exec sleep 300"));
+    text.push_str(&daemonising(
+        "cancelled",
+        &p("cancelled.pid"),
+        "exec sleep 300",
+    ));
     let wf = workflow(tmp.path(), "daemons.toml", &text);
     let node = NodeProc::start(&dir, &["--grace", "1s"]);
     let run = submit(&dir, &wf);
@@ -110,7 +126,11 @@ fn a_restarted_node_ends_the_daemons_of_an_interrupted_attempt() {
     let pid_file = dir.join("logs").join(&run).join("t").join("1.pid");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !pid_file.exists() {
-        assert!(Instant::now() < deadline, "{} never appeared", pid_file.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            pid_file.display()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     node.kill9();

@@ -146,13 +146,22 @@ fn secret_values_reach_the_process_and_are_stored_nowhere() {
     drop(journal);
     for secret in [&from_file, &from_env] {
         for (args, text) in &printed {
-            assert!(!text.contains(secret.as_str()), "`troupe {args:?}` printed a secret");
+            assert!(
+                !text.contains(secret.as_str()),
+                "`troupe {args:?}` printed a secret"
+            );
         }
         let hits = files_holding(&dir, secret.as_bytes());
         assert!(hits.is_empty(), "a secret's bytes are stored in {hits:?}");
         let log = std::fs::read_to_string(&node_log).unwrap();
-        assert!(log.contains("attempt spawned"), "the node logged at debug level");
-        assert!(!log.contains(secret.as_str()), "the node's log holds a secret");
+        assert!(
+            log.contains("attempt spawned"),
+            "the node logged at debug level"
+        );
+        assert!(
+            !log.contains(secret.as_str()),
+            "the node's log holds a secret"
+        );
     }
 }
 
@@ -187,7 +196,10 @@ fn a_secrets_file_others_may_read_is_refused_at_node_start() {
     let tmp = tempfile::tempdir().unwrap();
     let file = secrets_file(tmp.path(), "API_KEY=hunter2-value\n", 0o644);
     let dir = data_dir_with(tmp.path(), &file);
-    for args in [vec!["node", "start"], vec!["node", "start", "--print-config"]] {
+    for args in [
+        vec!["node", "start"],
+        vec!["node", "start", "--print-config"],
+    ] {
         let o = run(&dir, &args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         let err = stderr(&o);
@@ -224,7 +236,10 @@ fn a_secret_name_that_is_not_a_variable_name_is_invalid() {
         assert_eq!(o.status.code(), Some(2), "{names}: {}", stderr(&o));
         let text = format!("{}{}", stdout(&o), stderr(&o));
         assert!(text.contains(want), "{names}: {text}");
-        assert!(text.contains("bad.toml:5"), "{names}: names the line: {text}");
+        assert!(
+            text.contains("bad.toml:5"),
+            "{names}: names the line: {text}"
+        );
     }
     let wf = workflow(
         tmp.path(),
@@ -233,5 +248,9 @@ fn a_secret_name_that_is_not_a_variable_name_is_invalid() {
     );
     let o = run(tmp.path(), &["validate", wf.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("`K` is both in secret_env and in env"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("`K` is both in secret_env and in env"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -68,8 +68,7 @@ impl Secrets {
         let mut values = BTreeMap::new();
         for path in files {
             let name = path.display();
-            let meta =
-                std::fs::metadata(path).map_err(|e| format!("secrets file {name}: {e}"))?;
+            let meta = std::fs::metadata(path).map_err(|e| format!("secrets file {name}: {e}"))?;
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
                 return Err(format!(
@@ -86,9 +85,7 @@ impl Secrets {
                 }
                 let at = i + 1;
                 let Some((key, value)) = line.split_once('=') else {
-                    return Err(format!(
-                        "secrets file {name}:{at}: not a NAME=VALUE line"
-                    ));
+                    return Err(format!("secrets file {name}:{at}: not a NAME=VALUE line"));
                 };
                 let key = key.trim();
                 if !valid_env_name(key) {
@@ -133,11 +130,7 @@ impl Secrets {
 
 /// Checks `[secrets]` and reads its files; relative paths are taken from `base` (the config
 /// file's folder).
-pub(super) fn check(
-    p: &Spans<'_>,
-    raw: &RawSecrets,
-    base: &Path,
-) -> Result<Secrets, ConfigError> {
+pub(super) fn check(p: &Spans<'_>, raw: &RawSecrets, base: &Path) -> Result<Secrets, ConfigError> {
     let mut files = Vec::new();
     for f in raw.files.get_ref() {
         if f.get_ref().trim().is_empty() {
@@ -172,14 +165,17 @@ mod tests {
         let names = ["A".to_owned(), "TROUPE_TEST_SURELY_UNSET".to_owned()];
         assert_eq!(s.missing(&names), ["TROUPE_TEST_SURELY_UNSET"]);
         let debug = format!("{s:?}");
-        assert!(debug.contains("\"A\"") && !debug.contains("one=two"), "{debug}");
+        assert!(
+            debug.contains("\"A\"") && !debug.contains("one=two"),
+            "{debug}"
+        );
     }
 
     #[test]
     fn a_readable_file_or_a_bad_line_is_refused_without_its_value() {
         let dir = tempfile::tempdir().unwrap();
         let open = file(dir.path(), "open.env", "K=hunter2\n", 0o640);
-        let e = Secrets::load(&[open.clone()]).unwrap_err();
+        let e = Secrets::load(&[open]).unwrap_err();
         assert!(e.contains("open.env has mode 640"), "{e}");
         let bad = file(dir.path(), "bad.env", "K=v\nhunter2\n", 0o600);
         let e = Secrets::load(&[bad]).unwrap_err();

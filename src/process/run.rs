@@ -156,7 +156,8 @@ pub async fn run_process(spec: ProcessSpec, mut cancel: oneshot::Receiver<()>) -
             debug!(pid = pid.as_raw(), why = ?stop, "sending SIGTERM to the process group");
             leader.signal_group(Signal::SIGTERM);
             let (m, s) = (mark.clone(), min_start);
-            let _ = tokio::task::spawn_blocking(move || signal_marked(&m, s, Signal::SIGTERM)).await;
+            let _ =
+                tokio::task::spawn_blocking(move || signal_marked(&m, s, Signal::SIGTERM)).await;
             match tokio::time::timeout(spec.grace, &mut waiter).await {
                 Ok(r) => joined(r),
                 Err(_) => {
@@ -172,7 +173,10 @@ pub async fn run_process(spec: ProcessSpec, mut cancel: oneshot::Receiver<()>) -
     let (m, s) = (mark.clone(), min_start);
     match tokio::task::spawn_blocking(move || sweep_marked(&m, s)).await {
         Ok(0) => {}
-        Ok(n) => debug!(pid = pid.as_raw(), n, "killed processes that left the group"),
+        Ok(n) => debug!(
+            pid = pid.as_raw(),
+            n, "killed processes that left the group"
+        ),
         Err(e) => warn!("sweeping the attempt's processes failed: {e}"),
     }
     let (log_bytes, truncated) = match tokio::time::timeout(DRAIN_TIMEOUT, &mut copier).await {

@@ -149,7 +149,12 @@ pub(super) fn signal_marked(mark: &str, min_start: u64, sig: Signal) -> usize {
             continue;
         };
         if carries(&environ, mark) && pidfd_signal(&fd, sig) {
-            debug!(pid, mark, ?sig, "signalled a process of the attempt outside its group");
+            debug!(
+                pid,
+                mark,
+                ?sig,
+                "signalled a process of the attempt outside its group"
+            );
             hit += 1;
         }
     }
@@ -169,7 +174,10 @@ pub(super) fn sweep_marked(mark: &str, min_start: u64) -> usize {
         }
         killed += n;
         if round + 1 == SWEEP_ROUNDS {
-            warn!(mark, "processes of the attempt still appear after {SWEEP_ROUNDS} rounds");
+            warn!(
+                mark,
+                "processes of the attempt still appear after {SWEEP_ROUNDS} rounds"
+            );
         }
         std::thread::sleep(SWEEP_POLL);
     }

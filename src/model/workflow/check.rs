@@ -92,7 +92,9 @@ fn check_secret_env(p: &mut Problems<'_>, spec: &WorkflowSpec, i: TaskIndex, tas
         } else if name.starts_with("TROUPE_") {
             p.at(
                 at,
-                format!("task `{id}`: secret_env name `{name}`: TROUPE_* variables are set by troupe"),
+                format!(
+                    "task `{id}`: secret_env name `{name}`: TROUPE_* variables are set by troupe"
+                ),
             );
         } else if task.secret_env[..n].contains(name) {
             p.at(at, format!("task `{id}`: secret_env names `{name}` twice"));
