@@ -1,7 +1,7 @@
 //! Codec round trip of every event type, and a golden file of encoded events.
 //!
-//! `tests/golden/events-v5.bin` holds the envelopes of [`events`] as written by event schema
-//! version 5: for each, a u32 little-endian length, then the envelope. The test decodes the
+//! `tests/golden/events-v6.bin` holds the envelopes of [`events`] as written by event schema
+//! version 6: for each, a u32 little-endian length, then the envelope. The test decodes the
 //! file and expects exactly these events back, so a change that breaks reading journals
 //! written today fails CI. To add a new event type, append it to [`events`] and regenerate
 //! with `TROUPE_BLESS=1 cargo test --test golden` (existing bytes must not change; the test
@@ -9,7 +9,8 @@
 //! `labels` or `compensate_retry`) and `events-v2.bin` by schema 2 (no `max_output`, `gate`,
 //! `for_each`, and none of the events schema 3 added), `events-v3.bin` by schema 3 (no
 //! workflow `output` or `[authority]`, none of the agent events), `events-v4.bin` by schema 4
-//! (none of the cluster events); all must keep decoding to the same events.
+//! (none of the cluster events), `events-v5.bin` by schema 5 (no task `secret_env`); all must
+//! keep decoding to the same events.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -20,7 +21,10 @@ use troupe::model::{
 };
 use troupe::storage::codec::{decode_event, encode_event};
 
-const GOLDEN: &str = "tests/golden/events-v5.bin";
+const GOLDEN: &str = "tests/golden/events-v6.bin";
+const GOLDEN_V5: &str = "tests/golden/events-v5.bin";
+/// Events the schema-5 golden file holds (all of today's types; schema 6 changed the spec).
+const V5_EVENTS: usize = 48;
 const GOLDEN_V4: &str = "tests/golden/events-v4.bin";
 /// Events the schema-4 golden file holds (the rest were added by schema 5).
 const V4_EVENTS: usize = 40;
@@ -41,7 +45,18 @@ const V3_FIELDS: &str = "max_output = 2048\ngate = [\"./check.sh\", \"--strict\"
 /// Spec fields added by schema 5, set on the first task of the golden workflow too.
 const V5_FIELDS: &str = "node_labels = [\"gpu\", \"big\"]\n";
 
+/// Spec fields added by schema 6 (secret names, never values), on the first task too.
+const V6_FIELDS: &str = "secret_env = [\"API_KEY\", \"DB_PASSWORD\"]\n";
+
 fn events() -> Vec<EventRecord> {
+    let mut events = events_with(&format!("{V2_FIELDS}{V3_FIELDS}{V5_FIELDS}{V6_FIELDS}"));
+    events.extend(agent_events());
+    events.extend(cluster_events());
+    events
+}
+
+/// The events of the schema-5 golden file: today's types, the spec without `secret_env`.
+fn events_v5() -> Vec<EventRecord> {
     let mut events = events_with(&format!("{V2_FIELDS}{V3_FIELDS}{V5_FIELDS}"));
     events.extend(agent_events());
     events.extend(cluster_events());
@@ -659,7 +674,9 @@ fn golden_file_still_decodes() {
     assert_eq!(golden, fresh, "the encoding of existing events changed");
 }
 
-const GOLDEN_SNAPSHOT: &str = "tests/golden/snapshot-v5.bin";
+const GOLDEN_SNAPSHOT: &str = "tests/golden/snapshot-v6.bin";
+/// Written by snapshot schema 5 (the cluster, no `secret_env`); decodes to the same state.
+const GOLDEN_SNAPSHOT_V5: &str = "tests/golden/snapshot-v5.bin";
 /// Written by snapshot schema 4 (no cluster); must keep decoding to the same state.
 const GOLDEN_SNAPSHOT_V4: &str = "tests/golden/snapshot-v4.bin";
 /// Written by snapshot schema 3; must keep decoding to the same state.
@@ -873,7 +890,7 @@ fn golden_snapshot_still_decodes() {
     }
     let golden = std::fs::read(path)
         .unwrap_or_else(|e| panic!("{GOLDEN_SNAPSHOT}: {e}; generate it with TROUPE_BLESS=1"));
-    assert_eq!(golden[1..3], [5, 0], "a schema-5 snapshot");
+    assert_eq!(golden[1..3], [6, 0], "a schema-6 snapshot");
     let decoded = decode_snapshot(state.last_seq(), &golden)
         .unwrap_or_else(|e| panic!("the golden snapshot no longer decodes: {e}"));
     assert_eq!(
@@ -881,6 +898,12 @@ fn golden_snapshot_still_decodes() {
         "the golden snapshot decodes to a different state"
     );
     assert_eq!(golden, fresh, "the snapshot encoding changed");
+    let v5 =
+        std::fs::read(GOLDEN_SNAPSHOT_V5).unwrap_or_else(|e| panic!("{GOLDEN_SNAPSHOT_V5}: {e}"));
+    assert_eq!(v5[1..3], [5, 0], "a schema-5 snapshot");
+    let decoded = decode_snapshot(state.last_seq(), &v5)
+        .unwrap_or_else(|e| panic!("the schema-5 snapshot no longer decodes: {e}"));
+    assert_eq!(decoded, state, "the schema-5 snapshot decodes differently");
     let state = snapshot_state();
     for (file, schema) in [
         (GOLDEN_SNAPSHOT_V4, 4),
@@ -1039,7 +1062,33 @@ fn golden_snapshot_with_an_agent_tree_still_decodes() {
     assert_eq!(
         decode_snapshot(state.last_seq(), &fresh).unwrap(),
         state,
-        "the agents snapshot round trips under schema 5"
+        "the agents snapshot round trips under schema 6"
+    );
+}
+
+#[test]
+fn schema_5_golden_file_still_decodes() {
+    let events = events_v5();
+    let golden = std::fs::read(GOLDEN_V5).unwrap_or_else(|e| panic!("{GOLDEN_V5}: {e}"));
+    let records = split(&golden);
+    assert_eq!(records.len(), V5_EVENTS);
+    assert_eq!(events.len(), V5_EVENTS);
+    for (i, (bytes, expected)) in records.iter().zip(&events).enumerate() {
+        let seq = i as u64 + 1;
+        assert_eq!(bytes[1..3], [5, 0], "event {seq} is a schema-5 record");
+        let decoded = decode_event(seq, bytes)
+            .unwrap_or_else(|e| panic!("schema-5 event {seq} no longer decodes: {e}"));
+        assert_eq!(
+            &decoded, expected,
+            "schema-5 event {seq} decodes differently"
+        );
+    }
+    let Event::RunSubmitted { workflow, .. } = &crate::events()[0].event else {
+        unreachable!()
+    };
+    assert_eq!(
+        workflow.spec().tasks[0].secret_env,
+        ["API_KEY", "DB_PASSWORD"]
     );
 }
 

@@ -333,22 +333,92 @@ async fn background_process_is_killed_after_normal_exit() {
     );
 }
 
+/// A shell that starts a daemon outside its process group (`setsid`, in the background of
+/// a subshell: a double fork), records the daemon's pid in `pidfile` and then runs `rest`.
+fn daemonising(pidfile: &Path, rest: &str) -> Program {
+    let m = pidfile.display();
+    shell(&format!(
+        "(setsid sh -c 'echo $$ > \"{m}.tmp\"; mv \"{m}.tmp\" \"{m}\"; exec sleep 300' &); \
+         while [ ! -e \"{m}\" ]; do sleep 0.01; done; {rest}"
+    ))
+}
+
+fn read_pid(path: &Path) -> i32 {
+    fs::read_to_string(path).unwrap().trim().parse().unwrap()
+}
+
 #[tokio::test]
-async fn escaped_process_holding_the_pipe_does_not_hang() {
+async fn a_daemon_that_left_the_group_ends_with_the_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = dir.path().join("daemon.pid");
+    let s = spec(dir.path(), daemonising(&daemon, "echo started"));
+    let began = Instant::now();
+    let out = run(s.clone()).await;
+    assert_eq!(out.end, ProcessEnd::Exited { code: 0 });
+    let pid = read_pid(&daemon);
+    assert!(!is_alive(pid), "daemon {pid} outlived its attempt");
+    // It held the output pipe: killed, so the log did not wait for DRAIN_TIMEOUT.
+    assert!(began.elapsed() < DRAIN_TIMEOUT, "{:?}", began.elapsed());
+    assert_eq!(fs::read_to_string(&s.log_path).unwrap(), "started\n");
+}
+
+#[tokio::test]
+async fn a_daemon_ends_with_a_timed_out_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = dir.path().join("daemon.pid");
+    let mut s = spec(dir.path(), daemonising(&daemon, "exec sleep 300"));
+    s.timeout = Some(Duration::from_millis(500));
+    let out = run(s.clone()).await;
+    assert_eq!(out.end, ProcessEnd::TimedOut);
+    let pid = read_pid(&daemon);
+    assert!(
+        !is_alive(pid),
+        "daemon {pid} outlived its timed-out attempt"
+    );
+}
+
+#[tokio::test]
+async fn a_daemon_ends_with_a_cancelled_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = dir.path().join("daemon.pid");
+    let s = spec(dir.path(), daemonising(&daemon, "exec sleep 300"));
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(run_process(s.clone(), rx));
+    assert!(eventually(Duration::from_secs(10), || daemon.exists()).await);
+    let pid = read_pid(&daemon);
+    assert!(is_alive(pid));
+    tx.send(()).unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.end, ProcessEnd::Cancelled);
+    assert!(
+        !is_alive(pid),
+        "daemon {pid} outlived its cancelled attempt"
+    );
+}
+
+/// Out of reach, as documented: a process that leaves the group *and* drops the mark from
+/// its environment survives; if it holds the output pipe, the log stops being copied
+/// DRAIN_TIMEOUT after the group died instead of hanging.
+#[tokio::test]
+async fn a_process_that_drops_the_mark_escapes_and_does_not_hang() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("escaped.pid");
     let m = marker.display();
     let s = spec(
         dir.path(),
         shell(&format!(
-            "setsid sh -c 'echo $$ > \"{m}.tmp\"; mv \"{m}.tmp\" \"{m}\"; exec sleep 60' & \
-             while [ ! -e \"{m}\" ]; do sleep 0.01; done; echo started"
+            "setsid env -u {var} sh -c 'echo $$ > \"{m}.tmp\"; mv \"{m}.tmp\" \"{m}\"; exec sleep 60' & \
+             while [ ! -e \"{m}\" ]; do sleep 0.01; done; echo started",
+            var = troupe::process::MARK_VAR
         )),
     );
     let began = Instant::now();
     let out = run(s.clone()).await;
     let elapsed = began.elapsed();
-    let escaped: i32 = fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
+    let escaped = read_pid(&marker);
     let still_alive = is_alive(escaped);
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(escaped),
@@ -357,7 +427,7 @@ async fn escaped_process_holding_the_pipe_does_not_hang() {
     assert_eq!(out.end, ProcessEnd::Exited { code: 0 });
     assert!(
         still_alive,
-        "the escaped process should not have been killed"
+        "a process without the mark outside the group is out of reach"
     );
     assert!(
         elapsed < DRAIN_TIMEOUT + Duration::from_secs(3),
@@ -365,6 +435,35 @@ async fn escaped_process_holding_the_pipe_does_not_hang() {
     );
     assert!(elapsed >= DRAIN_TIMEOUT, "{elapsed:?}");
     assert_eq!(fs::read_to_string(&s.log_path).unwrap(), "started\n");
+}
+
+/// A node that crashed left an attempt whose daemon left the group: the pid file's mark lets
+/// `terminate_orphan` find and end it.
+#[tokio::test]
+async fn terminate_orphan_ends_the_daemons_of_the_recorded_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = dir.path().join("daemon.pid");
+    let s = spec(dir.path(), daemonising(&daemon, "exec sleep 300"));
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(run_process(s.clone(), rx));
+    let (leader, _) = wait_for_pid_file(&s.pid_path).await;
+    assert!(eventually(Duration::from_secs(10), || daemon.exists()).await);
+    let pid = read_pid(&daemon);
+    let record = fs::read_to_string(&s.pid_path).unwrap();
+    assert_eq!(record.split_whitespace().count(), 3, "{record:?}");
+    // As if the node had died: the record survives the attempt's future.
+    let saved = dir.path().join("saved.pid");
+    fs::copy(&s.pid_path, &saved).unwrap();
+    let outcome = terminate_orphan(&saved, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, OrphanOutcome::Terminated { pid } | OrphanOutcome::Killed { pid } if pid == leader),
+        "{outcome:?}"
+    );
+    assert!(!is_alive(pid), "daemon {pid} survived the orphan cleanup");
+    drop(tx);
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
 }
 
 #[tokio::test]
@@ -556,7 +655,7 @@ async fn orphan_record_missing_or_malformed() {
         terminate_orphan(&path, Duration::ZERO).await.unwrap(),
         OrphanOutcome::NoRecord
     );
-    for bad in ["", "12", "abc 5", "1 5", "0 5", "-1 5", "12 5 7"] {
+    for bad in ["", "12", "abc 5", "1 5", "0 5", "-1 5", "12 5 m 8"] {
         fs::write(&path, bad).unwrap();
         let err = terminate_orphan(&path, Duration::ZERO).await.unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{bad:?}");

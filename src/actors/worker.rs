@@ -140,6 +140,7 @@ impl Actor for Worker {
                     pid_path: layout.attempt_pid(id.run, task_id, id.kind, id.attempt),
                     log_cap: cfg.log_cap,
                     grace: cfg.grace,
+                    secrets: Arc::clone(&cfg.secrets),
                 };
                 let pid_path = ctx.pid_path.clone();
                 let (cancel_tx, cancel_rx) = oneshot::channel();

@@ -59,6 +59,9 @@ pub struct WorkerOptions {
     pub executor: Arc<dyn Executor>,
     /// Give up if the first join is not answered within this.
     pub join_timeout: Duration,
+    /// The values of tasks' `secret_env`, resolved here (`--secrets-file`, then this
+    /// worker's environment): the coordinator never sends a value, only the names.
+    pub secrets: Arc<crate::config::Secrets>,
 }
 
 /// Why a worker stopped with an error.
@@ -593,6 +596,7 @@ impl Worker {
             },
             facts: None,
             agent: None,
+            secrets: Arc::clone(&self.opts.secrets),
         };
         let pid_path = ctx.pid_path.clone();
         let (cancel_tx, cancel_rx) = oneshot::channel();

@@ -54,6 +54,8 @@ pub struct NodeFile {
     pub agent_registry: Vec<crate::model::routing::AgentSpec>,
     /// `[cluster]`.
     pub cluster: Option<super::ClusterConfig>,
+    /// `[secrets]`, its files read.
+    pub secrets: Option<super::Secrets>,
 }
 
 impl NodeFile {
@@ -111,6 +113,9 @@ impl NodeFile {
         cfg.agent_registry = self.agent_registry;
         if self.cluster.is_some() {
             cfg.cluster = self.cluster;
+        }
+        if let Some(s) = self.secrets {
+            cfg.secrets = std::sync::Arc::new(s);
         }
         if let Some(a) = self.agents {
             cfg.agents =

@@ -43,6 +43,9 @@
 //! metrics = "90d"          # rollup buckets (what `troupe metrics --since` can see)
 //! logs = "30d"             # attempt logs of finished runs (default: kept)
 //!
+//! [secrets]                # values of tasks' `secret_env` (never printed or journaled)
+//! files = ["/etc/troupe/secrets.env"]   # NAME=VALUE lines, mode 0600
+//!
 //! [[webhooks]]
 //! url = "https://hooks.example.com/troupe"
 //! events = ["task_failed", "run_finished", "approval_requested", "health_changed", "node_stopping"]
@@ -71,6 +74,7 @@
 //!   [`parse_http_addr`]).
 //! - `env.rs`: the `TROUPE_*` overrides ([`ENV_OVERRIDES`], [`apply_env`]).
 //! - `render.rs`: the effective settings as a `troupe.toml` ([`render`]).
+//! - `secrets.rs`: `[secrets]` and the values it loads ([`Secrets`]).
 
 use std::path::{Path, PathBuf};
 
@@ -85,6 +89,7 @@ mod node;
 mod parse;
 mod raw;
 mod render;
+mod secrets;
 mod substitute;
 mod values;
 mod webhooks;
@@ -100,6 +105,7 @@ pub use node::{
 };
 pub use parse::parse;
 pub use render::render;
+pub use secrets::Secrets;
 pub use substitute::substitute;
 pub use values::{check_workers, parse_http_addr};
 pub use webhooks::{WebhookConfig, WebhookEvent};

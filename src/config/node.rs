@@ -89,6 +89,9 @@ pub struct NodeConfig {
     pub agent_registry: Vec<crate::model::routing::AgentSpec>,
     /// `[cluster]`: accept remote worker nodes (default off; docs/cluster.md).
     pub cluster: Option<super::ClusterConfig>,
+    /// `[secrets]`: the values of tasks' `secret_env`, from the files it names and this
+    /// process's environment (default: the environment only). Never printed or journaled.
+    pub secrets: std::sync::Arc<super::Secrets>,
 }
 
 impl NodeConfig {
@@ -117,6 +120,7 @@ impl NodeConfig {
             agents: crate::model::authority::Authority::default(),
             agent_registry: Vec::new(),
             cluster: None,
+            secrets: Default::default(),
         }
     }
 

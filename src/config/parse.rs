@@ -124,11 +124,14 @@ pub fn parse(text: &str, name: &str) -> Result<NodeFile, ConfigError> {
         }
     }
     super::webhooks::check(&p, &raw.webhooks, &mut out)?;
+    let base = std::path::Path::new(name)
+        .parent()
+        .unwrap_or(std::path::Path::new(""));
     if let Some(c) = &raw.cluster {
-        let base = std::path::Path::new(name)
-            .parent()
-            .unwrap_or(std::path::Path::new(""));
         out.cluster = super::cluster::check(&p, c, base)?;
+    }
+    if let Some(s) = &raw.secrets {
+        out.secrets = Some(super::secrets::check(&p, s, base)?);
     }
     if let Some(a) = &raw.agents {
         let ask = a.get_ref().clone().into_ask();

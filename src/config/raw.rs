@@ -28,6 +28,8 @@ pub(super) struct Raw {
     pub(super) agent: Vec<Spanned<RawAgent>>,
     /// `[cluster]`: remote worker nodes.
     pub(super) cluster: Option<Spanned<super::cluster::RawCluster>>,
+    /// `[secrets]`: files holding the values of tasks' `secret_env`.
+    pub(super) secrets: Option<super::secrets::RawSecrets>,
 }
 
 #[derive(Deserialize)]

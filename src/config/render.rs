@@ -61,6 +61,11 @@ pub fn render(cfg: &super::NodeConfig) -> String {
         #[serde(skip_serializing_if = "Option::is_none")]
         tls_ca: Option<String>,
     }
+    /// `[secrets]`: the files only, never a value.
+    #[derive(serde::Serialize)]
+    struct SecretFiles {
+        files: Vec<String>,
+    }
     #[derive(serde::Serialize)]
     struct Out<'a> {
         workers: u32,
@@ -76,6 +81,8 @@ pub fn render(cfg: &super::NodeConfig) -> String {
         webhooks: Vec<Hook<'a>>,
         #[serde(skip_serializing_if = "Option::is_none")]
         cluster: Option<Cluster>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        secrets: Option<SecretFiles>,
     }
     let human = |d: Duration| humantime::format_duration(d).to_string();
     let out = Out {
@@ -138,6 +145,14 @@ pub fn render(cfg: &super::NodeConfig) -> String {
                 tls_key: c.tls.as_ref().map(|t| path(&t.key)),
                 tls_ca: c.tls.as_ref().map(|t| path(&t.ca)),
             }
+        }),
+        secrets: (!cfg.secrets.files().is_empty()).then(|| SecretFiles {
+            files: cfg
+                .secrets
+                .files()
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
         }),
     };
     toml::to_string(&out).expect("plain values serialize")

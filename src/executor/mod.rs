@@ -69,6 +69,9 @@ pub struct AttemptContext {
     /// The attempt as an agent: token, depth, input, spawning children (forward attempts
     /// run by a node; `None` for compensations).
     pub agent: Option<AgentContext>,
+    /// Where the values of the task's `secret_env` come from (the node's or worker's
+    /// `[secrets]` files and environment); looked up when the process starts.
+    pub secrets: Arc<crate::config::Secrets>,
 }
 
 /// The handoff files of one process attempt (removed when it ends: what they hold is

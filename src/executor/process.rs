@@ -113,6 +113,21 @@ fn prepare(ctx: &AttemptContext) -> Result<Prepared, AttemptOutcome> {
         }
         other => program(other),
     };
+    // Secret values enter here, in memory, on their way to the process: never into the
+    // spec, the journal or a message (only the names are there).
+    for name in &spec.secret_env {
+        match ctx.secrets.get(name) {
+            Some(value) => env.push((name.clone(), value)),
+            None => {
+                let message = format!(
+                    "secret `{name}` of task `{}` is not set on the node that runs it \
+                     (neither in its [secrets] files nor in its environment)",
+                    wf.task_id(t)
+                );
+                return Err(failed(Failure::Error { message }, None, false));
+            }
+        }
+    }
     env.push(("TROUPE_RUN_ID".into(), ctx.run.to_string()));
     env.push(("TROUPE_TASK_ID".into(), wf.task_id(t).to_string()));
     env.push(("TROUPE_ATTEMPT".into(), ctx.attempt.to_string()));

@@ -27,7 +27,8 @@ use super::workflow::Workflow;
 /// | 3 | task spec gains `handoff` (`max_output`, `gate`, `for_each`), `[defaults]` gains `max_output` (old workflows decode with none); events `task_output`, `attempt_usage`, `task_expanded` and four failure kinds appended |
 /// | 4 | workflow spec gains `delegation` (`output`, `[authority]`; old workflows decode with none); events `run_spawned`, `spawn_refused`, `budget_exhausted`, `escalation_requested`, `escalation_decided`, failure kind `child_failed` and run state `budget_exhausted` appended |
 /// | 5 | the snapshot's state gains the cluster's membership and placements (snapshots of 4 decode with none); events `node_joined`, `node_lost`, `node_draining`, `node_left`, `join_refused`, `attempt_placed` and `result_rejected` appended |
-pub const EVENT_SCHEMA_VERSION: u16 = 5;
+/// | 6 | task spec gains `secret_env` (names only; old workflows decode with none) |
+pub const EVENT_SCHEMA_VERSION: u16 = 6;
 
 /// Named usage counters an attempt reports through `TROUPE_USAGE` (tokens, cost, ...):
 /// counter name → value. Sorted by name, so sums and printing are deterministic.

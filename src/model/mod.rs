@@ -59,7 +59,8 @@ pub use plan::{CriticalPath, Plan};
 pub use retry::{RetryPolicy, RetrySpec};
 pub use run::RunState;
 pub use spec::{
-    Command, Expansion, Handoff, Problem, SpecError, TaskDefaults, TaskSpec, WorkflowSpec,
+    valid_env_name, Command, Expansion, Handoff, Problem, SpecError, TaskDefaults, TaskSpec,
+    WorkflowSpec,
 };
 pub use state::{
     ApplyError, Change, Cluster, Compensation, Membership, NodeRecord, Run, State, Task,

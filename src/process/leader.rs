@@ -57,6 +57,7 @@ pub(super) fn reap(leader: &Leader) -> Reaped {
     let mut reaped = leader.reaped.lock().unwrap_or_else(PoisonError::into_inner);
     if let Err(e) = waited {
         *reaped = true; // we cannot know whether the pid is still ours
+        super::tree::forget_child(pid);
         return Err(e);
     }
     killpg_quiet(leader.pid, Signal::SIGKILL);
@@ -68,11 +69,13 @@ pub(super) fn reap(leader: &Leader) -> Reaped {
         let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
         if r == pid {
             *reaped = true;
+            super::tree::forget_child(pid);
             return Ok((status, usage));
         }
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {
             *reaped = true;
+            super::tree::forget_child(pid);
             return Err(e);
         }
     }

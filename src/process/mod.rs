@@ -11,10 +11,12 @@
 //! - `output`: the attempt log: copying the pipe, the cap and the truncation marker.
 //! - `leader`: the spawned leader: signalling its group while the group id is still ours,
 //!   reaping it with `wait4` (exit status, rusage).
-//! - `pid_file`: the `"{pid} {starttime}"` record of a running attempt.
+//! - `pid_file`: the `"{pid} {starttime} {mark}"` record of a running attempt.
 //! - `proc_stat`: what `/proc/PID/stat` says (start time, group, state).
 //! - `orphan`: [`terminate_orphan`]: ending the group a crashed node left behind
 //!   ([`terminate_orphans_under`]: every group recorded under a folder).
+//! - `tree`: the processes that left the group: the attempt's mark ([`MARK_VAR`]), the
+//!   sweep that ends them, the child subreaper ([`become_subreaper`], [`reap_adopted`]).
 //!
 //! # Running an attempt: [`run_process`]
 //!
@@ -45,7 +47,7 @@
 //!   `tracing::warn!` and otherwise ignored (the pipe is still drained).
 //! * **Pid file.** Right after spawning, [`ProcessSpec::pid_path`] is written
 //!   (via a `.tmp` file and `rename`, parent directories created) as
-//!   `"{pid} {starttime}\n"`, `starttime` being field 22 of `/proc/PID/stat`
+//!   `"{pid} {starttime} {mark}\n"`, `starttime` being field 22 of `/proc/PID/stat`
 //!   (clock ticks since boot; see [`process_start_time`]). The pair
 //!   identifies the attempt even after the pid is reused. The file is removed
 //!   when the attempt ends. If it cannot be written, the attempt is killed and
@@ -64,9 +66,18 @@
 //!   group gets `SIGKILL`, so background processes of the attempt do not
 //!   outlive it. This is done while the leader is still an unreaped zombie
 //!   (`waitid(WNOWAIT)` first, then `killpg`, then `wait4`), so the group id
-//!   cannot have been reused by then. Processes that left the group (`setsid`)
-//!   are not killed; if one of them keeps the output pipe open, the log stops
-//!   being copied [`DRAIN_TIMEOUT`] after the group died.
+//!   cannot have been reused by then.
+//! * **The whole process tree.** Processes that left the group (`setsid`, a
+//!   double fork, a daemon) still carry `TROUPE_ATTEMPT_MARK=<mark>` in their
+//!   environment ([`MARK_VAR`], set on the leader, inherited by descendants);
+//!   they get `SIGTERM` together with the group on timeout and cancellation,
+//!   and `SIGKILL` once the leader is reaped, looked for again until none is
+//!   left (`tree` module). In a process that called [`become_subreaper`], the
+//!   orphans this adopts are reaped ([`reap_adopted`]). Out of reach: a
+//!   process that both left the group and dropped the mark from its
+//!   environment (`env -i`), or runs as a user whose `/proc/PID/environ` the
+//!   node cannot read; if one of them keeps the output pipe open, the log
+//!   stops being copied [`DRAIN_TIMEOUT`] after the group died.
 //! * **Exit status and usage.** The leader is reaped with `wait4`, giving
 //!   [`ProcessEnd::Exited`] (`code` 0–255) or [`ProcessEnd::Signaled`]
 //!   (signal number) and a [`Usage`] from its `rusage`: CPU times in
@@ -116,6 +127,7 @@ mod pid_file;
 mod proc_stat;
 mod run;
 mod spawn;
+mod tree;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -123,6 +135,7 @@ use std::time::Duration;
 pub use orphan::{terminate_orphan, terminate_orphans_under, OrphanOutcome};
 pub use proc_stat::process_start_time;
 pub use run::{run_process, DRAIN_TIMEOUT};
+pub use tree::{become_subreaper, is_subreaper, reap_adopted, MARK_VAR};
 
 /// What to execute.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,7 +160,7 @@ pub struct ProcessSpec {
     pub log_path: PathBuf,
     /// Maximum number of output bytes kept in `log_path`.
     pub log_cap: u64,
-    /// File holding `"{pid} {starttime}\n"` while the attempt runs.
+    /// File holding `"{pid} {starttime} {mark}\n"` while the attempt runs.
     pub pid_path: PathBuf,
     /// Wall-clock limit measured from spawn; `None` means no limit.
     pub timeout: Option<Duration>,

@@ -15,6 +15,7 @@ use tracing::{debug, warn};
 use super::leader::killpg_quiet;
 use super::pid_file::{parse_pid_record, remove_pid_file};
 use super::proc_stat::{is_dead, read_stat};
+use super::tree::sweep_marked;
 
 /// Poll interval of [`terminate_orphan`] while it waits for the leader.
 const ORPHAN_POLL: Duration = Duration::from_millis(20);
@@ -74,6 +75,11 @@ fn group_members(pgrp: i32, min_start: u64) -> Vec<Pid> {
 ///   `pid` started no earlier than the recorded start time) get `SIGKILL`,
 ///   repeated until none is left (bounded) → [`OrphanOutcome::Killed`], or
 ///   [`OrphanOutcome::Gone`] if there were none.
+/// * Then, whatever the case, when the file records the attempt's mark (third word),
+///   every process carrying it in its environment that started no earlier than the
+///   recorded start time (the attempt's daemons, which left the group) gets `SIGKILL`
+///   (see the process module's "whole process tree"); if any did, the outcome is
+///   [`OrphanOutcome::Killed`].
 ///
 /// The current process and its own process group are never signalled.
 /// Start times count from boot, so records must not outlive a reboot (keep
@@ -90,11 +96,20 @@ pub async fn terminate_orphan(pid_path: &Path, grace: Duration) -> io::Result<Or
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(OrphanOutcome::NoRecord),
         Err(e) => return Err(e),
     };
-    let (pid, start) = parse_pid_record(&text).ok_or_else(|| {
+    let (pid, start, mark) = parse_pid_record(&text).ok_or_else(|| {
         let msg = format!("malformed pid file `{}`: {text:?}", pid_path.display());
         io::Error::new(io::ErrorKind::InvalidData, msg)
     })?;
-    let outcome = terminate_group(pid, start, grace).await;
+    let mut outcome = terminate_group(pid, start, grace).await;
+    if let Some(mark) = mark {
+        // The processes that left the group (daemons) carry the mark.
+        let swept = tokio::task::spawn_blocking(move || sweep_marked(&mark, start))
+            .await
+            .unwrap_or(0);
+        if swept > 0 && matches!(outcome, OrphanOutcome::Gone) {
+            outcome = OrphanOutcome::Killed { pid };
+        }
+    }
     debug!(pid, start, ?outcome, "orphan handled");
     remove_pid_file(pid_path)?;
     Ok(outcome)

@@ -1,5 +1,5 @@
 //! What `/proc/PID/stat` says about a process: its start time (which, with the pid,
-//! identifies it across pid reuse), its process group and whether it is dead.
+//! identifies it across pid reuse), its parent, its process group and whether it is dead.
 
 use std::fs;
 
@@ -12,6 +12,7 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
 /// The fields of `/proc/PID/stat` this module needs.
 pub(super) struct Stat {
     pub(super) state: u8,
+    pub(super) ppid: i32,
     pub(super) pgrp: i32,
     pub(super) start: u64,
 }
@@ -29,6 +30,7 @@ pub(super) fn read_stat(pid: i32) -> Option<Stat> {
     // fields[0] is field 3 (state), so field N is fields[N - 3].
     Some(Stat {
         state: *fields.first()?.as_bytes().first()?,
+        ppid: fields.get(1)?.parse().ok()?,
         pgrp: fields.get(2)?.parse().ok()?,
         start: fields.get(19)?.parse().ok()?,
     })

@@ -16,7 +16,8 @@ use super::leader::{decode_status, joined, reap, usage_of, Leader};
 use super::output::{copy_output, open_log};
 use super::pid_file::{remove_pid_file, write_pid_file};
 use super::spawn::{start, Started};
-use super::{ProcessEnd, ProcessOutcome, ProcessSpec};
+use super::tree::{new_mark, signal_marked, sweep_marked};
+use super::{process_start_time, ProcessEnd, ProcessOutcome, ProcessSpec};
 
 /// How long [`run_process`] keeps copying output after the process group
 /// has been killed, before giving up on a pipe held open by a process that
@@ -43,6 +44,8 @@ fn spawn_failed(message: String, log: Option<&mut File>) -> ProcessOutcome {
 struct DropGuard {
     leader: Arc<Leader>,
     pid_path: PathBuf,
+    /// The attempt's mark and its leader's start time, once known.
+    mark: Option<(String, u64)>,
     armed: bool,
 }
 
@@ -54,6 +57,9 @@ impl Drop for DropGuard {
                 "run_process dropped; killing its process group"
             );
             self.leader.signal_group(Signal::SIGKILL);
+            if let Some((mark, start)) = &self.mark {
+                signal_marked(mark, *start, Signal::SIGKILL);
+            }
             let _ = remove_pid_file(&self.pid_path);
         }
     }
@@ -76,7 +82,8 @@ pub async fn run_process(spec: ProcessSpec, mut cancel: oneshot::Receiver<()>) -
         Ok(log) => log,
         Err(e) => return spawn_failed(format!("log `{}`: {e}", spec.log_path.display()), None),
     };
-    let started = match start(&spec) {
+    let mark = new_mark();
+    let started = match start(&spec, &mark) {
         Ok(s) => s,
         Err(message) => return spawn_failed(message, Some(&mut log)),
     };
@@ -94,18 +101,27 @@ pub async fn run_process(spec: ProcessSpec, mut cancel: oneshot::Receiver<()>) -
     let mut guard = DropGuard {
         leader: leader.clone(),
         pid_path: spec.pid_path.clone(),
+        mark: None,
         armed: true,
     };
     debug!(pid = pid.as_raw(), program = ?spec.program, "attempt spawned");
     // The pid file is written before the reaper starts: until it is reaped, the leader (even
     // if it already exited) is still in /proc, so its start time can be read.
-    let written = write_pid_file(&spec.pid_path, pid);
+    let written = write_pid_file(&spec.pid_path, pid, &mark);
     let reaper = leader.clone();
     let mut waiter = tokio::task::spawn_blocking(move || reap(&reaper));
+    // Descendants start no earlier than the leader: the sweep skips older processes.
+    let min_start = match &written {
+        Ok(start) => *start,
+        Err(_) => process_start_time(pid.as_raw()).unwrap_or(0),
+    };
+    guard.mark = Some((mark.clone(), min_start));
     if let Err(e) = written {
         guard.armed = false;
         leader.signal_group(Signal::SIGKILL);
         let _ = waiter.await;
+        let (m, _) = guard.mark.take().expect("set above");
+        let _ = tokio::task::spawn_blocking(move || sweep_marked(&m, min_start)).await;
         let _ = remove_pid_file(&spec.pid_path);
         let message = format!("pid file `{}`: {e}", spec.pid_path.display());
         return spawn_failed(message, Some(&mut log));
@@ -139,6 +155,9 @@ pub async fn run_process(spec: ProcessSpec, mut cancel: oneshot::Receiver<()>) -
         None => {
             debug!(pid = pid.as_raw(), why = ?stop, "sending SIGTERM to the process group");
             leader.signal_group(Signal::SIGTERM);
+            let (m, s) = (mark.clone(), min_start);
+            let _ =
+                tokio::task::spawn_blocking(move || signal_marked(&m, s, Signal::SIGTERM)).await;
             match tokio::time::timeout(spec.grace, &mut waiter).await {
                 Ok(r) => joined(r),
                 Err(_) => {
@@ -150,6 +169,16 @@ pub async fn run_process(spec: ProcessSpec, mut cancel: oneshot::Receiver<()>) -
         }
     };
 
+    // The leader is reaped and its group killed; now the processes that left the group.
+    let (m, s) = (mark.clone(), min_start);
+    match tokio::task::spawn_blocking(move || sweep_marked(&m, s)).await {
+        Ok(0) => {}
+        Ok(n) => debug!(
+            pid = pid.as_raw(),
+            n, "killed processes that left the group"
+        ),
+        Err(e) => warn!("sweeping the attempt's processes failed: {e}"),
+    }
     let (log_bytes, truncated) = match tokio::time::timeout(DRAIN_TIMEOUT, &mut copier).await {
         Ok(r) => r,
         Err(_) => {

@@ -12,6 +12,7 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::unistd::{access, pipe2, AccessFlags, Pid};
 
+use super::tree::{own_children, MARK_VAR};
 use super::{ProcessSpec, Program};
 
 /// The shell used for [`Program::Shell`].
@@ -32,8 +33,10 @@ fn check_cwd(cwd: &Path) -> io::Result<()> {
     access(cwd, AccessFlags::X_OK).map_err(io::Error::from)
 }
 
-/// Spawns `spec`'s program; the message of a spawn failure on error.
-pub(super) fn start(spec: &ProcessSpec) -> Result<Started, String> {
+/// Spawns `spec`'s program with `mark` in its environment ([`MARK_VAR`]) and registers the
+/// leader in [`own_children`] (the caller forgets it once reaped); the message of a spawn
+/// failure on error.
+pub(super) fn start(spec: &ProcessSpec, mark: &str) -> Result<Started, String> {
     if let Some(cwd) = &spec.cwd {
         check_cwd(cwd).map_err(|e| format!("cwd `{}`: {e}", cwd.display()))?;
     }
@@ -69,11 +72,20 @@ pub(super) fn start(spec: &ProcessSpec) -> Result<Started, String> {
         .stdout(Stdio::from(write))
         .stderr(Stdio::from(write2))
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .env(MARK_VAR, mark)
         .process_group(0);
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }
-    let child = cmd.spawn().map_err(|e| format!("`{name}`: {e}"))?;
+    // Registered under the lock it is spawned under: a sweep of adopted orphans never sees
+    // the leader unregistered.
+    let child = {
+        let mut own = own_children();
+        let child = cmd.spawn().map_err(|e| format!("`{name}`: {e}"))?;
+        own.get_or_insert_with(Default::default)
+            .insert(child.id() as i32);
+        child
+    };
     // Dropping the Command closes our copies of the write end, so the copier
     // sees EOF once the attempt's processes are gone.
     drop(cmd);

@@ -359,6 +359,7 @@ impl SchedulerState {
             crate::model::Workflow::from_spec(spec)
                 .map_err(|e| ControlError::Refused(format!("invalid workflow: {e}")))?
         };
+        self.check_secrets(&workflow)?;
         let authority = workflow.authority_ask().overlay(&req.authority);
         let ask = SpawnAsk {
             caller,

@@ -588,6 +588,10 @@ enum WorkerCommand {
         /// Give up when the first join is not answered within this (default 30s).
         #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
         join_timeout: std::time::Duration,
+        /// A secrets file (NAME=VALUE lines, mode 0600) for tasks' `secret_env`, over this
+        /// worker's own environment; repeatable, later files win.
+        #[arg(long = "secrets-file", value_name = "FILE")]
+        secrets_files: Vec<PathBuf>,
     },
 }
 
@@ -704,6 +708,21 @@ fn main() -> ExitCode {
         }
         Err(_) => PathBuf::new(),
     };
+    // Commands that run attempts make this process a child subreaper: the orphans of an
+    // attempt's daemons are re-parented to it and reaped (see `troupe::process`).
+    let runs_attempts = matches!(
+        cli.command,
+        Command::Node(NodeCommand::Start {
+            print_config: false,
+            ..
+        }) | Command::Run { dry_run: false, .. }
+            | Command::Worker(WorkerCommand::Start { .. })
+    );
+    if runs_attempts {
+        if let Err(e) = troupe::process::become_subreaper() {
+            tracing::warn!("cannot become a child subreaper ({e}); orphans of attempts go to init");
+        }
+    }
     match cli.command {
         Command::Validate { file, json } => cmd::workflow::validate(&file, json),
         Command::Graph {
@@ -848,6 +867,7 @@ fn main() -> ExitCode {
             tls_ca,
             tls_server_name,
             join_timeout,
+            secrets_files,
         }) => cmd::cluster::worker_start(
             &data_dir,
             cmd::cluster::WorkerArgs {
@@ -867,6 +887,7 @@ fn main() -> ExitCode {
                 },
                 tls_server_name,
                 join_timeout,
+                secrets_files,
             },
         ),
         Command::Tasks { run, json } => cmd::status::tasks(&data_dir, run, json),

@@ -33,6 +33,7 @@ pub(super) struct RawTask {
     pub(super) env: Option<Spanned<BTreeMap<String, String>>>,
     pub(super) labels: Option<Spanned<Vec<String>>>,
     pub(super) node_labels: Option<Spanned<Vec<String>>>,
+    pub(super) secret_env: Option<Spanned<Vec<String>>>,
     pub(super) compensate_retry: Option<Spanned<RawRetry>>,
     pub(super) max_output: Option<Spanned<u64>>,
     pub(super) gate: Option<Spanned<Vec<String>>>,
@@ -59,6 +60,7 @@ impl Table for RawTask {
         "env",
         "labels",
         "node_labels",
+        "secret_env",
         "compensate_retry",
         "max_output",
         "gate",
@@ -86,6 +88,7 @@ impl Table for RawTask {
             "env" => r.field(value, &mut self.env),
             "labels" => r.field(value, &mut self.labels),
             "node_labels" => r.field(value, &mut self.node_labels),
+            "secret_env" => r.field(value, &mut self.secret_env),
             "compensate_retry" => r.table(value, &mut self.compensate_retry),
             "max_output" => r.field(value, &mut self.max_output),
             "gate" => r.field(value, &mut self.gate),
@@ -204,6 +207,7 @@ impl RawTask {
             ("approval_timeout", span_of(&self.approval_timeout)),
             ("labels", span_of(&self.labels)),
             ("node_labels", span_of(&self.node_labels)),
+            ("secret_env", span_of(&self.secret_env)),
             ("compensate_retry", span_of(&self.compensate_retry)),
         ] {
             if let Some(span) = span {
@@ -225,6 +229,7 @@ impl RawTask {
             env: inner(self.env.take()).unwrap_or_default(),
             labels: inner(self.labels.take()).unwrap_or_default(),
             node_labels: inner(self.node_labels.take()).unwrap_or_default(),
+            secret_env: inner(self.secret_env.take()).unwrap_or_default(),
             compensate_retry: self
                 .compensate_retry
                 .take()

@@ -86,6 +86,7 @@ pub(crate) mod v1 {
                         compensate_retry: None,
                         handoff: None,
                         node_labels: Vec::new(),
+                        secret_env: Vec::new(),
                     })
                     .collect(),
                 delegation: None,
@@ -180,6 +181,7 @@ pub(crate) mod v2 {
                         compensate_retry: t.compensate_retry,
                         handoff: None,
                         node_labels: Vec::new(),
+                        secret_env: Vec::new(),
                     })
                     .collect(),
                 delegation: None,
@@ -272,6 +274,82 @@ pub(crate) mod v4 {
                 compensate_retry: t.compensate_retry,
                 handoff: t.handoff,
                 node_labels: Vec::new(),
+                secret_env: Vec::new(),
+            }
+        }
+    }
+
+    impl From<WorkflowSpec> for super::WorkflowSpec {
+        fn from(w: WorkflowSpec) -> Self {
+            super::WorkflowSpec {
+                name: w.name,
+                max_concurrency: w.max_concurrency,
+                pools: w.pools,
+                defaults: w.defaults,
+                tasks: w.tasks.into_iter().map(Into::into).collect(),
+                delegation: w.delegation,
+            }
+        }
+    }
+}
+
+/// The spec as event schema 5 stored its tasks (before `secret_env`); the workflow is as now
+/// otherwise.
+pub(crate) mod v5 {
+    use super::*;
+
+    /// Schema-5 [`WorkflowSpec`].
+    #[derive(Deserialize)]
+    pub struct WorkflowSpec {
+        name: String,
+        max_concurrency: Option<u32>,
+        pools: BTreeMap<String, u32>,
+        defaults: super::TaskDefaults,
+        tasks: Vec<TaskSpec>,
+        delegation: Option<Box<super::Delegation>>,
+    }
+
+    /// Schema-5 [`super::TaskSpec`].
+    #[derive(Deserialize)]
+    pub struct TaskSpec {
+        id: TaskId,
+        command: Command,
+        cwd: Option<String>,
+        depends_on: Vec<TaskId>,
+        priority: Option<i32>,
+        pool: Option<String>,
+        requires_approval: Option<bool>,
+        compensate: Option<Command>,
+        approval_timeout: Option<Duration>,
+        timeout: Option<Duration>,
+        retry: Option<Box<RetrySpec>>,
+        env: BTreeMap<String, String>,
+        labels: Vec<String>,
+        compensate_retry: Option<Box<RetrySpec>>,
+        handoff: Option<Box<super::Handoff>>,
+        node_labels: Vec<String>,
+    }
+
+    impl From<TaskSpec> for super::TaskSpec {
+        fn from(t: TaskSpec) -> Self {
+            super::TaskSpec {
+                id: t.id,
+                command: t.command,
+                cwd: t.cwd,
+                depends_on: t.depends_on,
+                priority: t.priority,
+                pool: t.pool,
+                requires_approval: t.requires_approval,
+                compensate: t.compensate,
+                approval_timeout: t.approval_timeout,
+                timeout: t.timeout,
+                retry: t.retry,
+                env: t.env,
+                labels: t.labels,
+                compensate_retry: t.compensate_retry,
+                handoff: t.handoff,
+                node_labels: t.node_labels,
+                secret_env: Vec::new(),
             }
         }
     }

@@ -197,6 +197,10 @@ pub struct TaskSpec {
     /// Labels a worker node must all have to run this task (event schema 5; empty: any
     /// node, the coordinator's own workers included).
     pub node_labels: Vec<String>,
+    /// Names of environment variables whose *values* are secrets, resolved by the node that
+    /// runs the attempt (its environment or its `[secrets]` files) when the process starts
+    /// (event schema 6). Only the names are part of the spec, so only they are journaled.
+    pub secret_env: Vec<String>,
 }
 
 impl TaskSpec {
@@ -220,6 +224,7 @@ impl TaskSpec {
             compensate_retry: None,
             handoff: None,
             node_labels: Vec::new(),
+            secret_env: Vec::new(),
         }
     }
 
@@ -239,8 +244,18 @@ impl TaskSpec {
     }
 }
 
+/// Whether `name` is a portable environment variable name (POSIX: `[A-Za-z_][A-Za-z0-9_]*`),
+/// as `secret_env` and secrets files require.
+pub fn valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 mod legacy;
-pub(crate) use legacy::{v1, v2, v3, v4};
+pub(crate) use legacy::{v1, v2, v3, v4, v5};
 
 std::thread_local! {
     /// Schema version of the record being decoded on this thread (see

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::model::ids::{TaskId, TaskIndex};
 use crate::model::quote::{quoted, MAX_QUOTED_CHARS};
-use crate::model::spec::{too_long, Command, TaskSpec, WorkflowSpec};
+use crate::model::spec::{too_long, valid_env_name, Command, TaskSpec, WorkflowSpec};
 
 use super::*;
 
@@ -69,6 +69,42 @@ pub(super) fn check_env(
             p.at(
                 at,
                 format!("{owner}: env value of {} contains a NUL byte", quoted(k)),
+            );
+        }
+    }
+}
+
+/// `secret_env`: portable variable names, not `TROUPE_*` (troupe sets those), each once, and
+/// not also given a value in `env` (task or `[defaults]`).
+fn check_secret_env(p: &mut Problems<'_>, spec: &WorkflowSpec, i: TaskIndex, task: &TaskSpec) {
+    let id = &task.id;
+    let at = Loc::TaskField(i, "secret_env");
+    for (n, name) in task.secret_env.iter().enumerate() {
+        if !valid_env_name(name) {
+            p.at(
+                at,
+                format!(
+                    "task `{id}`: secret_env name {} is not a valid environment variable name \
+                     (letters, digits and `_`, not starting with a digit)",
+                    quoted(name)
+                ),
+            );
+        } else if name.starts_with("TROUPE_") {
+            p.at(
+                at,
+                format!(
+                    "task `{id}`: secret_env name `{name}`: TROUPE_* variables are set by troupe"
+                ),
+            );
+        } else if task.secret_env[..n].contains(name) {
+            p.at(at, format!("task `{id}`: secret_env names `{name}` twice"));
+        } else if task.env.contains_key(name) || spec.defaults.env.contains_key(name) {
+            p.at(
+                at,
+                format!(
+                    "task `{id}`: `{name}` is both in secret_env and in env; a secret's value \
+                     comes from the node, not the workflow"
+                ),
             );
         }
     }
@@ -316,6 +352,7 @@ pub(super) fn check_task(spec: &WorkflowSpec, p: &mut Problems<'_>, i: TaskIndex
     if !task.env.is_empty() {
         check_env(p, Loc::Task(i), &format!("task `{id}`"), &task.env);
     }
+    check_secret_env(p, spec, i, task);
     super::handoff::check_task(p, i, task);
     if task.cwd.as_deref().is_some_and(|c| c.contains('\0')) {
         p.at(

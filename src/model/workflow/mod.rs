@@ -396,6 +396,8 @@ impl<'de> Deserialize<'de> for Workflow {
             super::spec::v3::WorkflowSpec::deserialize(deserializer)?.into()
         } else if schema < 5 {
             super::spec::v4::WorkflowSpec::deserialize(deserializer)?.into()
+        } else if schema < 6 {
+            super::spec::v5::WorkflowSpec::deserialize(deserializer)?.into()
         } else {
             WorkflowSpec::deserialize(deserializer)?
         };

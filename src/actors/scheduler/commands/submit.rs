@@ -19,6 +19,7 @@ impl SchedulerState {
         let spec = apply_rules(workflow.spec().clone(), rules);
         let workflow = Workflow::from_spec(spec)
             .map_err(|e| ControlError::Refused(format!("invalid workflow: {e}")))?;
+        self.check_secrets(&workflow)?;
         if let Some(r) = self
             .state
             .runs()
@@ -57,5 +58,27 @@ impl SchedulerState {
         };
         self.decide(event).map_err(to_control_error)?;
         Ok((run, false))
+    }
+
+    /// Refuses a workflow naming a secret this node has no value for, if the task may run
+    /// here: nothing is journaled, nothing starts. A task that only a remote worker node
+    /// can run (it has `node_labels`, or `[cluster] run_local = false`) is checked by that
+    /// worker when its attempt starts instead (the attempt then fails without retries).
+    pub(crate) fn check_secrets(&self, workflow: &Workflow) -> Result<(), ControlError> {
+        let config = &self.shared.config;
+        let runs_here = config.cluster.as_ref().is_none_or(|c| c.run_local);
+        for t in workflow.spec().tasks.iter() {
+            if t.secret_env.is_empty() || !runs_here || !t.node_labels.is_empty() {
+                continue;
+            }
+            if let Some(name) = config.secrets.missing(&t.secret_env).first() {
+                return Err(ControlError::Refused(format!(
+                    "task `{}`: secret `{name}` is not set on this node (give it in a \
+                     [secrets] file of troupe.toml or in the node's environment)",
+                    t.id
+                )));
+            }
+        }
+        Ok(())
     }
 }

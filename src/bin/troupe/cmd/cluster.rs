@@ -34,6 +34,8 @@ pub(crate) struct WorkerArgs {
     pub(crate) tls_server_name: Option<String>,
     /// `--join-timeout`.
     pub(crate) join_timeout: Duration,
+    /// `--secrets-file`, repeatable.
+    pub(crate) secrets_files: Vec<PathBuf>,
 }
 
 #[cfg(feature = "cluster")]
@@ -109,6 +111,7 @@ pub(crate) fn worker_start(data_dir: &Path, args: WorkerArgs) -> ExitCode {
                 )));
             }
         }
+        let secrets = troupe::config::Secrets::load(&args.secrets_files).map_err(invalid)?;
         let tls = args.tls.map(|files| {
             let name = args.tls_server_name.unwrap_or_else(|| host.to_owned());
             (files, name)
@@ -123,6 +126,7 @@ pub(crate) fn worker_start(data_dir: &Path, args: WorkerArgs) -> ExitCode {
             tls,
             executor: std::sync::Arc::new(troupe::executor::ProcessExecutor),
             join_timeout: args.join_timeout,
+            secrets: std::sync::Arc::new(secrets),
         };
         let id = troupe::cluster::worker::node_id(&opts.data_dir).map_err(invalid)?;
         eprintln!(
