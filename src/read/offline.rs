@@ -145,6 +145,17 @@ impl OfflineJournal {
         Ok(state)
     }
 
+    /// Every record, stream index entry and snapshot checked (`troupe journal verify`); see
+    /// [`Journal::verify`].
+    pub fn verify(&self) -> Result<crate::storage::journal::VerifyReport, OfflineError> {
+        Ok(self.journal.verify()?)
+    }
+
+    /// The open journal (for `troupe gc` and `troupe backup` of a stopped node).
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
     /// Throughput, latency, error rate and retries over the window `since` before `now`,
     /// overall and per pool, from the durable per-minute rollups (what a node answers to
     /// `Request::Metrics`).

@@ -497,6 +497,21 @@ enum Command {
     /// Measure this machine and disk; each figure is printed beside a baseline from the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Checks of the journal of a stopped node's data dir (or of a backup).
+    #[command(subcommand)]
+    Journal(JournalCommand),
+}
+
+#[derive(Subcommand)]
+enum JournalCommand {
+    /// Check every record's CRC and decoding, the stream index against the events, every
+    /// snapshot, and a replay. Exit 0 if clean, 1 with each problem named by sequence number.
+    Verify {
+        /// Print one JSON object: events, first_seq, last_seq, stream_entries, snapshots,
+        /// problems [{seq, kind, message}], ok.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -902,6 +917,7 @@ fn main() -> ExitCode {
             reason,
         } => cmd::approval::decide(&data_dir, "reject", target, name, reason, Vec::new()),
         Command::Bench(what) => cmd::bench::bench(what, &data_dir),
+        Command::Journal(JournalCommand::Verify { json }) => cmd::journal::verify(&data_dir, json),
     }
 }
 

@@ -12,6 +12,8 @@
 //!   (`first_seq`, `last_seq`), the raw scan.
 //! - `snapshot`: storing and loading snapshots, and compaction of the events they cover.
 //! - `rollups`: rollup buckets: staging into a commit, reading, dropping old minutes.
+//! - `verify`: [`Journal::verify`], every record, index entry and snapshot checked
+//!   (`troupe journal verify`).
 //!
 //! # Column families
 //! | name | key | value |
@@ -55,6 +57,7 @@ mod lock;
 mod read;
 mod rollups;
 mod snapshot;
+mod verify;
 mod writer;
 
 use std::fs::File;
@@ -71,6 +74,7 @@ use lock::take_lock;
 
 pub use error::JournalError;
 pub use read::EventIter;
+pub use verify::{Problem, VerifyReport};
 pub use writer::{Durability, JournalOptions, JournalWriter};
 
 /// Column family of events, keyed by sequence number.

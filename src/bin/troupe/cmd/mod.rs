@@ -15,6 +15,7 @@
 //! - [`queue`]: `queue`: tasks waiting to run.
 //! - [`metrics`]: `metrics`: figures of a past window, through the node or offline.
 //! - [`health`]: `health`: the node's checks, Nagios exit codes.
+//! - [`journal`]: `journal verify`: every record, index entry and snapshot checked.
 //! - [`dashboard`]: `dashboard`: the live terminal view's refresh loop.
 //! - [`agents`]: `spawn`, `wait`, `tree`: agent trees.
 //! - [`cluster`]: `worker start`, `nodes`, `drain`: remote worker nodes.
@@ -28,6 +29,7 @@ pub(crate) mod control;
 pub(crate) mod dashboard;
 pub(crate) mod events;
 pub(crate) mod health;
+pub(crate) mod journal;
 pub(crate) mod logs;
 pub(crate) mod metrics;
 pub(crate) mod node;
