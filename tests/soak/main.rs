@@ -120,14 +120,9 @@ fn wait_ready(rt: &tokio::runtime::Runtime, node: &mut Child, data: &Path, log: 
     }
 }
 
-/// Whether this binary has `troupe journal verify` (added by issue 16 item 4).
-fn has_verify(data: &Path) -> bool {
-    run(data, &["journal", "verify", "--help"]).0
-}
-
 /// The checks of one stopped journal: the incremental event checks, the acknowledgements,
-/// and `troupe journal verify` when the binary has it.
-fn check_stopped(checker: &mut Checker, data: &Path, scratch: &Path, acks: &Mutex<Acks>, verify: bool) {
+/// and `troupe journal verify` (CRCs, decoding, stream index, snapshots, a replay).
+fn check_stopped(checker: &mut Checker, data: &Path, scratch: &Path, acks: &Mutex<Acks>) {
     {
         let journal = troupe::storage::Journal::open(&data.join("journal"))
             .unwrap_or_else(|e| panic!("the journal does not open after a kill: {e}"));
@@ -140,14 +135,10 @@ fn check_stopped(checker: &mut Checker, data: &Path, scratch: &Path, acks: &Mute
     checker.check_runs_exist("submission", &runs);
     checker.check_runs_exist("child spawn", &workload::acknowledged_children(scratch));
     checker.check_decisions_exist(&decisions);
-    // TODO(issue 16, item 4): the lead wires `troupe journal verify` here once it is on main;
-    // until then it runs only when the binary has the command.
-    if verify {
-        checker.figures.checks += 1;
-        let (ok, text) = run(data, &["journal", "verify"]);
-        if !ok {
-            checker.problems.push(format!("journal verify failed:\n{text}"));
-        }
+    checker.figures.checks += 1;
+    let (ok, text) = run(data, &["journal", "verify"]);
+    if !ok {
+        checker.problems.push(format!("journal verify failed:\n{text}"));
     }
     assert!(
         checker.problems.is_empty(),
@@ -182,10 +173,6 @@ fn soak_sigkill_under_a_mixed_workload() {
 
     let mut node = spawn_node(&data, &log);
     wait_ready(&rt, &mut node, &data, &log, 0);
-    let verify = has_verify(&data);
-    if !verify {
-        eprintln!("soak: this binary has no `troupe journal verify`; it is left out");
-    }
     let mode = Arc::new(AtomicU8::new(SUBMIT));
     let acks = Arc::new(Mutex::new(Acks::default()));
     let client = workload::spawn_client(
@@ -211,7 +198,7 @@ fn soak_sigkill_under_a_mixed_workload() {
         node.kill().unwrap();
         node.wait().unwrap();
         let t = Instant::now();
-        check_stopped(&mut checker, &data, &scratch, &acks, verify);
+        check_stopped(&mut checker, &data, &scratch, &acks);
         check_time += t.elapsed();
         if kill % 50 == 0 || kill == kills {
             let f = &checker.figures;
@@ -265,7 +252,7 @@ fn soak_sigkill_under_a_mixed_workload() {
     .unwrap();
     let status = node.wait().unwrap();
     assert!(status.success(), "the node's clean stop failed ({status}):\n{}", log_tail(&log));
-    check_stopped(&mut checker, &data, &scratch, &acks, verify);
+    check_stopped(&mut checker, &data, &scratch, &acks);
 
     let mut states = std::collections::BTreeMap::<String, usize>::new();
     for r in &runs {
