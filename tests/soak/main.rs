@@ -45,7 +45,9 @@ fn bin() -> PathBuf {
 fn troupe(data: &Path) -> Command {
     let bin = bin();
     let mut dirs = vec![bin.parent().unwrap().to_path_buf()];
-    dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
     let mut c = Command::new(&bin);
     // Port 0: parallel tests must not fight over the default HTTP port.
     c.arg("--data-dir")
@@ -59,7 +61,8 @@ fn troupe(data: &Path) -> Command {
 /// Runs `troupe --data-dir DATA ARGS...` to its end: (success, stdout and stderr).
 fn run(data: &Path, args: &[&str]) -> (bool, String) {
     let o = troupe(data).args(args).output().expect("run troupe");
-    let text = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    let text =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
     (o.status.success(), text)
 }
 
@@ -100,22 +103,39 @@ fn answers(rt: &tokio::runtime::Runtime, data: &Path) -> bool {
 fn log_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let cut = text.len().saturating_sub(3000);
-    text[text.char_indices().find(|(i, _)| *i >= cut).map_or(0, |x| x.0)..].to_owned()
+    text[text
+        .char_indices()
+        .find(|(i, _)| *i >= cut)
+        .map_or(0, |x| x.0)..]
+        .to_owned()
 }
 
 /// Fails the test if the node exited on its own (it is only ever killed by the test).
 fn assert_alive(node: &mut Child, log: &Path, kill: usize) {
     if let Some(status) = node.try_wait().unwrap() {
-        panic!("before kill {kill} the node exited by itself ({status}):\n{}", log_tail(log));
+        panic!(
+            "before kill {kill} the node exited by itself ({status}):\n{}",
+            log_tail(log)
+        );
     }
 }
 
 /// Waits until the node answers (60 s at most).
-fn wait_ready(rt: &tokio::runtime::Runtime, node: &mut Child, data: &Path, log: &Path, kill: usize) {
+fn wait_ready(
+    rt: &tokio::runtime::Runtime,
+    node: &mut Child,
+    data: &Path,
+    log: &Path,
+    kill: usize,
+) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !answers(rt, data) {
         assert_alive(node, log, kill);
-        assert!(Instant::now() < deadline, "the node did not answer within 60 s:\n{}", log_tail(log));
+        assert!(
+            Instant::now() < deadline,
+            "the node did not answer within 60 s:\n{}",
+            log_tail(log)
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -138,7 +158,9 @@ fn check_stopped(checker: &mut Checker, data: &Path, scratch: &Path, acks: &Mute
     checker.figures.checks += 1;
     let (ok, text) = run(data, &["journal", "verify"]);
     if !ok {
-        checker.problems.push(format!("journal verify failed:\n{text}"));
+        checker
+            .problems
+            .push(format!("journal verify failed:\n{text}"));
     }
     assert!(
         checker.problems.is_empty(),
@@ -251,7 +273,11 @@ fn soak_sigkill_under_a_mixed_workload() {
     )
     .unwrap();
     let status = node.wait().unwrap();
-    assert!(status.success(), "the node's clean stop failed ({status}):\n{}", log_tail(&log));
+    assert!(
+        status.success(),
+        "the node's clean stop failed ({status}):\n{}",
+        log_tail(&log)
+    );
     check_stopped(&mut checker, &data, &scratch, &acks);
 
     let mut states = std::collections::BTreeMap::<String, usize>::new();
@@ -262,7 +288,10 @@ fn soak_sigkill_under_a_mixed_workload() {
     let children = workload::acknowledged_children(&scratch).len();
     assert!(acked > 0, "no submission was ever acknowledged");
     let f = &checker.figures;
-    eprintln!("soak: kills {kills} ({booting_kills} while booting), binary {}", bin().display());
+    eprintln!(
+        "soak: kills {kills} ({booting_kills} while booting), binary {}",
+        bin().display()
+    );
     eprintln!(
         "soak: acknowledged {acked} submissions, {children} child spawns, {} approval decisions; \
          runs at the end {states:?}",

@@ -181,9 +181,17 @@ pub fn spawn_client(
                     };
                     let (run, task) = (p.run, p.task.clone());
                     let cmd = if decided % 4 == 3 {
-                        Command::Reject { run, task, approver }
+                        Command::Reject {
+                            run,
+                            task,
+                            approver,
+                        }
                     } else {
-                        Command::Approve { run, task, approver }
+                        Command::Approve {
+                            run,
+                            task,
+                            approver,
+                        }
                     };
                     match c.request(&Request::Command(cmd)).await {
                         Ok(Response::Done) => {
