@@ -140,12 +140,81 @@ fn wait_ready(
     }
 }
 
+/// Who has `troupe.lock` of the journal in `dir` open: "pid (command) child of ppid", from
+/// `/proc/*/fd`.
+fn lock_holders(dir: &Path) -> Vec<String> {
+    let lock = dir.join(troupe::storage::journal::LOCK_FILE);
+    let mut found = Vec::new();
+    for proc_dir in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(fds) = std::fs::read_dir(proc_dir.path().join("fd")) else {
+            continue;
+        };
+        if fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == lock))
+        {
+            let read =
+                |f: &str| std::fs::read_to_string(proc_dir.path().join(f)).unwrap_or_default();
+            let cmd = read("cmdline").replace('\0', " ");
+            let ppid = read("stat")
+                .rsplit_once(')')
+                .map_or(String::new(), |(_, r)| {
+                    r.split_whitespace().nth(1).unwrap_or("").to_owned()
+                });
+            found.push(format!(
+                "{} ({}) child of {ppid}",
+                proc_dir.file_name().to_string_lossy(),
+                cmd.trim()
+            ));
+        }
+    }
+    found
+}
+
+/// Opens the journal of the killed node. Right after the kill its lock can still be held for
+/// a moment by an attempt process the node was spawning (a forked child keeps the node's
+/// descriptors until it `exec`s): that is waited out (10 s at most), counted in `lock_waits`
+/// and reported once with the holders.
+fn open_journal(dir: &Path, lock_waits: &mut u32) -> troupe::storage::Journal {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut waited = false;
+    loop {
+        match troupe::storage::Journal::open(dir) {
+            Ok(j) => return j,
+            Err(troupe::JournalError::Locked { .. }) if Instant::now() < deadline => {
+                if !waited {
+                    *lock_waits += 1;
+                    waited = true;
+                    eprintln!(
+                        "soak: the journal is still locked after the kill, held by {:?}",
+                        lock_holders(dir)
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => panic!(
+                "the journal does not open after a kill: {e} (held by {:?})",
+                lock_holders(dir)
+            ),
+        }
+    }
+}
+
 /// The checks of one stopped journal: the incremental event checks, the acknowledgements,
-/// and `troupe journal verify` (CRCs, decoding, stream index, snapshots, a replay).
-fn check_stopped(checker: &mut Checker, data: &Path, scratch: &Path, acks: &Mutex<Acks>) {
+/// and `troupe journal verify` (CRCs, decoding, stream index, snapshots, a replay). The
+/// client thread does not connect meanwhile (`gate`): a failed connect looks at the
+/// journal's lock and would keep a descriptor of it while this process holds it.
+fn check_stopped(
+    checker: &mut Checker,
+    data: &Path,
+    scratch: &Path,
+    acks: &Mutex<Acks>,
+    gate: &Mutex<()>,
+    lock_waits: &mut u32,
+) {
     {
-        let journal = troupe::storage::Journal::open(&data.join("journal"))
-            .unwrap_or_else(|e| panic!("the journal does not open after a kill: {e}"));
+        let _gate = gate.lock().unwrap();
+        let journal = open_journal(&data.join("journal"), lock_waits);
         checker.check_journal(&journal);
     }
     let (runs, decisions) = {
@@ -197,13 +266,16 @@ fn soak_sigkill_under_a_mixed_workload() {
     wait_ready(&rt, &mut node, &data, &log, 0);
     let mode = Arc::new(AtomicU8::new(SUBMIT));
     let acks = Arc::new(Mutex::new(Acks::default()));
+    let gate = Arc::new(Mutex::new(()));
     let client = workload::spawn_client(
         data.clone(),
         scratch.clone(),
         Duration::from_millis(100),
         mode.clone(),
         acks.clone(),
+        gate.clone(),
     );
+    let mut lock_waits = 0;
     let mut checker = Checker::default();
     let mut check_time = Duration::ZERO;
     let mut booting_kills = 0;
@@ -220,7 +292,7 @@ fn soak_sigkill_under_a_mixed_workload() {
         node.kill().unwrap();
         node.wait().unwrap();
         let t = Instant::now();
-        check_stopped(&mut checker, &data, &scratch, &acks);
+        check_stopped(&mut checker, &data, &scratch, &acks, &gate, &mut lock_waits);
         check_time += t.elapsed();
         if kill % 50 == 0 || kill == kills {
             let f = &checker.figures;
@@ -278,7 +350,7 @@ fn soak_sigkill_under_a_mixed_workload() {
         "the node's clean stop failed ({status}):\n{}",
         log_tail(&log)
     );
-    check_stopped(&mut checker, &data, &scratch, &acks);
+    check_stopped(&mut checker, &data, &scratch, &acks, &gate, &mut lock_waits);
 
     let mut states = std::collections::BTreeMap::<String, usize>::new();
     for r in &runs {
@@ -301,6 +373,7 @@ fn soak_sigkill_under_a_mixed_workload() {
         "soak: events {}, attempts interrupted {}, invariant checks {}, problems 0",
         f.events, f.interrupted, f.checks
     );
+    eprintln!("soak: journal still locked right after a kill: {lock_waits} times (waited out)");
     eprintln!(
         "soak: wall time {:.1} s ({:.2} s per kill; checking {:.1} s)",
         started.elapsed().as_secs_f64(),

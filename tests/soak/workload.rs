@@ -122,13 +122,15 @@ pub const STOP: u8 = 2;
 
 /// The client thread: while the node answers, submits one workflow every `every` (in
 /// [`SUBMIT`] mode) and decides the pending approvals (approve, or reject one time in four).
-/// Connection failures (the node is dead or booting) are simply retried.
+/// Connection failures (the node is dead or booting) are simply retried; no connection is
+/// tried while `gate` is held.
 pub fn spawn_client(
     data: PathBuf,
     scratch: PathBuf,
     every: Duration,
     mode: Arc<AtomicU8>,
     acks: Arc<Mutex<Acks>>,
+    gate: Arc<Mutex<()>>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -147,10 +149,16 @@ pub fn spawn_client(
                 tokio::time::sleep(every).await;
                 let c = match client.as_mut() {
                     Some(c) => c,
-                    None => match Client::connect(&data).await {
-                        Ok(c) => client.insert(c),
-                        Err(_) => continue,
-                    },
+                    None => {
+                        // Not while the test reads the journal (see `check_stopped`).
+                        let Ok(_gate) = gate.try_lock() else {
+                            continue;
+                        };
+                        match Client::connect(&data).await {
+                            Ok(c) => client.insert(c),
+                            Err(_) => continue,
+                        }
+                    }
                 };
                 if m == SUBMIT {
                     let wf = workflow(n, &scratch);
