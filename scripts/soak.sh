@@ -5,7 +5,10 @@
 #
 #   scripts/soak.sh [KILLS]
 #
-# Environment: SOAK_PROFILE=release soaks an optimised build (default: the debug build CI
+# Environment: SOAK_VERIFY_EVERY=N runs `troupe journal verify` after every Nth kill (default:
+# every kill up to 100 kills, else every 50th; it reads every snapshot and replays the whole
+# journal, so its cost grows with the run; the event checks run after every kill regardless);
+# SOAK_PROFILE=release soaks an optimised build (default: the debug build CI
 # tests); TROUPE_TEST_SEED repeats a kill schedule; CARGO names the cargo command (e.g. a
 # wrapper that serialises builds). The test and the binary are copied out of the target dir
 # before the soak starts, so a build meanwhile does not change what is soaked.
@@ -37,6 +40,7 @@ fi
 mkdir -p "$work/bin"
 cp "$exe" "$work/bin/soak-test"
 cp "$CARGO_TARGET_DIR/$profile/troupe" "$work/bin/troupe"
+export SOAK_VERIFY_EVERY="${SOAK_VERIFY_EVERY:-$((kills > 100 ? 50 : 1))}"
 echo "soaking the $profile build with $kills kills"
 # Progress and figures as they come (lines starting `soak:`); the whole log on failure.
 SOAK_KILLS="$kills" SOAK_TROUPE_BIN="$work/bin/troupe" \

@@ -34,6 +34,8 @@ pub struct Figures {
     pub interrupted: u64,
     /// Runs in the journal (submitted and spawned).
     pub runs: u64,
+    /// `troupe journal verify` runs (all passed).
+    pub verified: u64,
 }
 
 /// What the checker knows about one task, from its events so far.
