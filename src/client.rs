@@ -207,7 +207,7 @@ impl Client {
     /// failed); that does not release the lock even in a process that holds it itself.
     pub async fn connect(data_dir: &Path) -> Result<Client, ClientError> {
         let socket = socket_path(data_dir);
-        let mut stream = match UnixStream::connect(&socket).await {
+        let mut stream = match connect_socket(&socket).await {
             Ok(s) => s,
             Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
                 let file = data_dir
@@ -298,6 +298,27 @@ impl Subscribed {
         match read_frame(&mut c.stream).await {
             Ok(r) => Ok(r),
             Err(e) => Err(connection_lost(e, &c.data_dir, &c.socket)),
+        }
+    }
+}
+
+/// Connects to `socket`. A full backlog (`EAGAIN`) is retried for up to
+/// [`HANDSHAKE_TIMEOUT`] (pauses of 1 ms doubling to 20 ms): it is usually a burst of
+/// connections (many clients at once, or a peer connecting and dropping in a loop) that the
+/// node is still accepting, not a node that stopped accepting.
+async fn connect_socket(socket: &Path) -> io::Result<UnixStream> {
+    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match UnixStream::connect(socket).await {
+            Err(e)
+                if e.raw_os_error() == Some(libc::EAGAIN)
+                    && tokio::time::Instant::now() + pause < deadline =>
+            {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_millis(20));
+            }
+            other => return other,
         }
     }
 }

@@ -8,8 +8,13 @@
 //! messages; `Events` is answered from the journal directly (reads do not need the writer).
 //!
 //! Connections cannot exhaust the node's file descriptors: at most [`MAX_CONNECTIONS`] are
-//! served at once (the next is refused at once, without holding up the accept loop), and
-//! one that has not sent its hello within [`HANDSHAKE_TIMEOUT`] is closed.
+//! served at once, at most [`MAX_WAITING`] more wait up to [`SLOT_WAIT`] for one of them to
+//! end, and the next is refused at once (none holds up the accept loop); one that has not
+//! sent its hello within [`HANDSHAKE_TIMEOUT`] is closed. A peer that opens and drops
+//! connections in a loop must not get others refused: a connection its peer has already
+//! closed when the node accepts it takes no slot ([`peer_gone`]), and one closed later holds
+//! its slot only until its task has run, which on a busy node can take a while, hence the
+//! wait.
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
@@ -35,6 +40,19 @@ use crate::messages::control::{
 /// those, and is far above what operators use: a CLI command holds one connection while it
 /// runs, a dashboard or `events --follow` one for as long as it shows.
 pub const MAX_CONNECTIONS: usize = 256;
+
+/// Most connections beyond [`MAX_CONNECTIONS`] that wait for a slot (each holds a descriptor
+/// while it waits); the next is refused at once.
+pub const MAX_WAITING: usize = 64;
+
+/// How long a connection beyond [`MAX_CONNECTIONS`] waits for a slot before it is refused
+/// ("too many connections"). 1 s: long enough for the slots of connections their peers
+/// already dropped to come back on a loaded node, short enough for a CLI to report the
+/// refusal promptly when the slots are really held.
+pub const SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Least time between two warnings about refused connections (each says how many).
+const REFUSAL_WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub use crate::read::query::{MAX_EVENTS_BYTES, MAX_EVENTS_PER_REQUEST};
 
@@ -89,38 +107,42 @@ impl Actor for Control {
             },
         )
         .await?;
+        let over_limit: Arc<[u8]> = over_limit.into();
         let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let waiting = Arc::new(Semaphore::new(MAX_WAITING));
+        let refusals = Arc::new(Refusals::default());
         let accept = tokio::spawn(async move {
-            // Whether the last connection was refused (to warn once per burst, not per refusal).
-            let mut refusing = false;
             loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
-                        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-                            if !refusing {
-                                tracing::warn!(
-                                    limit = MAX_CONNECTIONS,
-                                    "control connections refused: too many connections"
-                                );
-                                refusing = true;
-                            }
-                            refuse_at_once(stream, &over_limit);
-                            continue;
-                        };
-                        refusing = false;
-                        let shared = Arc::clone(&shared);
-                        tokio::spawn(async move {
-                            if let Err(e) = serve(stream, shared).await {
-                                tracing::debug!(error = %e, "control connection closed");
-                            }
-                            drop(permit);
-                        });
-                    }
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => stream,
                     Err(e) => {
                         tracing::warn!(error = %e, "control socket accept failed");
                         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
                     }
+                };
+                if peer_gone(&stream) {
+                    continue;
                 }
+                let shared = Arc::clone(&shared);
+                if let Ok(permit) = Arc::clone(&permits).try_acquire_owned() {
+                    tokio::spawn(serve_with(stream, shared, permit));
+                    continue;
+                }
+                let Ok(place) = Arc::clone(&waiting).try_acquire_owned() else {
+                    refusals.refuse(stream, &over_limit);
+                    continue;
+                };
+                let (permits, refusals) = (Arc::clone(&permits), Arc::clone(&refusals));
+                let over_limit = Arc::clone(&over_limit);
+                tokio::spawn(async move {
+                    let permit = tokio::time::timeout(SLOT_WAIT, permits.acquire_owned()).await;
+                    drop(place);
+                    match permit {
+                        Ok(Ok(permit)) => serve_with(stream, shared, permit).await,
+                        _ => refusals.refuse(stream, &over_limit),
+                    }
+                });
             }
         });
         Ok(ControlState { accept })
@@ -134,6 +156,63 @@ impl Actor for Control {
         state.accept.abort();
         let _ = std::fs::remove_file(self.shared.config.socket_path());
         Ok(())
+    }
+}
+
+/// Whether the peer of a connection just accepted has closed it already (it connected and
+/// dropped the connection before the node got to it: a client that gave up, or one that
+/// connects and drops in a loop). Such a connection is closed at once and takes no slot;
+/// otherwise it would hold one until its task had run, and a loop of them could get others
+/// refused. One `poll` with no wait.
+fn peer_gone(stream: &UnixStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut fd = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for a descriptor `stream` keeps open; no wait.
+    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+    ready == 1 && fd.revents & (libc::POLLRDHUP | libc::POLLHUP) != 0
+}
+
+/// Serves a connection that holds one of the [`MAX_CONNECTIONS`] slots, and gives the slot
+/// back when it ends.
+async fn serve_with(
+    stream: UnixStream,
+    shared: Arc<NodeContext>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    if let Err(e) = serve(stream, shared).await {
+        tracing::debug!(error = %e, "control connection closed");
+    }
+    drop(permit);
+}
+
+/// Connections refused for want of a slot, warned about at most once per
+/// [`REFUSAL_WARN_EVERY`].
+#[derive(Default)]
+struct Refusals {
+    /// Refused since the last warning, and when that was.
+    since_warning: std::sync::Mutex<(u64, Option<Instant>)>,
+}
+
+impl Refusals {
+    /// Refuses `stream` with `refusal` ([`refuse_at_once`]) and warns if it is time.
+    fn refuse(&self, stream: UnixStream, refusal: &[u8]) {
+        refuse_at_once(stream, refusal);
+        let mut guard = self.since_warning.lock().unwrap_or_else(|p| p.into_inner());
+        let (count, last) = &mut *guard;
+        *count += 1;
+        if last.is_none_or(|t| t.elapsed() >= REFUSAL_WARN_EVERY) {
+            tracing::warn!(
+                limit = MAX_CONNECTIONS,
+                refused = *count,
+                "control connections refused: too many connections"
+            );
+            *count = 0;
+            *last = Some(Instant::now());
+        }
     }
 }
 

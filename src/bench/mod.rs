@@ -19,12 +19,17 @@
 //! - [`cluster`]: remote worker nodes on loopback against a local node: `/bin/true`
 //!   throughput, submit → done latency, and how soon a killed worker's attempt is retried
 //!   elsewhere.
+//! - [`control`]: the control socket under load: read waits and dispatch with many clients
+//!   (readers, `events --follow`, submitters, a garbage client, a connect/drop loop) against
+//!   one client of each kind; [`load`] drives the clients (also used by the tests).
 
 pub mod agents;
 pub mod boot;
 pub mod cluster;
+pub mod control;
 pub mod fanout;
 mod journal;
+pub mod load;
 pub mod metrics;
 mod plan;
 pub mod reads;

@@ -1,4 +1,4 @@
-//! `troupe bench journal|plan|tasks|reads|saga|metrics|fanout|agents|cluster`: measures this
+//! `troupe bench journal|plan|tasks|reads|saga|metrics|fanout|agents|cluster|control`: measures this
 //! machine and disk; each figure is printed beside a baseline from the same run
 //! ([`troupe::bench`]). Exit 2 for bad options, 3 when a measurement fails.
 
@@ -220,6 +220,10 @@ pub(crate) enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// The control socket under load: read waits (max, p99) and dispatch with N clients
+    /// (readers, `events --follow`, submitters) plus a garbage client and a connect/drop
+    /// loop, against 1 client of each kind; every submit checked acknowledged once.
+    Control(super::bench_control::ControlArgs),
     /// Operating a node: /metrics scrape with 1M tasks in the journal (vs /healthz),
     /// `metrics --since 7d` over 10M events (vs a raw scan of them), dashboard refreshes (vs a
     /// status round trip), and no-op throughput with metrics on vs off.
@@ -269,6 +273,7 @@ impl BenchCommand {
             }
         };
         match self {
+            BenchCommand::Control(args) => args.check(),
             BenchCommand::Journal {
                 seconds, appenders, ..
             } => {
@@ -387,6 +392,7 @@ fn scratch(data_dir: &Path, name: &str) -> PathBuf {
 /// Runs the measurement and prints its report (text, or one JSON object).
 fn measure(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::Control(args) => args.run(data_dir)?,
         BenchCommand::Journal {
             json,
             dir,

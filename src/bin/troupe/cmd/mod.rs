@@ -20,12 +20,14 @@
 //! - [`dashboard`]: `dashboard`: the live terminal view's refresh loop.
 //! - [`agents`]: `spawn`, `wait`, `tree`: agent trees.
 //! - [`cluster`]: `worker start`, `nodes`, `drain`: remote worker nodes.
-//! - [`bench`]: `bench journal|plan|tasks|saga|metrics`.
+//! - [`bench`]: `bench journal|plan|tasks|saga|metrics|...`; [`bench_control`]: `bench
+//!   control`.
 
 pub(crate) mod agents;
 pub(crate) mod approval;
 pub(crate) mod backup;
 pub(crate) mod bench;
+pub(crate) mod bench_control;
 pub(crate) mod cluster;
 pub(crate) mod control;
 pub(crate) mod dashboard;

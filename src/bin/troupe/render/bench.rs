@@ -313,3 +313,36 @@ pub(crate) fn print_cluster(r: &troupe::bench::cluster::ClusterBenchReport) {
         rounds.join(", ")
     );
 }
+
+/// `troupe bench control`.
+pub(crate) fn print_control(r: &troupe::bench::control::ControlBenchReport) {
+    let ms = |us: u64| us as f64 / 1000.0;
+    for (what, p) in [("baseline", &r.baseline), ("load", &r.load)] {
+        let t = &p.tally;
+        println!(
+            "{what} ({} clients, {:.0} s): reads {} (p99 {:.2} ms, max {:.2} ms); follow frames {} (p99 {:.2} ms, max {:.2} ms, {} events); connects max {:.2} ms",
+            p.clients, r.secs, thousands(t.reads.count as f64), ms(t.reads.p99_us), ms(t.reads.max_us),
+            thousands(t.follow.count as f64), ms(t.follow.p99_us), ms(t.follow.max_us),
+            thousands(t.followed_events as f64), ms(t.connects.max_us)
+        );
+        println!(
+            "  submits acknowledged {} (p99 {:.2} ms, max {:.2} ms; twice {}, missing {}, unacknowledged runs {}, attached {}); tasks dispatched {} ({} tasks/s); client errors {}",
+            thousands(p.submits_acked as f64), ms(t.submits.p99_us), ms(t.submits.max_us),
+            p.acked_twice, p.acked_missing, p.unacked_runs, t.attached,
+            thousands(p.tasks_dispatched as f64), thousands(p.tasks_per_s), t.errors.len()
+        );
+        for e in t.errors.iter().take(5).chain(&t.garbage.notes) {
+            println!("    {e}");
+        }
+    }
+    let g = &r.load.tally.garbage;
+    println!(
+        "  garbage client: {} connections, {} answered with an error and closed, {} refused (node full), {} closed, {} hung, {} accepted; connect/drop loop: {} connections",
+        thousands(g.connections as f64), thousands(g.answered as f64), thousands(g.busy as f64), thousands(g.closed as f64), g.hung, g.accepted,
+        thousands(r.load.tally.churned as f64)
+    );
+    println!(
+        "load ÷ baseline: read p99 {:.2}x, longest read wait {:.2}x, tasks/s {:.3}x",
+        r.read_p99_ratio, r.read_max_ratio, r.dispatch_ratio
+    );
+}
