@@ -52,6 +52,14 @@ fn events() -> Vec<EventRecord> {
     let mut events = events_with(&format!("{V2_FIELDS}{V3_FIELDS}{V5_FIELDS}{V6_FIELDS}"));
     events.extend(agent_events());
     events.extend(cluster_events());
+    // Schema 6 also added retention's `runs_removed`.
+    events.push(EventRecord {
+        time: Timestamp(1_700_000_000_900),
+        event: Event::RunsRemoved {
+            runs: vec![RunId::from_u128(77), RunId::from_u128(78)],
+            older_than_ms: 30 * 86_400_000,
+        },
+    });
     events
 }
 
@@ -965,7 +973,9 @@ fn cluster_events_replay_through_the_fold() {
         all[1].event,
         Event::AttemptStarted { attempt: 1, .. }
     ));
-    assert_eq!(all[all.len() - cluster.len()..], cluster[..]);
+    // The cluster events come last but one (retention's `runs_removed` is last).
+    let end = all.len() - 1;
+    assert_eq!(all[end - cluster.len()..end], cluster[..]);
     let mut state = troupe::model::State::new();
     for (i, record) in all[..2].iter().chain(&cluster).enumerate() {
         state
