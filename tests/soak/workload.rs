@@ -124,6 +124,8 @@ pub const STOP: u8 = 2;
 /// [`SUBMIT`] mode) and decides the pending approvals (approve, or reject one time in four).
 /// Connection failures (the node is dead or booting) are simply retried; no connection is
 /// tried while `gate` is held.
+// The gate's guard spans the connect on purpose (a current-thread runtime, so no deadlock).
+#[allow(clippy::await_holding_lock)]
 pub fn spawn_client(
     data: PathBuf,
     scratch: PathBuf,
