@@ -67,7 +67,11 @@ depends_on = ["waits"]
     // Bad destinations: one that exists, one that cannot be created.
     let again = run(&data, &["backup", dest.to_str().unwrap()]);
     assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
-    assert!(stderr(&again).contains("already exists"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
+    );
     let under_a_file = tmp.path().join("wf.toml").join("backup");
     let bad = run(&data, &["backup", under_a_file.to_str().unwrap()]);
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
@@ -95,13 +99,22 @@ depends_on = ["waits"]
     assert_eq!(r["seq"].as_u64(), Some(seq), "{r}");
     assert_eq!(events(&restored), original, "the restored journal differs");
     assert!(
-        restored.join("logs").join(&run_id).join("first").join("1.log").exists(),
+        restored
+            .join("logs")
+            .join(&run_id)
+            .join("first")
+            .join("1.log")
+            .exists(),
         "the logs came along"
     );
     // A second restore into it is refused: it holds a journal now.
     let twice = run(&restored, &["restore", dest.to_str().unwrap()]);
     assert_eq!(twice.status.code(), Some(2), "{}", stderr(&twice));
-    assert!(stderr(&twice).contains("already holds a journal"), "{}", stderr(&twice));
+    assert!(
+        stderr(&twice).contains("already holds a journal"),
+        "{}",
+        stderr(&twice)
+    );
 
     // A node on the restored dir resumes at the backup and finishes the run.
     let node = NodeProc::start(&restored, &[]);
@@ -122,12 +135,19 @@ fn a_stopped_node_is_backed_up_directly_and_a_non_backup_is_not_restored() {
     );
     run_cmd_ok(&data, &["run", wf.to_str().unwrap()]);
     let dest = tmp.path().join("b");
-    let info = json_out(&run_cmd_ok(&data, &["backup", dest.to_str().unwrap(), "--json"]));
+    let info = json_out(&run_cmd_ok(
+        &data,
+        &["backup", dest.to_str().unwrap(), "--json"],
+    ));
     assert!(info["seq"].as_u64().unwrap() >= 3, "{info}");
 
     // A folder that is not a backup.
     let not = run(&tmp.path().join("x"), &["restore", data.to_str().unwrap()]);
     assert_eq!(not.status.code(), Some(2), "{}", stderr(&not));
-    assert!(stderr(&not).contains("not a troupe backup"), "{}", stderr(&not));
+    assert!(
+        stderr(&not).contains("not a troupe backup"),
+        "{}",
+        stderr(&not)
+    );
     assert!(!tmp.path().join("x").join("journal").exists());
 }

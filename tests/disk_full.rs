@@ -112,7 +112,9 @@ depends_on = ["waits"]
             // Enough events after the disk is full that they cannot fit in the slack of the
             // write-ahead log's last page.
             fanout = (0..60)
-                .map(|i| format!("[[task]]\nid = \"more-{i}\"\ncommand = [\"true\"]\ndepends_on = [\"waits\"]\n"))
+                .map(|i| format!(
+                    "[[task]]\nid = \"more-{i}\"\ncommand = [\"true\"]\ndepends_on = [\"waits\"]\n"
+                ))
                 .collect::<String>()
         ),
     );
@@ -130,10 +132,10 @@ depends_on = ["waits"]
     let deadline = Instant::now() + Duration::from_secs(60);
     let (code, report) = loop {
         let (code, report) = health(&data);
-        if report["checks"]
-            .as_array()
-            .is_some_and(|c| c.iter().any(|c| c["name"] == "dispatch" && c["status"] == "unhealthy"))
-        {
+        if report["checks"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["name"] == "dispatch" && c["status"] == "unhealthy")
+        }) {
             break (code, report);
         }
         assert!(Instant::now() < deadline, "dispatch never halted: {report}");

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 use serde_json::Value;
-use troupe::storage::journal::{COLUMN_FAMILIES, CF_EVENTS, CF_SNAPSHOTS, CF_STREAMS};
+use troupe::storage::journal::{CF_EVENTS, CF_SNAPSHOTS, CF_STREAMS, COLUMN_FAMILIES};
 
 const WORKFLOW: &str = r#"
 name = "verify"
@@ -41,9 +41,20 @@ fn journal_with_a_run() -> tempfile::TempDir {
     let data = dir.path().join("data");
     let out = troupe(
         &data,
-        &["run", wf.to_str().unwrap(), "--snapshot-every", "4", "--durability", "buffered"],
+        &[
+            "run",
+            wf.to_str().unwrap(),
+            "--snapshot-every",
+            "4",
+            "--durability",
+            "buffered",
+        ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     dir
 }
 

@@ -43,7 +43,11 @@ fn gc_removes_a_finished_run_and_keeps_an_active_one() {
     // No retention configured and no --older-than: refused.
     let none = run(&data, &["gc"]);
     assert_eq!(none.status.code(), Some(2), "{}", stderr(&none));
-    assert!(stderr(&none).contains("no retention is set"), "{}", stderr(&none));
+    assert!(
+        stderr(&none).contains("no retention is set"),
+        "{}",
+        stderr(&none)
+    );
 
     // A dry run lists the finished run only and changes nothing.
     let dry = json_out(&run_cmd_ok(
@@ -67,7 +71,10 @@ fn gc_removes_a_finished_run_and_keeps_an_active_one() {
     assert_eq!(gone.status.code(), Some(2), "{}", stdout(&gone));
     assert!(!data.join("logs").join(&old).exists());
     let all = events(&data);
-    assert!(all.iter().all(|e| e["run"] != old.as_str()), "events of the removed run remain");
+    assert!(
+        all.iter().all(|e| e["run"] != old.as_str()),
+        "events of the removed run remain"
+    );
     assert_eq!(
         all.iter().filter(|e| e["type"] == "runs_removed").count(),
         1,
@@ -103,10 +110,17 @@ fn gc_removes_a_finished_run_and_keeps_an_active_one() {
 #[test]
 fn a_zero_retention_is_refused_with_its_line() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("troupe.toml"), "[retention]\nruns = \"0s\"\n").unwrap();
+    std::fs::write(
+        tmp.path().join("troupe.toml"),
+        "[retention]\nruns = \"0s\"\n",
+    )
+    .unwrap();
     let o = run(tmp.path(), &["node", "start", "--print-config"]);
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
     let err = stderr(&o);
-    assert!(err.contains("retention.runs must be longer than 0s"), "{err}");
+    assert!(
+        err.contains("retention.runs must be longer than 0s"),
+        "{err}"
+    );
     assert!(err.contains("troupe.toml"), "{err}");
 }

@@ -97,7 +97,10 @@ pub async fn boot(opts: &BootBenchOptions) -> Result<BootBenchReport, BenchError
         let (actor, handle) = JournalRef::spawn(journal.clone(), options).await?;
         write_replayable(&actor, opts.events.saturating_sub(opts.tail).max(1)).await?;
         let j = journal.clone();
-        let state = tokio::task::spawn_blocking(move || replay(&j)).await.map_err(|e| BenchError::Other(e.to_string()))??.state;
+        let state = tokio::task::spawn_blocking(move || replay(&j))
+            .await
+            .map_err(|e| BenchError::Other(e.to_string()))??
+            .state;
         let tasks: u64 = state.runs().map(|r| r.workflow().len() as u64).sum();
         let bytes = crate::storage::codec::encode_snapshot(&state)?.len() as u64;
         let seq = actor.snapshot(Arc::new(state)).await?;

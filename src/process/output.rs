@@ -32,8 +32,7 @@ pub(super) fn copy_output(mut pipe: File, wake: OwnedFd, mut log: File, cap: u64
                             warn!("writing the attempt log failed, output is discarded: {e}");
                             log_ok = false;
                             // Best effort: a full disk often still has room in the last block.
-                            let marker =
-                                format!("\n[troupe: log cut after {total} bytes: {e}]\n");
+                            let marker = format!("\n[troupe: log cut after {total} bytes: {e}]\n");
                             let _ = log.write_all(marker.as_bytes());
                         }
                     }

@@ -221,7 +221,10 @@ pub fn restore(src: &Path, data: &DataDir) -> Result<BackupInfo, BackupError> {
         }
     }
     fs::create_dir_all(data.root()).map_err(io_err("create data dir", data.root()))?;
-    let skip_lock = |p: &Path| p.file_name().is_some_and(|n| n == super::journal::LOCK_FILE);
+    let skip_lock = |p: &Path| {
+        p.file_name()
+            .is_some_and(|n| n == super::journal::LOCK_FILE)
+    };
     copy_tree(&src.join("journal"), &data.journal(), &skip_lock)?;
     copy_tree(&src.join("logs"), &data.logs(), &|_| false)?;
     let config = src.join("troupe.toml");

@@ -109,10 +109,15 @@ impl JournalWriter {
             }
         }
         let purged = self.journal.purged_upto()?.max(upto);
-        batch.put_cf(self.journal.cf(CF_META), b"purged_upto", purged.to_be_bytes());
+        batch.put_cf(
+            self.journal.cf(CF_META),
+            b"purged_upto",
+            purged.to_be_bytes(),
+        );
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        db.write_opt(batch, &wo).map_err(|e| self.journal.rocks(e))?;
+        db.write_opt(batch, &wo)
+            .map_err(|e| self.journal.rocks(e))?;
         // Reclaim the space now rather than at RocksDB's next compaction of these files.
         for cf in [events, streams] {
             db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);

@@ -194,7 +194,11 @@ impl Journal {
     }
 
     /// Check 3.
-    fn verify_streams(&self, report: &mut VerifyReport, present: &[bool]) -> Result<(), JournalError> {
+    fn verify_streams(
+        &self,
+        report: &mut VerifyReport,
+        present: &[bool],
+    ) -> Result<(), JournalError> {
         let first = report.first_seq;
         let mut it = self.db().raw_iterator_cf(self.cf(CF_STREAMS));
         it.seek_to_first();
@@ -217,7 +221,10 @@ impl Journal {
             let seq = seq_of_key(&key[key.len() - 8..]);
             if seq >= first {
                 report.stream_entries += 1;
-                let stored = present.get((seq - first) as usize).copied().unwrap_or(false);
+                let stored = present
+                    .get((seq - first) as usize)
+                    .copied()
+                    .unwrap_or(false);
                 if !stored && dangling.insert(seq) {
                     report.problem(
                         Some(seq),

@@ -143,7 +143,9 @@ fn remove_logs(layout: &DataDir, runs: &[RunId], report: &mut GcReport) {
                 report.log_bytes += bytes;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(run = %run, error = %e, "retention: could not remove the run's logs"),
+            Err(e) => {
+                tracing::warn!(run = %run, error = %e, "retention: could not remove the run's logs")
+            }
         }
     }
 }

@@ -57,7 +57,10 @@ pub(crate) fn backup(data_dir: &Path, dest: &Path, json: bool) -> ExitCode {
             Err(ClientError::NoNode { .. }) => return Ok(None),
             Err(e) => return Err(Failed::from(e)),
         };
-        match client.request(&Request::Backup { dest: dest.clone() }).await? {
+        match client
+            .request(&Request::Backup { dest: dest.clone() })
+            .await?
+        {
             Response::Backup(info) => Ok(Some(*info)),
             Response::Error(e) => Err(Failed {
                 code: e.exit_code() as u8,
@@ -106,7 +109,13 @@ pub(crate) fn gc(
     let rt = runtime();
     let answer = rt.block_on(async {
         let mut client = Client::connect(data_dir).await.map_err(Failed::from)?;
-        match client.request(&Request::Gc { older_than, dry_run }).await? {
+        match client
+            .request(&Request::Gc {
+                older_than,
+                dry_run,
+            })
+            .await?
+        {
             Response::Gc(report) => Ok(*report),
             Response::Error(e) => Err(Failed {
                 code: e.exit_code() as u8,
@@ -122,7 +131,11 @@ pub(crate) fn gc(
     if json {
         println!("{}", serde_json::to_string(&report).expect("serialises"));
     } else {
-        let verb = if report.dry_run { "would remove" } else { "removed" };
+        let verb = if report.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
         for run in &report.runs {
             println!("{run}");
         }

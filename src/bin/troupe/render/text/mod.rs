@@ -197,7 +197,9 @@ pub(crate) fn print_node(n: &NodeView) {
         n.workers
     );
     if let Some(why) = &n.fault {
-        println!("dispatch halted: the journal refused a write: {why}; free space, then `troupe unhalt`");
+        println!(
+            "dispatch halted: the journal refused a write: {why}; free space, then `troupe unhalt`"
+        );
     }
 }
 
