@@ -204,11 +204,10 @@ depends_on = ["waits"]
     // The attempt whose log hit ENOSPC did not fail because of it.
     let evs = events(&data);
     assert!(of(&evs, "task_failed", "waits").is_empty(), "{evs:?}");
-    assert_eq!(node.terminate(), Some(0));
-
     // Exactly one run (the refused submission left nothing), and the journal is sound.
     let list: Vec<serde_json::Value> = list_json(&data);
     assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(node.terminate(), Some(0));
     let verify = run(&data, &["journal", "verify"]);
     assert!(verify.status.success(), "{}", stdout(&verify));
 }
