@@ -11,6 +11,15 @@ use std::path::Path;
 use common::*;
 use serde_json::Value;
 
+/// Creates the GO file when dropped.
+struct GoOnDrop(std::path::PathBuf);
+
+impl Drop for GoOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, "");
+    }
+}
+
 fn json_out(o: &std::process::Output) -> Value {
     serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
 }
@@ -28,6 +37,9 @@ fn a_backup_taken_mid_run_restores_into_a_node_that_finishes_the_run() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let go = tmp.path().join("GO");
+    // A failing assertion must not leave the waiting task behind (it would hold this test's
+    // descriptors after the node is killed).
+    let _release = GoOnDrop(go.clone());
     let wf = workflow(
         tmp.path(),
         "wf.toml",

@@ -190,6 +190,13 @@ depends_on = ["waits"]
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The scheduler restarts with the actors after it (rest_for_one), the control socket
+    // included: wait until it answers again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !run(&data, &["status"]).status.success() {
+        assert!(Instant::now() < deadline, "the node did not answer after unhalt");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let v = wait_finished(&data, &run_id, 120);
     assert_eq!(v["state"], "succeeded", "{v}");
     let (code, report) = health(&data);

@@ -828,7 +828,12 @@ fn walks_reach_every_event_type_and_run_state() {
             run_states.extend(state.runs().map(|r| r.state()));
         }
     }
-    let all: BTreeSet<&str> = Event::TYPE_NAMES.into_iter().collect();
+    // `runs_removed` (retention) is not part of the walks: tests/retention.rs drives it
+    // through a real node, and the golden file pins its encoding.
+    let all: BTreeSet<&str> = Event::TYPE_NAMES
+        .into_iter()
+        .filter(|t| *t != "runs_removed")
+        .collect();
     assert_eq!(
         types,
         all,

@@ -8,6 +8,15 @@ mod common;
 use common::*;
 use serde_json::Value;
 
+/// Creates the GO file when dropped.
+struct GoOnDrop(std::path::PathBuf);
+
+impl Drop for GoOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, "");
+    }
+}
+
 fn json_out(o: &std::process::Output) -> Value {
     serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
 }
@@ -17,6 +26,9 @@ fn gc_removes_a_finished_run_and_keeps_an_active_one() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let go = tmp.path().join("GO");
+    // A failing assertion must not leave the waiting task behind (it would hold this test's
+    // descriptors after the node is killed).
+    let _release = GoOnDrop(go.clone());
     let done = workflow(
         tmp.path(),
         "done.toml",

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::{fresh, write_replayable, BenchError};
+use super::{fresh, write_replayable, write_replayable_after, BenchError};
 use crate::actors::journal::JournalRef;
 use crate::model::State;
 use crate::storage::{replay, Durability, Journal, JournalOptions};
@@ -95,7 +95,7 @@ pub async fn boot(opts: &BootBenchOptions) -> Result<BootBenchReport, BenchError
     let (snapshot_seq, snapshot_bytes, tasks, events) = {
         let journal = Journal::open(&dir)?;
         let (actor, handle) = JournalRef::spawn(journal.clone(), options).await?;
-        write_replayable(&actor, opts.events.saturating_sub(opts.tail).max(1)).await?;
+        let head = write_replayable(&actor, opts.events.saturating_sub(opts.tail).max(1)).await?;
         let j = journal.clone();
         let state = tokio::task::spawn_blocking(move || replay(&j))
             .await
@@ -105,7 +105,8 @@ pub async fn boot(opts: &BootBenchOptions) -> Result<BootBenchReport, BenchError
         let bytes = crate::storage::codec::encode_snapshot(&state)?.len() as u64;
         let seq = actor.snapshot(Arc::new(state)).await?;
         if opts.tail > 0 {
-            write_replayable(&actor, opts.tail).await?;
+            // Runs of 2,001 events: the head wrote head / 2,001 of them.
+            write_replayable_after(&actor, opts.tail, u128::from(head / 2001 + 1)).await?;
         }
         let events = journal.last_seq()?;
         actor.stop().await;

@@ -278,6 +278,15 @@ async fn latency_case(
 /// Appends at least `events` events the fold accepts (runs of 1,000 independent tasks, each
 /// started then succeeded: 2,001 events per run); returns how many were written.
 pub async fn write_replayable(journal: &JournalRef, events: u64) -> Result<u64, BenchError> {
+    write_replayable_after(journal, events, 0).await
+}
+
+/// [`write_replayable`] with run ids after `last_run` (so a second call adds new runs).
+pub async fn write_replayable_after(
+    journal: &JournalRef,
+    events: u64,
+    last_run: u128,
+) -> Result<u64, BenchError> {
     let mut text = String::from("name = \"replay-bench\"\n");
     for i in 0..1000 {
         text.push_str(&format!(
@@ -287,7 +296,7 @@ pub async fn write_replayable(journal: &JournalRef, events: u64) -> Result<u64, 
     let wf = Arc::new(parse_workflow(&text)?);
     let ids: Vec<TaskId> = (0..1000).map(|i| wf.task_id(i).clone()).collect();
     let mut written = 0u64;
-    let mut run_no = 0u128;
+    let mut run_no = last_run;
     while written < events {
         run_no += 1;
         let run = RunId::from_u128(run_no);

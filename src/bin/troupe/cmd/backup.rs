@@ -129,7 +129,9 @@ pub(crate) fn gc(
         Err(f) => return f.exit("gc"),
     };
     if json {
-        println!("{}", serde_json::to_string(&report).expect("serialises"));
+        let mut v = serde_json::to_value(&report).expect("serialises");
+        v["runs"] = report.runs.iter().map(|r| r.to_string()).collect();
+        println!("{v}");
     } else {
         let verb = if report.dry_run {
             "would remove"
