@@ -194,7 +194,10 @@ depends_on = ["waits"]
     // included: wait until it answers again.
     let deadline = Instant::now() + Duration::from_secs(30);
     while !run(&data, &["status"]).status.success() {
-        assert!(Instant::now() < deadline, "the node did not answer after unhalt");
+        assert!(
+            Instant::now() < deadline,
+            "the node did not answer after unhalt"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let v = wait_finished(&data, &run_id, 120);

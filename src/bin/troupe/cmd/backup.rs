@@ -129,9 +129,19 @@ pub(crate) fn gc(
         Err(f) => return f.exit("gc"),
     };
     if json {
-        let mut v = serde_json::to_value(&report).expect("serialises");
-        v["runs"] = report.runs.iter().map(|r| r.to_string()).collect();
-        println!("{v}");
+        let runs: Vec<String> = report.runs.iter().map(|r| r.to_string()).collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "dry_run": report.dry_run,
+                "older_than_ms": report.older_than_ms,
+                "runs": runs,
+                "events": report.events,
+                "event_bytes": report.event_bytes,
+                "log_files": report.log_files,
+                "log_bytes": report.log_bytes,
+            })
+        );
     } else {
         let verb = if report.dry_run {
             "would remove"
