@@ -11,15 +11,6 @@ use std::path::Path;
 use common::*;
 use serde_json::Value;
 
-/// Creates the GO file when dropped.
-struct GoOnDrop(std::path::PathBuf);
-
-impl Drop for GoOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::write(&self.0, "");
-    }
-}
-
 fn json_out(o: &std::process::Output) -> Value {
     serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
 }

@@ -62,16 +62,6 @@ fn fill(path: &Path) {
     let _ = f.sync_all();
 }
 
-/// Creates the GO file when dropped, so a failing test never leaves its task waiting forever
-/// (an orphan holding the test's file descriptors).
-struct GoOnDrop(PathBuf);
-
-impl Drop for GoOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::write(&self.0, "");
-    }
-}
-
 fn health(dir: &Path) -> (i32, serde_json::Value) {
     let o = run(dir, &["health", "--json"]);
     let v = serde_json::from_str(&stdout(&o)).unwrap_or(serde_json::Value::Null);

@@ -390,3 +390,14 @@ pub fn tree_nodes(dir: &Path, run: &str) -> Vec<Value> {
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
     v["nodes"].as_array().unwrap().clone()
 }
+
+/// Creates the file it names when dropped: a test whose task waits for that file never
+/// leaves the task behind when an assertion fails (the orphan would hold the test's
+/// descriptors after the node is killed).
+pub struct GoOnDrop(pub PathBuf);
+
+impl Drop for GoOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, "");
+    }
+}
