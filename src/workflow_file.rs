@@ -103,5 +103,6 @@ pub fn command_workflow(argv: Vec<String>, cwd: &Path) -> Result<Workflow, SpecE
         defaults: Default::default(),
         tasks: vec![task],
         delegation: None,
+        resilience: None,
     })
 }

@@ -108,6 +108,7 @@ pub fn fan_out_workflow(n: usize) -> Result<Workflow, BenchError> {
         defaults: TaskDefaults::default(),
         tasks: vec![list, each],
         delegation: None,
+        resilience: None,
     })?)
 }
 

@@ -148,6 +148,7 @@ fn workflow(name: &str, tasks: Vec<TaskSpec>) -> Result<Workflow, BenchError> {
         defaults: TaskDefaults::default(),
         tasks,
         delegation: None,
+        resilience: None,
     })?)
 }
 

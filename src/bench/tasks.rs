@@ -157,6 +157,7 @@ pub fn flat_workflow(name: &str, n: usize, command: &[&str]) -> Result<Workflow,
         defaults: TaskDefaults::default(),
         tasks,
         delegation: None,
+        resilience: None,
     })?)
 }
 

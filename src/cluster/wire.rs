@@ -214,6 +214,7 @@ impl RemoteOrder {
             },
             tasks,
             delegation: None,
+            resilience: None,
         };
         let workflow = Workflow::rebuild_remote(pruned)?;
         Ok(RemoteOrder {

@@ -28,7 +28,8 @@ use super::workflow::Workflow;
 /// | 4 | workflow spec gains `delegation` (`output`, `[authority]`; old workflows decode with none); events `run_spawned`, `spawn_refused`, `budget_exhausted`, `escalation_requested`, `escalation_decided`, failure kind `child_failed` and run state `budget_exhausted` appended |
 /// | 5 | the snapshot's state gains the cluster's membership and placements (snapshots of 4 decode with none); events `node_joined`, `node_lost`, `node_draining`, `node_left`, `join_refused`, `attempt_placed` and `result_rejected` appended |
 /// | 6 | task spec gains `secret_env` (names only; old workflows decode with none) |
-pub const EVENT_SCHEMA_VERSION: u16 = 6;
+/// | 7 | task spec gains `retry_choice` (`retry_policy`, non-retryable failures), workflow spec gains `resilience` (`[[breakers]]`, `[[hooks]]`); old workflows decode with none. Events `breaker_opened`, `breaker_half_opened`, `breaker_closed`, `hook_queued`, `hook_started`, `hook_succeeded`, `hook_failed` and failure kind `vetoed` appended |
+pub const EVENT_SCHEMA_VERSION: u16 = 7;
 
 /// Named usage counters an attempt reports through `TROUPE_USAGE` (tokens, cost, ...):
 /// counter name → value. Sorted by name, so sums and printing are deterministic.
@@ -115,13 +116,20 @@ pub enum Failure {
         /// The child run, its key and how it ended.
         message: String,
     },
+    /// A `task_ready` hook with `veto = true` did not let the task run (event schema 7).
+    Vetoed {
+        /// The hook's name.
+        hook: String,
+        /// How the hook ended and the last line it printed.
+        message: String,
+    },
 }
 
 impl Failure {
     /// The failure kind as `events --json` and `status --json` name it (`failure_kind`):
     /// `exit`, `signal`, `timed_out`, `spawn_failed`, `interrupted`, `approval_rejected`,
     /// `approval_expired`, `error`, `output_invalid`, `gate_failed`, `template_failed`,
-    /// `usage_invalid`, `fan_out_invalid`, `child_failed`.
+    /// `usage_invalid`, `fan_out_invalid`, `child_failed`, `vetoed`.
     pub fn kind(&self) -> &'static str {
         match self {
             Failure::Exit { .. } => "exit",
@@ -138,6 +146,7 @@ impl Failure {
             Failure::UsageInvalid { .. } => "usage_invalid",
             Failure::FanOutInvalid { .. } => "fan_out_invalid",
             Failure::ChildFailed { .. } => "child_failed",
+            Failure::Vetoed { .. } => "vetoed",
         }
     }
 }
@@ -159,6 +168,7 @@ impl std::fmt::Display for Failure {
             Failure::UsageInvalid { message } => write!(f, "usage invalid: {message}"),
             Failure::FanOutInvalid { message } => write!(f, "fan-out invalid: {message}"),
             Failure::ChildFailed { message } => write!(f, "child failed: {message}"),
+            Failure::Vetoed { hook, message } => write!(f, "vetoed by hook {hook}: {message}"),
         }
     }
 }
@@ -586,6 +596,77 @@ pub enum Event {
         /// The retention that chose them: runs finished before `now − older_than`, in ms.
         older_than_ms: u64,
     },
+    /// A circuit breaker tripped (or a half-open probe failed): nothing in its scope is
+    /// dispatched before `until` (event schema 7).
+    BreakerOpened {
+        /// The breaker's name.
+        breaker: String,
+        /// When it lets probes through.
+        until: Timestamp,
+        /// What tripped it (`12 of the last 20 attempts failed`, `a probe failed`).
+        reason: String,
+    },
+    /// An open breaker's `open_for` passed: up to `half_open_probes` attempts may run
+    /// (event schema 7).
+    BreakerHalfOpened {
+        /// The breaker's name.
+        breaker: String,
+    },
+    /// A breaker closed: its probes succeeded, or an operator reset it (event schema 7).
+    BreakerClosed {
+        /// The breaker's name.
+        breaker: String,
+        /// Why (`3 probes succeeded`, `reset by NAME`).
+        reason: String,
+    },
+    /// A hook became due: its trigger is durable (in this commit or before), so the hook
+    /// runs even if the node crashes now. The call's id is the number of `hook_queued`
+    /// events before it (event schema 7).
+    HookQueued {
+        /// What runs and why.
+        call: Box<HookCall>,
+    },
+    /// Attempt `attempt` of hook call `id` started (event schema 7).
+    HookStarted {
+        /// The call's id.
+        id: u64,
+        /// Attempt number (1-based).
+        attempt: u32,
+    },
+    /// The attempt of hook call `id` exited 0; the call is done and never runs again
+    /// (event schema 7).
+    HookSucceeded {
+        /// The call's id.
+        id: u64,
+        /// The attempt that succeeded.
+        attempt: u32,
+    },
+    /// An attempt of hook call `id` failed; `retry_at` says when the next starts, `None`
+    /// means the call failed for good (event schema 7).
+    HookFailed {
+        /// The call's id.
+        id: u64,
+        /// The attempt that failed.
+        attempt: u32,
+        /// Why.
+        failure: Failure,
+        /// When the next attempt is due, if any.
+        retry_at: Option<Timestamp>,
+    },
+}
+
+/// One due run of a hook: the body of [`Event::HookQueued`]. The hook's settings are copied
+/// in, so replay does not depend on today's config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HookCall {
+    /// The hook as configured when it became due.
+    pub hook: crate::model::resilience::HookSpec,
+    /// The run it is about (`None`: a session event).
+    pub run: Option<RunId>,
+    /// The task it is about, if any.
+    pub task: Option<TaskId>,
+    /// The event as one JSON object (what the hook reads on stdin).
+    pub payload: String,
 }
 
 /// Who spawned a run, with what, under which authority: the body of [`Event::RunSpawned`].
@@ -697,7 +778,7 @@ impl OnParentExit {
 
 impl Event {
     /// Every event type name, in variant order (the `type` field of `events --json`).
-    pub const TYPE_NAMES: [&'static str; 37] = [
+    pub const TYPE_NAMES: [&'static str; 44] = [
         "run_submitted",
         "attempt_started",
         "task_succeeded",
@@ -735,6 +816,13 @@ impl Event {
         "attempt_placed",
         "result_rejected",
         "runs_removed",
+        "breaker_opened",
+        "breaker_half_opened",
+        "breaker_closed",
+        "hook_queued",
+        "hook_started",
+        "hook_succeeded",
+        "hook_failed",
     ];
 
     /// The snake_case type name (`task_succeeded`, ...).
@@ -781,6 +869,13 @@ impl Event {
             Event::AttemptPlaced { .. } => 34,
             Event::ResultRejected { .. } => 35,
             Event::RunsRemoved { .. } => 36,
+            Event::BreakerOpened { .. } => 37,
+            Event::BreakerHalfOpened { .. } => 38,
+            Event::BreakerClosed { .. } => 39,
+            Event::HookQueued { .. } => 40,
+            Event::HookStarted { .. } => 41,
+            Event::HookSucceeded { .. } => 42,
+            Event::HookFailed { .. } => 43,
         }
     }
 
@@ -816,6 +911,13 @@ impl Event {
             | Event::AttemptPlaced { run, .. }
             | Event::ResultRejected { run, .. } => Some(*run),
             Event::SpawnRefused { parent, .. } => *parent,
+            Event::HookQueued { call } => call.run,
+            Event::BreakerOpened { .. }
+            | Event::BreakerHalfOpened { .. }
+            | Event::BreakerClosed { .. }
+            | Event::HookStarted { .. }
+            | Event::HookSucceeded { .. }
+            | Event::HookFailed { .. } => None,
             Event::NodeHalted { .. }
             | Event::NodeUnhalted
             | Event::NodeJoined { .. }
@@ -851,6 +953,13 @@ impl Event {
             | Event::AttemptPlaced { task, .. }
             | Event::ResultRejected { task, .. } => Some(task),
             Event::SpawnRefused { task, .. } => task.as_ref(),
+            Event::HookQueued { call } => call.task.as_ref(),
+            Event::BreakerOpened { .. }
+            | Event::BreakerHalfOpened { .. }
+            | Event::BreakerClosed { .. }
+            | Event::HookStarted { .. }
+            | Event::HookSucceeded { .. }
+            | Event::HookFailed { .. } => None,
             Event::RunSubmitted { .. }
             | Event::RunSpawned { .. }
             | Event::BudgetExhausted { .. }

@@ -13,6 +13,8 @@
 //! - [`plan`]: the DAG on petgraph: toposort, cycles, ready set, downstream closure,
 //!   critical path.
 //! - [`render`]: the DAG as Graphviz DOT or Mermaid text.
+//! - [`resilience`]: circuit breakers (scope, trip rules, the sliding window), retry policy
+//!   choices (non-retryable failures) and hooks, as data and pure rules.
 //! - [`retry`]: retry policy maths (backoff, jitter, budget) and its documented defaults.
 //! - [`task`], [`run`]: the task and run state machines (legal transitions).
 //! - [`template`]: `{{ tasks.ID.output... }}`, `{{ item }}`, `{{ index }}` and `for_each`
@@ -38,6 +40,7 @@ pub mod parse;
 pub mod plan;
 pub mod quote;
 pub mod render;
+pub mod resilience;
 pub mod retry;
 pub mod rollup;
 pub mod routing;
@@ -50,8 +53,8 @@ pub mod time;
 pub mod workflow;
 
 pub use event::{
-    Approver, Counters, Event, EventRecord, Failure, OnBudgetExhausted, OnFailure, OnParentExit,
-    ResourceUsage, Routing, Seq, Spawn, EVENT_SCHEMA_VERSION,
+    Approver, Counters, Event, EventRecord, Failure, HookCall, OnBudgetExhausted, OnFailure,
+    OnParentExit, ResourceUsage, Routing, Seq, Spawn, EVENT_SCHEMA_VERSION,
 };
 pub use ids::{RunId, TaskId, TaskIndex};
 pub use parse::{parse_workflow, parse_workflow_bytes, MAX_WORKFLOW_BYTES};

@@ -287,6 +287,7 @@ impl SchedulerState {
             defaults: Default::default(),
             tasks: vec![task],
             delegation: None,
+            resilience: None,
         })
         .map_err(|e| ControlError::Refused(format!("agent {}: {e}", agent.name)))?;
         let routing = crate::model::Routing {

@@ -40,6 +40,7 @@ pub(super) struct RawTask {
     pub(super) gate_shell: Option<Spanned<String>>,
     pub(super) for_each: Option<Spanned<String>>,
     pub(super) max_fan_out: Option<Spanned<u32>>,
+    pub(super) retry_policy: Option<Spanned<String>>,
 }
 
 impl Table for RawTask {
@@ -67,6 +68,7 @@ impl Table for RawTask {
         "gate_shell",
         "for_each",
         "max_fan_out",
+        "retry_policy",
     ];
     const REQUIRED: &'static [&'static str] = &["id"];
 
@@ -95,6 +97,7 @@ impl Table for RawTask {
             "gate_shell" => r.field(value, &mut self.gate_shell),
             "for_each" => r.field(value, &mut self.for_each),
             "max_fan_out" => r.field(value, &mut self.max_fan_out),
+            "retry_policy" => r.field(value, &mut self.retry_policy),
             _ => return None,
         })
     }
@@ -209,6 +212,7 @@ impl RawTask {
             ("node_labels", span_of(&self.node_labels)),
             ("secret_env", span_of(&self.secret_env)),
             ("compensate_retry", span_of(&self.compensate_retry)),
+            ("retry_policy", span_of(&self.retry_policy)),
         ] {
             if let Some(span) = span {
                 spans.fields.push((field, span));
@@ -230,6 +234,12 @@ impl RawTask {
             labels: inner(self.labels.take()).unwrap_or_default(),
             node_labels: inner(self.node_labels.take()).unwrap_or_default(),
             secret_env: inner(self.secret_env.take()).unwrap_or_default(),
+            retry_choice: inner(self.retry_policy.take()).map(|name| {
+                Box::new(crate::model::resilience::RetryChoice {
+                    name: Some(name),
+                    ..Default::default()
+                })
+            }),
             compensate_retry: self
                 .compensate_retry
                 .take()

@@ -12,6 +12,7 @@ use super::duration::dur;
 use super::position::{inner, span_of, SourceMap, TaskSpans};
 use super::reader::{Read, Reader, Table};
 use super::task::RawTask;
+use crate::model::resilience::{BreakerFile, HookFile, Resilience};
 use crate::model::spec::{Command, Problem, TaskDefaults, TaskSpec, WorkflowSpec};
 
 /// The top-level table as read; each field is unset if absent or unreadable.
@@ -31,6 +32,10 @@ pub(super) struct RawWorkflow {
     pub(super) output: Option<Spanned<String>>,
     /// `[authority]` (event schema 4).
     pub(super) authority: Option<Spanned<crate::model::authority::AuthorityFile>>,
+    /// `[[breakers]]` and `[[hooks]]`, checked (event schema 7).
+    pub(super) resilience: Resilience,
+    /// Where `breakers` and `hooks` are, if given.
+    pub(super) resilience_spans: Vec<(&'static str, Range<usize>)>,
 }
 
 impl Table for RawWorkflow {
@@ -42,6 +47,8 @@ impl Table for RawWorkflow {
         "task",
         "output",
         "authority",
+        "breakers",
+        "hooks",
     ];
     const REQUIRED: &'static [&'static str] = &["name"];
 
@@ -51,6 +58,42 @@ impl Table for RawWorkflow {
             "max_concurrency" => r.field(value, &mut self.max_concurrency),
             "output" => r.field(value, &mut self.output),
             "authority" => r.field(value, &mut self.authority),
+            "breakers" => {
+                let mut read: Option<Spanned<Vec<Spanned<BreakerFile>>>> = None;
+                let ok = r.field(value, &mut read);
+                let Some(read) = read else { return Some(ok) };
+                self.resilience_spans.push(("breakers", read.span()));
+                let mut good = ok;
+                for (i, b) in read.into_inner().into_iter().enumerate() {
+                    let span = b.span();
+                    match b.get_ref().resolve(None) {
+                        Ok(spec) => self.resilience.breakers.push(spec),
+                        Err(e) => {
+                            r.at(&span, format!("breakers[{i}]: {e}"));
+                            good = false;
+                        }
+                    }
+                }
+                good
+            }
+            "hooks" => {
+                let mut read: Option<Spanned<Vec<Spanned<HookFile>>>> = None;
+                let ok = r.field(value, &mut read);
+                let Some(read) = read else { return Some(ok) };
+                self.resilience_spans.push(("hooks", read.span()));
+                let mut good = ok;
+                for (i, h) in read.into_inner().into_iter().enumerate() {
+                    let span = h.span();
+                    match h.get_ref().resolve(i) {
+                        Ok(spec) => self.resilience.hooks.push(spec),
+                        Err(e) => {
+                            r.at(&span, format!("hooks[{i}]: {e}"));
+                            good = false;
+                        }
+                    }
+                }
+                good
+            }
             "pools" => {
                 let span = value.span();
                 match value.into_inner() {
@@ -176,6 +219,7 @@ impl RawWorkflow {
             ]
             .into_iter()
             .filter_map(|(k, v)| Some((k, v?)))
+            .chain(self.resilience_spans.iter().cloned())
             .collect(),
             tasks: Vec::new(),
         };
@@ -236,6 +280,8 @@ impl RawWorkflow {
             defaults,
             tasks: Vec::new(),
             delegation: delegation(self.output, self.authority),
+            resilience: (self.resilience != Resilience::default())
+                .then(|| Box::new(self.resilience.clone())),
         };
         let head = Head {
             structure_only,

@@ -87,9 +87,11 @@ pub(crate) mod v1 {
                         handoff: None,
                         node_labels: Vec::new(),
                         secret_env: Vec::new(),
+                        retry_choice: None,
                     })
                     .collect(),
                 delegation: None,
+                resilience: None,
             }
         }
     }
@@ -182,9 +184,11 @@ pub(crate) mod v2 {
                         handoff: None,
                         node_labels: Vec::new(),
                         secret_env: Vec::new(),
+                        retry_choice: None,
                     })
                     .collect(),
                 delegation: None,
+                resilience: None,
             }
         }
     }
@@ -214,6 +218,7 @@ pub(crate) mod v3 {
                 defaults: w.defaults,
                 tasks: w.tasks.into_iter().map(Into::into).collect(),
                 delegation: None,
+                resilience: None,
             }
         }
     }
@@ -275,6 +280,7 @@ pub(crate) mod v4 {
                 handoff: t.handoff,
                 node_labels: Vec::new(),
                 secret_env: Vec::new(),
+                retry_choice: None,
             }
         }
     }
@@ -288,6 +294,7 @@ pub(crate) mod v4 {
                 defaults: w.defaults,
                 tasks: w.tasks.into_iter().map(Into::into).collect(),
                 delegation: w.delegation,
+                resilience: None,
             }
         }
     }
@@ -350,6 +357,7 @@ pub(crate) mod v5 {
                 handoff: t.handoff,
                 node_labels: t.node_labels,
                 secret_env: Vec::new(),
+                retry_choice: None,
             }
         }
     }
@@ -363,6 +371,84 @@ pub(crate) mod v5 {
                 defaults: w.defaults,
                 tasks: w.tasks.into_iter().map(Into::into).collect(),
                 delegation: w.delegation,
+                resilience: None,
+            }
+        }
+    }
+}
+
+/// The spec as event schema 6 stored it (before `retry_choice` and `resilience`).
+pub(crate) mod v6 {
+    use super::*;
+
+    /// Schema-6 [`WorkflowSpec`].
+    #[derive(Deserialize)]
+    pub struct WorkflowSpec {
+        name: String,
+        max_concurrency: Option<u32>,
+        pools: BTreeMap<String, u32>,
+        defaults: super::TaskDefaults,
+        tasks: Vec<TaskSpec>,
+        delegation: Option<Box<super::Delegation>>,
+    }
+
+    /// Schema-6 [`super::TaskSpec`].
+    #[derive(Deserialize)]
+    pub struct TaskSpec {
+        id: TaskId,
+        command: Command,
+        cwd: Option<String>,
+        depends_on: Vec<TaskId>,
+        priority: Option<i32>,
+        pool: Option<String>,
+        requires_approval: Option<bool>,
+        compensate: Option<Command>,
+        approval_timeout: Option<Duration>,
+        timeout: Option<Duration>,
+        retry: Option<Box<RetrySpec>>,
+        env: BTreeMap<String, String>,
+        labels: Vec<String>,
+        compensate_retry: Option<Box<RetrySpec>>,
+        handoff: Option<Box<super::Handoff>>,
+        node_labels: Vec<String>,
+        secret_env: Vec<String>,
+    }
+
+    impl From<TaskSpec> for super::TaskSpec {
+        fn from(t: TaskSpec) -> Self {
+            super::TaskSpec {
+                id: t.id,
+                command: t.command,
+                cwd: t.cwd,
+                depends_on: t.depends_on,
+                priority: t.priority,
+                pool: t.pool,
+                requires_approval: t.requires_approval,
+                compensate: t.compensate,
+                approval_timeout: t.approval_timeout,
+                timeout: t.timeout,
+                retry: t.retry,
+                env: t.env,
+                labels: t.labels,
+                compensate_retry: t.compensate_retry,
+                handoff: t.handoff,
+                node_labels: t.node_labels,
+                secret_env: t.secret_env,
+                retry_choice: None,
+            }
+        }
+    }
+
+    impl From<WorkflowSpec> for super::WorkflowSpec {
+        fn from(w: WorkflowSpec) -> Self {
+            super::WorkflowSpec {
+                name: w.name,
+                max_concurrency: w.max_concurrency,
+                pools: w.pools,
+                defaults: w.defaults,
+                tasks: w.tasks.into_iter().map(Into::into).collect(),
+                delegation: w.delegation,
+                resilience: None,
             }
         }
     }

@@ -51,6 +51,9 @@ pub struct WorkflowSpec {
     /// `output` and `[authority]`: what the run hands back and may do as an agent (event
     /// schema 4). Boxed: most workflows set neither.
     pub delegation: Option<Box<Delegation>>,
+    /// `[[breakers]]` and `[[hooks]]` of the workflow (event schema 7). Boxed: most
+    /// workflows set neither.
+    pub resilience: Option<Box<crate::model::resilience::Resilience>>,
 }
 
 /// The top-level fields a workflow has as an agent (event schema 4).
@@ -201,6 +204,9 @@ pub struct TaskSpec {
     /// runs the attempt (its environment or its `[secrets]` files) when the process starts
     /// (event schema 6). Only the names are part of the spec, so only they are journaled.
     pub secret_env: Vec<String>,
+    /// `retry_policy = "NAME"` and the non-retryable failures the node's
+    /// `[retry_policies.NAME]` adds at submission (event schema 7); `None`: neither.
+    pub retry_choice: Option<Box<crate::model::resilience::RetryChoice>>,
 }
 
 impl TaskSpec {
@@ -225,6 +231,7 @@ impl TaskSpec {
             handoff: None,
             node_labels: Vec::new(),
             secret_env: Vec::new(),
+            retry_choice: None,
         }
     }
 
@@ -255,7 +262,7 @@ pub fn valid_env_name(name: &str) -> bool {
 }
 
 mod legacy;
-pub(crate) use legacy::{v1, v2, v3, v4, v5};
+pub(crate) use legacy::{v1, v2, v3, v4, v5, v6};
 
 std::thread_local! {
     /// Schema version of the record being decoded on this thread (see

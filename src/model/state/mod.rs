@@ -24,7 +24,8 @@
 //!   (`task_output`, `attempt_usage`, `task_expanded`: outputs, usage, dynamic fan-out),
 //!   `lineage.rs` (`run_spawned`, `spawn_refused`, `budget_exhausted`: agent trees),
 //!   `cluster.rs` (worker nodes' membership, attempt placements), `retention.rs`
-//!   (`runs_removed`: which finished runs retention removes).
+//!   (`runs_removed`: which finished runs retention removes), `resilience.rs` (circuit
+//!   breakers' states, hook calls).
 //! - `require.rs`: the preconditions the families share; `transition.rs`: the moves they share
 //!   (set a state, settle a task, end a run); `invariants.rs`: what every reachable state
 //!   satisfies.
@@ -49,6 +50,7 @@ mod invariants;
 mod lineage;
 mod operator;
 mod require;
+mod resilience;
 mod retention;
 mod run;
 mod submit;
@@ -59,6 +61,9 @@ pub use change::Change;
 pub use cluster::{Cluster, Membership, NodeRecord};
 pub use error::ApplyError;
 pub use lineage::{programs, AskReason, Asking, Lineage};
+pub use resilience::{
+    BreakerRecord, BreakerState, HookRecord, HookState, Hooks, ResilienceState, MAX_FINISHED_HOOKS,
+};
 pub use run::Run;
 pub use task::{Compensation, Task};
 
@@ -74,6 +79,8 @@ pub struct State {
     runs: BTreeMap<RunId, Run>,
     /// Worker nodes and remote placements (snapshot schema 5; empty in older snapshots).
     cluster: Cluster,
+    /// Circuit breakers and hook calls (snapshot schema 7; empty in older snapshots).
+    resilience: ResilienceState,
 }
 
 impl<'de> Deserialize<'de> for State {
@@ -85,6 +92,7 @@ impl<'de> Deserialize<'de> for State {
             halted: bool,
             runs: BTreeMap<RunId, Run>,
         }
+        /// Snapshot schemas 5–6: no breakers or hooks.
         #[derive(Deserialize)]
         struct V5 {
             last_seq: Seq,
@@ -92,21 +100,41 @@ impl<'de> Deserialize<'de> for State {
             runs: BTreeMap<RunId, Run>,
             cluster: Cluster,
         }
-        if crate::model::spec::decoding_schema() < 5 {
+        #[derive(Deserialize)]
+        struct V7 {
+            last_seq: Seq,
+            halted: bool,
+            runs: BTreeMap<RunId, Run>,
+            cluster: Cluster,
+            resilience: ResilienceState,
+        }
+        let schema = crate::model::spec::decoding_schema();
+        if schema < 5 {
             let s = V4::deserialize(deserializer)?;
             Ok(State {
                 last_seq: s.last_seq,
                 halted: s.halted,
                 runs: s.runs,
                 cluster: Cluster::default(),
+                resilience: ResilienceState::default(),
             })
-        } else {
+        } else if schema < 7 {
             let s = V5::deserialize(deserializer)?;
             Ok(State {
                 last_seq: s.last_seq,
                 halted: s.halted,
                 runs: s.runs,
                 cluster: s.cluster,
+                resilience: ResilienceState::default(),
+            })
+        } else {
+            let s = V7::deserialize(deserializer)?;
+            Ok(State {
+                last_seq: s.last_seq,
+                halted: s.halted,
+                runs: s.runs,
+                cluster: s.cluster,
+                resilience: s.resilience,
             })
         }
     }
@@ -146,6 +174,7 @@ impl State {
             last_seq: self.last_seq,
             halted: self.halted,
             cluster: Cluster::default(),
+            resilience: ResilienceState::default(),
             runs: self
                 .runs
                 .get(&id)
@@ -191,6 +220,13 @@ impl State {
             | Event::AttemptPlaced { .. }
             | Event::ResultRejected { .. } => self.apply_cluster(event, time)?,
             Event::RunsRemoved { runs, .. } => self.remove_runs(runs)?,
+            Event::BreakerOpened { .. }
+            | Event::BreakerHalfOpened { .. }
+            | Event::BreakerClosed { .. }
+            | Event::HookQueued { .. }
+            | Event::HookStarted { .. }
+            | Event::HookSucceeded { .. }
+            | Event::HookFailed { .. } => self.apply_resilience(event, time)?,
             _ => {
                 let run_id = event.run().expect("every other event names a run");
                 let halted = self.halted;
@@ -273,7 +309,14 @@ impl Run {
             | Event::JoinRefused { .. }
             | Event::AttemptPlaced { .. }
             | Event::ResultRejected { .. }
-            | Event::RunsRemoved { .. } => {
+            | Event::RunsRemoved { .. }
+            | Event::BreakerOpened { .. }
+            | Event::BreakerHalfOpened { .. }
+            | Event::BreakerClosed { .. }
+            | Event::HookQueued { .. }
+            | Event::HookStarted { .. }
+            | Event::HookSucceeded { .. }
+            | Event::HookFailed { .. } => {
                 unreachable!("handled by State::apply_with")
             }
         }

@@ -244,6 +244,7 @@ fn random_spec(rng: &mut StdRng) -> WorkflowSpec {
         defaults: TaskDefaults::default(),
         tasks,
         delegation: None,
+        resilience: None,
     }
 }
 
@@ -291,6 +292,7 @@ fn clean_spec(rng: &mut StdRng) -> WorkflowSpec {
         defaults: TaskDefaults::default(),
         tasks,
         delegation: None,
+        resilience: None,
     }
 }
 

@@ -398,6 +398,8 @@ impl<'de> Deserialize<'de> for Workflow {
             super::spec::v4::WorkflowSpec::deserialize(deserializer)?.into()
         } else if schema < 6 {
             super::spec::v5::WorkflowSpec::deserialize(deserializer)?.into()
+        } else if schema < 7 {
+            super::spec::v6::WorkflowSpec::deserialize(deserializer)?.into()
         } else {
             WorkflowSpec::deserialize(deserializer)?
         };
