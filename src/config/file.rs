@@ -56,6 +56,12 @@ pub struct NodeFile {
     pub cluster: Option<super::ClusterConfig>,
     /// `[secrets]`, its files read.
     pub secrets: Option<super::Secrets>,
+    /// `[[breakers]]`, in file order.
+    pub breakers: Vec<crate::model::resilience::BreakerSpec>,
+    /// `[retry_policies.NAME]`, in name order.
+    pub retry_policies: Vec<super::RetryPolicyConfig>,
+    /// `[[hooks]]`, in file order.
+    pub hooks: Vec<crate::model::resilience::HookSpec>,
 }
 
 impl NodeFile {
@@ -110,6 +116,9 @@ impl NodeFile {
             cfg.retention.runs = self.retention_runs;
         }
         cfg.webhooks = self.webhooks;
+        cfg.breakers = self.breakers;
+        cfg.retry_policies = self.retry_policies;
+        cfg.hooks = self.hooks;
         cfg.agent_registry = self.agent_registry;
         if self.cluster.is_some() {
             cfg.cluster = self.cluster;

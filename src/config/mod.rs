@@ -46,6 +46,19 @@
 //! [secrets]                # values of tasks' `secret_env` (never printed or journaled)
 //! files = ["/etc/troupe/secrets.env"]   # NAME=VALUE lines, mode 0600
 //!
+//! [[breakers]]            # circuit breakers (docs: config/resilience.rs, docs/config.md)
+//! name = "api"
+//! label = "api"
+//! consecutive_failures = 5
+//!
+//! [retry_policies.net]     # named retry policies: retry fields + non-retryable failures
+//! label = "net"
+//! non_retryable_exit_codes = [2]
+//!
+//! [[hooks]]                # commands run on events, the event as JSON on stdin
+//! on = "task_failed"
+//! command = ["/usr/local/bin/notify"]
+//!
 //! [[webhooks]]
 //! url = "https://hooks.example.com/troupe"
 //! events = ["task_failed", "run_finished", "approval_requested", "health_changed", "node_stopping"]
@@ -75,6 +88,8 @@
 //! - `env.rs`: the `TROUPE_*` overrides ([`ENV_OVERRIDES`], [`apply_env`]).
 //! - `render.rs`: the effective settings as a `troupe.toml` ([`render`]).
 //! - `secrets.rs`: `[secrets]` and the values it loads ([`Secrets`]).
+//! - `resilience.rs`: `[[breakers]]`, `[retry_policies.NAME]`, `[[hooks]]`
+//!   ([`RetryPolicyConfig`], [`apply_retry_policies`]).
 
 use std::path::{Path, PathBuf};
 
@@ -89,6 +104,7 @@ mod node;
 mod parse;
 mod raw;
 mod render;
+mod resilience;
 mod secrets;
 mod substitute;
 mod values;
@@ -105,6 +121,7 @@ pub use node::{
 };
 pub use parse::parse;
 pub use render::render;
+pub use resilience::{apply_retry_policies, RetryPolicyConfig};
 pub use secrets::Secrets;
 pub use substitute::substitute;
 pub use values::{check_workers, parse_http_addr};

@@ -92,6 +92,13 @@ pub struct NodeConfig {
     /// `[secrets]`: the values of tasks' `secret_env`, from the files it names and this
     /// process's environment (default: the environment only). Never printed or journaled.
     pub secrets: std::sync::Arc<super::Secrets>,
+    /// `[[breakers]]`: the node's circuit breakers (default none).
+    pub breakers: Vec<crate::model::resilience::BreakerSpec>,
+    /// `[retry_policies.NAME]`: named retry policies tasks choose by name or label
+    /// (default none).
+    pub retry_policies: Vec<super::RetryPolicyConfig>,
+    /// `[[hooks]]`: commands run on run, task and node events (default none).
+    pub hooks: Vec<crate::model::resilience::HookSpec>,
 }
 
 impl NodeConfig {
@@ -121,6 +128,9 @@ impl NodeConfig {
             agent_registry: Vec::new(),
             cluster: None,
             secrets: Default::default(),
+            breakers: Vec::new(),
+            retry_policies: Vec::new(),
+            hooks: Vec::new(),
         }
     }
 

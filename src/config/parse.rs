@@ -124,6 +124,9 @@ pub fn parse(text: &str, name: &str) -> Result<NodeFile, ConfigError> {
         }
     }
     super::webhooks::check(&p, &raw.webhooks, &mut out)?;
+    super::resilience::check_breakers(&p, &raw.breakers, &mut out)?;
+    super::resilience::check_retry_policies(&p, &raw.retry_policies, &mut out)?;
+    super::resilience::check_hooks(&p, &raw.hooks, &mut out)?;
     let base = std::path::Path::new(name)
         .parent()
         .unwrap_or(std::path::Path::new(""));

@@ -30,6 +30,15 @@ pub(super) struct Raw {
     pub(super) cluster: Option<Spanned<super::cluster::RawCluster>>,
     /// `[secrets]`: files holding the values of tasks' `secret_env`.
     pub(super) secrets: Option<super::secrets::RawSecrets>,
+    /// `[[breakers]]`: circuit breakers.
+    #[serde(default)]
+    pub(super) breakers: Vec<Spanned<crate::model::resilience::BreakerFile>>,
+    /// `[retry_policies.NAME]`: named retry policies.
+    #[serde(default)]
+    pub(super) retry_policies: BTreeMap<String, Spanned<super::resilience::RawRetryPolicy>>,
+    /// `[[hooks]]`: commands run on events.
+    #[serde(default)]
+    pub(super) hooks: Vec<Spanned<crate::model::resilience::HookFile>>,
 }
 
 #[derive(Deserialize)]

@@ -353,10 +353,18 @@ impl SchedulerState {
         // one; an in-process one was built by `Workflow::from_spec`), so the scheduler's one
         // thread only re-checks it when node approval rules change it.
         let rules = &self.shared.config.approval_rules;
-        let workflow = if rules.is_empty() {
+        let policies_apply = !self.shared.config.retry_policies.is_empty()
+            || req
+                .workflow
+                .spec()
+                .tasks
+                .iter()
+                .any(|t| t.retry_choice.is_some());
+        let workflow = if rules.is_empty() && !policies_apply {
             *req.workflow
         } else {
             let spec = crate::actors::approval::apply_rules(req.workflow.spec().clone(), rules);
+            let spec = self.node_settings(spec)?;
             crate::model::Workflow::from_spec(spec)
                 .map_err(|e| ControlError::Refused(format!("invalid workflow: {e}")))?
         };

@@ -65,6 +65,7 @@ pub fn attempt_end(
         } => {
             let policy = r.workflow().retry_policy(task);
             let used = t.attempts - t.budget_base;
+            let retryable = retryable && r.workflow().non_retryable(task, &failure).is_none();
             if retryable && r.state() == RunState::Running && policy.allows_another(used) {
                 let delay: Duration = policy.delay(used, jitter_sample);
                 Event::AttemptFailed {

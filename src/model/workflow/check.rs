@@ -184,6 +184,44 @@ pub(super) fn check_head(spec: &WorkflowSpec, p: &mut Problems<'_>) {
             );
         }
     }
+    if let Some(res) = spec.resilience.as_deref() {
+        let mut names = std::collections::BTreeSet::new();
+        for (i, b) in res.breakers.iter().enumerate() {
+            if !names.insert(b.name.as_str()) {
+                p.at(
+                    Loc::Top("breakers"),
+                    format!(
+                        "breakers[{i}]: another breaker is named {}",
+                        quoted(&b.name)
+                    ),
+                );
+            }
+            if let Some(pool) = b
+                .scope
+                .pool
+                .as_ref()
+                .filter(|x| !spec.pools.contains_key(*x))
+            {
+                p.at(
+                    Loc::Top("breakers"),
+                    format!(
+                        "breakers[{i}]: pool {} is not declared under [pools] ({})",
+                        quoted(pool),
+                        declared(spec)
+                    ),
+                );
+            }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, h) in res.hooks.iter().enumerate() {
+            if !names.insert(h.name.as_str()) {
+                p.at(
+                    Loc::Top("hooks"),
+                    format!("hooks[{i}]: another hook is named {}", quoted(&h.name)),
+                );
+            }
+        }
+    }
     let d = &spec.defaults;
     if let Some(pool) = &d.pool {
         if !spec.pools.contains_key(pool) {

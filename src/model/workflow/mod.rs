@@ -245,6 +245,18 @@ impl Workflow {
         &self.task(index).id
     }
 
+    /// Why `failure` of task `index` is not retried under its retry policy's
+    /// `non_retryable_exit_codes` / `non_retryable_signals` (`None`: it may be).
+    pub fn non_retryable(&self, index: TaskIndex, failure: &super::Failure) -> Option<String> {
+        let choice = self.task(index).retry_choice.as_deref()?;
+        choice.is_non_retryable(failure).then(|| {
+            format!(
+                "{failure} is non-retryable under retry policy {}",
+                choice.name.as_deref().unwrap_or("-")
+            )
+        })
+    }
+
     /// Effective retry policy: task fields over `[defaults].retry` over built-in defaults.
     pub fn retry_policy(&self, index: TaskIndex) -> RetryPolicy {
         let d = &self.spec.defaults.retry;

@@ -16,7 +16,7 @@ impl SchedulerState {
         // A decoded workflow has its structure checked but not every field: validate it
         // fully, as a file would be, before it can enter the journal. The node's approval
         // rules go into the spec first (so resubmitting the same file compares equal).
-        let spec = apply_rules(workflow.spec().clone(), rules);
+        let spec = self.node_settings(apply_rules(workflow.spec().clone(), rules))?;
         let workflow = Workflow::from_spec(spec)
             .map_err(|e| ControlError::Refused(format!("invalid workflow: {e}")))?;
         self.check_secrets(&workflow)?;
@@ -58,6 +58,20 @@ impl SchedulerState {
         };
         self.decide(event).map_err(to_control_error)?;
         Ok((run, false))
+    }
+
+    /// Writes the node's retry policies into a spec about to be journaled (the approval rules
+    /// go in through `apply_rules`, which its callers already hold).
+    pub(crate) fn node_settings(
+        &self,
+        spec: crate::model::WorkflowSpec,
+    ) -> Result<crate::model::WorkflowSpec, ControlError> {
+        let policies = &self.shared.config.retry_policies;
+        if policies.is_empty() && spec.tasks.iter().all(|t| t.retry_choice.is_none()) {
+            return Ok(spec);
+        }
+        crate::config::apply_retry_policies(spec, policies)
+            .map_err(|e| ControlError::Refused(format!("invalid workflow: {e}")))
     }
 
     /// Refuses a workflow naming a secret this node has no value for, if the task may run
