@@ -323,6 +323,9 @@ async fn answer(shared: &Arc<NodeContext>, mut request: Request, peer_uid: u32) 
     {
         approver.os_user = crate::context::os_user(nix::unistd::Uid::from_raw(peer_uid));
     }
+    if let Request::Command(Command::ResetBreaker { os_user, .. }) = &mut request {
+        *os_user = crate::context::os_user(nix::unistd::Uid::from_raw(peer_uid));
+    }
     // A workflow decoded from the socket has its structure checked but not every field:
     // check it fully here, on the connection's task, before it reaches the scheduler.
     if let Request::Spawn(req) = &mut request {

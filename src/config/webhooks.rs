@@ -26,16 +26,22 @@ pub enum WebhookEvent {
     HealthChanged,
     /// The node began a graceful stop.
     NodeStopping,
+    /// A circuit breaker opened (tripped, or a half-open probe failed).
+    BreakerOpened,
+    /// A circuit breaker closed (its probes succeeded, or an operator reset it).
+    BreakerClosed,
 }
 
 impl WebhookEvent {
     /// Every event.
-    pub const ALL: [WebhookEvent; 5] = [
+    pub const ALL: [WebhookEvent; 7] = [
         WebhookEvent::TaskFailed,
         WebhookEvent::RunFinished,
         WebhookEvent::ApprovalRequested,
         WebhookEvent::HealthChanged,
         WebhookEvent::NodeStopping,
+        WebhookEvent::BreakerOpened,
+        WebhookEvent::BreakerClosed,
     ];
 
     /// The snake_case name.
@@ -46,6 +52,8 @@ impl WebhookEvent {
             WebhookEvent::ApprovalRequested => "approval_requested",
             WebhookEvent::HealthChanged => "health_changed",
             WebhookEvent::NodeStopping => "node_stopping",
+            WebhookEvent::BreakerOpened => "breaker_opened",
+            WebhookEvent::BreakerClosed => "breaker_closed",
         }
     }
 }

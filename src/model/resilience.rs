@@ -88,12 +88,17 @@ impl Scope {
 
 /// Whether glob `glob` matches the program of `command` (see [`Scope::command`]).
 pub fn program_matches(glob: &str, command: &Command) -> bool {
+    match glob::Pattern::new(glob) {
+        Ok(pattern) => program_matches_compiled(glob, &pattern, command),
+        Err(_) => false,
+    }
+}
+
+/// [`program_matches`] with `glob` already compiled to `pattern`.
+pub fn program_matches_compiled(glob: &str, pattern: &glob::Pattern, command: &Command) -> bool {
     let program = match command {
         Command::Argv(argv) => argv.first().map(String::as_str).unwrap_or(""),
         Command::Shell(_) => "sh",
-    };
-    let Ok(pattern) = glob::Pattern::new(glob) else {
-        return false;
     };
     pattern.matches(program)
         || (!glob.contains('/') && pattern.matches(program.rsplit('/').next().unwrap_or(program)))

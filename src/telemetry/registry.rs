@@ -17,6 +17,7 @@
 //! | `troupe_journal_batch_events` | histogram | | events per commit |
 //! | `troupe_actor_restarts_total` | counter | `actor` | supervisors |
 //! | `troupe_webhook_deliveries_total` | counter | `event`, `result` (delivered, failed, dropped) | webhook sender |
+//! | `troupe_breaker_state` | gauge | `breaker` | 0 closed, 1 open, 2 half-open; scheduler, as decided |
 //! | `troupe_process_*` | | | CPU seconds, resident memory, open fds ([`prometheus::process_collector`]) |
 //!
 //! Counters count since the process started (Prometheus handles resets); they are raised
@@ -98,6 +99,8 @@ pub struct Metrics {
     spawn_refused: IntCounterVec,
     /// `troupe_budget_used_total{name}`: usage reported inside agent trees.
     budget_used: prometheus::CounterVec,
+    /// `troupe_breaker_state{breaker}`: 0 closed, 1 open, 2 half-open.
+    breaker_state: IntGaugeVec,
     /// When each restart happened (for the health check's window), newest last.
     restart_log: Mutex<VecDeque<Instant>>,
 }
@@ -309,6 +312,15 @@ impl Metrics {
         .expect("valid metric");
         reg(Box::new(child_runs_active.clone()));
         reg(Box::new(spawn_refused.clone()));
+        let breaker_state = IntGaugeVec::new(
+            Opts::new(
+                "troupe_breaker_state",
+                "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
+            ),
+            &["breaker"],
+        )
+        .expect("valid metric");
+        reg(Box::new(breaker_state.clone()));
         reg(Box::new(budget_used.clone()));
         reg(Box::new(
             prometheus::process_collector::ProcessCollector::new(
@@ -340,11 +352,17 @@ impl Metrics {
             restart_log: Mutex::new(VecDeque::new()),
             child_runs_active,
             spawn_refused,
+            breaker_state,
             budget_used,
         })
     }
 
-    /// Counts a refused spawn.
+    /// Sets `troupe_breaker_state{breaker}` (0 closed, 1 open, 2 half-open).
+    pub fn breaker_state(&self, breaker: &str, value: i64) {
+        self.breaker_state.with_label_values(&[breaker]).set(value);
+    }
+
+    /// Counts a refused spawn by reason.
     pub fn spawn_refused(&self, reason: &str) {
         self.spawn_refused.with_label_values(&[reason]).inc();
     }

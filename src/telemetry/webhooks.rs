@@ -87,6 +87,22 @@ pub enum Notice {
         /// Why (`node stop`, signal).
         reason: String,
     },
+    /// A circuit breaker opened.
+    BreakerOpened {
+        /// The breaker.
+        breaker: String,
+        /// When it lets probes through.
+        until: Timestamp,
+        /// What tripped it.
+        reason: String,
+    },
+    /// A circuit breaker closed.
+    BreakerClosed {
+        /// The breaker.
+        breaker: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Notice {
@@ -98,6 +114,8 @@ impl Notice {
             Notice::ApprovalRequested { .. } => WebhookEvent::ApprovalRequested,
             Notice::HealthChanged { .. } => WebhookEvent::HealthChanged,
             Notice::NodeStopping { .. } => WebhookEvent::NodeStopping,
+            Notice::BreakerOpened { .. } => WebhookEvent::BreakerOpened,
+            Notice::BreakerClosed { .. } => WebhookEvent::BreakerClosed,
         }
     }
 
@@ -127,6 +145,14 @@ impl Notice {
             Notice::HealthChanged { from, to, checks } => json!({"from": from.as_str(),
                         "to": to.as_str(), "checks": checks}),
             Notice::NodeStopping { reason } => json!({ "reason": reason }),
+            Notice::BreakerOpened {
+                breaker,
+                until,
+                reason,
+            } => json!({"breaker": breaker, "until": until.to_string(), "reason": reason}),
+            Notice::BreakerClosed { breaker, reason } => {
+                json!({"breaker": breaker, "reason": reason})
+            }
         };
         v["event"] = json!(self.event().as_str());
         v["time"] = json!(time.to_string());

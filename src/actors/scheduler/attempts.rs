@@ -53,6 +53,13 @@ impl SchedulerState {
             ),
         };
         let id = report.id;
+        if id.kind == AttemptKind::Forward && !self.breakers.is_empty() {
+            let failure = match &end {
+                AttemptEnd::Succeeded { .. } => None,
+                AttemptEnd::Failed { failure, .. } => Some(failure.clone()),
+            };
+            self.breaker_observe(id.run, id.task, failure.as_ref());
+        }
         let sample = rand::random::<f64>();
         let events = match id.kind {
             AttemptKind::Forward => {

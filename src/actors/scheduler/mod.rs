@@ -39,6 +39,7 @@
 //!   deadlines, subtrees over budget, escalations to a human.
 //! - `dispatch/`: fill (`mod`), the queue and parked heaps, slots, saga steps, timers.
 //! - `cluster`: worker nodes' joins, leases, results and their fencing, draining.
+//! - `breakers`: circuit breakers: held tasks, counted ends, journaled transitions.
 //! - `fault`: after a failed append (disk full): halted with the reason until `unhalt`.
 
 use std::sync::Arc;
@@ -56,6 +57,7 @@ use crate::workers::WorkerLink;
 
 mod agents;
 mod attempts;
+mod breakers;
 mod budgets;
 mod cluster;
 mod commands;
@@ -138,6 +140,7 @@ impl Actor for Scheduler {
                 s.stop_file = stop;
                 self.shared.facts.set_stop_file(stop);
                 s.due_timers();
+                s.due_breakers();
                 s.due_deadlines();
                 s.check_leases();
                 s.publish_nodes();

@@ -86,6 +86,7 @@ impl SchedulerState {
             outputs: shared.outputs.clone(),
             agent_due: Default::default(),
             deadlines: BTreeSet::new(),
+            breakers: super::breakers::Breakers::new(&shared.config.breakers),
         };
         s.count_gauges();
         // Rebuild the queue and timers from the replayed state.
@@ -192,6 +193,7 @@ impl SchedulerState {
         shared.facts.set_stop_file(s.stop_file);
         shared.facts.set_draining(false);
         s.lingering_dirty = true;
+        s.publish_breakers();
         s.publish_facts();
         shared.facts.scheduler_started(s.state.last_seq(), now());
         tracing::info!(

@@ -123,6 +123,8 @@ pub struct SchedulerState {
     pub(super) agent_due: super::agents::AgentDue,
     /// `wall_clock` budgets: when each run with one runs out, earliest first.
     pub(super) deadlines: BTreeSet<(Timestamp, RunId)>,
+    /// Circuit breakers: windows, probes, held tasks ([`super::breakers`]).
+    pub(super) breakers: super::breakers::Breakers,
 }
 
 pub(crate) fn now() -> Timestamp {

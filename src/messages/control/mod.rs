@@ -183,6 +183,13 @@ pub enum Command {
         /// Who decides; the node replaces `os_user` with the user behind the connection.
         approver: Approver,
     },
+    /// Close an open or half-open circuit breaker by hand (`troupe breakers reset NAME`).
+    ResetBreaker {
+        /// The breaker's name (`WORKFLOW/NAME` for a workflow's).
+        breaker: String,
+        /// Who; the node replaces it with the OS user behind the connection.
+        os_user: String,
+    },
 }
 
 /// One request frame.

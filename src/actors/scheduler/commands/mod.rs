@@ -80,6 +80,9 @@ impl SchedulerState {
                 task,
                 approver,
             } => self.approve(run, task, approver, false),
+            AdminCommand::ResetBreaker { breaker, os_user } => {
+                self.reset_breaker(&breaker, &os_user)
+            }
         }
     }
 

@@ -59,6 +59,17 @@ impl SchedulerState {
                     continue;
                 }
             }
+            if !self.breakers.is_empty() || r.workflow().spec().resilience.is_some() {
+                let wf = r.workflow().clone();
+                if self.breaker_holds(entry, &wf, t_now) {
+                    self.reoffer(entry.run, entry.task);
+                    continue;
+                }
+            }
+            let Some(r) = self.state.run(entry.run) else {
+                continue;
+            };
+            let task = r.task(entry.task);
             let wf = r.workflow();
             let pool = wf.pool(entry.task).map(str::to_owned);
             let load = self.load_at(entry.run, pool.as_deref());

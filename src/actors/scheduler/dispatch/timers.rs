@@ -11,7 +11,12 @@ impl SchedulerState {
     /// Schedules a `Tick` for the earliest retry timer, if not already scheduled earlier.
     pub(crate) fn arm(&mut self, myself: &ActorRef<SchedulerMsg>) {
         let first = self.timers.first().map(|&(at, _, _)| at);
-        let Some(at) = first.into_iter().chain(self.sagas.next_timer()).min() else {
+        let Some(at) = first
+            .into_iter()
+            .chain(self.sagas.next_timer())
+            .chain(self.next_breaker_timer())
+            .min()
+        else {
             return;
         };
         if self.armed.is_some_and(|a| a <= at) {

@@ -247,6 +247,7 @@ pub(crate) fn command_done(cmd: &AdminCommand) -> String {
         } => format!("approved the escalation of {run}"),
         AdminCommand::Escalation { run, .. } => format!("rejected the escalation of {run}"),
         AdminCommand::Reject { run, task, .. } => format!("rejected {run}/{task}"),
+        AdminCommand::ResetBreaker { breaker, .. } => format!("breaker {breaker} closed"),
     }
 }
 
