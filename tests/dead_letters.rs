@@ -178,7 +178,10 @@ fn failed_lists_tasks_failed_for_good_with_their_failure_and_last_log_lines() {
     let mut names: Vec<String> = pairs(&etl).into_iter().map(|p| p.1).collect();
     names.sort();
     assert_eq!(names, ["boom", "flaky"]);
-    let both = json_of(dir, &["failed", "--label", "etl", "--label", "db", "--json"]);
+    let both = json_of(
+        dir,
+        &["failed", "--label", "etl", "--label", "db", "--json"],
+    );
     assert_eq!(pairs(&both), [(r1.clone(), "flaky".to_owned())]);
     let of_r2 = json_of(dir, &["failed", "--run", &r2, "--json"]);
     assert_eq!(pairs(&of_r2), [(r2.clone(), "nope".to_owned())]);
@@ -219,15 +222,14 @@ fn failed_lists_tasks_failed_for_good_with_their_failure_and_last_log_lines() {
     let flaky = entry(&dry, "flaky");
     let moves = flaky["tasks"].as_array().unwrap();
     assert!(
-        moves.contains(&serde_json::json!({"task": "after", "from": "upstream_failed", "to": "pending"})),
+        moves.contains(
+            &serde_json::json!({"task": "after", "from": "upstream_failed", "to": "pending"})
+        ),
         "its dependent reopens: {flaky}"
     );
     let o = run_cmd_ok(dir, &["retry", "--failed", "--dry-run", "--label", "web"]);
     let text = stdout(&o);
-    assert!(
-        text.contains(&format!("would retry {r1}/killed")),
-        "{text}"
-    );
+    assert!(text.contains(&format!("would retry {r1}/killed")), "{text}");
     assert!(text.contains("nothing was changed"), "{text}");
     assert_eq!(event_count(dir), before);
     assert_eq!(run_status(dir, &r1)["state"], "failed");
@@ -242,16 +244,26 @@ fn retry_failed_redrives_and_then_has_nothing_to_retry() {
     let fixed = run_to_end(dir, &workflow(dir, "fixable.toml", &fixable(&marker)));
     let dead = json_of(dir, &["failed", "--json"]);
     assert_eq!(pairs(&dead), [(fixed.clone(), "load".to_owned())]);
-    assert_eq!(entry(&dead, "load")["log_tail"], serde_json::json!(["missing input"]));
+    assert_eq!(
+        entry(&dead, "load")["log_tail"],
+        serde_json::json!(["missing input"])
+    );
 
     std::fs::write(&marker, "").unwrap();
     let o = run_cmd_ok(dir, &["retry", "--failed", "--since", "1h"]);
     let text = stdout(&o);
     assert!(text.contains(&format!("retrying {fixed}/load")), "{text}");
-    assert!(text.contains("retried 1 of 1 task failed for good"), "{text}");
+    assert!(
+        text.contains("retried 1 of 1 task failed for good"),
+        "{text}"
+    );
     let v = wait_finished(dir, &fixed, 60);
     assert_eq!(v["state"], "succeeded", "{v}");
-    assert_eq!(task_state(&v, "report"), "succeeded", "its dependent reopened");
+    assert_eq!(
+        task_state(&v, "report"),
+        "succeeded",
+        "its dependent reopened"
+    );
     let retried = of(&events(dir), "task_retried", "load").len();
     assert_eq!(retried, 1);
 
@@ -263,10 +275,14 @@ fn retry_failed_redrives_and_then_has_nothing_to_retry() {
         stderr(&o).trim(),
         "troupe retry: nothing to retry: no task failed for good"
     );
-    let o = run(dir, &["retry", "--failed", "--since", "1h", "--label", "etl"]);
+    let o = run(
+        dir,
+        &["retry", "--failed", "--since", "1h", "--label", "etl"],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("nothing to retry: no task failed for good matching --since 1h --label etl"),
+        stderr(&o)
+            .contains("nothing to retry: no task failed for good matching --since 1h --label etl"),
         "{}",
         stderr(&o)
     );
@@ -330,11 +346,7 @@ command = ["sleep", "60"]
         "{}",
         stdout(&o)
     );
-    assert!(
-        stderr(&o).contains("nothing retried"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("nothing retried"), "{}", stderr(&o));
 }
 
 #[test]

@@ -181,7 +181,11 @@ pub(crate) fn retry_failed(
                 code: EXIT_INVALID,
                 message: format!(
                     "nothing {}: the node refuses to retry every task that failed for good{}",
-                    if dry_run { "would be retried" } else { "retried" },
+                    if dry_run {
+                        "would be retried"
+                    } else {
+                        "retried"
+                    },
                     matching(&filter)
                 ),
             });

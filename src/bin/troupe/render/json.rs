@@ -320,7 +320,11 @@ pub(crate) fn approval_json(p: &PendingApproval, now: Timestamp) -> serde_json::
 
 /// One task failed for good, with the path of its last attempt's log (`None`: it never ran)
 /// and that log's last lines: `troupe failed --json`.
-pub(crate) fn failed_json(f: &FailedTask, log: Option<&Path>, tail: &[String]) -> serde_json::Value {
+pub(crate) fn failed_json(
+    f: &FailedTask,
+    log: Option<&Path>,
+    tail: &[String],
+) -> serde_json::Value {
     json!({
         "run": f.run.to_string(),
         "workflow": f.workflow,
