@@ -6,7 +6,8 @@
 //!   decided), published by the scheduler.
 //! - [`projection`]: the fold of the committed-event feed, kept by a follower task; the
 //!   freshness wait (read-your-writes).
-//! - [`views`]: `list`, `status`, `queue`, `dashboard`, the node, pending approvals.
+//! - [`views`]: `list`, `status`, `queue`, `dashboard`, the node, pending approvals, dead
+//!   letters (`failed`).
 //! - [`query`]: answers a read request.
 //! - [`dry_run`]: what an operator command would change (`--dry-run`), without changing it.
 //! - [`subscribe`]: streams pushed to subscribers as changes become durable.

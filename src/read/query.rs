@@ -1,12 +1,12 @@
 //! Answers read requests from the read model: `Node`, `Run`, `Summary`, `List`, `Queue`,
-//! `Dashboard`, `Approvals`, `Events`, `Metrics`, and dry runs of commands (`DryRun`). None
-//! of them enters an actor's mailbox.
+//! `Dashboard`, `Approvals`, `Events`, `Metrics`, `Failed` (dead letters), and dry runs of
+//! commands (`DryRun`). None of them enters an actor's mailbox.
 
 use crate::messages::control::{ControlError, Request, Response};
 use crate::model::{RunId, Seq};
 use crate::read::projection::{now, ReadModel};
 use crate::read::views::{
-    dashboard_view, node_view, pending_approvals, queue_view, run_summary, run_view,
+    dashboard_view, failed_tasks, node_view, pending_approvals, queue_view, run_summary, run_view,
 };
 use crate::storage::codec::encode_message;
 use crate::storage::Journal;
@@ -38,6 +38,7 @@ pub fn is_read(request: &Request) -> bool {
             | Request::Tree(_)
             | Request::Agents
             | Request::Nodes
+            | Request::Failed(_)
     )
 }
 
@@ -141,6 +142,7 @@ pub fn view(model: &ReadModel, request: &Request) -> Response {
             Response::Dashboard(Box::new(dashboard_view(&p, facts, cx, limit, now())))
         }
         Request::Approvals => Response::Approvals(pending_approvals(&p.state, cx.approval_timeout)),
+        Request::Failed(ref filter) => Response::Failed(failed_tasks(&p.state, filter, now())),
         Request::Workflow(run) => match p.state.run(run) {
             Some(r) => Response::Workflow(Box::new((**r.workflow()).clone())),
             None => not_found(run),

@@ -1,12 +1,13 @@
 //! The views a client reads, computed from the projection and the write side's facts:
-//! `list`, `status`, `tasks`, `queue`, `dashboard`, the node, pending approvals.
+//! `list`, `status`, `tasks`, `queue`, `dashboard`, the node, pending approvals, dead letters
+//! (`failed`).
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::time::Duration;
 
 use crate::messages::control::{
-    CompensationView, DashboardView, NodeView, PendingApproval, QueueEntry, QueueView, RunSummary,
-    RunView, RunningAttempt, TaskView,
+    CompensationView, DashboardView, FailedFilter, FailedTask, NodeView, PendingApproval,
+    QueueEntry, QueueView, RunSummary, RunView, RunningAttempt, TaskView,
 };
 use crate::messages::scheduler::AttemptKind;
 use crate::model::caps::{admit, Load};
@@ -176,6 +177,63 @@ pub fn pending_approvals(state: &State, default_timeout: Duration) -> Vec<Pendin
         }
     }
     out.sort_by(|a, b| (a.requested_at, a.run, &a.task).cmp(&(b.requested_at, b.run, &b.task)));
+    out
+}
+
+/// Dead letters: every task of `state` that failed for good (state `failed`) and matches
+/// `filter` (`since` counts back from `t_now`), oldest failure first (ties by run, then task
+/// id). O(runs) for runs with no failed task (per-state counters), O(tasks) for the others.
+pub fn failed_tasks(state: &State, filter: &FailedFilter, t_now: Timestamp) -> Vec<FailedTask> {
+    let mut out = Vec::new();
+    let runs: Box<dyn Iterator<Item = &Run>> = match filter.run {
+        Some(run) => Box::new(state.run(run).into_iter()),
+        None => Box::new(state.runs()),
+    };
+    for r in runs {
+        if r.count(TaskState::Failed) == 0 {
+            continue;
+        }
+        let wf = r.workflow();
+        for (i, t) in r.tasks().iter().enumerate() {
+            if t.state != TaskState::Failed {
+                continue;
+            }
+            let spec = wf.task(i as TaskIndex);
+            // A failed task always has an end; the run's submission stands in for a state
+            // that lacks one.
+            let failed_at = t.finished_at.unwrap_or(r.submitted_at());
+            if filter
+                .since
+                .is_some_and(|since| t_now.saturating_since(failed_at) > since)
+            {
+                continue;
+            }
+            if !filter.labels.iter().all(|l| spec.labels.contains(l)) {
+                continue;
+            }
+            let failure = t.last_failure.as_deref();
+            out.push(FailedTask {
+                run: r.id(),
+                workflow: wf.spec().name.clone(),
+                run_state: r.state(),
+                task: spec.id.clone(),
+                kind: failure.map_or("unknown", |f| f.kind()).to_owned(),
+                exit_code: match failure {
+                    Some(crate::model::Failure::Exit { code }) => Some(*code),
+                    _ => None,
+                },
+                signal: match failure {
+                    Some(crate::model::Failure::Signal { signal }) => Some(*signal),
+                    _ => None,
+                },
+                message: failure.map_or_else(|| "failed".to_owned(), |f| f.to_string()),
+                attempts: t.attempts,
+                failed_at,
+                labels: spec.labels.clone(),
+            });
+        }
+    }
+    out.sort_by(|a, b| (a.failed_at, a.run, &a.task).cmp(&(b.failed_at, b.run, &b.task)));
     out
 }
 
@@ -464,5 +522,185 @@ pub fn dashboard_view(
         running,
         completions: p.completions.iter().cloned().collect(),
         error_rate: 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::{parse_workflow, Event, EventRecord, Failure, TaskId};
+
+    fn apply(s: &mut State, time: u64, event: Event) {
+        let seq = s.last_seq() + 1;
+        s.apply(
+            seq,
+            &EventRecord {
+                time: Timestamp(time),
+                event,
+            },
+        )
+        .unwrap();
+    }
+
+    fn id(t: &str) -> TaskId {
+        t.parse().unwrap()
+    }
+
+    /// Runs `run`: `a` (label `etl`) fails for good at `t_fail` with `failure`, `b` after it
+    /// is upstream_failed, `ok` succeeds.
+    fn failing_run(s: &mut State, run: RunId, t_fail: u64, failure: Failure) {
+        let wf = parse_workflow(
+            "name = \"nightly\"\n[[task]]\nid = \"a\"\ncommand = [\"false\"]\nlabels = [\"etl\", \"db\"]\n\
+             retry = { max_attempts = 1 }\n[[task]]\nid = \"b\"\ncommand = [\"true\"]\n\
+             depends_on = [\"a\"]\n[[task]]\nid = \"ok\"\ncommand = [\"true\"]\n",
+        )
+        .unwrap();
+        apply(
+            s,
+            t_fail - 10,
+            Event::RunSubmitted {
+                run,
+                workflow: Arc::new(wf),
+            },
+        );
+        for task in ["a", "ok"] {
+            apply(
+                s,
+                t_fail - 5,
+                Event::AttemptStarted {
+                    run,
+                    task: id(task),
+                    attempt: 1,
+                },
+            );
+        }
+        apply(
+            s,
+            t_fail - 1,
+            Event::TaskSucceeded {
+                run,
+                task: id("ok"),
+                attempt: 1,
+                usage: None,
+            },
+        );
+        apply(
+            s,
+            t_fail,
+            Event::TaskFailed {
+                run,
+                task: id("a"),
+                attempt: 1,
+                failure,
+                usage: None,
+            },
+        );
+    }
+
+    #[test]
+    fn only_tasks_failed_for_good_are_listed_with_their_failure_oldest_first() {
+        let mut s = State::new();
+        let (r1, r2) = (RunId::from_u128(1), RunId::from_u128(2));
+        failing_run(&mut s, r2, 2_000, Failure::Signal { signal: 9 });
+        failing_run(&mut s, r1, 5_000, Failure::Exit { code: 3 });
+        let all = failed_tasks(&s, &FailedFilter::default(), Timestamp(10_000));
+        assert_eq!(
+            all.iter()
+                .map(|f| (f.run, f.task.as_str()))
+                .collect::<Vec<_>>(),
+            [(r2, "a"), (r1, "a")],
+            "upstream_failed and succeeded tasks are not dead letters"
+        );
+        let f = &all[1];
+        assert_eq!(f.kind, "exit");
+        assert_eq!((f.exit_code, f.signal), (Some(3), None));
+        assert_eq!(f.message, "exited with status 3");
+        assert_eq!(f.attempts, 1);
+        assert_eq!(f.failed_at, Timestamp(5_000));
+        assert_eq!(f.workflow, "nightly");
+        assert_eq!(f.run_state, RunState::Failed);
+        assert_eq!(f.labels, ["etl", "db"]);
+        assert_eq!(
+            (all[0].kind.as_str(), all[0].exit_code, all[0].signal),
+            ("signal", None, Some(9))
+        );
+    }
+
+    #[test]
+    fn filters_by_time_run_and_every_label() {
+        let mut s = State::new();
+        let (r1, r2) = (RunId::from_u128(1), RunId::from_u128(2));
+        failing_run(&mut s, r1, 2_000, Failure::Exit { code: 1 });
+        failing_run(&mut s, r2, 9_000, Failure::Exit { code: 1 });
+        let now = Timestamp(10_000);
+        let runs = |filter: FailedFilter| {
+            failed_tasks(&s, &filter, now)
+                .into_iter()
+                .map(|f| f.run)
+                .collect::<Vec<_>>()
+        };
+        let since = |ms| FailedFilter {
+            since: Some(Duration::from_millis(ms)),
+            ..Default::default()
+        };
+        assert_eq!(runs(since(1_000)), [r2]);
+        assert_eq!(runs(since(8_000)), [r1, r2], "the bound is inclusive");
+        assert_eq!(runs(since(7_999)), [r2]);
+        let of_run = FailedFilter {
+            run: Some(r1),
+            ..Default::default()
+        };
+        assert_eq!(runs(of_run), [r1]);
+        let unknown = FailedFilter {
+            run: Some(RunId::from_u128(3)),
+            ..Default::default()
+        };
+        assert!(runs(unknown).is_empty());
+        let labels = |l: &[&str]| FailedFilter {
+            labels: l.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        assert_eq!(runs(labels(&["etl"])), [r1, r2]);
+        assert_eq!(runs(labels(&["db", "etl"])), [r1, r2]);
+        assert!(runs(labels(&["etl", "web"])).is_empty());
+    }
+
+    #[test]
+    fn a_rejected_approval_is_a_dead_letter_without_attempts() {
+        let wf = parse_workflow(
+            "name = \"gate\"\n[[task]]\nid = \"deploy\"\ncommand = [\"true\"]\n\
+             requires_approval = true\n",
+        )
+        .unwrap();
+        let run = RunId::from_u128(7);
+        let mut s = State::new();
+        apply(
+            &mut s,
+            1,
+            Event::RunSubmitted {
+                run,
+                workflow: Arc::new(wf),
+            },
+        );
+        apply(
+            &mut s,
+            2,
+            Event::ApprovalRejected {
+                run,
+                task: id("deploy"),
+                approver: crate::model::Approver {
+                    name: "ann".into(),
+                    os_user: "ann".into(),
+                    reason: None,
+                },
+            },
+        );
+        let all = failed_tasks(&s, &FailedFilter::default(), Timestamp(3));
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].kind, "approval_rejected");
+        assert_eq!(all[0].attempts, 0);
+        assert_eq!(all[0].failed_at, Timestamp(2));
     }
 }

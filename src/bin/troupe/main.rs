@@ -394,15 +394,60 @@ enum Command {
     /// Retry a failed or cancelled task (or every one of a run) with a fresh retry budget;
     /// its upstream_failed dependents reopen with it. In a run that is compensation_failed,
     /// retries the compensation that failed (RUN/TASK, or RUN for every failed one).
+    /// With --failed instead of a TARGET: every task that failed for good (`troupe failed`
+    /// with the same filters), each retried as `retry RUN/TASK` would be; one the node
+    /// refuses is skipped with the reason. Exit 2 if nothing was retried (none matched, or
+    /// every one was refused).
+    // `requires = "failed"` goes unenforced (clap 4.6; `failed` is also in `json_with`); a
+    // group of its own is enforced, so the filters require `redrive`.
+    #[command(group(clap::ArgGroup::new("json_with").args(["dry_run", "failed"]).multiple(true)))]
+    #[command(group(clap::ArgGroup::new("redrive").args(["failed"])))]
     Retry {
         /// RUN or RUN/TASK.
-        target: Target,
+        #[arg(required_unless_present = "failed", conflicts_with = "failed")]
+        target: Option<Target>,
+        /// Retry every task that failed for good across runs (dead letters), filtered by
+        /// --since, --run and --label.
+        #[arg(long)]
+        failed: bool,
+        /// With --failed: only tasks that failed within this long before now (humantime:
+        /// 30m, 1h, 7d).
+        #[arg(long, value_name = "DUR", requires = "redrive", value_parser = humantime::parse_duration)]
+        since: Option<std::time::Duration>,
+        /// With --failed: only this run's tasks.
+        #[arg(long, value_name = "RUN", requires = "redrive")]
+        run: Option<RunId>,
+        /// With --failed: only tasks with this label (repeatable: every one).
+        #[arg(long = "label", value_name = "LABEL", requires = "redrive")]
+        labels: Vec<String>,
         /// Change nothing: list the run and tasks the command would move (state now → state
         /// after) and the attempts it would terminate; refused like the real command.
         #[arg(long)]
         dry_run: bool,
-        /// With --dry-run: print one JSON object.
-        #[arg(long, requires = "dry_run")]
+        /// With --dry-run: print one JSON object; with --failed: one JSON array, an object
+        /// per task (run, task, workflow, kind, message, outcome, reason).
+        #[arg(long, requires = "json_with")]
+        json: bool,
+    },
+    /// Tasks that failed for good (dead letters) across runs, oldest failure first: run,
+    /// workflow, task, failure kind, exit status or signal, message, attempts, when, labels,
+    /// and the last lines of the last attempt's log. `troupe retry --failed` redrives them.
+    Failed {
+        /// Only tasks that failed within this long before now (humantime: 30m, 1h, 7d).
+        #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
+        since: Option<std::time::Duration>,
+        /// Only this run's tasks.
+        #[arg(long, value_name = "RUN")]
+        run: Option<RunId>,
+        /// Only tasks with this label (repeatable: every one).
+        #[arg(long = "label", value_name = "LABEL")]
+        labels: Vec<String>,
+        /// Log lines shown per task (the end of its last attempt's log).
+        #[arg(long, value_name = "N", default_value_t = 10)]
+        lines: usize,
+        /// Print one JSON array: run, workflow, run_state, task, state, kind, exit_code,
+        /// signal, message, attempts, failed_at, labels, log, log_tail.
+        #[arg(long)]
         json: bool,
     },
     /// Tasks waiting to run, best first: priority, wait time, pool, estimated start (from the
@@ -932,14 +977,42 @@ fn main() -> ExitCode {
             json,
         ),
         Command::Retry {
-            target,
+            failed: true,
+            since,
+            run,
+            labels,
             dry_run,
             json,
+            ..
+        } => cmd::failed::retry_failed(
+            &data_dir,
+            troupe::messages::control::FailedFilter { since, run, labels },
+            dry_run,
+            json,
+        ),
+        Command::Retry {
+            target: Some(target),
+            dry_run,
+            json,
+            ..
         } => control(
             &data_dir,
             "retry",
             AdminCommand::Retry(target),
             dry_run,
+            json,
+        ),
+        Command::Retry { .. } => unreachable!("clap requires a target or --failed"),
+        Command::Failed {
+            since,
+            run,
+            labels,
+            lines,
+            json,
+        } => cmd::failed::failed(
+            &data_dir,
+            troupe::messages::control::FailedFilter { since, run, labels },
+            lines,
             json,
         ),
         Command::Halt {

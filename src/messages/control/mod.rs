@@ -16,7 +16,8 @@
 //!
 //! # Layout
 //! - this file: the handshake, requests, subscriptions, responses and errors.
-//! - `views`: what reads answer (node, run, task, queue, dashboard, approvals, health).
+//! - `views`: what reads answer (node, run, task, queue, dashboard, approvals, health, dead
+//!   letters).
 //! - `frame`: reading and writing length-prefixed frames.
 
 use serde::{Deserialize, Serialize};
@@ -30,7 +31,7 @@ pub use frame::{read_frame, read_frame_within, write_frame, FrameError};
 pub use views::*;
 
 /// Version of this protocol; both sides must agree (checked in the handshake).
-pub const PROTOCOL_VERSION: u16 = 8;
+pub const PROTOCOL_VERSION: u16 = 9;
 
 /// The first bytes of every [`Hello`]: rejects clients that are not speaking troupe at all.
 pub const MAGIC: [u8; 8] = *b"troupe\0\x01";
@@ -306,6 +307,10 @@ pub enum Request {
     /// connection. A subscriber that does not keep up is dropped with
     /// [`ControlError::TooSlow`]; it never holds up the node.
     Subscribe(Subscription),
+    /// Tasks that failed for good (dead letters) matching the filter, oldest failure first
+    /// ([`Response::Failed`]): `troupe failed`, and what `troupe retry --failed` redrives.
+    /// Answered by the read model.
+    Failed(FailedFilter),
 }
 
 /// What a [`Request::Subscribe`] streams. The first frame is the current value; later frames
@@ -465,6 +470,8 @@ pub enum Response {
     Agents(Vec<crate::model::routing::AgentStats>),
     /// Answer to [`Request::Nodes`]: `local` first, then worker nodes by id.
     Nodes(Vec<views::NodeInfo>),
+    /// Answer to [`Request::Failed`].
+    Failed(Vec<FailedTask>),
 }
 
 /// What `troupe delegate` sends.

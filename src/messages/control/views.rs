@@ -496,3 +496,45 @@ pub struct GcReport {
     /// Bytes of those files.
     pub log_bytes: u64,
 }
+
+/// Which dead letters [`super::Request::Failed`] lists (`troupe failed`, `troupe retry
+/// --failed`): every filter set must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedFilter {
+    /// Only tasks that failed at most this long before the node's now (`--since`).
+    pub since: Option<std::time::Duration>,
+    /// Only this run's tasks (`--run`).
+    pub run: Option<RunId>,
+    /// Only tasks carrying every one of these labels (`--label`, repeatable).
+    pub labels: Vec<String>,
+}
+
+/// A task that failed for good (state `failed`: its retries ran out, its failure was not
+/// retryable, or its approval was rejected or expired): a dead letter, as `troupe failed`
+/// lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedTask {
+    /// The run.
+    pub run: RunId,
+    /// The run's workflow name.
+    pub workflow: String,
+    /// The run's state (a retry is refused unless it is `running` or `failed`).
+    pub run_state: RunState,
+    /// The task.
+    pub task: TaskId,
+    /// The failure's kind ([`crate::model::Failure::kind`]: `exit`, `signal`, `timed_out`,
+    /// `approval_rejected`, ...).
+    pub kind: String,
+    /// The exit status, for kind `exit`.
+    pub exit_code: Option<i32>,
+    /// The signal that killed it, for kind `signal`.
+    pub signal: Option<i32>,
+    /// The failure for people (its `Display`: `exited with status 3`).
+    pub message: String,
+    /// Attempts started, all retries included (0: it never ran, e.g. a rejected approval).
+    pub attempts: u32,
+    /// When it failed for good.
+    pub failed_at: Timestamp,
+    /// Its labels (`labels` in the workflow file).
+    pub labels: Vec<String>,
+}

@@ -120,3 +120,48 @@ fn latest_attempt(dir: &Path, kind: AttemptKind) -> Option<u32> {
         })
         .max()
 }
+
+/// Most bytes [`tail`] reads from the end of a log: the last lines of any sane output fit,
+/// and a log of many megabytes is not read whole to show ten lines.
+const TAIL_BYTES: u64 = 64 * 1024;
+
+/// The last `lines` lines of the log at `path` (at most the last [`TAIL_BYTES`] of it; a
+/// line cut by that window is dropped), invalid UTF-8 replaced. A missing file is
+/// `NotFound`.
+pub(crate) fn tail(path: &Path, lines: usize) -> std::io::Result<Vec<String>> {
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let start = len.saturating_sub(TAIL_BYTES);
+    file.seek(SeekFrom::Start(start))?;
+    let mut buf = Vec::new();
+    file.take(TAIL_BYTES).read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf);
+    let mut all: Vec<&str> = text.lines().collect();
+    if start > 0 && !all.is_empty() {
+        all.remove(0);
+    }
+    let keep = all.len().saturating_sub(lines);
+    Ok(all[keep..].iter().map(|l| (*l).to_owned()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_keeps_the_last_lines_and_drops_a_line_cut_by_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.log");
+        std::fs::write(&path, "one\ntwo\nthree\n").unwrap();
+        assert_eq!(tail(&path, 2).unwrap(), ["two", "three"]);
+        assert_eq!(tail(&path, 10).unwrap(), ["one", "two", "three"]);
+        assert!(tail(&path, 0).unwrap().is_empty());
+        let long = format!("{}\nlast\n", "x".repeat(TAIL_BYTES as usize));
+        std::fs::write(&path, long).unwrap();
+        assert_eq!(tail(&path, 10).unwrap(), ["last"]);
+        assert_eq!(
+            tail(&dir.path().join("2.log"), 1).unwrap_err().kind(),
+            std::io::ErrorKind::NotFound
+        );
+    }
+}

@@ -12,6 +12,7 @@
 //!   offline.
 //! - [`control`]: `cancel|suspend|resume|retry`, `halt|unhalt`: one control command.
 //! - [`approval`]: `approvals`, `approve|reject`.
+//! - [`failed`]: `failed`, `retry --failed`: dead letters, and redriving them.
 //! - [`queue`]: `queue`: tasks waiting to run.
 //! - [`metrics`]: `metrics`: figures of a past window, through the node or offline.
 //! - [`health`]: `health`: the node's checks, Nagios exit codes.
@@ -32,6 +33,7 @@ pub(crate) mod cluster;
 pub(crate) mod control;
 pub(crate) mod dashboard;
 pub(crate) mod events;
+pub(crate) mod failed;
 pub(crate) mod health;
 pub(crate) mod journal;
 pub(crate) mod logs;

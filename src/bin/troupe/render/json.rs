@@ -7,8 +7,8 @@ use std::path::Path;
 use serde_json::json;
 
 use troupe::messages::control::{
-    DryRunView, HealthReport, NodeView, PendingApproval, QueueView, RunSummary, RunView,
-    RunningAttempt, Target, TaskView,
+    DryRunView, FailedTask, HealthReport, NodeView, PendingApproval, QueueView, RunSummary,
+    RunView, RunningAttempt, Target, TaskView,
 };
 use troupe::model::dry_run::WorkflowPreview;
 use troupe::model::plan::CriticalPath;
@@ -315,6 +315,31 @@ pub(crate) fn approval_json(p: &PendingApproval, now: Timestamp) -> serde_json::
         "requested_at": p.requested_at.to_string(),
         "age_s": now.saturating_since(p.requested_at).as_secs(),
         "expires_at": p.expires_at.to_string(),
+    })
+}
+
+/// One task failed for good, with the path of its last attempt's log (`None`: it never ran)
+/// and that log's last lines: `troupe failed --json`.
+pub(crate) fn failed_json(
+    f: &FailedTask,
+    log: Option<&Path>,
+    tail: &[String],
+) -> serde_json::Value {
+    json!({
+        "run": f.run.to_string(),
+        "workflow": f.workflow,
+        "run_state": f.run_state.as_str(),
+        "task": f.task.as_str(),
+        "state": "failed",
+        "kind": f.kind,
+        "exit_code": f.exit_code,
+        "signal": f.signal,
+        "message": f.message,
+        "attempts": f.attempts,
+        "failed_at": f.failed_at.to_string(),
+        "labels": f.labels,
+        "log": log.map(|p| p.display().to_string()),
+        "log_tail": tail,
     })
 }
 

@@ -4,7 +4,7 @@
 //!
 //! # Layout
 //! - this file: events, runs, tasks, the node, command results, workflow summaries.
-//! - `operate`: queue, approvals, metrics, health.
+//! - `operate`: queue, approvals, dead letters (`failed`), metrics, health.
 //! - `dry_run`: the plan of a workflow, what a command would change.
 
 use std::io::Write;
@@ -12,8 +12,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use troupe::messages::control::{
-    Command as AdminCommand, DryRunView, Health, HealthReport, NodeView, PendingApproval,
-    QueueView, RunSummary, RunView, TaskView,
+    Command as AdminCommand, DryRunView, FailedTask, Health, HealthReport, NodeView,
+    PendingApproval, QueueView, RunSummary, RunView, TaskView,
 };
 use troupe::model::dry_run::WorkflowPreview;
 use troupe::model::quote::printable;

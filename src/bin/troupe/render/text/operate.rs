@@ -1,4 +1,5 @@
-//! Operating a node: the queue, pending approvals, metrics of a window, health checks.
+//! Operating a node: the queue, pending approvals, dead letters, metrics of a window, health
+//! checks.
 
 use super::*;
 
@@ -86,6 +87,54 @@ pub(crate) fn print_approvals(
             short(p.expires_at.saturating_since(now)),
             printable(&p.command)
         )?;
+    }
+    Ok(())
+}
+
+/// Tasks failed for good as a table, each followed by its labels and the last lines of its
+/// last attempt's log (`tail`, one entry per task, in the same order): `troupe failed`.
+pub(crate) fn print_failed(
+    list: &[FailedTask],
+    tails: &[Vec<String>],
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<40} {:<16} {:<18} {:>6} {:>8}  {:<24}  MESSAGE",
+        "RUN/TASK", "WORKFLOW", "KIND", "STATUS", "ATTEMPTS", "FAILED AT"
+    )?;
+    for (f, tail) in list.iter().zip(tails) {
+        let status = match (f.exit_code, f.signal) {
+            (Some(code), _) => code.to_string(),
+            (None, Some(signal)) => format!("SIG{signal}"),
+            (None, None) => "-".to_owned(),
+        };
+        writeln!(
+            out,
+            "{:<40} {:<16} {:<18} {:>6} {:>8}  {:<24}  {}",
+            format!("{}/{}", f.run, f.task),
+            printable(&f.workflow),
+            f.kind,
+            status,
+            f.attempts,
+            f.failed_at.to_string(),
+            printable(&f.message)
+        )?;
+        if !f.labels.is_empty() {
+            writeln!(out, "    labels: {}", printable(&f.labels.join(", ")))?;
+        }
+        if !tail.is_empty() {
+            writeln!(
+                out,
+                "    last {} line{} of attempt {}:",
+                tail.len(),
+                if tail.len() == 1 { "" } else { "s" },
+                f.attempts
+            )?;
+            for line in tail {
+                writeln!(out, "    | {}", printable(line))?;
+            }
+        }
     }
     Ok(())
 }
