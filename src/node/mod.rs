@@ -267,6 +267,7 @@ impl Node {
                 approval_timeout: self.config.approval_timeout,
                 node_id: journal.node_id().to_owned(),
                 agents: std::sync::Arc::new(self.config.agent_registry.clone()),
+                breakers: std::sync::Arc::new(self.config.breakers.clone()),
             },
         )
         .map_err(|e| {

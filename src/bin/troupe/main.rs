@@ -491,6 +491,17 @@ enum Command {
         #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
         interval: std::time::Duration,
     },
+    /// Circuit breakers (`[[breakers]]` of troupe.toml and of live runs' workflows): state
+    /// (closed, open, half_open), scope, trip rule, tasks waiting in scope, times opened.
+    Breakers {
+        #[command(subcommand)]
+        action: Option<BreakersAction>,
+        /// Print one JSON array: name, state, scope, since, until, reason, opened, waiting,
+        /// failure_rate, window, min_attempts, consecutive_failures, open_for_ms,
+        /// half_open_probes.
+        #[arg(long)]
+        json: bool,
+    },
     /// Pending approval requests, oldest first: run, task, command, age, expiry.
     Approvals {
         /// Print one JSON array.
@@ -579,6 +590,15 @@ enum Command {
         /// Print the backup's fields as one JSON object.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BreakersAction {
+    /// Close an open or half-open breaker by hand (journaled as `reset by USER`).
+    Reset {
+        /// The breaker's name (`WORKFLOW/NAME` for a workflow's own).
+        name: String,
     },
 }
 
@@ -1028,6 +1048,18 @@ fn main() -> ExitCode {
         ),
         Command::Unhalt => cmd::control::command(&data_dir, "unhalt", AdminCommand::Unhalt),
         Command::Approvals { json } => cmd::approval::approvals(&data_dir, json),
+        Command::Breakers { action: None, json } => cmd::breakers::list(&data_dir, json),
+        Command::Breakers {
+            action: Some(BreakersAction::Reset { name }),
+            ..
+        } => cmd::control::command(
+            &data_dir,
+            "breakers reset",
+            AdminCommand::ResetBreaker {
+                breaker: name,
+                os_user: String::new(),
+            },
+        ),
         Command::Queue {
             watch,
             verbose,

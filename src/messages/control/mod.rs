@@ -311,6 +311,9 @@ pub enum Request {
     /// ([`Response::Failed`]): `troupe failed`, and what `troupe retry --failed` redrives.
     /// Answered by the read model.
     Failed(FailedFilter),
+    /// Every circuit breaker, its configuration and journaled state
+    /// ([`Response::Breakers`]): `troupe breakers`. Answered by the read model.
+    Breakers,
 }
 
 /// What a [`Request::Subscribe`] streams. The first frame is the current value; later frames
@@ -472,6 +475,8 @@ pub enum Response {
     Nodes(Vec<views::NodeInfo>),
     /// Answer to [`Request::Failed`].
     Failed(Vec<FailedTask>),
+    /// The answer to [`Request::Breakers`], by name.
+    Breakers(Vec<BreakerView>),
 }
 
 /// What `troupe delegate` sends.

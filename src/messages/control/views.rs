@@ -538,3 +538,36 @@ pub struct FailedTask {
     /// Its labels (`labels` in the workflow file).
     pub labels: Vec<String>,
 }
+
+/// One circuit breaker as `troupe breakers` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BreakerView {
+    /// Its name (`WORKFLOW/NAME` for a workflow's).
+    pub name: String,
+    /// `closed`, `open`, `half_open`.
+    pub state: String,
+    /// Which tasks it watches: `pool=gpu label=api command=curl workflow=w`.
+    pub scope: String,
+    /// When it got to `state` (none: never tripped).
+    pub since: Option<crate::model::Timestamp>,
+    /// While open: when it lets probes through.
+    pub until: Option<crate::model::Timestamp>,
+    /// Why it is in `state` (what tripped it, who reset it).
+    pub reason: Option<String>,
+    /// How many times it opened.
+    pub opened: u64,
+    /// Ready or retrying tasks in its scope (held while it is open).
+    pub waiting: u64,
+    /// `failure_rate` (none: only `consecutive_failures` trips it).
+    pub failure_rate: Option<f64>,
+    /// `window`, attempts.
+    pub window: u32,
+    /// `min_attempts`.
+    pub min_attempts: u32,
+    /// `consecutive_failures`.
+    pub consecutive_failures: Option<u32>,
+    /// `open_for`, ms.
+    pub open_for_ms: u64,
+    /// `half_open_probes`.
+    pub half_open_probes: u32,
+}

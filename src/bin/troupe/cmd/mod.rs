@@ -13,6 +13,7 @@
 //! - [`control`]: `cancel|suspend|resume|retry`, `halt|unhalt`: one control command.
 //! - [`approval`]: `approvals`, `approve|reject`.
 //! - [`failed`]: `failed`, `retry --failed`: dead letters, and redriving them.
+//! - [`breakers`]: `breakers`, `breakers reset NAME`: circuit breakers.
 //! - [`queue`]: `queue`: tasks waiting to run.
 //! - [`metrics`]: `metrics`: figures of a past window, through the node or offline.
 //! - [`health`]: `health`: the node's checks, Nagios exit codes.
@@ -29,6 +30,7 @@ pub(crate) mod approval;
 pub(crate) mod backup;
 pub(crate) mod bench;
 pub(crate) mod bench_control;
+pub(crate) mod breakers;
 pub(crate) mod cluster;
 pub(crate) mod control;
 pub(crate) mod dashboard;
