@@ -164,7 +164,7 @@ impl Notice {
 /// The node's webhook sender. With no webhook configured every call is a no-op.
 pub struct Webhooks {
     /// Subscribed event kinds (any webhook), to skip building notices nobody wants.
-    wanted: [bool; 5],
+    wanted: [bool; WebhookEvent::ALL.len()],
     /// To the sender task.
     queue: Option<tokio::sync::mpsc::Sender<(Notice, Timestamp)>>,
     /// Counts drops.
@@ -177,7 +177,7 @@ impl Webhooks {
     /// No webhooks.
     pub fn none(metrics: Arc<Metrics>) -> Self {
         Webhooks {
-            wanted: [false; 5],
+            wanted: [false; WebhookEvent::ALL.len()],
             queue: None,
             metrics,
             in_flight: Arc::new(tokio::sync::watch::channel(0).0),
@@ -189,7 +189,7 @@ impl Webhooks {
         if hooks.is_empty() {
             return Self::none(metrics);
         }
-        let mut wanted = [false; 5];
+        let mut wanted = [false; WebhookEvent::ALL.len()];
         for h in &hooks {
             for e in &h.events {
                 wanted[*e as usize] = true;
