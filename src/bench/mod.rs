@@ -15,6 +15,7 @@
 //! - [`metrics`]: scraping, `metrics --since`, dashboard refreshes, metrics overhead.
 //! - [`fanout`]: a mapped task's N no-op instances against N plain no-op tasks.
 //! - [`agents`]: spawn + wait latency and agent-tree rate against plain runs and tasks.
+//! - [`resilience`]: no-op throughput with one circuit breaker on every task against none.
 //! - [`boot`]: a long journal's boot (newest snapshot + tail) against a full replay.
 //! - [`cluster`]: remote worker nodes on loopback against a local node: `/bin/true`
 //!   throughput, submit → done latency, and how soon a killed worker's attempt is retried
@@ -33,6 +34,7 @@ pub mod load;
 pub mod metrics;
 mod plan;
 pub mod reads;
+pub mod resilience;
 pub mod saga;
 pub mod tasks;
 

@@ -119,6 +119,12 @@ impl Node {
         self
     }
 
+    /// The node's circuit breakers (`[[breakers]]`).
+    pub fn breakers(mut self, breakers: Vec<crate::model::resilience::BreakerSpec>) -> Self {
+        self.config.breakers = breakers;
+        self
+    }
+
     /// Node approval rules.
     pub fn approval_rules(mut self, rules: Vec<ApprovalRule>) -> Self {
         self.config.approval_rules = rules;

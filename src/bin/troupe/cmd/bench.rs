@@ -224,6 +224,22 @@ pub(crate) enum BenchCommand {
     /// (readers, `events --follow`, submitters) plus a garbage client and a connect/drop
     /// loop, against 1 client of each kind; every submit checked acknowledged once.
     Control(super::bench_control::ControlArgs),
+    /// What one circuit breaker on every task costs: no-op tasks/s with it vs without,
+    /// alternating rounds (target ≥ 0.9×).
+    Breakers {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Scratch directory (removed afterwards). Default: DATA_DIR/bench-breakers-<pid>.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// No-op tasks per round.
+        #[arg(long, default_value_t = 100_000)]
+        tasks: usize,
+        /// Rounds per setting.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
     /// Operating a node: /metrics scrape with 1M tasks in the journal (vs /healthz),
     /// `metrics --since 7d` over 10M events (vs a raw scan of them), dashboard refreshes (vs a
     /// status round trip), and no-op throughput with metrics on vs off.
@@ -370,6 +386,9 @@ impl BenchCommand {
                 *events > *tail && *rounds > 0,
                 "--events (more than --tail) and --rounds",
             ),
+            BenchCommand::Breakers { tasks, rounds, .. } => {
+                positive(*tasks > 0 && *rounds > 0, "--tasks and --rounds")
+            }
             BenchCommand::Metrics {
                 scrape_tasks,
                 since_events,
@@ -477,6 +496,31 @@ fn measure(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
                 return Ok(());
             }
             print_metrics(&r, scrape_tasks);
+        }
+        BenchCommand::Breakers {
+            json,
+            dir,
+            tasks,
+            rounds,
+        } => {
+            let dir = dir.unwrap_or_else(|| scratch(data_dir, "bench-breakers"));
+            let mut opts = bench::resilience::BreakersBenchOptions::new(dir);
+            opts.tasks = tasks;
+            opts.rounds = rounds;
+            let rt = tokio::runtime::Runtime::new()?;
+            let r = rt.block_on(bench::resilience::breakers(&opts))?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+                return Ok(());
+            }
+            println!("bench breakers: {} no-op tasks per round, buffered journal, 16 workers", r.tasks);
+            for (i, (on, off)) in r.rounds.iter().enumerate() {
+                println!("  round {}: one breaker {on:>10.0} tasks/s   none {off:>10.0} tasks/s", i + 1);
+            }
+            println!(
+                "median: one breaker {:.0} tasks/s, none {:.0} tasks/s, ratio {:.3} (target ≥ 0.9)",
+                r.figure, r.baseline, r.ratio
+            );
         }
         BenchCommand::Agents {
             json,
