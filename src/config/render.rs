@@ -67,6 +67,41 @@ pub fn render(cfg: &super::NodeConfig) -> String {
         files: Vec<String>,
     }
     #[derive(serde::Serialize)]
+    struct Breaker<'a> {
+        name: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pool: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        label: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        command: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        failure_rate: Option<f64>,
+        window: u32,
+        min_attempts: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        consecutive_failures: Option<u32>,
+        open_for: String,
+        half_open_probes: u32,
+    }
+    #[derive(serde::Serialize)]
+    struct Policy<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        label: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        max_attempts: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        initial_interval: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        backoff_coefficient: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        max_interval: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        jitter: Option<f64>,
+        non_retryable_exit_codes: &'a [i32],
+        non_retryable_signals: &'a [i32],
+    }
+    #[derive(serde::Serialize)]
     struct Out<'a> {
         workers: u32,
         grace: String,
@@ -83,6 +118,8 @@ pub fn render(cfg: &super::NodeConfig) -> String {
         cluster: Option<Cluster>,
         #[serde(skip_serializing_if = "Option::is_none")]
         secrets: Option<SecretFiles>,
+        breakers: Vec<Breaker<'a>>,
+        retry_policies: BTreeMap<&'a str, Policy<'a>>,
     }
     let human = |d: Duration| humantime::format_duration(d).to_string();
     let out = Out {
@@ -154,6 +191,41 @@ pub fn render(cfg: &super::NodeConfig) -> String {
                 .map(|p| p.display().to_string())
                 .collect(),
         }),
+        breakers: cfg
+            .breakers
+            .iter()
+            .map(|b| Breaker {
+                name: &b.name,
+                pool: b.scope.pool.as_deref(),
+                label: b.scope.label.as_deref(),
+                command: b.scope.command.as_deref(),
+                failure_rate: b.failure_rate,
+                window: b.window,
+                min_attempts: b.min_attempts,
+                consecutive_failures: b.consecutive_failures,
+                open_for: human(b.open_for),
+                half_open_probes: b.half_open_probes,
+            })
+            .collect(),
+        retry_policies: cfg
+            .retry_policies
+            .iter()
+            .map(|p| {
+                (
+                    p.name.as_str(),
+                    Policy {
+                        label: p.label.as_deref(),
+                        max_attempts: p.retry.max_attempts,
+                        initial_interval: p.retry.initial_interval.map(human),
+                        backoff_coefficient: p.retry.backoff_coefficient,
+                        max_interval: p.retry.max_interval.map(human),
+                        jitter: p.retry.jitter,
+                        non_retryable_exit_codes: &p.choice.non_retryable_exit_codes,
+                        non_retryable_signals: &p.choice.non_retryable_signals,
+                    },
+                )
+            })
+            .collect(),
     };
     toml::to_string(&out).expect("plain values serialize")
 }
@@ -176,6 +248,18 @@ mod tests {
         assert_eq!(f.approval_rules.len(), 1);
         assert_eq!(f.approval_timeout, Some(cfg.approval_timeout));
         assert!(f.cluster.is_none());
+    }
+
+    #[test]
+    fn rendered_breakers_and_retry_policies_read_back() {
+        let text = "[pools]\napi = 2\n[[breakers]]\nname = \"b\"\npool = \"api\"\nconsecutive_failures = 3\nopen_for = \"90s\"\n\
+                    [retry_policies.net]\nlabel = \"net\"\nmax_attempts = 4\nnon_retryable_exit_codes = [2]\n";
+        let f = parse(text, "t").unwrap();
+        let mut cfg = crate::config::NodeConfig::new("/tmp/x");
+        f.apply(&mut cfg);
+        let back = parse(&render(&cfg), "rendered").unwrap();
+        assert_eq!(back.breakers, cfg.breakers);
+        assert_eq!(back.retry_policies, cfg.retry_policies);
     }
 
     #[test]

@@ -286,3 +286,99 @@ pub struct ResilienceState {
     /// Hook calls.
     pub hooks: Hooks,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::event::EventRecord;
+
+    fn apply(s: &mut State, time: u64, event: Event) -> Result<(), ApplyError> {
+        let seq = s.last_seq() + 1;
+        s.apply(
+            seq,
+            &EventRecord {
+                time: Timestamp(time),
+                event,
+            },
+        )
+    }
+
+    #[test]
+    fn a_breaker_opens_half_opens_and_closes_and_refuses_the_rest() {
+        let mut s = State::new();
+        let b = || "api".to_owned();
+        let half = |s: &mut State| apply(s, 3, Event::BreakerHalfOpened { breaker: b() });
+        let close = |s: &mut State| {
+            apply(
+                s,
+                4,
+                Event::BreakerClosed {
+                    breaker: b(),
+                    reason: "probes".into(),
+                },
+            )
+        };
+        assert!(half(&mut s).is_err(), "never opened");
+        assert!(close(&mut s).is_err(), "never opened");
+        apply(
+            &mut s,
+            1,
+            Event::BreakerOpened {
+                breaker: b(),
+                until: Timestamp(60_001),
+                reason: "3 failures in a row".into(),
+            },
+        )
+        .unwrap();
+        let r = &s.breakers()["api"];
+        assert_eq!(r.state, BreakerState::Open { until: Timestamp(60_001) });
+        assert_eq!(r.opened, 1);
+        half(&mut s).unwrap();
+        assert!(half(&mut s).is_err(), "already half-open");
+        close(&mut s).unwrap();
+        assert_eq!(s.breakers()["api"].state, BreakerState::Closed);
+        assert!(close(&mut s).is_err(), "already closed");
+        s.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_hook_call_runs_attempts_in_order_and_ends_once() {
+        use crate::model::resilience::{HookOn, HookSpec, Scope};
+        let mut s = State::new();
+        let call = HookCall {
+            hook: HookSpec {
+                name: "audit".into(),
+                on: HookOn::TaskFailed,
+                scope: Scope::default(),
+                command: crate::model::Command::Argv(vec!["true".into()]),
+                timeout: std::time::Duration::from_secs(1),
+                max_attempts: 2,
+                veto: false,
+            },
+            run: None,
+            task: None,
+            payload: "{}".into(),
+        };
+        apply(&mut s, 1, Event::HookQueued { call: Box::new(call) }).unwrap();
+        assert!(apply(&mut s, 2, Event::HookSucceeded { id: 0, attempt: 1 }).is_err());
+        assert!(apply(&mut s, 2, Event::HookStarted { id: 0, attempt: 2 }).is_err());
+        apply(&mut s, 2, Event::HookStarted { id: 0, attempt: 1 }).unwrap();
+        apply(
+            &mut s,
+            3,
+            Event::HookFailed {
+                id: 0,
+                attempt: 1,
+                failure: crate::model::Failure::TimedOut,
+                retry_at: Some(Timestamp(4)),
+            },
+        )
+        .unwrap();
+        assert_eq!(s.hooks().calls[&0].state, HookState::Retrying { at: Timestamp(4) });
+        apply(&mut s, 4, Event::HookStarted { id: 0, attempt: 2 }).unwrap();
+        apply(&mut s, 5, Event::HookSucceeded { id: 0, attempt: 2 }).unwrap();
+        assert_eq!(s.hooks().calls[&0].state, HookState::Succeeded);
+        assert!(apply(&mut s, 6, Event::HookStarted { id: 0, attempt: 3 }).is_err());
+        assert_eq!(s.hooks().pending().count(), 0);
+    }
+}

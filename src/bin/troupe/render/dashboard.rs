@@ -218,6 +218,8 @@ fn queue_table(frame: &mut Frame, v: &DashboardView, now: Timestamp, area: Rect)
             Cell::from(e.priority.to_string()),
             Cell::from(printable(e.pool.as_deref().unwrap_or_default()).into_owned()),
             Cell::from(short(now.saturating_since(e.waiting_since))),
+            // Why a ready task waits: a cap, a breaker ("breaker api open until T").
+            Cell::from(printable(e.blocked.as_deref().unwrap_or_default()).into_owned()),
         ])
         .style(Style::default().fg(state_color(e.state)))
     });
@@ -229,10 +231,11 @@ fn queue_table(frame: &mut Frame, v: &DashboardView, now: Timestamp, area: Rect)
             Constraint::Length(4),
             Constraint::Length(8),
             Constraint::Length(8),
+            Constraint::Min(12),
         ],
     )
     .header(
-        Row::new(["RUN/TASK", "STATE", "PRIO", "POOL", "WAIT"])
+        Row::new(["RUN/TASK", "STATE", "PRIO", "POOL", "WAIT", "HELD BY"])
             .style(Style::default().add_modifier(Modifier::BOLD)),
     )
     .block(
