@@ -331,7 +331,12 @@ mod tests {
         )
         .unwrap();
         let r = &s.breakers()["api"];
-        assert_eq!(r.state, BreakerState::Open { until: Timestamp(60_001) });
+        assert_eq!(
+            r.state,
+            BreakerState::Open {
+                until: Timestamp(60_001)
+            }
+        );
         assert_eq!(r.opened, 1);
         half(&mut s).unwrap();
         assert!(half(&mut s).is_err(), "already half-open");
@@ -359,7 +364,14 @@ mod tests {
             task: None,
             payload: "{}".into(),
         };
-        apply(&mut s, 1, Event::HookQueued { call: Box::new(call) }).unwrap();
+        apply(
+            &mut s,
+            1,
+            Event::HookQueued {
+                call: Box::new(call),
+            },
+        )
+        .unwrap();
         assert!(apply(&mut s, 2, Event::HookSucceeded { id: 0, attempt: 1 }).is_err());
         assert!(apply(&mut s, 2, Event::HookStarted { id: 0, attempt: 2 }).is_err());
         apply(&mut s, 2, Event::HookStarted { id: 0, attempt: 1 }).unwrap();
@@ -374,7 +386,10 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!(s.hooks().calls[&0].state, HookState::Retrying { at: Timestamp(4) });
+        assert_eq!(
+            s.hooks().calls[&0].state,
+            HookState::Retrying { at: Timestamp(4) }
+        );
         apply(&mut s, 4, Event::HookStarted { id: 0, attempt: 2 }).unwrap();
         apply(&mut s, 5, Event::HookSucceeded { id: 0, attempt: 2 }).unwrap();
         assert_eq!(s.hooks().calls[&0].state, HookState::Succeeded);

@@ -513,9 +513,15 @@ fn measure(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&r)?);
                 return Ok(());
             }
-            println!("bench breakers: {} no-op tasks per round, buffered journal, 16 workers", r.tasks);
+            println!(
+                "bench breakers: {} no-op tasks per round, buffered journal, 16 workers",
+                r.tasks
+            );
             for (i, (on, off)) in r.rounds.iter().enumerate() {
-                println!("  round {}: one breaker {on:>10.0} tasks/s   none {off:>10.0} tasks/s", i + 1);
+                println!(
+                    "  round {}: one breaker {on:>10.0} tasks/s   none {off:>10.0} tasks/s",
+                    i + 1
+                );
             }
             println!(
                 "median: one breaker {:.0} tasks/s, none {:.0} tasks/s, ratio {:.3} (target ≥ 0.9)",
