@@ -408,6 +408,86 @@ fn cluster_events(state: &State, out: &mut Vec<Event>) {
     }
 }
 
+/// The hook the walks' hook calls run: notified when a run finishes, three attempts.
+fn hook() -> troupe::model::resilience::HookSpec {
+    troupe::model::resilience::HookSpec {
+        name: "notify".into(),
+        on: troupe::model::resilience::HookOn::RunFinished,
+        scope: Default::default(),
+        command: troupe::model::Command::Argv(vec!["true".into()]),
+        timeout: std::time::Duration::from_secs(5),
+        max_attempts: 3,
+        veto: false,
+    }
+}
+
+/// Breakers' and hook calls' legal events (they name no run): breaker `b` opens while closed
+/// (a trip) or half-open (a failed probe), half-opens or is reset while open, closes while
+/// half-open; a hook call is queued while fewer than two are pending, a pending call starts
+/// its next attempt, a running one succeeds or fails (with a retry while attempts remain).
+fn resilience_events(state: &State, time: Timestamp, out: &mut Vec<Event>) {
+    use troupe::model::state::{BreakerState, HookState};
+    let breaker = || "b".to_owned();
+    let opened = Event::BreakerOpened {
+        breaker: breaker(),
+        until: Timestamp(time.0 + 60_000),
+        reason: "3 failures in a row".into(),
+    };
+    match state.breakers().get("b").map(|b| b.state) {
+        None | Some(BreakerState::Closed) => out.push(opened),
+        Some(BreakerState::Open { .. }) => {
+            out.push(Event::BreakerHalfOpened { breaker: breaker() });
+            out.push(Event::BreakerClosed {
+                breaker: breaker(),
+                reason: "reset by prop".into(),
+            });
+        }
+        Some(BreakerState::HalfOpen) => {
+            out.push(opened);
+            out.push(Event::BreakerClosed {
+                breaker: breaker(),
+                reason: "probes succeeded".into(),
+            });
+        }
+    }
+    let hooks = state.hooks();
+    if hooks.pending().count() < 2 {
+        out.push(Event::HookQueued {
+            call: Box::new(troupe::model::HookCall {
+                hook: hook(),
+                run: state.runs().next().map(|r| r.id()),
+                task: None,
+                payload: "{}".into(),
+            }),
+        });
+    }
+    for (id, c) in hooks.pending() {
+        if c.state != HookState::Running {
+            out.push(Event::HookStarted {
+                id,
+                attempt: c.attempts + 1,
+            });
+            continue;
+        }
+        out.push(Event::HookSucceeded {
+            id,
+            attempt: c.attempts,
+        });
+        let mut ends = vec![None];
+        if c.attempts < c.call.hook.max_attempts {
+            ends.push(Some(Timestamp(time.0 + 500)));
+        }
+        for retry_at in ends {
+            out.push(Event::HookFailed {
+                id,
+                attempt: c.attempts,
+                failure: Failure::Exit { code: 1 },
+                retry_at,
+            });
+        }
+    }
+}
+
 /// An event chosen with no regard for legality (it may still happen to be legal): an
 /// existing run or an unknown one, any task of any workflow, any attempt number.
 fn noise(choice: u32, state: &State, wfs: &[Arc<Workflow>], time: Timestamp) -> Event {
@@ -480,6 +560,12 @@ fn noise(choice: u32, state: &State, wfs: &[Arc<Workflow>], time: Timestamp) -> 
 
 /// Walks `choices` through the legal events (and, for choices with the top bit set, noise),
 /// checking the per-step properties. Returns the applied records.
+///
+/// A legal step whose choice has the top nibble 7 (one in eight) is followed by a legal
+/// breaker or hook event ([`resilience_events`]). Those name no run and are not offered by
+/// [`legal`]: among the run events they would crowd out the rare ones (an expansion is due
+/// only briefly), and this way the run events a walk reaches are the same with or without
+/// them.
 fn walk(
     wfs: &[Arc<Workflow>],
     choices: &[u32],
@@ -489,35 +575,44 @@ fn walk(
     let mut submitted = 0usize;
     for (step, &choice) in choices.iter().enumerate() {
         let time = Timestamp(step as u64 * 1_000);
-        let (event, must_accept) = if choice & 0x8000_0000 != 0 {
-            (noise(choice & 0x7fff_ffff, &state, wfs, time), false)
-        } else {
-            let legal = legal(&state, wfs, submitted, time);
-            (legal[choice as usize % legal.len()].clone(), true)
-        };
-        let record = EventRecord { time, event };
-        let before = state.clone();
-        let seq = log.len() as u64 + 1;
-        match state.apply(seq, &record) {
-            Ok(()) => {
-                if let Event::RunSubmitted { .. } = record.event {
-                    submitted += 1;
+        for resilience in [false, true] {
+            let (event, must_accept) = if resilience {
+                if choice & 0xf000_0000 != 0x7000_0000 {
+                    break;
                 }
-                log.push(record);
-                if let Err(e) = state.check_invariants() {
-                    return Err(TestCaseError::fail(format!(
-                        "after {} (step {step}): {e}",
-                        log.last().unwrap().event.type_name()
-                    )));
+                let mut legal = Vec::new();
+                resilience_events(&state, time, &mut legal);
+                (legal[(choice >> 8) as usize % legal.len()].clone(), true)
+            } else if choice & 0x8000_0000 != 0 {
+                (noise(choice & 0x7fff_ffff, &state, wfs, time), false)
+            } else {
+                let legal = legal(&state, wfs, submitted, time);
+                (legal[choice as usize % legal.len()].clone(), true)
+            };
+            let record = EventRecord { time, event };
+            let before = state.clone();
+            let seq = log.len() as u64 + 1;
+            match state.apply(seq, &record) {
+                Ok(()) => {
+                    if let Event::RunSubmitted { .. } = record.event {
+                        submitted += 1;
+                    }
+                    log.push(record);
+                    if let Err(e) = state.check_invariants() {
+                        return Err(TestCaseError::fail(format!(
+                            "after {} (step {step}): {e}",
+                            log.last().unwrap().event.type_name()
+                        )));
+                    }
                 }
-            }
-            Err(e) => {
-                prop_assert!(
-                    !must_accept,
-                    "legal {} refused: {e}",
-                    record.event.type_name()
-                );
-                prop_assert_eq!(&state, &before, "a refused event changed the state");
+                Err(e) => {
+                    prop_assert!(
+                        !must_accept,
+                        "legal {} refused: {e}",
+                        record.event.type_name()
+                    );
+                    prop_assert_eq!(&state, &before, "a refused event changed the state");
+                }
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Codec round trip of every event type, and a golden file of encoded events.
 //!
-//! `tests/golden/events-v6.bin` holds the envelopes of [`events`] as written by event schema
-//! version 6: for each, a u32 little-endian length, then the envelope. The test decodes the
+//! `tests/golden/events-v7.bin` holds the envelopes of [`events`] as written by event schema
+//! version 7: for each, a u32 little-endian length, then the envelope. The test decodes the
 //! file and expects exactly these events back, so a change that breaks reading journals
 //! written today fails CI. To add a new event type, append it to [`events`] and regenerate
 //! with `TROUPE_BLESS=1 cargo test --test golden` (existing bytes must not change; the test
@@ -9,19 +9,30 @@
 //! `labels` or `compensate_retry`) and `events-v2.bin` by schema 2 (no `max_output`, `gate`,
 //! `for_each`, and none of the events schema 3 added), `events-v3.bin` by schema 3 (no
 //! workflow `output` or `[authority]`, none of the agent events), `events-v4.bin` by schema 4
-//! (none of the cluster events), `events-v5.bin` by schema 5 (no task `secret_env`); all must
-//! keep decoding to the same events.
+//! (none of the cluster events), `events-v5.bin` by schema 5 (no task `secret_env`),
+//! `events-v6.bin` by schema 6 (no task `retry_choice`, no workflow `[[breakers]]` or
+//! `[[hooks]]`, none of the breaker and hook events, no `vetoed` failure); all must keep
+//! decoding to the same events.
+//!
+//! Snapshots are pinned the same way: `snapshot-v7.bin` holds [`resilience_state`] (breakers
+//! and hook calls on top of a cluster and a compensating run), `snapshot-v6.bin` and
+//! `snapshot-v5.bin` decode to the same state without breakers or hook calls, the older
+//! ones to the same state without a cluster either.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
 use troupe::model::{
-    parse_workflow, Approver, Event, EventRecord, Failure, ResourceUsage, RunId, TaskId, Timestamp,
+    parse_workflow, Approver, Event, EventRecord, Failure, HookCall, ResourceUsage, RunId, TaskId,
+    Timestamp, Workflow,
 };
 use troupe::storage::codec::{decode_event, encode_event};
 
-const GOLDEN: &str = "tests/golden/events-v6.bin";
+const GOLDEN: &str = "tests/golden/events-v7.bin";
+const GOLDEN_V6: &str = "tests/golden/events-v6.bin";
+/// Events the schema-6 golden file holds (the rest were added by schema 7).
+const V6_EVENTS: usize = 49;
 const GOLDEN_V5: &str = "tests/golden/events-v5.bin";
 /// Events the schema-5 golden file holds (all of today's types; schema 6 changed the spec).
 const V5_EVENTS: usize = 48;
@@ -48,19 +59,172 @@ const V5_FIELDS: &str = "node_labels = [\"gpu\", \"big\"]\n";
 /// Spec fields added by schema 6 (secret names, never values), on the first task too.
 const V6_FIELDS: &str = "secret_env = [\"API_KEY\", \"DB_PASSWORD\"]\n";
 
+/// Spec fields added by schema 7 (a retry policy choice), on the first task too; the node
+/// adds the policy's non-retryable exit codes and signals at submission ([`events`] does).
+const V7_FIELDS: &str = "retry_policy = \"net\"\n";
+
+/// Workflow fields added by schema 7: a breaker on the workflow's pool, a veto hook and an
+/// unnamed one (named `hooks[1]`), at the end of the golden workflow.
+const V7_WORKFLOW: &str = r#"[[breakers]]
+name = "cc"
+pool = "cc"
+label = "build"
+command = "make*"
+failure_rate = 0.5
+window = 20
+min_attempts = 10
+consecutive_failures = 5
+open_for = "30s"
+half_open_probes = 2
+[[hooks]]
+name = "allowed"
+on = "task_ready"
+match = { workflow = "golden", label = "build", pool = "cc" }
+shell = "./allowed.sh"
+timeout = "10s"
+max_attempts = 2
+veto = true
+[[hooks]]
+on = "run_finished"
+command = ["./notify.sh", "--channel", "ops"]
+"#;
+
 fn events() -> Vec<EventRecord> {
+    let mut events = events_with_workflow(
+        &format!("{V2_FIELDS}{V3_FIELDS}{V5_FIELDS}{V6_FIELDS}{V7_FIELDS}"),
+        V7_WORKFLOW,
+    );
+    // What the node writes into the spec from its `[retry_policies.net]` at submission.
+    let Event::RunSubmitted { workflow, .. } = &mut events[0].event else {
+        unreachable!()
+    };
+    let mut spec = workflow.spec().clone();
+    let choice = spec.tasks[0].retry_choice.as_mut().unwrap();
+    choice.non_retryable_exit_codes = vec![2, 78];
+    choice.non_retryable_signals = vec![9];
+    *workflow = Arc::new(Workflow::from_spec(spec).unwrap());
+    events.extend(agent_events());
+    events.extend(cluster_events());
+    events.push(runs_removed());
+    events.extend(resilience_events());
+    events
+}
+
+/// The events of the schema-6 golden file: schema 6's types, the spec without `retry_choice`
+/// and `resilience`.
+fn events_v6() -> Vec<EventRecord> {
     let mut events = events_with(&format!("{V2_FIELDS}{V3_FIELDS}{V5_FIELDS}{V6_FIELDS}"));
     events.extend(agent_events());
     events.extend(cluster_events());
-    // Schema 6 also added retention's `runs_removed`.
-    events.push(EventRecord {
+    events.push(runs_removed());
+    events
+}
+
+/// The event schema 6 added: retention's `runs_removed`.
+fn runs_removed() -> EventRecord {
+    EventRecord {
         time: Timestamp(1_700_000_000_900),
         event: Event::RunsRemoved {
             runs: vec![RunId::from_u128(77), RunId::from_u128(78)],
             older_than_ms: 30 * 86_400_000,
         },
-    });
-    events
+    }
+}
+
+/// The golden workflow's hooks (schema 7), as [`V7_WORKFLOW`] resolves them.
+fn golden_hooks() -> Vec<troupe::model::resilience::HookSpec> {
+    let wf = golden_workflow("", V7_WORKFLOW);
+    wf.spec().resilience.as_ref().unwrap().hooks.clone()
+}
+
+/// The events schema 7 added: a breaker's round (opened, half-open, closed), two hook calls
+/// (the veto hook failing twice, so the task it guards fails `vetoed`; the run hook
+/// succeeding). The breaker and hook events replay through the fold on their own (checked
+/// by `resilience_events_replay_through_the_fold`); the veto pins `Failure::Vetoed`.
+fn resilience_events() -> Vec<EventRecord> {
+    let run = RunId::from_u128(0x0193_5a7e_1c00_4000_8000_0000_0000_0042);
+    let task = TaskId::new("build.x86_64-linux").unwrap();
+    let [veto, notify] = <[_; 2]>::try_from(golden_hooks()).unwrap();
+    let e = |ms: u64, event: Event| EventRecord {
+        time: Timestamp(1_763_700_300_000 + ms),
+        event,
+    };
+    let breaker = || "golden/cc".to_owned();
+    vec![
+        e(
+            0,
+            Event::BreakerOpened {
+                breaker: breaker(),
+                until: Timestamp(1_763_700_330_000),
+                reason: "10 of the last 20 attempts failed (failure_rate 0.5)".into(),
+            },
+        ),
+        e(1, Event::BreakerHalfOpened { breaker: breaker() }),
+        e(
+            2,
+            Event::BreakerClosed {
+                breaker: breaker(),
+                reason: "2 probes succeeded".into(),
+            },
+        ),
+        e(
+            3,
+            Event::HookQueued {
+                call: Box::new(HookCall {
+                    hook: veto,
+                    run: Some(run),
+                    task: Some(task.clone()),
+                    payload: r#"{"event":"task_ready","task":"build.x86_64-linux"}"#.into(),
+                }),
+            },
+        ),
+        e(4, Event::HookStarted { id: 0, attempt: 1 }),
+        e(
+            5,
+            Event::HookFailed {
+                id: 0,
+                attempt: 1,
+                failure: Failure::TimedOut,
+                retry_at: Some(Timestamp(1_763_700_301_000)),
+            },
+        ),
+        e(6, Event::HookStarted { id: 0, attempt: 2 }),
+        e(
+            7,
+            Event::HookFailed {
+                id: 0,
+                attempt: 2,
+                failure: Failure::Exit { code: 1 },
+                retry_at: None,
+            },
+        ),
+        e(
+            8,
+            Event::TaskFailed {
+                run,
+                task,
+                attempt: 16,
+                failure: Failure::Vetoed {
+                    hook: "allowed".into(),
+                    message: "exited with status 1: not on a Friday".into(),
+                },
+                usage: None,
+            },
+        ),
+        e(
+            9,
+            Event::HookQueued {
+                call: Box::new(HookCall {
+                    hook: notify,
+                    run: Some(run),
+                    task: None,
+                    payload: r#"{"event":"run_finished","state":"failed"}"#.into(),
+                }),
+            },
+        ),
+        e(10, Event::HookStarted { id: 1, attempt: 1 }),
+        e(11, Event::HookSucceeded { id: 1, attempt: 1 }),
+    ]
 }
 
 /// The events of the schema-5 golden file: today's types, the spec without `secret_env`.
@@ -273,19 +437,13 @@ command = ["python3", "sum.py", "{{ input.path }}"]
 }
 
 fn events_with(first_task_extra: &str) -> Vec<EventRecord> {
-    let run = RunId::from_u128(0x0193_5a7e_1c00_4000_8000_0000_0000_0042);
-    let task = TaskId::new("build.x86_64-linux").unwrap();
-    let usage = Some(ResourceUsage {
-        user_cpu_us: 1_234_567,
-        system_cpu_us: 89_000,
-        max_rss_kib: 65_536,
-    });
-    let approver = Approver {
-        name: "alice".into(),
-        os_user: "deploy".into(),
-        reason: Some("LGTM — ship it".into()),
-    };
-    let wf = Arc::new(
+    events_with_workflow(first_task_extra, "")
+}
+
+/// The golden workflow: `first_task_extra` on its first task, `workflow_extra` at the end
+/// (after the last task: `[[breakers]]`, `[[hooks]]`).
+fn golden_workflow(first_task_extra: &str, workflow_extra: &str) -> Arc<Workflow> {
+    Arc::new(
         parse_workflow(
             &r#"
 name = "golden"
@@ -314,11 +472,29 @@ compensate_shell = "./unpublish.sh"
 retry = { max_attempts = 1 }
 env = { TOKEN = "x" }
 timeout = "30s"
+WORKFLOW
 "#
-            .replace("EXTRA\n", first_task_extra),
+            .replace("EXTRA\n", first_task_extra)
+            .replace("WORKFLOW\n", workflow_extra),
         )
         .unwrap(),
-    );
+    )
+}
+
+fn events_with_workflow(first_task_extra: &str, workflow_extra: &str) -> Vec<EventRecord> {
+    let run = RunId::from_u128(0x0193_5a7e_1c00_4000_8000_0000_0000_0042);
+    let task = TaskId::new("build.x86_64-linux").unwrap();
+    let usage = Some(ResourceUsage {
+        user_cpu_us: 1_234_567,
+        system_cpu_us: 89_000,
+        max_rss_kib: 65_536,
+    });
+    let approver = Approver {
+        name: "alice".into(),
+        os_user: "deploy".into(),
+        reason: Some("LGTM — ship it".into()),
+    };
+    let wf = golden_workflow(first_task_extra, workflow_extra);
     let e = |ms: u64, event: Event| EventRecord {
         time: Timestamp(1_763_700_000_000 + ms),
         event,
@@ -682,7 +858,10 @@ fn golden_file_still_decodes() {
     assert_eq!(golden, fresh, "the encoding of existing events changed");
 }
 
-const GOLDEN_SNAPSHOT: &str = "tests/golden/snapshot-v6.bin";
+const GOLDEN_SNAPSHOT: &str = "tests/golden/snapshot-v7.bin";
+/// Written by snapshot schema 6 (the cluster, no breakers or hook calls); decodes to the same
+/// state with none.
+const GOLDEN_SNAPSHOT_V6: &str = "tests/golden/snapshot-v6.bin";
 /// Written by snapshot schema 5 (the cluster, no `secret_env`); decodes to the same state.
 const GOLDEN_SNAPSHOT_V5: &str = "tests/golden/snapshot-v5.bin";
 /// Written by snapshot schema 4 (no cluster); must keep decoding to the same state.
@@ -875,14 +1054,122 @@ fn cluster_state() -> troupe::model::State {
     state
 }
 
+/// A state with breakers and hook calls, on top of [`cluster_state`] (snapshot schema 7): a
+/// breaker open, one closed after a round; hook calls succeeded, retrying, queued and running.
+fn resilience_state() -> troupe::model::State {
+    let mut state = cluster_state();
+    let run = RunId::from_u128(0x0193_5a7e_1c00_4000_8000_0000_0000_0099);
+    let [veto, notify] = <[_; 2]>::try_from(golden_hooks()).unwrap();
+    let call = |hook: &troupe::model::resilience::HookSpec, task: Option<&str>| Event::HookQueued {
+        call: Box::new(HookCall {
+            hook: hook.clone(),
+            run: Some(run),
+            task: task.map(|t| TaskId::new(t).unwrap()),
+            payload: format!("{{\"event\":\"{}\"}}", hook.on.as_str()),
+        }),
+    };
+    let mut seq = state.last_seq();
+    for event in [
+        Event::BreakerOpened {
+            breaker: "api".into(),
+            until: Timestamp(1_763_700_460_000),
+            reason: "5 failures in a row".into(),
+        },
+        Event::BreakerHalfOpened {
+            breaker: "api".into(),
+        },
+        Event::BreakerClosed {
+            breaker: "api".into(),
+            reason: "reset by carol".into(),
+        },
+        Event::BreakerOpened {
+            breaker: "r/cc".into(),
+            until: Timestamp(1_763_700_490_000),
+            reason: "10 of the last 20 attempts failed (failure_rate 0.5)".into(),
+        },
+        // Call 0 succeeds at its second attempt.
+        call(&veto, Some("remote")),
+        Event::HookStarted { id: 0, attempt: 1 },
+        Event::HookFailed {
+            id: 0,
+            attempt: 1,
+            failure: Failure::Exit { code: 3 },
+            retry_at: Some(Timestamp(1_763_700_450_000)),
+        },
+        Event::HookStarted { id: 0, attempt: 2 },
+        Event::HookSucceeded { id: 0, attempt: 2 },
+        // Call 1 waits for its second attempt, call 2 for its first, call 3 runs.
+        call(&notify, None),
+        Event::HookStarted { id: 1, attempt: 1 },
+        Event::HookFailed {
+            id: 1,
+            attempt: 1,
+            failure: Failure::TimedOut,
+            retry_at: Some(Timestamp(1_763_700_470_000)),
+        },
+        call(&notify, None),
+        call(&veto, Some("remote")),
+        Event::HookStarted { id: 3, attempt: 1 },
+    ] {
+        seq += 1;
+        let record = EventRecord {
+            time: Timestamp(1_763_700_440_000 + seq),
+            event,
+        };
+        state
+            .apply(seq, &record)
+            .unwrap_or_else(|e| panic!("{}: {e}", record.event.type_name()));
+    }
+    state.check_invariants().unwrap();
+    state
+}
+
 /// Snapshots are what a compacted journal boots from: their encoding is pinned like events'.
-/// Schema 5's holds a cluster; the older files, written before there was one, must keep
-/// decoding to the same state (with an empty cluster).
+/// Schema 7's holds breakers and hook calls, and a cluster; the older files must keep
+/// decoding to the same state (schemas 5 and 6 with no breakers or hook calls, the older ones
+/// with an empty cluster too).
 #[test]
 fn golden_snapshot_still_decodes() {
+    use troupe::model::state::{BreakerState, HookState};
     use troupe::model::Membership;
     use troupe::storage::codec::{decode_snapshot, encode_snapshot};
-    let state = cluster_state();
+    let state = resilience_state();
+    let breakers: Vec<_> = state
+        .breakers()
+        .iter()
+        .map(|(name, b)| (name.as_str(), b.state.as_str(), b.opened))
+        .collect();
+    assert_eq!(
+        breakers,
+        [("api", "closed", 1), ("r/cc", "open", 1)],
+        "the golden snapshot holds an open breaker and a closed one"
+    );
+    assert!(matches!(
+        state.breakers()["r/cc"].state,
+        BreakerState::Open { .. }
+    ));
+    let hooks: Vec<_> = state
+        .hooks()
+        .calls
+        .values()
+        .map(|c| (c.state, c.attempts))
+        .collect();
+    assert_eq!(
+        hooks,
+        [
+            (HookState::Succeeded, 2),
+            (
+                HookState::Retrying {
+                    at: Timestamp(1_763_700_470_000)
+                },
+                1
+            ),
+            (HookState::Queued, 0),
+            (HookState::Running, 1),
+        ],
+        "the golden snapshot holds hook calls in every unfinished state and a finished one"
+    );
+    assert_eq!(state.hooks().next_id, 4);
     let cluster = state.cluster();
     let states: Vec<_> = cluster.nodes().values().map(|n| n.state).collect();
     assert_eq!(
@@ -898,7 +1185,7 @@ fn golden_snapshot_still_decodes() {
     }
     let golden = std::fs::read(path)
         .unwrap_or_else(|e| panic!("{GOLDEN_SNAPSHOT}: {e}; generate it with TROUPE_BLESS=1"));
-    assert_eq!(golden[1..3], [6, 0], "a schema-6 snapshot");
+    assert_eq!(golden[1..3], [7, 0], "a schema-7 snapshot");
     let decoded = decode_snapshot(state.last_seq(), &golden)
         .unwrap_or_else(|e| panic!("the golden snapshot no longer decodes: {e}"));
     assert_eq!(
@@ -906,6 +1193,13 @@ fn golden_snapshot_still_decodes() {
         "the golden snapshot decodes to a different state"
     );
     assert_eq!(golden, fresh, "the snapshot encoding changed");
+    let state = cluster_state();
+    let v6 =
+        std::fs::read(GOLDEN_SNAPSHOT_V6).unwrap_or_else(|e| panic!("{GOLDEN_SNAPSHOT_V6}: {e}"));
+    assert_eq!(v6[1..3], [6, 0], "a schema-6 snapshot");
+    let decoded = decode_snapshot(state.last_seq(), &v6)
+        .unwrap_or_else(|e| panic!("the schema-6 snapshot no longer decodes: {e}"));
+    assert_eq!(decoded, state, "the schema-6 snapshot decodes differently");
     let v5 =
         std::fs::read(GOLDEN_SNAPSHOT_V5).unwrap_or_else(|e| panic!("{GOLDEN_SNAPSHOT_V5}: {e}"));
     assert_eq!(v5[1..3], [5, 0], "a schema-5 snapshot");
@@ -961,6 +1255,75 @@ fn schema_4_snapshot_decodes_with_an_empty_cluster() {
     assert_eq!(state.cluster().last_epoch(), 1);
 }
 
+/// A schema-6 snapshot has no breakers or hook calls: it decodes with none (every breaker
+/// closed, no hook call queued) to the state schema 6 held, and the fold goes on from there
+/// (the first `hook_queued` gets id 0, a breaker that never opened cannot half-open).
+#[test]
+fn schema_6_snapshot_decodes_with_no_breakers_or_hook_calls() {
+    use troupe::storage::codec::decode_snapshot;
+    let v6 = std::fs::read(GOLDEN_SNAPSHOT_V6).unwrap();
+    let expected = cluster_state();
+    let seq = expected.last_seq();
+    let mut state = decode_snapshot(seq, &v6).unwrap();
+    assert_eq!(state, expected);
+    assert!(state.breakers().is_empty(), "{:?}", state.breakers());
+    assert_eq!(*state.hooks(), troupe::model::state::Hooks::default());
+    assert_eq!(state.hooks().pending().count(), 0);
+    let at = |event| EventRecord {
+        time: Timestamp(1_763_700_500_000),
+        event,
+    };
+    assert!(
+        state
+            .apply(
+                seq + 1,
+                &at(Event::BreakerHalfOpened {
+                    breaker: "r/cc".into()
+                })
+            )
+            .is_err(),
+        "no breaker is open"
+    );
+    let queued = resilience_events()
+        .into_iter()
+        .find(|r| matches!(r.event, Event::HookQueued { .. }))
+        .unwrap();
+    state.apply(seq + 1, &queued).unwrap();
+    state
+        .apply(seq + 2, &at(Event::HookStarted { id: 0, attempt: 1 }))
+        .unwrap();
+    assert_eq!(state.hooks().next_id, 1);
+    state.check_invariants().unwrap();
+}
+
+/// The breaker and hook events of the golden list are legal: they replay through
+/// `State::apply` on their own (the veto's `task_failed` is about a run that is not there).
+#[test]
+fn resilience_events_replay_through_the_fold() {
+    use troupe::model::state::{BreakerState, HookState};
+    let mut state = troupe::model::State::new();
+    let mut seq = 0;
+    for record in resilience_events() {
+        if matches!(record.event, Event::TaskFailed { .. }) {
+            continue;
+        }
+        seq += 1;
+        state
+            .apply(seq, &record)
+            .unwrap_or_else(|e| panic!("{}: {e}", record.event.type_name()));
+    }
+    state.check_invariants().unwrap();
+    let b = &state.breakers()["golden/cc"];
+    assert_eq!((b.state, b.opened), (BreakerState::Closed, 1));
+    let calls: Vec<_> = state
+        .hooks()
+        .calls
+        .values()
+        .map(|c| (c.state, c.attempts))
+        .collect();
+    assert_eq!(calls, [(HookState::Failed, 2), (HookState::Succeeded, 1)]);
+}
+
 /// The cluster events of the golden list are legal: after their run's submission and first
 /// attempt they replay through `State::apply` (the rest of the list pins encodings only).
 #[test]
@@ -973,8 +1336,8 @@ fn cluster_events_replay_through_the_fold() {
         all[1].event,
         Event::AttemptStarted { attempt: 1, .. }
     ));
-    // The cluster events come last but one (retention's `runs_removed` is last).
-    let end = all.len() - 1;
+    // After the cluster events come retention's `runs_removed` and schema 7's events.
+    let end = all.len() - 1 - resilience_events().len();
     assert_eq!(all[end - cluster.len()..end], cluster[..]);
     let mut state = troupe::model::State::new();
     for (i, record) in all[..2].iter().chain(&cluster).enumerate() {
@@ -1072,8 +1435,40 @@ fn golden_snapshot_with_an_agent_tree_still_decodes() {
     assert_eq!(
         decode_snapshot(state.last_seq(), &fresh).unwrap(),
         state,
-        "the agents snapshot round trips under schema 6"
+        "the agents snapshot round trips under schema 7"
     );
+}
+
+#[test]
+fn schema_6_golden_file_still_decodes() {
+    let events = events_v6();
+    let golden = std::fs::read(GOLDEN_V6).unwrap_or_else(|e| panic!("{GOLDEN_V6}: {e}"));
+    let records = split(&golden);
+    assert_eq!(records.len(), V6_EVENTS);
+    assert_eq!(events.len(), V6_EVENTS);
+    for (i, (bytes, expected)) in records.iter().zip(&events).enumerate() {
+        let seq = i as u64 + 1;
+        assert_eq!(bytes[1..3], [6, 0], "event {seq} is a schema-6 record");
+        let decoded = decode_event(seq, bytes)
+            .unwrap_or_else(|e| panic!("schema-6 event {seq} no longer decodes: {e}"));
+        assert_eq!(
+            &decoded, expected,
+            "schema-6 event {seq} decodes differently"
+        );
+    }
+    // Today's golden list holds what schema 7 added to the spec.
+    let Event::RunSubmitted { workflow, .. } = &crate::events()[0].event else {
+        unreachable!()
+    };
+    let spec = workflow.spec();
+    let choice = spec.tasks[0].retry_choice.as_deref().unwrap();
+    assert_eq!(choice.name.as_deref(), Some("net"));
+    assert_eq!(choice.non_retryable_exit_codes, [2, 78]);
+    assert_eq!(choice.non_retryable_signals, [9]);
+    let resilience = spec.resilience.as_deref().unwrap();
+    assert_eq!(resilience.breakers.len(), 1);
+    let names: Vec<_> = resilience.hooks.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["allowed", "hooks[1]"]);
 }
 
 #[test]
