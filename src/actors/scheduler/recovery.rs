@@ -86,6 +86,7 @@ impl SchedulerState {
             outputs: shared.outputs.clone(),
             agent_due: Default::default(),
             deadlines: BTreeSet::new(),
+            hooks: Default::default(),
         };
         s.count_gauges();
         // Rebuild the queue and timers from the replayed state.
@@ -179,6 +180,8 @@ impl SchedulerState {
             }
         }
         s.recover_agents();
+        // The node's first scheduler (not a restart after a failure) runs node_started hooks.
+        s.recover_hooks(shared.facts.started_at().0 == 0).await?;
         s.sagas.touch_all(&s.state);
         if s.stop_file && !s.state.is_halted() {
             s.decide(Event::NodeHalted { kill: false })?;

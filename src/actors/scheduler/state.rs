@@ -123,6 +123,8 @@ pub struct SchedulerState {
     pub(super) agent_due: super::agents::AgentDue,
     /// `wall_clock` budgets: when each run with one runs out, earliest first.
     pub(super) deadlines: BTreeSet<(Timestamp, RunId)>,
+    /// Hook calls: due, retrying, running, and the tasks their vetoes hold ([`super::hooks`]).
+    pub(super) hooks: super::hooks::HookDesk,
 }
 
 pub(crate) fn now() -> Timestamp {
