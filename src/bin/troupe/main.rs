@@ -446,6 +446,16 @@ enum Command {
         #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
         interval: std::time::Duration,
     },
+    /// Hook calls (`[[hooks]]`), oldest first: id, hook, event, run/task, state, attempts,
+    /// last failure.
+    Hooks {
+        /// Only calls in this state.
+        #[arg(long, value_parser = ["queued", "running", "retrying", "succeeded", "failed"])]
+        state: Option<String>,
+        /// Print one JSON array.
+        #[arg(long)]
+        json: bool,
+    },
     /// Pending approval requests, oldest first: run, task, command, age, expiry.
     Approvals {
         /// Print one JSON array.
@@ -955,6 +965,7 @@ fn main() -> ExitCode {
         ),
         Command::Unhalt => cmd::control::command(&data_dir, "unhalt", AdminCommand::Unhalt),
         Command::Approvals { json } => cmd::approval::approvals(&data_dir, json),
+        Command::Hooks { state, json } => cmd::hooks::hooks(&data_dir, state, json),
         Command::Queue {
             watch,
             verbose,

@@ -30,7 +30,7 @@ pub use frame::{read_frame, read_frame_within, write_frame, FrameError};
 pub use views::*;
 
 /// Version of this protocol; both sides must agree (checked in the handshake).
-pub const PROTOCOL_VERSION: u16 = 8;
+pub const PROTOCOL_VERSION: u16 = 9;
 
 /// The first bytes of every [`Hello`]: rejects clients that are not speaking troupe at all.
 pub const MAGIC: [u8; 8] = *b"troupe\0\x01";
@@ -299,6 +299,11 @@ pub enum Request {
     /// connection. A subscriber that does not keep up is dropped with
     /// [`ControlError::TooSlow`]; it never holds up the node.
     Subscribe(Subscription),
+    /// Hook calls, oldest first ([`Response::Hooks`]): `troupe hooks [--state S]`.
+    Hooks {
+        /// Only calls in this state (`queued`, `running`, `retrying`, `succeeded`, `failed`).
+        state: Option<String>,
+    },
 }
 
 /// What a [`Request::Subscribe`] streams. The first frame is the current value; later frames
@@ -458,6 +463,8 @@ pub enum Response {
     Agents(Vec<crate::model::routing::AgentStats>),
     /// Answer to [`Request::Nodes`]: `local` first, then worker nodes by id.
     Nodes(Vec<views::NodeInfo>),
+    /// Answer to [`Request::Hooks`].
+    Hooks(Vec<crate::read::hooks::HookCallView>),
 }
 
 /// What `troupe delegate` sends.

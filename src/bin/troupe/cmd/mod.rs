@@ -14,6 +14,7 @@
 //! - [`approval`]: `approvals`, `approve|reject`.
 //! - [`queue`]: `queue`: tasks waiting to run.
 //! - [`metrics`]: `metrics`: figures of a past window, through the node or offline.
+//! - [`hooks`]: `hooks`: hook calls and their states.
 //! - [`health`]: `health`: the node's checks, Nagios exit codes.
 //! - [`backup`]: `backup`, `restore`: online backups (RocksDB checkpoints) and restores.
 //! - [`journal`]: `journal verify`: every record, index entry and snapshot checked.
@@ -33,6 +34,7 @@ pub(crate) mod control;
 pub(crate) mod dashboard;
 pub(crate) mod events;
 pub(crate) mod health;
+pub(crate) mod hooks;
 pub(crate) mod journal;
 pub(crate) mod logs;
 pub(crate) mod metrics;
