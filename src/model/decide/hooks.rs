@@ -230,3 +230,189 @@ pub fn hook_queued(hook: &HookSpec, run: RunId, task: Option<(TaskIndex, &Run)>,
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::resilience::HookFile;
+    use crate::model::{parse_workflow, EventRecord};
+
+    fn hook(text: &str) -> HookSpec {
+        toml::from_str::<HookFile>(text).unwrap().resolve(0).unwrap()
+    }
+
+    /// A run of `a` → `b` with `a` ready, and call 0 of `spec` about `a`, attempt 1 running.
+    fn setup(spec: &HookSpec) -> (State, RunId, u64) {
+        let wf = parse_workflow(
+            "name = \"t\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\n\
+             [[task]]\nid = \"b\"\ncommand = [\"true\"]\ndepends_on = [\"a\"]\n",
+        )
+        .unwrap();
+        let run = RunId::from_u128(7);
+        let mut s = State::new();
+        let rec = |event| EventRecord {
+            time: Timestamp(1000),
+            event,
+        };
+        s.apply(
+            1,
+            &rec(Event::RunSubmitted {
+                run,
+                workflow: Arc::new(wf),
+            }),
+        )
+        .unwrap();
+        let r = s.run(run).unwrap();
+        let body = payload(spec, r, Some(0), Timestamp(1000));
+        let queued = hook_queued(spec, run, Some((0, r)), body);
+        s.apply(2, &rec(queued)).unwrap();
+        s.apply(3, &rec(Event::HookStarted { id: 0, attempt: 1 }))
+            .unwrap();
+        (s, run, 0)
+    }
+
+    fn end(code: Option<i32>) -> HookEnd {
+        HookEnd::Failed {
+            failure: match code {
+                Some(code) => Failure::Exit { code },
+                None => Failure::Signal { signal: 9 },
+            },
+            last_line: Some("no deploys on Friday".into()),
+        }
+    }
+
+    #[test]
+    fn a_veto_that_says_no_fails_the_task_before_its_first_attempt() {
+        let spec = hook("on = \"task_ready\"\nveto = true\nname = \"gate\"\nshell = \"exit 1\"");
+        let (mut s, run, id) = setup(&spec);
+        let record = s.hooks().calls[&id].clone();
+        let events = hook_end(&s, id, &record, 1, end(Some(1)), Timestamp(2000), 0.0);
+        let vetoed = Failure::Vetoed {
+            hook: "gate".into(),
+            message: "hook exited with status 1: no deploys on Friday".into(),
+        };
+        assert_eq!(
+            events,
+            vec![
+                Event::HookFailed {
+                    id,
+                    attempt: 1,
+                    failure: vetoed.clone(),
+                    retry_at: None
+                },
+                Event::TaskFailed {
+                    run,
+                    task: "a".parse().unwrap(),
+                    attempt: 0,
+                    failure: vetoed,
+                    usage: None
+                }
+            ]
+        );
+        for (i, e) in events.into_iter().enumerate() {
+            let rec = EventRecord {
+                time: Timestamp(2000),
+                event: e,
+            };
+            s.apply(4 + i as u64, &rec).unwrap();
+        }
+        let r = s.run(run).unwrap();
+        assert_eq!(r.task(0).state, TaskState::Failed);
+        assert_eq!(r.task(0).attempts, 0);
+        assert_eq!(r.task(1).state, TaskState::UpstreamFailed);
+        assert_eq!(r.state(), crate::model::RunState::Failed);
+        s.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_veto_that_crashes_is_retried_then_fails_closed() {
+        let spec = hook(
+            "on = \"task_ready\"\nveto = true\nname = \"gate\"\nshell = \"x\"\nmax_attempts = 2",
+        );
+        let (s, _, id) = setup(&spec);
+        let record = s.hooks().calls[&id].clone();
+        match &hook_end(&s, id, &record, 1, end(None), Timestamp(2000), 0.0)[..] {
+            [Event::HookFailed {
+                retry_at: Some(at),
+                failure: Failure::Signal { signal: 9 },
+                ..
+            }] => assert_eq!(*at, Timestamp(3000), "1 s initial interval"),
+            other => panic!("{other:?}"),
+        }
+        let mut last = record.clone();
+        last.attempts = 2;
+        let events = hook_end(&s, id, &last, 2, end(None), Timestamp(2000), 0.0);
+        assert!(
+            matches!(&events[..], [Event::HookFailed { retry_at: None, .. }, Event::TaskFailed { attempt: 0, failure: Failure::Vetoed { .. }, .. }]),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn an_interrupted_call_always_runs_again_and_a_post_hook_never_fails_a_task() {
+        let spec = hook("on = \"task_ready\"\nname = \"note\"\nshell = \"x\"\nmax_attempts = 1");
+        let (s, _, id) = setup(&spec);
+        let record = s.hooks().calls[&id].clone();
+        let interrupted = HookEnd::Failed {
+            failure: Failure::Interrupted,
+            last_line: None,
+        };
+        assert_eq!(
+            hook_end(&s, id, &record, 1, interrupted, Timestamp(2000), 0.0),
+            vec![Event::HookFailed {
+                id,
+                attempt: 1,
+                failure: Failure::Interrupted,
+                retry_at: Some(Timestamp(2000))
+            }]
+        );
+        // Not a veto: an exit is a failure of the hook only, final with max_attempts = 1.
+        assert_eq!(
+            hook_end(&s, id, &record, 1, end(Some(3)), Timestamp(2000), 0.0),
+            vec![Event::HookFailed {
+                id,
+                attempt: 1,
+                failure: Failure::Exit { code: 3 },
+                retry_at: None
+            }]
+        );
+        assert_eq!(
+            hook_end(&s, id, &record, 1, HookEnd::Succeeded, Timestamp(2000), 0.0),
+            vec![Event::HookSucceeded { id, attempt: 1 }]
+        );
+        // A stale end (another attempt) decides nothing.
+        assert!(hook_end(&s, id, &record, 2, HookEnd::Succeeded, Timestamp(2000), 0.0).is_empty());
+    }
+
+    #[test]
+    fn the_fold_refuses_a_veto_of_a_task_that_started() {
+        let spec = hook("on = \"task_ready\"\nveto = true\nname = \"gate\"\nshell = \"x\"");
+        let (mut s, run, _) = setup(&spec);
+        let rec = |event| EventRecord {
+            time: Timestamp(3000),
+            event,
+        };
+        s.apply(
+            4,
+            &rec(Event::AttemptStarted {
+                run,
+                task: "a".parse().unwrap(),
+                attempt: 1,
+            }),
+        )
+        .unwrap();
+        let veto = Event::TaskFailed {
+            run,
+            task: "a".parse().unwrap(),
+            attempt: 0,
+            failure: Failure::Vetoed {
+                hook: "gate".into(),
+                message: "no".into(),
+            },
+            usage: None,
+        };
+        assert!(s.apply(5, &rec(veto)).is_err());
+    }
+}
