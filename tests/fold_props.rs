@@ -107,6 +107,7 @@ fn legal(state: &State, wfs: &[Arc<Workflow>], submitted: usize, time: Timestamp
         out.push(Event::NodeHalted { kill: false });
     }
     cluster_events(state, &mut out);
+    resilience_events(state, &mut out);
     for run in state.runs() {
         let id = run.id();
         let wf = run.workflow();
@@ -404,6 +405,98 @@ fn cluster_events(state: &State, out: &mut Vec<Event>) {
                 outcome: "succeeded".into(),
                 reason: "lease 0 is over".into(),
             });
+        }
+    }
+}
+
+/// Breakers and hooks: a breaker opens, half-opens, closes; a veto hook call is queued for
+/// a ready task that never started (and a session hook call), each unfinished call starts,
+/// succeeds or fails (retrying or for good), and a running veto call may fail its task.
+fn resilience_events(state: &State, out: &mut Vec<Event>) {
+    use troupe::model::resilience::{HookOn, HookSpec, Scope};
+    use troupe::model::state::{BreakerState, HookState};
+    let b = state.breakers().get("b");
+    out.push(Event::BreakerOpened {
+        breaker: "b".into(),
+        until: Timestamp(5_000),
+        reason: "2 of the last 2 attempts failed".into(),
+    });
+    if b.is_some_and(|b| matches!(b.state, BreakerState::Open { .. })) {
+        out.push(Event::BreakerHalfOpened { breaker: "b".into() });
+    }
+    if b.is_some_and(|b| b.state != BreakerState::Closed) {
+        out.push(Event::BreakerClosed {
+            breaker: "b".into(),
+            reason: "reset".into(),
+        });
+    }
+    let hook = |on, veto| HookSpec {
+        name: "h".into(),
+        on,
+        scope: Scope::default(),
+        command: troupe::model::Command::Shell("true".into()),
+        timeout: std::time::Duration::from_secs(1),
+        max_attempts: 2,
+        veto,
+    };
+    let queued = |hook: HookSpec, run, task| Event::HookQueued {
+        call: Box::new(troupe::model::HookCall {
+            hook,
+            run,
+            task,
+            payload: "{}".into(),
+        }),
+    };
+    out.push(queued(hook(HookOn::NodeStarted, false), None, None));
+    for run in state.runs().filter(|r| r.state() == RunState::Running) {
+        for (i, t) in run.tasks().iter().enumerate() {
+            if t.state == TaskState::Ready && t.attempts == 0 {
+                let task = run.workflow().task_id(i as TaskIndex).clone();
+                out.push(queued(hook(HookOn::TaskReady, true), Some(run.id()), Some(task)));
+            }
+        }
+    }
+    for (id, c) in state.hooks().pending() {
+        match c.state {
+            HookState::Queued | HookState::Retrying { .. } => out.push(Event::HookStarted {
+                id,
+                attempt: c.attempts + 1,
+            }),
+            HookState::Running => {
+                let attempt = c.attempts;
+                out.push(Event::HookSucceeded { id, attempt });
+                for retry_at in [Some(Timestamp(9_000)), None] {
+                    out.push(Event::HookFailed {
+                        id,
+                        attempt,
+                        failure: Failure::TimedOut,
+                        retry_at,
+                    });
+                }
+                let (Some(run), Some(task)) = (c.call.run, c.call.task.clone()) else {
+                    continue;
+                };
+                let ready = state.run(run).is_some_and(|r| {
+                    r.state() == RunState::Running
+                        && r.workflow().task_index(task.as_str()).is_some_and(|i| {
+                            let t = r.task(i);
+                            t.state == TaskState::Ready && t.attempts == 0
+                        })
+                });
+                if c.call.hook.veto && ready {
+                    out.push(Event::TaskFailed {
+                        run,
+                        task,
+                        attempt: 0,
+                        failure: Failure::Vetoed {
+                            hook: "h".into(),
+                            message: "hook exited with status 1".into(),
+                        },
+                        usage: None,
+                    });
+                }
+            }
+            _ => {}
         }
     }
 }
