@@ -422,7 +422,9 @@ fn resilience_events(state: &State, out: &mut Vec<Event>) {
         reason: "2 of the last 2 attempts failed".into(),
     });
     if b.is_some_and(|b| matches!(b.state, BreakerState::Open { .. })) {
-        out.push(Event::BreakerHalfOpened { breaker: "b".into() });
+        out.push(Event::BreakerHalfOpened {
+            breaker: "b".into(),
+        });
     }
     if b.is_some_and(|b| b.state != BreakerState::Closed) {
         out.push(Event::BreakerClosed {
@@ -452,7 +454,11 @@ fn resilience_events(state: &State, out: &mut Vec<Event>) {
         for (i, t) in run.tasks().iter().enumerate() {
             if t.state == TaskState::Ready && t.attempts == 0 {
                 let task = run.workflow().task_id(i as TaskIndex).clone();
-                out.push(queued(hook(HookOn::TaskReady, true), Some(run.id()), Some(task)));
+                out.push(queued(
+                    hook(HookOn::TaskReady, true),
+                    Some(run.id()),
+                    Some(task),
+                ));
             }
         }
     }

@@ -87,9 +87,15 @@ fn task_failed_hook_reads_the_event_on_stdin_and_changes_nothing() {
     let run = submit(&dir, &wf);
     let v = wait_finished(&dir, &run, 60);
     assert_eq!(v["state"], "failed", "{v}");
-    assert_eq!(task_state(&v, "good"), "succeeded", "a failing post hook changes nothing");
+    assert_eq!(
+        task_state(&v, "good"),
+        "succeeded",
+        "a failing post hook changes nothing"
+    );
     let list = wait_hooks(&dir, 60, |l| {
-        l.len() == 2 && l.iter().all(|c| c["state"] == "succeeded" || c["state"] == "failed")
+        l.len() == 2
+            && l.iter()
+                .all(|c| c["state"] == "succeeded" || c["state"] == "failed")
     });
     let fail = call(&list, "on-fail");
     assert_eq!(fail["state"], "succeeded");
@@ -133,9 +139,17 @@ fn task_failed_hook_reads_the_event_on_stdin_and_changes_nothing() {
     let o = run_cmd_ok(&dir, &["hooks", "--state", "failed", "--json"]);
     let only: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(only.as_array().unwrap().len(), 1);
-    assert_eq!(common::run(&dir, &["hooks", "--state", "bogus"]).status.code(), Some(2));
+    assert_eq!(
+        common::run(&dir, &["hooks", "--state", "bogus"])
+            .status
+            .code(),
+        Some(2)
+    );
     let text = stdout(&run_cmd_ok(&dir, &["hooks"]));
-    assert!(text.contains("on-fail") && text.contains("task_failed"), "{text}");
+    assert!(
+        text.contains("on-fail") && text.contains("task_failed"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -186,7 +200,9 @@ shell = "touch {allowed}"
     assert_eq!(d["last_failure_kind"], "vetoed", "{v}");
     let msg = d["last_failure"].as_str().unwrap();
     assert!(
-        msg.contains("deny") && msg.contains("status 1") && msg.contains("not today, see ticket 42"),
+        msg.contains("deny")
+            && msg.contains("status 1")
+            && msg.contains("not today, see ticket 42"),
         "{msg}"
     );
     assert_eq!(task_state(&v, "after"), "upstream_failed");
@@ -296,8 +312,10 @@ fn a_hook_survives_a_node_kill_and_never_runs_twice_after_success() {
     let run = submit(&dir, &wf);
     wait_finished(&dir, &run, 60);
     wait_hooks(&dir, 60, |l| {
-        l.iter().any(|c| c["hook"] == "quick" && c["state"] == "succeeded")
-            && l.iter().any(|c| c["hook"] == "slow" && c["state"] == "running")
+        l.iter()
+            .any(|c| c["hook"] == "quick" && c["state"] == "succeeded")
+            && l.iter()
+                .any(|c| c["hook"] == "slow" && c["state"] == "running")
     });
     let deadline = Instant::now() + Duration::from_secs(30);
     while lines(&slow) < 1 {
@@ -309,7 +327,8 @@ fn a_hook_survives_a_node_kill_and_never_runs_twice_after_success() {
     std::fs::write(&go, "").unwrap();
     let _node = NodeProc::start(&dir, &[]);
     let list = wait_hooks(&dir, 60, |l| {
-        l.iter().any(|c| c["hook"] == "slow" && c["state"] == "succeeded")
+        l.iter()
+            .any(|c| c["hook"] == "slow" && c["state"] == "succeeded")
     });
     let slow_call = call(&list, "slow");
     assert_eq!(slow_call["attempts"], 2, "{slow_call}");
@@ -359,7 +378,10 @@ fn run_and_session_hooks_fire_on_their_events() {
         format!("run_finished {run} none"),
         "node_stopping none none".to_string(),
     ] {
-        assert!(text.lines().any(|l| l == line), "missing {line:?} in {text}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in {text}"
+        );
     }
 }
 

@@ -49,7 +49,11 @@ pub struct HookOrder {
 
 /// Runs one attempt of a hook call to its end. `cancel`: sending `()` terminates it (the
 /// node's shutdown grace ran out), reported as [`Failure::Interrupted`].
-pub async fn run_hook(layout: &DataDir, order: HookOrder, cancel: oneshot::Receiver<()>) -> HookEnd {
+pub async fn run_hook(
+    layout: &DataDir,
+    order: HookOrder,
+    cancel: oneshot::Receiver<()>,
+) -> HookEnd {
     let stdin = layout.hook_payload(order.id);
     let log_path = layout.hook_log(order.id, order.attempt);
     if let Err(e) = write_payload(&stdin, &order.payload) {

@@ -325,7 +325,10 @@ impl Metrics {
         )
         .expect("valid metric");
         let hook_attempts = IntCounterVec::new(
-            Opts::new("troupe_hook_attempts_total", "Hook attempts started, by hook."),
+            Opts::new(
+                "troupe_hook_attempts_total",
+                "Hook attempts started, by hook.",
+            ),
             &["hook"],
         )
         .expect("valid metric");

@@ -20,10 +20,8 @@ use crate::messages::scheduler::SchedulerMsg;
 use crate::model::decide::{due_hooks, hook_end, hook_queued, payload, session_payload, HookEnd};
 use crate::model::event::HookCall;
 use crate::model::resilience::{HookOn, HookSpec};
-use crate::model::{
-    ApplyError, Change, Failure, RunId, TaskIndex, TaskState, Timestamp,
-};
 use crate::model::state::HookState;
+use crate::model::{ApplyError, Change, Failure, RunId, TaskIndex, TaskState, Timestamp};
 
 /// Hook attempts running at once, node-wide. Hooks have their own slots: they neither wait
 /// for task workers nor take them.
@@ -110,7 +108,10 @@ impl SchedulerState {
                         _ => continue,
                     };
                     if on == HookOn::TaskReady
-                        && self.state.run(run).is_none_or(|r| r.task(task).attempts != 0)
+                        && self
+                            .state
+                            .run(run)
+                            .is_none_or(|r| r.task(task).attempts != 0)
                     {
                         continue;
                     }
@@ -145,7 +146,10 @@ impl SchedulerState {
         for hook in due_hooks(&self.hooks.node, r, task, on) {
             if on == HookOn::TaskReady {
                 let task = task.expect("task event");
-                if self.ready_call(run, task, &hook.name).is_some_and(|s| s != HookState::Failed) {
+                if self
+                    .ready_call(run, task, &hook.name)
+                    .is_some_and(|s| s != HookState::Failed)
+                {
                     continue;
                 }
             }
@@ -356,7 +360,15 @@ impl SchedulerState {
             return;
         };
         tracing::info!(hook = %record.call.hook.name, hook_call = id, attempt, ?end, "hook attempt ended");
-        let events = hook_end(&self.state, id, &record, attempt, end, now(), rand::random::<f64>());
+        let events = hook_end(
+            &self.state,
+            id,
+            &record,
+            attempt,
+            end,
+            now(),
+            rand::random::<f64>(),
+        );
         for event in events {
             let retry = match &event {
                 Event::HookFailed { retry_at, .. } => *retry_at,

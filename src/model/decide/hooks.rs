@@ -220,7 +220,12 @@ pub fn session_payload(hook: &HookSpec, node: &str, time: Timestamp) -> String {
 }
 
 /// The `hook_queued` of `hook` for an event about `run` (and `task`).
-pub fn hook_queued(hook: &HookSpec, run: RunId, task: Option<(TaskIndex, &Run)>, payload: String) -> Event {
+pub fn hook_queued(
+    hook: &HookSpec,
+    run: RunId,
+    task: Option<(TaskIndex, &Run)>,
+    payload: String,
+) -> Event {
     Event::HookQueued {
         call: Box::new(HookCall {
             hook: hook.clone(),
@@ -240,7 +245,10 @@ mod tests {
     use crate::model::{parse_workflow, EventRecord};
 
     fn hook(text: &str) -> HookSpec {
-        toml::from_str::<HookFile>(text).unwrap().resolve(0).unwrap()
+        toml::from_str::<HookFile>(text)
+            .unwrap()
+            .resolve(0)
+            .unwrap()
     }
 
     /// A run of `a` → `b` with `a` ready, and call 0 of `spec` about `a`, attempt 1 running.
@@ -345,7 +353,17 @@ mod tests {
         last.attempts = 2;
         let events = hook_end(&s, id, &last, 2, end(None), Timestamp(2000), 0.0);
         assert!(
-            matches!(&events[..], [Event::HookFailed { retry_at: None, .. }, Event::TaskFailed { attempt: 0, failure: Failure::Vetoed { .. }, .. }]),
+            matches!(
+                &events[..],
+                [
+                    Event::HookFailed { retry_at: None, .. },
+                    Event::TaskFailed {
+                        attempt: 0,
+                        failure: Failure::Vetoed { .. },
+                        ..
+                    }
+                ]
+            ),
             "{events:?}"
         );
     }
