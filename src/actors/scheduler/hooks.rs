@@ -66,9 +66,10 @@ impl HookDesk {
         !self.node.is_empty() || !self.runs.is_empty()
     }
 
-    /// Whether no hook attempt runs and none is due now (a drain may complete).
-    pub(crate) fn idle(&self) -> bool {
-        self.running.is_empty() && self.due.is_empty()
+    /// Whether no hook attempt runs and none is due now (a drain may complete); `blocked`:
+    /// due calls cannot start now (halted), so they are not waited for.
+    pub(crate) fn idle(&self, blocked: bool) -> bool {
+        self.running.is_empty() && (blocked || self.due.is_empty())
     }
 }
 
@@ -221,7 +222,9 @@ impl SchedulerState {
     /// hook: a veto call of it is not finished (or not queued yet: it is queued now). A held
     /// task is offered again when its call succeeds; a veto fails it.
     pub(crate) fn held_by_veto(&mut self, run: RunId, task: TaskIndex) -> bool {
-        if !self.hooks.node_veto && !self.hooks.runs.get(&run).copied().unwrap_or(false) {
+        if !self.hooks.node_veto
+            && (self.hooks.runs.is_empty() || !self.hooks.runs.get(&run).copied().unwrap_or(false))
+        {
             return false;
         }
         let Some(r) = self.state.run(run) else {
@@ -259,11 +262,13 @@ impl SchedulerState {
     }
 
     /// Starts the attempts of due hook calls while fewer than [`MAX_HOOKS_RUNNING`] run.
+    /// Nothing starts while the node is halted (`halt`, a `STOP` file) or after the shutdown
+    /// grace; a drain does not stop hooks (`node_stopping` hooks run then).
     pub(crate) fn fill_hooks(&mut self) {
         if self.hooks.due.is_empty() && self.hooks.timers.is_empty() {
             return;
         }
-        if self.abandon {
+        if self.abandon || self.state.is_halted() || self.stop_file {
             return;
         }
         let t = now();
@@ -301,6 +306,8 @@ impl SchedulerState {
             self.hooks.running.insert(id, None);
             self.after_persist(Effect::RunHook { id, attempt });
         }
+        // Stale entries may have been all that kept a drain waiting.
+        self.answer_drain();
     }
 
     /// Starts the process of attempt `attempt` of call `id` (its `hook_started` is durable).
@@ -405,7 +412,8 @@ impl SchedulerState {
 
     /// Answers the shutdown's drain once no attempt and no hook runs or is due.
     pub(crate) fn answer_drain(&mut self) {
-        if self.draining && self.running.is_empty() && self.hooks.idle() {
+        let blocked = self.state.is_halted() || self.stop_file;
+        if self.draining && self.running.is_empty() && self.hooks.idle(blocked) {
             for port in self.drained.drain(..) {
                 let _ = port.send(());
             }
