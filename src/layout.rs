@@ -10,6 +10,7 @@
 //! ├── logs/RUN/TASK/
 //! │   ├── STEM.log             an attempt's output (capped at `log_cap` bytes)
 //! │   └── STEM.pid             its process group, while it runs (orphans are killed on boot)
+//! ├── logs/hooks/ID/           hook call ID: ATTEMPT.log, ATTEMPT.pid, payload.json (stdin)
 //! ├── troupe.sock              the control socket (mode 0600)
 //! ├── http.addr                the address of /metrics /healthz /readyz, while the node runs
 //! ├── STOP                     while it exists, the node dispatches nothing
@@ -110,6 +111,31 @@ impl DataDir {
     ) -> PathBuf {
         self.task_logs(run, task)
             .join(format!("{}.{name}.json", kind.file_stem(attempt)))
+    }
+
+    /// `DATA_DIR/logs/hooks`: the logs, pid files and payloads of hook calls.
+    pub fn hooks_logs(&self) -> PathBuf {
+        self.logs().join("hooks")
+    }
+
+    /// `DATA_DIR/logs/hooks/ID`: everything of hook call `id`.
+    pub fn hook_call(&self, id: u64) -> PathBuf {
+        self.hooks_logs().join(id.to_string())
+    }
+
+    /// `DATA_DIR/logs/hooks/ID/ATTEMPT.log`: the output of one attempt of hook call `id`.
+    pub fn hook_log(&self, id: u64, attempt: u32) -> PathBuf {
+        self.hook_call(id).join(format!("{attempt}.log"))
+    }
+
+    /// `DATA_DIR/logs/hooks/ID/ATTEMPT.pid`: its process group while it runs.
+    pub fn hook_pid(&self, id: u64, attempt: u32) -> PathBuf {
+        self.hook_call(id).join(format!("{attempt}.pid"))
+    }
+
+    /// `DATA_DIR/logs/hooks/ID/payload.json`: what the hook reads on stdin.
+    pub fn hook_payload(&self, id: u64) -> PathBuf {
+        self.hook_call(id).join("payload.json")
     }
 
     /// `DATA_DIR/troupe.sock`: the control socket.

@@ -11,9 +11,11 @@
 //! - `process`: [`ProcessExecutor`]: the handoff files (`TROUPE_OUTPUT`, `TROUPE_INPUTS`,
 //!   `TROUPE_USAGE`), templates, the quality gate.
 //! - `handoff`: reading and checking an output file and a usage file.
+//! - `hook`: [`run_hook`]: one attempt of a hook call as a process.
 
 mod agent;
 mod handoff;
+mod hook;
 mod process;
 
 use std::collections::HashMap;
@@ -35,6 +37,7 @@ use crate::read::outputs::Outputs;
 
 pub use agent::{AgentContext, ChildSpec};
 pub use handoff::{read_output, read_usage, MAX_COUNTERS};
+pub use hook::{run_hook, HookOrder};
 pub use process::ProcessExecutor;
 
 /// Everything an executor needs to know about one attempt.

@@ -80,6 +80,15 @@ pub enum SchedulerMsg {
     },
     /// Test hook: panic in the handler.
     Panic,
+    /// An attempt of a hook call ended (from the task running its process).
+    HookEnded {
+        /// The call.
+        id: u64,
+        /// The attempt.
+        attempt: u32,
+        /// How it ended.
+        end: crate::model::decide::HookEnd,
+    },
 }
 
 /// What an attempt runs: the task's `command`, or (saga) its `compensate`.

@@ -120,7 +120,8 @@ impl TaskState {
                 // Succeeded: a mapped task, with its last instance.
                 Ready | AwaitingApproval | UpstreamFailed | Cancelled | Suspended | Succeeded
             ) | (AwaitingApproval, Ready | Failed | Cancelled | Suspended)
-                | (Ready, Running | Cancelled | Suspended)
+                // Failed: a veto hook said no before the first attempt.
+                | (Ready, Running | Cancelled | Suspended | Failed)
                 | (
                     Running,
                     Succeeded | Retrying | Failed | Cancelled | Suspended

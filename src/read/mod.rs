@@ -14,12 +14,14 @@
 //! - [`metrics`]: figures of a past window from the journal's durable rollups.
 //! - [`offline`]: reads of a stopped node's journal (the CLI's only way into a journal).
 //! - [`agents`]: `troupe tree` and the result of a run (`troupe wait`).
+//! - [`hooks`]: `troupe hooks`: hook calls and their states.
 //! - [`outputs`]: task outputs, read from the journal when a dependent, an expansion or
 //!   `troupe output` needs them.
 
 pub mod agents;
 pub mod dry_run;
 pub mod facts;
+pub mod hooks;
 pub mod metrics;
 pub mod offline;
 pub mod outputs;

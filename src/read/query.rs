@@ -40,6 +40,7 @@ pub fn is_read(request: &Request) -> bool {
             | Request::Nodes
             | Request::Failed(_)
             | Request::Breakers
+            | Request::Hooks { .. }
     )
 }
 
@@ -155,6 +156,12 @@ pub fn view(model: &ReadModel, request: &Request) -> Response {
             Ok(v) => Response::Tree(Box::new(v)),
             Err(e) => Response::Error(e),
         },
+        Request::Hooks { ref state } => {
+            match crate::read::hooks::hook_calls(&p.state, state.as_deref()) {
+                Ok(v) => Response::Hooks(v),
+                Err(e) => Response::Error(e),
+            }
+        }
         ref other => Response::Error(ControlError::BadRequest(format!(
             "the read model does not answer {other:?}"
         ))),

@@ -18,6 +18,8 @@
 //! | `troupe_actor_restarts_total` | counter | `actor` | supervisors |
 //! | `troupe_webhook_deliveries_total` | counter | `event`, `result` (delivered, failed, dropped) | webhook sender |
 //! | `troupe_breaker_state` | gauge | `breaker` | 0 closed, 1 open, 2 half-open; scheduler, as decided |
+//! | `troupe_hook_calls_total` | counter | `hook`, `outcome` (succeeded, failed) | scheduler, once a call's end is durable |
+//! | `troupe_hook_attempts_total` | counter | `hook` | scheduler, when an attempt's process starts |
 //! | `troupe_process_*` | | | CPU seconds, resident memory, open fds ([`prometheus::process_collector`]) |
 //!
 //! Counters count since the process started (Prometheus handles resets); they are raised
@@ -103,6 +105,10 @@ pub struct Metrics {
     breaker_state: IntGaugeVec,
     /// When each restart happened (for the health check's window), newest last.
     restart_log: Mutex<VecDeque<Instant>>,
+    /// `troupe_hook_calls_total{hook, outcome}`: hook calls that finished.
+    hook_calls: IntCounterVec,
+    /// `troupe_hook_attempts_total{hook}`: hook attempts started.
+    hook_attempts: IntCounterVec,
 }
 
 /// Cached metric handles of one pool, so the scheduler's hot path is atomic adds only.
@@ -322,6 +328,24 @@ impl Metrics {
         .expect("valid metric");
         reg(Box::new(breaker_state.clone()));
         reg(Box::new(budget_used.clone()));
+        let hook_calls = IntCounterVec::new(
+            Opts::new(
+                "troupe_hook_calls_total",
+                "Hook calls that finished, by hook and outcome (succeeded, failed).",
+            ),
+            &["hook", "outcome"],
+        )
+        .expect("valid metric");
+        let hook_attempts = IntCounterVec::new(
+            Opts::new(
+                "troupe_hook_attempts_total",
+                "Hook attempts started, by hook.",
+            ),
+            &["hook"],
+        )
+        .expect("valid metric");
+        reg(Box::new(hook_calls.clone()));
+        reg(Box::new(hook_attempts.clone()));
         reg(Box::new(
             prometheus::process_collector::ProcessCollector::new(
                 std::process::id() as i32,
@@ -354,6 +378,8 @@ impl Metrics {
             spawn_refused,
             breaker_state,
             budget_used,
+            hook_calls,
+            hook_attempts,
         })
     }
 
@@ -362,7 +388,17 @@ impl Metrics {
         self.breaker_state.with_label_values(&[breaker]).set(value);
     }
 
-    /// Counts a refused spawn by reason.
+    /// Counts a finished hook call (`outcome`: `succeeded` or `failed`).
+    pub fn hook_call(&self, hook: &str, outcome: &str) {
+        self.hook_calls.with_label_values(&[hook, outcome]).inc();
+    }
+
+    /// Counts a hook attempt that starts.
+    pub fn hook_attempt(&self, hook: &str) {
+        self.hook_attempts.with_label_values(&[hook]).inc();
+    }
+
+    /// Counts a refused spawn.
     pub fn spawn_refused(&self, reason: &str) {
         self.spawn_refused.with_label_values(&[reason]).inc();
     }

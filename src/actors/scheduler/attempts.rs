@@ -12,11 +12,7 @@ impl SchedulerState {
         if self.release(&report) && !self.abandon {
             self.close_attempt(report);
         }
-        if self.draining && self.running.is_empty() {
-            for port in self.drained.drain(..) {
-                let _ = port.send(());
-            }
-        }
+        self.answer_drain();
     }
 
     /// Journals the end of a released attempt (and what follows from it).

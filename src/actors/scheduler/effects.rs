@@ -47,6 +47,15 @@ pub(crate) enum Effect {
     BudgetUsed(crate::model::Counters),
     /// Send a message to a worker node.
     Wire(super::cluster::Wire),
+    /// Start the process of a hook attempt (its `hook_started` is durable).
+    RunHook {
+        /// The call.
+        id: u64,
+        /// The attempt.
+        attempt: u32,
+    },
+    /// Count a finished hook call (`troupe_hook_calls_total{hook, outcome}`).
+    HookCall(String, &'static str),
 }
 
 impl SchedulerState {
@@ -112,6 +121,8 @@ impl SchedulerState {
                 Effect::Wire(w) => {
                     self.workers.remote.node_mut(w.node).send(w.message);
                 }
+                Effect::RunHook { id, attempt } => self.start_hook(myself, id, attempt),
+                Effect::HookCall(hook, outcome) => self.metrics.hook_call(&hook, outcome),
                 Effect::Expand(run, task) => {
                     self.expand_mapped(run, task);
                     self.schedule_flush(myself);

@@ -40,6 +40,8 @@
 //! - `dispatch/`: fill (`mod`), the queue and parked heaps, slots, saga steps, timers.
 //! - `cluster`: worker nodes' joins, leases, results and their fencing, draining.
 //! - `breakers`: circuit breakers: held tasks, counted ends, journaled transitions.
+//! - `hooks`: hook calls queued with their triggers, veto holds, hook attempts and their
+//!   retries (beside the task worker slots).
 //! - `fault`: after a failed append (disk full): halted with the reason until `unhalt`.
 
 use std::sync::Arc;
@@ -65,6 +67,7 @@ mod dispatch;
 mod effects;
 mod fault;
 mod handoff;
+mod hooks;
 mod observe;
 mod pipeline;
 mod recovery;
@@ -125,6 +128,7 @@ impl Actor for Scheduler {
                 }
             },
             SchedulerMsg::AttemptEnded(report) => s.attempt_ended(report),
+            SchedulerMsg::HookEnded { id, attempt, end } => s.hook_ended(id, attempt, end),
             SchedulerMsg::Cluster(m) => {
                 s.cluster_message(m);
                 s.publish_nodes();
@@ -216,14 +220,14 @@ impl Actor for Scheduler {
             SchedulerMsg::Drain(port) => {
                 s.draining = true;
                 self.shared.facts.set_draining(true);
-                if s.running.is_empty() {
-                    let _ = port.send(());
-                } else {
-                    s.drained.push(port);
-                }
+                s.queue_session_hooks(crate::model::resilience::HookOn::NodeStopping);
+                s.fill_hooks();
+                s.drained.push(port);
+                s.answer_drain();
             }
             SchedulerMsg::AbandonRunning | SchedulerMsg::KillRunning => {
                 s.abandon = true;
+                s.abandon_hooks();
                 let kill = matches!(message, SchedulerMsg::KillRunning);
                 let all = s.running_where(|_, _| true);
                 for (slot, id) in all {
@@ -248,9 +252,11 @@ impl Actor for Scheduler {
         }
         s.run_agent_rules();
         s.fill();
+        s.fill_hooks();
         s.flush_approval_changes();
         s.schedule_flush(&myself);
         s.arm(&myself);
+        s.arm_hooks(&myself);
         s.run_effects(&myself);
         s.publish_facts();
         Ok(())

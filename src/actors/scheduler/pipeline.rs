@@ -28,6 +28,10 @@ impl SchedulerState {
         };
         let mut changes = Vec::new();
         self.state.apply_with(seq, &record, &mut changes)?;
+        let submitted = match &record.event {
+            Event::RunSubmitted { run, .. } | Event::RunSpawned { run, .. } => Some(*run),
+            _ => None,
+        };
         self.shared.facts.decided(seq);
         if let Event::AttemptUsage {
             run,
@@ -67,9 +71,13 @@ impl SchedulerState {
             self.measure(change, &record, collect);
         }
         self.outbox.push(record);
-        for change in changes {
+        for &change in &changes {
             self.note_for_agents(&change);
             self.react(change);
+        }
+        // Hooks this trigger made due go into the same append, right after it.
+        if submitted.is_some() || self.hooks.enabled() {
+            self.queue_hooks(submitted, &changes);
         }
         Ok(())
     }

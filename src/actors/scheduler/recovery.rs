@@ -87,6 +87,7 @@ impl SchedulerState {
             agent_due: Default::default(),
             deadlines: BTreeSet::new(),
             breakers: super::breakers::Breakers::new(&shared.config.breakers),
+            hooks: Default::default(),
         };
         s.count_gauges();
         // Rebuild the queue and timers from the replayed state.
@@ -180,6 +181,8 @@ impl SchedulerState {
             }
         }
         s.recover_agents();
+        // The node's first scheduler (not a restart after a failure) runs node_started hooks.
+        s.recover_hooks(shared.facts.started_at().0 == 0).await?;
         s.sagas.touch_all(&s.state);
         if s.stop_file && !s.state.is_halted() {
             s.decide(Event::NodeHalted { kill: false })?;

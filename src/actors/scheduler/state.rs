@@ -125,6 +125,8 @@ pub struct SchedulerState {
     pub(super) deadlines: BTreeSet<(Timestamp, RunId)>,
     /// Circuit breakers: windows, probes, held tasks ([`super::breakers`]).
     pub(super) breakers: super::breakers::Breakers,
+    /// Hook calls: due, retrying, running, and the tasks their vetoes hold ([`super::hooks`]).
+    pub(super) hooks: super::hooks::HookDesk,
 }
 
 pub(crate) fn now() -> Timestamp {

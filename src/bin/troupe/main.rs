@@ -502,6 +502,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Hook calls (`[[hooks]]`), oldest first: id, hook, event, run/task, state, attempts,
+    /// last failure.
+    Hooks {
+        /// Only calls in this state.
+        #[arg(long, value_parser = ["queued", "running", "retrying", "succeeded", "failed"])]
+        state: Option<String>,
+        /// Print one JSON array.
+        #[arg(long)]
+        json: bool,
+    },
     /// Pending approval requests, oldest first: run, task, command, age, expiry.
     Approvals {
         /// Print one JSON array.
@@ -1060,6 +1070,7 @@ fn main() -> ExitCode {
                 os_user: String::new(),
             },
         ),
+        Command::Hooks { state, json } => cmd::hooks::hooks(&data_dir, state, json),
         Command::Queue {
             watch,
             verbose,

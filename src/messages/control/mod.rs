@@ -314,6 +314,11 @@ pub enum Request {
     /// Every circuit breaker, its configuration and journaled state
     /// ([`Response::Breakers`]): `troupe breakers`. Answered by the read model.
     Breakers,
+    /// Hook calls, oldest first ([`Response::Hooks`]): `troupe hooks [--state S]`.
+    Hooks {
+        /// Only calls in this state (`queued`, `running`, `retrying`, `succeeded`, `failed`).
+        state: Option<String>,
+    },
 }
 
 /// What a [`Request::Subscribe`] streams. The first frame is the current value; later frames
@@ -477,6 +482,8 @@ pub enum Response {
     Failed(Vec<FailedTask>),
     /// The answer to [`Request::Breakers`], by name.
     Breakers(Vec<BreakerView>),
+    /// Answer to [`Request::Hooks`].
+    Hooks(Vec<crate::read::hooks::HookCallView>),
 }
 
 /// What `troupe delegate` sends.

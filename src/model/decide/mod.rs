@@ -13,6 +13,7 @@
 //! # Layout
 //! - `attempts`: how an attempt ends ([`attempt_close`]: usage, output, end; a compensation's
 //!   end), and the attempts a replayed state says are running.
+//! - `hooks`: which hooks a trigger makes due, their stdin payload, how a hook attempt ends.
 //! - `operator`: cancel, suspend, resume, retry of a run or a task ([`operator`]).
 //! - `spawn`: a child run, attached by key or checked against every limit ([`spawn`]).
 //! - this file: the ready queue's order ([`QueueKey`]).
@@ -20,10 +21,12 @@
 use std::cmp::Ordering;
 
 mod attempts;
+mod hooks;
 mod operator;
 mod spawn;
 
 pub use attempts::*;
+pub use hooks::*;
 pub use operator::*;
 pub use spawn::*;
 

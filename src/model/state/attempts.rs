@@ -1,12 +1,14 @@
 //! Attempts: `attempt_started`, `task_succeeded`, `attempt_failed` (a retry is due) and
 //! `task_failed` (for good), with what success and failure do to dependents and to a saga.
+//! A `task_failed` with attempt 0 and failure `vetoed` fails a ready task that never started
+//! (a `task_ready` veto hook said no).
 
 use std::sync::Arc;
 
 use super::change::Change;
 use super::error::ApplyError;
 use super::run::Run;
-use crate::model::event::Event;
+use crate::model::event::{Event, Failure};
 use crate::model::ids::TaskIndex;
 use crate::model::run::RunState;
 use crate::model::task::TaskState;
@@ -67,6 +69,28 @@ impl Run {
                 task.last_failure = Some(Box::new(failure.clone()));
                 task.retry_at = Some(*retry_at);
                 self.settle(t, time, changes);
+            }
+            Event::TaskFailed {
+                attempt: 0,
+                failure: failure @ Failure::Vetoed { .. },
+                ..
+            } => {
+                // A `task_ready` veto hook did not let the task run: it fails for good
+                // before its first attempt (event schema 7).
+                let t = t.expect("task event");
+                self.require_run_state(event, &[Running])?;
+                let task = &self.tasks[t as usize];
+                if task.state != TaskState::Ready || task.attempts != 0 {
+                    return Err(self.not_allowed(
+                        event,
+                        format!(
+                            "a veto fails only a ready task that never started (it is {})",
+                            task.state
+                        ),
+                    ));
+                }
+                self.tasks[t as usize].last_failure = Some(Box::new(failure.clone()));
+                self.fail_for_good(t, TaskState::Failed, time, changes);
             }
             Event::TaskFailed {
                 attempt, failure, ..

@@ -34,6 +34,11 @@ impl SchedulerState {
         self.fill_compensations(t_now);
         while self.workers.has_free() {
             let Some(entry) = self.queue.pop() else { break };
+            if self.held_by_veto(entry.run, entry.task) {
+                // A task_ready veto hook decides first (hooks.rs).
+                self.reoffer(entry.run, entry.task);
+                continue;
+            }
             let Some(r) = self.state.run(entry.run) else {
                 continue;
             };

@@ -16,6 +16,7 @@
 //! - [`breakers`]: `breakers`, `breakers reset NAME`: circuit breakers.
 //! - [`queue`]: `queue`: tasks waiting to run.
 //! - [`metrics`]: `metrics`: figures of a past window, through the node or offline.
+//! - [`hooks`]: `hooks`: hook calls and their states.
 //! - [`health`]: `health`: the node's checks, Nagios exit codes.
 //! - [`backup`]: `backup`, `restore`: online backups (RocksDB checkpoints) and restores.
 //! - [`journal`]: `journal verify`: every record, index entry and snapshot checked.
@@ -37,6 +38,7 @@ pub(crate) mod dashboard;
 pub(crate) mod events;
 pub(crate) mod failed;
 pub(crate) mod health;
+pub(crate) mod hooks;
 pub(crate) mod journal;
 pub(crate) mod logs;
 pub(crate) mod metrics;
