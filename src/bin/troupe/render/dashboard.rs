@@ -226,12 +226,12 @@ fn queue_table(frame: &mut Frame, v: &DashboardView, now: Timestamp, area: Rect)
     let table = Table::new(
         rows,
         [
-            Constraint::Min(20),
+            Constraint::Min(40),
             Constraint::Length(9),
             Constraint::Length(4),
             Constraint::Length(8),
             Constraint::Length(8),
-            Constraint::Min(12),
+            Constraint::Fill(1),
         ],
     )
     .header(
