@@ -385,24 +385,8 @@ async fn overhead_round(
 }
 
 async fn overhead_case(opts: &MetricsBenchOptions) -> Result<Overhead, BenchError> {
-    let mut rounds = Vec::new();
-    for r in 0..opts.rounds {
-        // Alternate which goes first, so drift (page cache, thermal) hits both alike.
-        let (on, off) = if r % 2 == 0 {
-            let on = overhead_round(opts, true, r).await?;
-            (on, overhead_round(opts, false, r).await?)
-        } else {
-            let off = overhead_round(opts, false, r).await?;
-            (overhead_round(opts, true, r).await?, off)
-        };
-        rounds.push((on, off));
-    }
-    let med = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let figure = med(rounds.iter().map(|r| r.0).collect());
-    let baseline = med(rounds.iter().map(|r| r.1).collect());
+    let (rounds, figure, baseline) =
+        super::alternating(opts.rounds, |on, r| overhead_round(opts, on, r)).await?;
     Ok(Overhead {
         tasks: opts.overhead_tasks,
         figure,

@@ -58,6 +58,37 @@ pub(crate) fn fresh(dir: &Path, name: &str) -> Result<PathBuf, BenchError> {
 }
 
 /// A node-side failure as a bench error.
+/// Runs `rounds` rounds of a figure with a setting on and off (`round(on, index)`),
+/// alternating which goes first so drift (page cache, thermal) hits both alike; returns each
+/// round's (on, off) in the order run and the medians of both.
+pub(crate) async fn alternating<F, Fut>(
+    rounds: usize,
+    mut round: F,
+) -> Result<(Vec<(f64, f64)>, f64, f64), BenchError>
+where
+    F: FnMut(bool, usize) -> Fut,
+    Fut: std::future::Future<Output = Result<f64, BenchError>>,
+{
+    let mut all = Vec::new();
+    for r in 0..rounds {
+        let (on, off) = if r % 2 == 0 {
+            let on = round(true, r).await?;
+            (on, round(false, r).await?)
+        } else {
+            let off = round(false, r).await?;
+            (round(true, r).await?, off)
+        };
+        all.push((on, off));
+    }
+    let med = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let on = med(all.iter().map(|r| r.0).collect());
+    let off = med(all.iter().map(|r| r.1).collect());
+    Ok((all, on, off))
+}
+
 pub(crate) fn node_err(e: impl std::fmt::Display) -> BenchError {
     BenchError::Other(e.to_string())
 }

@@ -89,24 +89,8 @@ async fn round(opts: &BreakersBenchOptions, on: bool, r: usize) -> Result<f64, B
 
 /// Runs the alternating rounds.
 pub async fn breakers(opts: &BreakersBenchOptions) -> Result<BreakersBenchReport, BenchError> {
-    let mut rounds = Vec::new();
-    for r in 0..opts.rounds {
-        // Alternate which goes first, so drift (page cache, thermal) hits both alike.
-        let (on, off) = if r % 2 == 0 {
-            let on = round(opts, true, r).await?;
-            (on, round(opts, false, r).await?)
-        } else {
-            let off = round(opts, false, r).await?;
-            (round(opts, true, r).await?, off)
-        };
-        rounds.push((on, off));
-    }
-    let med = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let figure = med(rounds.iter().map(|r| r.0).collect());
-    let baseline = med(rounds.iter().map(|r| r.1).collect());
+    let (rounds, figure, baseline) =
+        super::alternating(opts.rounds, |on, r| round(opts, on, r)).await?;
     let _ = std::fs::remove_dir_all(&opts.dir);
     Ok(BreakersBenchReport {
         tasks: opts.tasks,
