@@ -15,10 +15,12 @@
 //! - [`offline`]: reads of a stopped node's journal (the CLI's only way into a journal).
 //! - [`agents`]: `troupe tree` and the result of a run (`troupe wait`).
 //! - [`hooks`]: `troupe hooks`: hook calls and their states.
+//! - [`breakers`]: `troupe breakers`, and which breaker holds a ready task.
 //! - [`outputs`]: task outputs, read from the journal when a dependent, an expansion or
 //!   `troupe output` needs them.
 
 pub mod agents;
+pub mod breakers;
 pub mod dry_run;
 pub mod facts;
 pub mod hooks;

@@ -145,7 +145,7 @@ pub fn view(model: &ReadModel, request: &Request) -> Response {
         }
         Request::Approvals => Response::Approvals(pending_approvals(&p.state, cx.approval_timeout)),
         Request::Failed(ref filter) => Response::Failed(failed_tasks(&p.state, filter, now())),
-        Request::Breakers => Response::Breakers(crate::read::views::breakers_view(&p.state, cx)),
+        Request::Breakers => Response::Breakers(crate::read::breakers::breakers_view(&p.state, cx)),
         Request::Workflow(run) => match p.state.run(run) {
             Some(r) => Response::Workflow(Box::new((**r.workflow()).clone())),
             None => not_found(run),
