@@ -102,6 +102,31 @@ pub fn render(cfg: &super::NodeConfig) -> String {
         non_retryable_signals: &'a [i32],
     }
     #[derive(serde::Serialize)]
+    struct HookMatch<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        workflow: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        label: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pool: Option<&'a str>,
+    }
+    #[derive(serde::Serialize)]
+    struct CommandHook<'a> {
+        /// Left out for an unnamed hook (its default `hooks[INDEX]` is not a valid name).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<&'a str>,
+        on: &'static str,
+        #[serde(rename = "match")]
+        matcher: HookMatch<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        command: Option<&'a [String]>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        shell: Option<&'a str>,
+        timeout: String,
+        max_attempts: u32,
+        veto: bool,
+    }
+    #[derive(serde::Serialize)]
     struct Out<'a> {
         workers: u32,
         grace: String,
@@ -120,6 +145,7 @@ pub fn render(cfg: &super::NodeConfig) -> String {
         secrets: Option<SecretFiles>,
         breakers: Vec<Breaker<'a>>,
         retry_policies: BTreeMap<&'a str, Policy<'a>>,
+        hooks: Vec<CommandHook<'a>>,
     }
     let human = |d: Duration| humantime::format_duration(d).to_string();
     let out = Out {
@@ -226,6 +252,31 @@ pub fn render(cfg: &super::NodeConfig) -> String {
                 )
             })
             .collect(),
+        hooks: cfg
+            .hooks
+            .iter()
+            .enumerate()
+            .map(|(i, h)| CommandHook {
+                name: (h.name != format!("hooks[{i}]")).then_some(h.name.as_str()),
+                on: h.on.as_str(),
+                matcher: HookMatch {
+                    workflow: h.scope.workflow.as_deref(),
+                    label: h.scope.label.as_deref(),
+                    pool: h.scope.pool.as_deref(),
+                },
+                command: match &h.command {
+                    crate::model::Command::Argv(argv) => Some(argv.as_slice()),
+                    crate::model::Command::Shell(_) => None,
+                },
+                shell: match &h.command {
+                    crate::model::Command::Shell(s) => Some(s.as_str()),
+                    crate::model::Command::Argv(_) => None,
+                },
+                timeout: human(h.timeout),
+                max_attempts: h.max_attempts,
+                veto: h.veto,
+            })
+            .collect(),
     };
     toml::to_string(&out).expect("plain values serialize")
 }
@@ -260,6 +311,16 @@ mod tests {
         let back = parse(&render(&cfg), "rendered").unwrap();
         assert_eq!(back.breakers, cfg.breakers);
         assert_eq!(back.retry_policies, cfg.retry_policies);
+        let f = parse(
+            "[[hooks]]\non = \"task_ready\"\nveto = true\nshell = \"exit 0\"\nmatch = { label = \"x\" }\n\
+             [[hooks]]\nname = \"n\"\non = \"node_started\"\ncommand = [\"true\"]\n",
+            "t",
+        )
+        .unwrap();
+        let mut cfg = crate::config::NodeConfig::new("/tmp/x");
+        f.apply(&mut cfg);
+        let back = parse(&render(&cfg), "rendered").unwrap();
+        assert_eq!(back.hooks, cfg.hooks);
     }
 
     #[test]
