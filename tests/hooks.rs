@@ -413,3 +413,51 @@ fn a_hook_with_an_unknown_event_is_refused_with_its_line() {
         "{err}"
     );
 }
+
+/// While a veto hook decides, its task is held and `queue --verbose` says by which hook.
+#[test]
+fn a_task_held_by_a_deciding_veto_hook_says_so_in_the_queue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let go = tmp.path().join("GO");
+    let _go = GoOnDrop(go.clone());
+    let text = format!(
+        r#"
+name = "slow-veto"
+[[hooks]]
+name = "slow"
+on = "task_ready"
+veto = true
+shell = "while [ ! -e {go} ]; do sleep 0.05; done"
+[[task]]
+id = "t"
+shell = "true"
+"#,
+        go = go.display()
+    );
+    let wf = workflow(tmp.path(), "slow.toml", &text);
+    let _node = NodeProc::start(&dir, &[]);
+    let run = submit(&dir, &wf);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let o = run_cmd_ok(&dir, &["queue", "--verbose", "--json"]);
+        let q: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let held = q["tasks"].as_array().unwrap().iter().any(|t| {
+            t["task"] == "t"
+                && t["blocked"]
+                    .as_str()
+                    .is_some_and(|b| b.starts_with("hook slow deciding (veto"))
+        });
+        if held {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "queue never said the hook holds the task: {q}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::write(&go, "").unwrap();
+    let v = wait_finished(&dir, &run, 60);
+    assert_eq!(v["state"], "succeeded", "{v}");
+}

@@ -377,6 +377,8 @@ pub fn queue_view(
                 Some(why)
             } else if let Some(why) = super::breakers::breaker_holding(state, cx, wf, t, t_now) {
                 Some(why)
+            } else if let Some(why) = veto_holding(state, run, wf.task_id(t), task.attempts) {
+                Some(why)
             } else {
                 admit(wf, t, loads.at(run, pool.as_deref()), &cx.node_pools)
                     .err()
@@ -527,6 +529,26 @@ pub fn dashboard_view(
         completions: p.completions.iter().cloned().collect(),
         error_rate: 0.0,
     }
+}
+
+/// Why a task that never started waits for a `task_ready` veto hook ("hook NAME deciding
+/// (veto)"), if one is still deciding.
+fn veto_holding(
+    state: &State,
+    run: RunId,
+    task: &crate::model::TaskId,
+    attempts: u32,
+) -> Option<String> {
+    if attempts > 0 {
+        return None;
+    }
+    state
+        .hooks()
+        .pending()
+        .find(|(_, c)| {
+            c.call.hook.veto && c.call.run == Some(run) && c.call.task.as_ref() == Some(task)
+        })
+        .map(|(id, c)| format!("hook {} deciding (veto, call {id})", c.call.hook.name))
 }
 
 #[cfg(test)]
