@@ -66,6 +66,22 @@ pub struct Scope {
 impl Scope {
     /// Whether task `task` of a run of `spec` is in the scope.
     pub fn matches(&self, spec: &WorkflowSpec, task: usize) -> bool {
+        let pattern = self.command.as_deref().map(glob::Pattern::new);
+        match pattern {
+            Some(Err(_)) => false,
+            Some(Ok(p)) => self.matches_with(spec, task, Some(&p)),
+            None => self.matches_with(spec, task, None),
+        }
+    }
+
+    /// [`Scope::matches`] with `command` already compiled to `pattern` (the dispatch path
+    /// compiles it once per breaker).
+    pub fn matches_with(
+        &self,
+        spec: &WorkflowSpec,
+        task: usize,
+        pattern: Option<&glob::Pattern>,
+    ) -> bool {
         let t = &spec.tasks[task];
         let pool = t.pool.as_deref().or(spec.defaults.pool.as_deref());
         self.workflow.as_deref().is_none_or(|w| w == spec.name)
@@ -74,10 +90,11 @@ impl Scope {
                 .label
                 .as_ref()
                 .is_none_or(|l| t.labels.iter().any(|x| x == l))
-            && self
-                .command
-                .as_deref()
-                .is_none_or(|g| program_matches(g, &t.command))
+            && match (self.command.as_deref(), pattern) {
+                (None, _) => true,
+                (Some(_), None) => false,
+                (Some(g), Some(p)) => program_matches_compiled(g, p, &t.command),
+            }
     }
 
     /// Whether no matcher is set (a scope of everything).
@@ -125,6 +142,17 @@ pub struct BreakerSpec {
     pub open_for: Duration,
     /// Attempts let through while half-open; all must succeed to close it.
     pub half_open_probes: u32,
+}
+
+impl BreakerSpec {
+    /// This breaker as declared in workflow `workflow`: named `WORKFLOW/NAME` and scoped to
+    /// that workflow's tasks.
+    pub fn in_workflow(&self, workflow: &str) -> BreakerSpec {
+        let mut spec = self.clone();
+        spec.name = format!("{workflow}/{}", self.name);
+        spec.scope.workflow = Some(workflow.to_owned());
+        spec
+    }
 }
 
 /// `[[breakers]]` as written (in `troupe.toml` or a workflow file).

@@ -17,14 +17,10 @@ pub fn breaker_specs(
             continue;
         };
         for b in &res.breakers {
-            let name = format!("{}/{}", r.workflow().spec().name, b.name);
-            if out.iter().any(|x| x.name == name) {
-                continue;
+            let spec = b.in_workflow(&r.workflow().spec().name);
+            if !out.iter().any(|x| x.name == spec.name) {
+                out.push(spec);
             }
-            let mut spec = b.clone();
-            spec.name = name;
-            spec.scope.workflow = Some(r.workflow().spec().name.clone());
-            out.push(spec);
         }
     }
     out
@@ -47,15 +43,10 @@ pub(crate) fn breaker_holding(
         .as_deref()
         .map(|r| r.breakers.as_slice())
         .unwrap_or(&[]);
-    let qualified = |b: &crate::model::resilience::BreakerSpec| {
-        let mut b = b.clone();
-        b.name = format!("{}/{}", wf.spec().name, b.name);
-        b
-    };
     cx.breakers
         .iter()
         .cloned()
-        .chain(own.iter().map(qualified))
+        .chain(own.iter().map(|b| b.in_workflow(&wf.spec().name)))
         .filter(|b| b.scope.matches(wf.spec(), t as usize))
         .find_map(|b| match state.breakers().get(&b.name)?.state {
             crate::model::state::BreakerState::Open { until } if until > t_now => {

@@ -80,37 +80,21 @@ impl Breakers {
             return;
         };
         for b in &res.breakers {
-            let mut spec = b.clone();
-            spec.name = format!("{}/{}", wf.spec().name, b.name);
-            spec.scope.workflow = Some(wf.spec().name.clone());
-            self.register(spec);
+            self.register(b.in_workflow(&wf.spec().name));
         }
     }
 
     /// Indexes of the breakers whose scope holds task `task` of `wf`.
     fn matching(&self, wf: &Workflow, task: TaskIndex) -> Vec<usize> {
-        let spec = wf.spec();
-        let t = &spec.tasks[task as usize];
-        let pool = wf.pool(task);
         self.list
             .iter()
             .enumerate()
-            .filter_map(|(i, b)| {
-                let s = &b.spec.scope;
-                let ok = s.workflow.as_deref().is_none_or(|w| w == spec.name)
-                    && s.pool.as_deref().is_none_or(|p| pool == Some(p))
-                    && s.label
-                        .as_ref()
-                        .is_none_or(|l| t.labels.iter().any(|x| x == l))
-                    && match (&s.command, &b.glob) {
-                        (None, _) => true,
-                        (Some(_), None) => false,
-                        (Some(g), Some(p)) => {
-                            crate::model::resilience::program_matches_compiled(g, p, &t.command)
-                        }
-                    };
-                ok.then_some(i)
+            .filter(|(_, b)| {
+                b.spec
+                    .scope
+                    .matches_with(wf.spec(), task as usize, b.glob.as_ref())
             })
+            .map(|(i, _)| i)
             .collect()
     }
 
