@@ -104,5 +104,6 @@ pub fn command_workflow(argv: Vec<String>, cwd: &Path) -> Result<Workflow, SpecE
         tasks: vec![task],
         delegation: None,
         resilience: None,
+        origin: None,
     })
 }

@@ -109,6 +109,7 @@ pub fn fan_out_workflow(n: usize) -> Result<Workflow, BenchError> {
         tasks: vec![list, each],
         delegation: None,
         resilience: None,
+        origin: None,
     })?)
 }
 

@@ -149,6 +149,7 @@ fn workflow(name: &str, tasks: Vec<TaskSpec>) -> Result<Workflow, BenchError> {
         tasks,
         delegation: None,
         resilience: None,
+        origin: None,
     })?)
 }
 

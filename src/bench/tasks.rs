@@ -158,6 +158,7 @@ pub fn flat_workflow(name: &str, n: usize, command: &[&str]) -> Result<Workflow,
         tasks,
         delegation: None,
         resilience: None,
+        origin: None,
     })?)
 }
 

@@ -215,6 +215,7 @@ impl RemoteOrder {
             tasks,
             delegation: None,
             resilience: None,
+            origin: None,
         };
         let workflow = Workflow::rebuild_remote(pruned)?;
         Ok(RemoteOrder {

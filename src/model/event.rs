@@ -29,7 +29,8 @@ use super::workflow::Workflow;
 /// | 5 | the snapshot's state gains the cluster's membership and placements (snapshots of 4 decode with none); events `node_joined`, `node_lost`, `node_draining`, `node_left`, `join_refused`, `attempt_placed` and `result_rejected` appended |
 /// | 6 | task spec gains `secret_env` (names only; old workflows decode with none) |
 /// | 7 | task spec gains `retry_choice` (`retry_policy`, non-retryable failures), workflow spec gains `resilience` (`[[breakers]]`, `[[hooks]]`); old workflows decode with none. Events `breaker_opened`, `breaker_half_opened`, `breaker_closed`, `hook_queued`, `hook_started`, `hook_succeeded`, `hook_failed` and failure kind `vetoed` appended |
-pub const EVENT_SCHEMA_VERSION: u16 = 7;
+/// | 8 | task spec gains `scheduling` (`deadline`, `replicas` / `quorum` / `vote`), workflow spec gains `origin` (the inbox's content hash); old workflows decode with none. Event `quorum_reached`, failure kind `no_quorum` and expansions `swarm` / `replica` appended |
+pub const EVENT_SCHEMA_VERSION: u16 = 8;
 
 /// Named usage counters an attempt reports through `TROUPE_USAGE` (tokens, cost, ...):
 /// counter name → value. Sorted by name, so sums and printing are deterministic.
@@ -123,13 +124,19 @@ pub enum Failure {
         /// How the hook ended and the last line it printed.
         message: String,
     },
+    /// A swarm task's replicas can no longer reach its quorum (event schema 8).
+    NoQuorum {
+        /// How many agreed at most, of how many needed, and the outputs seen with their
+        /// counts.
+        message: String,
+    },
 }
 
 impl Failure {
     /// The failure kind as `events --json` and `status --json` name it (`failure_kind`):
     /// `exit`, `signal`, `timed_out`, `spawn_failed`, `interrupted`, `approval_rejected`,
     /// `approval_expired`, `error`, `output_invalid`, `gate_failed`, `template_failed`,
-    /// `usage_invalid`, `fan_out_invalid`, `child_failed`, `vetoed`.
+    /// `usage_invalid`, `fan_out_invalid`, `child_failed`, `vetoed`, `no_quorum`.
     pub fn kind(&self) -> &'static str {
         match self {
             Failure::Exit { .. } => "exit",
@@ -147,6 +154,7 @@ impl Failure {
             Failure::FanOutInvalid { .. } => "fan_out_invalid",
             Failure::ChildFailed { .. } => "child_failed",
             Failure::Vetoed { .. } => "vetoed",
+            Failure::NoQuorum { .. } => "no_quorum",
         }
     }
 }
@@ -169,6 +177,7 @@ impl std::fmt::Display for Failure {
             Failure::FanOutInvalid { message } => write!(f, "fan-out invalid: {message}"),
             Failure::ChildFailed { message } => write!(f, "child failed: {message}"),
             Failure::Vetoed { hook, message } => write!(f, "vetoed by hook {hook}: {message}"),
+            Failure::NoQuorum { message } => write!(f, "no quorum: {message}"),
         }
     }
 }
@@ -653,6 +662,18 @@ pub enum Event {
         /// When the next attempt is due, if any.
         retry_at: Option<Timestamp>,
     },
+    /// Replicas of swarm task `task` reached its quorum (event schema 8): without `vote`,
+    /// `replicas` produced equal outputs and `task_output` / `task_succeeded` (attempt 0)
+    /// follow in the same commit; with `vote`, `replicas` succeeded and the task becomes
+    /// ready to run its vote. Replicas still open are cancelled in the same commit.
+    QuorumReached {
+        /// Run of the task.
+        run: RunId,
+        /// The swarm task.
+        task: TaskId,
+        /// The replica numbers (0-based) whose outputs count, ascending.
+        replicas: Vec<u32>,
+    },
 }
 
 /// One due run of a hook: the body of [`Event::HookQueued`]. The hook's settings are copied
@@ -778,7 +799,7 @@ impl OnParentExit {
 
 impl Event {
     /// Every event type name, in variant order (the `type` field of `events --json`).
-    pub const TYPE_NAMES: [&'static str; 44] = [
+    pub const TYPE_NAMES: [&'static str; 45] = [
         "run_submitted",
         "attempt_started",
         "task_succeeded",
@@ -823,6 +844,7 @@ impl Event {
         "hook_started",
         "hook_succeeded",
         "hook_failed",
+        "quorum_reached",
     ];
 
     /// The snake_case type name (`task_succeeded`, ...).
@@ -876,6 +898,7 @@ impl Event {
             Event::HookStarted { .. } => 41,
             Event::HookSucceeded { .. } => 42,
             Event::HookFailed { .. } => 43,
+            Event::QuorumReached { .. } => 44,
         }
     }
 
@@ -909,7 +932,8 @@ impl Event {
             | Event::EscalationRequested { run, .. }
             | Event::EscalationDecided { run, .. }
             | Event::AttemptPlaced { run, .. }
-            | Event::ResultRejected { run, .. } => Some(*run),
+            | Event::ResultRejected { run, .. }
+            | Event::QuorumReached { run, .. } => Some(*run),
             Event::SpawnRefused { parent, .. } => *parent,
             Event::HookQueued { call } => call.run,
             Event::BreakerOpened { .. }
@@ -951,7 +975,8 @@ impl Event {
             | Event::AttemptUsage { task, .. }
             | Event::TaskExpanded { task, .. }
             | Event::AttemptPlaced { task, .. }
-            | Event::ResultRejected { task, .. } => Some(task),
+            | Event::ResultRejected { task, .. }
+            | Event::QuorumReached { task, .. } => Some(task),
             Event::SpawnRefused { task, .. } => task.as_ref(),
             Event::HookQueued { call } => call.task.as_ref(),
             Event::BreakerOpened { .. }

@@ -288,6 +288,7 @@ impl SchedulerState {
             tasks: vec![task],
             delegation: None,
             resilience: None,
+            origin: None,
         })
         .map_err(|e| ControlError::Refused(format!("agent {}: {e}", agent.name)))?;
         let routing = crate::model::Routing {

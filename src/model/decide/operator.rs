@@ -114,9 +114,18 @@ pub fn operator(
                 verb.as_str()
             )));
         }
-        // A mapped task once expanded: the command addresses each of its instances.
+        // A mapped task once expanded: the command addresses each of its instances (a swarm
+        // task: each of its replicas, and a cancel the swarm task itself last).
+        let task = task.expect("a task");
+        let swarm_cancel = verb == Verb::Cancel
+            && state.run(run).is_some_and(|r| {
+                r.workflow()
+                    .task_index(task.as_str())
+                    .is_some_and(|t| r.swarm_waiting(t))
+            });
         let events = instances
             .into_iter()
+            .chain(swarm_cancel.then(|| task.clone()))
             .filter_map(|task| match verb {
                 Verb::Cancel => Some(Event::TaskCancelled { run, task }),
                 Verb::Suspend => Some(Event::TaskSuspended { run, task }),
@@ -147,7 +156,11 @@ pub fn instances_of(state: &State, run: RunId, task: &TaskId) -> Option<Vec<Task
         crate::model::spec::Expansion::Mapped { count } => {
             Some((0..count).map(|i| TaskId::instance(task, i)).collect())
         }
-        crate::model::spec::Expansion::Instance { .. } => None,
+        crate::model::spec::Expansion::Swarm { replicas } => {
+            Some((0..replicas).map(|i| TaskId::instance(task, i)).collect())
+        }
+        crate::model::spec::Expansion::Instance { .. }
+        | crate::model::spec::Expansion::Replica { .. } => None,
     }
 }
 

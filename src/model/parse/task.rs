@@ -11,7 +11,7 @@ use super::duration::{dur, HumanDuration};
 use super::position::{inner, line_col, span_of, TaskSpans};
 use super::reader::{Reader, Table};
 use crate::model::ids::TaskId;
-use crate::model::spec::{Command, Handoff, Problem, TaskSpec};
+use crate::model::spec::{Command, Deadline, Handoff, Problem, Swarm, TaskScheduling, TaskSpec};
 
 /// A `[[task]]` table as read; the fields mirror [`TaskSpec`], unset if absent or
 /// unreadable.
@@ -41,6 +41,49 @@ pub(super) struct RawTask {
     pub(super) for_each: Option<Spanned<String>>,
     pub(super) max_fan_out: Option<Spanned<u32>>,
     pub(super) retry_policy: Option<Spanned<String>>,
+    pub(super) deadline: Option<Spanned<RawDeadline>>,
+    pub(super) replicas: Option<Spanned<u32>>,
+    pub(super) quorum: Option<Spanned<u32>>,
+    pub(super) vote: Option<Spanned<Vec<String>>>,
+}
+
+/// A `deadline` as read: an RFC 3339 instant in UTC, or a humantime duration counted from
+/// the run's submission.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RawDeadline(Deadline);
+
+impl<'de> serde::Deserialize<'de> for RawDeadline {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_deadline(&text)
+            .map(RawDeadline)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Reads a `deadline`: `"2026-12-01T09:00:00Z"` (RFC 3339, UTC) or `"30m"` (from submission).
+pub fn parse_deadline(text: &str) -> Result<Deadline, String> {
+    let t = text.trim();
+    if t.len() >= 10 && t.as_bytes()[4] == b'-' && t.as_bytes()[7] == b'-' {
+        return humantime::parse_rfc3339_weak(t)
+            .map(|st| Deadline::At(crate::model::time::Timestamp::from_system_time(st)))
+            .map_err(|e| {
+                format!(
+                    "invalid deadline {:?}: {e} (an RFC 3339 instant in UTC such as \
+                     \"2026-12-01T09:00:00Z\", or a duration from submission such as \"30m\")",
+                    crate::model::quote::quoted(text)
+                )
+            });
+    }
+    humantime::parse_duration(t)
+        .map(Deadline::After)
+        .map_err(|e| {
+            format!(
+                "invalid deadline {:?}: {e} (a duration from submission such as \"30m\", or an \
+                 RFC 3339 instant in UTC such as \"2026-12-01T09:00:00Z\")",
+                crate::model::quote::quoted(text)
+            )
+        })
 }
 
 impl Table for RawTask {
@@ -69,6 +112,10 @@ impl Table for RawTask {
         "for_each",
         "max_fan_out",
         "retry_policy",
+        "deadline",
+        "replicas",
+        "quorum",
+        "vote",
     ];
     const REQUIRED: &'static [&'static str] = &["id"];
 
@@ -98,6 +145,10 @@ impl Table for RawTask {
             "for_each" => r.field(value, &mut self.for_each),
             "max_fan_out" => r.field(value, &mut self.max_fan_out),
             "retry_policy" => r.field(value, &mut self.retry_policy),
+            "deadline" => r.field(value, &mut self.deadline),
+            "replicas" => r.field(value, &mut self.replicas),
+            "quorum" => r.field(value, &mut self.quorum),
+            "vote" => r.field(value, &mut self.vote),
             _ => return None,
         })
     }
@@ -213,6 +264,10 @@ impl RawTask {
             ("secret_env", span_of(&self.secret_env)),
             ("compensate_retry", span_of(&self.compensate_retry)),
             ("retry_policy", span_of(&self.retry_policy)),
+            ("deadline", span_of(&self.deadline)),
+            ("replicas", span_of(&self.replicas)),
+            ("quorum", span_of(&self.quorum)),
+            ("vote", span_of(&self.vote)),
         ] {
             if let Some(span) = span {
                 spans.fields.push((field, span));
@@ -252,6 +307,31 @@ impl RawTask {
                 expansion: None,
             }
             .boxed_if_set(),
+            scheduling: self.take_scheduling(),
         }
+    }
+
+    /// `deadline` and the swarm fields, boxed if any is set. `quorum` or `vote` without
+    /// `replicas` make a swarm of 0 replicas, which the workflow checks refuse by name.
+    fn take_scheduling(&mut self) -> Option<Box<TaskScheduling>> {
+        let deadline = self.deadline.take().map(|d| d.into_inner().0);
+        let replicas = inner(self.replicas.take());
+        let quorum = inner(self.quorum.take());
+        let vote = inner(self.vote.take()).map(Command::Argv);
+        let swarm = (replicas.is_some() || quorum.is_some() || vote.is_some()).then(|| {
+            let replicas = replicas.unwrap_or(0);
+            let quorum = quorum.unwrap_or(if vote.is_some() {
+                replicas
+            } else {
+                replicas / 2 + 1
+            });
+            Swarm {
+                replicas,
+                quorum,
+                vote,
+            }
+        });
+        (deadline.is_some() || swarm.is_some())
+            .then(|| Box::new(TaskScheduling { deadline, swarm }))
     }
 }

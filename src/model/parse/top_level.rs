@@ -282,6 +282,7 @@ impl RawWorkflow {
             delegation: delegation(self.output, self.authority),
             resilience: (self.resilience != Resilience::default())
                 .then(|| Box::new(self.resilience.clone())),
+            origin: None,
         };
         let head = Head {
             structure_only,

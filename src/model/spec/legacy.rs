@@ -88,10 +88,12 @@ pub(crate) mod v1 {
                         node_labels: Vec::new(),
                         secret_env: Vec::new(),
                         retry_choice: None,
+                        scheduling: None,
                     })
                     .collect(),
                 delegation: None,
                 resilience: None,
+                origin: None,
             }
         }
     }
@@ -185,10 +187,12 @@ pub(crate) mod v2 {
                         node_labels: Vec::new(),
                         secret_env: Vec::new(),
                         retry_choice: None,
+                        scheduling: None,
                     })
                     .collect(),
                 delegation: None,
                 resilience: None,
+                origin: None,
             }
         }
     }
@@ -219,6 +223,7 @@ pub(crate) mod v3 {
                 tasks: w.tasks.into_iter().map(Into::into).collect(),
                 delegation: None,
                 resilience: None,
+                origin: None,
             }
         }
     }
@@ -281,6 +286,7 @@ pub(crate) mod v4 {
                 node_labels: Vec::new(),
                 secret_env: Vec::new(),
                 retry_choice: None,
+                scheduling: None,
             }
         }
     }
@@ -295,6 +301,7 @@ pub(crate) mod v4 {
                 tasks: w.tasks.into_iter().map(Into::into).collect(),
                 delegation: w.delegation,
                 resilience: None,
+                origin: None,
             }
         }
     }
@@ -358,6 +365,7 @@ pub(crate) mod v5 {
                 node_labels: t.node_labels,
                 secret_env: Vec::new(),
                 retry_choice: None,
+                scheduling: None,
             }
         }
     }
@@ -372,6 +380,7 @@ pub(crate) mod v5 {
                 tasks: w.tasks.into_iter().map(Into::into).collect(),
                 delegation: w.delegation,
                 resilience: None,
+                origin: None,
             }
         }
     }
@@ -435,6 +444,7 @@ pub(crate) mod v6 {
                 node_labels: t.node_labels,
                 secret_env: t.secret_env,
                 retry_choice: None,
+                scheduling: None,
             }
         }
     }
@@ -449,6 +459,88 @@ pub(crate) mod v6 {
                 tasks: w.tasks.into_iter().map(Into::into).collect(),
                 delegation: w.delegation,
                 resilience: None,
+                origin: None,
+            }
+        }
+    }
+}
+
+/// The spec as event schema 7 stored it (before `scheduling` and `origin`).
+pub(crate) mod v7 {
+    use super::*;
+
+    /// Schema-7 [`WorkflowSpec`].
+    #[derive(Deserialize)]
+    pub struct WorkflowSpec {
+        name: String,
+        max_concurrency: Option<u32>,
+        pools: BTreeMap<String, u32>,
+        defaults: super::TaskDefaults,
+        tasks: Vec<TaskSpec>,
+        delegation: Option<Box<super::Delegation>>,
+        resilience: Option<Box<crate::model::resilience::Resilience>>,
+    }
+
+    /// Schema-7 [`super::TaskSpec`].
+    #[derive(Deserialize)]
+    pub struct TaskSpec {
+        id: TaskId,
+        command: Command,
+        cwd: Option<String>,
+        depends_on: Vec<TaskId>,
+        priority: Option<i32>,
+        pool: Option<String>,
+        requires_approval: Option<bool>,
+        compensate: Option<Command>,
+        approval_timeout: Option<Duration>,
+        timeout: Option<Duration>,
+        retry: Option<Box<RetrySpec>>,
+        env: BTreeMap<String, String>,
+        labels: Vec<String>,
+        compensate_retry: Option<Box<RetrySpec>>,
+        handoff: Option<Box<super::Handoff>>,
+        node_labels: Vec<String>,
+        secret_env: Vec<String>,
+        retry_choice: Option<Box<crate::model::resilience::RetryChoice>>,
+    }
+
+    impl From<TaskSpec> for super::TaskSpec {
+        fn from(t: TaskSpec) -> Self {
+            super::TaskSpec {
+                id: t.id,
+                command: t.command,
+                cwd: t.cwd,
+                depends_on: t.depends_on,
+                priority: t.priority,
+                pool: t.pool,
+                requires_approval: t.requires_approval,
+                compensate: t.compensate,
+                approval_timeout: t.approval_timeout,
+                timeout: t.timeout,
+                retry: t.retry,
+                env: t.env,
+                labels: t.labels,
+                compensate_retry: t.compensate_retry,
+                handoff: t.handoff,
+                node_labels: t.node_labels,
+                secret_env: t.secret_env,
+                retry_choice: t.retry_choice,
+                scheduling: None,
+            }
+        }
+    }
+
+    impl From<WorkflowSpec> for super::WorkflowSpec {
+        fn from(w: WorkflowSpec) -> Self {
+            super::WorkflowSpec {
+                name: w.name,
+                max_concurrency: w.max_concurrency,
+                pools: w.pools,
+                defaults: w.defaults,
+                tasks: w.tasks.into_iter().map(Into::into).collect(),
+                delegation: w.delegation,
+                resilience: w.resilience,
+                origin: None,
             }
         }
     }

@@ -54,6 +54,11 @@ pub struct WorkflowSpec {
     /// `[[breakers]]` and `[[hooks]]` of the workflow (event schema 7). Boxed: most
     /// workflows set neither.
     pub resilience: Option<Box<crate::model::resilience::Resilience>>,
+    /// Where the submission came from, set by the node (never written in a file; event
+    /// schema 8): `inbox:sha256:HEX` for a file the inbox submitted. A second submission with
+    /// the same origin returns the first run instead of starting another, so a crash between
+    /// the inbox's submission and its move of the file never submits the file twice.
+    pub origin: Option<String>,
 }
 
 /// The top-level fields a workflow has as an agent (event schema 4).
@@ -160,6 +165,68 @@ pub enum Expansion {
         /// Position of its element in the upstream array.
         index: u32,
     },
+    /// A swarm task (`replicas`) after expansion (event schema 8): it runs nothing of its own
+    /// until its replicas reach a quorum; with `vote`, its attempts run the vote command.
+    Swarm {
+        /// Number of replicas.
+        replicas: u32,
+    },
+    /// Replica `index` of a swarm task (its id is `BASE[index]`; event schema 8): a copy of
+    /// the swarm task's command whose output is one vote.
+    Replica {
+        /// 0-based replica number.
+        index: u32,
+    },
+}
+
+/// Largest `replicas` a task may set: 100 parallel copies of one task.
+pub const MAX_REPLICAS: u32 = 100;
+
+/// How a task is scheduled beyond `priority` (event schema 8): its deadline and its swarm.
+/// Boxed in [`TaskSpec`] because most tasks set neither.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TaskScheduling {
+    /// `deadline`: when the task should be done by; scores it for the ready queue
+    /// ([`crate::model::score`]). Never refused, not even in the past.
+    pub deadline: Option<Deadline>,
+    /// `replicas` / `quorum` / `vote`: run several copies and agree on one output.
+    pub swarm: Option<Swarm>,
+}
+
+/// A task's `deadline` as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Deadline {
+    /// An RFC 3339 instant (`deadline = "2026-12-01T09:00:00Z"`).
+    At(super::time::Timestamp),
+    /// A duration counted from the run's submission (`deadline = "30m"`).
+    After(Duration),
+}
+
+impl Deadline {
+    /// The instant, for a run submitted at `submitted`.
+    pub fn at(self, submitted: super::time::Timestamp) -> super::time::Timestamp {
+        match self {
+            Deadline::At(t) => t,
+            Deadline::After(d) => submitted.saturating_add(d),
+        }
+    }
+}
+
+/// The swarm pattern (`replicas`, `quorum`, `vote`; event schema 8): `replicas` copies of
+/// the task run in parallel, and the task succeeds with the output that `quorum` of them
+/// agree on (JSON equality), or with the output the `vote` command picks once `quorum` have
+/// succeeded. See `docs/workflow-format.md`, "Swarm".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Swarm {
+    /// Copies run in parallel, 2..=[`MAX_REPLICAS`].
+    pub replicas: u32,
+    /// Equal outputs needed (without `vote`), or successes needed before the vote (with it);
+    /// 1..=`replicas`. Default: a majority (`replicas / 2 + 1`) without `vote`, all
+    /// replicas with it.
+    pub quorum: u32,
+    /// `vote = [argv]`: reads the replicas' outputs on stdin (a JSON array of
+    /// `{"replica": N, "output": VALUE}`) and writes the chosen output to `$TROUPE_OUTPUT`.
+    pub vote: Option<Command>,
 }
 
 /// One `[[task]]` entry.
@@ -207,6 +274,8 @@ pub struct TaskSpec {
     /// `retry_policy = "NAME"` and the non-retryable failures the node's
     /// `[retry_policies.NAME]` adds at submission (event schema 7); `None`: neither.
     pub retry_choice: Option<Box<crate::model::resilience::RetryChoice>>,
+    /// `deadline` and the swarm fields (event schema 8); `None` when the task sets neither.
+    pub scheduling: Option<Box<TaskScheduling>>,
 }
 
 impl TaskSpec {
@@ -232,7 +301,18 @@ impl TaskSpec {
             node_labels: Vec::new(),
             secret_env: Vec::new(),
             retry_choice: None,
+            scheduling: None,
         }
+    }
+
+    /// `deadline`, if set.
+    pub fn deadline(&self) -> Option<Deadline> {
+        self.scheduling.as_deref()?.deadline
+    }
+
+    /// `replicas` / `quorum` / `vote`, if set.
+    pub fn swarm(&self) -> Option<&Swarm> {
+        self.scheduling.as_deref()?.swarm.as_ref()
     }
 
     /// The task's output, gate and fan-out settings, if any.
@@ -262,7 +342,7 @@ pub fn valid_env_name(name: &str) -> bool {
 }
 
 mod legacy;
-pub(crate) use legacy::{v1, v2, v3, v4, v5, v6};
+pub(crate) use legacy::{v1, v2, v3, v4, v5, v6, v7};
 
 std::thread_local! {
     /// Schema version of the record being decoded on this thread (see

@@ -43,6 +43,12 @@ impl Run {
                 task.started_at = Some(time);
                 self.set(t, TaskState::Running, changes);
             }
+            Event::TaskSucceeded { attempt: 0, .. } => {
+                // A swarm task whose replicas agreed (event schema 8).
+                let t = t.expect("task event");
+                self.require_swarm_end(event, t, true)?;
+                self.succeed(t, time, changes);
+            }
             Event::TaskSucceeded { attempt, .. } => {
                 let t = t.expect("task event");
                 self.require_running_attempt(event, t, *attempt, TaskState::Succeeded)?;
@@ -89,6 +95,17 @@ impl Run {
                         ),
                     ));
                 }
+                self.tasks[t as usize].last_failure = Some(Box::new(failure.clone()));
+                self.fail_for_good(t, TaskState::Failed, time, changes);
+            }
+            Event::TaskFailed {
+                attempt: 0,
+                failure: failure @ Failure::NoQuorum { .. },
+                ..
+            } => {
+                // A swarm task whose replicas can no longer agree (event schema 8).
+                let t = t.expect("task event");
+                self.require_swarm_end(event, t, false)?;
                 self.tasks[t as usize].last_failure = Some(Box::new(failure.clone()));
                 self.fail_for_good(t, TaskState::Failed, time, changes);
             }
@@ -155,7 +172,10 @@ impl Run {
                 }
             }
         }
-        if self.saga && self.state == RunState::Running {
+        // A replica's failure is its swarm task's to judge (no quorum fails the swarm task,
+        // which aborts a saga then).
+        let replica = self.swarm_of(t).is_some();
+        if self.saga && self.state == RunState::Running && !replica {
             for w in 0..self.tasks.len() as TaskIndex {
                 if self.tasks[w as usize].state.is_waiting() {
                     self.tasks[w as usize].finished_at = Some(time);

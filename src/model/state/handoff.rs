@@ -28,6 +28,10 @@ impl Run {
     ) -> Result<(), ApplyError> {
         let t = t.expect("task event");
         match event {
+            Event::TaskOutput { attempt: 0, .. } => {
+                // The agreed output of a swarm task (event schema 8).
+                self.require_swarm_end(event, t, true)?;
+            }
             Event::TaskOutput { attempt, .. } => {
                 self.require_running_attempt(event, t, *attempt, TaskState::Succeeded)?;
             }
@@ -61,7 +65,17 @@ impl Run {
                     ));
                 }
                 let max = self.workflow.max_fan_out(t);
-                if *count > max {
+                let replicas = self.workflow.task(t).swarm().map(|s| s.replicas);
+                if replicas.is_some_and(|n| n != *count) {
+                    return Err(self.not_allowed(
+                        event,
+                        format!(
+                            "a swarm task expands into its {} replicas, not {count}",
+                            replicas.unwrap_or_default()
+                        ),
+                    ));
+                }
+                if replicas.is_none() && *count > max {
                     return Err(self.not_allowed(
                         event,
                         format!("{count} instances is more than its max_fan_out ({max})"),
@@ -80,7 +94,7 @@ impl Run {
     pub fn awaits_expansion(&self, t: TaskIndex) -> bool {
         let task = &self.tasks[t as usize];
         let spec = self.workflow.task(t);
-        spec.for_each().is_some()
+        (spec.for_each().is_some() || spec.swarm().is_some())
             && spec.expansion().is_none()
             && task.state == TaskState::Pending
             && task.waiting_on == 0
@@ -120,13 +134,18 @@ impl Run {
             self.tasks.push(Task::pending(w));
             self.counts[TaskState::Pending as usize] += 1;
         }
-        self.tasks[t as usize].waiting_on = count;
+        let swarm = workflow.task(t).swarm().is_some();
+        if !swarm {
+            // A mapped task waits for its instances; a swarm task for a quorum, which the
+            // node decides (`quorum_reached`).
+            self.tasks[t as usize].waiting_on = count;
+        }
         for i in first..first + count {
             if self.tasks[i as usize].waiting_on == 0 {
                 self.settle(i, time, changes);
             }
         }
-        if count == 0 {
+        if count == 0 && !swarm {
             self.settle(t, time, changes);
         }
         Ok(())

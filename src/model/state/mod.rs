@@ -54,6 +54,7 @@ mod resilience;
 mod retention;
 mod run;
 mod submit;
+mod swarm;
 mod task;
 mod transition;
 
@@ -294,6 +295,7 @@ impl Run {
             Event::TaskOutput { .. } | Event::AttemptUsage { .. } | Event::TaskExpanded { .. } => {
                 self.apply_handoff(event, t, time, changes)
             }
+            Event::QuorumReached { .. } => self.apply_swarm(event, t, time, changes),
             Event::BudgetExhausted { .. } => self.exhaust(event, time, changes),
             Event::EscalationRequested { .. } => self.ask_budget(event, time, changes),
             Event::EscalationDecided { .. } => self.decide_escalation(event, time, changes),

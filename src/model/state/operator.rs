@@ -61,6 +61,17 @@ impl Run {
             Event::TaskRetried { .. } => {
                 let t = t.expect("task event");
                 self.require_run_state(event, &[Running, Failed])?;
+                if self.swarm_of(t).is_some()
+                    || matches!(
+                        self.workflow.task(t).expansion(),
+                        Some(crate::model::spec::Expansion::Swarm { .. })
+                    )
+                {
+                    return Err(self.not_allowed(
+                        event,
+                        "a swarm task and its replicas are not retried one by one; submit                          the workflow again",
+                    ));
+                }
                 let from = self.tasks[t as usize].state;
                 if !matches!(from, TaskState::Failed | TaskState::Cancelled) {
                     let reason = if from == TaskState::UpstreamFailed {

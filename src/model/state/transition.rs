@@ -120,7 +120,18 @@ impl Run {
                     .map(|&s| self.counts[s as usize])
                     .sum();
                 if open == 0 {
-                    let to = if self.count(TaskState::Succeeded) as usize == self.tasks.len() {
+                    let ok = self.count(TaskState::Succeeded) as usize;
+                    let spare = if ok == self.tasks.len() {
+                        0
+                    } else {
+                        (0..self.tasks.len() as TaskIndex)
+                            .filter(|&t| {
+                                self.tasks[t as usize].state != TaskState::Succeeded
+                                    && self.spare_replica(t)
+                            })
+                            .count()
+                    };
+                    let to = if ok + spare == self.tasks.len() {
                         RunState::Succeeded
                     } else {
                         RunState::Failed

@@ -245,6 +245,7 @@ fn random_spec(rng: &mut StdRng) -> WorkflowSpec {
         tasks,
         delegation: None,
         resilience: None,
+        origin: None,
     }
 }
 
@@ -293,6 +294,7 @@ fn clean_spec(rng: &mut StdRng) -> WorkflowSpec {
         tasks,
         delegation: None,
         resilience: None,
+        origin: None,
     }
 }
 

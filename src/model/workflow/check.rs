@@ -392,10 +392,76 @@ pub(super) fn check_task(spec: &WorkflowSpec, p: &mut Problems<'_>, i: TaskIndex
     }
     check_secret_env(p, spec, i, task);
     super::handoff::check_task(p, i, task);
+    check_swarm(spec, p, i, task);
     if task.cwd.as_deref().is_some_and(|c| c.contains('\0')) {
         p.at(
             Loc::Task(i),
             format!("task `{id}`: cwd contains a NUL byte"),
+        );
+    }
+}
+
+/// The swarm rules of task `i` (`replicas`, `quorum`, `vote`; see D67 in
+/// docs/decisions.md for why a swarm takes no `compensate`, `for_each` or approval).
+fn check_swarm(spec: &WorkflowSpec, p: &mut Problems<'_>, i: TaskIndex, task: &TaskSpec) {
+    use crate::model::spec::MAX_REPLICAS;
+    let Some(s) = task.swarm() else { return };
+    let id = &task.id;
+    if s.replicas < 2 || s.replicas > MAX_REPLICAS {
+        p.at(
+            Loc::TaskField(i, "replicas"),
+            format!(
+                "task `{id}`: replicas must be from 2 to {MAX_REPLICAS}, got {} \
+                 (`quorum` and `vote` need `replicas`)",
+                s.replicas
+            ),
+        );
+        return;
+    }
+    if s.quorum == 0 || s.quorum > s.replicas {
+        p.at(
+            Loc::TaskField(i, "quorum"),
+            format!(
+                "task `{id}`: quorum must be from 1 to replicas ({}), got {}",
+                s.replicas, s.quorum
+            ),
+        );
+    }
+    if let Some(v) = &s.vote {
+        check_command(p, i, id, "vote", v);
+    }
+    let refuse = |p: &mut Problems<'_>, field: &'static str, why: &str| {
+        p.at(
+            Loc::TaskField(i, field),
+            format!("task `{id}` sets replicas and {field}: {why}"),
+        );
+    };
+    if task.compensate.is_some() {
+        refuse(
+            p,
+            "compensate",
+            "a swarm's losing replicas are cancelled mid-effect, so their effects cannot be \
+             undone one by one; keep side effects out of the swarm and compensate in a \
+             downstream task",
+        );
+    }
+    if task.for_each().is_some() {
+        refuse(
+            p,
+            "for_each",
+            "a mapped task cannot also be a swarm; make each instance's work a swarm task \
+             downstream",
+        );
+    }
+    if task
+        .requires_approval
+        .or(spec.defaults.requires_approval)
+        .unwrap_or(false)
+    {
+        refuse(
+            p,
+            "requires_approval",
+            "approve an upstream task instead (each replica would ask on its own)",
         );
     }
 }

@@ -175,6 +175,9 @@ impl Workflow {
         use super::spec::Expansion;
         let mut spec = self.spec.clone();
         let base = spec.tasks[t as usize].clone();
+        if base.swarm().is_some() {
+            return self.expanded_swarm(spec, t, count);
+        }
         spec.tasks.reserve(count as usize);
         let mut ids = Vec::with_capacity(count as usize);
         for i in 0..count {
@@ -193,6 +196,37 @@ impl Workflow {
             .handoff
             .get_or_insert_with(Default::default)
             .expansion = Some(Expansion::Mapped { count });
+        Workflow::rebuild(spec)
+    }
+
+    /// [`Self::expanded`] of swarm task `t`: replicas `TASK[0]` .. `TASK[count-1]`, copies of
+    /// it without the swarm fields that depend on what it depends on. The swarm task does not
+    /// depend on them (its quorum is decided by the node, and a failed replica must not
+    /// sweep it as `upstream_failed`).
+    fn expanded_swarm(
+        &self,
+        mut spec: WorkflowSpec,
+        t: TaskIndex,
+        count: u32,
+    ) -> Result<Workflow, String> {
+        use super::spec::Expansion;
+        let base = spec.tasks[t as usize].clone();
+        for i in 0..count {
+            let mut replica = base.clone();
+            replica.id = TaskId::instance(&base.id, i);
+            if let Some(s) = replica.scheduling.as_deref_mut() {
+                s.swarm = None;
+            }
+            replica
+                .handoff
+                .get_or_insert_with(Default::default)
+                .expansion = Some(Expansion::Replica { index: i });
+            spec.tasks.push(replica);
+        }
+        spec.tasks[t as usize]
+            .handoff
+            .get_or_insert_with(Default::default)
+            .expansion = Some(Expansion::Swarm { replicas: count });
         Workflow::rebuild(spec)
     }
 
@@ -412,6 +446,8 @@ impl<'de> Deserialize<'de> for Workflow {
             super::spec::v5::WorkflowSpec::deserialize(deserializer)?.into()
         } else if schema < 7 {
             super::spec::v6::WorkflowSpec::deserialize(deserializer)?.into()
+        } else if schema < 8 {
+            super::spec::v7::WorkflowSpec::deserialize(deserializer)?.into()
         } else {
             WorkflowSpec::deserialize(deserializer)?
         };
