@@ -60,6 +60,15 @@ pub enum NodeError {
     /// The node answered with an error.
     #[error(transparent)]
     Control(#[from] ControlError),
+    /// The inbox folder cannot be used (`--inbox`: missing, not a directory, not writable):
+    /// nothing was started. Fix the folder or choose another.
+    #[error("inbox {path}: {message}")]
+    Inbox {
+        /// The inbox folder as given.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// What every actor of one node shares: settings, handles, and the node's registry of the

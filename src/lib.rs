@@ -80,6 +80,7 @@ pub mod cluster;
 pub mod config;
 pub mod context;
 pub mod executor;
+pub mod inbox;
 pub mod layout;
 pub mod messages;
 pub mod model;

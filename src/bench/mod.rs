@@ -15,6 +15,8 @@
 //! - [`metrics`]: scraping, `metrics --since`, dashboard refreshes, metrics overhead.
 //! - [`fanout`]: a mapped task's N no-op instances against N plain no-op tasks.
 //! - [`agents`]: spawn + wait latency and agent-tree rate against plain runs and tasks.
+//! - [`inbox`]: files/s through the inbox (drop to moved) against submitting the same
+//!   workflows directly.
 //! - [`resilience`]: no-op throughput with one circuit breaker on every task against none.
 //! - [`boot`]: a long journal's boot (newest snapshot + tail) against a full replay.
 //! - [`cluster`]: remote worker nodes on loopback against a local node: `/bin/true`
@@ -29,6 +31,7 @@ pub mod boot;
 pub mod cluster;
 pub mod control;
 pub mod fanout;
+pub mod inbox;
 mod journal;
 pub mod load;
 pub mod metrics;

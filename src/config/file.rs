@@ -62,6 +62,8 @@ pub struct NodeFile {
     pub retry_policies: Vec<super::RetryPolicyConfig>,
     /// `[[hooks]]`, in file order.
     pub hooks: Vec<crate::model::resilience::HookSpec>,
+    /// `inbox`, relative to the config file's folder.
+    pub inbox: Option<std::path::PathBuf>,
 }
 
 impl NodeFile {
@@ -88,6 +90,9 @@ impl NodeFile {
         cfg.approval_rules = self.approval_rules;
         if let Some(a) = self.http_addr {
             cfg.http_addr = a;
+        }
+        if let Some(i) = self.inbox {
+            cfg.inbox = Some(i);
         }
         cfg.pools = self.pools;
         let h = &mut cfg.health;

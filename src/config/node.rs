@@ -99,6 +99,12 @@ pub struct NodeConfig {
     pub retry_policies: Vec<super::RetryPolicyConfig>,
     /// `[[hooks]]`: commands run on run, task and node events (default none).
     pub hooks: Vec<crate::model::resilience::HookSpec>,
+    /// `inbox` / `--inbox DIR`: workflow files dropped into this folder are submitted
+    /// ([`crate::inbox`]; default none).
+    pub inbox: Option<PathBuf>,
+    /// Watch the inbox by polling instead of the OS file watcher (default false, or
+    /// `TROUPE_INBOX_POLL=1`); the inbox polls by itself when the OS watcher cannot start.
+    pub inbox_poll: bool,
 }
 
 impl NodeConfig {
@@ -131,6 +137,8 @@ impl NodeConfig {
             breakers: Vec::new(),
             retry_policies: Vec::new(),
             hooks: Vec::new(),
+            inbox: None,
+            inbox_poll: std::env::var("TROUPE_INBOX_POLL").is_ok_and(|v| v == "1"),
         }
     }
 

@@ -130,6 +130,12 @@ pub fn parse(text: &str, name: &str) -> Result<NodeFile, ConfigError> {
     let base = std::path::Path::new(name)
         .parent()
         .unwrap_or(std::path::Path::new(""));
+    if let Some(i) = &raw.inbox {
+        if i.get_ref().is_empty() {
+            return Err(p.at(Some(i.span()), "inbox: the folder path is empty"));
+        }
+        out.inbox = Some(base.join(i.get_ref()));
+    }
     if let Some(c) = &raw.cluster {
         out.cluster = super::cluster::check(&p, c, base)?;
     }

@@ -15,6 +15,8 @@ pub(super) struct Raw {
     pub(super) log_cap: Option<Spanned<i64>>,
     pub(super) snapshot_every: Option<Spanned<i64>>,
     pub(super) http_addr: Option<Spanned<String>>,
+    /// `inbox`: the folder whose dropped workflow files are submitted.
+    pub(super) inbox: Option<Spanned<String>>,
     pub(super) approval: Option<RawApproval>,
     pub(super) pools: Option<BTreeMap<String, Spanned<i64>>>,
     pub(super) health: Option<RawHealth>,

@@ -134,6 +134,8 @@ pub fn render(cfg: &super::NodeConfig) -> String {
         log_cap: u64,
         snapshot_every: u64,
         http_addr: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        inbox: Option<String>,
         pools: &'a BTreeMap<String, u32>,
         health: Health,
         retention: Retention,
@@ -160,6 +162,7 @@ pub fn render(cfg: &super::NodeConfig) -> String {
         http_addr: cfg
             .http_addr
             .map_or_else(|| "off".to_string(), |a| a.to_string()),
+        inbox: cfg.inbox.as_ref().map(|p| p.display().to_string()),
         pools: &cfg.pools,
         health: Health {
             backlog: cfg.health.backlog,

@@ -24,6 +24,8 @@ pub struct NodeHandle {
     pub(super) http_stop: Arc<tokio::sync::Notify>,
     /// Where the HTTP endpoints listen, if they do.
     pub(super) http_addr: Option<SocketAddr>,
+    /// The inbox (`--inbox DIR`), if any; stopped first on shutdown.
+    pub(super) inbox: Option<crate::inbox::Inbox>,
 }
 
 impl NodeHandle {
@@ -141,10 +143,14 @@ impl NodeHandle {
     /// Graceful stop: dispatch nothing more, let running attempts finish within the grace
     /// period, then terminate them (their ends are not journaled; the next boot closes them
     /// as interrupted), stop the tree in reverse order, and sync the journal.
-    pub async fn shutdown(self) -> Result<(), NodeError> {
+    pub async fn shutdown(mut self) -> Result<(), NodeError> {
         self.shared.webhooks.send(Notice::NodeStopping {
             reason: "graceful stop".into(),
         });
+        // No new submissions from the inbox; the files in flight finish first.
+        if let Some(inbox) = self.inbox.take() {
+            inbox.stop().await;
+        }
         let grace = self.shared.config.grace;
         if let Some(s) = self.shared.scheduler() {
             let drained = s.call(SchedulerMsg::Drain, Some(grace)).await;

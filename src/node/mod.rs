@@ -230,6 +230,11 @@ impl Node {
             self.config.data_dir = abs;
         }
         Self::prepare_data_dir(&self.config)?;
+        // Checked before anything starts: a bad inbox folder stops the node at once.
+        let inbox_dir = match &self.config.inbox {
+            Some(dir) => Some(crate::inbox::check_dir(dir)?),
+            None => None,
+        };
         let secrets = match &self.config.cluster {
             Some(c) => {
                 if cfg!(not(feature = "cluster")) {
@@ -313,7 +318,24 @@ impl Node {
                 }
             });
         }
+        let inbox = match inbox_dir {
+            Some(dir) => {
+                let poll = shared.config.inbox_poll;
+                match crate::inbox::Inbox::start(Arc::clone(&shared), dir, poll) {
+                    Ok(inbox) => Some(inbox),
+                    Err(e) => {
+                        http_stop.notify_one();
+                        root.stop(None);
+                        let _ = join.await;
+                        shared.read.stop().await;
+                        return Err(e);
+                    }
+                }
+            }
+            None => None,
+        };
         Ok(NodeHandle {
+            inbox,
             shared,
             root,
             join,

@@ -20,6 +20,7 @@
 //! | `troupe_breaker_state` | gauge | `breaker` | 0 closed, 1 open, 2 half-open; scheduler, as decided |
 //! | `troupe_hook_calls_total` | counter | `hook`, `outcome` (succeeded, failed) | scheduler, once a call's end is durable |
 //! | `troupe_hook_attempts_total` | counter | `hook` | scheduler, when an attempt's process starts |
+//! | `troupe_inbox_files_total` | counter | `outcome` (submitted, rejected) | inbox, once a file is moved (a submitted one after its run is durable) |
 //! | `troupe_process_*` | | | CPU seconds, resident memory, open fds ([`prometheus::process_collector`]) |
 //!
 //! Counters count since the process started (Prometheus handles resets); they are raised
@@ -109,6 +110,8 @@ pub struct Metrics {
     hook_calls: IntCounterVec,
     /// `troupe_hook_attempts_total{hook}`: hook attempts started.
     hook_attempts: IntCounterVec,
+    /// `troupe_inbox_files_total{outcome}`: inbox files moved to `submitted/` or `rejected/`.
+    inbox_files: IntCounterVec,
 }
 
 /// Cached metric handles of one pool, so the scheduler's hot path is atomic adds only.
@@ -346,6 +349,15 @@ impl Metrics {
         .expect("valid metric");
         reg(Box::new(hook_calls.clone()));
         reg(Box::new(hook_attempts.clone()));
+        let inbox_files = IntCounterVec::new(
+            Opts::new(
+                "troupe_inbox_files_total",
+                "Inbox files handled, by outcome (submitted, rejected).",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        reg(Box::new(inbox_files.clone()));
         reg(Box::new(
             prometheus::process_collector::ProcessCollector::new(
                 std::process::id() as i32,
@@ -380,6 +392,7 @@ impl Metrics {
             budget_used,
             hook_calls,
             hook_attempts,
+            inbox_files,
         })
     }
 
@@ -391,6 +404,11 @@ impl Metrics {
     /// Counts a finished hook call (`outcome`: `succeeded` or `failed`).
     pub fn hook_call(&self, hook: &str, outcome: &str) {
         self.hook_calls.with_label_values(&[hook, outcome]).inc();
+    }
+
+    /// Counts an inbox file moved (`outcome`: `submitted` or `rejected`).
+    pub fn inbox_file(&self, outcome: &str) {
+        self.inbox_files.with_label_values(&[outcome]).inc();
     }
 
     /// Counts a hook attempt that starts.

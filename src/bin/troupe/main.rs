@@ -681,6 +681,10 @@ enum NodeCommand {
         /// a troupe.toml and exit without starting.
         #[arg(long)]
         print_config: bool,
+        /// Submit workflow files dropped into DIR (over troupe.toml's `inbox`); see the
+        /// Inbox section of docs/operations.md.
+        #[arg(long, value_name = "DIR")]
+        inbox: Option<PathBuf>,
     },
     /// Ask the node serving DATA_DIR to stop, and wait until it has.
     Stop,
@@ -731,6 +735,7 @@ impl NodeArgs {
             http_addr: self.http_addr.map(|a| a.0),
             serve_http,
             insecure: self.insecure,
+            inbox: None,
         }
     }
 }
@@ -815,9 +820,10 @@ fn main() -> ExitCode {
         Command::Node(NodeCommand::Start {
             node,
             print_config: true,
-        }) => cmd::node::print_config(&data_dir, node.options(true)),
-        Command::Node(NodeCommand::Start { node, .. }) => {
-            cmd::node::node_start(&data_dir, node.options(true))
+            inbox,
+        }) => cmd::node::print_config(&data_dir, node.options(true).with_inbox(inbox)),
+        Command::Node(NodeCommand::Start { node, inbox, .. }) => {
+            cmd::node::node_start(&data_dir, node.options(true).with_inbox(inbox))
         }
         Command::Node(NodeCommand::Stop) => cmd::node::node_stop(&data_dir),
         Command::Run {

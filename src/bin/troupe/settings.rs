@@ -27,6 +27,16 @@ pub(crate) struct StartOptions {
     pub(crate) serve_http: bool,
     /// `--insecure`: `[cluster] listen` may be a non-loopback address without TLS.
     pub(crate) insecure: bool,
+    /// `--inbox DIR` (`node start` only): over troupe.toml's `inbox`.
+    pub(crate) inbox: Option<PathBuf>,
+}
+
+impl StartOptions {
+    /// These options with `--inbox DIR` (`node start`).
+    pub(crate) fn with_inbox(mut self, inbox: Option<PathBuf>) -> Self {
+        self.inbox = inbox;
+        self
+    }
 }
 
 /// The node's settings: built-in defaults, then `troupe.toml`, then `TROUPE_*` variables, then
@@ -64,6 +74,9 @@ pub(crate) fn node_config(data_dir: &Path, opts: &StartOptions) -> Result<NodeCo
     }
     if let Some(n) = opts.snapshot_every {
         cfg.snapshot_every = n;
+    }
+    if let Some(dir) = &opts.inbox {
+        cfg.inbox = Some(dir.clone());
     }
     if let Some(c) = cfg.cluster.as_mut() {
         c.insecure = opts.insecure;

@@ -235,6 +235,7 @@ impl State {
             asking: None,
         }));
         self.runs.insert(*id, run);
+        self.index_origin(*id, workflow);
         Ok(())
     }
 

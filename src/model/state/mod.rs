@@ -30,7 +30,7 @@
 //!   (set a state, settle a task, end a run); `invariants.rs`: what every reachable state
 //!   satisfies.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -82,6 +82,11 @@ pub struct State {
     cluster: Cluster,
     /// Circuit breakers and hook calls (snapshot schema 7; empty in older snapshots).
     resilience: ResilienceState,
+    /// Runs by their workflow's `origin` (the inbox's content hash): what makes a second
+    /// submission of the same file return the first run. Derived from `runs`, so it is not
+    /// stored in snapshots (their layout stays); decoding rebuilds it.
+    #[serde(skip)]
+    origins: HashMap<String, RunId>,
 }
 
 impl<'de> Deserialize<'de> for State {
@@ -110,34 +115,43 @@ impl<'de> Deserialize<'de> for State {
             resilience: ResilienceState,
         }
         let schema = crate::model::spec::decoding_schema();
-        if schema < 5 {
+        let mut state = if schema < 5 {
             let s = V4::deserialize(deserializer)?;
-            Ok(State {
+            State {
                 last_seq: s.last_seq,
                 halted: s.halted,
                 runs: s.runs,
                 cluster: Cluster::default(),
                 resilience: ResilienceState::default(),
-            })
+                origins: HashMap::new(),
+            }
         } else if schema < 7 {
             let s = V5::deserialize(deserializer)?;
-            Ok(State {
+            State {
                 last_seq: s.last_seq,
                 halted: s.halted,
                 runs: s.runs,
                 cluster: s.cluster,
                 resilience: ResilienceState::default(),
-            })
+                origins: HashMap::new(),
+            }
         } else {
             let s = V7::deserialize(deserializer)?;
-            Ok(State {
+            State {
                 last_seq: s.last_seq,
                 halted: s.halted,
                 runs: s.runs,
                 cluster: s.cluster,
                 resilience: s.resilience,
-            })
-        }
+                origins: HashMap::new(),
+            }
+        };
+        state.origins = state
+            .runs
+            .values()
+            .filter_map(|r| Some((r.workflow().spec().origin.clone()?, r.id())))
+            .collect();
+        Ok(state)
     }
 }
 
@@ -162,6 +176,12 @@ impl State {
         self.runs.get(&id)
     }
 
+    /// The run submitted with this workflow `origin` ([`crate::model::WorkflowSpec::origin`]),
+    /// if it is still in the state (any run state; retention's `runs_removed` forgets it).
+    pub fn run_by_origin(&self, origin: &str) -> Option<RunId> {
+        self.origins.get(origin).copied()
+    }
+
     /// All runs, oldest first.
     pub fn runs(&self) -> impl Iterator<Item = &Run> {
         self.runs.values()
@@ -176,6 +196,7 @@ impl State {
             halted: self.halted,
             cluster: Cluster::default(),
             resilience: ResilienceState::default(),
+            origins: HashMap::new(),
             runs: self
                 .runs
                 .get(&id)

@@ -70,7 +70,13 @@ impl State {
             }
         }
         for id in runs {
-            self.runs.remove(id);
+            if let Some(r) = self.runs.remove(id) {
+                if let Some(origin) = &r.workflow().spec().origin {
+                    if self.origins.get(origin) == Some(id) {
+                        self.origins.remove(origin);
+                    }
+                }
+            }
         }
         Ok(())
     }

@@ -27,7 +27,15 @@ impl State {
         }
         let r = Run::new(run, Arc::clone(workflow), time, changes);
         self.runs.insert(run, r);
+        self.index_origin(run, workflow);
         Ok(())
+    }
+
+    /// Records a new run's workflow `origin` (if it has one) in the origin index.
+    pub(super) fn index_origin(&mut self, run: RunId, workflow: &Workflow) {
+        if let Some(origin) = &workflow.spec().origin {
+            self.origins.entry(origin.clone()).or_insert(run);
+        }
     }
 }
 

@@ -13,6 +13,11 @@ impl SchedulerState {
         workflow: Workflow,
         rules: &[ApprovalRule],
     ) -> Result<(RunId, bool), ControlError> {
+        // The same origin (the inbox's content hash of a file) returns the run it started,
+        // whatever that run's state: resubmitting a file after a crash never runs it twice.
+        if let Some(run) = (workflow.spec().origin.as_deref()).and_then(|o| self.state.run_by_origin(o)) {
+            return Ok((run, true));
+        }
         // A decoded workflow has its structure checked but not every field: validate it
         // fully, as a file would be, before it can enter the journal. The node's approval
         // rules go into the spec first (so resubmitting the same file compares equal).

@@ -240,6 +240,23 @@ pub(crate) enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
+    /// The inbox: files/s from dropping N workflow files into `--inbox` until all are in
+    /// `submitted/`, vs the same workflows submitted directly; alternating rounds (target
+    /// ≥ 1,000 files/s).
+    Inbox {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Scratch directory (removed afterwards). Default: DATA_DIR/bench-inbox-<pid>.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Files per round.
+        #[arg(long, default_value_t = 10_000)]
+        files: usize,
+        /// Rounds per case.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Operating a node: /metrics scrape with 1M tasks in the journal (vs /healthz),
     /// `metrics --since 7d` over 10M events (vs a raw scan of them), dashboard refreshes (vs a
     /// status round trip), and no-op throughput with metrics on vs off.
@@ -389,6 +406,9 @@ impl BenchCommand {
             BenchCommand::Breakers { tasks, rounds, .. } => {
                 positive(*tasks > 0 && *rounds > 0, "--tasks and --rounds")
             }
+            BenchCommand::Inbox { files, rounds, .. } => {
+                positive(*files > 0 && *rounds > 0, "--files and --rounds")
+            }
             BenchCommand::Metrics {
                 scrape_tasks,
                 since_events,
@@ -525,6 +545,37 @@ fn measure(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
             }
             println!(
                 "median: one breaker {:.0} tasks/s, none {:.0} tasks/s, ratio {:.3} (target ≥ 0.9)",
+                r.figure, r.baseline, r.ratio
+            );
+        }
+        BenchCommand::Inbox {
+            json,
+            dir,
+            files,
+            rounds,
+        } => {
+            let dir = dir.unwrap_or_else(|| scratch(data_dir, "bench-inbox"));
+            let mut opts = bench::inbox::InboxBenchOptions::new(dir);
+            opts.files = files;
+            opts.rounds = rounds;
+            let rt = tokio::runtime::Runtime::new()?;
+            let r = rt.block_on(bench::inbox::inbox(&opts))?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+                return Ok(());
+            }
+            println!(
+                "bench inbox: {} files per round, sync journal, node halted (no task runs)",
+                r.files
+            );
+            for (i, (on, off)) in r.rounds.iter().enumerate() {
+                println!(
+                    "  round {}: inbox {on:>10.0} files/s   direct submit {off:>10.0} runs/s",
+                    i + 1
+                );
+            }
+            println!(
+                "median: inbox {:.0} files/s, direct submit {:.0} runs/s, ratio {:.3} (target: inbox ≥ 1000 files/s)",
                 r.figure, r.baseline, r.ratio
             );
         }
