@@ -264,6 +264,13 @@ fn a_crash_between_submission_and_move_submits_once() {
     // Submitted (durably) but not moved.
     assert!(inbox.join("once.toml").exists());
     assert!(names(&inbox.join("submitted")).is_empty());
+    // Let the run finish first (so only its origin, not an unfinished twin, can stop a second
+    // run), on a node that snapshots after every event: the next boot decodes a snapshot.
+    let between = NodeProc::start(&data, &["--snapshot-every", "1"]);
+    let run = list_json(&data)[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(wait_finished(&data, &run, 60)["state"], "succeeded");
+    assert_eq!(between.terminate(), Some(0));
+    assert!(inbox.join("once.toml").exists());
     let _node = NodeProc::start(&data, &["--inbox", inbox.to_str().unwrap()]);
     wait_for("once.toml moved after the restart", || {
         names(&inbox.join("submitted")).len() == 1
