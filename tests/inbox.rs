@@ -141,7 +141,9 @@ fn the_polling_fallback_submits_and_a_vanished_file_is_skipped() {
         child,
         dir: data.clone(),
     };
-    wait_for("the node answers", || run(&data, &["status"]).status.success());
+    wait_for("the node answers", || {
+        run(&data, &["status"]).status.success()
+    });
     // Gone before it settles: skipped, not rejected.
     std::fs::write(inbox.join("gone.toml"), good("gone")).unwrap();
     std::fs::remove_file(inbox.join("gone.toml")).unwrap();
@@ -184,12 +186,19 @@ fn a_half_written_file_waits_for_its_close() {
 fn a_binary_file_is_rejected_as_not_a_workflow() {
     let (_tmp, data, inbox) = dirs();
     let _node = NodeProc::start(&data, &["--inbox", inbox.to_str().unwrap()]);
-    drop_file(&inbox, "blob.toml", &[0x7f, b'E', b'L', b'F', 0xff, 0xfe, 0, 1, 2]);
+    drop_file(
+        &inbox,
+        "blob.toml",
+        &[0x7f, b'E', b'L', b'F', 0xff, 0xfe, 0, 1, 2],
+    );
     wait_for("blob.toml rejected", || {
         names(&inbox.join("rejected")) == ["blob.toml", "blob.toml.error"]
     });
     let error = std::fs::read_to_string(inbox.join("rejected/blob.toml.error")).unwrap();
-    assert!(error.contains("blob.toml:1:5: file is not valid UTF-8"), "{error}");
+    assert!(
+        error.contains("blob.toml:1:5: file is not valid UTF-8"),
+        "{error}"
+    );
     assert!(error.contains("the workflow is invalid"), "{error}");
     assert!(names(&inbox.join("submitted")).is_empty());
     assert!(list_json(&data).is_empty());
@@ -236,7 +245,9 @@ fn an_inbox_that_is_not_writable_is_refused() {
         nix::unistd::chown(&data, Some(65534.into()), Some(65534.into())).unwrap();
         let mut c = Command::new(bin);
         c.uid(65534).gid(65534);
-        c.arg("--data-dir").arg(&data).env("TROUPE_HTTP_ADDR", "127.0.0.1:0");
+        c.arg("--data-dir")
+            .arg(&data)
+            .env("TROUPE_HTTP_ADDR", "127.0.0.1:0");
         (c, data)
     } else {
         let data = tmp.path().join("data");
@@ -257,7 +268,9 @@ fn a_crash_between_submission_and_move_submits_once() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    wait_for("the node answers", || run(&data, &["status"]).status.success());
+    wait_for("the node answers", || {
+        run(&data, &["status"]).status.success()
+    });
     drop_file(&inbox, "once.toml", good("once").as_bytes());
     let status = crashing.wait().unwrap();
     assert_eq!(status.code(), Some(86), "the test hook's exit");

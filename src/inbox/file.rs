@@ -213,7 +213,10 @@ mod tests {
 
     #[test]
     fn submitted_names_keep_the_extension() {
-        assert_eq!(submitted_name("R1", Path::new("/x/a.json")), PathBuf::from("R1.json"));
+        assert_eq!(
+            submitted_name("R1", Path::new("/x/a.json")),
+            PathBuf::from("R1.json")
+        );
         assert_eq!(submitted_name("R1", Path::new("/x/a")), PathBuf::from("R1"));
     }
 }

@@ -34,8 +34,8 @@ use crate::context::{NodeContext, NodeError};
 mod file;
 
 pub use file::origin_of;
-pub use file::{REJECTED, SUBMITTED};
 use file::Outcome;
+pub use file::{REJECTED, SUBMITTED};
 
 /// How long a file seen only by a scan must keep its size and mtime before it is read.
 pub const SETTLE: Duration = Duration::from_secs(1);
@@ -62,8 +62,11 @@ pub fn check_dir(dir: &Path) -> Result<PathBuf, NodeError> {
         Err(e) => return Err(err(e.to_string())),
     }
     let probe = abs.join(format!(".troupe-inbox-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"")
-        .map_err(|e| err(format!("is not writable ({e}); the inbox moves files out of it")))?;
+    std::fs::write(&probe, b"").map_err(|e| {
+        err(format!(
+            "is not writable ({e}); the inbox moves files out of it"
+        ))
+    })?;
     let _ = std::fs::remove_file(&probe);
     for sub in [SUBMITTED, REJECTED] {
         let p = abs.join(sub);
@@ -309,16 +312,16 @@ impl Loop {
     /// Makes every file in DIR a candidate.
     fn scan(&mut self) {
         match std::fs::read_dir(&self.dir) {
-                Ok(entries) => {
-                    for e in entries.flatten() {
-                        if e.file_type().is_ok_and(|t| !t.is_dir()) {
-                            let p = e.path();
-                            if self.handles(&p) {
-                                self.candidate(p);
-                            }
+            Ok(entries) => {
+                for e in entries.flatten() {
+                    if e.file_type().is_ok_and(|t| !t.is_dir()) {
+                        let p = e.path();
+                        if self.handles(&p) {
+                            self.candidate(p);
                         }
                     }
                 }
+            }
             Err(e) => {
                 tracing::warn!(inbox = %self.dir.display(), error = %e, "inbox: cannot scan")
             }

@@ -411,6 +411,11 @@ impl Metrics {
         self.inbox_files.with_label_values(&[outcome]).inc();
     }
 
+    /// Inbox files moved with `outcome` since the process started.
+    pub fn inbox_files(&self, outcome: &str) -> u64 {
+        self.inbox_files.with_label_values(&[outcome]).get()
+    }
+
     /// Counts a hook attempt that starts.
     pub fn hook_attempt(&self, hook: &str) {
         self.hook_attempts.with_label_values(&[hook]).inc();

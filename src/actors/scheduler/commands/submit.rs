@@ -15,7 +15,9 @@ impl SchedulerState {
     ) -> Result<(RunId, bool), ControlError> {
         // The same origin (the inbox's content hash of a file) returns the run it started,
         // whatever that run's state: resubmitting a file after a crash never runs it twice.
-        if let Some(run) = (workflow.spec().origin.as_deref()).and_then(|o| self.state.run_by_origin(o)) {
+        if let Some(run) =
+            (workflow.spec().origin.as_deref()).and_then(|o| self.state.run_by_origin(o))
+        {
             return Ok((run, true));
         }
         // A decoded workflow has its structure checked but not every field: validate it
@@ -25,12 +27,16 @@ impl SchedulerState {
         let workflow = Workflow::from_spec(spec)
             .map_err(|e| ControlError::Refused(format!("invalid workflow: {e}")))?;
         self.check_secrets(&workflow)?;
-        if let Some(r) = self
-            .state
-            .runs()
-            .find(|r| !r.state().is_finished() && **r.workflow() == workflow)
-        {
-            return Ok((r.id(), true));
+        // An unfinished run of an equal workflow is reused. Equality includes the origin, and
+        // an origin the index does not hold belongs to no run: skip the scan of every run.
+        if workflow.spec().origin.is_none() {
+            if let Some(r) = self
+                .state
+                .runs()
+                .find(|r| !r.state().is_finished() && **r.workflow() == workflow)
+            {
+                return Ok((r.id(), true));
+            }
         }
         let run = RunId::from_ulid(ulid::Ulid::new());
         let ask = workflow.authority_ask();

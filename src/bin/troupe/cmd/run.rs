@@ -65,6 +65,8 @@ pub(crate) fn run(
                 let mut cfg = node_config(data_dir, &opts)?;
                 // This node stops when its run ends: it must not take runs it would abandon.
                 cfg.socket_submissions = false;
+                // ... nor watch an inbox (troupe.toml's `inbox` is for `node start`).
+                cfg.inbox = None;
                 let node = Node::with_config(cfg)
                     .start()
                     .await
