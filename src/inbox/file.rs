@@ -32,7 +32,7 @@ pub(crate) enum Outcome {
 /// A file read and checked, before submission.
 enum Prepared {
     /// A valid workflow, its working directories anchored and its origin set.
-    Valid(Workflow),
+    Valid(Box<Workflow>),
     /// Why the file is not a workflow, as `troupe validate` prints it.
     Invalid(String),
     /// Nothing to submit (vanished, or a directory).
@@ -99,7 +99,7 @@ fn prepare(dir: &Path, path: &Path) -> Prepared {
             Workflow::from_spec(spec)
         });
     match workflow {
-        Ok(w) => Prepared::Valid(w),
+        Ok(w) => Prepared::Valid(Box::new(w)),
         Err(e) => invalid(e),
     }
 }
@@ -134,7 +134,7 @@ pub(crate) async fn handle(shared: &Arc<NodeContext>, dir: &Path, path: PathBuf)
         Prepared::Invalid(text) => return rejected(shared, dir, &path, &text),
         Prepared::Valid(w) => w,
     };
-    let response = crate::actors::control::route(shared, Request::Submit(Box::new(workflow))).await;
+    let response = crate::actors::control::route(shared, Request::Submit(workflow)).await;
     let run = match response {
         Ok(Response::Submitted { run, attached }) => {
             tracing::debug!(file = %path.display(), run_id = %run, attached, "inbox: submitted");
