@@ -28,6 +28,8 @@
 //!   config file `troupe.toml`: loading, `${VAR}` substitution, checks with positions,
 //!   `TROUPE_*` overrides, rendering.
 //! - [`executor`]: what runs an attempt (OS processes by default, or your own code).
+//! - [`inbox`]: `node start --inbox DIR`: submits workflow files dropped into a folder, once
+//!   each (by content hash), moving them to `submitted/` or `rejected/`.
 //! - [`process`]: running one attempt as a process group, one file per job: spawning, the
 //!   output log, waiting (timeout, rusage), pid files, terminating orphans.
 //! - [`telemetry`]: the Prometheus registry, health checks, the HTTP endpoints (`/metrics`,
