@@ -299,3 +299,33 @@ fn a_crash_between_submission_and_move_submits_once() {
     );
     assert!(!inbox.join("once.toml").exists());
 }
+
+#[test]
+fn the_inbox_can_be_set_in_troupe_toml_relative_to_it() {
+    let (tmp, data, _inbox) = dirs();
+    let conf = tmp.path().join("conf");
+    std::fs::create_dir_all(conf.join("drop")).unwrap();
+    std::fs::write(conf.join("troupe.toml"), "inbox = \"drop\"\n").unwrap();
+    let config = conf.join("troupe.toml");
+    let printed = run_cmd_ok(
+        &data,
+        &[
+            "node",
+            "start",
+            "--config",
+            config.to_str().unwrap(),
+            "--print-config",
+        ],
+    );
+    let shown = conf.join("drop");
+    assert!(
+        stdout(&printed).contains(&format!("inbox = \"{}\"", shown.display())),
+        "{}",
+        stdout(&printed)
+    );
+    let _node = NodeProc::start(&data, &["--config", config.to_str().unwrap()]);
+    drop_file(&conf.join("drop"), "a.toml", good("from-config").as_bytes());
+    wait_for("a.toml submitted from the configured inbox", || {
+        names(&conf.join("drop/submitted")).len() == 1
+    });
+}
