@@ -72,6 +72,7 @@ mod observe;
 mod pipeline;
 mod recovery;
 mod state;
+mod swarm;
 
 use dispatch::queue::Entry;
 use effects::Effect;

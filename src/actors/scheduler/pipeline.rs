@@ -112,6 +112,11 @@ impl SchedulerState {
                 to,
             } => {
                 self.track(run, task);
+                if to.is_terminal() {
+                    if let Some(s) = self.state.run(run).and_then(|r| r.swarm_of(task)) {
+                        self.after_persist(Effect::Swarm(run, s));
+                    }
+                }
                 if to == TaskState::AwaitingApproval {
                     let r = self.state.run(run).expect("changed run exists");
                     if let Some(p) = pending_approval(r, task, self.approval_timeout) {

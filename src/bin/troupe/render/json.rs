@@ -157,6 +157,7 @@ pub(crate) fn event_json(seq: Seq, record: &EventRecord) -> serde_json::Value {
         E::TaskOutput { output, .. } => v["output_bytes"] = json!(output.len()),
         E::AttemptUsage { counters, .. } => v["counters"] = json!(counters),
         E::TaskExpanded { count, .. } => v["count"] = json!(count),
+        E::QuorumReached { replicas, .. } => v["replicas"] = json!(replicas),
         E::NodeJoined {
             node,
             epoch,
