@@ -369,3 +369,31 @@ fn bad_swarm_settings_are_refused_with_their_place() {
         assert!(err.contains(&at), "{fields}: want {at} in {err}");
     }
 }
+
+#[test]
+fn replicas_that_end_together_all_count() {
+    // Regression: the verdict ran once the first end was durable and read the later
+    // replicas' outputs from the journal before they were durable (they counted as null).
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let _node = NodeProc::start(&dir, &[]);
+    let wf = workflow(
+        tmp.path(),
+        "swarm.toml",
+        r#"
+name = "together"
+[[task]]
+id = "all"
+replicas = 6
+quorum = 6
+retry = { max_attempts = 1 }
+shell = 'sleep 0.5; echo "{\"ok\": true}" > "$TROUPE_OUTPUT"'
+"#,
+    );
+    for _ in 0..3 {
+        let run = submit(&dir, &wf);
+        let v = wait_finished(&dir, &run, 30);
+        assert_eq!(v["state"], "succeeded", "{v}");
+        assert_eq!(output(&dir, &run, "all"), serde_json::json!({"ok": true}));
+    }
+}

@@ -33,6 +33,25 @@ impl SchedulerState {
             _ => None,
         };
         self.shared.facts.decided(seq);
+        if let Event::TaskOutput {
+            run, task, output, ..
+        } = &record.event
+        {
+            if task.split_instance().is_some()
+                && self
+                    .state
+                    .run(*run)
+                    .and_then(|r| r.workflow().task_index(task.as_str()))
+                    .is_some_and(|t| {
+                        self.state
+                            .run(*run)
+                            .is_some_and(|r| r.swarm_of(t).is_some())
+                    })
+            {
+                self.replica_outputs
+                    .insert((*run, task.clone()), output.clone());
+            }
+        }
         if let Event::AttemptUsage {
             run,
             task,

@@ -88,6 +88,7 @@ impl SchedulerState {
             deadlines: BTreeSet::new(),
             breakers: super::breakers::Breakers::new(&shared.config.breakers),
             hooks: Default::default(),
+            replica_outputs: HashMap::new(),
         };
         s.count_gauges();
         // Rebuild the queue and timers from the replayed state.

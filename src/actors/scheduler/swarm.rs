@@ -110,12 +110,29 @@ impl SchedulerState {
     pub(crate) fn judge_swarm(&mut self, run: RunId, t: TaskIndex) {
         let Some(r) = self.state.run(run) else { return };
         if r.state() != crate::model::RunState::Running || !r.swarm_waiting(t) {
+            // Decided, cancelled, or its run ended: nothing to judge, nothing to remember.
+            let ids: Vec<_> = r
+                .replicas(t)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|rt| (run, r.workflow().task_id(rt).clone()))
+                .collect();
+            for id in ids {
+                self.replica_outputs.remove(&id);
+            }
             return;
         }
         let wf = std::sync::Arc::clone(r.workflow());
         let outputs = self.outputs.clone();
+        let recent = &self.replica_outputs;
+        // Outputs decided since boot come from memory (they may not be durable yet, but
+        // precede this verdict in the journal); older ones from the journal.
         let verdict = judge(r, t, |rt| {
-            outputs.text(run, wf.task_id(rt)).map_err(|e| e.to_string())
+            let id = wf.task_id(rt);
+            match recent.get(&(run, id.clone())) {
+                Some(text) => Ok(Some(text.clone())),
+                None => outputs.text(run, id).map_err(|e| e.to_string()),
+            }
         });
         let verdict = match verdict {
             Ok(v) => v,
@@ -134,6 +151,11 @@ impl SchedulerState {
             .filter(|&rt| !r.task(rt).state.is_terminal())
             .collect();
         let mut events = Vec::new();
+        if verdict != Verdict::Open {
+            for rt in r.replicas(t).unwrap_or_default() {
+                self.replica_outputs.remove(&(run, wf.task_id(rt).clone()));
+            }
+        }
         match verdict {
             Verdict::Open => return,
             Verdict::Quorum { replicas, output } => {
