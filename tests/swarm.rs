@@ -397,3 +397,33 @@ shell = 'sleep 0.5; echo "{\"ok\": true}" > "$TROUPE_OUTPUT"'
         assert_eq!(output(&dir, &run, "all"), serde_json::json!({"ok": true}));
     }
 }
+
+#[test]
+fn failed_replicas_are_not_dead_letters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let _node = NodeProc::start(&dir, &[]);
+    // Replica 2 fails for good, the other two agree: the swarm and the run succeed.
+    let wf = workflow(
+        tmp.path(),
+        "swarm.toml",
+        r#"
+name = "one-bad"
+[[task]]
+id = "vote"
+replicas = 3
+quorum = 2
+retry = { max_attempts = 1 }
+shell = '''
+[ "$TROUPE_TASK_ID" = "vote[2]" ] && exit 9
+echo 5 > "$TROUPE_OUTPUT"
+'''
+"#,
+    );
+    let run = submit(&dir, &wf);
+    let v = wait_finished(&dir, &run, 30);
+    assert_eq!(v["state"], "succeeded", "{v}");
+    let o = run_cmd_ok(&dir, &["failed", "--json"]);
+    let dead: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(dead, serde_json::json!([]), "{dead}");
+}

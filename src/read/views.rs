@@ -197,7 +197,9 @@ pub fn failed_tasks(state: &State, filter: &FailedFilter, t_now: Timestamp) -> V
         }
         let wf = r.workflow();
         for (i, t) in r.tasks().iter().enumerate() {
-            if t.state != TaskState::Failed {
+            // A swarm's replicas are not dead letters: the swarm task is the unit of work
+            // (it fails as `no_quorum` if they cannot agree, and replicas are not retried).
+            if t.state != TaskState::Failed || r.swarm_of(i as TaskIndex).is_some() {
                 continue;
             }
             let spec = wf.task(i as TaskIndex);
