@@ -97,7 +97,10 @@ fn list_names_every_template_with_a_description() {
     for (line, name) in lines.iter().zip(TEMPLATES) {
         let (first, rest) = line.split_once(' ').unwrap();
         assert_eq!(first, name, "{text}");
-        assert!(rest.trim().len() > 20, "no description for {name}: {line:?}");
+        assert!(
+            rest.trim().len() > 20,
+            "no description for {name}: {line:?}"
+        );
     }
 
     let o = new_in(tmp.path(), &["--list", "--json"]);
@@ -133,9 +136,16 @@ fn every_template_validates_as_written_and_comments_its_fields() {
         // What was written, and what to do next.
         let out = stdout(&o);
         assert!(out.contains(&format!("wrote {name}.toml")), "{out}");
-        assert!(out.contains(&format!("troupe validate {name}.toml")), "{out}");
+        assert!(
+            out.contains(&format!("troupe validate {name}.toml")),
+            "{out}"
+        );
         assert!(out.contains(&format!("troupe run {name}.toml")), "{out}");
-        assert_eq!(names_in(tmp.path()), [format!("{name}.toml")], "no temp file left");
+        assert_eq!(
+            names_in(tmp.path()),
+            [format!("{name}.toml")],
+            "no temp file left"
+        );
 
         let o = Command::new(env!("CARGO_BIN_EXE_troupe"))
             .args(["validate", file.to_str().unwrap()])
@@ -179,7 +189,10 @@ fn assert_fields_commented(name: &str, text: &str) {
         }
         previous = line;
     }
-    assert!(seen.contains("name") && seen.contains("id"), "{name}: {seen:?}");
+    assert!(
+        seen.contains("name") && seen.contains("id"),
+        "{name}: {seen:?}"
+    );
 }
 
 #[test]
@@ -232,7 +245,11 @@ fn saga_runs_to_success_and_compensates_when_ship_fails() {
     assert_eq!(task_state(&v, "ship"), "failed");
     let target = format!("{}/charge", v["id"].as_str().unwrap());
     let log = run_cmd_ok(&data, &["logs", &target, "--compensation"]);
-    assert!(stdout(&log).contains("refund the payment"), "{}", stdout(&log));
+    assert!(
+        stdout(&log).contains("refund the payment"),
+        "{}",
+        stdout(&log)
+    );
 }
 
 #[test]
@@ -324,7 +341,10 @@ fn a_missing_or_non_directory_parent_is_refused_naming_it() {
     let o = new_in(tmp.path(), &["fanout", "no/such/dir/flow.toml"]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
-    assert!(err.contains("no/such/dir") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("no/such/dir") && err.contains("does not exist"),
+        "{err}"
+    );
     assert!(names_in(tmp.path()).is_empty(), "nothing written");
 
     std::fs::write(tmp.path().join("plain"), "").unwrap();
@@ -345,7 +365,11 @@ fn a_directory_path_gets_the_template_name_and_odd_paths_are_quoted() {
         std::fs::read_to_string(tmp.path().join("flows/approval.toml")).unwrap(),
         source("approval")
     );
-    assert!(stdout(&o).contains("troupe approve RUN/deploy"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("troupe approve RUN/deploy"),
+        "{}",
+        stdout(&o)
+    );
 
     let o = new_in(tmp.path(), &["swarm", "my flow.toml"]);
     assert!(o.status.success(), "{}", stderr(&o));
