@@ -347,6 +347,12 @@ fn a_missing_or_non_directory_parent_is_refused_naming_it() {
     );
     assert!(names_in(tmp.path()).is_empty(), "nothing written");
 
+    let o = new_in(tmp.path(), &["fanout", "missing/"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("missing/ does not exist"), "{err}");
+    assert!(names_in(tmp.path()).is_empty(), "nothing written");
+
     std::fs::write(tmp.path().join("plain"), "").unwrap();
     let o = new_in(tmp.path(), &["fanout", "plain/flow.toml"]);
     assert_eq!(o.status.code(), Some(2));

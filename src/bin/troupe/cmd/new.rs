@@ -166,6 +166,13 @@ fn write(
     let path = match path {
         None => PathBuf::from(&file_name),
         Some(p) if p.is_dir() => p.join(&file_name),
+        // `DIR/` names a directory, which must exist.
+        Some(p) if p.as_os_str().as_encoded_bytes().ends_with(b"/") => {
+            return Err(refused(format!(
+                "the directory {} does not exist (create it first)",
+                p.display()
+            )))
+        }
         Some(p) => p.to_owned(),
     };
     let folder = match path.parent() {
