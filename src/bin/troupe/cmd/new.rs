@@ -118,10 +118,10 @@ pub(crate) fn new(args: NewArgs) -> ExitCode {
     let name = args.template.as_deref().unwrap_or_default();
     match write(name, args.path.as_deref(), args.force) {
         Ok((template, path)) => {
-            let shown = shell_word(&path.to_string_lossy());
+            let shown = show(shell_word(&path.to_string_lossy()));
             println!(
                 "wrote {} (template {}: {})",
-                path.display(),
+                show(&path),
                 template.name,
                 template.description
             );
@@ -170,7 +170,7 @@ fn write(
         Some(p) if p.as_os_str().as_encoded_bytes().ends_with(b"/") => {
             return Err(refused(format!(
                 "the directory {} does not exist (create it first)",
-                p.display()
+                show(p)
             )))
         }
         Some(p) => p.to_owned(),
@@ -184,15 +184,15 @@ fn write(
         Ok(_) => {
             return Err(refused(format!(
                 "{} is not a directory, so {} cannot be written",
-                folder.display(),
-                path.display()
+                show(&folder),
+                show(&path)
             )))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(refused(format!(
                 "the directory {} does not exist (create it first), so {} cannot be written",
-                folder.display(),
-                path.display()
+                show(&folder),
+                show(&path)
             )))
         }
         Err(e) => return Err(io_failed(&folder, e)),
@@ -201,7 +201,7 @@ fn write(
         Ok(m) if m.is_dir() => {
             return Err(refused(format!(
                 "{} is a directory; name a file to write",
-                path.display()
+                show(&path)
             )))
         }
         Ok(_) if !force => return Err(exists(&path)),
@@ -211,11 +211,16 @@ fn write(
     Ok((template, path))
 }
 
+/// `path` for a message: lossy UTF-8, control and bidi characters escaped.
+fn show(path: impl AsRef<Path>) -> String {
+    troupe::model::quote::printable(&path.as_ref().to_string_lossy()).into_owned()
+}
+
 /// `path` exists and `--force` was not given.
 fn exists(path: &Path) -> Failed {
     refused(format!(
         "{} already exists; pass --force to replace it",
-        path.display()
+        show(path)
     ))
 }
 
@@ -300,7 +305,7 @@ fn io_failed(path: &Path, e: io::Error) -> Failed {
     };
     Failed {
         code,
-        message: format!("cannot write {}: {e}", path.display()),
+        message: format!("cannot write {}: {e}", show(path)),
     }
 }
 
