@@ -273,10 +273,10 @@ fn agents_lead_spawns_two_children_and_combines_their_outputs() {
     assert_eq!(spawned, 2);
 }
 
-/// The swarm's scheduler part is not here yet: the template validates, also with its `vote`
-/// line uncommented.
+/// The swarm template validates, also with its `vote` line uncommented, and runs: two of the
+/// three replicas agree on `{"answer": 42}` (a third still running is cancelled).
 #[test]
-fn swarm_validates_with_and_without_vote() {
+fn swarm_validates_with_and_without_vote_and_runs() {
     let (tmp, file) = written("swarm");
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.contains("\nreplicas = 3\n") && text.contains("\nquorum = 2\n"));
@@ -290,6 +290,18 @@ fn swarm_validates_with_and_without_vote() {
             .unwrap();
         assert!(o.status.success(), "{}: {}", f.display(), stdout(&o));
     }
+    let data = tmp.path().join("data");
+    let o = troupe(&data)
+        .args(["run", file.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let run: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert_eq!(
+        output_of(&file, &run, "answer"),
+        serde_json::json!({"answer": 42})
+    );
 }
 
 #[test]
