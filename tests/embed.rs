@@ -228,11 +228,13 @@ async fn the_queue_index_lists_what_a_scan_finds() {
     let mut scan: Vec<_> = p
         .state
         .runs()
-        .flat_map(|r| (0..r.tasks().len() as u32).filter_map(move |t| queue_order(r, t, false)))
+        .flat_map(|r| {
+            (0..r.tasks().len() as u32).filter_map(move |t| queue_order(r, t, false, &p.weights))
+        })
         .collect();
     scan.sort();
     assert_eq!(p.queue.iter().copied().collect::<Vec<_>>(), scan);
-    let rebuilt = Projection::new(p.state.clone(), p.last_progress);
+    let rebuilt = Projection::new(p.state.clone(), p.last_progress, p.weights.clone());
     assert_eq!(rebuilt.queue, p.queue);
     assert_eq!(rebuilt.running, p.running);
     node.shutdown().await.unwrap();

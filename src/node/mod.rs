@@ -274,6 +274,7 @@ impl Node {
                 node_id: journal.node_id().to_owned(),
                 agents: std::sync::Arc::new(self.config.agent_registry.clone()),
                 breakers: std::sync::Arc::new(self.config.breakers.clone()),
+                scheduling: std::sync::Arc::new(self.config.scheduling.clone()),
             },
         )
         .map_err(|e| {
