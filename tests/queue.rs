@@ -161,9 +161,8 @@ fn queue_watch_redraws_until_interrupted() {
 fn deadlines_order_the_queue_and_the_order_survives_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let past = humantime::format_rfc3339_seconds(
-        std::time::SystemTime::now() - Duration::from_secs(300),
-    );
+    let past =
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now() - Duration::from_secs(300));
     let wf = workflow(
         tmp.path(),
         "d.toml",
@@ -207,7 +206,10 @@ priority = 1
     let late = &tasks[1];
     assert!(late["deadline"].is_string(), "{late}");
     assert_eq!(late["labels"][0], "vip");
-    assert!((4.9..30.0).contains(&part(late, "deadline")), "5 min late: {late}");
+    assert!(
+        (4.9..30.0).contains(&part(late, "deadline")),
+        "5 min late: {late}"
+    );
     assert!(part(late, "age") >= 0.0);
     assert_eq!(part(late, "labels"), 0.0, "no boost configured");
     let none = &tasks[3];
@@ -234,7 +236,10 @@ priority = 1
     )
     .unwrap();
     let node = NodeProc::start(&dir, &[]);
-    assert_eq!(ids(&queue(&dir, &[])), ["p1", "later", "none", "soon", "late"]);
+    assert_eq!(
+        ids(&queue(&dir, &[])),
+        ["p1", "later", "none", "soon", "late"]
+    );
 
     // Scoring on again after a restart: the same order as before, and the scheduler starts
     // the tasks in it.

@@ -345,7 +345,11 @@ mod tests {
     fn rendered_scheduling_reads_back() {
         let cfg = crate::config::NodeConfig::new("/tmp/x");
         let back = parse(&render(&cfg), "rendered").unwrap();
-        assert_eq!(back.scheduling.as_ref(), Some(&cfg.scheduling), "the defaults");
+        assert_eq!(
+            back.scheduling.as_ref(),
+            Some(&cfg.scheduling),
+            "the defaults"
+        );
         let f = parse(
             "[scheduling]\nscoring = false\npriority = 7.5\ndeadline = 0\nage = 2\ndefault_deadline = \"90m\"\n\
              [scheduling.label_boosts]\nvip = 500\n\"a b\" = 1.25\n",

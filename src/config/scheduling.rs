@@ -38,11 +38,7 @@ pub(super) struct RawScheduling {
 
 /// Checks `[scheduling]` into `out`: every weight finite and at least 0, the default
 /// deadline a duration longer than 0 s.
-pub(super) fn check(
-    p: &Spans,
-    raw: &RawScheduling,
-    out: &mut NodeFile,
-) -> Result<(), ConfigError> {
+pub(super) fn check(p: &Spans, raw: &RawScheduling, out: &mut NodeFile) -> Result<(), ConfigError> {
     let weight = |v: &Spanned<f64>, field: &str| -> Result<f64, ConfigError> {
         let x = *v.get_ref();
         if !x.is_finite() || x < 0.0 {

@@ -91,7 +91,13 @@ pub fn queue_order(r: &Run, t: TaskIndex, waiting: bool, w: &Weights) -> Option<
             .unwrap_or(task.started_at.unwrap_or(r.submitted_at())),
         _ => schedulable_since(r, t),
     };
-    Some((class, Reverse(rank(w, &Inputs::of(r, t))), key_time, r.id(), t))
+    Some((
+        class,
+        Reverse(rank(w, &Inputs::of(r, t))),
+        key_time,
+        r.id(),
+        t,
+    ))
 }
 
 impl Projection {
@@ -128,7 +134,11 @@ impl Projection {
             self.queue.remove(&old);
         }
         let w = &self.weights;
-        let Some(order) = self.state.run(run).and_then(|r| queue_order(r, t, false, w)) else {
+        let Some(order) = self
+            .state
+            .run(run)
+            .and_then(|r| queue_order(r, t, false, w))
+        else {
             return;
         };
         self.queue.insert(order);

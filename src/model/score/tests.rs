@@ -34,7 +34,11 @@ fn the_rank_orders_as_the_score_does_at_every_instant() {
             for b in &tasks {
                 let (sa, sb) = (parts(&w, a, now).score, parts(&w, b, now).score);
                 if (sa - sb).abs() > 1e-6 {
-                    assert_eq!(rank(&w, a).cmp(&rank(&w, b)), sa.total_cmp(&sb), "{a:?} {b:?}");
+                    assert_eq!(
+                        rank(&w, a).cmp(&rank(&w, b)),
+                        sa.total_cmp(&sb),
+                        "{a:?} {b:?}"
+                    );
                 }
             }
         }
@@ -85,12 +89,11 @@ fn a_task_without_a_deadline_is_not_starved_by_a_stream_with_deadlines() {
     let w = Weights::default();
     let mut heap = BinaryHeap::new();
     let mut age = 0u64;
-    let mut push = |heap: &mut BinaryHeap<(Rank, std::cmp::Reverse<u64>, bool)>,
-                    i: Inputs,
-                    lone: bool| {
-        heap.push((rank(&w, &i), std::cmp::Reverse(age), lone));
-        age += 1;
-    };
+    let mut push =
+        |heap: &mut BinaryHeap<(Rank, std::cmp::Reverse<u64>, bool)>, i: Inputs, lone: bool| {
+            heap.push((rank(&w, &i), std::cmp::Reverse(age), lone));
+            age += 1;
+        };
     push(&mut heap, inputs(0, None, at(0)), true);
     let mut served_at = None;
     for minute in 0..1_000 {
@@ -130,7 +133,10 @@ fn with_scoring_off_the_rank_is_the_priority() {
         rank(&w, &inputs(0, None, at(900)))
     );
     let p = parts(&w, &a, at(100));
-    assert_eq!((p.priority, p.deadline, p.age, p.score), (3.0, 0.0, 0.0, 3.0));
+    assert_eq!(
+        (p.priority, p.deadline, p.age, p.score),
+        (3.0, 0.0, 0.0, 3.0)
+    );
 }
 
 #[test]
