@@ -16,6 +16,8 @@
 //! - [`fanout`]: a mapped task's N no-op instances against N plain no-op tasks.
 //! - [`agents`]: spawn + wait latency and agent-tree rate against plain runs and tasks.
 //! - [`resilience`]: no-op throughput with one circuit breaker on every task against none.
+//! - [`scoring`]: no-op throughput with priority scoring on (every weight, deadlines,
+//!   labels) against `scoring = false`, and `queue --limit 10` with 1,000,000 scored tasks.
 //! - [`boot`]: a long journal's boot (newest snapshot + tail) against a full replay.
 //! - [`cluster`]: remote worker nodes on loopback against a local node: `/bin/true`
 //!   throughput, submit → done latency, and how soon a killed worker's attempt is retried
@@ -36,6 +38,7 @@ mod plan;
 pub mod reads;
 pub mod resilience;
 pub mod saga;
+pub mod scoring;
 pub mod tasks;
 
 pub use journal::*;

@@ -62,6 +62,8 @@ pub struct NodeFile {
     pub retry_policies: Vec<super::RetryPolicyConfig>,
     /// `[[hooks]]`, in file order.
     pub hooks: Vec<crate::model::resilience::HookSpec>,
+    /// `[scheduling]`: the scoring weights, defaults filled in for keys left out.
+    pub scheduling: Option<crate::model::score::Weights>,
 }
 
 impl NodeFile {
@@ -119,6 +121,9 @@ impl NodeFile {
         cfg.breakers = self.breakers;
         cfg.retry_policies = self.retry_policies;
         cfg.hooks = self.hooks;
+        if let Some(w) = self.scheduling {
+            cfg.scheduling = w;
+        }
         cfg.agent_registry = self.agent_registry;
         if self.cluster.is_some() {
             cfg.cluster = self.cluster;

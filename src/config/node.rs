@@ -99,6 +99,10 @@ pub struct NodeConfig {
     pub retry_policies: Vec<super::RetryPolicyConfig>,
     /// `[[hooks]]`: commands run on run, task and node events (default none).
     pub hooks: Vec<crate::model::resilience::HookSpec>,
+    /// `[scheduling]`: the ready queue's scoring weights (default: scoring on with
+    /// [`Weights::default`](crate::model::score::Weights)); the scheduler ranks tasks with
+    /// them and `troupe queue` shows the scores they give.
+    pub scheduling: crate::model::score::Weights,
 }
 
 impl NodeConfig {
@@ -131,6 +135,7 @@ impl NodeConfig {
             breakers: Vec::new(),
             retry_policies: Vec::new(),
             hooks: Vec::new(),
+            scheduling: Default::default(),
         }
     }
 

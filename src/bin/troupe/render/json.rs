@@ -302,6 +302,15 @@ pub(crate) fn queue_json(q: &QueueView) -> serde_json::Value {
             "retry_at": opt_time(e.retry_at),
             "estimated_start": opt_time(e.estimated_start),
             "blocked": e.blocked,
+            "score": e.score.score,
+            "score_parts": {
+                "priority": e.score.priority,
+                "deadline": e.score.deadline,
+                "age": e.score.age,
+                "labels": e.score.labels,
+            },
+            "deadline": opt_time(e.deadline),
+            "labels": e.labels,
         })).collect::<Vec<_>>(),
     })
 }
