@@ -50,14 +50,16 @@ fn shape() -> impl Strategy<Value = Shape> {
             proptest::collection::vec(proptest::bool::weighted(0.3), n),
             proptest::collection::vec(0u8..12, n),
         )
-            .prop_map(|(deps, approval, compensate, attempts, mapped, swarm)| Shape {
-                deps,
-                approval,
-                compensate,
-                attempts,
-                mapped,
-                swarm,
-            })
+            .prop_map(
+                |(deps, approval, compensate, attempts, mapped, swarm)| Shape {
+                    deps,
+                    approval,
+                    compensate,
+                    attempts,
+                    mapped,
+                    swarm,
+                },
+            )
     })
 }
 
@@ -440,7 +442,10 @@ fn swarm_events(run: &Run, t: TaskIndex, out: &mut Vec<Event>) {
         });
     }
     if open == 0 {
-        out.push(Event::TaskCancelled { run: run.id(), task });
+        out.push(Event::TaskCancelled {
+            run: run.id(),
+            task,
+        });
     }
 }
 
@@ -1036,9 +1041,11 @@ fn walks_reach_every_event_type_and_run_state() {
         for r in &log {
             let end = match &r.event {
                 Event::TaskSucceeded { attempt: 0, .. } => "agreed",
-                Event::TaskFailed { attempt: 0, failure: Failure::NoQuorum { .. }, .. } => {
-                    "no_quorum"
-                }
+                Event::TaskFailed {
+                    attempt: 0,
+                    failure: Failure::NoQuorum { .. },
+                    ..
+                } => "no_quorum",
                 Event::QuorumReached { .. } => "quorum_reached",
                 _ => continue,
             };

@@ -151,7 +151,10 @@ echo 1 > "$TROUPE_OUTPUT"
     assert_eq!(task_state(&v, "all[1]"), "failed");
     assert_eq!(task_state(&v, "all[2]"), "cancelled");
     let ev = events(&dir);
-    assert_eq!(of(&ev, "task_failed", "all")[0]["failure_kind"], "no_quorum");
+    assert_eq!(
+        of(&ev, "task_failed", "all")[0]["failure_kind"],
+        "no_quorum"
+    );
 }
 
 #[test]
@@ -182,7 +185,10 @@ shell = 'n="${{TROUPE_TASK_ID#pick[}}"; echo "$(( ${{n%]}} + 10 ))" > "$TROUPE_O
     assert_eq!(output(&dir, &run, "pick"), serde_json::json!(12));
     let ev = events(&dir);
     // With a vote the quorum defaults to every replica; the vote is the task's attempt 1.
-    assert_eq!(quorums(&ev, "pick")[0]["replicas"], serde_json::json!([0, 1, 2]));
+    assert_eq!(
+        quorums(&ev, "pick")[0]["replicas"],
+        serde_json::json!([0, 1, 2])
+    );
     assert_eq!(of(&ev, "attempt_started", "pick").len(), 1);
 
     // A vote that writes something no replica wrote fails as output_invalid.
@@ -210,7 +216,9 @@ shell = 'echo 1 > "$TROUPE_OUTPUT"'
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["failure_kind"], "output_invalid");
     assert!(
-        failed[0].to_string().contains("none of the 2 replica outputs"),
+        failed[0]
+            .to_string()
+            .contains("none of the 2 replica outputs"),
         "{}",
         failed[0]
     );
@@ -307,11 +315,31 @@ command = ["sleep", "60"]
 fn bad_swarm_settings_are_refused_with_their_place() {
     let tmp = tempfile::tempdir().unwrap();
     let cases = [
-        ("replicas = 3\nquorum = 4", "quorum must be from 1 to replicas (3), got 4", "quorum"),
-        ("replicas = 3\nquorum = 0", "quorum must be from 1 to replicas (3), got 0", "quorum"),
-        ("replicas = 1", "replicas must be from 2 to 100, got 1", "replicas"),
-        ("replicas = 101", "replicas must be from 2 to 100, got 101", "replicas"),
-        ("quorum = 2", "replicas must be from 2 to 100, got 0", "replicas"),
+        (
+            "replicas = 3\nquorum = 4",
+            "quorum must be from 1 to replicas (3), got 4",
+            "quorum",
+        ),
+        (
+            "replicas = 3\nquorum = 0",
+            "quorum must be from 1 to replicas (3), got 0",
+            "quorum",
+        ),
+        (
+            "replicas = 1",
+            "replicas must be from 2 to 100, got 1",
+            "replicas",
+        ),
+        (
+            "replicas = 101",
+            "replicas must be from 2 to 100, got 101",
+            "replicas",
+        ),
+        (
+            "quorum = 2",
+            "replicas must be from 2 to 100, got 0",
+            "replicas",
+        ),
         (
             "replicas = 2\ncompensate = [\"undo\"]",
             "sets replicas and compensate",
@@ -325,7 +353,8 @@ fn bad_swarm_settings_are_refused_with_their_place() {
         ("replicas = 2\nvote = []", "vote", "vote"),
     ];
     for (i, (fields, message, field)) in cases.into_iter().enumerate() {
-        let text = format!("name = \"bad\"\n[[task]]\nid = \"t\"\ncommand = [\"true\"]\n{fields}\n");
+        let text =
+            format!("name = \"bad\"\n[[task]]\nid = \"t\"\ncommand = [\"true\"]\n{fields}\n");
         let file = workflow(tmp.path(), &format!("bad{i}.toml"), &text);
         let o = run(tmp.path(), &["validate", file.to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(2), "{fields}: {}", stderr(&o));

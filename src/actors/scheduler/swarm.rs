@@ -115,9 +115,7 @@ impl SchedulerState {
         let wf = std::sync::Arc::clone(r.workflow());
         let outputs = self.outputs.clone();
         let verdict = judge(r, t, |rt| {
-            outputs
-                .text(run, wf.task_id(rt))
-                .map_err(|e| e.to_string())
+            outputs.text(run, wf.task_id(rt)).map_err(|e| e.to_string())
         });
         let verdict = match verdict {
             Ok(v) => v,

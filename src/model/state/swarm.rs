@@ -194,7 +194,13 @@ mod tests {
     fn submitted(tasks: &str) -> State {
         let wf = Arc::new(parse_workflow(&format!("name = \"swarm\"\n{tasks}")).unwrap());
         let mut s = State::new();
-        step(&mut s, Event::RunSubmitted { run: run(), workflow: wf });
+        step(
+            &mut s,
+            Event::RunSubmitted {
+                run: run(),
+                workflow: wf,
+            },
+        );
         s
     }
 
@@ -448,12 +454,18 @@ mod tests {
     fn attempt_zero_success_needs_the_quorum_and_no_vote() {
         let mut s = submitted(ASK_THREE);
         let [output, success] = agreed("ask");
-        assert!(refused(&s, success.clone()).contains("attempt 0"), "not expanded");
+        assert!(
+            refused(&s, success.clone()).contains("attempt 0"),
+            "not expanded"
+        );
         expand(&mut s, "ask", 3);
         succeed(&mut s, replica("ask", 2), "42");
         assert!(refused(&s, output).contains("fewer than the quorum (2)"));
         let e = refused(&s, success);
-        assert!(e.contains("1 replicas succeeded, fewer than the quorum (2)"), "{e}");
+        assert!(
+            e.contains("1 replicas succeeded, fewer than the quorum (2)"),
+            "{e}"
+        );
         let [_, success] = agreed("after");
         assert!(refused(&s, success).contains("attempt 0"), "not a swarm");
 
@@ -484,7 +496,10 @@ mod tests {
     #[test]
     fn no_quorum_fails_the_swarm_task_and_its_dependents() {
         let mut s = submitted(ASK_THREE);
-        assert!(refused(&s, no_quorum("ask")).contains("attempt 0"), "not expanded");
+        assert!(
+            refused(&s, no_quorum("ask")).contains("attempt 0"),
+            "not expanded"
+        );
         expand(&mut s, "ask", 3);
         succeed(&mut s, replica("ask", 0), "42");
         start(&mut s, replica("ask", 1), 1);
@@ -500,7 +515,10 @@ mod tests {
             failure: Failure::Exit { code: 1 },
             usage: None,
         };
-        assert!(!refused(&s, other).is_empty(), "attempt 0 fails only as no_quorum");
+        assert!(
+            !refused(&s, other).is_empty(),
+            "attempt 0 fails only as no_quorum"
+        );
         assert!(refused(&s, no_quorum("after")).contains("attempt 0"));
         step(
             &mut s,
@@ -601,9 +619,15 @@ mod tests {
         expand(&mut s, "ask", 3);
         start(&mut s, replica("ask", 0), 1);
         fail(&mut s, replica("ask", 0), 1);
-        let retried = |t: TaskId| Event::TaskRetried { run: run(), task: t };
+        let retried = |t: TaskId| Event::TaskRetried {
+            run: run(),
+            task: t,
+        };
         let e = refused(&s, retried(replica("ask", 0)));
-        assert!(e.contains("not retried one by one; submit the workflow again"), "{e}");
+        assert!(
+            e.contains("not retried one by one; submit the workflow again"),
+            "{e}"
+        );
         for i in [1, 2] {
             step(
                 &mut s,

@@ -92,8 +92,7 @@ impl Run {
                 return;
             }
             let spec = self.workflow.task(t);
-            if (spec.for_each().is_some() || spec.swarm().is_some()) && spec.expansion().is_none()
-            {
+            if (spec.for_each().is_some() || spec.swarm().is_some()) && spec.expansion().is_none() {
                 self.set(t, TaskState::Pending, changes);
                 changes.push(Change::ExpansionDue {
                     run: self.id,
