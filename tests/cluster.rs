@@ -322,6 +322,33 @@ fn tasks_land_on_both_workers_and_a_killed_workers_attempts_are_retried_on_the_o
     assert_eq!(c.node_state(&a_id).as_deref(), Some("lost"));
 }
 
+#[test]
+fn the_replicas_of_a_swarm_task_go_to_different_workers() {
+    // Worker A has more free slots, so without spreading both replicas would go to A.
+    let root = tempfile::tempdir().unwrap();
+    let c = Coordinator::new(root.path(), "300ms", false);
+    let (_a, a_id) = WorkerProc::start(root.path(), "wa", &c, 4);
+    let (_b, b_id) = WorkerProc::start(root.path(), "wb", &c, 2);
+    let wf = workflow(
+        root.path(),
+        "swarm.toml",
+        "name = \"spread\"\n[[task]]\nid = \"s\"\nreplicas = 2\n\
+         shell = 'sleep 1; echo 1 > \"$TROUPE_OUTPUT\"'\n",
+    );
+    let run = submit(&c.dir, &wf);
+    let v = wait_finished(&c.dir, &run, 60);
+    assert_eq!(v["state"], "succeeded", "{v}");
+    let placed = placements(&events(&c.dir));
+    let on = |id: &str| {
+        placed
+            .get(id)
+            .map(|v| v.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert_eq!(on(&a_id).len(), 1, "{placed:?}");
+    assert_eq!(on(&b_id).len(), 1, "{placed:?}");
+}
+
 fn run_status_task(dir: &Path, run: &str, task: &str) -> Value {
     let o = run_cmd_ok(dir, &["status", &format!("{run}/{task}"), "--json"]);
     serde_json::from_str(&stdout(&o)).unwrap()

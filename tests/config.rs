@@ -31,6 +31,9 @@ fn defaults_file_environment_and_flags_in_that_order() {
     assert_eq!(v["grace"].as_str(), Some("10s"));
     assert_eq!(v["durability"].as_str(), Some("sync"));
     assert_eq!(v["approval"]["timeout"].as_str(), Some("30days"));
+    assert_eq!(v["scheduling"]["scoring"].as_bool(), Some(true));
+    assert_eq!(v["scheduling"]["priority"].as_float(), Some(1000.0));
+    assert_eq!(v["scheduling"]["default_deadline"].as_str(), Some("1h"));
     assert!(
         !dir.join("journal").exists(),
         "--print-config starts nothing"
@@ -90,7 +93,7 @@ fn bad_config_is_refused_with_its_place_and_nothing_starts() {
     let dir = tmp.path().join("data");
     std::fs::create_dir_all(&dir).unwrap();
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 8] = [
+    let cases: [Case; 10] = [
         ("workers = 0\n", &[], "troupe.toml:1:11: workers must be between 1 and 10000 (got 0)"),
         ("workers = -2\n", &[], "troupe.toml:1:11: workers must be between 1 and 10000 (got -2)"),
         ("workers = 100000000\n", &[], "troupe.toml:1:11: workers must be between 1 and 10000 (got 100000000)"),
@@ -99,6 +102,8 @@ fn bad_config_is_refused_with_its_place_and_nothing_starts() {
         ("grace = \"${NOT_SET_ANYWHERE}\"\n", &[], "troupe.toml:1:10: `${NOT_SET_ANYWHERE}`: the environment variable NOT_SET_ANYWHERE is not set"),
         ("", &[("TROUPE_WORKERS", "zero")], "TROUPE_WORKERS=zero: not a worker count"),
         ("", &[("TROUPE_GRACE", "later")], "TROUPE_GRACE=later: not a duration"),
+        ("[scheduling]\ndeadline = -1\n", &[], "troupe.toml:2:12: scheduling.deadline must be a finite number of points, at least 0 (got -1)"),
+        ("[scheduling.label_boosts]\nvip = nan\n", &[], "troupe.toml:2:7: scheduling.label_boosts.vip must be a finite number of points, at least 0 (got NaN)"),
     ];
     for (text, env, want) in cases {
         std::fs::write(dir.join("troupe.toml"), text).unwrap();

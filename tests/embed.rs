@@ -225,14 +225,15 @@ async fn the_queue_index_lists_what_a_scan_finds() {
     // The index equals what a scan of the projection finds, and a fresh index of the same
     // state.
     let p = node.shared().read.read().clone();
+    let w = &*p.weights;
     let mut scan: Vec<_> = p
         .state
         .runs()
-        .flat_map(|r| (0..r.tasks().len() as u32).filter_map(move |t| queue_order(r, t, false)))
+        .flat_map(|r| (0..r.tasks().len() as u32).filter_map(move |t| queue_order(r, t, false, w)))
         .collect();
     scan.sort();
     assert_eq!(p.queue.iter().copied().collect::<Vec<_>>(), scan);
-    let rebuilt = Projection::new(p.state.clone(), p.last_progress);
+    let rebuilt = Projection::new(p.state.clone(), p.last_progress, p.weights.clone());
     assert_eq!(rebuilt.queue, p.queue);
     assert_eq!(rebuilt.running, p.running);
     node.shutdown().await.unwrap();

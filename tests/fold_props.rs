@@ -1,6 +1,7 @@
 //! Property tests of the fold.
 //!
-//! Random workflows (DAGs with approvals, saga steps and retry budgets) and random walks
+//! Random workflows (DAGs with approvals, saga steps, retry budgets, mapped and swarm tasks)
+//! and random walks
 //! through the events that are legal at each step, mixed with random events that may not be:
 //! - every legal event is accepted, and every state `apply` reaches passes
 //!   `State::check_invariants`;
@@ -12,8 +13,8 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use troupe::model::{
-    parse_workflow, Approver, CompensationState, Event, EventRecord, Failure, RunId, RunState,
-    State, TaskIndex, TaskState, Timestamp, Workflow,
+    parse_workflow, Approver, CompensationState, Event, EventRecord, Expansion, Failure, Run,
+    RunId, RunState, State, TaskIndex, TaskState, Timestamp, Workflow,
 };
 use troupe::storage::codec::{decode_snapshot, encode_snapshot};
 
@@ -26,7 +27,18 @@ struct Shape {
     /// A task with dependencies fans out over its first dependency's output (unless that
     /// one is mapped too).
     mapped: Vec<bool>,
+    /// A task that is not mapped is a swarm ([`SWARMS`]) when this is 1 to 3: 2 replicas with
+    /// quorum 1, 3 with the default (majority) quorum, 2 with quorum 1 and a vote (it then has
+    /// no approval or `compensate`).
+    swarm: Vec<u8>,
 }
+
+/// The swarm fields of [`Shape::swarm`] 1 to 3.
+const SWARMS: [&str; 3] = [
+    "replicas = 2\nquorum = 1\n",
+    "replicas = 3\n",
+    "replicas = 2\nquorum = 1\nvote = [\"pick\"]\n",
+];
 
 fn shape() -> impl Strategy<Value = Shape> {
     (1usize..=6).prop_flat_map(|n| {
@@ -36,14 +48,18 @@ fn shape() -> impl Strategy<Value = Shape> {
             proptest::collection::vec(proptest::bool::weighted(0.3), n),
             proptest::collection::vec(1u8..=3, n),
             proptest::collection::vec(proptest::bool::weighted(0.3), n),
+            proptest::collection::vec(0u8..12, n),
         )
-            .prop_map(|(deps, approval, compensate, attempts, mapped)| Shape {
-                deps,
-                approval,
-                compensate,
-                attempts,
-                mapped,
-            })
+            .prop_map(
+                |(deps, approval, compensate, attempts, mapped, swarm)| Shape {
+                    deps,
+                    approval,
+                    compensate,
+                    attempts,
+                    mapped,
+                    swarm,
+                },
+            )
     })
 }
 
@@ -66,6 +82,13 @@ fn workflow(s: &Shape) -> Arc<Workflow> {
         if let Some(j) = first.filter(|&j| s.mapped[i] && !mapped[j]) {
             mapped[i] = true;
             text.push_str(&format!("for_each = \"{{{{ tasks.t{j}.output }}}}\"\n"));
+        }
+        let swarm = (!mapped[i])
+            .then(|| SWARMS.get(s.swarm[i].wrapping_sub(1) as usize))
+            .flatten();
+        if let Some(fields) = swarm {
+            text.push_str(fields);
+            continue;
         }
         if s.approval[i] {
             text.push_str("requires_approval = true\n");
@@ -149,6 +172,11 @@ fn legal(state: &State, wfs: &[Arc<Workflow>], submitted: usize, time: Timestamp
             let ti = i as TaskIndex;
             let task = wf.task_id(ti).clone();
             let running_run = rs == RunState::Running;
+            // Swarm tasks and their replicas are never retried one by one.
+            let in_swarm = matches!(
+                wf.task(ti).expansion(),
+                Some(Expansion::Swarm { .. } | Expansion::Replica { .. })
+            );
             match t.state {
                 TaskState::Ready | TaskState::Retrying if running_run && !state.is_halted() => out
                     .push(Event::AttemptStarted {
@@ -256,6 +284,7 @@ fn legal(state: &State, wfs: &[Arc<Workflow>], submitted: usize, time: Timestamp
                 }
                 TaskState::Failed | TaskState::Cancelled
                     if matches!(rs, RunState::Running | RunState::Failed)
+                        && !in_swarm
                         && !wf
                             .plan()
                             .upstream(ti)
@@ -269,8 +298,13 @@ fn legal(state: &State, wfs: &[Arc<Workflow>], submitted: usize, time: Timestamp
                 _ => {}
             }
             if running_run && run.awaits_expansion(ti) {
-                // Offered often: an expansion is due only briefly in a random walk.
-                for count in [0, 2, 2, 2, 1, 3] {
+                // Offered often: an expansion is due only briefly in a random walk. A swarm
+                // task expands into its replicas.
+                let counts = match wf.task(ti).swarm() {
+                    Some(s) => [s.replicas; 6],
+                    None => [0, 2, 2, 2, 1, 3],
+                };
+                for count in counts {
                     out.push(Event::TaskExpanded {
                         run: id,
                         task: task.clone(),
@@ -278,7 +312,12 @@ fn legal(state: &State, wfs: &[Arc<Workflow>], submitted: usize, time: Timestamp
                     });
                 }
             }
-            if running_run && t.state.is_waiting() {
+            if running_run && run.swarm_waiting(ti) {
+                swarm_events(run, ti, &mut out);
+            }
+            // A swarm task waiting for its quorum is cancelled and suspended through its
+            // replicas ([`swarm_events`]).
+            if running_run && t.state.is_waiting() && !run.swarm_waiting(ti) {
                 out.push(Event::TaskCancelled {
                     run: id,
                     task: task.clone(),
@@ -343,6 +382,71 @@ fn legal(state: &State, wfs: &[Arc<Workflow>], submitted: usize, time: Timestamp
         }
     }
     out
+}
+
+/// The ends of swarm task `t`, waiting for its quorum, that the node would journal:
+/// `quorum_reached` once enough replicas succeeded (naming the first `quorum` of them, and all
+/// of them; offered twice each, as a quorum is due only briefly), then without a vote the
+/// agreed output and success at attempt 0; `no_quorum` once the open replicas cannot make up
+/// the quorum (the walks' outputs are all equal), and then a cancel too (the node cancels the
+/// replicas first). Offered at any time, these would end nearly every swarm before its
+/// replicas do; the fold would accept them (the noise tries them).
+fn swarm_events(run: &Run, t: TaskIndex, out: &mut Vec<Event>) {
+    let wf = run.workflow();
+    let swarm = wf.task(t).swarm().expect("a swarm task");
+    let task = wf.task_id(t).clone();
+    let replicas = run.replicas(t).expect("expanded");
+    let open = replicas
+        .iter()
+        .filter(|&&r| !run.task(r).state.is_terminal())
+        .count();
+    let ok: Vec<u32> = replicas
+        .iter()
+        .enumerate()
+        .filter(|&(_, &r)| run.task(r).state == TaskState::Succeeded)
+        .map(|(i, _)| i as u32)
+        .collect();
+    let quorum = swarm.quorum as usize;
+    if ok.len() >= quorum {
+        for replicas in [&ok[..quorum], &ok[..], &ok[..quorum], &ok[..]] {
+            out.push(Event::QuorumReached {
+                run: run.id(),
+                task: task.clone(),
+                replicas: replicas.to_vec(),
+            });
+        }
+        if swarm.vote.is_none() {
+            out.push(Event::TaskOutput {
+                run: run.id(),
+                task: task.clone(),
+                attempt: 0,
+                output: "[1,2]".into(),
+            });
+            out.push(Event::TaskSucceeded {
+                run: run.id(),
+                task: task.clone(),
+                attempt: 0,
+                usage: None,
+            });
+        }
+    }
+    if ok.len() + open < quorum {
+        out.push(Event::TaskFailed {
+            run: run.id(),
+            task: task.clone(),
+            attempt: 0,
+            failure: Failure::NoQuorum {
+                message: "at most 1 replicas agreed, 2 needed".into(),
+            },
+            usage: None,
+        });
+    }
+    if open == 0 {
+        out.push(Event::TaskCancelled {
+            run: run.id(),
+            task,
+        });
+    }
 }
 
 /// The cluster's legal events: a node without a lease joins under the next epoch; a live one
@@ -499,7 +603,7 @@ fn noise(choice: u32, state: &State, wfs: &[Arc<Workflow>], time: Timestamp) -> 
     let wf = &wfs[(choice as usize / 4) % wfs.len()];
     let task = wf.task_id((choice / 16) % wf.len() as u32).clone();
     let attempt = (choice / 128) % 4;
-    match (choice / 512) % 16 {
+    match (choice / 512) % 18 {
         0 => Event::AttemptStarted { run, task, attempt },
         1 => Event::TaskSucceeded {
             run,
@@ -550,6 +654,20 @@ fn noise(choice: u32, state: &State, wfs: &[Arc<Workflow>], time: Timestamp) -> 
             task,
             attempt,
             output: "null".into(),
+        },
+        15 => Event::QuorumReached {
+            run,
+            task,
+            replicas: (0..attempt).collect(),
+        },
+        16 => Event::TaskFailed {
+            run,
+            task,
+            attempt: 0,
+            failure: Failure::NoQuorum {
+                message: "noise".into(),
+            },
+            usage: None,
         },
         _ => Event::RunSubmitted {
             run,
@@ -898,6 +1016,8 @@ fn walks_reach_every_event_type_and_run_state() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut types = BTreeSet::new();
     let mut run_states = BTreeSet::new();
+    // How often the walks ended a swarm task each way (attempt 0: agreed or no quorum).
+    let mut swarm_ends = std::collections::BTreeMap::new();
     for _ in 0..400 {
         let shapes: Vec<Shape> = (0..rng.random_range(1..=3))
             .map(|_| {
@@ -908,6 +1028,7 @@ fn walks_reach_every_event_type_and_run_state() {
                     compensate: (0..n).map(|_| rng.random_bool(0.4)).collect(),
                     attempts: (0..n).map(|_| rng.random_range(1..=3)).collect(),
                     mapped: (0..n).map(|_| rng.random_bool(0.4)).collect(),
+                    swarm: (0..n).map(|_| rng.random_range(0..8)).collect(),
                 }
             })
             .collect();
@@ -917,12 +1038,31 @@ fn walks_reach_every_event_type_and_run_state() {
             .collect();
         let (_, log) = walk(&wfs, &choices).unwrap();
         types.extend(log.iter().map(|r| r.event.type_name()));
+        for r in &log {
+            let end = match &r.event {
+                Event::TaskSucceeded { attempt: 0, .. } => "agreed",
+                Event::TaskFailed {
+                    attempt: 0,
+                    failure: Failure::NoQuorum { .. },
+                    ..
+                } => "no_quorum",
+                Event::QuorumReached { .. } => "quorum_reached",
+                _ => continue,
+            };
+            *swarm_ends.entry(end).or_insert(0) += 1;
+        }
         let mut state = State::new();
         for (i, rec) in log.iter().enumerate() {
             state.apply(i as u64 + 1, rec).unwrap();
             run_states.extend(state.runs().map(|r| r.state()));
         }
     }
+    eprintln!("swarm ends: {swarm_ends:?}");
+    assert_eq!(
+        swarm_ends.len(),
+        3,
+        "swarm tasks ended only so: {swarm_ends:?}"
+    );
     // `runs_removed` (retention) is not part of the walks: tests/retention.rs drives it
     // through a real node, and the golden file pins its encoding.
     let all: BTreeSet<&str> = Event::TYPE_NAMES

@@ -1,7 +1,7 @@
 //! Codec round trip of every event type, and a golden file of encoded events.
 //!
-//! `tests/golden/events-v7.bin` holds the envelopes of [`events`] as written by event schema
-//! version 7: for each, a u32 little-endian length, then the envelope. The test decodes the
+//! `tests/golden/events-v8.bin` holds the envelopes of [`events`] as written by event schema
+//! version 8: for each, a u32 little-endian length, then the envelope. The test decodes the
 //! file and expects exactly these events back, so a change that breaks reading journals
 //! written today fails CI. To add a new event type, append it to [`events`] and regenerate
 //! with `TROUPE_BLESS=1 cargo test --test golden` (existing bytes must not change; the test
@@ -11,13 +11,16 @@
 //! workflow `output` or `[authority]`, none of the agent events), `events-v4.bin` by schema 4
 //! (none of the cluster events), `events-v5.bin` by schema 5 (no task `secret_env`),
 //! `events-v6.bin` by schema 6 (no task `retry_choice`, no workflow `[[breakers]]` or
-//! `[[hooks]]`, none of the breaker and hook events, no `vetoed` failure); all must keep
-//! decoding to the same events.
+//! `[[hooks]]`, none of the breaker and hook events, no `vetoed` failure), `events-v7.bin`
+//! by schema 7 (no task `deadline`, `replicas`, `quorum` or `vote`, no workflow `origin`, no
+//! swarm expansion, no `quorum_reached`, no `no_quorum` failure); all must keep decoding to
+//! the same events. Old files are never rewritten: a new schema gets a new file.
 //!
-//! Snapshots are pinned the same way: `snapshot-v7.bin` holds [`resilience_state`] (breakers
-//! and hook calls on top of a cluster and a compensating run), `snapshot-v6.bin` and
-//! `snapshot-v5.bin` decode to the same state without breakers or hook calls, the older
-//! ones to the same state without a cluster either.
+//! Snapshots are pinned the same way: `snapshot-v8.bin` holds [`swarm_state`] (swarm tasks
+//! mid-run and deadlines, on top of breakers, hook calls, a cluster and a compensating run),
+//! `snapshot-v7.bin` decodes to the same state without the swarm run, `snapshot-v6.bin` and
+//! `snapshot-v5.bin` without breakers or hook calls either, the older ones to the same state
+//! without a cluster either.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -29,7 +32,10 @@ use troupe::model::{
 };
 use troupe::storage::codec::{decode_event, encode_event};
 
-const GOLDEN: &str = "tests/golden/events-v7.bin";
+const GOLDEN: &str = "tests/golden/events-v8.bin";
+const GOLDEN_V7: &str = "tests/golden/events-v7.bin";
+/// Events the schema-7 golden file holds (the rest were added by schema 8).
+const V7_EVENTS: usize = 61;
 const GOLDEN_V6: &str = "tests/golden/events-v6.bin";
 /// Events the schema-6 golden file holds (the rest were added by schema 7).
 const V6_EVENTS: usize = 49;
@@ -89,9 +95,27 @@ on = "run_finished"
 command = ["./notify.sh", "--channel", "ops"]
 "#;
 
+/// Spec fields added by schema 8 on the first task too: a deadline (an instant; the swarm
+/// workflow of [`swarm_events`] sets both forms). The first task has `compensate`, so it
+/// cannot be a swarm.
+const V8_FIELDS: &str = "deadline = \"2026-12-01T09:00:00Z\"\n";
+
 fn events() -> Vec<EventRecord> {
+    let mut events = events_v7_with(V8_FIELDS);
+    events.extend(swarm_events());
+    events
+}
+
+/// The events of the schema-7 golden file: schema 7's types, the spec without `scheduling`
+/// and `origin`.
+fn events_v7() -> Vec<EventRecord> {
+    events_v7_with("")
+}
+
+/// Schema 7's list, with `first_task_extra` added to the first task of the golden workflow.
+fn events_v7_with(first_task_extra: &str) -> Vec<EventRecord> {
     let mut events = events_with_workflow(
-        &format!("{V2_FIELDS}{V3_FIELDS}{V5_FIELDS}{V6_FIELDS}{V7_FIELDS}"),
+        &format!("{V2_FIELDS}{V3_FIELDS}{V5_FIELDS}{V6_FIELDS}{V7_FIELDS}{first_task_extra}"),
         V7_WORKFLOW,
     );
     // What the node writes into the spec from its `[retry_policies.net]` at submission.
@@ -108,6 +132,157 @@ fn events() -> Vec<EventRecord> {
     events.push(runs_removed());
     events.extend(resilience_events());
     events
+}
+
+/// The run of [`swarm_events`] and [`swarm_state`].
+fn swarm_run() -> RunId {
+    RunId::from_u128(0x0193_5a7e_1c00_4000_8000_0000_0000_0043)
+}
+
+/// The swarm workflow of schema 8: a swarm agreeing by JSON equality (`agree`, majority
+/// quorum), one with a vote (`pick`), one that cannot reach its quorum (`split`), and a task
+/// after two of them; deadlines in both forms; the origin the inbox sets at submission.
+fn swarm_workflow() -> Arc<Workflow> {
+    let wf = parse_workflow(
+        r#"
+name = "swarm"
+[[task]]
+id = "agree"
+command = ["./answer.sh"]
+replicas = 3
+deadline = "30m"
+[[task]]
+id = "pick"
+command = ["./draft.sh"]
+replicas = 3
+quorum = 2
+vote = ["./vote.sh", "--best"]
+deadline = "2026-12-01T09:00:00Z"
+[[task]]
+id = "split"
+command = ["./guess.sh"]
+replicas = 2
+quorum = 2
+[[task]]
+id = "report"
+command = ["./report.sh"]
+depends_on = ["agree", "pick"]
+deadline = "1h 30m"
+"#,
+    )
+    .unwrap();
+    let mut spec = wf.spec().clone();
+    spec.origin = Some(
+        "inbox:sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+    );
+    Arc::new(Workflow::from_spec(spec).unwrap())
+}
+
+/// The events schema 8 added, as one run of [`swarm_workflow`] that replays through the fold
+/// (checked by `swarm_events_replay_through_the_fold`): `agree` expands, two of its three
+/// replicas agree (`quorum_reached`, then its output and success at attempt 0) and the third
+/// is cancelled; `pick`'s quorum makes it run its vote as attempt 1; `split` ends `no_quorum`.
+fn swarm_events() -> Vec<EventRecord> {
+    let run = swarm_run();
+    let id = |t: &str| TaskId::new(t).unwrap();
+    let r = |t: &str, i: u32| TaskId::instance(&id(t), i);
+    let usage = Some(ResourceUsage {
+        user_cpu_us: 20_000,
+        system_cpu_us: 3_000,
+        max_rss_kib: 4_096,
+    });
+    let started = |task: TaskId, attempt: u32| Event::AttemptStarted { run, task, attempt };
+    let output = |task: TaskId, attempt: u32, output: &str| Event::TaskOutput {
+        run,
+        task,
+        attempt,
+        output: output.into(),
+    };
+    let succeeded = |task: TaskId, attempt: u32| Event::TaskSucceeded {
+        run,
+        task,
+        attempt,
+        usage: if attempt == 0 { None } else { usage },
+    };
+    let expanded = |task: &str, count: u32| Event::TaskExpanded {
+        run,
+        task: id(task),
+        count,
+    };
+    let events = vec![
+        Event::RunSubmitted {
+            run,
+            workflow: swarm_workflow(),
+        },
+        expanded("agree", 3),
+        started(r("agree", 0), 1),
+        started(r("agree", 1), 1),
+        started(r("agree", 2), 1),
+        output(r("agree", 0), 1, r#"{"answer":42}"#),
+        succeeded(r("agree", 0), 1),
+        output(r("agree", 2), 1, r#"{ "answer": 42 }"#),
+        succeeded(r("agree", 2), 1),
+        Event::QuorumReached {
+            run,
+            task: id("agree"),
+            replicas: vec![0, 2],
+        },
+        output(id("agree"), 0, r#"{"answer":42}"#),
+        succeeded(id("agree"), 0),
+        Event::TaskCancelled {
+            run,
+            task: r("agree", 1),
+        },
+        expanded("pick", 3),
+        started(r("pick", 0), 1),
+        started(r("pick", 1), 1),
+        started(r("pick", 2), 1),
+        output(r("pick", 0), 1, r#""draft A""#),
+        succeeded(r("pick", 0), 1),
+        output(r("pick", 1), 1, r#""draft B""#),
+        succeeded(r("pick", 1), 1),
+        Event::QuorumReached {
+            run,
+            task: id("pick"),
+            replicas: vec![0, 1],
+        },
+        Event::TaskCancelled {
+            run,
+            task: r("pick", 2),
+        },
+        started(id("pick"), 1),
+        output(id("pick"), 1, r#""draft B""#),
+        succeeded(id("pick"), 1),
+        expanded("split", 2),
+        started(r("split", 0), 1),
+        started(r("split", 1), 1),
+        output(r("split", 0), 1, "1"),
+        succeeded(r("split", 0), 1),
+        Event::TaskFailed {
+            run,
+            task: r("split", 1),
+            attempt: 1,
+            failure: Failure::Exit { code: 3 },
+            usage,
+        },
+        Event::TaskFailed {
+            run,
+            task: id("split"),
+            attempt: 0,
+            failure: Failure::NoQuorum {
+                message: "at most 1 replicas agreed, 2 needed; outputs seen: 1 (×1)".into(),
+            },
+            usage: None,
+        },
+    ];
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| EventRecord {
+            time: Timestamp(1_763_700_500_000 + i as u64 * 10),
+            event,
+        })
+        .collect()
 }
 
 /// The events of the schema-6 golden file: schema 6's types, the spec without `retry_choice`
@@ -858,7 +1033,10 @@ fn golden_file_still_decodes() {
     assert_eq!(golden, fresh, "the encoding of existing events changed");
 }
 
-const GOLDEN_SNAPSHOT: &str = "tests/golden/snapshot-v7.bin";
+const GOLDEN_SNAPSHOT: &str = "tests/golden/snapshot-v8.bin";
+/// Written by snapshot schema 7 (breakers and hook calls, no swarm or deadline); decodes to
+/// the same state without the swarm run.
+const GOLDEN_SNAPSHOT_V7: &str = "tests/golden/snapshot-v7.bin";
 /// Written by snapshot schema 6 (the cluster, no breakers or hook calls); decodes to the same
 /// state with none.
 const GOLDEN_SNAPSHOT_V6: &str = "tests/golden/snapshot-v6.bin";
@@ -1124,6 +1302,92 @@ fn resilience_state() -> troupe::model::State {
     state
 }
 
+/// A state with swarm tasks mid-run, on top of [`resilience_state`] (snapshot schema 8): the
+/// run of [`swarm_workflow`] with `agree` expanded and waiting for its quorum (one replica
+/// succeeded, one running, one ready), `pick` ready to run its vote after its quorum (its
+/// third replica cancelled), `split` due for expansion and `report` waiting with a deadline.
+fn swarm_state() -> troupe::model::State {
+    let mut state = resilience_state();
+    let run = swarm_run();
+    let id = |t: &str| TaskId::new(t).unwrap();
+    let r = |t: &str, i: u32| TaskId::instance(&id(t), i);
+    let started = |task: TaskId| Event::AttemptStarted {
+        run,
+        task,
+        attempt: 1,
+    };
+    let succeeded = |task: TaskId| Event::TaskSucceeded {
+        run,
+        task,
+        attempt: 1,
+        usage: None,
+    };
+    let mut seq = state.last_seq();
+    for event in [
+        Event::RunSubmitted {
+            run,
+            workflow: swarm_workflow(),
+        },
+        Event::TaskExpanded {
+            run,
+            task: id("agree"),
+            count: 3,
+        },
+        started(r("agree", 0)),
+        started(r("agree", 1)),
+        Event::TaskOutput {
+            run,
+            task: r("agree", 0),
+            attempt: 1,
+            output: r#"{"answer":42}"#.into(),
+        },
+        succeeded(r("agree", 0)),
+        Event::TaskExpanded {
+            run,
+            task: id("pick"),
+            count: 3,
+        },
+        started(r("pick", 0)),
+        started(r("pick", 1)),
+        started(r("pick", 2)),
+        succeeded(r("pick", 1)),
+        succeeded(r("pick", 0)),
+        Event::QuorumReached {
+            run,
+            task: id("pick"),
+            replicas: vec![0, 1],
+        },
+        Event::TaskCancelled {
+            run,
+            task: r("pick", 2),
+        },
+    ] {
+        seq += 1;
+        let record = EventRecord {
+            time: Timestamp(1_763_700_600_000 + seq),
+            event,
+        };
+        state
+            .apply(seq, &record)
+            .unwrap_or_else(|e| panic!("{}: {e}", record.event.type_name()));
+        state.check_invariants().unwrap();
+    }
+    state
+}
+
+/// The task states of run `run` in `state`, by task id.
+fn task_states(state: &troupe::model::State, run: RunId) -> Vec<(String, &'static str)> {
+    let r = state.run(run).unwrap();
+    (0..r.tasks().len() as u32)
+        .map(|t| {
+            (
+                r.workflow().task_id(t).to_string(),
+                r.task(t).state.as_str(),
+            )
+        })
+        .collect()
+}
+
 /// Snapshots are what a compacted journal boots from: their encoding is pinned like events'.
 /// Schema 7's holds breakers and hook calls, and a cluster; the older files must keep
 /// decoding to the same state (schemas 5 and 6 with no breakers or hook calls, the older ones
@@ -1133,7 +1397,30 @@ fn golden_snapshot_still_decodes() {
     use troupe::model::state::{BreakerState, HookState};
     use troupe::model::Membership;
     use troupe::storage::codec::{decode_snapshot, encode_snapshot};
-    let state = resilience_state();
+    let state = swarm_state();
+    assert_eq!(
+        task_states(&state, swarm_run()),
+        [
+            ("agree", "pending"),
+            ("pick", "ready"),
+            ("split", "pending"),
+            ("report", "pending"),
+            ("agree[0]", "succeeded"),
+            ("agree[1]", "running"),
+            ("agree[2]", "ready"),
+            ("pick[0]", "succeeded"),
+            ("pick[1]", "succeeded"),
+            ("pick[2]", "cancelled"),
+        ]
+        .map(|(t, s)| (t.to_owned(), s)),
+        "the golden snapshot holds a swarm waiting, a vote due and a swarm to expand"
+    );
+    let swarm = state.run(swarm_run()).unwrap();
+    assert!(swarm.swarm_waiting(0) && !swarm.swarm_waiting(1));
+    assert_eq!(swarm.replicas(0), Some(vec![4, 5, 6]));
+    assert!(swarm.awaits_expansion(2));
+    assert!(swarm.workflow().task(3).deadline().is_some());
+    assert!(swarm.workflow().spec().origin.is_some());
     let breakers: Vec<_> = state
         .breakers()
         .iter()
@@ -1185,7 +1472,7 @@ fn golden_snapshot_still_decodes() {
     }
     let golden = std::fs::read(path)
         .unwrap_or_else(|e| panic!("{GOLDEN_SNAPSHOT}: {e}; generate it with TROUPE_BLESS=1"));
-    assert_eq!(golden[1..3], [7, 0], "a schema-7 snapshot");
+    assert_eq!(golden[1..3], [8, 0], "a schema-8 snapshot");
     let decoded = decode_snapshot(state.last_seq(), &golden)
         .unwrap_or_else(|e| panic!("the golden snapshot no longer decodes: {e}"));
     assert_eq!(
@@ -1193,6 +1480,13 @@ fn golden_snapshot_still_decodes() {
         "the golden snapshot decodes to a different state"
     );
     assert_eq!(golden, fresh, "the snapshot encoding changed");
+    let state = resilience_state();
+    let v7 =
+        std::fs::read(GOLDEN_SNAPSHOT_V7).unwrap_or_else(|e| panic!("{GOLDEN_SNAPSHOT_V7}: {e}"));
+    assert_eq!(v7[1..3], [7, 0], "a schema-7 snapshot");
+    let decoded = decode_snapshot(state.last_seq(), &v7)
+        .unwrap_or_else(|e| panic!("the schema-7 snapshot no longer decodes: {e}"));
+    assert_eq!(decoded, state, "the schema-7 snapshot decodes differently");
     let state = cluster_state();
     let v6 =
         std::fs::read(GOLDEN_SNAPSHOT_V6).unwrap_or_else(|e| panic!("{GOLDEN_SNAPSHOT_V6}: {e}"));
@@ -1336,8 +1630,9 @@ fn cluster_events_replay_through_the_fold() {
         all[1].event,
         Event::AttemptStarted { attempt: 1, .. }
     ));
-    // After the cluster events come retention's `runs_removed` and schema 7's events.
-    let end = all.len() - 1 - resilience_events().len();
+    // After the cluster events come retention's `runs_removed`, schema 7's and schema 8's
+    // events.
+    let end = all.len() - 1 - resilience_events().len() - swarm_events().len();
     assert_eq!(all[end - cluster.len()..end], cluster[..]);
     let mut state = troupe::model::State::new();
     for (i, record) in all[..2].iter().chain(&cluster).enumerate() {
@@ -1435,8 +1730,136 @@ fn golden_snapshot_with_an_agent_tree_still_decodes() {
     assert_eq!(
         decode_snapshot(state.last_seq(), &fresh).unwrap(),
         state,
-        "the agents snapshot round trips under schema 7"
+        "the agents snapshot round trips under today's schema"
     );
+}
+
+/// A schema-7 snapshot has no swarm and no deadline: it decodes to the state schema 7 held
+/// (every spec without `scheduling` or `origin`), and the fold goes on from there with the
+/// swarm events of schema 8.
+#[test]
+fn schema_7_snapshot_decodes_without_scheduling_and_the_fold_goes_on() {
+    use troupe::storage::codec::decode_snapshot;
+    let v7 = std::fs::read(GOLDEN_SNAPSHOT_V7).unwrap();
+    let expected = resilience_state();
+    let seq = expected.last_seq();
+    let mut state = decode_snapshot(seq, &v7).unwrap();
+    assert_eq!(state, expected);
+    for run in state.runs() {
+        let spec = run.workflow().spec();
+        assert_eq!(spec.origin, None, "{}", run.id());
+        assert!(spec.tasks.iter().all(|t| t.scheduling.is_none()));
+    }
+    for (i, record) in swarm_events().iter().enumerate() {
+        state
+            .apply(seq + 1 + i as u64, record)
+            .unwrap_or_else(|e| panic!("{}: {e}", record.event.type_name()));
+        state.check_invariants().unwrap();
+    }
+    assert_eq!(state.runs().count(), expected.runs().count() + 1);
+    assert_eq!(
+        state.run(swarm_run()).unwrap().state(),
+        troupe::model::RunState::Running
+    );
+}
+
+/// The swarm events of the golden list are legal: they replay through `State::apply` on
+/// their own, passing the invariants after each, and end where [`swarm_events`] says.
+#[test]
+fn swarm_events_replay_through_the_fold() {
+    let mut state = troupe::model::State::new();
+    for (i, record) in swarm_events().iter().enumerate() {
+        state
+            .apply(i as u64 + 1, record)
+            .unwrap_or_else(|e| panic!("{}: {e}", record.event.type_name()));
+        state
+            .check_invariants()
+            .unwrap_or_else(|e| panic!("after {}: {e}", record.event.type_name()));
+    }
+    assert_eq!(
+        task_states(&state, swarm_run()),
+        [
+            ("agree", "succeeded"),
+            ("pick", "succeeded"),
+            ("split", "failed"),
+            ("report", "ready"),
+            ("agree[0]", "succeeded"),
+            ("agree[1]", "cancelled"),
+            ("agree[2]", "succeeded"),
+            ("pick[0]", "succeeded"),
+            ("pick[1]", "succeeded"),
+            ("pick[2]", "cancelled"),
+            ("split[0]", "succeeded"),
+            ("split[1]", "failed"),
+        ]
+        .map(|(t, s)| (t.to_owned(), s)),
+    );
+    let r = state.run(swarm_run()).unwrap();
+    assert_eq!(r.state(), troupe::model::RunState::Running);
+    assert_eq!(r.task(1).attempts, 1, "pick's vote ran as its attempt 1");
+    let failure = r.task(2).last_failure.as_deref().unwrap();
+    assert_eq!(failure.kind(), "no_quorum");
+}
+
+#[test]
+fn schema_7_golden_file_still_decodes() {
+    use std::time::Duration;
+    use troupe::model::spec::{Deadline, Swarm};
+    let events = events_v7();
+    let golden = std::fs::read(GOLDEN_V7).unwrap_or_else(|e| panic!("{GOLDEN_V7}: {e}"));
+    let records = split(&golden);
+    assert_eq!(records.len(), V7_EVENTS);
+    assert_eq!(events.len(), V7_EVENTS);
+    for (i, (bytes, expected)) in records.iter().zip(&events).enumerate() {
+        let seq = i as u64 + 1;
+        assert_eq!(bytes[1..3], [7, 0], "event {seq} is a schema-7 record");
+        let decoded = decode_event(seq, bytes)
+            .unwrap_or_else(|e| panic!("schema-7 event {seq} no longer decodes: {e}"));
+        assert_eq!(
+            &decoded, expected,
+            "schema-7 event {seq} decodes differently"
+        );
+    }
+    let Event::RunSubmitted { workflow, .. } = &events[0].event else {
+        unreachable!()
+    };
+    assert_eq!(workflow.spec().tasks[0].scheduling, None);
+    assert_eq!(workflow.spec().origin, None);
+    // Today's golden list holds what schema 8 added to the spec.
+    let all = crate::events();
+    let Event::RunSubmitted { workflow, .. } = &all[0].event else {
+        unreachable!()
+    };
+    assert_eq!(
+        workflow.spec().tasks[0].deadline(),
+        Some(Deadline::At(Timestamp(1_796_115_600_000)))
+    );
+    let swarm = swarm_workflow();
+    let spec = swarm.spec();
+    assert!(spec.origin.as_deref().unwrap().starts_with("inbox:sha256:"));
+    let task = |t: &str| swarm.task(swarm.task_index(t).unwrap());
+    assert_eq!(
+        task("agree").swarm(),
+        Some(&Swarm {
+            replicas: 3,
+            quorum: 2,
+            vote: None
+        })
+    );
+    assert_eq!(
+        task("agree").deadline(),
+        Some(Deadline::After(Duration::from_secs(1800)))
+    );
+    assert_eq!(
+        task("pick").swarm().map(|s| (s.quorum, s.vote.is_some())),
+        Some((2, true))
+    );
+    assert!(matches!(task("pick").deadline(), Some(Deadline::At(_))));
+    assert_eq!(
+        task("report").deadline(),
+        Some(Deadline::After(Duration::from_secs(5400)))
+    );
+    assert_eq!(task("report").swarm(), None);
 }
 
 #[test]

@@ -152,3 +152,108 @@ fn queue_watch_redraws_until_interrupted() {
     .unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+/// Deadlines order the queue among equal priorities (a deadline in the past first, not
+/// refused), a task without one counts from its implicit deadline, `queue --json` shows the
+/// score's parts, the order is the same after a restart (the scheduler starts tasks in it),
+/// and `scoring = false` gives priority, then first in, first out.
+#[test]
+fn deadlines_order_the_queue_and_the_order_survives_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let past =
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now() - Duration::from_secs(300));
+    let wf = workflow(
+        tmp.path(),
+        "d.toml",
+        &format!(
+            r#"
+name = "deadlines"
+max_concurrency = 1
+[[task]]
+id = "later"
+command = ["true"]
+deadline = "2h"
+[[task]]
+id = "none"
+command = ["true"]
+[[task]]
+id = "soon"
+command = ["true"]
+deadline = "10m"
+[[task]]
+id = "late"
+command = ["true"]
+deadline = "{past}"
+labels = ["vip"]
+[[task]]
+id = "p1"
+command = ["true"]
+priority = 1
+"#
+        ),
+    );
+    let scored = ["p1", "late", "soon", "none", "later"];
+    let node = NodeProc::start(&dir, &[]);
+    run_cmd_ok(&dir, &["halt"]);
+    let id = submit(&dir, &wf);
+    wait_until(&dir, &id, 30, |v| task_state(v, "p1") == "ready");
+    let q = queue(&dir, &[]);
+    assert_eq!(ids(&q), scored, "{q}");
+    let tasks = q["tasks"].as_array().unwrap();
+    let part = |t: &Value, p: &str| t["score_parts"][p].as_f64().unwrap();
+    assert_eq!(part(&tasks[0], "priority"), 1000.0, "{q}");
+    let late = &tasks[1];
+    assert!(late["deadline"].is_string(), "{late}");
+    assert_eq!(late["labels"][0], "vip");
+    assert!(
+        (4.9..30.0).contains(&part(late, "deadline")),
+        "5 min late: {late}"
+    );
+    assert!(part(late, "age") >= 0.0);
+    assert_eq!(part(late, "labels"), 0.0, "no boost configured");
+    let none = &tasks[3];
+    assert!(none["deadline"].is_null());
+    assert!(
+        (-60.5..-30.0).contains(&part(none, "deadline")),
+        "implicit deadline 1 h after ready: {none}"
+    );
+    for t in tasks {
+        let sum: f64 = ["priority", "deadline", "age", "labels"]
+            .iter()
+            .map(|p| part(t, p))
+            .sum();
+        assert!((sum - t["score"].as_f64().unwrap()).abs() < 1e-6, "{t}");
+    }
+    let text = stdout(&run_cmd_ok(&dir, &["queue", "--verbose"]));
+    assert!(text.lines().nth(1).unwrap().contains("SCORE"), "{text}");
+
+    // Scoring off (and a label boost, ignored with it): priority, then file order.
+    node.terminate();
+    std::fs::write(
+        dir.join("troupe.toml"),
+        "[scheduling]\nscoring = false\n[scheduling.label_boosts]\nvip = 5000\n",
+    )
+    .unwrap();
+    let node = NodeProc::start(&dir, &[]);
+    assert_eq!(
+        ids(&queue(&dir, &[])),
+        ["p1", "later", "none", "soon", "late"]
+    );
+
+    // Scoring on again after a restart: the same order as before, and the scheduler starts
+    // the tasks in it.
+    node.terminate();
+    std::fs::remove_file(dir.join("troupe.toml")).unwrap();
+    let _node = NodeProc::start(&dir, &[]);
+    assert_eq!(ids(&queue(&dir, &[])), scored);
+    run_cmd_ok(&dir, &["unhalt"]);
+    let v = wait_finished(&dir, &id, 30);
+    assert_eq!(v["state"], "succeeded", "{v}");
+    let started: Vec<String> = events(&dir)
+        .iter()
+        .filter(|e| e["type"] == "attempt_started")
+        .map(|e| e["task"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(started, scored);
+}

@@ -18,6 +18,8 @@
 //! - [`inbox`]: files/s through the inbox (drop to moved) against submitting the same
 //!   workflows directly.
 //! - [`resilience`]: no-op throughput with one circuit breaker on every task against none.
+//! - [`scoring`]: no-op throughput with priority scoring on (every weight, deadlines,
+//!   labels) against `scoring = false`, and `queue --limit 10` with 1,000,000 scored tasks.
 //! - [`boot`]: a long journal's boot (newest snapshot + tail) against a full replay.
 //! - [`cluster`]: remote worker nodes on loopback against a local node: `/bin/true`
 //!   throughput, submit → done latency, and how soon a killed worker's attempt is retried
@@ -39,6 +41,7 @@ mod plan;
 pub mod reads;
 pub mod resilience;
 pub mod saga;
+pub mod scoring;
 pub mod tasks;
 
 pub use journal::*;

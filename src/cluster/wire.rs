@@ -234,6 +234,11 @@ impl RemoteOrder {
 fn reads(wf: &Workflow, t: TaskIndex) -> Vec<TaskIndex> {
     let spec = wf.task(t);
     let mut out: Vec<TaskIndex> = wf.plan().upstream(t).collect();
+    // A swarm task's vote reads its replicas' outputs (its ballot).
+    if let Some(crate::model::spec::Expansion::Swarm { replicas }) = spec.expansion() {
+        let base = wf.task_id(t);
+        out.extend((0..replicas).filter_map(|i| wf.task_index(TaskId::instance(base, i).as_str())));
+    }
     let mut texts: Vec<&str> = Vec::new();
     for c in std::iter::once(&spec.command).chain(wf.gate(t)) {
         match c {

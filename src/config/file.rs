@@ -64,6 +64,8 @@ pub struct NodeFile {
     pub hooks: Vec<crate::model::resilience::HookSpec>,
     /// `inbox`, relative to the config file's folder.
     pub inbox: Option<std::path::PathBuf>,
+    /// `[scheduling]`: the scoring weights, defaults filled in for keys left out.
+    pub scheduling: Option<crate::model::score::Weights>,
 }
 
 impl NodeFile {
@@ -124,6 +126,9 @@ impl NodeFile {
         cfg.breakers = self.breakers;
         cfg.retry_policies = self.retry_policies;
         cfg.hooks = self.hooks;
+        if let Some(w) = self.scheduling {
+            cfg.scheduling = w;
+        }
         cfg.agent_registry = self.agent_registry;
         if self.cluster.is_some() {
             cfg.cluster = self.cluster;

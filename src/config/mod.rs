@@ -59,6 +59,14 @@
 //! on = "task_failed"
 //! command = ["/usr/local/bin/notify"]
 //!
+//! [scheduling]             # priority scoring (docs/semantics.md, "Queue order")
+//! scoring = true           # false: priority, then first in, first out
+//! priority = 1000          # points per priority step
+//! deadline = 1             # points per minute past the deadline
+//! age = 0.1                # points per minute waiting
+//! default_deadline = "1h"  # deadline of a task without one, from when it became ready
+//! label_boosts = { vip = 500 }  # points per label
+//!
 //! [[webhooks]]
 //! url = "https://hooks.example.com/troupe"
 //! events = ["task_failed", "run_finished", "approval_requested", "health_changed", "node_stopping"]
@@ -90,6 +98,8 @@
 //! - `secrets.rs`: `[secrets]` and the values it loads ([`Secrets`]).
 //! - `resilience.rs`: `[[breakers]]`, `[retry_policies.NAME]`, `[[hooks]]`
 //!   ([`RetryPolicyConfig`], [`apply_retry_policies`]).
+//! - `scheduling.rs`: `[scheduling]`, the priority scoring weights
+//!   ([`crate::model::score::Weights`]).
 
 use std::path::{Path, PathBuf};
 
@@ -105,6 +115,7 @@ mod parse;
 mod raw;
 mod render;
 mod resilience;
+mod scheduling;
 mod secrets;
 mod substitute;
 mod values;

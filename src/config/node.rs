@@ -105,6 +105,10 @@ pub struct NodeConfig {
     /// Watch the inbox by polling instead of the OS file watcher (default false, or
     /// `TROUPE_INBOX_POLL=1`); the inbox polls by itself when the OS watcher cannot start.
     pub inbox_poll: bool,
+    /// `[scheduling]`: the ready queue's scoring weights (default: scoring on with
+    /// [`Weights::default`](crate::model::score::Weights)); the scheduler ranks tasks with
+    /// them and `troupe queue` shows the scores they give.
+    pub scheduling: crate::model::score::Weights,
 }
 
 impl NodeConfig {
@@ -139,6 +143,7 @@ impl NodeConfig {
             hooks: Vec::new(),
             inbox: None,
             inbox_poll: std::env::var("TROUPE_INBOX_POLL").is_ok_and(|v| v == "1"),
+            scheduling: Default::default(),
         }
     }
 

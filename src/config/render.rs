@@ -127,6 +127,15 @@ pub fn render(cfg: &super::NodeConfig) -> String {
         veto: bool,
     }
     #[derive(serde::Serialize)]
+    struct Scheduling<'a> {
+        scoring: bool,
+        priority: f64,
+        deadline: f64,
+        age: f64,
+        default_deadline: String,
+        label_boosts: &'a BTreeMap<String, f64>,
+    }
+    #[derive(serde::Serialize)]
     struct Out<'a> {
         workers: u32,
         grace: String,
@@ -148,6 +157,7 @@ pub fn render(cfg: &super::NodeConfig) -> String {
         breakers: Vec<Breaker<'a>>,
         retry_policies: BTreeMap<&'a str, Policy<'a>>,
         hooks: Vec<CommandHook<'a>>,
+        scheduling: Scheduling<'a>,
     }
     let human = |d: Duration| humantime::format_duration(d).to_string();
     let out = Out {
@@ -280,6 +290,14 @@ pub fn render(cfg: &super::NodeConfig) -> String {
                 veto: h.veto,
             })
             .collect(),
+        scheduling: Scheduling {
+            scoring: cfg.scheduling.scoring,
+            priority: cfg.scheduling.priority,
+            deadline: cfg.scheduling.deadline,
+            age: cfg.scheduling.age,
+            default_deadline: human(cfg.scheduling.default_deadline),
+            label_boosts: &cfg.scheduling.label_boosts,
+        },
     };
     toml::to_string(&out).expect("plain values serialize")
 }
@@ -324,6 +342,30 @@ mod tests {
         f.apply(&mut cfg);
         let back = parse(&render(&cfg), "rendered").unwrap();
         assert_eq!(back.hooks, cfg.hooks);
+    }
+
+    #[test]
+    fn rendered_scheduling_reads_back() {
+        let cfg = crate::config::NodeConfig::new("/tmp/x");
+        let back = parse(&render(&cfg), "rendered").unwrap();
+        assert_eq!(
+            back.scheduling.as_ref(),
+            Some(&cfg.scheduling),
+            "the defaults"
+        );
+        let f = parse(
+            "[scheduling]\nscoring = false\npriority = 7.5\ndeadline = 0\nage = 2\ndefault_deadline = \"90m\"\n\
+             [scheduling.label_boosts]\nvip = 500\n\"a b\" = 1.25\n",
+            "t",
+        )
+        .unwrap();
+        let mut cfg = crate::config::NodeConfig::new("/tmp/x");
+        f.apply(&mut cfg);
+        assert_eq!(cfg.scheduling.label_boosts.len(), 2);
+        let text = render(&cfg);
+        assert!(text.contains("[scheduling]"), "{text}");
+        let back = parse(&text, "rendered").unwrap();
+        assert_eq!(back.scheduling, Some(cfg.scheduling));
     }
 
     #[test]

@@ -56,6 +56,14 @@ fn failed(failure: Failure, usage: Option<ResourceUsage>, retryable: bool) -> At
 struct Prepared {
     program: Program,
     env: Vec<(String, String)>,
+    /// A swarm task's vote: the ballot file (the process's stdin) and the outputs it may
+    /// choose from.
+    vote: Option<(PathBuf, Vec<serde_json::Value>)>,
+}
+
+/// Where a vote attempt's ballot is written: beside its output file.
+fn ballot_path(ctx: &AttemptContext) -> PathBuf {
+    ctx.files.output.with_extension("ballot")
 }
 
 /// Resolves templates and writes `TROUPE_INPUTS` (blocking: reads the journal).
@@ -64,7 +72,7 @@ fn prepare(ctx: &AttemptContext) -> Result<Prepared, AttemptOutcome> {
     let t = ctx.task;
     let spec = wf.task(t);
     let command = match ctx.kind {
-        AttemptKind::Forward => &spec.command,
+        AttemptKind::Forward => wf.vote(t).unwrap_or(&spec.command),
         AttemptKind::Compensation => match &spec.compensate {
             Some(c) => c,
             None => {
@@ -136,7 +144,11 @@ fn prepare(ctx: &AttemptContext) -> Result<Prepared, AttemptOutcome> {
     }
     if ctx.kind == AttemptKind::Compensation {
         env.push(("TROUPE_COMPENSATION".into(), "1".into()));
-        return Ok(Prepared { program, env });
+        return Ok(Prepared {
+            program,
+            env,
+            vote: None,
+        });
     }
     let files = &ctx.files;
     // The instances of a mapped task share one inputs file (their dependencies are the
@@ -192,7 +204,35 @@ fn prepare(ctx: &AttemptContext) -> Result<Prepared, AttemptOutcome> {
     env.push(("TROUPE_OUTPUT".into(), path(&files.output)));
     env.push(("TROUPE_INPUTS".into(), path(&files.inputs)));
     env.push(("TROUPE_USAGE".into(), path(&files.usage)));
-    Ok(Prepared { program, env })
+    let vote = match wf.vote(t) {
+        None => None,
+        Some(_) => Some(write_ballot(ctx)?),
+    };
+    Ok(Prepared { program, env, vote })
+}
+
+/// Writes the ballot of a swarm task's vote (its replicas' outputs, D67) for its stdin.
+fn write_ballot(ctx: &AttemptContext) -> Result<(PathBuf, Vec<serde_json::Value>), AttemptOutcome> {
+    let ballot = ctx
+        .outputs
+        .ballot(ctx.run, &ctx.workflow, ctx.task)
+        .map_err(|e| {
+            let message = format!("cannot read the replicas' outputs for the vote: {e}");
+            failed(Failure::Error { message }, None, true)
+        })?;
+    let path = ballot_path(ctx);
+    if let Err(e) = write_fresh(&path, &ballot.to_string()) {
+        let message = format!("cannot write the vote's ballot ({}): {e}", path.display());
+        return Err(failed(Failure::Error { message }, None, true));
+    }
+    let choices = match ballot {
+        serde_json::Value::Array(items) => items
+            .into_iter()
+            .filter_map(|mut b| b.get_mut("output").map(serde_json::Value::take))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok((path, choices))
 }
 
 /// A cancel receiver for one process of the attempt, fired when `flag` becomes true.
@@ -231,6 +271,9 @@ impl Executor for ProcessExecutor {
                 let _ = std::fs::remove_file(&ctx.files.output);
                 let _ = std::fs::remove_file(&ctx.files.usage);
                 let _ = std::fs::remove_file(&ctx.files.input);
+                if ctx.workflow.vote(ctx.task).is_some() {
+                    let _ = std::fs::remove_file(ballot_path(&ctx));
+                }
                 if !ctx.files.shared_inputs {
                     let _ = std::fs::remove_file(&ctx.files.inputs);
                 }
@@ -267,9 +310,10 @@ async fn run_attempt(
         pid_path: ctx.pid_path.clone(),
         timeout: wf.timeout(t),
         grace: ctx.grace,
-        stdin: None,
+        stdin: prepared.vote.as_ref().map(|(path, _)| path.clone()),
         append_log: false,
     };
+    let choices = prepared.vote.map(|(_, choices)| choices);
     let gate_base = spec.clone();
     let (rx, fwd) = cancel_for(&flag_rx);
     let _fwd = AbortOnDrop(fwd);
@@ -344,6 +388,28 @@ async fn run_attempt(
             };
         }
     };
+    if let Some(choices) = &choices {
+        // A vote must pick one of the replicas' outputs (JSON equality).
+        let picked: serde_json::Value = output
+            .as_deref()
+            .map_or(Ok(serde_json::Value::Null), serde_json::from_str)
+            .unwrap_or(serde_json::Value::Null);
+        if !choices.contains(&picked) {
+            let message = format!(
+                "the vote wrote {}, which is none of the {} replica outputs on its ballot",
+                output.as_deref().unwrap_or("no output"),
+                choices.len()
+            );
+            note(&ctx.log_path, &format!("output invalid: {message}"));
+            return AttemptOutcome::Failed {
+                failure: Failure::OutputInvalid { message },
+                usage,
+                retryable: true,
+                counters: read_usage(&ctx.files.usage).unwrap_or_default(),
+            };
+        }
+        note(&ctx.log_path, "the vote picked a replica's output");
+    }
     if let Some(gate) = wf.gate(t) {
         // The gate reads on stdin the output as journaled (compact JSON; `null` if none),
         // from a file the node creates afresh (never through a link the task left there).

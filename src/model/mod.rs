@@ -24,6 +24,8 @@
 //!   `State` and `Run` types, then one file per event family (submit, attempts, operator
 //!   commands, approvals, compensation, halt).
 //! - [`rollup`]: per-minute, per-pool counters and latency sketches for `troupe metrics`.
+//! - [`score`]: priority scoring: the ready queue's rank from weighted priority, deadline,
+//!   age and label boosts (`[scheduling]` in `troupe.toml`).
 //! - [`caps`]: the one concurrency-cap check (run `max_concurrency`, run pool, node pool).
 //! - [`decide`]: pure decisions: which event closes an attempt, which events an operator
 //!   command decides, ready-queue order.
@@ -45,6 +47,7 @@ pub mod retry;
 pub mod rollup;
 pub mod routing;
 pub mod run;
+pub mod score;
 pub mod spec;
 pub mod state;
 pub mod task;

@@ -117,8 +117,10 @@ impl TaskState {
             (self, to),
             (
                 Pending,
-                // Succeeded: a mapped task, with its last instance.
+                // Succeeded: a mapped task, with its last instance; a swarm task, with its
+                // quorum. Failed: a swarm task whose replicas cannot reach it.
                 Ready | AwaitingApproval | UpstreamFailed | Cancelled | Suspended | Succeeded
+                    | Failed
             ) | (AwaitingApproval, Ready | Failed | Cancelled | Suspended)
                 // Failed: a veto hook said no before the first attempt.
                 | (Ready, Running | Cancelled | Suspended | Failed)

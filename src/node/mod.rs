@@ -119,6 +119,12 @@ impl Node {
         self
     }
 
+    /// The ready queue's scoring weights (`[scheduling]`).
+    pub fn scheduling(mut self, weights: crate::model::score::Weights) -> Self {
+        self.config.scheduling = weights;
+        self
+    }
+
     /// The node's circuit breakers (`[[breakers]]`).
     pub fn breakers(mut self, breakers: Vec<crate::model::resilience::BreakerSpec>) -> Self {
         self.config.breakers = breakers;
@@ -279,6 +285,7 @@ impl Node {
                 node_id: journal.node_id().to_owned(),
                 agents: std::sync::Arc::new(self.config.agent_registry.clone()),
                 breakers: std::sync::Arc::new(self.config.breakers.clone()),
+                scheduling: std::sync::Arc::new(self.config.scheduling.clone()),
             },
         )
         .map_err(|e| {

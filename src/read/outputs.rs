@@ -139,6 +139,28 @@ impl Outputs {
         Ok(value)
     }
 
+    /// The ballot of swarm task `t`'s vote: `[{"replica": N, "output": VALUE}, ...]` for
+    /// each replica that wrote an output, in replica order (replicas that failed, were
+    /// cancelled or wrote none have nothing to vote for).
+    pub fn ballot(&self, run: RunId, wf: &Workflow, t: TaskIndex) -> Result<Value, OutputError> {
+        let Some(Expansion::Swarm { replicas }) = wf.task(t).expansion() else {
+            return Ok(Value::Array(Vec::new()));
+        };
+        let base = wf.task_id(t);
+        let mut ballot = Vec::new();
+        for i in 0..replicas {
+            let id = TaskId::instance(base, i);
+            let value = match &self.source {
+                Source::Fixed(map) => map.get(&id).map(|v| (**v).clone()).unwrap_or(Value::Null),
+                Source::Journal(_) => self.parse(run, &id)?,
+            };
+            if !value.is_null() {
+                ballot.push(serde_json::json!({ "replica": i, "output": value }));
+            }
+        }
+        Ok(Value::Array(ballot))
+    }
+
     fn cached(&self, key: &(RunId, TaskId)) -> Option<Arc<Value>> {
         let cache = self.cache.lock().expect("not poisoned");
         cache

@@ -10,6 +10,7 @@
 //! durable; if nothing is applied within [`READ_WAIT`], the read fails with "node
 //! restarting" rather than answer from a state it knows is behind.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use tokio::sync::{broadcast, watch};
 use crate::messages::control::{Completion, ControlError};
 use crate::model::decide::{running_attempts, running_compensations};
 use crate::model::rollup::schedulable_since;
+use crate::model::score::{rank, Inputs, Rank, Weights};
 use crate::model::{
     ApplyError, Change, CompensationState, EventRecord, Run, RunId, RunState, Seq, State,
     TaskIndex, TaskState, Timestamp,
@@ -58,15 +60,21 @@ pub struct Projection {
     /// Attempts the journal says are running: `(run, task, compensation)`. Kept so that the
     /// queue's caps and the dashboard's running list cost O(running), not O(tasks).
     pub running: BTreeSet<(RunId, TaskIndex, bool)>,
+    /// The node's scoring weights (`[scheduling]`): the queue index ranks tasks with them as
+    /// the scheduler does.
+    pub weights: Arc<Weights>,
 }
 
-/// A queued task's place: class (0 ready, 1 retrying, 2 cannot run yet), then higher
-/// priority, then longer wait (since it became ready) or earlier retry, then run and task.
-pub type QueueOrder = (u8, i64, Timestamp, RunId, TaskIndex);
+/// A queued task's place: class (0 ready, 1 retrying, 2 cannot run yet), then higher rank
+/// (the static score of [`crate::model::score::rank`], the scheduler's order; the priority
+/// with scoring off), then longer wait (since it became ready) or earlier retry, then run
+/// and task.
+pub type QueueOrder = (u8, Reverse<Rank>, Timestamp, RunId, TaskIndex);
 
 /// The place of task `t` of `r` in the queue, if it is listed there (ready or retrying, of a
-/// running run); with `waiting`, tasks that cannot run yet too (class 2).
-pub fn queue_order(r: &Run, t: TaskIndex, waiting: bool) -> Option<QueueOrder> {
+/// running run); with `waiting`, tasks that cannot run yet too (class 2). `w`: the node's
+/// scoring weights.
+pub fn queue_order(r: &Run, t: TaskIndex, waiting: bool, w: &Weights) -> Option<QueueOrder> {
     if r.state() != RunState::Running {
         return None;
     }
@@ -85,7 +93,7 @@ pub fn queue_order(r: &Run, t: TaskIndex, waiting: bool) -> Option<QueueOrder> {
     };
     Some((
         class,
-        -(r.workflow().priority(t) as i64),
+        Reverse(rank(w, &Inputs::of(r, t))),
         key_time,
         r.id(),
         t,
@@ -93,8 +101,9 @@ pub fn queue_order(r: &Run, t: TaskIndex, waiting: bool) -> Option<QueueOrder> {
 }
 
 impl Projection {
-    /// A projection of `state` (replayed), observed from `now` on.
-    pub fn new(state: State, now: Timestamp) -> Self {
+    /// A projection of `state` (replayed), observed from `now` on, its queue ranked with
+    /// `weights`.
+    pub fn new(state: State, now: Timestamp, weights: Arc<Weights>) -> Self {
         let mut p = Projection {
             state,
             completions: VecDeque::new(),
@@ -103,6 +112,7 @@ impl Projection {
             queue: BTreeSet::new(),
             queued: HashMap::new(),
             running: BTreeSet::new(),
+            weights,
         };
         let forward = running_attempts(&p.state)
             .into_iter()
@@ -123,7 +133,12 @@ impl Projection {
         if let Some(old) = self.queued.remove(&(run, t)) {
             self.queue.remove(&old);
         }
-        let Some(order) = self.state.run(run).and_then(|r| queue_order(r, t, false)) else {
+        let w = &self.weights;
+        let Some(order) = self
+            .state
+            .run(run)
+            .and_then(|r| queue_order(r, t, false, w))
+        else {
             return;
         };
         self.queue.insert(order);
@@ -288,7 +303,11 @@ impl ReadModel {
         let replayed = replay(&journal)?;
         let last = replayed.state.last_seq();
         let model = Arc::new(ReadModel {
-            projection: RwLock::new(Projection::new(replayed.state, now())),
+            projection: RwLock::new(Projection::new(
+                replayed.state,
+                now(),
+                Arc::clone(&cx.scheduling),
+            )),
             applied: watch::channel(last).0,
             facts,
             journal,
@@ -447,7 +466,7 @@ impl ReadModel {
                 // it; if not, rebuilding from the journal is the only honest state.
                 tracing::error!(seq, error = %e, "read model refused a committed event; replaying the journal");
                 match replay(&self.journal) {
-                    Ok(r) => *p = Projection::new(r.state, now()),
+                    Ok(r) => *p = Projection::new(r.state, now(), Arc::clone(&self.cx.scheduling)),
                     Err(e) => tracing::error!(error = %e, "read model replay failed"),
                 }
                 break;

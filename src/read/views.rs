@@ -12,6 +12,7 @@ use crate::messages::control::{
 use crate::messages::scheduler::AttemptKind;
 use crate::model::caps::{admit, Load};
 use crate::model::rollup::schedulable_since;
+use crate::model::score::{self, Inputs};
 use crate::model::{Counters, Run, RunId, RunState, State, TaskIndex, TaskState, Timestamp};
 use crate::read::facts::WriteFacts;
 use crate::read::projection::{queue_order, Projection, QueueOrder};
@@ -31,6 +32,8 @@ pub struct ViewContext {
     pub agents: std::sync::Arc<Vec<crate::model::routing::AgentSpec>>,
     /// The node's circuit breakers (`[[breakers]]`); a workflow's come with its runs.
     pub breakers: std::sync::Arc<Vec<crate::model::resilience::BreakerSpec>>,
+    /// The node's scoring weights (`[scheduling]`): the queue's order and scores.
+    pub scheduling: std::sync::Arc<crate::model::score::Weights>,
 }
 
 /// The run as `list` shows it.
@@ -197,7 +200,9 @@ pub fn failed_tasks(state: &State, filter: &FailedFilter, t_now: Timestamp) -> V
         }
         let wf = r.workflow();
         for (i, t) in r.tasks().iter().enumerate() {
-            if t.state != TaskState::Failed {
+            // A swarm's replicas are not dead letters: the swarm task is the unit of work
+            // (it fails as `no_quorum` if they cannot agree, and replicas are not retried).
+            if t.state != TaskState::Failed || r.swarm_of(i as TaskIndex).is_some() {
                 continue;
             }
             let spec = wf.task(i as TaskIndex);
@@ -310,8 +315,9 @@ fn dispatch_blocked(state: &State, facts: &WriteFacts) -> bool {
     state.is_halted() || facts.stop_file() || facts.draining() || facts.fault().is_some()
 }
 
-/// `troupe queue`: ready tasks best first (priority, then longest wait), then retries by
-/// due time, then (with `waiting`) tasks that cannot run yet. Only the best `limit` are
+/// `troupe queue`: ready tasks best first (by score, [`crate::model::score`], then longest
+/// wait), then retries, then (with `waiting`) tasks that cannot run yet; each with its score
+/// at `t_now` and the score's parts. Only the best `limit` are
 /// built (a bounded heap over the candidates, O(n log limit)); `total` counts them all.
 pub fn queue_view(
     p: &Projection,
@@ -335,7 +341,7 @@ pub fn queue_view(
                 continue;
             }
             for t in 0..r.tasks().len() as TaskIndex {
-                let Some(order) = queue_order(r, t, true) else {
+                let Some(order) = queue_order(r, t, true, &p.weights) else {
                     continue;
                 };
                 total += 1;
@@ -398,7 +404,11 @@ pub fn queue_view(
             } else {
                 None
             };
+            let inputs = Inputs::of(r, t);
             Some(QueueEntry {
+                score: score::parts(&p.weights, &inputs, t_now),
+                deadline: inputs.deadline,
+                labels: wf.task(t).labels.clone(),
                 run,
                 task: wf.task_id(t).clone(),
                 workflow: wf.spec().name.clone(),

@@ -29,8 +29,7 @@ pub const FORMAT_VERSION: u8 = 1;
 /// usage counters; 4 those of event schema 4 and each run's lineage (agents); 5 the
 /// cluster (worker nodes, remote placements); 6 the task spec's `secret_env` (event schema 6);
 /// 7 the spec fields of event schema 7 and the breakers' and hook calls' states; 8 the spec
-/// fields of event schema 8 (task `scheduling`, workflow `origin`; the state's layout is
-/// schema 7's).
+/// fields of event schema 8 (`scheduling`, `origin`) and the swarm expansions.
 pub const SNAPSHOT_SCHEMA_VERSION: u16 = 8;
 /// Envelope header length in bytes.
 pub const HEADER_LEN: usize = 7;

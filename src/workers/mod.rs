@@ -79,6 +79,34 @@ impl Workers {
         let n = self.remote.node(RemoteNodes::of(slot)?);
         Some((n.id.clone(), n.epoch))
     }
+
+    /// Like [`WorkerLink::reserve`], but first on a node not in `avoid` (worker node
+    /// indices; `None` is the local pool) if one has a free slot: spreads the replicas of a
+    /// swarm task over nodes (D67). Falls back to any node.
+    pub fn reserve_spread(
+        &mut self,
+        attempt: AttemptId,
+        needs: &[String],
+        avoid: &[Option<usize>],
+    ) -> Option<Slot> {
+        if avoid.is_empty() {
+            return self.reserve(attempt, needs);
+        }
+        let local_ok = needs.is_empty()
+            && (self.run_local || attempt.kind == AttemptKind::Compensation)
+            && self.local.has_free()
+            && !avoid.contains(&None);
+        let remote = (attempt.kind == AttemptKind::Forward)
+            .then(|| self.remote.best_avoiding(needs, avoid))
+            .flatten();
+        match remote {
+            Some((i, free)) if !local_ok || free > self.local.free_count() => {
+                Some(self.remote.reserve(i, attempt))
+            }
+            _ if local_ok => self.local.reserve(attempt, needs),
+            _ => self.reserve(attempt, needs),
+        }
+    }
 }
 
 impl WorkerLink for Workers {

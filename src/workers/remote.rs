@@ -182,6 +182,17 @@ impl RemoteNodes {
             .max_by_key(|(i, f)| (*f, std::cmp::Reverse(*i)))
     }
 
+    /// [`Self::best`] among the nodes not in `avoid` (indices; `None` entries are ignored).
+    pub fn best_avoiding(&self, needs: &[String], avoid: &[Option<usize>]) -> Option<(usize, u32)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| n.has_labels(needs) && !avoid.contains(&Some(*i)))
+            .map(|(i, n)| (i, n.free()))
+            .filter(|(_, f)| *f > 0)
+            .max_by_key(|(i, f)| (*f, std::cmp::Reverse(*i)))
+    }
+
     /// Whether some live node (busy or not) has all of `needs`.
     pub fn any_with(&self, needs: &[String]) -> bool {
         self.nodes

@@ -56,6 +56,8 @@ pub(crate) enum Effect {
     },
     /// Count a finished hook call (`troupe_hook_calls_total{hook, outcome}`).
     HookCall(String, &'static str),
+    /// Judge a swarm task whose replica's end is durable.
+    Swarm(RunId, crate::model::TaskIndex),
 }
 
 impl SchedulerState {
@@ -125,6 +127,10 @@ impl SchedulerState {
                 Effect::HookCall(hook, outcome) => self.metrics.hook_call(&hook, outcome),
                 Effect::Expand(run, task) => {
                     self.expand_mapped(run, task);
+                    self.schedule_flush(myself);
+                }
+                Effect::Swarm(run, task) => {
+                    self.judge_swarm(run, task);
                     self.schedule_flush(myself);
                 }
             }

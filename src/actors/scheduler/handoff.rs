@@ -17,6 +17,18 @@ impl SchedulerState {
         }
         let wf = std::sync::Arc::clone(r.workflow());
         let spec = wf.task(t);
+        if let Some(swarm) = spec.swarm() {
+            // A swarm task expands into its replicas, all known from the spec.
+            let event = Event::TaskExpanded {
+                run,
+                task: spec.id.clone(),
+                count: swarm.replicas,
+            };
+            if let Err(e) = self.decide(event) {
+                tracing::error!(error = %e, "swarm expansion refused by the fold");
+            }
+            return;
+        }
         let count = (|| -> Result<u32, String> {
             let expr = parse_for_each(spec.for_each().unwrap_or_default())?;
             let Root::Output(source) = &expr.root else {

@@ -20,8 +20,9 @@
 //! writable again and restarts it from a fresh replay.
 //!
 //! # Dispatch
-//! Ready tasks wait in one max-heap ordered by priority, then age (FIFO among equal
-//! priorities; no age boost, see [`crate::model::decide::QueueKey`]). A task whose run is at
+//! Ready tasks wait in one max-heap ordered by score (weighted priority, deadline, age and
+//! label boosts; a static rank computed at enqueue, [`crate::model::score`]), then age (FIFO
+//! among equal ranks; see [`crate::model::decide::QueueKey`]). A task whose run is at
 //! `max_concurrency` or whose pool is full ([`crate::model::caps::admit`]) is parked per (run,
 //! pool) and moved back when an attempt of that run (pool) ends. Nothing is dispatched while
 //! the node is halted, a `STOP` file exists in the data dir, or the node is draining for
@@ -72,6 +73,7 @@ mod observe;
 mod pipeline;
 mod recovery;
 mod state;
+mod swarm;
 
 use dispatch::queue::Entry;
 use effects::Effect;

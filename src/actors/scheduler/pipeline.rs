@@ -33,6 +33,25 @@ impl SchedulerState {
             _ => None,
         };
         self.shared.facts.decided(seq);
+        if let Event::TaskOutput {
+            run, task, output, ..
+        } = &record.event
+        {
+            if task.split_instance().is_some()
+                && self
+                    .state
+                    .run(*run)
+                    .and_then(|r| r.workflow().task_index(task.as_str()))
+                    .is_some_and(|t| {
+                        self.state
+                            .run(*run)
+                            .is_some_and(|r| r.swarm_of(t).is_some())
+                    })
+            {
+                self.replica_outputs
+                    .insert((*run, task.clone()), output.clone());
+            }
+        }
         if let Event::AttemptUsage {
             run,
             task,
@@ -112,6 +131,11 @@ impl SchedulerState {
                 to,
             } => {
                 self.track(run, task);
+                if to.is_terminal() {
+                    if let Some(s) = self.state.run(run).and_then(|r| r.swarm_of(task)) {
+                        self.after_persist(Effect::Swarm(run, s));
+                    }
+                }
                 if to == TaskState::AwaitingApproval {
                     let r = self.state.run(run).expect("changed run exists");
                     if let Some(p) = pending_approval(r, task, self.approval_timeout) {

@@ -88,6 +88,7 @@ impl SchedulerState {
             deadlines: BTreeSet::new(),
             breakers: super::breakers::Breakers::new(&shared.config.breakers),
             hooks: Default::default(),
+            replica_outputs: HashMap::new(),
         };
         s.count_gauges();
         // Rebuild the queue and timers from the replayed state.
@@ -120,6 +121,20 @@ impl SchedulerState {
             .collect();
         for (run, task) in due {
             s.expand_mapped(run, task);
+        }
+        // Swarm tasks whose replicas ended before a crash let their verdict be journaled.
+        let swarms: Vec<(RunId, TaskIndex)> = s
+            .state
+            .runs()
+            .filter(|r| r.state() == RunState::Running)
+            .flat_map(|r| {
+                (0..r.tasks().len() as TaskIndex)
+                    .filter(|&t| r.swarm_waiting(t))
+                    .map(move |t| (r.id(), t))
+            })
+            .collect();
+        for (run, task) in swarms {
+            s.judge_swarm(run, task);
         }
         // Attempts on worker nodes that still hold their lease stay theirs: the nodes
         // reconnect and report them (or are lost).

@@ -127,6 +127,10 @@ pub struct SchedulerState {
     pub(super) breakers: super::breakers::Breakers,
     /// Hook calls: due, retrying, running, and the tasks their vetoes hold ([`super::hooks`]).
     pub(super) hooks: super::hooks::HookDesk,
+    /// Outputs of swarm replicas decided since boot, until their swarm is judged: the
+    /// judgement may run before a later replica's `task_output` is durable (journal reads
+    /// see only durable events), and must still count it ([`super::swarm`]).
+    pub(super) replica_outputs: HashMap<(RunId, crate::model::TaskId), String>,
 }
 
 pub(crate) fn now() -> Timestamp {

@@ -113,6 +113,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write a commented starter workflow from a template (pipeline, fanout, saga, approval,
+    /// agents, swarm) that validates as is; `--list` lists them.
+    New(cmd::new::NewArgs),
     /// Check a workflow file: syntax, fields, dependencies, cycles. Exit 0 if valid, 2 if not.
     Validate {
         /// The workflow file (TOML).
@@ -771,6 +774,7 @@ fn main() -> ExitCode {
     let needs_dir = !matches!(
         cli.command,
         Command::Validate { .. }
+            | Command::New(_)
             | Command::Graph { run: None, .. }
             | Command::Run { dry_run: true, .. }
             | Command::Bench(BenchCommand::Plan { .. })
@@ -805,6 +809,7 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Validate { file, json } => cmd::workflow::validate(&file, json),
+        Command::New(args) => cmd::new::new(args),
         Command::Graph {
             file: Some(file),
             format,

@@ -130,8 +130,8 @@ pub struct QueueView {
     pub throughput: f64,
     /// Entries before the limit.
     pub total: u64,
-    /// Best first: ready tasks by priority then wait, then retries by due time, then (with
-    /// `waiting`) tasks that cannot run yet.
+    /// Best first: ready tasks by score (the scheduler's order), then retries by score, then
+    /// (with `waiting`) tasks that cannot run yet.
     pub entries: Vec<QueueEntry>,
 }
 
@@ -161,6 +161,13 @@ pub struct QueueEntry {
     pub estimated_start: Option<Timestamp>,
     /// Why it is not running although ready (halted, run cap, pool full).
     pub blocked: Option<String>,
+    /// Its score at `now` and the score's parts, in points, under the node's
+    /// `[scheduling]` weights ([`crate::model::score`]; with scoring off, the priority).
+    pub score: crate::model::score::Parts,
+    /// Its `deadline` as an instant, if it has one.
+    pub deadline: Option<Timestamp>,
+    /// Its labels (the label boosts come from these).
+    pub labels: Vec<String>,
 }
 
 /// One task waiting for a human decision, as `troupe approvals` shows it.

@@ -16,7 +16,7 @@
 //! - `hooks`: which hooks a trigger makes due, their stdin payload, how a hook attempt ends.
 //! - `operator`: cancel, suspend, resume, retry of a run or a task ([`operator`]).
 //! - `spawn`: a child run, attached by key or checked against every limit ([`spawn`]).
-//! - this file: the ready queue's order ([`QueueKey`]).
+//! - this file: the ready queue's order ([`QueueKey`]; the score is [`crate::model::score`]).
 
 use std::cmp::Ordering;
 
@@ -30,15 +30,16 @@ pub use hooks::*;
 pub use operator::*;
 pub use spawn::*;
 
-/// Order of the ready queue: higher `priority` first, then the task that became ready
-/// earlier (`age`, a counter the scheduler increments per enqueue), so equal priorities are
-/// served first-in, first-out. There is no age boost: a steady stream of high-priority work
-/// can starve lower priorities, as with Airflow's `priority_weight`; priorities are the
-/// operator's statement of what matters.
+/// Order of the ready queue: higher `rank` first, then the task that became ready earlier
+/// (`age`, a counter the scheduler increments per enqueue), so equal ranks are served
+/// first-in, first-out. The rank is the task's static score ([`crate::model::score::rank`]:
+/// weighted priority, deadline, age and label boosts, computed once at enqueue from journaled
+/// times), or its priority alone with `scoring = false`; either way the order of two queued
+/// tasks does not change while they wait, and a replay gives the same order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueKey {
-    /// Effective task priority.
-    pub priority: i32,
+    /// Static score (or priority with scoring off); higher runs first.
+    pub rank: crate::model::score::Rank,
     /// Enqueue counter (lower = earlier).
     pub age: u64,
 }
@@ -46,8 +47,8 @@ pub struct QueueKey {
 impl Ord for QueueKey {
     /// "Greater" is served first (for a max-heap).
     fn cmp(&self, other: &Self) -> Ordering {
-        self.priority
-            .cmp(&other.priority)
+        self.rank
+            .cmp(&other.rank)
             .then_with(|| other.age.cmp(&self.age))
     }
 }
@@ -155,20 +156,21 @@ mod tests {
     }
 
     #[test]
-    fn queue_key_orders_priority_then_age() {
+    fn queue_key_orders_rank_then_age() {
+        use crate::model::score::Rank;
         let hi = QueueKey {
-            priority: 5,
+            rank: Rank::new(5.0),
             age: 9,
         };
         let lo_old = QueueKey {
-            priority: 0,
+            rank: Rank::new(0.0),
             age: 1,
         };
         let lo_new = QueueKey {
-            priority: 0,
+            rank: Rank::new(-0.0),
             age: 2,
         };
         assert!(hi > lo_old);
-        assert!(lo_old > lo_new);
+        assert!(lo_old > lo_new, "-0 ranks as 0, so age decides");
     }
 }

@@ -264,6 +264,7 @@ impl RawTask {
             ("secret_env", span_of(&self.secret_env)),
             ("compensate_retry", span_of(&self.compensate_retry)),
             ("retry_policy", span_of(&self.retry_policy)),
+            ("requires_approval", span_of(&self.requires_approval)),
             ("deadline", span_of(&self.deadline)),
             ("replicas", span_of(&self.replicas)),
             ("quorum", span_of(&self.quorum)),

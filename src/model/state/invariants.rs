@@ -4,6 +4,7 @@
 use super::run::Run;
 use crate::model::ids::TaskIndex;
 use crate::model::run::RunState;
+use crate::model::spec::Expansion;
 use crate::model::task::{CompensationState, TaskState};
 
 impl Run {
@@ -61,7 +62,12 @@ impl Run {
                 return err("dispatchable in a run that is not running");
             }
             match task.state {
-                TaskState::Pending if task.waiting_on == 0 && !self.awaits_expansion(t) => {
+                // An expanded swarm task waits for its quorum with no dependency open.
+                TaskState::Pending
+                    if task.waiting_on == 0
+                        && !self.awaits_expansion(t)
+                        && !self.swarm_waiting(t) =>
+                {
                     return err("pending with no deps open")
                 }
                 TaskState::Pending if blocked => return err("pending behind a failed dep"),
@@ -83,6 +89,16 @@ impl Run {
                     return err("upstream_failed with no failed dep")
                 }
                 _ => {}
+            }
+            if let Some(Expansion::Swarm { replicas }) = wf.task(t).expansion() {
+                if self.replicas(t).map_or(0, |r| r.len()) != replicas as usize {
+                    return err("a swarm task without all its replicas");
+                }
+            }
+            if self.swarm_of(t).is_none()
+                && matches!(wf.task(t).expansion(), Some(Expansion::Replica { .. }))
+            {
+                return err("a replica without its swarm task");
             }
             if task.attempts < task.budget_base {
                 return err("budget base beyond attempts");
@@ -128,8 +144,11 @@ impl Run {
             RunState::Running if open == 0 => {
                 return Err(format!("{id}: running with nothing open"))
             }
+            // Replicas of a swarm task that succeeded need not have succeeded themselves.
             RunState::Succeeded
-                if self.count(TaskState::Succeeded) as usize != self.tasks.len() =>
+                if (0..self.tasks.len() as TaskIndex).any(|t| {
+                    self.tasks[t as usize].state != TaskState::Succeeded && !self.spare_replica(t)
+                }) =>
             {
                 return Err(format!("{id}: succeeded with unsucceeded tasks"))
             }

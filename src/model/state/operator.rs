@@ -40,6 +40,13 @@ impl Run {
                         format!("only tasks that have not started can be suspended (it is {from})"),
                     ));
                 }
+                if self.swarm_waiting(t) {
+                    // It runs nothing until its quorum: resuming would make it ready.
+                    return Err(self.not_allowed(
+                        event,
+                        "a swarm task waiting for its quorum is suspended through its replicas",
+                    ));
+                }
                 self.tasks[t as usize].suspended = true;
                 self.set(t, TaskState::Suspended, changes);
             }
@@ -69,7 +76,8 @@ impl Run {
                 {
                     return Err(self.not_allowed(
                         event,
-                        "a swarm task and its replicas are not retried one by one; submit                          the workflow again",
+                        "a swarm task and its replicas are not retried one by one; submit \
+                         the workflow again",
                     ));
                 }
                 let from = self.tasks[t as usize].state;
@@ -184,7 +192,9 @@ impl Run {
         self.suspended = true;
         for t in 0..self.tasks.len() as TaskIndex {
             let s = self.tasks[t as usize].state;
-            if s.is_waiting() && s != TaskState::Suspended {
+            // A swarm task waiting for its quorum stays pending: it runs nothing, and its
+            // replicas' ends may still decide it (a vote then waits, suspended).
+            if s.is_waiting() && s != TaskState::Suspended && !self.swarm_waiting(t) {
                 self.set(t, TaskState::Suspended, changes);
             }
         }

@@ -91,9 +91,8 @@ impl Run {
                 self.succeed(t, time, changes);
                 return;
             }
-            if self.workflow.task(t).for_each().is_some()
-                && self.workflow.task(t).expansion().is_none()
-            {
+            let spec = self.workflow.task(t);
+            if (spec.for_each().is_some() || spec.swarm().is_some()) && spec.expansion().is_none() {
                 self.set(t, TaskState::Pending, changes);
                 changes.push(Change::ExpansionDue {
                     run: self.id,

@@ -230,6 +230,16 @@ impl Workflow {
         Workflow::rebuild(spec)
     }
 
+    /// The vote command of swarm task `index` once expanded (its attempts run the vote, not
+    /// its command; D67), if it has one.
+    pub fn vote(&self, index: TaskIndex) -> Option<&super::spec::Command> {
+        let task = self.task(index);
+        match task.expansion() {
+            Some(super::spec::Expansion::Swarm { .. }) => task.swarm()?.vote.as_ref(),
+            _ => None,
+        }
+    }
+
     /// Mapped tasks not yet expanded, as `(source, mapped)`: `mapped`'s `for_each` names the
     /// output of `source`. The node checks a source's output against these when it succeeds.
     pub fn fan_outs_from(&self, source: TaskIndex) -> impl Iterator<Item = TaskIndex> + '_ {

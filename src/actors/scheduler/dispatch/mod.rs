@@ -117,7 +117,18 @@ impl SchedulerState {
                 attempt,
             };
             let needs = &wf.task(entry.task).node_labels;
-            let Some(slot) = self.workers.reserve(id, needs) else {
+            // Replicas of one swarm task go to different nodes where possible (D67).
+            let avoid: Vec<Option<usize>> = match r.swarm_of(entry.task) {
+                None => Vec::new(),
+                Some(s) => r
+                    .replicas(s)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|rt| self.running.get(&(entry.run, rt)))
+                    .map(|running| crate::workers::RemoteNodes::of(running.slot))
+                    .collect(),
+            };
+            let Some(slot) = self.workers.reserve_spread(id, needs, &avoid) else {
                 if needs.is_empty() {
                     self.queue.push(entry);
                     break;

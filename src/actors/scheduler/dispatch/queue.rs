@@ -1,16 +1,17 @@
-//! The ready queue (priority, then age) and the heaps of parked tasks.
+//! The ready queue (rank, then age: [`QueueKey`]) and the heaps of parked tasks.
 
 use std::collections::BinaryHeap;
 
 use super::*;
 use crate::model::caps::{node_pool_has_room, pool_has_room, run_has_room};
 use crate::model::decide::QueueKey;
+use crate::model::score::{rank, Inputs};
 use crate::model::{RunId, RunState, TaskIndex, TaskState};
 
 /// A ready task in the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Entry {
-    /// Priority and age.
+    /// Rank and age.
     pub(crate) key: QueueKey,
     /// Its run.
     pub(crate) run: RunId,
@@ -49,10 +50,12 @@ impl SchedulerState {
         }
     }
 
+    /// Pushes a ready (or due retrying) task into the queue, ranked by the node's
+    /// `[scheduling]` weights from journaled times only ([`crate::model::score`]).
     pub(crate) fn enqueue(&mut self, run: RunId, task: TaskIndex) {
         let Some(r) = self.state.run(run) else { return };
         let key = QueueKey {
-            priority: r.workflow().priority(task),
+            rank: rank(&self.shared.config.scheduling, &Inputs::of(r, task)),
             age: self.next_age,
         };
         self.next_age += 1;

@@ -240,6 +240,30 @@ pub(crate) enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
+    /// What priority scoring costs: no-op tasks/s with every weight on (tasks with
+    /// priorities, deadlines, labels) vs `scoring = false`, alternating rounds (target ≥
+    /// 0.9×); then `queue --limit 10` with N scored tasks queued (target p99 ≤ 20 ms).
+    Scoring {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Scratch directory (removed afterwards). Default: DATA_DIR/bench-scoring-<pid>.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// No-op tasks per round.
+        #[arg(long, default_value_t = 100_000)]
+        tasks: usize,
+        /// Rounds per setting.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Scored tasks queued for the `queue` latency (0 skips it).
+        #[arg(long, default_value_t = 1_000_000)]
+        queued: usize,
+        /// Scatter the deadlines over two hours (both sides then start the tasks in the same
+        /// scattered order; by default deadlines grow with the task index).
+        #[arg(long)]
+        scattered: bool,
+    },
     /// The inbox: files/s from dropping N workflow files into `--inbox` until all are in
     /// `submitted/`, vs the same workflows submitted directly; alternating rounds (target
     /// ≥ 1,000 files/s).
@@ -403,7 +427,8 @@ impl BenchCommand {
                 *events > *tail && *rounds > 0,
                 "--events (more than --tail) and --rounds",
             ),
-            BenchCommand::Breakers { tasks, rounds, .. } => {
+            BenchCommand::Breakers { tasks, rounds, .. }
+            | BenchCommand::Scoring { tasks, rounds, .. } => {
                 positive(*tasks > 0 && *rounds > 0, "--tasks and --rounds")
             }
             BenchCommand::Inbox { files, rounds, .. } => {
@@ -547,6 +572,50 @@ fn measure(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
                 "median: one breaker {:.0} tasks/s, none {:.0} tasks/s, ratio {:.3} (target ≥ 0.9)",
                 r.figure, r.baseline, r.ratio
             );
+        }
+        BenchCommand::Scoring {
+            json,
+            dir,
+            tasks,
+            rounds,
+            queued,
+            scattered,
+        } => {
+            let dir = dir.unwrap_or_else(|| scratch(data_dir, "bench-scoring"));
+            let mut opts = bench::scoring::ScoringBenchOptions::new(dir);
+            opts.tasks = tasks;
+            opts.rounds = rounds;
+            opts.queued = queued;
+            opts.scattered = scattered;
+            let rt = tokio::runtime::Runtime::new()?;
+            let r = rt.block_on(bench::scoring::scoring(&opts))?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+                return Ok(());
+            }
+            println!(
+                "bench scoring: {} no-op tasks per round (priorities, deadlines{}, labels), buffered journal, 16 workers",
+                r.tasks,
+                if r.scattered { " scattered" } else { "" }
+            );
+            for (i, (on, off)) in r.rounds.iter().enumerate() {
+                println!(
+                    "  round {}: scoring on {on:>10.0} tasks/s   off {off:>10.0} tasks/s",
+                    i + 1
+                );
+            }
+            println!(
+                "median: scoring on {:.0} tasks/s, off {:.0} tasks/s, ratio {:.3} (target ≥ 0.9)",
+                r.figure, r.baseline, r.ratio
+            );
+            if r.queued > 0 {
+                println!(
+                    "queue --limit 10 with {} scored tasks queued: p50 {:.2} ms, p99 {:.2} ms (target p99 ≤ 20 ms)",
+                    r.queued,
+                    r.queue_p50_us as f64 / 1000.0,
+                    r.queue_p99_us as f64 / 1000.0
+                );
+            }
         }
         BenchCommand::Inbox {
             json,

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`workflow`]: `validate`, `graph`: checks of a workflow file, no node needed.
+//! - [`new`]: `new`: starter workflows from the templates of `../templates/`.
 //! - [`run`]: `run`: submit a workflow and follow it (an embedded node if none serves).
 //! - [`node`]: `node start|stop`; starting and stopping a node in this process.
 //! - [`status`]: `status`, `list`, `tasks`: views of the node, runs and tasks.
@@ -42,6 +43,7 @@ pub(crate) mod hooks;
 pub(crate) mod journal;
 pub(crate) mod logs;
 pub(crate) mod metrics;
+pub(crate) mod new;
 pub(crate) mod node;
 pub(crate) mod output;
 pub(crate) mod queue;

@@ -351,6 +351,9 @@ mod tests {
                     retry_at: None,
                     estimated_start: None,
                     blocked: None,
+                    score: Default::default(),
+                    deadline: None,
+                    labels: Vec::new(),
                 }],
             },
             running: vec![RunningAttempt {

@@ -157,6 +157,7 @@ pub(crate) fn event_json(seq: Seq, record: &EventRecord) -> serde_json::Value {
         E::TaskOutput { output, .. } => v["output_bytes"] = json!(output.len()),
         E::AttemptUsage { counters, .. } => v["counters"] = json!(counters),
         E::TaskExpanded { count, .. } => v["count"] = json!(count),
+        E::QuorumReached { replicas, .. } => v["replicas"] = json!(replicas),
         E::NodeJoined {
             node,
             epoch,
@@ -301,6 +302,15 @@ pub(crate) fn queue_json(q: &QueueView) -> serde_json::Value {
             "retry_at": opt_time(e.retry_at),
             "estimated_start": opt_time(e.estimated_start),
             "blocked": e.blocked,
+            "score": e.score.score,
+            "score_parts": {
+                "priority": e.score.priority,
+                "deadline": e.score.deadline,
+                "age": e.score.age,
+                "labels": e.score.labels,
+            },
+            "deadline": opt_time(e.deadline),
+            "labels": e.labels,
         })).collect::<Vec<_>>(),
     })
 }

@@ -129,12 +129,34 @@ pub(crate) fn print_workflow_dry_run(
         "TASK", "WAVE", "POOL", "PRIORITY", "TIMEOUT", "ATTEMPTS"
     )?;
     for t in p.tasks.iter().take(TASK_ROWS) {
-        let mut notes = Vec::new();
+        let mut notes: Vec<std::borrow::Cow<'static, str>> = Vec::new();
         if t.requires_approval {
-            notes.push("approval");
+            notes.push("approval".into());
         }
         if t.compensates {
-            notes.push("compensates");
+            notes.push("compensates".into());
+        }
+        if let Some(s) = wf.task(t.task).swarm() {
+            let how = if s.vote.is_some() {
+                "then a vote"
+            } else {
+                "equal outputs"
+            };
+            notes.push(
+                format!(
+                    "swarm: {} replicas, quorum {} ({how})",
+                    s.replicas, s.quorum
+                )
+                .into(),
+            );
+        }
+        if let Some(d) = wf.task(t.task).deadline() {
+            notes.push(match d {
+                troupe::model::spec::Deadline::At(at) => format!("deadline {at}").into(),
+                troupe::model::spec::Deadline::After(after) => {
+                    format!("deadline {} after submission", human(after)).into()
+                }
+            });
         }
         let row = format!(
             "{:<24} {:>4}  {:<12} {:>8}  {:<10} {:>8}  {}",

@@ -3,7 +3,8 @@
 
 use super::*;
 
-/// The queue as a table (with why tasks are held back when `verbose`): `troupe queue`.
+/// The queue as a table, each task with its score (with the score's parts and why tasks are
+/// held back when `verbose`): `troupe queue`.
 pub(crate) fn print_queue(
     q: &QueueView,
     verbose: bool,
@@ -25,14 +26,19 @@ pub(crate) fn print_queue(
     )?;
     writeln!(
         out,
-        "{:<40} {:<17} {:>5} {:<10} {:>8} {:>10}{}",
+        "{:<40} {:<17} {:>5} {:>10} {:<10} {:>8} {:>10}{}",
         "RUN/TASK",
         "STATE",
         "PRIO",
+        "SCORE",
         "POOL",
         "WAITING",
         "STARTS IN",
-        if verbose { "  BLOCKED" } else { "" }
+        if verbose {
+            "  PRIORITY+DEADLINE+AGE+LABELS       BLOCKED"
+        } else {
+            ""
+        }
     )?;
     for e in &q.entries {
         let starts = match e.estimated_start {
@@ -41,16 +47,26 @@ pub(crate) fn print_queue(
         };
         write!(
             out,
-            "{:<40} {:<17} {:>5} {:<10} {:>8} {:>10}",
+            "{:<40} {:<17} {:>5} {:>10.1} {:<10} {:>8} {:>10}",
             format!("{}/{}", e.run, e.task),
             e.state.as_str(),
             e.priority,
+            e.score.score,
             printable(e.pool.as_deref().unwrap_or("-")),
             short_duration(q.now.saturating_since(e.waiting_since)),
             starts
         )?;
         if verbose {
-            write!(out, "  {}", printable(e.blocked.as_deref().unwrap_or("")))?;
+            let s = &e.score;
+            let parts = format!(
+                "{:.1} {:+.1} {:+.1} {:+.1}",
+                s.priority, s.deadline, s.age, s.labels
+            );
+            write!(
+                out,
+                "  {parts:<34} {}",
+                printable(e.blocked.as_deref().unwrap_or(""))
+            )?;
         }
         writeln!(out)?;
     }
