@@ -31,7 +31,7 @@ pub use frame::{read_frame, read_frame_within, write_frame, FrameError};
 pub use views::*;
 
 /// Version of this protocol; both sides must agree (checked in the handshake).
-pub const PROTOCOL_VERSION: u16 = 9;
+pub const PROTOCOL_VERSION: u16 = 10;
 
 /// The first bytes of every [`Hello`]: rejects clients that are not speaking troupe at all.
 pub const MAGIC: [u8; 8] = *b"troupe\0\x01";
