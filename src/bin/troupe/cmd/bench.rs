@@ -562,15 +562,12 @@ fn measure(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
                 "bench breakers: {} no-op tasks per round, buffered journal, 16 workers",
                 r.tasks
             );
-            for (i, (on, off)) in r.rounds.iter().enumerate() {
-                println!(
-                    "  round {}: one breaker {on:>10.0} tasks/s   none {off:>10.0} tasks/s",
-                    i + 1
-                );
-            }
-            println!(
-                "median: one breaker {:.0} tasks/s, none {:.0} tasks/s, ratio {:.3} (target ≥ 0.9)",
-                r.figure, r.baseline, r.ratio
+            print_paired(
+                &r.rounds,
+                ("one breaker", "tasks/s"),
+                ("none", "tasks/s"),
+                (r.figure, r.baseline, r.ratio),
+                "target ≥ 0.9",
             );
         }
         BenchCommand::Scoring {
@@ -598,15 +595,12 @@ fn measure(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
                 r.tasks,
                 if r.scattered { " scattered" } else { "" }
             );
-            for (i, (on, off)) in r.rounds.iter().enumerate() {
-                println!(
-                    "  round {}: scoring on {on:>10.0} tasks/s   off {off:>10.0} tasks/s",
-                    i + 1
-                );
-            }
-            println!(
-                "median: scoring on {:.0} tasks/s, off {:.0} tasks/s, ratio {:.3} (target ≥ 0.9)",
-                r.figure, r.baseline, r.ratio
+            print_paired(
+                &r.rounds,
+                ("scoring on", "tasks/s"),
+                ("off", "tasks/s"),
+                (r.figure, r.baseline, r.ratio),
+                "target ≥ 0.9",
             );
             if r.queued > 0 {
                 println!(
@@ -637,15 +631,12 @@ fn measure(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
                 "bench inbox: {} files per round, sync journal, node halted (no task runs)",
                 r.files
             );
-            for (i, (on, off)) in r.rounds.iter().enumerate() {
-                println!(
-                    "  round {}: inbox {on:>10.0} files/s   direct submit {off:>10.0} runs/s",
-                    i + 1
-                );
-            }
-            println!(
-                "median: inbox {:.0} files/s, direct submit {:.0} runs/s, ratio {:.3} (target: inbox ≥ 1000 files/s)",
-                r.figure, r.baseline, r.ratio
+            print_paired(
+                &r.rounds,
+                ("inbox", "files/s"),
+                ("direct submit", "runs/s"),
+                (r.figure, r.baseline, r.ratio),
+                "target: inbox ≥ 1000 files/s",
             );
         }
         BenchCommand::Agents {
@@ -811,4 +802,25 @@ fn measure(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Prints the rounds of a bench that alternates two sides (`(on, off)` per round, in units
+/// per second) and the medians: `round N: ON a UNIT   OFF b UNIT`, then
+/// `median: ON a UNIT, OFF b UNIT, ratio R (TARGET)`.
+fn print_paired(
+    rounds: &[(f64, f64)],
+    (on, on_unit): (&str, &str),
+    (off, off_unit): (&str, &str),
+    (figure, baseline, ratio): (f64, f64, f64),
+    target: &str,
+) {
+    for (i, (a, b)) in rounds.iter().enumerate() {
+        println!(
+            "  round {}: {on} {a:>10.0} {on_unit}   {off} {b:>10.0} {off_unit}",
+            i + 1
+        );
+    }
+    println!(
+        "median: {on} {figure:.0} {on_unit}, {off} {baseline:.0} {off_unit}, ratio {ratio:.3} ({target})"
+    );
 }
