@@ -140,3 +140,54 @@ fn panics_in_scheduler_and_worker_are_restarted_and_the_run_finishes() {
     assert_eq!(v["state"], "succeeded", "{v}");
     check_exactly_once(&dir, 200);
 }
+
+/// A cancel is journaled before the attempt's process is terminated ("persist, then act"); a
+/// crash in between used to leave the process running for good, since a cancelled task is
+/// not among the attempts a restart closes. The node now ends such processes at boot from
+/// their pid files. The test hook `TROUPE_TEST_SKIP_TERMINATE` stands for the crash window.
+#[test]
+fn a_cancelled_attempt_whose_termination_a_crash_cut_off_is_ended_at_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let pid_file = tmp.path().join("pid");
+    let wf = workflow(
+        tmp.path(),
+        "sleep.toml",
+        &format!(
+            "name = \"sleepy\"\n[[task]]\nid = \"s\"\nshell = 'echo $$ > {}; exec sleep 300'\n",
+            pid_file.display()
+        ),
+    );
+    let child = troupe(&dir)
+        .args(["node", "start"])
+        .env("TROUPE_TEST_HOOKS", "1")
+        .env("TROUPE_TEST_SKIP_TERMINATE", "1")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut node = NodeProc {
+        child,
+        dir: dir.clone(),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !run(&dir, &["status"]).status.success() {
+        assert!(std::time::Instant::now() < deadline, "node did not answer");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let run_id = submit(&dir, &wf);
+    wait_until(&dir, &run_id, 30, |v| {
+        task_state(v, "s") == "running"
+            && std::fs::read_to_string(&pid_file).is_ok_and(|t| t.trim().parse::<i32>().is_ok())
+    });
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    run_cmd_ok(&dir, &["cancel", &run_id]);
+    wait_finished(&dir, &run_id, 30);
+    assert!(alive(pid), "the hook should have left the process running");
+    node.kill9();
+    let _node = NodeProc::start(&dir, &[]);
+    wait_gone(pid);
+}

@@ -152,7 +152,46 @@ impl SchedulerState {
                     .map(|(run, task, attempt)| (run, task, attempt, AttemptKind::Compensation)),
             )
             .collect();
+        // Attempts the journal closed (a cancel, a `fail_parent`, a budget, a swarm's
+        // verdict) whose processes are terminated only once that is durable: a crash in
+        // between leaves the process running with its pid file in place.
+        let closed: Vec<_> = s
+            .state
+            .runs()
+            .flat_map(|r| {
+                r.tasks()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| {
+                        matches!(t.state, TaskState::Cancelled | TaskState::Failed)
+                            && t.attempts > 0
+                    })
+                    .map(move |(i, t)| (r.id(), i as TaskIndex, t.attempts, AttemptKind::Forward))
+            })
+            .collect();
         let mut orphans = tokio::task::JoinSet::new();
+        for &(run, task, attempt, kind) in &closed {
+            let r = s.state.run(run).expect("listed from state");
+            let task_id = r.workflow().task_id(task).clone();
+            let pid_path = shared
+                .config
+                .layout()
+                .attempt_pid(run, &task_id, kind, attempt);
+            if !pid_path.exists() {
+                continue;
+            }
+            let grace = shared.config.grace;
+            orphans.spawn(async move {
+                match crate::process::terminate_orphan(&pid_path, grace).await {
+                    Ok(outcome) => {
+                        tracing::info!(run_id = %run, task_id = %task_id, attempt, ?outcome, "terminated the process of a closed attempt")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, path = %pid_path.display(), "could not check a closed attempt's process")
+                    }
+                }
+            });
+        }
         for &(run, task, attempt, kind) in &interrupted {
             let r = s.state.run(run).expect("listed from state");
             let task_id = r.workflow().task_id(task).clone();
