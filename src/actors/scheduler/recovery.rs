@@ -107,34 +107,29 @@ impl SchedulerState {
         for (run, task) in waiting {
             s.track(run, task);
         }
-        // Expansions a crash interrupted (the upstream succeeded, the expansion was not
-        // journaled yet): the upstream output is durable, so they are decided now.
-        let due: Vec<(RunId, TaskIndex)> = s
+        // Decisions a crash interrupted, made now from durable inputs: expansions (the
+        // upstream succeeded, the expansion was not journaled yet) and swarm verdicts (the
+        // replicas ended, the verdict was not journaled yet).
+        let due: Vec<(RunId, TaskIndex, bool)> = s
             .state
             .runs()
             .filter(|r| r.state() == RunState::Running)
             .flat_map(|r| {
-                (0..r.tasks().len() as TaskIndex)
-                    .filter(|&t| r.awaits_expansion(t))
-                    .map(move |t| (r.id(), t))
+                (0..r.tasks().len() as TaskIndex).filter_map(move |t| {
+                    if r.awaits_expansion(t) {
+                        Some((r.id(), t, true))
+                    } else {
+                        r.swarm_waiting(t).then_some((r.id(), t, false))
+                    }
+                })
             })
             .collect();
-        for (run, task) in due {
-            s.expand_mapped(run, task);
-        }
-        // Swarm tasks whose replicas ended before a crash let their verdict be journaled.
-        let swarms: Vec<(RunId, TaskIndex)> = s
-            .state
-            .runs()
-            .filter(|r| r.state() == RunState::Running)
-            .flat_map(|r| {
-                (0..r.tasks().len() as TaskIndex)
-                    .filter(|&t| r.swarm_waiting(t))
-                    .map(move |t| (r.id(), t))
-            })
-            .collect();
-        for (run, task) in swarms {
-            s.judge_swarm(run, task);
+        for (run, task, expand) in due {
+            if expand {
+                s.expand_mapped(run, task);
+            } else {
+                s.judge_swarm(run, task);
+            }
         }
         // Attempts on worker nodes that still hold their lease stay theirs: the nodes
         // reconnect and report them (or are lost).
@@ -169,47 +164,45 @@ impl SchedulerState {
                     .map(move |(i, t)| (r.id(), i as TaskIndex, t.attempts, AttemptKind::Forward))
             })
             .collect();
-        let mut orphans = tokio::task::JoinSet::new();
-        for &(run, task, attempt, kind) in &closed {
+        let layout = shared.config.layout();
+        let pid_of = |run: RunId, task: TaskIndex, kind, attempt| {
             let r = s.state.run(run).expect("listed from state");
             let task_id = r.workflow().task_id(task).clone();
-            let pid_path = shared
-                .config
-                .layout()
-                .attempt_pid(run, &task_id, kind, attempt);
-            if !pid_path.exists() {
-                continue;
-            }
+            let path = layout.attempt_pid(run, &task_id, kind, attempt);
+            (task_id, path)
+        };
+        let checks: Vec<_> = interrupted
+            .iter()
+            .map(|&(run, task, attempt, kind)| {
+                (
+                    run,
+                    attempt,
+                    kind,
+                    pid_of(run, task, kind, attempt),
+                    "interrupted",
+                )
+            })
+            .chain(closed.iter().filter_map(|&(run, task, attempt, kind)| {
+                let found = pid_of(run, task, kind, attempt);
+                found
+                    .1
+                    .exists()
+                    .then_some((run, attempt, kind, found, "closed"))
+            }))
+            .collect();
+        let mut orphans = tokio::task::JoinSet::new();
+        for (run, attempt, kind, (task_id, pid_path), what) in checks {
             let grace = shared.config.grace;
             orphans.spawn(async move {
                 match crate::process::terminate_orphan(&pid_path, grace).await {
                     Ok(outcome) => {
-                        tracing::info!(run_id = %run, task_id = %task_id, attempt, ?outcome, "terminated the process of a closed attempt")
+                        tracing::info!(run_id = %run, task_id = %task_id, attempt, ?kind, ?outcome, "ending the process of an attempt ({what})")
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, path = %pid_path.display(), "could not check a closed attempt's process")
+                        tracing::warn!(error = %e, path = %pid_path.display(), "could not check the process of an attempt ({what})")
                     }
                 }
             });
-        }
-        for &(run, task, attempt, kind) in &interrupted {
-            let r = s.state.run(run).expect("listed from state");
-            let task_id = r.workflow().task_id(task).clone();
-            let pid_path = shared
-                .config
-                .layout()
-                .attempt_pid(run, &task_id, kind, attempt);
-            let grace = shared.config.grace;
-            orphans.spawn(async move {
-                    match crate::process::terminate_orphan(&pid_path, grace).await {
-                        Ok(outcome) => {
-                            tracing::info!(run_id = %run, task_id = %task_id, attempt, ?kind, ?outcome, "closing interrupted attempt")
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, path = %pid_path.display(), "could not check an interrupted attempt's process")
-                        }
-                    }
-                });
         }
         while orphans.join_next().await.is_some() {}
         for (run, task, attempt, kind) in interrupted {
