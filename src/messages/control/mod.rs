@@ -19,12 +19,14 @@
 //! - `views`: what reads answer (node, run, task, queue, dashboard, approvals, health, dead
 //!   letters).
 //! - `frame`: reading and writing length-prefixed frames.
+//! - [`json`]: the JSON shapes of the views (the CLI's `--json`, the HTTP API).
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Approver, EventRecord, RunId, Seq, TaskId, Workflow};
 
 mod frame;
+pub mod json;
 mod views;
 
 pub use frame::{read_frame, read_frame_within, write_frame, FrameError};
