@@ -48,6 +48,11 @@ pub enum NodeError {
         /// The bind error.
         source: std::io::Error,
     },
+    /// `[http]` forbids serving as configured (a non-loopback `http_addr` without tokens,
+    /// or a tokens file that is unsafe or malformed): nothing was started. Fix the file or
+    /// the address, or start with `--insecure`.
+    #[error("{0}")]
+    HttpAccess(String),
     /// The journal could not be opened (another node holds it, or it is damaged).
     #[error(transparent)]
     Journal(#[from] JournalError),

@@ -35,6 +35,9 @@
 //! - [`telemetry`]: the Prometheus registry, health checks, the HTTP endpoints (`/metrics`,
 //!   `/healthz`, `/readyz`) and webhooks (JSON notices POSTed to operator URLs, with retries,
 //!   off the hot path; also at their former path [`webhooks`]).
+//! - [`web`]: the web UI and the HTTP API on `http_addr`: server-rendered pages (the run's
+//!   DAG as SVG, logs, approvals), JSON under `/api/` with an OpenAPI document, Server-Sent
+//!   Events; tokens, sessions and CSRF.
 //! - [`workers`]: [`workers::WorkerLink`], how the scheduler reaches workers; the local
 //!   pool of worker actors is its first implementation.
 //! - [`workflow_file`]: reading workflow files from disk, TOML or JSON by the name (size cap,
@@ -91,6 +94,7 @@ pub mod process;
 pub mod read;
 pub mod storage;
 pub mod telemetry;
+pub mod web;
 pub mod workers;
 pub mod workflow_file;
 

@@ -64,6 +64,8 @@ pub struct NodeFile {
     pub hooks: Vec<crate::model::resilience::HookSpec>,
     /// `inbox`, relative to the config file's folder.
     pub inbox: Option<std::path::PathBuf>,
+    /// `[http] tokens_file`, relative to the config file's folder.
+    pub http_tokens_file: Option<std::path::PathBuf>,
     /// `[scheduling]`: the scoring weights, defaults filled in for keys left out.
     pub scheduling: Option<crate::model::score::Weights>,
 }
@@ -92,6 +94,9 @@ impl NodeFile {
         cfg.approval_rules = self.approval_rules;
         if let Some(a) = self.http_addr {
             cfg.http_addr = a;
+        }
+        if let Some(t) = self.http_tokens_file {
+            cfg.http.tokens_file = Some(t);
         }
         if let Some(i) = self.inbox {
             cfg.inbox = Some(i);

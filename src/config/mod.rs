@@ -110,6 +110,7 @@ mod cluster;
 mod env;
 mod file;
 mod health;
+mod http;
 mod node;
 mod parse;
 mod raw;
@@ -126,6 +127,7 @@ pub use cluster::{read_secret, read_tokens, ClusterConfig, TlsFiles, DEFAULT_HEA
 pub use env::{apply_env, ENV_OVERRIDES};
 pub use file::NodeFile;
 pub use health::HealthThresholds;
+pub use http::HttpConfig;
 pub use node::{
     http_addr_file, socket_path, NodeConfig, Retention, DEFAULT_HTTP_ADDR, MAX_SOCKET_PATH,
     MAX_WORKERS,

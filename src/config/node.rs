@@ -69,6 +69,9 @@ pub struct NodeConfig {
     /// node; `troupe node start` defaults to [`DEFAULT_HTTP_ADDR`]). Port 0 picks a free
     /// port, written to `DATA_DIR/http.addr`.
     pub http_addr: Option<SocketAddr>,
+    /// `[http]`: the tokens of the web UI and HTTP API, and whether a non-loopback
+    /// `http_addr` may serve without them.
+    pub http: super::HttpConfig,
     /// Health check thresholds.
     pub health: HealthThresholds,
     /// How long rollups and attempt logs are kept.
@@ -129,6 +132,7 @@ impl NodeConfig {
             approval_timeout: DEFAULT_APPROVAL_TIMEOUT,
             approval_rules: Vec::new(),
             http_addr: None,
+            http: super::HttpConfig::default(),
             metrics: true,
             health: HealthThresholds::default(),
             retention: Retention::default(),

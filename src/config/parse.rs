@@ -211,6 +211,9 @@ pub fn parse(text: &str, name: &str) -> Result<NodeFile, ConfigError> {
     if let Some(approval) = &raw.approval {
         super::approval::check(&p, approval, &mut out)?;
     }
+    if let Some(h) = &raw.http {
+        super::http::check(&p, h, base, &mut out)?;
+    }
     if let Some(s) = &raw.scheduling {
         super::scheduling::check(&p, s, &mut out)?;
     }

@@ -41,6 +41,8 @@ pub(super) struct Raw {
     /// `[[hooks]]`: commands run on events.
     #[serde(default)]
     pub(super) hooks: Vec<Spanned<crate::model::resilience::HookFile>>,
+    /// `[http]`: tokens of the web UI and the HTTP API.
+    pub(super) http: Option<super::http::RawHttp>,
     /// `[scheduling]`: priority scoring weights.
     pub(super) scheduling: Option<super::scheduling::RawScheduling>,
 }

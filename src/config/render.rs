@@ -136,6 +136,10 @@ pub fn render(cfg: &super::NodeConfig) -> String {
         label_boosts: &'a BTreeMap<String, f64>,
     }
     #[derive(serde::Serialize)]
+    struct Http {
+        tokens_file: String,
+    }
+    #[derive(serde::Serialize)]
     struct Out<'a> {
         workers: u32,
         grace: String,
@@ -145,6 +149,8 @@ pub fn render(cfg: &super::NodeConfig) -> String {
         http_addr: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         inbox: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        http: Option<Http>,
         pools: &'a BTreeMap<String, u32>,
         health: Health,
         retention: Retention,
@@ -173,6 +179,9 @@ pub fn render(cfg: &super::NodeConfig) -> String {
             .http_addr
             .map_or_else(|| "off".to_string(), |a| a.to_string()),
         inbox: cfg.inbox.as_ref().map(|p| p.display().to_string()),
+        http: cfg.http.tokens_file.as_ref().map(|p| Http {
+            tokens_file: p.display().to_string(),
+        }),
         pools: &cfg.pools,
         health: Health {
             backlog: cfg.health.backlog,

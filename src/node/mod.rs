@@ -259,10 +259,13 @@ impl Node {
         };
         // Bind first: a port in use stops the node before it touches the journal.
         let http = match self.config.http_addr {
-            Some(addr) => Some(
-                std::net::TcpListener::bind(addr)
-                    .map_err(|source| NodeError::Http { addr, source })?,
-            ),
+            Some(addr) => {
+                let auth = crate::web::Auth::load(&self.config.http, addr)
+                    .map_err(NodeError::HttpAccess)?;
+                let listener = std::net::TcpListener::bind(addr)
+                    .map_err(|source| NodeError::Http { addr, source })?;
+                Some((listener, auth))
+            }
             None => None,
         };
         let journal = Journal::open(&self.config.layout().journal())?;
@@ -312,7 +315,7 @@ impl Node {
         let (root, join) = spawned.map_err(|e| NodeError::Spawn(e.to_string()))?;
         let http_stop = Arc::new(tokio::sync::Notify::new());
         let mut http_addr = None;
-        if let Some(listener) = http {
+        if let Some((listener, auth)) = http {
             let addr = listener
                 .local_addr()
                 .map_err(|e| NodeError::Spawn(e.to_string()))?;
@@ -320,7 +323,7 @@ impl Node {
             http_addr = Some(addr);
             let (sh, stop) = (Arc::clone(&shared), Arc::clone(&http_stop));
             tokio::spawn(async move {
-                if let Err(e) = crate::actors::metrics::serve_http(listener, sh, stop).await {
+                if let Err(e) = crate::actors::metrics::serve_http(listener, sh, auth, stop).await {
                     tracing::error!(error = %e, "HTTP endpoints stopped");
                 }
             });

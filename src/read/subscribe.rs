@@ -62,23 +62,21 @@ pub async fn serve<R, W>(
     mut writer: W,
 ) -> Ended
 where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
 {
-    let mut out = Out {
+    let mut out = Socket {
+        reader: &mut reader,
         writer: &mut writer,
     };
     let ended = match subscription {
-        Subscription::Events { run, after } => {
-            events(&model, run, after, &mut reader, &mut out).await
-        }
+        Subscription::Events { run, after } => events(&model, run, after, &mut out).await,
         Subscription::Run(run) => {
             views(
                 &model,
                 Request::Summary(run),
                 RUN_FRAME_EVERY,
                 false,
-                &mut reader,
                 &mut out,
                 |r| match r {
                     Response::Runs(v) => v.first().is_some_and(|s| s.state.is_finished()),
@@ -98,7 +96,6 @@ where
                 Request::Queue { waiting, limit },
                 every.max(MIN_VIEW_EVERY),
                 true,
-                &mut reader,
                 &mut out,
                 |r| matches!(r, Response::Error(_)),
                 |_, _| {},
@@ -111,7 +108,6 @@ where
                 Request::Dashboard { limit },
                 every.max(MIN_VIEW_EVERY),
                 true,
-                &mut reader,
                 &mut out,
                 |r| matches!(r, Response::Error(_)),
                 |m, r| {
@@ -140,12 +136,26 @@ where
     ended
 }
 
-/// The writing side, with the slow-subscriber timeout.
-struct Out<'a, W> {
+/// Where a subscription's frames go: a control connection ([`Socket`]) or an HTTP stream
+/// (Server-Sent Events, [`crate::web`]). Both drop a subscriber that stops taking frames.
+pub trait Subscriber: Send {
+    /// Delivers one frame, or says why the subscriber is gone (`Closed`, `TooSlow`, ...).
+    fn send(
+        &mut self,
+        response: &Response,
+    ) -> impl std::future::Future<Output = Result<(), Ended>> + Send;
+    /// Completes when the subscriber went away. Cancel-safe: it may be dropped at any time.
+    fn closed(&mut self) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// A control connection: frames written with the slow-subscriber timeout; `reader` is only
+/// watched for the client closing it.
+struct Socket<'a, R, W> {
+    reader: &'a mut R,
     writer: &'a mut W,
 }
 
-impl<W: AsyncWrite + Unpin> Out<'_, W> {
+impl<R: AsyncRead + Unpin + Send, W: AsyncWrite + Unpin + Send> Subscriber for Socket<'_, R, W> {
     async fn send(&mut self, response: &Response) -> Result<(), Ended> {
         match tokio::time::timeout(SUBSCRIBER_WRITE_TIMEOUT, write_frame(self.writer, response))
             .await
@@ -159,6 +169,13 @@ impl<W: AsyncWrite + Unpin> Out<'_, W> {
             ))),
         }
     }
+
+    /// Completes when the client closes the connection (or sends anything: a subscribed
+    /// connection takes no more requests).
+    async fn closed(&mut self) {
+        let mut buf = [0u8; 64];
+        let _ = self.reader.read(&mut buf).await;
+    }
 }
 
 fn is_gone(e: &std::io::Error) -> bool {
@@ -170,32 +187,20 @@ fn is_gone(e: &std::io::Error) -> bool {
     )
 }
 
-/// Completes when the client closes the connection (or sends anything: a subscribed
-/// connection takes no more requests).
-async fn closed<R: AsyncRead + Unpin>(reader: &mut R) {
-    let mut buf = [0u8; 64];
-    let _ = reader.read(&mut buf).await;
-}
-
-/// A view subscription: the answer to `request` now, then again whenever the projection
+/// A view subscription (also the web UI's live pages): the answer to `request` now, then again whenever the projection
 /// applied more events (or, with `periodic`, every `every`), at most once per `every`;
 /// frames equal to the last one sent are skipped (unless periodic). Ends after a frame
 /// for which `last` says so.
 #[allow(clippy::too_many_arguments)]
-async fn views<R, W>(
+pub async fn views<S: Subscriber>(
     model: &ReadModel,
     request: Request,
     every: Duration,
     periodic: bool,
-    reader: &mut R,
-    out: &mut Out<'_, W>,
+    out: &mut S,
     last: impl Fn(&Response) -> bool,
     fill: impl Fn(&ReadModel, &mut Response),
-) -> Ended
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
+) -> Ended {
     let mut applied = model.watch_applied();
     let mut epochs = model.facts.epochs();
     let mut sent: Option<Response> = None;
@@ -222,29 +227,25 @@ where
             _ = applied.changed(), if !periodic => {}
             _ = epochs.changed(), if !periodic => {}
             _ = tokio::time::sleep_until(next), if periodic => {}
-            _ = closed(reader) => return Ended::Closed,
+            _ = out.closed() => return Ended::Closed,
             _ = model.stopped() => return Ended::Done,
         }
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {}
-            _ = closed(reader) => return Ended::Closed,
+            _ = out.closed() => return Ended::Closed,
             _ = model.stopped() => return Ended::Done,
         }
     }
 }
 
-/// An events subscription: the journal's events after `after`, then the feed's.
-async fn events<R, W>(
+/// An events subscription (also `GET /api/events`): the journal's events after `after`,
+/// then the feed's.
+pub async fn events<S: Subscriber>(
     model: &ReadModel,
     run: Option<RunId>,
     after: Seq,
-    reader: &mut R,
-    out: &mut Out<'_, W>,
-) -> Ended
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
+    out: &mut S,
+) -> Ended {
     // Read-your-writes: a run submitted just before is known.
     if let Err(e) = model.fresh(false).await {
         return out
@@ -269,7 +270,7 @@ where
         let batch = tokio::select! {
             // Cancelling a broadcast recv loses nothing; closed() reads a socket we drop.
             b = feed.recv() => b,
-            _ = closed(reader) => return Ended::Closed,
+            _ = out.closed() => return Ended::Closed,
             _ = model.stopped() => return Ended::Done,
         };
         match batch {
@@ -307,11 +308,11 @@ where
 
 /// Sends the journal's events after `last` (of `run`, or all), advancing `last` to where
 /// the journal ended when it was read (every event up to there was sent).
-async fn catch_up<W: AsyncWrite + Unpin>(
+async fn catch_up<S: Subscriber>(
     model: &ReadModel,
     run: Option<RunId>,
     last: &mut Seq,
-    out: &mut Out<'_, W>,
+    out: &mut S,
 ) -> Result<(), Ended> {
     let page = MAX_EVENTS_PER_REQUEST as usize;
     loop {

@@ -11,10 +11,12 @@ use std::sync::Arc;
 use super::health::ready;
 use crate::context::NodeContext;
 
-/// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until `stop` is notified.
+/// Serves `/metrics`, `/healthz`, `/readyz`, and the web UI and API ([`crate::web`], whose
+/// tokens and sessions `auth` holds) on `listener` until `stop` is notified.
 pub async fn serve_http(
     listener: std::net::TcpListener,
     shared: Arc<NodeContext>,
+    auth: crate::web::Auth,
     stop: Arc<tokio::sync::Notify>,
 ) -> std::io::Result<()> {
     use axum::http::{header, StatusCode};
@@ -51,7 +53,9 @@ pub async fn serve_http(
                 },
             ),
         )
-        .with_state(shared);
+        .with_state(Arc::clone(&shared));
+    let web = Arc::new(crate::web::Web { ctx: shared, auth });
+    let app = app.merge(crate::web::router(web));
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.notified().await })
         .await

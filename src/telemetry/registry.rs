@@ -21,6 +21,7 @@
 //! | `troupe_hook_calls_total` | counter | `hook`, `outcome` (succeeded, failed) | scheduler, once a call's end is durable |
 //! | `troupe_hook_attempts_total` | counter | `hook` | scheduler, when an attempt's process starts |
 //! | `troupe_inbox_files_total` | counter | `outcome` (submitted, rejected) | inbox, once a file is moved (a submitted one after its run is durable) |
+//! | `troupe_http_streams` | gauge | | web UI and API, while a Server-Sent Events stream is open (`/api/events`, a run page's live updates) |
 //! | `troupe_process_*` | | | CPU seconds, resident memory, open fds ([`prometheus::process_collector`]) |
 //!
 //! Counters count since the process started (Prometheus handles resets); they are raised
@@ -112,6 +113,8 @@ pub struct Metrics {
     hook_attempts: IntCounterVec,
     /// `troupe_inbox_files_total{outcome}`: inbox files moved to `submitted/` or `rejected/`.
     inbox_files: IntCounterVec,
+    /// `troupe_http_streams`: open Server-Sent Events streams (slow ones are dropped).
+    http_streams: IntGauge,
 }
 
 /// Cached metric handles of one pool, so the scheduler's hot path is atomic adds only.
@@ -358,6 +361,12 @@ impl Metrics {
         )
         .expect("valid metric");
         reg(Box::new(inbox_files.clone()));
+        let http_streams = IntGauge::new(
+            "troupe_http_streams",
+            "Open Server-Sent Events streams of the web UI and HTTP API.",
+        )
+        .expect("valid metric");
+        reg(Box::new(http_streams.clone()));
         reg(Box::new(
             prometheus::process_collector::ProcessCollector::new(
                 std::process::id() as i32,
@@ -393,6 +402,7 @@ impl Metrics {
             hook_calls,
             hook_attempts,
             inbox_files,
+            http_streams,
         })
     }
 
@@ -414,6 +424,12 @@ impl Metrics {
     /// Inbox files moved with `outcome` since the process started.
     pub fn inbox_files(&self, outcome: &str) -> u64 {
         self.inbox_files.with_label_values(&[outcome]).get()
+    }
+
+    /// `troupe_http_streams`: the gauge of open Server-Sent Events streams (a stream raises
+    /// it while it lives).
+    pub fn http_streams(&self) -> &IntGauge {
+        &self.http_streams
     }
 
     /// Counts a hook attempt that starts.

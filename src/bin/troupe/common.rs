@@ -60,7 +60,9 @@ impl From<NodeError> for Failed {
     fn from(e: NodeError) -> Self {
         let code = match &e {
             NodeError::Control(c) => c.exit_code() as u8,
-            NodeError::DataDir { .. } | NodeError::Inbox { .. } => EXIT_INVALID,
+            NodeError::DataDir { .. } | NodeError::Inbox { .. } | NodeError::HttpAccess(_) => {
+                EXIT_INVALID
+            }
             NodeError::Journal(j) => j.exit_code() as u8,
             _ => EXIT_INTERNAL,
         };

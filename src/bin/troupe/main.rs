@@ -717,7 +717,8 @@ struct NodeArgs {
     #[arg(long, value_name = "ADDR", value_parser = |s: &str| troupe::config::parse_http_addr(s).map(HttpAddrArg))]
     http_addr: Option<HttpAddrArg>,
     /// Let `[cluster] listen` be a non-loopback address without TLS (the cookie handshake
-    /// alone authenticates; traffic is in the clear).
+    /// alone authenticates; traffic is in the clear), and a non-loopback `--http-addr` serve
+    /// the web UI and API without `[http] tokens_file` (reads open to anyone who reaches it).
     #[arg(long)]
     insecure: bool,
 }

@@ -78,6 +78,7 @@ pub(crate) fn node_config(data_dir: &Path, opts: &StartOptions) -> Result<NodeCo
     if let Some(dir) = &opts.inbox {
         cfg.inbox = Some(dir.clone());
     }
+    cfg.http.insecure = opts.insecure;
     if let Some(c) = cfg.cluster.as_mut() {
         c.insecure = opts.insecure;
     }

@@ -324,11 +324,7 @@ pub fn approval_json(p: &PendingApproval, now: Timestamp) -> serde_json::Value {
 
 /// One task failed for good, with the path of its last attempt's log (`None`: it never ran)
 /// and that log's last lines: `troupe failed --json`.
-pub fn failed_json(
-    f: &FailedTask,
-    log: Option<&Path>,
-    tail: &[String],
-) -> serde_json::Value {
+pub fn failed_json(f: &FailedTask, log: Option<&Path>, tail: &[String]) -> serde_json::Value {
     json!({
         "run": f.run.to_string(),
         "workflow": f.workflow,
@@ -387,11 +383,7 @@ fn opt_secs(d: Option<std::time::Duration>) -> serde_json::Value {
 
 /// The plan of a workflow: `troupe run FILE --dry-run --json` (shape in docs/operations.md,
 /// "Dry runs").
-pub fn workflow_dry_run_json(
-    file: &Path,
-    wf: &Workflow,
-    p: &WorkflowPreview,
-) -> serde_json::Value {
+pub fn workflow_dry_run_json(file: &Path, wf: &Workflow, p: &WorkflowPreview) -> serde_json::Value {
     let id = |t: TaskIndex| wf.task_id(t).as_str();
     let ids = |list: &[TaskIndex]| list.iter().map(|&t| id(t)).collect::<Vec<_>>();
     json!({

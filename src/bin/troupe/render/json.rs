@@ -10,4 +10,3 @@ pub(crate) fn print_json(v: &serde_json::Value) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{v}");
 }
-

@@ -1,0 +1,1 @@
+// troupe web UI: live updates
