@@ -24,6 +24,8 @@
 //! - [`cluster`]: remote worker nodes on loopback against a local node: `/bin/true`
 //!   throughput, submit → done latency, and how soon a killed worker's attempt is retried
 //!   elsewhere.
+//! - [`web`]: the web UI: a 10,000-task run page against its JSON, how soon a change reaches
+//!   an open page against the raw event stream, dispatch with 20 open run pages against none.
 //! - [`control`]: the control socket under load: read waits and dispatch with many clients
 //!   (readers, `events --follow`, submitters, a garbage client, a connect/drop loop) against
 //!   one client of each kind; [`load`] drives the clients (also used by the tests).
@@ -43,6 +45,7 @@ pub mod resilience;
 pub mod saga;
 pub mod scoring;
 pub mod tasks;
+pub mod web;
 
 pub use journal::*;
 pub use plan::*;

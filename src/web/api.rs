@@ -28,21 +28,59 @@ pub const OPENAPI: &str = include_str!("assets/openapi.json");
 /// Most runs one `GET /api/runs` returns.
 pub const MAX_RUNS_PER_PAGE: usize = 500;
 
-/// The routes of `/api/`.
+/// The routes of `/api/` (nested there by [`super::router`]).
 pub fn routes() -> Router<Arc<Web>> {
     Router::new()
-        .route("/api/openapi.json", get(openapi))
-        .route("/api/runs", get(list).post(submit))
-        .route("/api/runs/{run}", get(run))
-        .route("/api/runs/{run}/cancel", post(cancel))
-        .route("/api/runs/{run}/tasks/{task}", get(task))
-        .route("/api/runs/{run}/tasks/{task}/log", get(log))
-        .route("/api/runs/{run}/tasks/{task}/retry", post(retry))
-        .route("/api/runs/{run}/tasks/{task}/approve", post(approve))
-        .route("/api/runs/{run}/tasks/{task}/reject", post(reject))
-        .route("/api/events", get(super::live::events))
-        .route("/api/runs/{run}/stream", get(super::live::run_stream))
+        .route("/openapi.json", get(openapi))
+        .route("/runs", get(list).post(submit))
+        .route("/runs/{run}", get(run))
+        .route("/runs/{run}/cancel", post(cancel))
+        .route("/runs/{run}/tasks/{task}", get(task))
+        .route("/runs/{run}/tasks/{task}/log", get(log))
+        .route("/runs/{run}/tasks/{task}/retry", post(retry))
+        .route("/runs/{run}/tasks/{task}/approve", post(approve))
+        .route("/runs/{run}/tasks/{task}/reject", post(reject))
+        .route("/events", get(super::live::events))
+        .route("/runs/{run}/stream", get(super::live::run_stream))
         .fallback(|| async { WebError::not_found("no such API endpoint (see /api/openapi.json)") })
+        .layer(axum::middleware::map_response(json_errors))
+}
+
+/// Turns the errors axum answers by itself (a query, path or body that does not parse:
+/// 400; a method the path does not take: 405; a content type it does not read: 415) into
+/// the API's JSON error shape, so every error under `/api/` is JSON.
+async fn json_errors(r: Response) -> Response {
+    let status = r.status();
+    let is_json = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return r;
+    }
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let (parts, body) = r.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let mut message = String::from_utf8_lossy(&text).trim().to_owned();
+    if message.is_empty() {
+        message = status.canonical_reason().unwrap_or("error").to_owned();
+    }
+    let mut out = WebError::new(status, code, message).into_response();
+    for (k, v) in parts.headers.iter() {
+        if k == header::ALLOW {
+            out.headers_mut().insert(k, v.clone());
+        }
+    }
+    out
 }
 
 async fn openapi() -> Response {

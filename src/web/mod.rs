@@ -56,10 +56,11 @@ impl Web {
 /// server by [`crate::telemetry::http::serve_http`].
 pub fn router(web: Arc<Web>) -> Router {
     Router::new()
-        .merge(api::routes())
+        .nest("/api", api::routes())
         .merge(pages::routes())
         .merge(assets::routes())
         .merge(auth::routes())
+        .fallback(|| async { pages::error_page(&WebError::not_found("no such page")) })
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&web),
             auth::guard,

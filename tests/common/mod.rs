@@ -401,3 +401,4 @@ impl Drop for GoOnDrop {
         let _ = std::fs::write(&self.0, "");
     }
 }
+pub mod http;

@@ -264,6 +264,33 @@ pub(crate) enum BenchCommand {
         #[arg(long)]
         scattered: bool,
     },
+    /// The web UI: the page of a 10,000-task run against its JSON (target ≤ 1 s), the page
+    /// of a 100,000-task run (summarised), how soon an approval reaches an open run page
+    /// against the raw event stream (target ≤ 200 ms), and no-op tasks/s with 20 open run
+    /// pages against none, alternating rounds (target ≥ 0.95×).
+    Web {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Scratch directory (removed afterwards). Default: DATA_DIR/bench-web-<pid>.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Tasks of the timed run page (the big run has ten times as many).
+        #[arg(long, default_value_t = 10_000)]
+        tasks: usize,
+        /// Rounds of each case.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Approvals timed for the live latency.
+        #[arg(long, default_value_t = 50)]
+        approvals: usize,
+        /// No-op tasks per dispatch round.
+        #[arg(long, default_value_t = 50_000)]
+        dispatch_tasks: usize,
+        /// Open run pages in the dispatch rounds with pages.
+        #[arg(long, default_value_t = 20)]
+        pages: usize,
+    },
     /// The inbox: files/s from dropping N workflow files into `--inbox` until all are in
     /// `submitted/`, vs the same workflows submitted directly; alternating rounds (target
     /// ≥ 1,000 files/s).
@@ -434,6 +461,16 @@ impl BenchCommand {
             BenchCommand::Inbox { files, rounds, .. } => {
                 positive(*files > 0 && *rounds > 0, "--files and --rounds")
             }
+            BenchCommand::Web {
+                tasks,
+                rounds,
+                approvals,
+                dispatch_tasks,
+                ..
+            } => positive(
+                *tasks > 0 && *rounds > 0 && *approvals > 0 && *dispatch_tasks > 0,
+                "--tasks, --rounds, --approvals and --dispatch-tasks",
+            ),
             BenchCommand::Metrics {
                 scrape_tasks,
                 since_events,
@@ -610,6 +647,75 @@ fn measure(cmd: BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
                     r.queue_p99_us as f64 / 1000.0
                 );
             }
+        }
+        BenchCommand::Web {
+            json,
+            dir,
+            tasks,
+            rounds,
+            approvals,
+            dispatch_tasks,
+            pages,
+        } => {
+            let dir = dir.unwrap_or_else(|| scratch(data_dir, "bench-web"));
+            let mut opts = bench::web::WebBenchOptions::new(dir);
+            opts.tasks = tasks;
+            opts.rounds = rounds;
+            opts.approvals = approvals;
+            opts.dispatch_tasks = dispatch_tasks;
+            opts.pages = pages;
+            let rt = tokio::runtime::Runtime::new()?;
+            let r = rt.block_on(bench::web::web(&opts))?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+                return Ok(());
+            }
+            println!(
+                "bench web: the page of a {}-task run (HTML, DAG SVG, task table) vs its JSON, {} bytes",
+                r.tasks, r.page_bytes
+            );
+            for (i, (page, json)) in r.page_rounds.iter().enumerate() {
+                println!(
+                    "  round {}: page {page:>8.1} ms   json {json:>8.1} ms",
+                    i + 1
+                );
+            }
+            println!(
+                "median: page {:.1} ms, json {:.1} ms, ratio {:.2} (target: page ≤ 1000 ms)",
+                r.page_ms,
+                r.json_ms,
+                r.page_ms / r.json_ms
+            );
+            println!(
+                "the page of a {}-task run (summarised graph, paged table), {} bytes",
+                r.big_tasks, r.big_page_bytes
+            );
+            for (i, (page, json)) in r.big_rounds.iter().enumerate() {
+                println!(
+                    "  round {}: page {page:>8.1} ms   json {json:>8.1} ms",
+                    i + 1
+                );
+            }
+            println!("median: page {:.1} ms", r.big_page_ms);
+            println!(
+                "approval answered (durable) → open run page shows it, vs → /api/events: {} approvals",
+                r.latency_rounds.len()
+            );
+            println!(
+                "  run page p50 {:.1} ms, max {:.1} ms; event stream p50 {:.1} ms (target: page ≤ 200 ms)",
+                r.latency_p50_ms, r.latency_max_ms, r.feed_p50_ms
+            );
+            println!(
+                "dispatch: no-op tasks/s with {} open run pages vs none, buffered journal, 16 workers",
+                r.pages
+            );
+            print_paired(
+                &r.dispatch_rounds,
+                ("pages", "tasks/s"),
+                ("none", "tasks/s"),
+                (r.figure, r.baseline, r.ratio),
+                "target ≥ 0.95",
+            );
         }
         BenchCommand::Inbox {
             json,
