@@ -68,22 +68,37 @@ function loadConfig() {
 }
 
 const config = loadConfig();
-const results = [];
+let passed = 0;
 let failed = 0;
+/** Names of the steps that failed, for the steps that need them. */
+const failedSteps = new Set();
 
-/** Runs one step; a failure is recorded with its message and the walk goes on. */
-async function step(name, body) {
+/** Runs one step; a failure is recorded with its message and the walk goes on. A step that
+ * `needs` a step that failed fails at once, saying which (it would only time out). */
+async function step(name, body, needs = []) {
+  const missed = needs.filter((n) => failedSteps.has(n));
   try {
+    check(!missed.length, `not run, as "${missed.join('", "')}" failed`);
     await body();
-    results.push(`ok   ${name}`);
+    passed += 1;
     console.log(`ok   ${name}`);
   } catch (e) {
     failed += 1;
-    const why = (e && e.message ? e.message : String(e)).split("\n").slice(0, 6).join("\n     ");
-    results.push(`FAIL ${name}: ${why}`);
+    failedSteps.add(name);
+    const why = (e && e.message ? e.message : String(e))
+      .replace(/\x1b\[[0-9;]*m/g, "")
+      .split("\n")
+      .slice(0, 6)
+      .join("\n     ");
     console.log(`FAIL ${name}: ${why}`);
   }
 }
+
+// The steps' names, for `needs`.
+const RUNS = "runs page lists every run with its state";
+const RUN = "a run's page draws every task in the SVG";
+const LOGIN = "log in at /login with the token";
+const APPROVE = "approve the gate at /approvals";
 
 function check(cond, message) {
   if (!cond) throw new Error(message);
@@ -154,7 +169,7 @@ const runTab = context.pages()[0] || (await context.newPage());
 const tab = await context.newPage();
 
 try {
-  await step("runs page lists every run with its state", async () => {
+  await step(RUNS, async () => {
     await open(runTab, "/runs");
     await runTab.waitForSelector("table#runs", { timeout: WAIT_MS });
     for (const [run, state] of Object.entries(config.runs)) {
@@ -170,7 +185,7 @@ try {
     await shot(runTab, "runs");
   });
 
-  await step("a run's page draws every task in the SVG", async () => {
+  await step(RUN, async () => {
     await runTab.locator(`table#runs tr[data-run=${q(live.run)}] a[href=${q(`/runs/${live.run}`)}]`).first().click();
     await runTab.waitForURL(`**/runs/${live.run}`, { timeout: WAIT_MS });
     await runTab.waitForSelector("svg#dag", { timeout: WAIT_MS });
@@ -188,7 +203,7 @@ try {
     }
     check((await runTab.locator("[data-run-state]").count()) >= 1, "no [data-run-state] element");
     await shot(runTab, "run");
-  });
+  }, [RUNS]);
 
   await step("a task turns green live, without a reload", async () => {
     const node = `svg#dag g.node[data-task=${q(live.waiter)}]`;
@@ -213,7 +228,7 @@ try {
     );
     check(await runTab.evaluate(() => window.__troupeNoReload === true), "the page reloaded");
     await shot(runTab, "run-live");
-  });
+  }, [RUN]);
 
   await step("a failed task's page shows its log", async () => {
     const { run, task, log_text } = config.failed;
@@ -237,7 +252,7 @@ try {
     check(!cookies.some((c) => c.name === "troupe_session"), "a wrong token got a troupe_session cookie");
   });
 
-  await step("log in at /login with the token", async () => {
+  await step(LOGIN, async () => {
     await open(tab, "/login");
     await tab.fill("input[name=token]", config.token);
     await shot(tab, "login");
@@ -250,9 +265,11 @@ try {
     check(csrf, "no meta csrf-token once logged in");
   });
 
-  await step("approve the gate at /approvals", async () => {
+  await step(APPROVE, async () => {
     const row = `table#approvals tr[data-run=${q(live.run)}][data-task=${q(live.gate)}]`;
-    // The gate asks for approval once the waiter has succeeded; reload until it is listed.
+    // The gate asks for approval once the waiter has succeeded (released by the step before,
+    // and here again in case that step failed first); reload until it is listed.
+    writeFileSync(live.release_file, "");
     const deadline = Date.now() + WAIT_MS;
     for (;;) {
       await open(tab, "/approvals");
@@ -269,7 +286,7 @@ try {
     ]);
     await open(tab, "/approvals");
     check((await tab.locator(row).count()) === 0, `${row} is still listed after approving`);
-  });
+  }, [LOGIN]);
 
   await step("the run finishes: data-run-state becomes succeeded", async () => {
     const finished = () => {
@@ -290,7 +307,7 @@ try {
     const green = await runTab.locator("svg#dag g.node.state-succeeded").count();
     check(green === live.tasks.length, `${green} of ${live.tasks.length} g.node are state-succeeded`);
     await shot(runTab, "run-succeeded");
-  });
+  }, [APPROVE]);
 
   await step("a workflow name and a reason holding markup are shown as text", async () => {
     const { run, name, gate, reason } = config.xss;
@@ -320,7 +337,7 @@ try {
     const injected = await tab.evaluate(() => window.__troupeXss);
     check(injected === undefined, `markup ran: window.__troupeXss = ${injected}`);
     await shot(tab, "xss");
-  });
+  }, [LOGIN]);
 
   await step("the page of a 16 MiB log loads and stays responsive", async () => {
     const { run, task } = config.big_log;
@@ -350,5 +367,5 @@ try {
   rmSync(userDataDir, { recursive: true, force: true });
 }
 
-console.log(`${results.length - failed} passed, ${failed} failed`);
+console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);
