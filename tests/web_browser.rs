@@ -48,7 +48,8 @@ depends_on = ["gate"]
 "#;
 
 /// What the failed task prints: markup in a log is text too.
-const FAILED_LOG: &str = "MARKER: the task failed <b>here</b> & <script>window.__troupeXss=4</script>";
+const FAILED_LOG: &str =
+    "MARKER: the task failed <b>here</b> & <script>window.__troupeXss=4</script>";
 
 /// A run that fails, with its log.
 const FAILED: &str = r#"
@@ -131,7 +132,9 @@ fn the_ui_walked_in_headless_chromium() {
     let big = submit(&dir, &workflow(tmp.path(), "big.toml", BIG_LOG));
     assert_eq!(wait_finished(&dir, &failed, 60)["state"], "failed");
     assert_eq!(wait_finished(&dir, &big, 120)["state"], "succeeded");
-    wait_until(&dir, &xss, 30, |v| task_state(v, "review") == "awaiting_approval");
+    wait_until(&dir, &xss, 30, |v| {
+        task_state(v, "review") == "awaiting_approval"
+    });
     wait_until(&dir, &live, 30, |v| task_state(v, "wait") == "running");
     let big_log = dir.join(format!("logs/{big}/spew"));
     let logged: u64 = std::fs::read_dir(&big_log)

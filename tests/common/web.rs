@@ -72,7 +72,11 @@ pub fn fresh_token() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    format!("{:016x}{:016x}", nanos as u64, std::process::id() as u64 ^ 0x7472_6f75_7065)
+    format!(
+        "{:016x}{:016x}",
+        nanos as u64,
+        std::process::id() as u64 ^ 0x7472_6f75_7065
+    )
 }
 
 /// Prepares `data_dir` for a node whose actions need a token: writes the tokens file
