@@ -18,6 +18,9 @@
 //   big_log      {run, task}: a task whose log is 16 MiB
 //   chromium     optional, default $TROUPE_CHROMIUM or /usr/bin/chromium
 //
+// Screenshots: runs, run, run-live, task-failed, login, approvals, run-succeeded, xss,
+// task-big-log (the viewport only), node, nodes, run-tree.
+//
 // Prints one line per step ("ok   STEP" or "FAIL STEP: why") and "N passed, N failed"; exits
 // 0 only if every step passed, 1 if one failed, 2 on a bad CONFIG.json.
 
@@ -356,6 +359,43 @@ try {
     check((await tab.locator("a#full-log").count()) === 1, "no a#full-log link to the whole log");
     console.log(`note 16 MiB log page: loaded in ${loaded} ms, answered in ${Date.now() - asked} ms, pre#log holds ${length} characters`);
     await shot(tab, "task-big-log", false);
+  });
+
+  await step("the node, worker nodes and agent tree pages load; an unknown run is a 404 page", async () => {
+    for (const [path, name] of [
+      ["/node", "node"],
+      ["/nodes", "nodes"],
+      [`/runs/${live.run}/tree`, "run-tree"],
+    ]) {
+      await open(tab, path);
+      await shot(tab, name);
+    }
+    const response = await tab.goto(`${config.url}/runs/no-such-run`, { timeout: WAIT_MS });
+    check(response.status() === 404, `/runs/no-such-run answered ${response.status()}, not 404`);
+    const h1 = await tab.locator("h1").first().innerText();
+    check(/not found/i.test(h1), `the 404 page's h1 says "${h1}"`);
+  });
+
+  await step("the pages work with JavaScript off", async () => {
+    const plain = await context.newPage();
+    try {
+      const cdp = await context.newCDPSession(plain);
+      await cdp.send("Emulation.setScriptExecutionDisabled", { value: true });
+      await open(plain, "/runs");
+      check(
+        (await plain.locator(`table#runs tr[data-run=${q(live.run)}]`).count()) === 1,
+        "no row for the live run in table#runs",
+      );
+      await open(plain, `/runs/${live.run}`);
+      const drawn = await plain.locator("svg#dag g.node").count();
+      check(drawn === live.tasks.length, `svg#dag has ${drawn} g.node, the run has ${live.tasks.length} tasks`);
+      check(await plain.evaluate(() => window.__troupeNoJs === undefined), "(setup) evaluate works");
+      const { run, task, log_text } = config.failed;
+      await open(plain, `/runs/${run}/tasks/${task}`);
+      check((await plain.locator("pre#log").innerText()).includes(log_text), "pre#log lacks the log text");
+    } finally {
+      await plain.close();
+    }
   });
 
   await step("no dialog opened and no page script threw", async () => {
