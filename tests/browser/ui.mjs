@@ -1,7 +1,7 @@
 // The web UI in a real browser: Playwright (playwright-core) driving Debian's headless
 // Chromium against a running troupe node. tests/web_browser.rs starts the node, submits the
 // runs this walks through and runs `node tests/browser/ui.mjs CONFIG.json`; the selectors are
-// those of the UI's contract (src/web/, docs/web.md).
+// those of the UI's contract for issue 19 (src/web/).
 //
 // CONFIG.json (every key required unless marked optional):
 //   url          "http://127.0.0.1:PORT", the node's http_addr
