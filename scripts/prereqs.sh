@@ -1,13 +1,48 @@
 #!/usr/bin/env bash
 # Installs what building troupe needs on Debian or Ubuntu, if it is missing:
-# a C/C++ toolchain and libclang (bindgen generates RocksDB's bindings), and Rust via rustup;
-# with TROUPE_TEST_TOOLS=1 (scripts/test.sh) also tmux, for the dashboard test.
+# a C/C++ toolchain and libclang (bindgen generates RocksDB's bindings), and Rust via rustup.
+# With TROUPE_TEST_TOOLS=1 (scripts/test.sh) also what the tests drive besides troupe: tmux
+# (the dashboard test); Debian's Chromium at /usr/bin/chromium (TROUPE_CHROMIUM overrides the
+# path), Node.js and npm, then `npm ci` in tests/browser (playwright-core, pinned by its
+# package-lock.json) for the web UI's browser test; and schemathesis (pinned by
+# tests/schema/requirements.txt) in a venv at ~/.cache/troupe-venv for the HTTP API's schema
+# test. The npm packages and the venv are installed again when their pins change.
 # Safe to run again: it only installs what is absent. If something is still missing after
 # installing, it says what and fails (the caller stops too: it sources this with set -e).
 # scripts/test-prereqs.sh tests it with stub apt-get, sudo and curl first on PATH.
 set -euo pipefail
 
 have() { command -v "$1" >/dev/null 2>&1; }
+
+# Where the test tools go. Only bash builtins here and in the checks below (no dirname, cmp):
+# scripts/test-prereqs.sh runs this with a PATH that holds little more than stubs.
+troupe_root=${BASH_SOURCE[0]}
+case $troupe_root in
+  */*) troupe_root=${troupe_root%/*}/.. ;;
+  *) troupe_root=.. ;;
+esac
+troupe_root=$(cd "$troupe_root" && pwd)
+troupe_chromium=${TROUPE_CHROMIUM:-/usr/bin/chromium}
+troupe_browser_dir=$troupe_root/tests/browser
+troupe_requirements=$troupe_root/tests/schema/requirements.txt
+troupe_venv=$HOME/.cache/troupe-venv
+
+# Whether files $1 and $2 hold the same text ($2 may be absent).
+same_text() { [ -f "$2" ] && [ "$(<"$1")" = "$(<"$2")" ]; }
+
+# Whether tests/browser/node_modules holds what package-lock.json pins: `npm ci` finished there
+# with this lock file (it leaves a copy of it as a stamp).
+node_modules_ready() {
+  [ -f "$troupe_browser_dir/node_modules/playwright-core/package.json" ] \
+    && same_text "$troupe_browser_dir/package-lock.json" \
+      "$troupe_browser_dir/node_modules/.troupe-package-lock.json"
+}
+
+# Whether the venv holds schemathesis as the requirements file pins it (same stamp scheme).
+venv_ready() {
+  [ -x "$troupe_venv/bin/schemathesis" ] \
+    && same_text "$troupe_requirements" "$troupe_venv/troupe-requirements.txt"
+}
 
 # Whether $1 is a libclang bindgen can load. Same rules as clang-sys 1.9 (build/dynamic.rs and
 # build/common.rs), which finds libclang for bindgen: one of these names, but not libclang-cpp
@@ -73,6 +108,16 @@ missing_packages() {
   # The test suite also drives `troupe dashboard` in a real terminal.
   if [ "${TROUPE_TEST_TOOLS:-0}" = 1 ]; then
     have tmux || echo tmux
+    # The web UI's browser test (tests/web_browser.rs) and its npm packages.
+    [ -x "$troupe_chromium" ] || echo chromium
+    have node || echo nodejs
+    have npm || echo npm
+    # The schema test's venv, made with `python3 -m venv` (Debian keeps ensurepip, which it
+    # needs, in python3-venv).
+    if ! venv_ready; then
+      have python3 || echo python3
+      { have python3 && python3 -c 'import ensurepip, venv' >/dev/null 2>&1; } || echo python3-venv
+    fi
   fi
 }
 
@@ -89,6 +134,17 @@ still_missing() {
       fi
       ;;
     tmux) echo "troupe: tmux still not found after installing tmux" ;;
+    chromium)
+      if [ -n "${TROUPE_CHROMIUM:-}" ]; then
+        echo "troupe: chromium still not found after installing chromium: TROUPE_CHROMIUM=$TROUPE_CHROMIUM is not an executable file; point it at Chromium's binary, or unset it for /usr/bin/chromium"
+      else
+        echo "troupe: chromium still not found after installing chromium (looked for /usr/bin/chromium)"
+      fi
+      ;;
+    nodejs) echo "troupe: node still not found after installing nodejs" ;;
+    npm) echo "troupe: npm still not found after installing npm" ;;
+    python3) echo "troupe: python3 still not found after installing python3" ;;
+    python3-venv) echo "troupe: python3 ($(command -v python3)) still cannot make a venv (no ensurepip) after installing python3-venv" ;;
     *) echo "troupe: $1 still missing" ;;
   esac >&2
 }
@@ -114,8 +170,31 @@ if ! have cargo; then
   export PATH="$HOME/.cargo/bin:$PATH"
 fi
 
+# The test tools that come from npm and PyPI, once node, npm and python3 are there. A failed
+# install is reported by the check below.
+installed_test_tools=0
+if [ "${TROUPE_TEST_TOOLS:-0}" = 1 ]; then
+  if ! node_modules_ready && have npm; then
+    echo "troupe: installing the browser test's npm packages (npm ci in $troupe_browser_dir)" >&2
+    installed_test_tools=1
+    if (cd "$troupe_browser_dir" && npm ci --no-audit --no-fund --loglevel=error >&2); then
+      printf '%s' "$(<"$troupe_browser_dir/package-lock.json")" \
+        >"$troupe_browser_dir/node_modules/.troupe-package-lock.json" || true
+    fi
+  fi
+  if ! venv_ready && have python3; then
+    echo "troupe: installing schemathesis into $troupe_venv (python3 -m venv, pip install -r $troupe_requirements)" >&2
+    installed_test_tools=1
+    if python3 -m venv "$troupe_venv" >&2 \
+      && "$troupe_venv/bin/pip" install --quiet --disable-pip-version-check \
+        -r "$troupe_requirements" >&2; then
+      printf '%s' "$(<"$troupe_requirements")" >"$troupe_venv/troupe-requirements.txt" || true
+    fi
+  fi
+fi
+
 # Check again after installing anything; stop (the caller too) if something is still missing.
-if ((${#need[@]})) || [ "$installed_rust" = 1 ]; then
+if ((${#need[@]})) || [ "$installed_rust" = 1 ] || [ "$installed_test_tools" = 1 ]; then
   mapfile -t still < <(missing_packages)
   for package in "${still[@]}"; do
     still_missing "$package"
@@ -123,6 +202,16 @@ if ((${#need[@]})) || [ "$installed_rust" = 1 ]; then
   if ! have cargo; then
     still+=(cargo)
     echo "troupe: cargo still not found after installing Rust with rustup (looked in PATH and $HOME/.cargo/bin)" >&2
+  fi
+  if [ "${TROUPE_TEST_TOOLS:-0}" = 1 ]; then
+    if ! node_modules_ready; then
+      still+=(node_modules)
+      echo "troupe: $troupe_browser_dir/node_modules still lacks playwright-core after npm ci (see npm's messages above; playwright-core needs Node.js 20 or newer)" >&2
+    fi
+    if ! venv_ready; then
+      still+=(schemathesis)
+      echo "troupe: $troupe_venv/bin/schemathesis still not found after python3 -m venv and pip install -r $troupe_requirements (see the messages above)" >&2
+    fi
   fi
   if ((${#still[@]})); then
     return 1 2>/dev/null || exit 1

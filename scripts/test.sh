@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test (unit, doc, property, integration against the real binary and real
-# RocksDB, the SIGKILL crash test) after installing missing prerequisites, and the test of
-# the script that installs them.
+# RocksDB, the SIGKILL crash test) after installing missing prerequisites, with the tools the
+# tests drive (tmux, Chromium, Node.js and tests/browser's npm packages, schemathesis), and the
+# test of the script that installs them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TROUPE_TEST_TOOLS=1 source scripts/prereqs.sh
