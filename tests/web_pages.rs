@@ -134,10 +134,68 @@ fn unknown_runs_and_tasks_are_404_pages() {
     assert!(body.contains("has no task nope"), "{body}");
 }
 
+/// A raw HTTP/1.0 request: (status, head, body).
+fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if method == "POST" {
+        req.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// Percent-encodes a form value.
+fn form_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The value of `<meta name="csrf-token" content="...">` in a page.
+fn csrf_of(page: &str) -> String {
+    let at = page.find(r#"<meta name="csrf-token" content=""#).expect("a csrf meta tag") + 34;
+    page[at..].split('"').next().unwrap().to_owned()
+}
+
+const TOKEN: &str = "s3cret-token-for-pages";
+
+/// A data dir whose troupe.toml names a tokens file with `alice TOKEN`.
+fn with_tokens(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).unwrap();
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, format!("alice {TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(
+        dir.join("troupe.toml"),
+        format!("[http]\ntokens_file = '{}'\n", tokens.display()),
+    )
+    .unwrap();
+}
+
 #[test]
-fn a_gate_is_listed_on_the_approvals_page_with_a_login_link() {
+fn a_logged_in_browser_decides_gates_and_cancels_runs_through_the_forms() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
+    with_tokens(dir);
     let _node = NodeProc::start(dir, &[]);
     let addr = http_addr(dir);
     let wf = workflow(
@@ -157,29 +215,54 @@ fn a_gate_is_listed_on_the_approvals_page_with_a_login_link() {
     };
     assert!(page.contains(&format!(r#"<tr data-run="{run_id}" data-task="deploy">"#)), "{page}");
     assert!(page.contains("Log in to decide"), "anonymous: a login link");
-    let task = get(&addr, &format!("/runs/{run_id}/tasks/deploy"), 200);
-    assert!(task.contains("awaiting_approval"), "{task}");
-    assert!(task.contains("The task has not run yet."));
-    // Acting without a login is refused: the guard sends a browser to log in.
-    let (s, _) = http_post_form(&addr, &format!("/runs/{run_id}/tasks/deploy/decide"), "decision=approve");
+    let decide = format!("/runs/{run_id}/tasks/deploy/decide");
+    // Acting without a login: the guard sends the browser to log in; nothing changes.
+    let (s, _, _) = http(&addr, "POST", &decide, &[], "decision=approve");
     assert!(s == 303 || s == 401, "{s}");
-    let v = run_status(dir, &run_id);
-    assert_eq!(task_state(&v, "deploy"), "awaiting_approval");
-}
+    assert_eq!(task_state(&run_status(dir, &run_id), "deploy"), "awaiting_approval");
 
-/// `POST path` with a form body over HTTP/1.0: the status.
-fn http_post_form(addr: &str, path: &str, body: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap();
-    (status, text)
+    // Log in; the page then carries the CSRF token and the decision form.
+    let (s, head, _) = http(&addr, "POST", "/login", &[], &format!("token={TOKEN}&next=/approvals"));
+    assert_eq!(s, 303, "{head}");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let page = http(&addr, "GET", "/approvals", &[("Cookie", &cookie)], "").2;
+    assert!(page.contains(r#"value="approve""#), "{page}");
+    let csrf = csrf_of(&page);
+    // A forged CSRF token is refused.
+    let (s, _, _) = http(&addr, "POST", &decide, &[("Cookie", &cookie)], "csrf=forged&decision=approve");
+    assert_eq!(s, 403);
+    // The form with a reason holding markup: 303 back to the approvals, the task runs.
+    let body = format!("csrf={csrf}&next=%2Fapprovals&reason={}&decision=approve", form_value(EVIL));
+    let (s, head, _) = http(&addr, "POST", &decide, &[("Cookie", &cookie)], &body);
+    assert_eq!(s, 303, "{head}");
+    assert!(head.to_lowercase().contains("location: /approvals"), "{head}");
+    let v = wait_finished(dir, &run_id, 60);
+    assert_eq!(v["state"], "succeeded", "{v}");
+    let task = get(&addr, &format!("/runs/{run_id}/tasks/deploy"), 200);
+    assert!(task.contains(r#"<table id="decisions">"#), "{task}");
+    assert!(task.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !task.contains(EVIL));
+    assert!(task.contains("<td class=\"decision\">approved</td>"));
+
+    // Cancel a running run through its form.
+    let wf = workflow(dir, "slow.toml", "name = \"slow\"\n[[task]]\nid = \"nap\"\ncommand = [\"sleep\", \"60\"]\n");
+    let slow = submit(dir, &wf);
+    wait_until(dir, &slow, 30, |v| task_state(v, "nap") == "running");
+    let page = http(&addr, "GET", &format!("/runs/{slow}"), &[("Cookie", &cookie)], "").2;
+    assert!(page.contains(&format!(r#"action="/runs/{slow}/cancel""#)), "{page}");
+    let (s, head, _) = http(&addr, "POST", &format!("/runs/{slow}/cancel"), &[("Cookie", &cookie)], &format!("csrf={csrf}"));
+    assert_eq!(s, 303, "{head}");
+    let v = wait_finished(dir, &slow, 60);
+    assert_eq!(v["state"], "cancelled", "{v}");
+    // Retrying the cancelled task through its form.
+    let page = http(&addr, "GET", &format!("/runs/{slow}/tasks/nap"), &[("Cookie", &cookie)], "").2;
+    assert!(page.contains(&format!(r#"action="/runs/{slow}/tasks/nap/retry""#)), "{page}");
+    // A decision on a task that awaits none is refused with the error page's status.
+    let (s, _, body) = http(&addr, "POST", &format!("/runs/{slow}/tasks/nap/decide"), &[("Cookie", &cookie)], &format!("csrf={csrf}&decision=approve"));
+    assert!((400..500).contains(&s), "{s}: {body}");
+    assert!(body.contains("<h1>"), "an HTML error page: {body}");
 }

@@ -28,11 +28,14 @@ use maud::{html, Markup, PreEscaped};
 use crate::messages::control::TaskView;
 use crate::model::{RunId, TaskState};
 
-/// Most tasks drawn one node each; a run with more gets [`summary_svg`].
-pub const FULL_GRAPH_MAX_TASKS: usize = 2_000;
+/// Most tasks drawn one node each; a run with more gets [`summary_svg`]. layout-rs's cost
+/// grows about as n^2.5–3 (measured with its optimizers off, a layered DAG of two edges a
+/// task: 500 tasks 28 ms in a release build and 186 ms in a debug one, 1,000 tasks 252 ms /
+/// 1.5 s, 2,000 tasks 1.45 s / 10.6 s; docs/web.md).
+pub const FULL_GRAPH_MAX_TASKS: usize = 500;
 
 /// Most groups of a summarised graph (more prefixes than this: groups by depth).
-pub const MAX_GROUPS: usize = 200;
+pub const MAX_GROUPS: usize = 100;
 
 /// Longest label drawn in a node, in characters (longer ids are cut with `…`; the whole id
 /// is in the node's `<title>`).
@@ -160,10 +163,26 @@ fn short(label: &str) -> String {
     }
 }
 
+/// Most nodes for which layout-rs runs its rank and edge-crossing optimizers (above this
+/// they cost more than the page may take; docs/web.md gives the figures).
+pub const OPTIMIZE_MAX_NODES: usize = 150;
+
 /// Lays out `labels` (box sizes from their text, `extra_height` px added) with the `edges`
 /// (indices into `labels`) by layout-rs, top to bottom. `None` if layout-rs panicked (it
 /// asserts on inputs it does not expect; a page must not die of it).
 fn place(labels: &[String], extra_height: f64, edges: &[(usize, usize)]) -> Option<Placed> {
+    place_with(labels, extra_height, edges, labels.len() <= OPTIMIZE_MAX_NODES)
+}
+
+/// [`place`], with layout-rs's optimizers on or off. Its DAG self-check (`verify`, a
+/// reachability search per edge after every edge added: cubic) is always off: the edges
+/// come from a validated workflow, and layout-rs reverses any back edge anyway.
+fn place_with(
+    labels: &[String],
+    extra_height: f64,
+    edges: &[(usize, usize)],
+    optimize: bool,
+) -> Option<Placed> {
     if labels.is_empty() {
         return Some(Placed::default());
     }
@@ -171,6 +190,7 @@ fn place(labels: &[String], extra_height: f64, edges: &[(usize, usize)]) -> Opti
     let edges = edges.to_vec();
     std::panic::catch_unwind(move || {
         let mut g = VisualGraph::new(Orientation::TopToBottom);
+        g.dag.set_validate(false);
         let look = StyleAttr::simple();
         let handles: Vec<_> = labels
             .iter()
@@ -196,7 +216,7 @@ fn place(labels: &[String], extra_height: f64, edges: &[(usize, usize)]) -> Opti
             }
         }
         let mut out = Collect(Placed::default());
-        g.do_it(false, false, false, &mut out);
+        g.do_it(false, !optimize, false, &mut out);
         out.0
     })
     .ok()

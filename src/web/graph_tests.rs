@@ -166,24 +166,43 @@ fn depth_bands_when_levels_exceed_the_group_cap() {
     let (grouping, keys, of) = groups(&tasks);
     assert_eq!(grouping, Grouping::Depth);
     assert!(keys.len() <= MAX_GROUPS, "{}", keys.len());
-    assert_eq!(keys[0], "depth 0–4");
+    assert_eq!(keys[0], "depth 0–9");
     assert_eq!(of[999], keys.len() - 1);
 }
 
-/// layout-rs's cost by size (not asserted; `cargo test --lib web::graph -- --ignored
-/// --nocapture layout_timing` prints it; docs/web.md quotes the figures).
+/// layout-rs's cost by size, optimizers on and off (not asserted; `cargo test --lib
+/// web::graph -- --ignored --nocapture layout_timing` prints it; docs/web.md quotes it).
 #[test]
 #[ignore]
 fn layout_timing() {
-    for n in [100, 500, 1000, 2000] {
+    let time = |n: usize, optimize: bool| {
         let tasks = layered(n, (n / 20).max(5));
+        let labels: Vec<String> = tasks.iter().map(|t| t.id.as_str().to_owned()).collect();
+        let index: HashMap<&str, usize> =
+            labels.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
+        let edges: Vec<(usize, usize)> = tasks
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| t.depends_on.iter().map(|d| (index[d.as_str()], i)).collect::<Vec<_>>())
+            .collect();
         let t = std::time::Instant::now();
-        let svg = full_svg(run(), &tasks).into_string();
+        let placed = place_with(&labels, 0.0, &edges, optimize).expect("laid out");
         println!(
-            "full layout of {n} tasks: {:?} ({} KiB of SVG)",
-            t.elapsed(),
-            svg.len() / 1024
+            "layout of {n} tasks ({} edges), optimizers {}: {:?}",
+            edges.len(),
+            if optimize { "on" } else { "off" },
+            t.elapsed()
         );
+        assert_eq!(placed.boxes.len(), n);
+    };
+    for n in [100, 150, 300] {
+        time(n, true);
+    }
+    for n in [100, 500, 1000, 2000] {
+        time(n, false);
+    }
+    if std::env::var_os("TROUPE_LAYOUT_10K").is_some() {
+        time(10_000, false);
     }
     for n in [2_001, 10_000, 100_000] {
         let tasks = layered(n, (n / 20).max(5));

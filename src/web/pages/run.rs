@@ -1,5 +1,5 @@
 //! `/runs/{run}[?page=N]`: a run's summary, its DAG as SVG ([`crate::web::graph`]) and its
-//! task table (paged by [`TASKS_PER_PAGE`] above [`FULL_GRAPH_MAX_TASKS`] tasks); the cancel
+//! task table (paged by [`TASKS_PER_PAGE`] above [`TABLE_PAGED_ABOVE`] tasks); the cancel
 //! form while it is unfinished. `app.js` follows `/api/runs/{run}/stream` to recolour the
 //! nodes and update the table and the state without a reload.
 
@@ -18,9 +18,12 @@ use crate::web::api::{parse_run, run_view};
 use crate::web::graph::{dag_svg, FULL_GRAPH_MAX_TASKS};
 use crate::web::{Viewer, Web, WebError};
 
-/// Rows of the task table a page shows once the run has more than
-/// [`FULL_GRAPH_MAX_TASKS`] tasks (below that, all of them).
+/// Rows of the task table a page shows once the run has more than [`TABLE_PAGED_ABOVE`]
+/// tasks.
 pub const TASKS_PER_PAGE: usize = 500;
+
+/// Up to this many tasks the task table shows them all.
+pub const TABLE_PAGED_ABOVE: usize = 2_000;
 
 /// The run page's query.
 #[derive(Debug, Default, Deserialize)]
@@ -53,7 +56,7 @@ pub(crate) fn render(view: &RunView, viewer: &Viewer, svg: Markup, page: usize) 
     let run = s.id;
     let state = s.state.as_str();
     let n = view.tasks.len();
-    let paged = n > FULL_GRAPH_MAX_TASKS;
+    let paged = n > TABLE_PAGED_ABOVE;
     let pages = if paged { n.div_ceil(TASKS_PER_PAGE) } else { 1 };
     let page = page.clamp(1, pages.max(1));
     let rows: &[TaskView] = if paged {
@@ -107,7 +110,7 @@ pub(crate) fn render(view: &RunView, viewer: &Viewer, svg: Markup, page: usize) 
             }
         }
         h2 { "Graph" }
-        @if paged {
+        @if n > FULL_GRAPH_MAX_TASKS {
             p.hint { (n) " tasks: more than " (FULL_GRAPH_MAX_TASKS)
                 ", so the graph shows groups of tasks (by id prefix, or by dependency depth) with their states' counts." }
         }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::forms::{csrf_input, decide_form, login_link};
 use super::{counters, ok_page, span, task_href, time, url_segment, PageResult};
 use crate::messages::control::TaskView;
-use crate::model::{RunId, TaskState};
+use crate::model::{Approver, Event, RunId, TaskId, TaskState, Timestamp};
 use crate::web::api::{attempts, log_path, parse_run, parse_task, run_view, AttemptView};
 use crate::web::{Viewer, Web, WebError};
 
@@ -87,6 +87,7 @@ pub(crate) async fn page(
         .find(|t| t.id == task)
         .ok_or_else(|| WebError::not_found(format!("run {run} has no task {task}")))?;
     let list = attempts(&web, run, &task).await?;
+    let decided = decisions(&web, run, &task).await?;
     let log = if t.attempts > 0 || q.attempt.is_some() {
         let (path, attempt) = log_path(&web, run, &task, q.attempt).await?;
         let tail = tokio::task::spawn_blocking(move || read_tail(&path))
@@ -97,7 +98,10 @@ pub(crate) async fn page(
     } else {
         None
     };
-    let body = render(run, &view.summary.name, t, &list, log.as_ref(), &viewer);
+    let mut body = render(run, &view.summary.name, t, &list, log.as_ref(), &viewer);
+    if !decided.is_empty() {
+        body = html! { (body) (decisions_section(&decided)) };
+    }
     Ok(ok_page(&format!("{} · {}", task, view.summary.name), &viewer, body))
 }
 
@@ -174,6 +178,48 @@ pub(crate) fn render(
         @match log {
             None => { h2 { "Log" } p.muted { "The task has not run yet." } }
             Some((attempt, tail)) => { (log_section(run, t, *attempt, tail)) }
+        }
+    }
+}
+
+/// An approval decision on a task: when, `approved`/`rejected`/`expired`, by whom.
+pub(crate) type Decision = (Timestamp, &'static str, Option<Approver>);
+
+/// The approval decisions journaled for `task` of `run`, oldest first.
+async fn decisions(web: &Web, run: RunId, task: &TaskId) -> Result<Vec<Decision>, WebError> {
+    let journal = web.ctx.journal.clone();
+    let t = task.clone();
+    let events = tokio::task::spawn_blocking(move || journal.task_events(run, &t))
+        .await
+        .map_err(|e| WebError::unavailable(e.to_string()))?
+        .map_err(|e| WebError::unavailable(format!("reading the journal: {e}")))?;
+    Ok(events
+        .into_iter()
+        .filter_map(|(_, r)| match r.event {
+            Event::ApprovalGranted { approver, .. } => Some((r.time, "approved", Some(approver))),
+            Event::ApprovalRejected { approver, .. } => Some((r.time, "rejected", Some(approver))),
+            Event::ApprovalExpired { .. } => Some((r.time, "expired", None)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// The decisions table (who approved or rejected, and why).
+pub(crate) fn decisions_section(list: &[Decision]) -> Markup {
+    html! {
+        h2 { "Approval decisions" }
+        table #decisions {
+            thead { tr { th { "When" } th { "Decision" } th { "By" } th { "Reason" } } }
+            tbody {
+                @for (at, what, who) in list {
+                    tr class=(format!("decision-{what}")) {
+                        td { (time(*at)) }
+                        td.decision { (what) }
+                        td { @if let Some(a) = who { (a.name) " " span.muted { "(" (a.os_user) ")" } } }
+                        td.reason { @if let Some(r) = who.as_ref().and_then(|a| a.reason.as_deref()) { (r) } }
+                    }
+                }
+            }
         }
     }
 }

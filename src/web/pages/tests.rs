@@ -152,6 +152,20 @@ fn a_running_task_is_followed_and_a_gate_has_its_decision_form() {
 }
 
 #[test]
+fn a_decision_reason_with_markup_is_text() {
+    let who = crate::model::Approver {
+        name: "ops".into(),
+        os_user: "http".into(),
+        reason: Some(EVIL.into()),
+    };
+    let html = task::decisions_section(&[(Timestamp(1_700_000_000_000), "rejected", Some(who))])
+        .into_string();
+    assert!(!html.contains(EVIL), "{html}");
+    assert!(html.contains("<td class=\"reason\">&lt;script&gt;alert(1)&lt;/script&gt;</td>"));
+    assert!(html.contains("<td class=\"decision\">rejected</td>"));
+}
+
+#[test]
 fn approvals_escape_names_and_commands() {
     let a = PendingApproval {
         run: run_id(),
