@@ -12,7 +12,8 @@
 //! - [`api`]: the JSON endpoints under `/api/` and the OpenAPI document.
 //! - [`live`]: Server-Sent Events: the committed-event feed (`/api/events`) and a run's task
 //!   states (`/api/runs/{run}/stream`, what a run page follows).
-//! - [`pages`]: the HTML pages (maud), including the run's DAG as SVG.
+//! - [`pages`]: the HTML pages (maud).
+//! - [`graph`]: a run's DAG as SVG, laid out by layout-rs (summarised for big runs).
 //! - [`assets`]: CSS and JavaScript compiled into the binary.
 
 pub mod actions;
@@ -20,6 +21,7 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod error;
+pub mod graph;
 pub mod live;
 pub mod pages;
 
