@@ -87,7 +87,9 @@ fn the_api_answers_as_its_openapi_document_says() {
             .args(["--exclude-path", "/api/events"])
             .args(["--exclude-path-regex", "/stream$"])
             .args(["--request-timeout", "10"])
-            .args(["--workers", "2"])
+            // One worker: with two, hypothesis (6.x on Python 3.11) at times fails inside its own
+            // lambda-source cache ("AST constructor recursion depth mismatch"), a tool error.
+            .args(["--workers", "1"])
             .args(["--generation-database", "none"])
             .arg("--no-color")
             // Its reports, if any, go to the temp dir.
