@@ -83,6 +83,10 @@ fn pages_list_runs_draw_the_dag_show_logs_and_escape_names() {
     assert!(page.contains(r#"<table id="tasks">"#));
     assert!(page.contains(r#"<tr data-task="bad" class="state-failed">"#));
     assert!(!page.contains("/cancel\""), "finished: no cancel form");
+    // The graph alone, as app.js fetches it to refresh a summarised graph.
+    let svg = get(&addr, &format!("/runs/{run_id}/graph"), 200);
+    assert!(svg.starts_with(r#"<svg id="dag""#), "{svg}");
+    assert_eq!(svg.matches("<g class=\"node ").count(), 3, "{svg}");
 
     // The failed task: its attempt with exit code 3, its log as text.
     let task = get(&addr, &format!("/runs/{run_id}/tasks/bad"), 200);

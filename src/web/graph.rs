@@ -11,8 +11,9 @@
 //! thousand elements comfortably but not of a hundred thousand.
 //!
 //! Groups are the tasks' id prefixes ([`group_key`]: `fetch-0001`, `fetch-0002` and
-//! `fetch[7]` are all `fetch`); when that still leaves more than [`MAX_GROUPS`] groups, the
-//! tasks are grouped by dependency depth instead (bands of levels if there are very many).
+//! `fetch[7]` are all `fetch`); when that leaves a single group or more than [`MAX_GROUPS`],
+//! the tasks are grouped by dependency depth instead (bands of levels if there are very
+//! many).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -311,7 +312,7 @@ fn grid(labels: &[String]) -> Placed {
 
 /// The group a task belongs to in a summarised graph: its id up to the first `[`, `.` or
 /// digit, without trailing `-`/`_` (`fetch-0001` → `fetch`, `shard.3` → `shard`,
-/// `map[12]` → `map`); `#` for an id that starts with a digit. `app.js` computes the same.
+/// `map[12]` → `map`); `#` for an id that starts with a digit.
 pub fn group_key(id: &str) -> &str {
     let end = id
         .find(|c: char| c == '[' || c == '.' || c.is_ascii_digit())
@@ -350,7 +351,8 @@ pub fn groups(tasks: &[TaskView]) -> (Grouping, Vec<String>, Vec<usize>) {
             break;
         }
     }
-    if keys.len() <= MAX_GROUPS {
+    // One prefix for every task says nothing: depth levels show the run's shape instead.
+    if keys.len() > 1 && keys.len() <= MAX_GROUPS {
         return (Grouping::Prefix, keys, of);
     }
     let depth = depths(tasks);

@@ -97,9 +97,10 @@ fn a_graph_at_the_threshold_is_full_and_above_it_summarised() {
     let svg = dag_svg(run(), &tasks).into_string();
     assert!(svg.contains("class=\"summary\""), "summarised");
     assert_eq!(count(&svg, "class=\"node "), 0);
-    // Every id is `tNNN`: one prefix group.
-    assert_eq!(count(&svg, "<g class=\"group "), 1);
-    assert!(svg.contains(&format!("data-total=\"{}\"", FULL_GRAPH_MAX_TASKS + 1)));
+    // Every id is `tNNN`: one prefix, so groups by depth (11 layers of 50, the last of 1).
+    assert!(svg.contains(r#"data-grouping="depth""#), "{svg}");
+    assert_eq!(count(&svg, "<g class=\"group "), 11);
+    assert!(svg.contains(r#"data-group="depth 10" data-total="1""#), "{svg}");
     let small = layered(300, 30);
     let svg = dag_svg(run(), &small).into_string();
     assert_eq!(count(&svg, "<g class=\"node "), 300);
