@@ -172,7 +172,12 @@ pub const OPTIMIZE_MAX_NODES: usize = 150;
 /// (indices into `labels`) by layout-rs, top to bottom. `None` if layout-rs panicked (it
 /// asserts on inputs it does not expect; a page must not die of it).
 fn place(labels: &[String], extra_height: f64, edges: &[(usize, usize)]) -> Option<Placed> {
-    place_with(labels, extra_height, edges, labels.len() <= OPTIMIZE_MAX_NODES)
+    place_with(
+        labels,
+        extra_height,
+        edges,
+        labels.len() <= OPTIMIZE_MAX_NODES,
+    )
 }
 
 /// [`place`], with layout-rs's optimizers on or off. Its DAG self-check (`verify`, a
@@ -303,7 +308,10 @@ fn grid(labels: &[String]) -> Placed {
     let mut p = Placed::default();
     for (i, l) in labels.iter().enumerate() {
         let size = pad_shape_scalar(get_size_for_str(l, FONT), 12.);
-        let xy = Point::new(10.0 + (i % 10) as f64 * 240.0, 10.0 + (i / 10) as f64 * 60.0);
+        let xy = Point::new(
+            10.0 + (i % 10) as f64 * 240.0,
+            10.0 + (i / 10) as f64 * 60.0,
+        );
         p.grow(xy.add(size));
         p.boxes.push((i, xy, size));
     }
