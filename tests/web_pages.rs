@@ -57,7 +57,9 @@ fn pages_list_runs_draw_the_dag_show_logs_and_escape_names() {
     let runs = get(&addr, "/runs", 200);
     assert!(runs.contains(r#"<table id="runs">"#), "{runs}");
     assert!(
-        runs.contains(&format!(r#"<tr data-run="{run_id}" class="state-failed"><td class="state">failed</td>"#)),
+        runs.contains(&format!(
+            r#"<tr data-run="{run_id}" class="state-failed"><td class="state">failed</td>"#
+        )),
         "{runs}"
     );
     assert!(runs.contains(&format!(r#"href="/runs/{run_id}""#)));
@@ -74,7 +76,10 @@ fn pages_list_runs_draw_the_dag_show_logs_and_escape_names() {
     // The run page: its state, the DAG with one node per task, the task table.
     let page = get(&addr, &format!("/runs/{run_id}"), 200);
     assert!(!page.contains(EVIL), "{page}");
-    assert!(page.contains(r#"data-run-state="failed">failed<"#), "{page}");
+    assert!(
+        page.contains(r#"data-run-state="failed">failed<"#),
+        "{page}"
+    );
     assert!(page.contains(r#"<svg id="dag""#), "{page}");
     assert_eq!(page.matches("<g class=\"node ").count(), 3, "{page}");
     assert!(page.contains(r#"<g class="node state-succeeded" data-task="prep">"#));
@@ -83,6 +88,10 @@ fn pages_list_runs_draw_the_dag_show_logs_and_escape_names() {
     assert!(page.contains(r#"<table id="tasks">"#));
     assert!(page.contains(r#"<tr data-task="bad" class="state-failed">"#));
     assert!(!page.contains("/cancel\""), "finished: no cancel form");
+    // The graph alone, as app.js fetches it to refresh a summarised graph.
+    let svg = get(&addr, &format!("/runs/{run_id}/graph"), 200);
+    assert!(svg.starts_with(r#"<svg id="dag""#), "{svg}");
+    assert_eq!(svg.matches("<g class=\"node ").count(), 3, "{svg}");
 
     // The failed task: its attempt with exit code 3, its log as text.
     let task = get(&addr, &format!("/runs/{run_id}/tasks/bad"), 200);
@@ -92,9 +101,17 @@ fn pages_list_runs_draw_the_dag_show_logs_and_escape_names() {
         task.contains("about to fail &lt;b&gt;bold&lt;/b&gt;"),
         "the log, escaped: {task}"
     );
-    assert!(task.contains(&format!(
-        r#"<a id="full-log" href="/api/runs/{run_id}/tasks/bad/log?attempt=1">"#
-    )));
+    let attempts = v["tasks"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["id"] == "bad"))
+        .map(|t| t["attempts"].as_u64().unwrap())
+        .expect("task bad");
+    assert!(
+        task.contains(&format!(
+            r#"<a id="full-log" href="/api/runs/{run_id}/tasks/bad/log?attempt={attempts}">"#
+        )),
+        "{task}"
+    );
     // Not logged in: a link to log in rather than the retry form.
     assert!(!task.contains("/retry\""));
     assert!(task.contains("Log in to retry"));
@@ -104,7 +121,10 @@ fn pages_list_runs_draw_the_dag_show_logs_and_escape_names() {
 
     // The agent tree of a root run is the run alone; the node page renders.
     let tree = get(&addr, &format!("/runs/{run_id}/tree"), 200);
-    assert!(tree.contains(&format!(r#"<li data-run="{run_id}""#)), "{tree}");
+    assert!(
+        tree.contains(&format!(r#"<li data-run="{run_id}""#)),
+        "{tree}"
+    );
     let node = get(&addr, "/node", 200);
     assert!(node.contains(r#"<table id="health-checks">"#), "{node}");
     assert!(node.contains("<svg class=\"chart\""));
@@ -127,7 +147,11 @@ fn unknown_runs_and_tasks_are_404_pages() {
         assert_eq!(s, 404, "{path}: {body}");
         assert!(body.contains("<h1>404 Not Found</h1>"), "{path}: {body}");
     }
-    let wf = workflow(dir, "one.toml", "name = \"one\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\n");
+    let wf = workflow(
+        dir,
+        "one.toml",
+        "name = \"one\"\n[[task]]\nid = \"a\"\ncommand = [\"true\"]\n",
+    );
     let run_id = submit(dir, &wf);
     let (s, body) = http_get(&addr, &format!("/runs/{run_id}/tasks/nope"));
     assert_eq!(s, 404, "{body}");
@@ -135,7 +159,13 @@ fn unknown_runs_and_tasks_are_404_pages() {
 }
 
 /// A raw HTTP/1.0 request: (status, head, body).
-fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String, String) {
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -171,7 +201,8 @@ fn form_value(s: &str) -> String {
 
 /// The value of `<meta name="csrf-token" content="...">` in a page.
 fn csrf_of(page: &str) -> String {
-    let at = page.find(r#"<meta name="csrf-token" content=""#).expect("a csrf meta tag") + 34;
+    let tag = r#"<meta name="csrf-token" content=""#;
+    let at = page.find(tag).expect("a csrf meta tag") + tag.len();
     page[at..].split('"').next().unwrap().to_owned()
 }
 
@@ -213,20 +244,35 @@ fn a_logged_in_browser_decides_gates_and_cancels_runs_through_the_forms() {
         assert!(Instant::now() < deadline, "no approval listed: {page}");
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(page.contains(&format!(r#"<tr data-run="{run_id}" data-task="deploy">"#)), "{page}");
+    assert!(
+        page.contains(&format!(r#"<tr data-run="{run_id}" data-task="deploy">"#)),
+        "{page}"
+    );
     assert!(page.contains("Log in to decide"), "anonymous: a login link");
     let decide = format!("/runs/{run_id}/tasks/deploy/decide");
     // Acting without a login: the guard sends the browser to log in; nothing changes.
     let (s, _, _) = http(&addr, "POST", &decide, &[], "decision=approve");
     assert!(s == 303 || s == 401, "{s}");
-    assert_eq!(task_state(&run_status(dir, &run_id), "deploy"), "awaiting_approval");
+    assert_eq!(
+        task_state(&run_status(dir, &run_id), "deploy"),
+        "awaiting_approval"
+    );
 
     // Log in; the page then carries the CSRF token and the decision form.
-    let (s, head, _) = http(&addr, "POST", "/login", &[], &format!("token={TOKEN}&next=/approvals"));
+    let (s, head, _) = http(
+        &addr,
+        "POST",
+        "/login",
+        &[],
+        &format!("token={TOKEN}&next=/approvals"),
+    );
     assert_eq!(s, 303, "{head}");
     let cookie = head
         .lines()
-        .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
         .and_then(|c| c.split(';').next())
         .expect("a session cookie")
         .to_owned();
@@ -234,13 +280,25 @@ fn a_logged_in_browser_decides_gates_and_cancels_runs_through_the_forms() {
     assert!(page.contains(r#"value="approve""#), "{page}");
     let csrf = csrf_of(&page);
     // A forged CSRF token is refused.
-    let (s, _, _) = http(&addr, "POST", &decide, &[("Cookie", &cookie)], "csrf=forged&decision=approve");
+    let (s, _, _) = http(
+        &addr,
+        "POST",
+        &decide,
+        &[("Cookie", &cookie)],
+        "csrf=forged&decision=approve",
+    );
     assert_eq!(s, 403);
     // The form with a reason holding markup: 303 back to the approvals, the task runs.
-    let body = format!("csrf={csrf}&next=%2Fapprovals&reason={}&decision=approve", form_value(EVIL));
-    let (s, head, _) = http(&addr, "POST", &decide, &[("Cookie", &cookie)], &body);
-    assert_eq!(s, 303, "{head}");
-    assert!(head.to_lowercase().contains("location: /approvals"), "{head}");
+    let body = format!(
+        "csrf={csrf}&next=%2Fapprovals&reason={}&decision=approve",
+        form_value(EVIL)
+    );
+    let (s, head, page) = http(&addr, "POST", &decide, &[("Cookie", &cookie)], &body);
+    assert_eq!(s, 303, "{head}{page}");
+    assert!(
+        head.to_lowercase().contains("location: /approvals"),
+        "{head}"
+    );
     let v = wait_finished(dir, &run_id, 60);
     assert_eq!(v["state"], "succeeded", "{v}");
     let task = get(&addr, &format!("/runs/{run_id}/tasks/deploy"), 200);
@@ -249,20 +307,56 @@ fn a_logged_in_browser_decides_gates_and_cancels_runs_through_the_forms() {
     assert!(task.contains("<td class=\"decision\">approved</td>"));
 
     // Cancel a running run through its form.
-    let wf = workflow(dir, "slow.toml", "name = \"slow\"\n[[task]]\nid = \"nap\"\ncommand = [\"sleep\", \"60\"]\n");
+    let wf = workflow(
+        dir,
+        "slow.toml",
+        "name = \"slow\"\n[[task]]\nid = \"nap\"\ncommand = [\"sleep\", \"60\"]\n",
+    );
     let slow = submit(dir, &wf);
     wait_until(dir, &slow, 30, |v| task_state(v, "nap") == "running");
-    let page = http(&addr, "GET", &format!("/runs/{slow}"), &[("Cookie", &cookie)], "").2;
-    assert!(page.contains(&format!(r#"action="/runs/{slow}/cancel""#)), "{page}");
-    let (s, head, _) = http(&addr, "POST", &format!("/runs/{slow}/cancel"), &[("Cookie", &cookie)], &format!("csrf={csrf}"));
+    let page = http(
+        &addr,
+        "GET",
+        &format!("/runs/{slow}"),
+        &[("Cookie", &cookie)],
+        "",
+    )
+    .2;
+    assert!(
+        page.contains(&format!(r#"action="/runs/{slow}/cancel""#)),
+        "{page}"
+    );
+    let (s, head, _) = http(
+        &addr,
+        "POST",
+        &format!("/runs/{slow}/cancel"),
+        &[("Cookie", &cookie)],
+        &format!("csrf={csrf}"),
+    );
     assert_eq!(s, 303, "{head}");
     let v = wait_finished(dir, &slow, 60);
     assert_eq!(v["state"], "cancelled", "{v}");
     // Retrying the cancelled task through its form.
-    let page = http(&addr, "GET", &format!("/runs/{slow}/tasks/nap"), &[("Cookie", &cookie)], "").2;
-    assert!(page.contains(&format!(r#"action="/runs/{slow}/tasks/nap/retry""#)), "{page}");
+    let page = http(
+        &addr,
+        "GET",
+        &format!("/runs/{slow}/tasks/nap"),
+        &[("Cookie", &cookie)],
+        "",
+    )
+    .2;
+    assert!(
+        page.contains(&format!(r#"action="/runs/{slow}/tasks/nap/retry""#)),
+        "{page}"
+    );
     // A decision on a task that awaits none is refused with the error page's status.
-    let (s, _, body) = http(&addr, "POST", &format!("/runs/{slow}/tasks/nap/decide"), &[("Cookie", &cookie)], &format!("csrf={csrf}&decision=approve"));
+    let (s, _, body) = http(
+        &addr,
+        "POST",
+        &format!("/runs/{slow}/tasks/nap/decide"),
+        &[("Cookie", &cookie)],
+        &format!("csrf={csrf}&decision=approve"),
+    );
     assert!((400..500).contains(&s), "{s}: {body}");
     assert!(body.contains("<h1>"), "an HTML error page: {body}");
 }

@@ -11,8 +11,9 @@
 //! thousand elements comfortably but not of a hundred thousand.
 //!
 //! Groups are the tasks' id prefixes ([`group_key`]: `fetch-0001`, `fetch-0002` and
-//! `fetch[7]` are all `fetch`); when that still leaves more than [`MAX_GROUPS`] groups, the
-//! tasks are grouped by dependency depth instead (bands of levels if there are very many).
+//! `fetch[7]` are all `fetch`); when that leaves a single group or more than [`MAX_GROUPS`],
+//! the tasks are grouped by dependency depth instead (bands of levels if there are very
+//! many).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -171,7 +172,12 @@ pub const OPTIMIZE_MAX_NODES: usize = 150;
 /// (indices into `labels`) by layout-rs, top to bottom. `None` if layout-rs panicked (it
 /// asserts on inputs it does not expect; a page must not die of it).
 fn place(labels: &[String], extra_height: f64, edges: &[(usize, usize)]) -> Option<Placed> {
-    place_with(labels, extra_height, edges, labels.len() <= OPTIMIZE_MAX_NODES)
+    place_with(
+        labels,
+        extra_height,
+        edges,
+        labels.len() <= OPTIMIZE_MAX_NODES,
+    )
 }
 
 /// [`place`], with layout-rs's optimizers on or off. Its DAG self-check (`verify`, a
@@ -302,7 +308,10 @@ fn grid(labels: &[String]) -> Placed {
     let mut p = Placed::default();
     for (i, l) in labels.iter().enumerate() {
         let size = pad_shape_scalar(get_size_for_str(l, FONT), 12.);
-        let xy = Point::new(10.0 + (i % 10) as f64 * 240.0, 10.0 + (i / 10) as f64 * 60.0);
+        let xy = Point::new(
+            10.0 + (i % 10) as f64 * 240.0,
+            10.0 + (i / 10) as f64 * 60.0,
+        );
         p.grow(xy.add(size));
         p.boxes.push((i, xy, size));
     }
@@ -311,7 +320,7 @@ fn grid(labels: &[String]) -> Placed {
 
 /// The group a task belongs to in a summarised graph: its id up to the first `[`, `.` or
 /// digit, without trailing `-`/`_` (`fetch-0001` → `fetch`, `shard.3` → `shard`,
-/// `map[12]` → `map`); `#` for an id that starts with a digit. `app.js` computes the same.
+/// `map[12]` → `map`); `#` for an id that starts with a digit.
 pub fn group_key(id: &str) -> &str {
     let end = id
         .find(|c: char| c == '[' || c == '.' || c.is_ascii_digit())
@@ -350,7 +359,8 @@ pub fn groups(tasks: &[TaskView]) -> (Grouping, Vec<String>, Vec<usize>) {
             break;
         }
     }
-    if keys.len() <= MAX_GROUPS {
+    // One prefix for every task says nothing: depth levels show the run's shape instead.
+    if keys.len() > 1 && keys.len() <= MAX_GROUPS {
         return (Grouping::Prefix, keys, of);
     }
     let depth = depths(tasks);

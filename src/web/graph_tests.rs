@@ -97,9 +97,13 @@ fn a_graph_at_the_threshold_is_full_and_above_it_summarised() {
     let svg = dag_svg(run(), &tasks).into_string();
     assert!(svg.contains("class=\"summary\""), "summarised");
     assert_eq!(count(&svg, "class=\"node "), 0);
-    // Every id is `tNNN`: one prefix group.
-    assert_eq!(count(&svg, "<g class=\"group "), 1);
-    assert!(svg.contains(&format!("data-total=\"{}\"", FULL_GRAPH_MAX_TASKS + 1)));
+    // Every id is `tNNN`: one prefix, so groups by depth (11 layers of 50, the last of 1).
+    assert!(svg.contains(r#"data-grouping="depth""#), "{svg}");
+    assert_eq!(count(&svg, "<g class=\"group "), 11);
+    assert!(
+        svg.contains(r#"data-group="depth 10" data-total="1""#),
+        "{svg}"
+    );
     let small = layered(300, 30);
     let svg = dag_svg(run(), &small).into_string();
     assert_eq!(count(&svg, "<g class=\"node "), 300);
@@ -116,7 +120,13 @@ fn groups_follow_id_prefixes_and_fall_back_to_depth() {
         .map(|i| task(&format!("fetch-{i}"), TaskState::Succeeded, &[]))
         .collect();
     let merges: Vec<TaskView> = (0..10)
-        .map(|i| task(&format!("merge{i}"), TaskState::Running, &[tasks[i].id.as_str()]))
+        .map(|i| {
+            task(
+                &format!("merge{i}"),
+                TaskState::Running,
+                &[tasks[i].id.as_str()],
+            )
+        })
         .collect();
     tasks.extend(merges);
     let svg = summary_svg(&tasks).into_string();
@@ -125,12 +135,16 @@ fn groups_follow_id_prefixes_and_fall_back_to_depth() {
     assert!(svg.contains(r#"data-from="fetch" data-to="merge""#));
     assert!(svg.contains(r#"data-state="succeeded" data-count="3000""#));
     // 3,000 distinct prefixes: by depth (a chain of 3 levels).
-    let names: Vec<String> = (0..3000).map(|i| letters(i)).collect();
+    let names: Vec<String> = (0..3000).map(letters).collect();
     let tasks: Vec<TaskView> = names
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            let deps: Vec<&str> = if i % 3 == 0 { vec![] } else { vec![names[i - 1].as_str()] };
+            let deps: Vec<&str> = if i % 3 == 0 {
+                vec![]
+            } else {
+                vec![names[i - 1].as_str()]
+            };
             task(n, TaskState::Pending, &deps)
         })
         .collect();
@@ -159,7 +173,11 @@ fn depth_bands_when_levels_exceed_the_group_cap() {
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            let deps: Vec<&str> = if i == 0 { vec![] } else { vec![names[i - 1].as_str()] };
+            let deps: Vec<&str> = if i == 0 {
+                vec![]
+            } else {
+                vec![names[i - 1].as_str()]
+            };
             task(n, TaskState::Pending, &deps)
         })
         .collect();
@@ -178,12 +196,20 @@ fn layout_timing() {
     let time = |n: usize, optimize: bool| {
         let tasks = layered(n, (n / 20).max(5));
         let labels: Vec<String> = tasks.iter().map(|t| t.id.as_str().to_owned()).collect();
-        let index: HashMap<&str, usize> =
-            labels.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.as_str(), i))
+            .collect();
         let edges: Vec<(usize, usize)> = tasks
             .iter()
             .enumerate()
-            .flat_map(|(i, t)| t.depends_on.iter().map(|d| (index[d.as_str()], i)).collect::<Vec<_>>())
+            .flat_map(|(i, t)| {
+                t.depends_on
+                    .iter()
+                    .map(|d| (index[d.as_str()], i))
+                    .collect::<Vec<_>>()
+            })
             .collect();
         let t = std::time::Instant::now();
         let placed = place_with(&labels, 0.0, &edges, optimize).expect("laid out");

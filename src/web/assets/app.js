@@ -7,13 +7,6 @@
   // Run states after which the run stream ends (RunState::is_finished).
   var FINISHED = ['succeeded', 'failed', 'cancelled', 'compensated', 'compensation_failed',
     'budget_exhausted'];
-  // Task states, in TaskState::ALL order (the summarised graph's bars).
-  var STATES = ['pending', 'awaiting_approval', 'ready', 'running', 'retrying', 'succeeded',
-    'failed', 'cancelled', 'suspended', 'upstream_failed', 'compensated'];
-  // The state a group is coloured by (graph.rs `pressing`).
-  var PRESSING = ['running', 'retrying', 'failed', 'awaiting_approval', 'upstream_failed',
-    'cancelled', 'suspended', 'ready', 'pending', 'compensated', 'succeeded'];
-
   function each(sel, f, root) {
     Array.prototype.forEach.call((root || document).querySelectorAll(sel), f);
   }
@@ -28,13 +21,6 @@
     el.setAttribute('class', cls.join(' '));
   }
 
-  // graph.rs `group_key`: the id up to the first `[`, `.` or digit, without trailing `-`/`_`.
-  function groupKey(id) {
-    var m = /^[^\[.0-9]*/.exec(id);
-    var k = (m ? m[0] : '').replace(/[-_]+$/, '');
-    return k === '' ? '#' : k;
-  }
-
   // ---- the run page: /runs/{run} ----
   function followRun(page) {
     if (!window.EventSource) return;
@@ -44,13 +30,12 @@
     var rows = new Map();
     each('#tasks tr[data-task]', function (tr) { rows.set(tr.getAttribute('data-task'), tr); });
     var dag = document.getElementById('dag');
-    var summarised = dag && dag.getAttribute('data-grouping') === 'prefix';
-    var groups = new Map();
-    if (summarised) {
-      each('#dag g.group[data-group]', function (g) { groups.set(g.getAttribute('data-group'), g); });
-    }
-    var known = new Map(); // task id -> state (summarised graph only)
-    var counts = new Map(); // group -> {state: n}
+    // A summarised graph (one node per group of tasks) is redrawn by the server: fetched
+    // again at most every 2 s while tasks move.
+    var summarised = dag && (dag.getAttribute('class') || '').indexOf('summary') >= 0;
+    var refreshDue = false;
+    var refreshing = false;
+    var lastRefresh = 0;
 
     var es = new EventSource('/api/runs/' + encodeURIComponent(run) + '/stream');
     es.addEventListener('run', function (ev) {
@@ -79,9 +64,10 @@
       if (FINISHED.indexOf(f.state) >= 0) {
         each('form.cancel, p.cancel', function (el) { el.remove(); });
       }
-      var touched = new Set();
+      var moved = false;
       Object.keys(f.tasks || {}).forEach(function (id) {
         var t = f.tasks[id];
+        moved = true;
         var g = nodes.get(id);
         if (g) {
           setState(g, t.state);
@@ -96,48 +82,34 @@
           var at = tr.querySelector('td.attempts');
           if (at) at.textContent = String(t.attempts);
         }
-        if (summarised) {
-          var key = groupKey(id);
-          var c = counts.get(key);
-          if (!c) { c = {}; counts.set(key, c); }
-          var old = known.get(id);
-          if (old) c[old] = (c[old] || 1) - 1;
-          c[t.state] = (c[t.state] || 0) + 1;
-          known.set(id, t.state);
-          touched.add(key);
-        }
       });
-      touched.forEach(function (key) { redrawGroup(key); });
+      if (summarised && moved) {
+        refreshDue = true;
+        refreshGraph();
+      }
     }
 
-    // The first frame lists every task, so counts are complete from then on.
-    function redrawGroup(key) {
-      var g = groups.get(key);
-      var c = counts.get(key);
-      if (!g || !c) return;
-      var total = 0;
-      STATES.forEach(function (st) { total += c[st] || 0; });
-      var segs = g.querySelectorAll('rect.seg');
-      if (!segs.length) return;
-      var x = parseFloat(segs[0].getAttribute('x'));
-      var width = 160;
-      Array.prototype.forEach.call(segs, function (r) {
-        var st = r.getAttribute('data-state');
-        var n = c[st] || 0;
-        var w = total ? width * n / total : 0;
-        r.setAttribute('x', x.toFixed(1));
-        r.setAttribute('width', w.toFixed(1));
-        r.setAttribute('data-count', String(n));
-        x += w;
-      });
-      for (var i = 0; i < PRESSING.length; i++) {
-        if (c[PRESSING[i]] > 0) { setState(g, PRESSING[i]); break; }
-      }
-      var title = g.querySelector('title');
-      if (title) {
-        title.textContent = key + ': ' + STATES.filter(function (st) { return c[st] > 0; })
-          .map(function (st) { return st + ' ' + c[st]; }).join(', ');
-      }
+    function refreshGraph() {
+      if (refreshing || !refreshDue) return;
+      var wait = lastRefresh + 2000 - Date.now();
+      if (wait > 0) { setTimeout(refreshGraph, wait); return; }
+      refreshing = true;
+      refreshDue = false;
+      lastRefresh = Date.now();
+      fetch('/runs/' + encodeURIComponent(run) + '/graph', { credentials: 'same-origin' })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (text) {
+          if (!text) return;
+          // Parsed as SVG (the server escaped every text in it), never as HTML.
+          var doc = new DOMParser().parseFromString(text, 'image/svg+xml');
+          var fresh = doc.documentElement;
+          var old = document.getElementById('dag');
+          if (old && fresh && fresh.getAttribute('id') === 'dag') {
+            old.replaceWith(document.importNode(fresh, true));
+          }
+        })
+        .catch(function () {})
+        .then(function () { refreshing = false; if (refreshDue) refreshGraph(); });
     }
   }
 

@@ -18,9 +18,7 @@ pub(crate) async fn page(
 ) -> PageResult {
     let list = match web.ask(Request::Approvals).await? {
         Response::Approvals(a) => a,
-        other => {
-            return Err(WebError::unavailable(format!("unexpected answer: {other:?}")).into())
-        }
+        other => return Err(WebError::unavailable(format!("unexpected answer: {other:?}")).into()),
     };
     Ok(ok_page("Approvals", &viewer, render(&list, &viewer)))
 }

@@ -37,6 +37,7 @@ pub fn routes() -> Router<Arc<Web>> {
         .route("/", get(|| async { Redirect::to("/runs") }))
         .route("/runs", get(runs::page))
         .route("/runs/{run}", get(run::page))
+        .route("/runs/{run}/graph", get(run::graph))
         .route("/runs/{run}/cancel", post(forms::cancel))
         .route("/runs/{run}/tree", get(tree::page))
         .route("/runs/{run}/tasks/{task}", get(task::page))

@@ -11,9 +11,7 @@ use axum::Extension;
 use maud::{html, Markup};
 
 use super::{counters, duration, now, number, ok_page, task_href, time, PageResult};
-use crate::messages::control::{
-    DashboardView, HealthReport, NodeInfo, Request, Response,
-};
+use crate::messages::control::{DashboardView, HealthReport, NodeInfo, Request, Response};
 use crate::model::rollup::{Bucket, BUCKET_MS};
 use crate::web::{Viewer, Web, WebError};
 
@@ -66,9 +64,7 @@ pub(crate) async fn page(
     };
     let dash = match web.ask(Request::Dashboard { limit: QUEUE_ROWS }).await? {
         Response::Dashboard(d) => d,
-        other => {
-            return Err(WebError::unavailable(format!("unexpected answer: {other:?}")).into())
-        }
+        other => return Err(WebError::unavailable(format!("unexpected answer: {other:?}")).into()),
     };
     // A single node has no cluster: no table rather than an error page.
     let nodes = match web.ask(Request::Nodes).await {
@@ -90,9 +86,7 @@ pub(crate) async fn nodes_page(
 ) -> PageResult {
     let nodes = match web.ask(Request::Nodes).await? {
         Response::Nodes(n) => n,
-        other => {
-            return Err(WebError::unavailable(format!("unexpected answer: {other:?}")).into())
-        }
+        other => return Err(WebError::unavailable(format!("unexpected answer: {other:?}")).into()),
     };
     let body = html! { h1 { "Nodes" } (nodes_table(&nodes)) };
     Ok(ok_page("Nodes", &viewer, body))

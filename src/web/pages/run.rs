@@ -1,11 +1,14 @@
 //! `/runs/{run}[?page=N]`: a run's summary, its DAG as SVG ([`crate::web::graph`]) and its
 //! task table (paged by [`TASKS_PER_PAGE`] above [`TABLE_PAGED_ABOVE`] tasks); the cancel
 //! form while it is unfinished. `app.js` follows `/api/runs/{run}/stream` to recolour the
-//! nodes and update the table and the state without a reload.
+//! nodes and update the table and the state without a reload; a summarised graph it
+//! refreshes from `/runs/{run}/graph` (the SVG alone) at most every 2 s while tasks move.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
 use axum::Extension;
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -48,6 +51,24 @@ pub(crate) async fn page(
     view.tasks = tasks;
     let body = render(&view, &viewer, svg, q.page.unwrap_or(1));
     Ok(ok_page(&view.summary.name, &viewer, body))
+}
+
+/// `/runs/{run}/graph`: the run's DAG alone (`image/svg+xml`), as the page draws it; what
+/// `app.js` fetches to refresh a summarised graph.
+pub(crate) async fn graph(State(web): State<Arc<Web>>, Path(run): Path<String>) -> PageResult {
+    let run = parse_run(&run)?;
+    let view = run_view(&web, run).await?;
+    let svg = tokio::task::spawn_blocking(move || dag_svg(run, &view.tasks).into_string())
+        .await
+        .map_err(|e| WebError::unavailable(format!("drawing the graph failed: {e}")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        svg,
+    )
+        .into_response())
 }
 
 /// The page's body (without the frame).

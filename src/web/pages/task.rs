@@ -102,7 +102,11 @@ pub(crate) async fn page(
     if !decided.is_empty() {
         body = html! { (body) (decisions_section(&decided)) };
     }
-    Ok(ok_page(&format!("{} · {}", task, view.summary.name), &viewer, body))
+    Ok(ok_page(
+        &format!("{} · {}", task, view.summary.name),
+        &viewer,
+        body,
+    ))
 }
 
 /// The page's body.
@@ -293,4 +297,3 @@ fn rss(kib: u64) -> String {
         format!("{:.1} MiB", kib as f64 / 1024.0)
     }
 }
-

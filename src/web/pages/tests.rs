@@ -1,7 +1,5 @@
 use super::*;
-use crate::messages::control::{
-    PendingApproval, RunSummary, RunView, TaskView, TreeNode,
-};
+use crate::messages::control::{PendingApproval, RunSummary, RunView, TaskView, TreeNode};
 use crate::model::{RunId, RunState, TaskId, TaskState};
 use crate::web::api::AttemptView;
 use crate::web::graph::tests::{layered, task};
@@ -84,7 +82,10 @@ fn a_big_run_pages_its_task_table_and_summarises_its_graph() {
     let v = view("big", layered(2_600, 100));
     let html = render_run(&v, &Viewer::Anonymous, 2);
     assert_eq!(html.matches("<tr data-task=").count(), run::TASKS_PER_PAGE);
-    assert!(html.contains(r#"<tr data-task="t500" "#), "page 2 starts at t500");
+    assert!(
+        html.contains(r#"<tr data-task="t500" "#),
+        "page 2 starts at t500"
+    );
     assert!(html.contains("Tasks 501–1000 of 2600"));
     assert!(html.contains("?page=3#tasks-heading"));
     assert!(html.contains(r#"class="summary""#));
@@ -119,8 +120,8 @@ fn a_log_with_markup_is_text_and_the_page_links_the_full_log() {
         cut: true,
         missing: false,
     };
-    let html = task::render(run_id(), EVIL, &t, &attempts, Some(&(2, tail)), &session())
-        .into_string();
+    let html =
+        task::render(run_id(), EVIL, &t, &attempts, Some(&(2, tail)), &session()).into_string();
     assert!(!html.contains(EVIL), "{html}");
     assert!(html.contains("line one\n&lt;script&gt;"));
     assert!(html.contains(&format!(
@@ -177,14 +178,8 @@ fn approvals_escape_names_and_commands() {
     };
     let html = approvals::render(std::slice::from_ref(&a), &session()).into_string();
     assert!(!html.contains(EVIL), "{html}");
-    assert!(html.contains(&format!(
-        r#"<tr data-run="{}" data-task="gate">"#,
-        run_id()
-    )));
-    assert!(html.contains(&format!(
-        r#"action="/runs/{}/tasks/gate/decide""#,
-        run_id()
-    )));
+    assert!(html.contains(&format!(r#"<tr data-run="{}" data-task="gate">"#, run_id())));
+    assert!(html.contains(&format!(r#"action="/runs/{}/tasks/gate/decide""#, run_id())));
     assert!(html.contains(r#"<input type="hidden" name="next" value="/approvals">"#));
 }
 
@@ -204,7 +199,12 @@ fn the_tree_nests_children_and_escapes_names() {
         exhausted: None,
         asking: None,
     };
-    let nodes = vec![node("root", 0), node(EVIL, 1), node("grandchild", 2), node("second", 1)];
+    let nodes = vec![
+        node("root", 0),
+        node(EVIL, 1),
+        node("grandchild", 2),
+        node("second", 1),
+    ];
     let html = tree::render(&nodes).into_string();
     assert!(!html.contains(EVIL));
     assert_eq!(html.matches("<ul class=\"tree\">").count(), 3, "{html}");
@@ -222,7 +222,10 @@ fn forms_only_go_back_to_local_paths() {
     use forms::local_next;
     assert_eq!(local_next("/runs/x", "/approvals"), "/runs/x");
     assert_eq!(local_next("//evil.example/", "/approvals"), "/approvals");
-    assert_eq!(local_next("https://evil.example/", "/approvals"), "/approvals");
+    assert_eq!(
+        local_next("https://evil.example/", "/approvals"),
+        "/approvals"
+    );
     assert_eq!(local_next("/\\evil", "/approvals"), "/approvals");
     assert_eq!(local_next("", "/approvals"), "/approvals");
 }
@@ -236,7 +239,10 @@ fn durations_and_numbers_read_well() {
     assert_eq!(duration(D::from_secs(7_380)), "2h 03m");
     assert_eq!(number(3.0), "3");
     assert_eq!(number(0.25), "0.25");
-    assert_eq!(query(&[("state", "failed"), ("name", "a b"), ("page", "")]), "?state=failed&name=a%20b");
+    assert_eq!(
+        query(&[("state", "failed"), ("name", "a b"), ("page", "")]),
+        "?state=failed&name=a%20b"
+    );
 }
 
 #[test]
@@ -244,7 +250,15 @@ fn charts_draw_a_line_per_run_of_values() {
     let s = node::Series {
         name: "p50",
         class: "s1",
-        values: vec![Some(1.0), Some(2.0), None, Some(3.0), Some(4.0), None, Some(1.0)],
+        values: vec![
+            Some(1.0),
+            Some(2.0),
+            None,
+            Some(3.0),
+            Some(4.0),
+            None,
+            Some(1.0),
+        ],
     };
     let svg = node::chart(&[s], "ms").into_string();
     assert_eq!(svg.matches("<polyline").count(), 2, "{svg}");

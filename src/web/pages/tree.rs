@@ -20,9 +20,7 @@ pub(crate) async fn page(
     let run = parse_run(&run)?;
     let tree = match web.ask(Request::Tree(run)).await? {
         Response::Tree(t) => t,
-        other => {
-            return Err(WebError::unavailable(format!("unexpected answer: {other:?}")).into())
-        }
+        other => return Err(WebError::unavailable(format!("unexpected answer: {other:?}")).into()),
     };
     let body = html! {
         p.crumbs { a href=(format!("/runs/{run}")) { "run " code { (run.to_string()) } } " / " }
