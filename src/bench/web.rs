@@ -165,32 +165,6 @@ async fn page_rounds(
     Ok((out, bytes))
 }
 
-/// Reads an SSE response, calling `seen` with each `data:` line's JSON until it returns true.
-async fn read_until(
-    resp: &mut reqwest::Response,
-    buf: &mut String,
-    mut seen: impl FnMut(&serde_json::Value) -> bool,
-) -> Result<(), BenchError> {
-    loop {
-        while let Some(end) = buf.find('\n') {
-            let line: String = buf.drain(..=end).collect();
-            if let Some(data) = line.trim_end().strip_prefix("data: ") {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(data) {
-                    if seen(&v) {
-                        return Ok(());
-                    }
-                }
-            }
-        }
-        match tokio::time::timeout(Duration::from_secs(30), resp.chunk()).await {
-            Ok(Ok(Some(c))) => buf.push_str(&String::from_utf8_lossy(&c)),
-            Ok(Ok(None)) => return Err(node_err("the stream ended")),
-            Ok(Err(e)) => return Err(node_err(e)),
-            Err(_) => return Err(node_err("no event within 30 s")),
-        }
-    }
-}
-
 /// A run of `n` gates (no-op tasks that await approval).
 fn gates(n: usize) -> Result<Workflow, BenchError> {
     let mut text = String::from("name = \"bench-web-gates\"\n");
@@ -202,7 +176,54 @@ fn gates(n: usize) -> Result<Workflow, BenchError> {
     Ok(crate::model::parse::WorkflowFormat::Toml.parse_bytes(text.as_bytes())?)
 }
 
-/// The live latency: per approval, ms to the run stream and to the event stream.
+/// Reads an SSE response to its end, sending `(task, when)` for each task `pick` finds in
+/// a `data:` line.
+fn stream_reader(
+    mut resp: reqwest::Response,
+    pick: fn(&serde_json::Value) -> Vec<String>,
+) -> tokio::sync::mpsc::UnboundedReceiver<(String, Instant)> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut buf = String::new();
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            let at = Instant::now();
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find('\n') {
+                let line: String = buf.drain(..=end).collect();
+                let Some(data) = line.trim_end().strip_prefix("data: ") else {
+                    continue;
+                };
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(data) {
+                    for task in pick(&v) {
+                        if tx.send((task, at)).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for `task` on `rx`; when it arrived.
+async fn arrival(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, Instant)>,
+    task: &str,
+) -> Result<Instant, BenchError> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
+            Ok(Some((t, at))) if t == task => return Ok(at),
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(node_err("the stream ended")),
+            Err(_) => return Err(node_err(format!("{task} never arrived within 30 s"))),
+        }
+    }
+}
+
+/// The live latency: per approval, ms from its durable answer to the run stream and to the
+/// event stream, both read at once by their own tasks. Approvals are 150 ms apart (a person
+/// deciding, not a burst: a burst is coalesced to one frame per 100 ms).
 async fn latency(
     client: &reqwest::Client,
     node: &NodeHandle,
@@ -210,29 +231,34 @@ async fn latency(
     approvals: usize,
 ) -> Result<Vec<(f64, f64)>, BenchError> {
     let run = node.submit(gates(approvals)?).await.map_err(node_err)?;
-    let mut page = client
-        .get(format!("{base}/api/runs/{run}/stream"))
-        .send()
+    let get = |url: String| client.get(url).send();
+    let page = get(format!("{base}/api/runs/{run}/stream"))
         .await
         .map_err(node_err)?;
-    let mut feed = client
-        .get(format!("{base}/api/events?run={run}"))
-        .send()
+    let feed = get(format!("{base}/api/events?run={run}"))
         .await
         .map_err(node_err)?;
-    let (mut pbuf, mut fbuf) = (String::new(), String::new());
-    // The first frame: every gate awaiting approval.
-    read_until(&mut page, &mut pbuf, |v| {
-        v["tasks"].as_object().is_some_and(|t| {
-            t.values()
-                .filter(|x| x["state"] == "awaiting_approval")
-                .count()
-                == approvals
-        })
-    })
-    .await?;
+    let mut page = stream_reader(page, |v| {
+        v["tasks"]
+            .as_object()
+            .map(|t| {
+                t.iter()
+                    .filter(|(_, x)| x["state"] != "awaiting_approval")
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    let mut feed = stream_reader(feed, |v| {
+        if v["type"] == "approval_granted" {
+            vec![v["task"].as_str().unwrap_or_default().to_owned()]
+        } else {
+            Vec::new()
+        }
+    });
     let mut out = Vec::new();
     for i in 0..approvals {
+        tokio::time::sleep(Duration::from_millis(150)).await;
         let task = format!("gate{i}");
         let r = client
             .post(format!("{base}/api/runs/{run}/tasks/{task}/approve"))
@@ -240,24 +266,21 @@ async fn latency(
             .send()
             .await
             .map_err(node_err)?;
+        // Durable once answered.
+        let durable = Instant::now();
         if !r.status().is_success() {
             return Err(node_err(format!("approve: {}", r.status())));
         }
-        // Durable once answered.
-        let durable = Instant::now();
-        read_until(&mut page, &mut pbuf, |v| {
-            v["tasks"][&task]["state"]
-                .as_str()
-                .is_some_and(|s| s != "awaiting_approval")
-        })
-        .await?;
-        let to_page = durable.elapsed().as_secs_f64() * 1000.0;
-        read_until(&mut feed, &mut fbuf, |v| {
-            v["type"] == "approval_granted" && v["task"] == task.as_str()
-        })
-        .await?;
-        let to_feed = durable.elapsed().as_secs_f64() * 1000.0;
-        out.push((to_page, to_feed));
+        let to_page = arrival(&mut page, &task)
+            .await?
+            .saturating_duration_since(durable);
+        let to_feed = arrival(&mut feed, &task)
+            .await?
+            .saturating_duration_since(durable);
+        out.push((
+            to_page.as_secs_f64() * 1000.0,
+            to_feed.as_secs_f64() * 1000.0,
+        ));
     }
     Ok(out)
 }

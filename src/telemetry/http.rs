@@ -54,7 +54,7 @@ pub async fn serve_http(
             ),
         )
         .with_state(Arc::clone(&shared));
-    let web = Arc::new(crate::web::Web { ctx: shared, auth });
+    let web = Arc::new(crate::web::Web::new(shared, auth));
     let app = app.merge(crate::web::router(web));
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.notified().await })

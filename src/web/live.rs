@@ -7,16 +7,18 @@
 //!   Without it (or `?after=SEQ`), the stream starts at the journal's end.
 //! - `GET /api/runs/{run}/stream`: what a run page follows: a `run` event with the summary
 //!   and every task's state and attempts, then, at most every [`RUN_FRAME_EVERY`], the tasks
-//!   that changed since. It ends after the frame that shows the run finished.
+//!   that changed since. It ends after the frame that shows the run finished. One producer
+//!   per run computes the changes ([`RunStreams`]); every page following the run shares its
+//!   frames, so open pages cost the node one producer per run, not one per page.
 //!
 //! A client that stops reading is dropped after
 //! [`SUBSCRIBER_WRITE_TIMEOUT`](crate::read::subscribe::SUBSCRIBER_WRITE_TIMEOUT) (its
 //! producer ends; nothing waits on it), like a slow control-socket subscriber. The gauge
 //! `troupe_http_streams` counts live producers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
@@ -25,7 +27,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use super::api::parse_run;
@@ -171,6 +173,54 @@ pub async fn events(
 /// One task's state and attempts, as a run stream sends them.
 type TaskFrame = (TaskState, u32);
 
+/// A frame of a run stream: the `run` event's data, and the projection's sequence number
+/// when it was computed (a page's first frame is computed for it alone; shared frames older
+/// than that are skipped, so a page never steps back).
+#[derive(Debug)]
+struct RunFrame {
+    /// What the projection had applied when the frame was computed.
+    seq: Seq,
+    /// The JSON text of the `run` event.
+    data: String,
+    /// The run had finished: the last frame.
+    finished: bool,
+}
+
+/// Frames a run's producer keeps for its pages; a page further behind gets a fresh full
+/// frame instead of the ones it missed.
+const RUN_FRAMES_KEPT: usize = 64;
+
+/// The live run streams: one producer per followed run, its frames shared by every page
+/// that follows the run (so 20 open pages cost what one does), each page's own first frame
+/// computed once when it connects.
+#[derive(Default)]
+pub struct RunStreams {
+    /// Run → the channel of its producer's frames.
+    runs: Mutex<HashMap<RunId, broadcast::Sender<Arc<RunFrame>>>>,
+}
+
+impl RunStreams {
+    /// Subscribes to `run`'s shared frames, starting its producer if none runs.
+    fn subscribe(
+        self: &Arc<Self>,
+        model: &Arc<ReadModel>,
+        run: RunId,
+    ) -> broadcast::Receiver<Arc<RunFrame>> {
+        let mut runs = self.runs.lock().expect("not poisoned");
+        if let Some(tx) = runs.get(&run) {
+            return tx.subscribe();
+        }
+        let (tx, rx) = broadcast::channel(RUN_FRAMES_KEPT);
+        runs.insert(run, tx.clone());
+        let (hub, model) = (Arc::clone(self), Arc::clone(model));
+        tokio::spawn(async move {
+            produce(&model, run, &tx).await;
+            hub.runs.lock().expect("not poisoned").remove(&run);
+        });
+        rx
+    }
+}
+
 /// `GET /api/runs/{run}/stream`.
 pub async fn run_stream(
     State(web): State<Arc<Web>>,
@@ -186,78 +236,149 @@ pub async fn run_stream(
     }
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
     let gauge = Gauge::up(&web);
+    let shared = web.streams.subscribe(&model, run);
     tokio::spawn(async move {
         let _gauge = gauge;
         let mut out = Channel { tx };
-        if let Err(Ended::TooSlow(why)) = follow_run(&model, run, &mut out).await {
+        if let Err(Ended::TooSlow(why)) = follow_run(&model, run, shared, &mut out).await {
             tracing::warn!(reason = %why, "dropped a slow SSE client");
         }
     });
     Ok(sse(rx))
 }
 
-/// Sends `run`'s frames until it finishes or the client goes.
+/// The frame of `run`'s tasks whose (state, attempts) differ from `sent` (all of them when
+/// `sent` is empty), updating `sent`; `None` if nothing of the run changed, or the run is
+/// gone.
+fn frame(
+    model: &ReadModel,
+    run: RunId,
+    sent: &mut Vec<TaskFrame>,
+    last_summary: &mut Option<Value>,
+) -> Option<RunFrame> {
+    let p = model.read();
+    let seq = model.applied();
+    let r = p.state.run(run)?;
+    let wf = r.workflow();
+    let mut changed = BTreeMap::new();
+    for (i, t) in r.tasks().iter().enumerate() {
+        let now = (t.state, t.attempts);
+        if sent.get(i) != Some(&now) {
+            let id = wf.task(i as crate::model::TaskIndex).id.as_str().to_owned();
+            changed.insert(
+                id,
+                json!({"state": t.state.as_str(), "attempts": t.attempts}),
+            );
+            if i < sent.len() {
+                sent[i] = now;
+            } else {
+                sent.push(now);
+            }
+        }
+    }
+    let summary = summary_json(&crate::read::views::run_summary(r));
+    // Nothing of this run moved (events of other runs were applied): no frame.
+    if changed.is_empty() && last_summary.as_ref() == Some(&summary) {
+        return None;
+    }
+    *last_summary = Some(summary.clone());
+    let data = json!({
+        "state": r.state().as_str(),
+        "suspended": r.is_suspended(),
+        "summary": summary,
+        "tasks": changed,
+    })
+    .to_string();
+    Some(RunFrame {
+        seq,
+        data,
+        finished: r.state().is_finished(),
+    })
+}
+
+/// A run's producer: a frame of what changed whenever the projection applied events, at
+/// most one per [`RUN_FRAME_EVERY`], until the run finishes or no page follows it.
+async fn produce(model: &ReadModel, run: RunId, tx: &broadcast::Sender<Arc<RunFrame>>) {
+    let mut applied = model.watch_applied();
+    let mut sent: Vec<TaskFrame> = Vec::new();
+    let mut last_summary = None;
+    // The pages' first frames hold everything up to now: start from there.
+    let _ = frame(model, run, &mut sent, &mut last_summary);
+    let mut next = Instant::now();
+    loop {
+        tokio::select! {
+            // A watch: cancelling the wait loses nothing.
+            r = applied.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                if tx.receiver_count() == 0 { return }
+                continue;
+            }
+        }
+        // At most one frame per interval: the first change after a quiet spell goes out at
+        // once, a burst is coalesced.
+        tokio::time::sleep_until(next).await;
+        if tx.receiver_count() == 0 {
+            return;
+        }
+        let Some(f) = frame(model, run, &mut sent, &mut last_summary) else {
+            if model.read().state.run(run).is_none() {
+                return;
+            }
+            continue;
+        };
+        next = Instant::now() + RUN_FRAME_EVERY;
+        let finished = f.finished;
+        let _ = tx.send(Arc::new(f));
+        if finished {
+            return;
+        }
+    }
+}
+
+/// Sends one page its own full frame, then the run's shared frames, until the run finishes
+/// or the page goes.
 async fn follow_run(
     model: &ReadModel,
     run: RunId,
+    mut shared: broadcast::Receiver<Arc<RunFrame>>,
     out: &mut Channel<SseEvent>,
 ) -> Result<(), Ended> {
-    let mut applied = model.watch_applied();
-    let mut sent: Vec<TaskFrame> = Vec::new();
-    let mut last_summary: Option<Value> = None;
     loop {
-        let (frame, finished) = {
-            let p = model.read();
-            let Some(r) = p.state.run(run) else {
-                return Ok(());
-            };
-            let wf = r.workflow();
-            let mut changed = BTreeMap::new();
-            for (i, t) in r.tasks().iter().enumerate() {
-                let now = (t.state, t.attempts);
-                if sent.get(i) != Some(&now) {
-                    let id = wf.task(i as crate::model::TaskIndex).id.as_str().to_owned();
-                    changed.insert(
-                        id,
-                        json!({"state": t.state.as_str(), "attempts": t.attempts}),
-                    );
-                    if i < sent.len() {
-                        sent[i] = now;
-                    } else {
-                        sent.push(now);
-                    }
-                }
-            }
-            let summary = summary_json(&crate::read::views::run_summary(r));
-            // Nothing of this run moved (events of other runs were applied): no frame.
-            let frame =
-                (!changed.is_empty() || last_summary.as_ref() != Some(&summary)).then(|| {
-                    last_summary = Some(summary.clone());
-                    json!({
-                        "state": r.state().as_str(),
-                        "suspended": r.is_suspended(),
-                        "summary": summary,
-                        "tasks": changed,
-                    })
-                });
-            (frame, r.state().is_finished())
+        // Subscribed before this full frame is computed: nothing falls between the two.
+        let Some(full) = frame(model, run, &mut Vec::new(), &mut None) else {
+            return Ok(());
         };
-        if let Some(frame) = frame {
-            out.push(SseEvent::default().event("run").data(frame.to_string()))
-                .await?;
-        }
-        if finished {
+        out.push(SseEvent::default().event("run").data(full.data))
+            .await?;
+        if full.finished {
             return Ok(());
         }
-        let next = Instant::now() + RUN_FRAME_EVERY;
-        tokio::select! {
-            // A watch and a channel's close: cancelling either loses nothing.
-            r = applied.changed() => if r.is_err() { return Ok(()) },
-            _ = out.tx.closed() => return Err(Ended::Closed),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep_until(next) => {}
-            _ = out.tx.closed() => return Err(Ended::Closed),
+        loop {
+            let f = tokio::select! {
+                // Cancelling a broadcast recv or a close wait loses nothing.
+                f = shared.recv() => f,
+                _ = out.tx.closed() => return Err(Ended::Closed),
+            };
+            match f {
+                Ok(f) if f.seq <= full.seq && !f.finished => {}
+                Ok(f) => {
+                    out.push(SseEvent::default().event("run").data(f.data.clone()))
+                        .await?;
+                    if f.finished {
+                        return Ok(());
+                    }
+                }
+                // Fell behind the shared frames: start over with a full frame.
+                Err(broadcast::error::RecvError::Lagged(_)) => break,
+                // The producer ended (the run finished or was removed): a last full frame.
+                Err(broadcast::error::RecvError::Closed) => {
+                    if let Some(last) = frame(model, run, &mut Vec::new(), &mut None) {
+                        out.push(SseEvent::default().event("run").data(last.data))
+                            .await?;
+                    }
+                    return Ok(());
+                }
+            }
         }
     }
 }

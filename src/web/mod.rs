@@ -40,9 +40,20 @@ pub struct Web {
     pub ctx: Arc<NodeContext>,
     /// Tokens and sessions.
     pub auth: Auth,
+    /// The producers of the run pages' live streams, one per followed run.
+    pub streams: Arc<live::RunStreams>,
 }
 
 impl Web {
+    /// The web UI and API of the node `ctx`, with `auth`'s tokens.
+    pub fn new(ctx: Arc<NodeContext>, auth: Auth) -> Self {
+        Web {
+            ctx,
+            auth,
+            streams: Arc::default(),
+        }
+    }
+
     /// Answers `request` as the control socket would (reads from the read model, commands
     /// once durable). A `Response::Error` becomes a [`WebError`] with a fitting status.
     pub async fn ask(&self, request: Request) -> Result<Response, WebError> {
