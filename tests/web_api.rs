@@ -606,3 +606,84 @@ fn a_non_loopback_address_needs_tokens_or_insecure() {
     assert_eq!(get(&format!("127.0.0.1:{port}"), "/api/runs").status, 200);
     drop(node);
 }
+
+#[test]
+fn a_run_stream_carries_the_tasks_a_page_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_node, addr) = start_with_tokens(dir.path(), &[]);
+    let run = web::submit(&addr, GATE);
+    wait_run(&addr, &run, |v| {
+        task(v, "ship")["state"] == "awaiting_approval"
+    });
+    let open = |query: &str| {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        write!(
+            s,
+            "GET /api/runs/{run}/stream{query} HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        .unwrap();
+        s
+    };
+    // Every task, then only `ship` (position 1) for a page showing that row.
+    let all = read_events(&mut open(""), 1);
+    let tasks = all[0].1["tasks"].as_object().unwrap();
+    assert_eq!(tasks.len(), 2, "{}", all[0].1);
+    let mut one = open("?from=1&to=2");
+    let first = read_events(&mut one, 1);
+    let tasks = first[0].1["tasks"].as_object().unwrap();
+    assert_eq!(tasks.keys().collect::<Vec<_>>(), ["ship"]);
+    assert_eq!(tasks["ship"]["state"], "awaiting_approval");
+    // The approval reaches it; the run's end closes the stream after its last frame.
+    post_as_alice(&addr, &format!("/api/runs/{run}/tasks/ship/approve"), "");
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = one.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if text.contains("\"state\":\"succeeded\",\"suspended\"") {
+            break;
+        }
+    }
+    assert!(
+        text.contains("\"state\":\"succeeded\",\"suspended\""),
+        "{text}"
+    );
+    assert!(!text.contains("\"build\""), "{text}");
+}
+
+#[test]
+fn bench_web_reports_every_case_beside_its_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(
+        dir.path(),
+        &[
+            "bench",
+            "web",
+            "--json",
+            "--tasks",
+            "60",
+            "--rounds",
+            "1",
+            "--approvals",
+            "2",
+            "--dispatch-tasks",
+            "300",
+            "--pages",
+            "2",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(r["tasks"], 60);
+    assert_eq!(r["big_tasks"], 600);
+    assert!(r["page_ms"].as_f64().unwrap() > 0.0 && r["json_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(r["latency_rounds"].as_array().unwrap().len(), 2);
+    assert!(r["figure"].as_f64().unwrap() > 0.0 && r["baseline"].as_f64().unwrap() > 0.0);
+    assert_eq!(r["pages"], 2);
+    let o = run(dir.path(), &["bench", "web", "--rounds", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+}

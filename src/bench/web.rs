@@ -6,7 +6,7 @@
 //! | run page | ms to answer `GET /runs/RUN` (the HTML page, its DAG SVG and task table) of a run of N tasks, measured by a client on loopback | ms to answer `GET /api/runs/RUN` (the same run as JSON) |
 //! | big run page | ms and bytes of the page of a run of 10·N tasks (summarised graph, paged table) | ms of its JSON |
 //! | live latency | ms from an approval's API answer (the event is durable then) to the run page's stream (`/api/runs/RUN/stream`) showing the task approved | ms to the same event on `/api/events` (the raw committed feed) |
-//! | dispatch | no-op tasks/s of a run of M tasks while P clients have its run page open (page loaded, its stream followed) | the same run with no page open |
+//! | dispatch | no-op tasks/s of a run of M tasks while P clients have its run page open (page loaded, its stream followed for the rows the page shows, as its script does) | the same run with no page open |
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -310,9 +310,25 @@ async fn dispatch_round(
         .map_err(node_err)?;
     let mut readers = tokio::task::JoinSet::new();
     for _ in 0..pages {
-        timed_get(&client, &format!("{base}/runs/{run}")).await?;
+        let html = client
+            .get(format!("{base}/runs/{run}"))
+            .send()
+            .await
+            .map_err(node_err)?
+            .text()
+            .await
+            .map_err(node_err)?;
+        // What the page's script asks for: the tasks of its table's rows.
+        let attr = |name: &str| {
+            let at = html.find(&format!("{name}=\""))? + name.len() + 2;
+            html[at..].split('"').next().map(str::to_owned)
+        };
+        let range = match (attr("data-rows-from"), attr("data-rows-to")) {
+            (Some(f), Some(t)) => format!("?from={f}&to={t}"),
+            _ => return Err(node_err("the run page names no rows")),
+        };
         let mut resp = client
-            .get(format!("{base}/api/runs/{run}/stream"))
+            .get(format!("{base}/api/runs/{run}/stream{range}"))
             .send()
             .await
             .map_err(node_err)?;

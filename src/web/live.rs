@@ -7,7 +7,8 @@
 //!   Without it (or `?after=SEQ`), the stream starts at the journal's end.
 //! - `GET /api/runs/{run}/stream`: what a run page follows: a `run` event with the summary
 //!   and every task's state and attempts, then, at most every [`RUN_FRAME_EVERY`], the tasks
-//!   that changed since. It ends after the frame that shows the run finished. One producer
+//!   that changed since (`?from=&to=`: only the tasks at those positions, as a page showing
+//!   500 rows of a big run asks). It ends after the frame that shows the run finished. One producer
 //!   per run computes the changes ([`RunStreams`]); every page following the run shares its
 //!   frames, so open pages cost the node one producer per run, not one per page.
 //!
@@ -16,7 +17,7 @@
 //! producer ends; nothing waits on it), like a slow control-socket subscriber. The gauge
 //! `troupe_http_streams` counts live producers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,7 +27,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::Stream;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
@@ -180,10 +181,49 @@ type TaskFrame = (TaskState, u32);
 struct RunFrame {
     /// What the projection had applied when the frame was computed.
     seq: Seq,
-    /// The JSON text of the `run` event.
-    data: String,
+    /// The run's `state`, `suspended` and `summary` members as JSON text (without braces).
+    head: String,
+    /// The run's workflow as of the frame (the ids of the tasks' positions).
+    workflow: Arc<crate::model::Workflow>,
+    /// The tasks that changed: (position, state, attempts). Formatted by each page for the
+    /// positions it shows, so the shared producer only scans.
+    tasks: Vec<(usize, TaskState, u32)>,
     /// The run had finished: the last frame.
     finished: bool,
+}
+
+impl RunFrame {
+    /// The `run` event's data, with the tasks of `range` only (a page asks for the rows it
+    /// shows: a big run's page shows 500 of its tasks).
+    fn data(&self, range: &std::ops::Range<usize>) -> String {
+        use std::fmt::Write as _;
+        let mut out = format!("{{{},\"tasks\":{{", self.head);
+        let mut first = true;
+        for (i, state, attempts) in self.tasks.iter().filter(|(i, ..)| range.contains(i)) {
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            let id = self
+                .workflow
+                .task(*i as crate::model::TaskIndex)
+                .id
+                .as_str();
+            let _ = write!(
+                out,
+                "{}:{{\"state\":\"{}\",\"attempts\":{attempts}}}",
+                Value::from(id),
+                state.as_str()
+            );
+        }
+        out.push_str("}}");
+        out
+    }
+
+    /// Whether a page showing `range`, which last saw `head`, has anything new here.
+    fn news(&self, range: &std::ops::Range<usize>, head: &str) -> bool {
+        self.head != head || self.tasks.iter().any(|(i, ..)| range.contains(i))
+    }
 }
 
 /// Frames a run's producer keeps for its pages; a page further behind gets a fresh full
@@ -221,12 +261,24 @@ impl RunStreams {
     }
 }
 
+/// The query of `GET /api/runs/{run}/stream`: which tasks (by position in the run, 0-based,
+/// `to` excluded) the frames carry; default all. The summary is always sent.
+#[derive(Debug, Default, Deserialize)]
+pub struct StreamQuery {
+    /// The first task.
+    pub from: Option<usize>,
+    /// One past the last task.
+    pub to: Option<usize>,
+}
+
 /// `GET /api/runs/{run}/stream`.
 pub async fn run_stream(
     State(web): State<Arc<Web>>,
     Path(run): Path<String>,
+    Query(q): Query<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, WebError> {
     let run = parse_run(&run)?;
+    let range = q.from.unwrap_or(0)..q.to.unwrap_or(usize::MAX);
     let model = Arc::clone(&web.ctx.read);
     model.fresh(false).await.map_err(WebError::from)?;
     if model.read().state.run(run).is_none() {
@@ -240,7 +292,7 @@ pub async fn run_stream(
     tokio::spawn(async move {
         let _gauge = gauge;
         let mut out = Channel { tx };
-        if let Err(Ended::TooSlow(why)) = follow_run(&model, run, shared, &mut out).await {
+        if let Err(Ended::TooSlow(why)) = follow_run(&model, run, range, shared, &mut out).await {
             tracing::warn!(reason = %why, "dropped a slow SSE client");
         }
     });
@@ -259,39 +311,38 @@ fn frame(
     let p = model.read();
     let seq = model.applied();
     let r = p.state.run(run)?;
-    let wf = r.workflow();
-    let mut changed = BTreeMap::new();
+    // Only positions and states here: a frame of a fast run holds thousands of tasks, and
+    // each page formats the few it shows.
+    let mut tasks = Vec::new();
     for (i, t) in r.tasks().iter().enumerate() {
         let now = (t.state, t.attempts);
-        if sent.get(i) != Some(&now) {
-            let id = wf.task(i as crate::model::TaskIndex).id.as_str().to_owned();
-            changed.insert(
-                id,
-                json!({"state": t.state.as_str(), "attempts": t.attempts}),
-            );
-            if i < sent.len() {
-                sent[i] = now;
-            } else {
-                sent.push(now);
-            }
+        if sent.get(i) == Some(&now) {
+            continue;
+        }
+        tasks.push((i, t.state, t.attempts));
+        if i < sent.len() {
+            sent[i] = now;
+        } else {
+            sent.push(now);
         }
     }
     let summary = summary_json(&crate::read::views::run_summary(r));
     // Nothing of this run moved (events of other runs were applied): no frame.
-    if changed.is_empty() && last_summary.as_ref() == Some(&summary) {
+    if tasks.is_empty() && last_summary.as_ref() == Some(&summary) {
         return None;
     }
-    *last_summary = Some(summary.clone());
-    let data = json!({
-        "state": r.state().as_str(),
-        "suspended": r.is_suspended(),
-        "summary": summary,
-        "tasks": changed,
-    })
-    .to_string();
+    let head = format!(
+        "\"state\":{},\"suspended\":{},\"summary\":{}",
+        Value::from(r.state().as_str()),
+        r.is_suspended(),
+        summary,
+    );
+    *last_summary = Some(summary);
     Some(RunFrame {
         seq,
-        data,
+        head,
+        workflow: Arc::clone(r.workflow()),
+        tasks,
         finished: r.state().is_finished(),
     })
 }
@@ -340,6 +391,7 @@ async fn produce(model: &ReadModel, run: RunId, tx: &broadcast::Sender<Arc<RunFr
 async fn follow_run(
     model: &ReadModel,
     run: RunId,
+    range: std::ops::Range<usize>,
     mut shared: broadcast::Receiver<Arc<RunFrame>>,
     out: &mut Channel<SseEvent>,
 ) -> Result<(), Ended> {
@@ -348,8 +400,9 @@ async fn follow_run(
         let Some(full) = frame(model, run, &mut Vec::new(), &mut None) else {
             return Ok(());
         };
-        out.push(SseEvent::default().event("run").data(full.data))
+        out.push(SseEvent::default().event("run").data(full.data(&range)))
             .await?;
+        let mut head = full.head.clone();
         if full.finished {
             return Ok(());
         }
@@ -361,8 +414,10 @@ async fn follow_run(
             };
             match f {
                 Ok(f) if f.seq <= full.seq && !f.finished => {}
+                Ok(f) if !f.finished && !f.news(&range, &head) => {}
                 Ok(f) => {
-                    out.push(SseEvent::default().event("run").data(f.data.clone()))
+                    head.clone_from(&f.head);
+                    out.push(SseEvent::default().event("run").data(f.data(&range)))
                         .await?;
                     if f.finished {
                         return Ok(());
@@ -373,7 +428,7 @@ async fn follow_run(
                 // The producer ended (the run finished or was removed): a last full frame.
                 Err(broadcast::error::RecvError::Closed) => {
                     if let Some(last) = frame(model, run, &mut Vec::new(), &mut None) {
-                        out.push(SseEvent::default().event("run").data(last.data))
+                        out.push(SseEvent::default().event("run").data(last.data(&range)))
                             .await?;
                     }
                     return Ok(());

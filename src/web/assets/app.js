@@ -37,7 +37,13 @@
     var refreshing = false;
     var lastRefresh = 0;
 
-    var es = new EventSource('/api/runs/' + encodeURIComponent(run) + '/stream');
+    // Only the tasks this page shows: its table's rows (which hold every node of a full
+    // graph; a summarised graph is re-fetched instead).
+    var from = page.getAttribute('data-rows-from');
+    var to = page.getAttribute('data-rows-to');
+    var range = (from !== null && to !== null)
+      ? '?from=' + encodeURIComponent(from) + '&to=' + encodeURIComponent(to) : '';
+    var es = new EventSource('/api/runs/' + encodeURIComponent(run) + '/stream' + range);
     es.addEventListener('run', function (ev) {
       var f;
       try { f = JSON.parse(ev.data); } catch (e) { return; }

@@ -80,6 +80,11 @@ pub(crate) fn render(view: &RunView, viewer: &Viewer, svg: Markup, page: usize) 
     let paged = n > TABLE_PAGED_ABOVE;
     let pages = if paged { n.div_ceil(TASKS_PER_PAGE) } else { 1 };
     let page = page.clamp(1, pages.max(1));
+    let rows_from = if paged {
+        (page - 1) * TASKS_PER_PAGE
+    } else {
+        0
+    };
     let rows: &[TaskView] = if paged {
         let from = (page - 1) * TASKS_PER_PAGE;
         &view.tasks[from..(from + TASKS_PER_PAGE).min(n)]
@@ -87,7 +92,7 @@ pub(crate) fn render(view: &RunView, viewer: &Viewer, svg: Markup, page: usize) 
         &view.tasks
     };
     html! {
-        section.run-head data-run-page=(run.to_string()) {
+        section.run-head data-run-page=(run.to_string()) data-rows-from=(rows_from) data-rows-to=(rows_from + rows.len()) {
             h1 { (s.name) }
             p.lead {
                 "Run " code { (run.to_string()) } " is "
