@@ -206,7 +206,7 @@ if ((${#need[@]})) || [ "$installed_rust" = 1 ] || [ "$installed_test_tools" = 1
   if [ "${TROUPE_TEST_TOOLS:-0}" = 1 ]; then
     if ! node_modules_ready; then
       still+=(node_modules)
-      echo "troupe: $troupe_browser_dir/node_modules still lacks playwright-core after npm ci (see npm's messages above; playwright-core needs Node.js 20 or newer)" >&2
+      echo "troupe: $troupe_browser_dir/node_modules still lacks playwright-core after npm ci (see npm's messages above; playwright-core 1.60 needs Node.js 18 or newer)" >&2
     fi
     if ! venv_ready; then
       still+=(schemathesis)
