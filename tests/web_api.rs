@@ -687,3 +687,25 @@ fn bench_web_reports_every_case_beside_its_baseline() {
     let o = run(dir.path(), &["bench", "web", "--rounds", "0"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn login_never_redirects_to_another_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_node, addr) = start_with_tokens(dir.path(), &[]);
+    for (next, to) in [
+        ("%2Fapprovals", "/approvals"),
+        ("%2F%2Fevil.example", "/runs"),
+        ("%2F%5Cevil.example", "/runs"),
+        ("https%3A%2F%2Fevil.example", "/runs"),
+    ] {
+        let r = request(
+            &addr,
+            "POST",
+            "/login",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            format!("token={TOKEN}&next={next}").as_bytes(),
+        );
+        assert_eq!(r.status, 303, "{next}");
+        assert_eq!(r.header("location"), Some(to), "{next}");
+    }
+}

@@ -419,11 +419,8 @@ async fn login(State(web): State<Arc<Web>>, Form(form): Form<LoginForm>) -> Resp
         *r.status_mut() = status;
         return r;
     };
-    // Only a local path: never an open redirect.
-    let next = form
-        .next
-        .filter(|n| n.starts_with('/') && !n.starts_with("//"))
-        .unwrap_or_else(|| "/runs".into());
+    // Only a local path: never an open redirect (`//host`, `/\host` are other sites).
+    let next = super::pages::local_next(form.next.as_deref().unwrap_or(""), "/runs");
     let cookie = cookie::Cookie::build((SESSION_COOKIE, session.id))
         .http_only(true)
         .same_site(cookie::SameSite::Strict)

@@ -11,6 +11,7 @@
 
 mod approvals;
 mod forms;
+pub(crate) use forms::local_next;
 mod node;
 mod run;
 mod runs;
