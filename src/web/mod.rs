@@ -42,6 +42,9 @@ pub struct Web {
     pub auth: Auth,
     /// The producers of the run pages' live streams, one per followed run.
     pub streams: Arc<live::RunStreams>,
+    /// Summarised graphs drawn in the last [`pages::GRAPH_REUSE`], by run: every open page
+    /// of a big run re-fetches its graph, and they share one drawing.
+    pub graphs: std::sync::Mutex<std::collections::HashMap<crate::model::RunId, pages::DrawnGraph>>,
 }
 
 impl Web {
@@ -51,6 +54,7 @@ impl Web {
             ctx,
             auth,
             streams: Arc::default(),
+            graphs: Default::default(),
         }
     }
 

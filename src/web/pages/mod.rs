@@ -12,6 +12,7 @@
 mod approvals;
 mod forms;
 pub(crate) use forms::local_next;
+pub use run::{DrawnGraph, GRAPH_REUSE};
 mod node;
 mod run;
 mod runs;

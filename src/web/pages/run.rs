@@ -53,14 +53,56 @@ pub(crate) async fn page(
     Ok(ok_page(&view.summary.name, &viewer, body))
 }
 
+/// How long a summarised graph is served to other pages before it is drawn again.
+pub const GRAPH_REUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A summarised graph as drawn, shared by the pages that re-fetch it.
+#[derive(Debug, Clone)]
+pub struct DrawnGraph {
+    /// When it was drawn.
+    drawn: std::time::Instant,
+    /// The SVG.
+    svg: Arc<String>,
+}
+
 /// `/runs/{run}/graph`: the run's DAG alone (`image/svg+xml`), as the page draws it; what
 /// `app.js` fetches to refresh a summarised graph.
 pub(crate) async fn graph(State(web): State<Arc<Web>>, Path(run): Path<String>) -> PageResult {
     let run = parse_run(&run)?;
-    let view = run_view(&web, run).await?;
-    let svg = tokio::task::spawn_blocking(move || dag_svg(run, &view.tasks).into_string())
-        .await
-        .map_err(|e| WebError::unavailable(format!("drawing the graph failed: {e}")))?;
+    let now = std::time::Instant::now();
+    let reused = web
+        .graphs
+        .lock()
+        .expect("not poisoned")
+        .get(&run)
+        .filter(|g| now.duration_since(g.drawn) < GRAPH_REUSE)
+        .map(|g| Arc::clone(&g.svg));
+    let svg = match reused {
+        Some(svg) => svg,
+        None => {
+            let view = run_view(&web, run).await?;
+            let n = view.tasks.len();
+            let svg = tokio::task::spawn_blocking(move || dag_svg(run, &view.tasks).into_string())
+                .await
+                .map_err(|e| WebError::unavailable(format!("drawing the graph failed: {e}")))?;
+            let svg = Arc::new(svg);
+            // Only summarised graphs are shared: a full graph is small and pages of a small
+            // run are few.
+            if n > FULL_GRAPH_MAX_TASKS {
+                let mut graphs = web.graphs.lock().expect("not poisoned");
+                graphs.retain(|_, g| now.duration_since(g.drawn) < GRAPH_REUSE);
+                graphs.insert(
+                    run,
+                    DrawnGraph {
+                        drawn: now,
+                        svg: Arc::clone(&svg),
+                    },
+                );
+            }
+            svg
+        }
+    };
+    let svg = svg.as_str().to_owned();
     Ok((
         [
             (header::CONTENT_TYPE, "image/svg+xml; charset=utf-8"),
