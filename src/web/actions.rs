@@ -60,7 +60,7 @@ pub async fn submit(web: &Web, viewer: &Viewer, text: &str) -> Result<(RunId, bo
         .map_err(|e| WebError::bad_request(e.with_source_name("request").to_string()))?;
     match web.ask(Request::Submit(Box::new(workflow))).await? {
         Response::Submitted { run, attached } => Ok((run, attached)),
-        other => Err(unexpected(&other)),
+        other => Err(WebError::unexpected(&other)),
     }
 }
 
@@ -109,14 +109,6 @@ pub async fn decide(
 async fn command(web: &Web, c: Command) -> Result<(), WebError> {
     match web.ask(Request::Command(c)).await? {
         Response::Done => Ok(()),
-        other => Err(unexpected(&other)),
+        other => Err(WebError::unexpected(&other)),
     }
-}
-
-fn unexpected(r: &Response) -> WebError {
-    WebError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        format!("unexpected answer from the node: {r:?}"),
-    )
 }

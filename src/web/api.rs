@@ -130,7 +130,7 @@ pub async fn runs_page(web: &Web, f: &RunFilter) -> Result<(Vec<RunSummary>, usi
     };
     let mut runs = match web.ask(Request::List).await? {
         Answer::Runs(r) => r,
-        other => return Err(unexpected(&other)),
+        other => return Err(WebError::unexpected(&other)),
     };
     let name = f.name.as_deref().unwrap_or("").to_lowercase();
     runs.retain(|r| {
@@ -164,7 +164,7 @@ async fn list(
 pub async fn run_view(web: &Web, run: RunId) -> Result<RunView, WebError> {
     match web.ask(Request::Run(run)).await? {
         Answer::Run(v) => Ok(*v),
-        other => Err(unexpected(&other)),
+        other => Err(WebError::unexpected(&other)),
     }
 }
 
@@ -223,7 +223,7 @@ pub async fn attempts(web: &Web, run: RunId, task: &TaskId) -> Result<Vec<Attemp
     let events = tokio::task::spawn_blocking(move || journal.task_events(run, &t))
         .await
         .map_err(|e| WebError::unavailable(e.to_string()))?
-        .map_err(|e| WebError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+        .map_err(|e| WebError::internal(e.to_string()))?;
     let mut out: Vec<AttemptView> = Vec::new();
     for (_, record) in events {
         let end = |out: &mut Vec<AttemptView>,
@@ -349,19 +349,13 @@ pub async fn stream_file(path: &std::path::Path, offset: u64) -> Result<Response
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(WebError::not_found("the attempt wrote no log (yet)"))
         }
-        Err(e) => {
-            return Err(WebError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                e.to_string(),
-            ))
-        }
+        Err(e) => return Err(WebError::internal(e.to_string())),
     };
     let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
     let offset = offset.min(size);
     file.seek(std::io::SeekFrom::Start(offset))
         .await
-        .map_err(|e| WebError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+        .map_err(|e| WebError::internal(e.to_string()))?;
     let left = size - offset;
     let stream = futures::stream::unfold((file, left), |(mut file, left)| async move {
         if left == 0 {
@@ -517,12 +511,4 @@ async fn decide(
         "decision": if approve { "approved" } else { "rejected" },
         "by": viewer.name(),
     })))
-}
-
-fn unexpected(r: &Answer) -> WebError {
-    WebError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        format!("unexpected answer from the node: {r:?}"),
-    )
 }

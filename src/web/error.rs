@@ -46,6 +46,16 @@ impl WebError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
 
+    /// 500: a bug, described by `message`.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// 500: the node answered a request with a response of another kind (a bug).
+    pub fn unexpected(r: &crate::messages::control::Response) -> Self {
+        Self::internal(format!("unexpected answer from the node: {r:?}"))
+    }
+
     /// The JSON body of this error.
     pub fn json(&self) -> serde_json::Value {
         serde_json::json!({"error": {"code": self.code, "message": self.message}})
@@ -63,9 +73,7 @@ impl From<ControlError> for WebError {
             ControlError::TooSlow(_) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "too_slow", message)
             }
-            ControlError::Internal(_) => {
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
-            }
+            ControlError::Internal(_) => Self::internal(message),
         }
     }
 }

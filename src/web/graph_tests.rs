@@ -136,22 +136,27 @@ fn groups_follow_id_prefixes_and_fall_back_to_depth() {
     assert!(svg.contains(r#"data-state="succeeded" data-count="3000""#));
     // 3,000 distinct prefixes: by depth (a chain of 3 levels).
     let names: Vec<String> = (0..3000).map(letters).collect();
-    let tasks: Vec<TaskView> = names
+    let tasks = chains(&names, |i| i % 3 == 0);
+    let (grouping, keys, of) = groups(&tasks);
+    assert_eq!(grouping, Grouping::Depth);
+    assert_eq!(keys, ["depth 0", "depth 1", "depth 2"]);
+    assert_eq!(&of[..4], &[0, 1, 2, 0]);
+}
+
+/// Pending tasks named `names`, each depending on the one before it unless `starts(i)`.
+fn chains(names: &[String], starts: impl Fn(usize) -> bool) -> Vec<TaskView> {
+    names
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            let deps: Vec<&str> = if i % 3 == 0 {
+            let deps: Vec<&str> = if starts(i) {
                 vec![]
             } else {
                 vec![names[i - 1].as_str()]
             };
             task(n, TaskState::Pending, &deps)
         })
-        .collect();
-    let (grouping, keys, of) = groups(&tasks);
-    assert_eq!(grouping, Grouping::Depth);
-    assert_eq!(keys, ["depth 0", "depth 1", "depth 2"]);
-    assert_eq!(&of[..4], &[0, 1, 2, 0]);
+        .collect()
 }
 
 /// A distinct all-letter id for `i`.
@@ -169,18 +174,7 @@ fn letters(mut i: usize) -> String {
 #[test]
 fn depth_bands_when_levels_exceed_the_group_cap() {
     let names: Vec<String> = (0..1000).map(letters).collect();
-    let tasks: Vec<TaskView> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            let deps: Vec<&str> = if i == 0 {
-                vec![]
-            } else {
-                vec![names[i - 1].as_str()]
-            };
-            task(n, TaskState::Pending, &deps)
-        })
-        .collect();
+    let tasks = chains(&names, |i| i == 0);
     let (grouping, keys, of) = groups(&tasks);
     assert_eq!(grouping, Grouping::Depth);
     assert!(keys.len() <= MAX_GROUPS, "{}", keys.len());
